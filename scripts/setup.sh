@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make setup: everything the demo and the tests need, idempotent, nothing by hand.
+#   1. PostgreSQL server binaries (Debian's package) when none are present
+#   2. the Python virtualenv .venv from requirements.lock
+#   3. the Pulumi toolchain, built from the Go module proxy into a per-user cache keyed by
+#      version, and linked into .state/toolchain/bin (see docs/decisions/0001-toolchain.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- 1. PostgreSQL --------------------------------------------------------------------------------
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    log "PostgreSQL server binaries are missing; install Debian's postgresql package (needs root)"; exit 1
+  fi
+  log "installing PostgreSQL server binaries (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  # the package starts a system cluster we do not use; ours are private
+  (pg_ctlcluster --help >/dev/null 2>&1 && for c in /etc/postgresql/*/main; do
+     v=$(basename "$(dirname "$c")"); pg_ctlcluster "$v" main stop 2>/dev/null || true; done) || true
+fi
+
+# --- 2. Python ------------------------------------------------------------------------------------
+python=${PYTHON:-python3}
+lock_hash=$(sha256sum requirements.lock | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.lock-hash 2>/dev/null)" != "$lock_hash" ]; then
+  log "creating .venv from requirements.lock"
+  "$python" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+  echo "$lock_hash" > .venv/.lock-hash
+fi
+
+# --- 3. Pulumi toolchain --------------------------------------------------------------------------
+pulumi_version=$(sed -n 's/^pulumi==//p' requirements.lock)
+cache=${TENANT_SECRETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-secrets}
+gosum_hash=$(cat toolchain/go.mod toolchain/go.sum | sha256sum | cut -c1-12)
+cli_dir="$cache/pulumi-v$pulumi_version-$gosum_hash"
+host_hash=$(cat toolchain/go.sum toolchain/cmd/pulumi-language-python/*.go | sha256sum | cut -c1-12)
+host_dir="$cache/language-python-v$pulumi_version-$host_hash"
+export GOFLAGS=-mod=readonly
+
+if command -v pulumi >/dev/null && [ "$(pulumi version 2>/dev/null)" = "v$pulumi_version" ] \
+   && [ "$(command -v pulumi)" != "$root/.state/toolchain/bin/pulumi" ]; then
+  cli="$(command -v pulumi)"
+  log "using pulumi v$pulumi_version already on PATH ($cli)"
+else
+  cli="$cli_dir/pulumi"
+  if [ ! -x "$cli" ]; then
+    log "building the pulumi CLI v$pulumi_version from the Go module proxy (first time only, a few minutes)"
+    mkdir -p "$cli_dir.tmp"
+    (cd toolchain && go build -trimpath \
+       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
+       -o "$cli_dir.tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+    rm -rf "$cli_dir" && mv "$cli_dir.tmp" "$cli_dir"
+  fi
+fi
+
+if [ ! -x "$host_dir/pulumi-language-python" ]; then
+  log "building the Python language host and collecting the SDK's plugin scripts"
+  mkdir -p "$host_dir.tmp"
+  (cd toolchain && go build -trimpath -ldflags "-s -w -X main.version=$pulumi_version" \
+     -o "$host_dir.tmp/pulumi-language-python" ./cmd/pulumi-language-python)
+  sdk=$(cd toolchain && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$host_dir.tmp/"
+  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$host_dir.tmp/"
+  rm -rf "$host_dir" && mv "$host_dir.tmp" "$host_dir"
+fi
+
+mkdir -p .state/toolchain/bin
+ln -sfn "$cli" .state/toolchain/bin/pulumi
+for f in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+  ln -sfn "$host_dir/$f" ".state/toolchain/bin/$f"
+done
+log "ready: $(.state/toolchain/bin/pulumi version), Python $(.venv/bin/python -c 'import platform; print(platform.python_version())')"
