@@ -1,0 +1,36 @@
+# tenant-secrets. The README's two commands are `make demo` and `make test`; both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Python venv, PostgreSQL binaries, the Pulumi toolchain (cached per user)
+	@bash scripts/setup.sh
+
+services-up: setup ## start the local PostgreSQL and Infisical-compatible server (state in .state/)
+	@source scripts/env.sh && $(PY) -m dev.services up
+
+services-down: ## stop the local services (their data stays)
+	@source scripts/env.sh && $(PY) -m dev.services down
+
+demo: ## pulumi up of tenants.yaml on the dev stack against the local services, then a no-change preview
+	@bash scripts/demo.sh
+
+test: setup ## the whole test suite (starts its own services)
+	@source scripts/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff, and mypy (strict on the core)
+	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy
+
+bench: setup ## benchmarks (figures, not tests); BENCH_SIZES=10,100,1000,5000 for the large sizes
+	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)
+
+validate: setup ## validate tenants.yaml
+	@source scripts/env.sh && $(PY) -m tenant_secrets.cli validate tenants.yaml
+
+lock: ## re-pin requirements.lock from requirements.in
+	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
+
+.PHONY: help setup services-up services-down demo test lint bench validate lock

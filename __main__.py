@@ -1,0 +1,5 @@
+"""tenant-secrets: tenants.yaml -> Infisical folders and encrypted company_secrets rows."""
+
+from components.program import run
+
+run()

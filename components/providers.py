@@ -1,0 +1,297 @@
+"""Dynamic providers: the Pulumi engine calls these in a separate provider process.
+
+Python dynamic providers are pickled into the state (`__provider`), so these classes hold no
+fields at all: connection settings come from the environment of the process that runs
+`pulumi up` (DATABASE_URL, INFISICAL_*), read at call time, and secrets reach them only as secret
+inputs, which the state stores encrypted. Clients are built inside each method, because the
+methods run in another process than the program that declared the resources.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from tenant_secrets import reconcile, store
+from tenant_secrets.envelope import Keyring
+from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
+from tenant_secrets.values import fingerprint
+
+_local = threading.local()
+
+
+def _infisical() -> InfisicalClient:
+    client: InfisicalClient | None = getattr(_local, "infisical", None)
+    if client is None:
+        client = InfisicalClient(InfisicalCredentials.from_env())
+        _local.infisical = client
+    return client
+
+
+def _database() -> psycopg.Connection[Any]:
+    """One connection per provider thread, reused across calls (the engine calls us concurrently)."""
+    conn: psycopg.Connection[Any] | None = getattr(_local, "db", None)
+    if conn is None or conn.closed:
+        dsn = os.environ.get("DATABASE_URL")
+        if not dsn:
+            raise RuntimeError("DATABASE_URL is not set in the environment of `pulumi up`")
+        conn = psycopg.connect(dsn)
+        _local.db = conn
+    return conn
+
+
+def _keyring(props: Mapping[str, Any]) -> Keyring:
+    return Keyring.from_hex(props["keyring"], int(props["key_version"]))
+
+
+def _values(props: Mapping[str, Any]) -> dict[str, str]:
+    return {key: str(props[key]) for key in reconcile.secret_keys(props)}
+
+
+def _decommissioned(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Keys to delete: those marked one by one, or every recorded key when the owner is decommissioned."""
+    if news.get("decommission"):
+        return sorted(set(olds.get("fingerprints") or {}) | reconcile.secret_keys(olds))
+    return list(news.get("decommissioned", []))
+
+
+def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailure]:
+    return [CheckFailure(f.property, f.reason) for f in failures]
+
+
+class InfisicalFolderProvider(ResourceProvider):
+    """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Before any diff, in preview too: refuse to drop a key without its decommission marker."""
+        failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
+        return CheckResult(news, _check_failures(failures))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Compare fingerprints recorded at the last write (or refresh) with the declared values."""
+        replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
+        desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
+        changed = reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
+        return DiffResult(
+            changes=bool(replaces or changed or olds.get("decommission") != news.get("decommission")),
+            replaces=replaces,
+            delete_before_replace=True,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists."""
+        client = _infisical()
+        if not props["decommission"]:
+            client.ensure_folder(props["environment"], props["path"])
+        return CreateResult(f"{props['environment']}:{props['path']}", self._write(client, props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """A declared value changed, or a key was added or decommissioned."""
+        client = _infisical()
+        if not news["decommission"]:
+            client.ensure_folder(news["environment"], news["path"])
+        return UpdateResult(self._write(client, news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
+        live = _infisical().list_secrets(props["environment"], props["path"])
+        fp_key = bytes.fromhex(props["fingerprint_key"])
+        fingerprints = {
+            key: fingerprint(fp_key, props["owner"], key, live[key])
+            for key in props.get("fingerprints", {})
+            if key in live
+        }
+        return ReadResult(id_, {**props, "fingerprints": fingerprints})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain."""
+        _infisical().delete_folder(props["environment"], props["path"])
+
+    def _write(self, client: InfisicalClient, props: Mapping[str, Any]) -> dict[str, Any]:
+        outs = {p: props[p] for p in ("owner", "environment", "path", "fingerprint_key", "decommission")}
+        if props["decommission"]:
+            client.delete_folder(props["environment"], props["path"])
+            return {**outs, "fingerprints": {}}
+        values = _values(props)
+        decommissioned = list(props.get("decommissioned", []))
+        existing = client.list_secrets(props["environment"], props["path"])
+        client.apply_secrets(
+            props["environment"],
+            props["path"],
+            upsert=values,
+            delete=[key for key in decommissioned if key in existing],
+            existing=existing,
+        )
+        fp_key = bytes.fromhex(props["fingerprint_key"])
+        return {**outs, "fingerprints": reconcile.desired_fingerprints(props["owner"], values, fp_key)}
+
+
+class DatabaseSchemaProvider(ResourceProvider):
+    """The company_secrets schema (versioned migrations) and the master-key version rows are on."""
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        watched = ("schema_version", "table_prefix", "key_version", "key_versions", "create_companies")
+        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in watched), replaces=[])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """First `up`: apply the migrations."""
+        return CreateResult("company_secrets", self._apply(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """New migrations, or a new active master key: migrate, then re-encrypt in batches."""
+        return UpdateResult(self._apply(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """`pulumi destroy`: the tenants' rows are deleted by their own resources; the schema stays.
+
+        Dropping a table the application reads is never what a destroy of this stack should do.
+        """
+
+    def _apply(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        settings = _settings(props)
+        keyring = _keyring(props)
+        conn = _database()
+        store.migrate(conn, settings)
+        store.check_keyring(conn, settings, keyring)
+        rotated = store.rotate(conn, settings, keyring)
+        return {
+            "schema_version": props["schema_version"],
+            "table_prefix": props["table_prefix"],
+            "create_companies": props["create_companies"],
+            "key_version": props["key_version"],
+            "key_versions": props["key_versions"],
+            "rows_rotated": rotated,
+        }
+
+
+def _settings(props: Mapping[str, Any]) -> store.StoreSettings:
+    return store.StoreSettings(
+        table_prefix=props["table_prefix"],
+        create_companies_table=bool(props["create_companies"]),
+        history_retention=int(props.get("history_retention", 10)),
+    )
+
+
+class DatabaseTenantProvider(ResourceProvider):
+    """One tenant's rows in company_secrets, encrypted with the active master key."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
+        return CheckResult(news, _check_failures(failures))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
+        desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
+        changed = reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
+        rekey = olds.get("key_version") != news.get("key_version")
+        rekey = rekey or olds.get("decommission") != news.get("decommission")
+        return DiffResult(
+            changes=bool(replaces or changed or rekey), replaces=replaces, delete_before_replace=True
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
+        outs = self._write(props)
+        return CreateResult(f"{outs['company_id']}", outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """A value changed, a key was added or decommissioned, or the active master key changed."""
+        return UpdateResult(self._write(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
+        conn = _database()
+        live = store.read_tenant(conn, _settings(props), props["company_id"], _keyring(props))
+        conn.commit()
+        fp_key = bytes.fromhex(props["fingerprint_key"])
+        fingerprints = {
+            key: fingerprint(fp_key, props["owner"], key, live[key].value)
+            for key in props.get("fingerprints", {})
+            if key in live
+        }
+        return ReadResult(id_, {**props, "fingerprints": fingerprints})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays)."""
+        self._delete_all(props["company_id"], props)
+        _database().commit()
+
+    def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
+        conn = _database()
+        settings, keyring = _settings(props), _keyring(props)
+        keys = list(store.read_tenant(conn, settings, company_id, keyring))
+        store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
+
+    def _write(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        settings = _settings(props)
+        keyring = _keyring(props)
+        conn = _database()
+        company_id = props.get("company_id") or ""
+        if not company_id:
+            if props["create_companies"]:
+                ids = store.ensure_companies(conn, settings, {props["owner"]: (None, props.get("company_name"))})
+            else:
+                ids = store.lookup_companies(conn, settings, [props["owner"]])
+            if props["owner"] not in ids:
+                raise RuntimeError(
+                    f"{props['owner']}: no company with this subdomain in the companies table; "
+                    "create it in the application first, or give company_id in tenants.yaml"
+                )
+            company_id = ids[props["owner"]]
+        fp_key = bytes.fromhex(props["fingerprint_key"])
+        if props["decommission"]:
+            self._delete_all(company_id, props)
+            values: dict[str, str] = {}
+        else:
+            values = _values(props)
+            change = store.TenantChange(values, list(props.get("decommissioned", [])))
+            store.apply_tenants(conn, settings, {company_id: change}, keyring)
+        return {
+            "owner": props["owner"],
+            "decommission": props["decommission"],
+            "company_id": company_id,
+            "company_name": props.get("company_name"),
+            "table_prefix": props["table_prefix"],
+            "create_companies": props["create_companies"],
+            "history_retention": props.get("history_retention", 10),
+            "key_version": props["key_version"],
+            "keyring": props["keyring"],
+            "fingerprint_key": props["fingerprint_key"],
+            "fingerprints": reconcile.desired_fingerprints(props["owner"], values, fp_key),
+        }
+
+
+class RegistryProvider(ResourceProvider):
+    """The list of owners this stack manages; refuses, in preview, an owner that vanished unmarked.
+
+    A tenant whose entry disappears is simply not registered by the program, so no resource of its
+    own could object; this resource remembers the previous list and can.
+    """
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = reconcile.removed_tenant_failures(
+            olds.get("owners", []), news.get("owners", []), news.get("decommissioned", [])
+        )
+        return CheckResult(news, _check_failures(failures))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in ("owners", "decommissioned")))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult("registry", dict(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(dict(news))

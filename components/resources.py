@@ -1,0 +1,227 @@
+"""The dynamic resources and the components that group them (tokens `tenant-secrets:index:*`).
+
+Secret values enter as one secret input per key, named by the key, so a preview shows which key
+of which tenant changes and never the value; fingerprints of what was written are plain outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from components import providers
+
+SECRET_OUTPUTS = ["fingerprint_key", "keyring"]
+
+
+def _secret_values(values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
+    return {key: pulumi.Output.secret(value) for key, value in sorted(values.items())}
+
+
+class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
+    """An Infisical folder holding exactly the declared secrets of one owner in one environment."""
+
+    fingerprints: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        owner: str,
+        environment: str,
+        path: str,
+        values: Mapping[str, str],
+        decommissioned: Sequence[str],
+        decommission: bool,
+        fingerprint_key: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "owner": owner,
+            "environment": environment,
+            "path": path,
+            "decommission": decommission,
+            "decommissioned": sorted(decommissioned),
+            "fingerprint_key": pulumi.Output.secret(fingerprint_key),
+            "fingerprints": None,
+            **_secret_values(values),
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
+
+
+class DatabaseSchema(Resource, module="tenants", name="DatabaseSchema"):
+    """The company_secrets tables, migrated, with every row on the active master key."""
+
+    rows_rotated: pulumi.Output[int]
+
+    def __init__(self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(providers.DatabaseSchemaProvider(), name, {**props, "rows_rotated": None}, opts)
+
+
+class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
+    """One tenant's encrypted rows in company_secrets."""
+
+    company_id: pulumi.Output[str]
+    fingerprints: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        owner: str,
+        values: Mapping[str, str],
+        decommissioned: Sequence[str],
+        decommission: bool,
+        settings: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "owner": owner,
+            "decommission": decommission,
+            "decommissioned": sorted(decommissioned),
+            "fingerprints": None,
+            **settings,
+            **_secret_values(values),
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
+
+
+class Registry(Resource, module="tenants", name="Registry"):
+    """The owners this stack manages, so an owner removed without its marker fails the preview."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        owners: Sequence[str],
+        decommissioned: Sequence[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"owners": sorted(owners), "decommissioned": sorted(decommissioned)}
+        super().__init__(providers.RegistryProvider(), name, props, opts)
+
+
+def _child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """Children carry the component's retain-on-delete choice explicitly (it is not inherited)."""
+    return pulumi.ResourceOptions(parent=parent, retain_on_delete=opts.retain_on_delete if opts else None)
+
+
+class Folder(TypedDict):
+    """One owner's secrets for one store, already resolved."""
+
+    owner: str
+    """Tenant subdomain, or platform folder name."""
+    path: NotRequired[str]
+    """Infisical folder path (/tenants/<subdomain> or /<platform folder>)."""
+    company_id: NotRequired[str | None]
+    """The tenant's company, when tenants.yaml names it."""
+    company_name: NotRequired[str | None]
+    """Display name, used when the demo creates the company."""
+    values: Mapping[str, str]
+    """Secret key -> value (resolved in the program, sent as secrets)."""
+    decommissioned: Sequence[str]
+    """Keys marked for deletion."""
+    decommission: bool
+    """The whole owner is marked for deletion."""
+
+
+class InfisicalSecretsArgs(TypedDict):
+    environment: str
+    """The Infisical environment slug this stack writes to."""
+    folders: Sequence[Folder]
+    """The folders to manage."""
+    fingerprint_key: str
+    """Hex key for the per-key fingerprints."""
+
+
+class InfisicalSecrets(pulumi.ComponentResource):
+    """Strategy A: a folder per tenant (and per platform folder) in one Infisical environment."""
+
+    fingerprints: pulumi.Output[dict[str, dict[str, str]]]
+
+    def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tenant-secrets:index:InfisicalSecrets", name, {}, opts)
+        folders = {
+            folder["owner"]: InfisicalFolder(
+                f"{folder['owner']}-infisical",
+                owner=folder["owner"],
+                environment=args["environment"],
+                path=folder["path"],
+                values=folder["values"],
+                decommissioned=folder["decommissioned"],
+                decommission=folder["decommission"],
+                fingerprint_key=args["fingerprint_key"],
+                opts=_child_options(self, opts),
+            )
+            for folder in args["folders"]
+        }
+        self.fingerprints = pulumi.Output.all(
+            **{owner: folder.fingerprints for owner, folder in folders.items()}
+        )
+        self.register_outputs({"fingerprints": self.fingerprints})
+
+
+class DatabaseSecretsArgs(TypedDict):
+    tenants: Sequence[Folder]
+    """The tenants whose rows to manage."""
+    schema: Mapping[str, Any]
+    """Schema settings: table_prefix, create_companies, history_retention, schema_version."""
+    keyring: Mapping[str, str]
+    """Master keys, version -> 64 hex chars."""
+    key_version: int
+    """The active master key version."""
+    fingerprint_key: str
+    """Hex key for the per-key fingerprints."""
+
+
+class DatabaseSecrets(pulumi.ComponentResource):
+    """Strategy B: the company_secrets schema and each tenant's encrypted rows."""
+
+    fingerprints: pulumi.Output[dict[str, dict[str, str]]]
+
+    def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
+        keyring = pulumi.Output.secret(dict(args["keyring"]))
+        schema = DatabaseSchema(
+            f"{name}-schema",
+            props={
+                **args["schema"],
+                "keyring": keyring,
+                "key_version": args["key_version"],
+                "key_versions": sorted(args["keyring"]),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        shared = {
+            "table_prefix": args["schema"]["table_prefix"],
+            "create_companies": args["schema"]["create_companies"],
+            "history_retention": args["schema"]["history_retention"],
+            "keyring": keyring,
+            "key_version": args["key_version"],
+            "fingerprint_key": pulumi.Output.secret(args["fingerprint_key"]),
+        }
+        tenants = {
+            tenant["owner"]: DatabaseTenant(
+                f"{tenant['owner']}-database",
+                owner=tenant["owner"],
+                values=tenant["values"],
+                decommissioned=tenant["decommissioned"],
+                decommission=tenant["decommission"],
+                settings={
+                    **shared,
+                    "company_id": tenant.get("company_id") or "",
+                    "company_name": tenant.get("company_name") or tenant["owner"],
+                },
+                opts=pulumi.ResourceOptions.merge(
+                    _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema])
+                ),
+            )
+            for tenant in args["tenants"]
+        }
+        self.fingerprints = pulumi.Output.all(**{owner: t.fingerprints for owner, t in tenants.items()})
+        self.register_outputs({"fingerprints": self.fingerprints})
