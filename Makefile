@@ -22,7 +22,7 @@ test: setup ## the whole test suite (starts its own services)
 	@source scripts/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff, and mypy (strict on the core)
-	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy
+	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy && actionlint
 
 bench: setup ## benchmarks (figures, not tests); BENCH_SIZES=10,100,1000,5000 for the large sizes
 	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)

@@ -32,6 +32,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.lock-hash 2>/dev/null)" != "$loc
   echo "$lock_hash" > .venv/.lock-hash
 fi
 
+
 # --- 3. Pulumi toolchain --------------------------------------------------------------------------
 pulumi_version=$(sed -n 's/^pulumi==//p' requirements.lock)
 cache=${TENANT_SECRETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-secrets}
@@ -68,7 +69,19 @@ if [ ! -x "$host_dir/pulumi-language-python" ]; then
   rm -rf "$host_dir" && mv "$host_dir.tmp" "$host_dir"
 fi
 
+actionlint_version=v1.7.12
+actionlint_dir="$cache/actionlint-$actionlint_version"
+if [ ! -x "$actionlint_dir/actionlint" ]; then
+  log "building actionlint $actionlint_version from the Go module proxy"
+  GOFLAGS= GOBIN="$actionlint_dir" go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
+fi
+
 mkdir -p .state/toolchain/bin
+ln -sfn "$actionlint_dir/actionlint" .state/toolchain/bin/actionlint
+# the project's own command, run from this checkout
+printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s/.venv/bin/python" -m tenant_secrets.cli "$@"\n' \
+  "$root" "$root" > .state/toolchain/bin/tenantctl
+chmod +x .state/toolchain/bin/tenantctl
 ln -sfn "$cli" .state/toolchain/bin/pulumi
 for f in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
   ln -sfn "$host_dir/$f" ".state/toolchain/bin/$f"

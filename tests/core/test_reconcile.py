@@ -1,0 +1,69 @@
+"""The providers' decisions: which keys need a write, and which removals are refused."""
+
+from __future__ import annotations
+
+from tenant_secrets import reconcile
+from tenant_secrets.values import fingerprint
+
+FP_KEY = bytes(range(32))
+
+
+def test_secret_keys_are_the_uppercase_properties() -> None:
+    props = {"owner": "acme", "path": "/tenants/acme", "STRIPE_SECRET_KEY": "x", "SMTP_HOST": "y"}
+    assert reconcile.secret_keys(props) == {"STRIPE_SECRET_KEY", "SMTP_HOST"}
+
+
+def test_unchanged_values_need_no_write() -> None:
+    news = {"owner": "acme", "A_KEY": "one", "B_KEY": "two"}
+    desired = reconcile.desired_fingerprints("acme", news, FP_KEY)
+    assert reconcile.needs_write(desired, desired, []) == []
+
+
+def test_one_changed_value_is_the_only_write() -> None:
+    olds = reconcile.desired_fingerprints("acme", {"A_KEY": "one", "B_KEY": "two"}, FP_KEY)
+    desired = reconcile.desired_fingerprints("acme", {"A_KEY": "one", "B_KEY": "changed"}, FP_KEY)
+    assert reconcile.needs_write(olds, desired, []) == ["B_KEY"]
+
+
+def test_added_and_decommissioned_keys_need_writes() -> None:
+    olds = reconcile.desired_fingerprints("acme", {"A_KEY": "one", "OLD_KEY": "x"}, FP_KEY)
+    desired = reconcile.desired_fingerprints("acme", {"A_KEY": "one", "NEW_KEY": "n"}, FP_KEY)
+    assert reconcile.needs_write(olds, desired, ["OLD_KEY"]) == ["NEW_KEY", "OLD_KEY"]
+
+
+def test_a_decommission_marker_for_a_key_already_gone_needs_nothing() -> None:
+    desired = reconcile.desired_fingerprints("acme", {"A_KEY": "one"}, FP_KEY)
+    assert reconcile.needs_write(desired, desired, ["LONG_GONE"]) == []
+
+
+def test_a_key_removed_without_marker_is_refused_with_the_marker_to_use() -> None:
+    failures = reconcile.removed_key_failures("acme", {"A_KEY": "1", "B_KEY": "2"}, {"A_KEY": "1"}, [])
+    assert [f.property for f in failures] == ["B_KEY"]
+    assert "B_KEY: {decommission: true}" in failures[0].reason
+    assert "acme" in failures[0].reason
+
+
+def test_a_key_removed_with_marker_is_allowed() -> None:
+    assert reconcile.removed_key_failures("acme", {"A_KEY": "1", "B_KEY": "2"}, {"A_KEY": "1"}, ["B_KEY"]) == []
+
+
+def test_an_owner_removed_without_marker_is_refused() -> None:
+    failures = reconcile.removed_tenant_failures(["acme", "codewiser"], ["acme"], [])
+    assert len(failures) == 1
+    assert "codewiser" in failures[0].reason
+    assert "decommission: true" in failures[0].reason
+
+
+def test_a_decommissioned_owner_may_go() -> None:
+    assert reconcile.removed_tenant_failures(["acme", "codewiser"], ["acme"], ["codewiser"]) == []
+
+
+def test_fingerprints_differ_per_owner_and_key_for_equal_values() -> None:
+    assert fingerprint(FP_KEY, "acme", "K", "same") != fingerprint(FP_KEY, "beta", "K", "same")
+    assert fingerprint(FP_KEY, "acme", "K1", "same") != fingerprint(FP_KEY, "acme", "K2", "same")
+
+
+def test_fingerprints_do_not_contain_the_value() -> None:
+    value = "fake-webhook-secret-0001"
+    assert value not in fingerprint(FP_KEY, "acme", "K", value)
+    assert len(fingerprint(FP_KEY, "acme", "K", value)) == 16

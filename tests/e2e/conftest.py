@@ -1,0 +1,177 @@
+"""End-to-end fixtures: the real Pulumi engine (Automation API, file backend in a temp dir), the
+real PostgreSQL of tests/conftest.py and the local Infisical-compatible server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+import yaml
+from pulumi import automation as auto
+
+from infisical_server.testing import RunningServer, start_server
+
+REPO = Path(__file__).resolve().parents[2]
+PASSPHRASE = "e2e-test-passphrase-not-a-secret"
+ENVIRONMENTS = ["dev", "staging", "prod"]
+
+
+@dataclass
+class Infisical:
+    server: RunningServer
+    project_id: str
+    client_id: str
+    client_secret: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "INFISICAL_SITE_URL": self.server.url,
+            "INFISICAL_PROJECT_ID": self.project_id,
+            "INFISICAL_CLIENT_ID": self.client_id,
+            "INFISICAL_CLIENT_SECRET": self.client_secret,
+        }
+
+    def request_counts(self) -> dict[str, int]:
+        body = requests.get(f"{self.server.url}/__admin/requests", timeout=10).json()
+        counts: dict[str, int] = body["counts"]
+        return counts
+
+    def reset_counts(self) -> None:
+        requests.post(f"{self.server.url}/__admin/requests/reset", timeout=10).raise_for_status()
+
+    def writes(self) -> int:
+        """Write requests (anything but GET) to the real API since the last reset, logins excluded."""
+        return sum(
+            n
+            for route, n in self.request_counts().items()
+            if not route.startswith("GET") and "/auth/" not in route
+        )
+
+
+@pytest.fixture(scope="session")
+def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
+    project_id = str(uuid.uuid4())
+    client_id, client_secret = str(uuid.uuid4()), secrets.token_hex(32)
+    config = {
+        "projects": [{"id": project_id, "slug": "delivery-chat", "environments": ENVIRONMENTS}],
+        "identities": [
+            {
+                "name": "provisioner",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "project": project_id,
+                "environments": ENVIRONMENTS,
+                "path_prefix": "/",
+            }
+        ],
+        "token_ttl_seconds": 7200,
+        "rate_limits": {"read": 0, "write": 0, "secrets": 0},
+    }
+    server = start_server(tmp_path_factory.mktemp("infisical"), config)
+    yield Infisical(server, project_id, client_id, client_secret)
+    server.stop()
+
+
+@dataclass
+class Project:
+    """A copy of the project in a temp dir (code linked, tenants.yaml and stack config its own)."""
+
+    root: Path
+    env: dict[str, str]
+    dsn: str
+    infisical: Infisical
+    outputs: list[str] = field(default_factory=list)
+
+    def write_tenants(self, text: str) -> None:
+        (self.root / "tenants.yaml").write_text(text)
+
+    def stack(self, name: str = "dev") -> auto.Stack:
+        return auto.create_or_select_stack(
+            stack_name=name,
+            work_dir=str(self.root),
+            opts=auto.LocalWorkspaceOptions(env_vars=self.env, secrets_provider="passphrase"),
+        )
+
+    def capture(self, text: str) -> str:
+        """Keep every output of the engine, to scan for secret values at the end."""
+        self.outputs.append(text)
+        return text
+
+    def up(self, stack: auto.Stack, **kwargs: Any) -> auto.UpResult:
+        result = stack.up(on_output=self.capture, color="never", **kwargs)
+        self.capture(result.stdout + result.stderr)
+        return result
+
+    def preview(self, stack: auto.Stack, **kwargs: Any) -> auto.PreviewResult:
+        result = stack.preview(on_output=self.capture, color="never", diff=True, **kwargs)
+        self.capture(result.stdout + result.stderr)
+        return result
+
+    def db(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    settings = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
+    (root / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+    shutil.copy(REPO / "__main__.py", root / "__main__.py")
+    for package in ("components", "tenant_secrets"):
+        (root / package).symlink_to(REPO / package)
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    env = {
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "DATABASE_URL": pg_dsn,
+        "PYTHONPATH": str(REPO),
+        **infisical.env,
+    }
+    infisical.reset_counts()
+    return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
+
+
+def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str) -> None:
+    """Stack config as a user would set it: plain settings, and secrets as secrets."""
+    stack.set_config("tenant-secrets:environment", auto.ConfigValue(stack.name))
+    stack.set_config("tenant-secrets:createCompanies", auto.ConfigValue("true"))
+    stack.set_config("tenant-secrets:retainOnDelete", auto.ConfigValue("false"))
+    for key, value in plain.items():
+        stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value))
+    stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(secrets.token_hex(32), secret=True))
+    for version, key in master_keys.items():
+        stack.set_config(f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True)
+    for path, value in flatten(secrets_config).items():
+        stack.set_config(f"tenant-secrets:secrets.{path}", auto.ConfigValue(value, secret=True), path=True)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = str(value)
+    return flat
+
+
+@pytest.fixture
+def master_key() -> str:
+    return os.urandom(32).hex()
+
