@@ -1,0 +1,56 @@
+"""Strategy B: tenants' secrets encrypted in the application's PostgreSQL ``company_secrets`` table.
+
+Pure Python over psycopg 3 (no Pulumi). Every function takes an open connection and the
+:class:`StoreSettings`; :func:`connect` opens one with errors that never show the password.
+"""
+
+from tenant_secrets.envelope import Keyring, KeyringError
+from tenant_secrets.store.companies import ensure_companies, lookup_companies, require_companies
+from tenant_secrets.store.connection import connect, redact_dsn
+from tenant_secrets.store.errors import (
+    CompanyNotFoundError,
+    DatabaseUnavailableError,
+    MigrationError,
+    StoreError,
+)
+from tenant_secrets.store.migrations import migrate
+from tenant_secrets.store.roles import ensure_roles
+from tenant_secrets.store.rotation import check_keyring, iter_rotate, key_versions_in_use, rotate
+from tenant_secrets.store.secrets import (
+    ApplyResult,
+    CompanyResult,
+    StoredSecret,
+    TenantChange,
+    apply_tenants,
+    read_tenant,
+    read_tenants,
+)
+from tenant_secrets.store.settings import StoreSettings
+
+__all__ = [
+    "ApplyResult",
+    "CompanyNotFoundError",
+    "CompanyResult",
+    "DatabaseUnavailableError",
+    "Keyring",
+    "KeyringError",
+    "MigrationError",
+    "StoreError",
+    "StoreSettings",
+    "StoredSecret",
+    "TenantChange",
+    "apply_tenants",
+    "check_keyring",
+    "connect",
+    "ensure_companies",
+    "ensure_roles",
+    "iter_rotate",
+    "key_versions_in_use",
+    "lookup_companies",
+    "migrate",
+    "read_tenant",
+    "read_tenants",
+    "redact_dsn",
+    "require_companies",
+    "rotate",
+]

@@ -1,0 +1,159 @@
+"""The store's versioned migrations, in the order they apply. Never edit one that has shipped: add one.
+
+Each migration is one SQL text with ``{placeholders}`` for the prefixed names, run in the same
+transaction as the record of it. Constraint names on ``company_secrets`` follow Drizzle's defaults
+(``<table>_<columns>_unique``, ``<table>_<column>_<ref table>_<ref column>_fk``) so that the
+application's drizzle-kit sees the table it expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    template: str
+
+    def render(self, settings: StoreSettings, schema: str) -> sql.Composed:
+        """The migration's SQL for these settings; ``schema`` qualifies names used inside function bodies."""
+        secrets = settings.name(SECRETS)
+        companies = settings.name(COMPANIES)
+        return sql.SQL(self.template).format(
+            companies=sql.Identifier(companies),
+            secrets=sql.Identifier(secrets),
+            history=sql.Identifier(settings.name(HISTORY)),
+            audit=sql.Identifier(settings.name(AUDIT)),
+            qualified_audit=sql.Identifier(schema, settings.name(AUDIT)),
+            audit_function=sql.Identifier(schema, f"{settings.table_prefix}tenant_secrets_audit"),
+            secrets_unique=sql.Identifier(f"{secrets}_company_id_secret_key_unique"),
+            secrets_fk=sql.Identifier(f"{secrets}_company_id_{companies}_id_fk"),
+        )
+
+
+COMPANY_SECRETS = Migration(
+    "0001_company_secrets",
+    """
+    -- The seed's Drizzle schema. A table the application already created from it is adopted: its rows
+    -- were encrypted with the only master key there was, which becomes key version 1.
+    CREATE TABLE IF NOT EXISTS {secrets} (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        company_id uuid NOT NULL,
+        secret_key varchar(255) NOT NULL,
+        secret_value_encrypted text NOT NULL,
+        created_at timestamp DEFAULT now() NOT NULL,
+        updated_at timestamp DEFAULT now() NOT NULL,
+        CONSTRAINT {secrets_fk} FOREIGN KEY (company_id) REFERENCES {companies} (id) ON DELETE CASCADE,
+        CONSTRAINT {secrets_unique} UNIQUE (company_id, secret_key)
+    );
+    ALTER TABLE {secrets}
+        ADD COLUMN IF NOT EXISTS key_version integer NOT NULL DEFAULT 1,
+        ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1;
+    -- Writers must say which key they used: no default from here on.
+    ALTER TABLE {secrets}
+        ALTER COLUMN key_version DROP DEFAULT,
+        ADD CHECK (key_version >= 1),
+        ADD CHECK (version >= 1);
+    CREATE INDEX ON {secrets} (key_version);
+    """,
+)
+
+SECRET_VERSIONS = Migration(
+    "0002_company_secret_versions",
+    """
+    -- Previous values of a secret, newest kept (StoreSettings.history_retention), deleted with it.
+    CREATE TABLE {history} (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        secret_id uuid NOT NULL REFERENCES {secrets} (id) ON DELETE CASCADE,
+        company_id uuid NOT NULL,
+        secret_key varchar(255) NOT NULL,
+        version integer NOT NULL CHECK (version >= 1),
+        key_version integer NOT NULL CHECK (key_version >= 1),
+        secret_value_encrypted text NOT NULL,
+        written_at timestamp NOT NULL,
+        superseded_at timestamp DEFAULT now() NOT NULL,
+        UNIQUE (secret_id, version)
+    );
+    CREATE INDEX ON {history} (key_version);
+    """,
+)
+
+AUDIT_TRAIL = Migration(
+    "0003_company_secret_audit",
+    """
+    -- Who changed which secret, when: names and numbers only, never a value or a ciphertext.
+    CREATE TABLE {audit} (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        secret_id uuid NOT NULL,
+        company_id uuid NOT NULL,
+        secret_key varchar(255) NOT NULL,
+        action text NOT NULL CHECK (action IN ('insert', 'update', 'reencrypt', 'delete')),
+        version integer NOT NULL,
+        key_version integer NOT NULL,
+        db_role text NOT NULL,
+        session_role text NOT NULL,
+        at timestamptz DEFAULT now() NOT NULL
+    );
+    CREATE INDEX ON {audit} (company_id, at);
+
+    -- SECURITY DEFINER so writers need no privilege on the audit table (and cannot forge rows in it).
+    -- Inside it current_user is the owner; the `role` setting still holds the caller's SET ROLE.
+    CREATE FUNCTION {audit_function}() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    DECLARE
+        actor text := CASE current_setting('role') WHEN 'none' THEN session_user::text
+                      ELSE current_setting('role') END;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO {qualified_audit}
+                (secret_id, company_id, secret_key, action, version, key_version, db_role, session_role)
+            SELECT n.id, n.company_id, n.secret_key, 'insert', n.version, n.key_version, actor, session_user
+            FROM new_rows n;
+        ELSIF TG_OP = 'UPDATE' THEN
+            INSERT INTO {qualified_audit}
+                (secret_id, company_id, secret_key, action, version, key_version, db_role, session_role)
+            SELECT n.id, n.company_id, n.secret_key,
+                   CASE WHEN n.version = o.version AND n.key_version <> o.key_version
+                        THEN 'reencrypt' ELSE 'update' END,
+                   n.version, n.key_version, actor, session_user
+            FROM new_rows n JOIN old_rows o ON o.id = n.id;
+        ELSE
+            INSERT INTO {qualified_audit}
+                (secret_id, company_id, secret_key, action, version, key_version, db_role, session_role)
+            SELECT o.id, o.company_id, o.secret_key, 'delete', o.version, o.key_version, actor, session_user
+            FROM old_rows o;
+        END IF;
+        RETURN NULL;
+    END
+    $fn$;
+
+    -- Statement-level with transition tables: one audit INSERT per statement, not one per row.
+    CREATE TRIGGER audit_insert AFTER INSERT ON {secrets}
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {audit_function}();
+    CREATE TRIGGER audit_update AFTER UPDATE ON {secrets}
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {audit_function}();
+    CREATE TRIGGER audit_delete AFTER DELETE ON {secrets}
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {audit_function}();
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL)
+
+# Demo and tests only (StoreSettings.create_companies_table): the application owns this table. Not
+# versioned: created when missing, never altered.
+DEMO_COMPANIES = Migration(
+    "demo_companies",
+    """
+    CREATE TABLE IF NOT EXISTS {companies} (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        subdomain varchar(255) NOT NULL UNIQUE,
+        name varchar(255) NOT NULL
+    );
+    """,
+)

@@ -1,0 +1,307 @@
+"""Reading and applying tenants' secrets in ``company_secrets``.
+
+:func:`apply_tenants` makes the rows of the given companies match what the caller wants in one
+transaction and a fixed handful of statements, whatever the number of rows:
+
+1. lock (one provisioning run at a time), check the companies exist, read their rows ``FOR UPDATE``;
+2. decide in Python, decrypting current values: a value that is equal and on the active key is left
+   alone (no write, so no fresh IV and no churn); a value that is equal but on an older key is
+   re-encrypted in place; a different value is updated, its previous ciphertext kept as history;
+3. write: delete, copy to history, update, prune history, insert, each one batched statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
+from tenant_secrets.store.companies import company_id
+from tenant_secrets.store.errors import CompanyNotFoundError, StoreError
+from tenant_secrets.store.settings import COMPANIES, HISTORY, SECRETS, StoreSettings
+
+MAX_KEY_LENGTH = 255  # company_secrets.secret_key is varchar(255)
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """A decrypted secret as stored; its repr never shows the value."""
+
+    value: str = field(repr=False)
+    version: int
+    key_version: int
+
+
+@dataclass(frozen=True, repr=False)
+class TenantChange:
+    """What one company's secrets should become: keys to set (to these values) and keys to delete.
+
+    Keys in neither are left alone: removing a key from tenants.yaml deletes nothing by itself.
+    """
+
+    desired: Mapping[str, str] = field(default_factory=dict)
+    delete: Collection[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "desired", MappingProxyType(dict(self.desired)))
+        object.__setattr__(self, "delete", frozenset(self.delete))
+        for key in (*self.desired, *self.delete):
+            _check_key_name(key)
+        if both := sorted(self.desired.keys() & self.delete):
+            raise ValueError(f"keys {', '.join(both)} are both set and deleted: choose one")
+
+    def __repr__(self) -> str:
+        return f"TenantChange(desired={sorted(self.desired)}, delete={sorted(self.delete)})"
+
+
+@dataclass(frozen=True)
+class CompanyResult:
+    """The keys of one company, by what :func:`apply_tenants` did to them."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    reencrypted: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Per company id, what changed; the properties count keys across companies."""
+
+    companies: Mapping[str, CompanyResult]
+
+    @property
+    def created(self) -> int:
+        return sum(len(c.created) for c in self.companies.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(len(c.updated) for c in self.companies.values())
+
+    @property
+    def reencrypted(self) -> int:
+        return sum(len(c.reencrypted) for c in self.companies.values())
+
+    @property
+    def deleted(self) -> int:
+        return sum(len(c.deleted) for c in self.companies.values())
+
+    @property
+    def unchanged(self) -> int:
+        return sum(len(c.unchanged) for c in self.companies.values())
+
+    @property
+    def wrote(self) -> bool:
+        """Whether anything was written."""
+        return bool(self.created or self.updated or self.reencrypted or self.deleted)
+
+
+def read_tenant(
+    conn: psycopg.Connection[Any], settings: StoreSettings, company: str, keyring: Keyring
+) -> dict[str, StoredSecret]:
+    """One company's secrets, decrypted, by key."""
+    return read_tenants(conn, settings, [company], keyring).get(company_id(company, label=company), {})
+
+
+def read_tenants(
+    conn: psycopg.Connection[Any], settings: StoreSettings, companies: Collection[str], keyring: Keyring
+) -> dict[str, dict[str, StoredSecret]]:
+    """Several companies' secrets, decrypted, by company id then key, in one query."""
+    ids = [company_id(c, label=c) for c in companies]
+    rows = _select_rows(conn, settings, ids, lock=False)
+    _require_key_versions(rows.values(), keyring)
+    found: dict[str, dict[str, StoredSecret]] = {}
+    for row in rows.values():
+        found.setdefault(row.company_id, {})[row.secret_key] = StoredSecret(
+            _decrypt(row, keyring), row.version, row.key_version
+        )
+    return found
+
+
+def apply_tenants(
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    changes: Mapping[str, TenantChange],
+    keyring: Keyring,
+) -> ApplyResult:
+    """Make the secrets of the companies in ``changes`` (by company id) match them, in one transaction.
+
+    Raises before any write if a company does not exist or a stored value needs a key the keyring
+    lacks; any failure rolls the whole call back, so the next call starts from where this one did.
+    """
+    plan = {company_id(cid, label=cid): change for cid, change in changes.items()}
+    if not plan:
+        return ApplyResult({})
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"tenant_secrets.apply:{settings.table_prefix}"],
+        )
+        _require_company_ids(conn, settings, list(plan))
+        rows = _select_rows(conn, settings, list(plan), lock=True)
+        writes = _decide(plan, rows, keyring)
+        _write(conn, settings, writes, keyring.active)
+    return writes.result
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: str
+    company_id: str
+    secret_key: str
+    ciphertext: str
+    key_version: int
+    version: int
+
+
+@dataclass
+class _Writes:
+    inserts: list[tuple[str, str, str]] = field(default_factory=list)  # company id, key, ciphertext
+    updates: list[tuple[str, str, bool]] = field(default_factory=list)  # row id, ciphertext, new version?
+    deletes: list[str] = field(default_factory=list)  # row ids
+    result: ApplyResult = field(default_factory=lambda: ApplyResult({}))
+
+
+def _decide(
+    plan: Mapping[str, TenantChange], rows: Mapping[tuple[str, str], _Row], keyring: Keyring
+) -> _Writes:
+    compared = [
+        rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows
+    ]
+    _require_key_versions(compared, keyring)
+    writes = _Writes()
+    results: dict[str, CompanyResult] = {}
+    for cid, change in plan.items():
+        outcome: dict[str, list[str]] = {"created": [], "updated": [], "reencrypted": [], "unchanged": []}
+        for key, value in sorted(change.desired.items()):
+            row = rows.get((cid, key))
+            if row is None:
+                writes.inserts.append((cid, key, keyring.encrypt(value)))
+                outcome["created"].append(key)
+            elif _decrypt(row, keyring) != value:
+                writes.updates.append((row.id, keyring.encrypt(value), True))
+                outcome["updated"].append(key)
+            elif row.key_version != keyring.active:
+                writes.updates.append((row.id, keyring.encrypt(value), False))
+                outcome["reencrypted"].append(key)
+            else:
+                outcome["unchanged"].append(key)
+        deleted = sorted(key for key in change.delete if (cid, key) in rows)
+        writes.deletes.extend(rows[cid, key].id for key in deleted)
+        results[cid] = CompanyResult(
+            created=tuple(outcome["created"]),
+            updated=tuple(outcome["updated"]),
+            reencrypted=tuple(outcome["reencrypted"]),
+            deleted=tuple(deleted),
+            unchanged=tuple(outcome["unchanged"]),
+        )
+    writes.result = ApplyResult(MappingProxyType(results))
+    return writes
+
+
+def _decrypt(row: _Row, keyring: Keyring) -> str:
+    try:
+        return keyring.decrypt(row.ciphertext, row.key_version)
+    except EnvelopeError as exc:
+        raise StoreError(
+            f"cannot decrypt the stored {row.secret_key!r} of company {row.company_id} "
+            f"(key version {row.key_version}): {exc}; check that the keyring's key {row.key_version} "
+            "is the one it was written with"
+        ) from None
+
+
+def _require_key_versions(rows: Iterable[_Row], keyring: Keyring) -> None:
+    missing = sorted({row.key_version for row in rows} - set(keyring.keys))
+    if missing:
+        raise KeyringError(
+            f"stored values are encrypted with key version(s) {', '.join(map(str, missing))}, which the "
+            f"keyring (versions {', '.join(map(str, keyring.versions))}) lacks: add the old key(s) back"
+        )
+
+
+def _check_key_name(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+        raise ValueError(f"secret key {key!r}: 1 to {MAX_KEY_LENGTH} characters, no NUL")
+
+
+# --- database ------------------------------------------------------------------------------------
+
+
+def _require_company_ids(conn: psycopg.Connection[Any], settings: StoreSettings, ids: list[str]) -> None:
+    found = {
+        str(row[0])
+        for row in conn.execute(
+            sql.SQL("SELECT id::text FROM {} WHERE id = ANY(%s::uuid[])").format(settings.table(COMPANIES)),
+            [ids],
+        )
+    }
+    if missing := set(ids) - found:
+        raise CompanyNotFoundError(missing, what="id")
+
+
+def _select_rows(
+    conn: psycopg.Connection[Any], settings: StoreSettings, ids: list[str], *, lock: bool
+) -> dict[tuple[str, str], _Row]:
+    query = sql.SQL(
+        "SELECT id::text, company_id::text, secret_key, secret_value_encrypted, key_version, version"
+        " FROM {} WHERE company_id = ANY(%s::uuid[]){}"
+    ).format(settings.table(SECRETS), sql.SQL(" FOR UPDATE" if lock else ""))
+    return {(r.company_id, r.secret_key): r for r in (_Row(*row) for row in conn.execute(query, [ids]))}
+
+
+def _write(conn: psycopg.Connection[Any], settings: StoreSettings, writes: _Writes, active: int) -> None:
+    secrets, history = settings.table(SECRETS), settings.table(HISTORY)
+    if writes.deletes:
+        conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(secrets), [writes.deletes])
+    bumped = [row_id for row_id, _ct, bump in writes.updates if bump]
+    if bumped and settings.history_retention:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (secret_id, company_id, secret_key, version, key_version,"
+                " secret_value_encrypted, written_at)"
+                " SELECT id, company_id, secret_key, version, key_version, secret_value_encrypted, updated_at"
+                " FROM {} WHERE id = ANY(%s::uuid[])"
+            ).format(history, secrets),
+            [bumped],
+        )
+    if writes.updates:
+        ids, ciphertexts, bumps = (list(column) for column in zip(*writes.updates, strict=True))
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} AS s SET secret_value_encrypted = u.ciphertext, key_version = %s,"
+                " version = s.version + u.bump::int,"
+                " updated_at = CASE WHEN u.bump THEN now() ELSE s.updated_at END"
+                " FROM unnest(%s::uuid[], %s::text[], %s::bool[]) AS u(id, ciphertext, bump)"
+                " WHERE s.id = u.id"
+            ).format(secrets),
+            [active, ids, ciphertexts, bumps],
+        )
+    if bumped and settings.history_retention:
+        conn.execute(
+            sql.SQL(
+                "DELETE FROM {0} AS h USING ("
+                " SELECT id, row_number() OVER (PARTITION BY secret_id ORDER BY version DESC) AS rank"
+                " FROM {0} WHERE secret_id = ANY(%s::uuid[])) AS r"
+                " WHERE h.id = r.id AND r.rank > %s"
+            ).format(history),
+            [bumped, settings.history_retention],
+        )
+    if writes.inserts:
+        companies, keys, ciphertexts = (list(column) for column in zip(*writes.inserts, strict=True))
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
+                " SELECT u.company_id, u.secret_key, u.ciphertext, %s"
+                " FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS u(company_id, secret_key, ciphertext)"
+            ).format(secrets),
+            [active, companies, keys, ciphertexts],
+        )
