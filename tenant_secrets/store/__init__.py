@@ -1,7 +1,9 @@
 """Strategy B: tenants' secrets encrypted in the application's PostgreSQL ``company_secrets`` table.
 
 Pure Python over psycopg 3 (no Pulumi). Every function takes an open connection and the
-:class:`StoreSettings`; :func:`connect` opens one with errors that never show the password.
+:class:`StoreSettings`; :func:`connect` opens one with errors that never show the password. Each
+function runs in its own transaction (a savepoint if the caller has one open) and leaves the
+connection as it found it, autocommit or not.
 """
 
 from tenant_secrets.envelope import Keyring, KeyringError
@@ -16,6 +18,7 @@ from tenant_secrets.store.errors import (
 from tenant_secrets.store.migrations import migrate
 from tenant_secrets.store.roles import ensure_roles
 from tenant_secrets.store.rotation import check_keyring, iter_rotate, key_versions_in_use, rotate
+from tenant_secrets.store.schema import SCHEMA_VERSION
 from tenant_secrets.store.secrets import (
     ApplyResult,
     CompanyResult,
@@ -28,6 +31,7 @@ from tenant_secrets.store.secrets import (
 from tenant_secrets.store.settings import StoreSettings
 
 __all__ = [
+    "SCHEMA_VERSION",
     "ApplyResult",
     "CompanyNotFoundError",
     "CompanyResult",

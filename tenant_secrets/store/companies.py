@@ -19,12 +19,13 @@ def lookup_companies(
     """``subdomain -> company id`` (uuid text) for those of ``subdomains`` that exist, in one query."""
     if not subdomains:
         return {}
-    rows = conn.execute(
-        sql.SQL("SELECT subdomain, id::text FROM {} WHERE subdomain = ANY(%s::text[])").format(
-            settings.table(COMPANIES)
-        ),
-        [list(subdomains)],
-    ).fetchall()
+    with conn.transaction():
+        rows = conn.execute(
+            sql.SQL("SELECT subdomain, id::text FROM {} WHERE subdomain = ANY(%s::text[])").format(
+                settings.table(COMPANIES)
+            ),
+            [list(subdomains)],
+        ).fetchall()
     return {str(subdomain): str(company_id) for subdomain, company_id in rows}
 
 

@@ -34,12 +34,13 @@ _TABLES = (_Table(SECRETS, "uuid", "secrets"), _Table(HISTORY, "bigint", "histor
 def key_versions_in_use(conn: psycopg.Connection[Any], settings: StoreSettings) -> dict[int, dict[str, int]]:
     """``key version -> {"secrets": rows, "history entries": rows}`` for every version still stored."""
     usage: dict[int, dict[str, int]] = {}
-    for table in _TABLES:
-        query = sql.SQL("SELECT key_version, count(*) FROM {} GROUP BY key_version").format(
-            settings.table(table.base)
-        )
-        for version, count in conn.execute(query):
-            usage.setdefault(int(version), {})[table.label] = int(count)
+    with conn.transaction():
+        for table in _TABLES:
+            query = sql.SQL("SELECT key_version, count(*) FROM {} GROUP BY key_version").format(
+                settings.table(table.base)
+            )
+            for version, count in conn.execute(query).fetchall():
+                usage.setdefault(int(version), {})[table.label] = int(count)
     return usage
 
 

@@ -144,6 +144,8 @@ AUDIT_TRAIL = Migration(
 )
 
 MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL)
+# The newest migration's name: changes exactly when a release adds a migration.
+SCHEMA_VERSION = MIGRATIONS[-1].name
 
 # Demo and tests only (StoreSettings.create_companies_table): the application owns this table. Not
 # versioned: created when missing, never altered.

@@ -114,7 +114,8 @@ def read_tenants(
 ) -> dict[str, dict[str, StoredSecret]]:
     """Several companies' secrets, decrypted, by company id then key, in one query."""
     ids = [company_id(c, label=c) for c in companies]
-    rows = _select_rows(conn, settings, ids, lock=False)
+    with conn.transaction():
+        rows = _select_rows(conn, settings, ids, lock=False)
     _require_key_versions(rows.values(), keyring)
     found: dict[str, dict[str, StoredSecret]] = {}
     for row in rows.values():
@@ -145,9 +146,9 @@ def apply_tenants(
         )
         _require_company_ids(conn, settings, list(plan))
         rows = _select_rows(conn, settings, list(plan), lock=True)
-        writes = _decide(plan, rows, keyring)
+        writes, result = _decide(plan, rows, keyring)
         _write(conn, settings, writes, keyring.active)
-    return writes.result
+    return result
 
 
 # --- deciding ------------------------------------------------------------------------------------
@@ -168,12 +169,11 @@ class _Writes:
     inserts: list[tuple[str, str, str]] = field(default_factory=list)  # company id, key, ciphertext
     updates: list[tuple[str, str, bool]] = field(default_factory=list)  # row id, ciphertext, new version?
     deletes: list[str] = field(default_factory=list)  # row ids
-    result: ApplyResult = field(default_factory=lambda: ApplyResult({}))
 
 
 def _decide(
     plan: Mapping[str, TenantChange], rows: Mapping[tuple[str, str], _Row], keyring: Keyring
-) -> _Writes:
+) -> tuple[_Writes, ApplyResult]:
     compared = [
         rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows
     ]
@@ -204,8 +204,7 @@ def _decide(
             deleted=tuple(deleted),
             unchanged=tuple(outcome["unchanged"]),
         )
-    writes.result = ApplyResult(MappingProxyType(results))
-    return writes
+    return writes, ApplyResult(MappingProxyType(results))
 
 
 def _decrypt(row: _Row, keyring: Keyring) -> str:
