@@ -34,7 +34,7 @@ class MasterKeyError(ValueError):
 
 
 class EnvelopeError(ValueError):
-    """An envelope cannot be decrypted: bad format, wrong key or tampered data."""
+    """An envelope cannot be made (text that is not Unicode) or read (bad format, wrong key, tampering)."""
 
 
 class KeyringError(ValueError):
@@ -55,8 +55,12 @@ def parse_master_key(hex_key: str, *, field: str) -> bytes:
 def encrypt(value: str, key: bytes) -> str:
     """Encrypt ``value`` (UTF-8) with a fresh random IV, as ``ivHex:ciphertextHex:authTagHex``."""
     _check_key(key)
+    try:
+        plain = value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # the exception would carry the whole value: drop it
+        raise EnvelopeError(f"the value is not valid Unicode text (lone surrogate at {exc.start})") from None
     iv = os.urandom(IV_BYTES)
-    sealed = AESGCM(key).encrypt(iv, value.encode("utf-8"), None)
+    sealed = AESGCM(key).encrypt(iv, plain, None)
     ciphertext, tag = sealed[:-TAG_BYTES], sealed[-TAG_BYTES:]
     return f"{iv.hex()}:{ciphertext.hex()}:{tag.hex()}"
 

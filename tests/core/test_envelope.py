@@ -67,6 +67,13 @@ def test_wrong_key_is_refused_without_leaking(suffix: str, key: bytes, other: by
     assert key.hex() not in message and other.hex() not in message
 
 
+def test_text_that_is_not_unicode_is_refused_without_echoing_it() -> None:
+    with pytest.raises(EnvelopeError, match="lone surrogate at 5") as info:
+        encrypt("fake-\ud800-value", os.urandom(32))
+    assert "fake" not in str(info.value)
+    assert info.value.__context__ is None or info.value.__suppress_context__
+
+
 def test_tampered_ciphertext_is_refused() -> None:
     key = os.urandom(32)
     iv, ct, tag = encrypt("fake-value-for-tests", key).split(":")
