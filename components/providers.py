@@ -48,7 +48,7 @@ def _database() -> psycopg.Connection[Any]:
         dsn = os.environ.get("DATABASE_URL")
         if not dsn:
             raise RuntimeError("DATABASE_URL is not set in the environment of `pulumi up`")
-        conn = psycopg.connect(dsn)
+        conn = store.connect(dsn)
         _local.db = conn
     return conn
 
@@ -93,17 +93,11 @@ class InfisicalFolderProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists."""
-        client = _infisical()
-        if not props["decommission"]:
-            client.ensure_folder(props["environment"], props["path"])
-        return CreateResult(f"{props['environment']}:{props['path']}", self._write(client, props))
+        return CreateResult(f"{props['environment']}:{props['path']}", self._write(_infisical(), props))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A declared value changed, or a key was added or decommissioned."""
-        client = _infisical()
-        if not news["decommission"]:
-            client.ensure_folder(news["environment"], news["path"])
-        return UpdateResult(self._write(client, news))
+        return UpdateResult(self._write(_infisical(), news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
@@ -128,6 +122,8 @@ class InfisicalFolderProvider(ResourceProvider):
         values = _values(props)
         decommissioned = list(props.get("decommissioned", []))
         existing = client.list_secrets(props["environment"], props["path"])
+        if not values:  # apply_secrets makes the folder only when it writes to it
+            client.ensure_folder(props["environment"], props["path"])
         client.apply_secrets(
             props["environment"],
             props["path"],
@@ -215,7 +211,6 @@ class DatabaseTenantProvider(ResourceProvider):
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
         conn = _database()
         live = store.read_tenant(conn, _settings(props), props["company_id"], _keyring(props))
-        conn.commit()
         fp_key = bytes.fromhex(props["fingerprint_key"])
         fingerprints = {
             key: fingerprint(fp_key, props["owner"], key, live[key].value)
@@ -227,7 +222,6 @@ class DatabaseTenantProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays)."""
         self._delete_all(props["company_id"], props)
-        _database().commit()
 
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
         conn = _database()
