@@ -76,14 +76,21 @@ if [ ! -x "$actionlint_dir/actionlint" ]; then
   GOFLAGS= GOBIN="$actionlint_dir" go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 fi
 
+# The engine treats plugins that sit next to the real `pulumi` binary as bundled (no "using ... from
+# $PATH" warnings), so the CLI and the plugins are linked together into one folder of the cache.
+bundle="$cache/bundle-v$pulumi_version-$gosum_hash-$host_hash"
+if [ ! -x "$bundle/pulumi-resource-pulumi-python" ] || ! [ "$bundle/pulumi" -ef "$cli" ]; then
+  rm -rf "$bundle.tmp" && mkdir -p "$bundle.tmp"
+  for f in "$cli" "$host_dir"/*; do ln -f "$(readlink -f "$f")" "$bundle.tmp/" 2>/dev/null || cp -p "$f" "$bundle.tmp/"; done
+  rm -rf "$bundle" && mv "$bundle.tmp" "$bundle"
+fi
 mkdir -p .state/toolchain/bin
+for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+  ln -sfn "$bundle/$f" ".state/toolchain/bin/$f"
+done
 ln -sfn "$actionlint_dir/actionlint" .state/toolchain/bin/actionlint
 # the project's own command, run from this checkout
 printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s/.venv/bin/python" -m tenant_secrets.cli "$@"\n' \
   "$root" "$root" > .state/toolchain/bin/tenantctl
 chmod +x .state/toolchain/bin/tenantctl
-ln -sfn "$cli" .state/toolchain/bin/pulumi
-for f in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
-  ln -sfn "$host_dir/$f" ".state/toolchain/bin/$f"
-done
 log "ready: $(.state/toolchain/bin/pulumi version), Python $(.venv/bin/python -c 'import platform; print(platform.python_version())')"

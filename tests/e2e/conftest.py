@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,6 +117,22 @@ class Project:
         result = stack.preview(on_output=self.capture, color="never", diff=True, **kwargs)
         self.capture(result.stdout + result.stderr)
         return result
+
+    def persisted(self, stack: auto.Stack) -> str:
+        """Everything persisted or shown about the stack: `pulumi stack export` (as a user runs it,
+        without --show-secrets), every file of the backend, and the stack's config file."""
+        exported = subprocess.run(
+            ["pulumi", "stack", "export", "--stack", stack.name],
+            cwd=self.root,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        backend = Path(self.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+        files = [p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()]
+        config = [p.read_text() for p in self.root.glob("Pulumi.*.yaml")]
+        return "\n".join([exported, *files, *config])
 
     def db(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True)

@@ -3,10 +3,9 @@ encrypted rows -> a no-op preview -> destroy."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from infisical_sdk import InfisicalSDKClient
+from infisical_sdk.infisical_requests import APIError
 
 from tenant_secrets.envelope import decrypt
 from tests.e2e.conftest import Infisical, Project, configure
@@ -47,10 +46,16 @@ def sdk(infisical: Infisical) -> InfisicalSDKClient:
     return client
 
 
-def folder_values(infisical: Infisical, env: str, path: str) -> dict[str, str]:
-    listed = sdk(infisical).secrets.list_secrets(
-        project_id=infisical.project_id, environment_slug=env, secret_path=path
-    )
+def folder_values(infisical: Infisical, env: str, path: str) -> dict[str, str] | None:
+    """What the folder holds, through the official SDK; None when there is no such folder."""
+    try:
+        listed = sdk(infisical).secrets.list_secrets(
+            project_id=infisical.project_id, environment_slug=env, secret_path=path
+        )
+    except APIError as err:
+        if err.status_code == 404:
+            return None
+        raise
     return {s.secretKey: s.secretValue for s in listed.secrets}
 
 
@@ -75,13 +80,14 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
 
     # Strategy A: the folders hold exactly the declared secrets
     codewiser = folder_values(project.infisical, "dev", "/tenants/codewiser")
+    assert codewiser is not None
     assert codewiser["STRIPE_SECRET_KEY"] == "fake-stripe-codewiser-0001"
     assert len(codewiser["WEBHOOK_SIGNING_SECRET"]) == 64
     assert set(codewiser) == {"STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET"}
     assert folder_values(project.infisical, "dev", "/tenants/another-company") == {
         "SENDGRID_API_KEY": "fake-sendgrid-another-0003"
     }
-    assert folder_values(project.infisical, "dev", "/tenants/acmecorp") == {}
+    assert folder_values(project.infisical, "dev", "/tenants/acmecorp") is None
 
     # Strategy B: the rows decrypt to the inputs, and the generated value matches Infisical's
     stored = rows(project)
@@ -105,8 +111,7 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
     assert rows(project) == stored
 
     # No secret value anywhere in the state or the engine's output
-    state = json.dumps(stack.export_stack().deployment)
-    everything = state + "".join(project.outputs)
+    everything = project.persisted(stack) + "".join(project.outputs)
     for tenant in VALUES.values():
         for value in tenant.values():
             assert value not in everything
@@ -114,5 +119,5 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
     assert codewiser["WEBHOOK_SIGNING_SECRET"] not in everything
 
     stack.destroy(on_output=project.capture, color="never")
-    assert folder_values(project.infisical, "dev", "/tenants/codewiser") == {}
+    assert folder_values(project.infisical, "dev", "/tenants/codewiser") is None
     assert rows(project) == {}
