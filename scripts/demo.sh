@@ -8,19 +8,27 @@ source scripts/env.sh
 python -m dev.services up
 eval "$(python -m dev.services env)"
 
-demo=.state/demo
-config="$demo/Pulumi.dev.yaml"
-mkdir -p "$demo"
-[ -f "$config" ] || cp Pulumi.dev.yaml "$config"
+# The demo runs the project from its own folder under .state/ (code and tenants.yaml linked, the
+# stack config its own), so its generated secrets never touch the committed Pulumi.dev.yaml.
+root=$(pwd)
+project=.state/demo/project
+mkdir -p "$project"
+for f in __main__.py components tenant_secrets tenants.yaml tenants.schema.json; do
+  ln -sfn "$root/$f" "$project/$f"
+done
+sed "s|virtualenv: .venv|virtualenv: $root/.venv|" Pulumi.yaml > "$project/Pulumi.yaml"
+[ -f "$project/Pulumi.dev.yaml" ] || cp Pulumi.dev.yaml "$project/Pulumi.dev.yaml"
+cd "$project"
+
 pulumi login --non-interactive "$PULUMI_BACKEND_URL" >/dev/null
 pulumi stack select --non-interactive --create --secrets-provider passphrase dev >/dev/null
-python -m dev.demo --config-file "$config" --env-file "$demo/env"
-source "$demo/env"
+python -m dev.demo --config-file Pulumi.dev.yaml --env-file ../env
+source ../env
 
-pulumi up --yes --non-interactive --skip-preview --config-file "$config"
+pulumi up --yes --non-interactive --skip-preview
 echo
 echo "== stack outputs (no values: fingerprints only)"
-pulumi stack output --config-file "$config" 2>/dev/null || pulumi stack output
+pulumi stack output
 echo
 echo "== preview: nothing should change"
-pulumi preview --non-interactive --expect-no-changes --config-file "$config"
+pulumi preview --non-interactive --expect-no-changes
