@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+
 log = logging.getLogger(__name__)
 
 SUPERUSER = "tenant_admin"
@@ -31,9 +33,7 @@ def find_bindir() -> Path:
     """The newest PostgreSQL server bin directory: $PG_BINDIR, else Debian's layout, else PATH."""
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parent.parent.name)
-    )
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parent.parent.name))
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("postgres")
@@ -129,8 +129,6 @@ class Cluster:
             conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
         self._chown(self.root)
         self._start()
-        import psycopg  # local import: dev-only dependency path
-
         with psycopg.connect(self.dsn(dbname="postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
         with psycopg.connect(self.dsn(), autocommit=True) as conn:

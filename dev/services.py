@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 import yaml
 
 from dev.pg import Cluster, free_port
@@ -134,17 +135,16 @@ class LocalInfisical:
         self.pidfile.unlink(missing_ok=True)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-        import requests
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the Infisical server exited early; see {self.root / 'server.log'}")
             try:
                 requests.get(f"{self.url}/api/status", timeout=1)
-                return
             except requests.ConnectionError:
                 time.sleep(0.1)
+            else:
+                return
         raise RuntimeError(f"the Infisical server did not answer within {timeout:.0f} s")
 
     def env(self) -> dict[str, str]:

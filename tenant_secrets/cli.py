@@ -1,8 +1,8 @@
 """tenantctl: the project's command line.
 
-    tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml]
-    tenantctl schema [--check]
-    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]
+tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml]
+tenantctl schema [--check]
+tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser("validate", help="validate tenants.yaml (and, with --stack, its value sources)")
+    check = commands.add_parser(
+        "validate", help="validate tenants.yaml (and, with --stack, its value sources)"
+    )
     check.add_argument("file", nargs="?", default="tenants.yaml")
     check.add_argument("--stack", help="also check that every source has a value for this stack")
     check.add_argument("--config-file", help="the stack's config file (default Pulumi.<stack>.yaml)")

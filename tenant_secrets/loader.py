@@ -37,7 +37,17 @@ Loc = tuple[str | int, ...]
 KNOWN_FIELDS = sorted(
     {
         name
-        for model in (TenantsDocument, Defaults, Tenant, Override, FromConfig, FromEnv, FromInfisical, Generated, GenerateSpec)
+        for model in (
+            TenantsDocument,
+            Defaults,
+            Tenant,
+            Override,
+            FromConfig,
+            FromEnv,
+            FromInfisical,
+            Generated,
+            GenerateSpec,
+        )
         for name, info in model.model_fields.items()
         for name in (info.alias or name,)
     }
@@ -86,7 +96,7 @@ class _Document:
             return str(node.value)
         if node.tag == _TIMESTAMP:  # a date-like string stays a string (rotation: 2026-11-28)
             return node.value
-        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _dotted(loc: Loc) -> str:
@@ -101,14 +111,17 @@ def _data_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         elif part == "[key]":
             continue
-        elif isinstance(node, dict) and isinstance(part, str) and part not in ("source", "group") and not part.startswith(
-            ("from-", "generate", "value", "decommission")
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in ("source", "group")
+            and not part.startswith(("from-", "generate", "value", "decommission"))
         ):
             path.append(part)  # a missing field: report it at its parent
             break
@@ -193,9 +206,14 @@ def _clashes(secrets: dict[str, Any], loc: Loc, doc: _Document) -> list[Issue]:
                 if flat in secrets:
                     line, column = _position(doc.positions, (*loc, key, name))
                     issues.append(
-                        Issue(doc.file, line, column, _dotted((*loc, key, name)),
-                              f"the group field becomes {flat}, which is also declared on its own",
-                              "keep one of the two")  # fmt: skip
+                        Issue(
+                            doc.file,
+                            line,
+                            column,
+                            _dotted((*loc, key, name)),
+                            f"the group field becomes {flat}, which is also declared on its own",
+                            "keep one of the two",
+                        )
                     )
     return issues
 
@@ -218,11 +236,22 @@ def parse_tenants(text: str, file: str = "tenants.yaml") -> TenantsFile:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise TenantsFileError(
-            [Issue(file, line, column, "(file)", f"not valid YAML: {err.problem or err.context}", "fix the syntax")]
+            [
+                Issue(
+                    file,
+                    line,
+                    column,
+                    "(file)",
+                    f"not valid YAML: {err.problem or err.context}",
+                    "fix the syntax",
+                )
+            ]
         ) from None
     data = doc.value(node, ()) if node is not None else {}
     if not isinstance(data, dict):
-        raise TenantsFileError([Issue(file, 1, 1, "(file)", "the top level must be a mapping", "start with `version: 1`")])
+        raise TenantsFileError(
+            [Issue(file, 1, 1, "(file)", "the top level must be a mapping", "start with `version: 1`")]
+        )
     issues = list(doc.issues)
     try:
         document = TenantsDocument.model_validate(data)

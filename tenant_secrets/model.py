@@ -178,11 +178,15 @@ class Override(_Strict):
 
 
 class Tenant(_Strict):
-    subdomain: Subdomain = Field(description="The tenant's subdomain: its Infisical folder /tenants/<subdomain>")
+    subdomain: Subdomain = Field(
+        description="The tenant's subdomain: its Infisical folder /tenants/<subdomain>"
+    )
     name: str | None = Field(None, description="Display name")
     company_id: UUID | None = Field(None, description="companies.id; else looked up by subdomain")
     storage: Storage | None = Field(None, description="Where its secrets live; default from `defaults`")
-    environments: list[Environment] | None = Field(None, description="Where it exists; default from `defaults`")
+    environments: list[Environment] | None = Field(
+        None, description="Where it exists; default from `defaults`"
+    )
     secrets: Secrets = Field(default_factory=dict)
     overrides: dict[Environment, Override] = Field(
         default_factory=dict, description="Per-environment secrets, e.g. a test key in dev"
@@ -193,7 +197,9 @@ class Tenant(_Strict):
 class Defaults(_Strict):
     storage: Storage = "both"
     environments: list[Environment] = Field(default_factory=lambda: ["dev", "staging", "prod"])
-    secrets: Secrets = Field(default_factory=dict, description="Secrets every tenant gets unless it overrides them")
+    secrets: Secrets = Field(
+        default_factory=dict, description="Secrets every tenant gets unless it overrides them"
+    )
 
 
 class TenantsDocument(_Strict):
@@ -202,7 +208,8 @@ class TenantsDocument(_Strict):
     version: Literal[1]
     defaults: Defaults = Field(default_factory=Defaults)
     platform: dict[FolderName, Secrets] = Field(
-        default_factory=dict, description="The application's own Infisical folders, e.g. hono-api -> /hono-api"
+        default_factory=dict,
+        description="The application's own Infisical folders, e.g. hono-api -> /hono-api",
     )
     tenants: list[Tenant] = Field(default_factory=list)
 
@@ -307,7 +314,9 @@ class TenantsFile:
         return self.positions.get(loc, (1, 1))
 
 
-def _flatten(secrets: Mapping[str, Any], loc: tuple[str | int, ...]) -> dict[str, tuple[Any, tuple[str | int, ...]]]:
+def _flatten(
+    secrets: Mapping[str, Any], loc: tuple[str | int, ...]
+) -> dict[str, tuple[Any, tuple[str | int, ...]]]:
     """Groups become KEY_FIELD keys; each key keeps the location of its declaration."""
     flat: dict[str, tuple[Any, tuple[str | int, ...]]] = {}
     for key, spec in secrets.items():
@@ -365,7 +374,12 @@ def plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
             (tenant.secrets, ("tenants", index, "secrets")),
         ]
         if environment in tenant.overrides:
-            layers.append((tenant.overrides[environment].secrets, ("tenants", index, "overrides", environment, "secrets")))
+            layers.append(
+                (
+                    tenant.overrides[environment].secrets,
+                    ("tenants", index, "overrides", environment, "secrets"),
+                )
+            )
         sources, gone, locations = _resolve(tf, tenant.subdomain, layers)
         tenants.append(
             TenantPlan(

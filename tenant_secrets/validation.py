@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Mapping
 from tenant_secrets.model import ConfigSource, EnvironmentPlan, EnvSource, Issue, Position, ValueSource
 
 
-def _owners(plan: EnvironmentPlan) -> Iterable[tuple[str, str, Mapping[str, ValueSource], Mapping[str, Position]]]:
+def _owners(
+    plan: EnvironmentPlan,
+) -> Iterable[tuple[str, str, Mapping[str, ValueSource], Mapping[str, Position]]]:
     for tenant in plan.tenants:
         yield tenant.subdomain, f"tenant {tenant.subdomain}", tenant.secrets, tenant.locations
     for folder in plan.platform:

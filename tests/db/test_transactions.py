@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from psycopg import pq
@@ -28,7 +29,7 @@ def test_a_non_autocommit_connection_is_left_idle_and_everything_is_committed(
 ) -> None:
     two = Keyring({1: keyring.key(1), 2: os.urandom(32)}, active=2)
     with connect(pg_dsn, autocommit=False) as conn:
-        steps = [
+        steps: list[Callable[[], object]] = [
             lambda: migrate(conn, settings),
             lambda: ensure_companies(conn, settings, {"acme": (ACME, None)}),
             lambda: lookup_companies(conn, settings, ["acme"]),
