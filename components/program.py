@@ -127,7 +127,10 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
         raise _fail(f"{file} is not valid:\n{err}") from None
     issues = check_sources(plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ)
     if issues:
-        raise _fail(f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues)))
+        raise _fail(
+            f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n"
+            + "\n".join(map(str, issues))
+        )
     return plan
 
 

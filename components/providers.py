@@ -236,7 +236,9 @@ class DatabaseTenantProvider(ResourceProvider):
         company_id = props.get("company_id") or ""
         if not company_id:
             if props["create_companies"]:
-                ids = store.ensure_companies(conn, settings, {props["owner"]: (None, props.get("company_name"))})
+                ids = store.ensure_companies(
+                    conn, settings, {props["owner"]: (None, props.get("company_name"))}
+                )
             else:
                 ids = store.lookup_companies(conn, settings, [props["owner"]])
             if props["owner"] not in ids:

@@ -49,7 +49,9 @@ class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
             "fingerprints": None,
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        )
         super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
 
 
@@ -58,7 +60,9 @@ class DatabaseSchema(Resource, module="tenants", name="DatabaseSchema"):
 
     rows_rotated: pulumi.Output[int]
 
-    def __init__(self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__(providers.DatabaseSchemaProvider(), name, {**props, "rows_rotated": None}, opts)
 
 
@@ -87,7 +91,9 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
             **settings,
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        )
         super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
 
 
@@ -144,7 +150,9 @@ class InfisicalSecrets(pulumi.ComponentResource):
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
 
-    def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("tenant-secrets:index:InfisicalSecrets", name, {}, opts)
         folders = {
             folder["owner"]: InfisicalFolder(
@@ -184,7 +192,9 @@ class DatabaseSecrets(pulumi.ComponentResource):
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
 
-    def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
         keyring = pulumi.Output.secret(dict(args["keyring"]))
         schema = DatabaseSchema(

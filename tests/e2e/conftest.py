@@ -163,7 +163,9 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 
 
-def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str) -> None:
+def configure(
+    stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str
+) -> None:
     """Stack config as a user would set it: plain settings, and secrets as secrets."""
     stack.set_config("tenant-secrets:environment", auto.ConfigValue(stack.name))
     stack.set_config("tenant-secrets:createCompanies", auto.ConfigValue("true"))
@@ -172,7 +174,9 @@ def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys:
         stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value))
     stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(secrets.token_hex(32), secret=True))
     for version, key in master_keys.items():
-        stack.set_config(f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True)
+        stack.set_config(
+            f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True
+        )
     for path, value in flatten(secrets_config).items():
         stack.set_config(f"tenant-secrets:secrets.{path}", auto.ConfigValue(value, secret=True), path=True)
 
@@ -191,4 +195,3 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 @pytest.fixture
 def master_key() -> str:
     return os.urandom(32).hex()
-
