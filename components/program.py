@@ -128,8 +128,7 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     issues = check_sources(plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ)
     if issues:
         raise _fail(
-            f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n"
-            + "\n".join(map(str, issues))
+            f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
         )
     return plan
 
@@ -188,9 +187,7 @@ def run() -> None:
     if infisical_folders:
         infisical = InfisicalSecrets(
             "infisical",
-            InfisicalSecretsArgs(
-                environment=settings.environment, folders=infisical_folders, fingerprint_key=fp_key
-            ),
+            InfisicalSecretsArgs(environment=settings.environment, folders=infisical_folders, fingerprint_key=fp_key),
             opts=retain,
         )
         pulumi.export("infisical_fingerprints", infisical.fingerprints)

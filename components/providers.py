@@ -194,9 +194,7 @@ class DatabaseTenantProvider(ResourceProvider):
         changed = reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
         rekey = olds.get("key_version") != news.get("key_version")
         rekey = rekey or olds.get("decommission") != news.get("decommission")
-        return DiffResult(
-            changes=bool(replaces or changed or rekey), replaces=replaces, delete_before_replace=True
-        )
+        return DiffResult(changes=bool(replaces or changed or rekey), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
@@ -236,9 +234,7 @@ class DatabaseTenantProvider(ResourceProvider):
         company_id = props.get("company_id") or ""
         if not company_id:
             if props["create_companies"]:
-                ids = store.ensure_companies(
-                    conn, settings, {props["owner"]: (None, props.get("company_name"))}
-                )
+                ids = store.ensure_companies(conn, settings, {props["owner"]: (None, props.get("company_name"))})
             else:
                 ids = store.lookup_companies(conn, settings, [props["owner"]])
             if props["owner"] not in ids:

@@ -1,7 +1,8 @@
 """The dynamic resources and the components that group them (tokens `tenant-secrets:index:*`).
 
-Secret values enter as one secret input per key, named by the key, so a preview shows which key
-of which tenant changes and never the value; fingerprints of what was written are plain outputs.
+Secret values enter as one secret input per key, named by the key. Their fingerprints are also a
+plain input (and, as recorded at the last write or refresh, an output): that is what lets a preview,
+and `tenantctl plan`, name the key that changes while the value stays `[secret]`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from components import providers
+from tenant_secrets.reconcile import desired_fingerprints
 
 SECRET_OUTPUTS = ["fingerprint_key", "keyring"]
 
@@ -46,12 +48,10 @@ class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
             "decommission": decommission,
             "decommissioned": sorted(decommissioned),
             "fingerprint_key": pulumi.Output.secret(fingerprint_key),
-            "fingerprints": None,
+            "fingerprints": desired_fingerprints(owner, values, bytes.fromhex(fingerprint_key)),
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        )
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
 
 
@@ -60,9 +60,7 @@ class DatabaseSchema(Resource, module="tenants", name="DatabaseSchema"):
 
     rows_rotated: pulumi.Output[int]
 
-    def __init__(
-        self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(providers.DatabaseSchemaProvider(), name, {**props, "rows_rotated": None}, opts)
 
 
@@ -87,13 +85,11 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
             "owner": owner,
             "decommission": decommission,
             "decommissioned": sorted(decommissioned),
-            "fingerprints": None,
-            **settings,
+            "fingerprints": desired_fingerprints(owner, values, bytes.fromhex(settings["fingerprint_key_hex"])),
+            **{k: v for k, v in settings.items() if k != "fingerprint_key_hex"},
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        )
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
 
 
@@ -150,9 +146,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
 
-    def __init__(
-        self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-secrets:index:InfisicalSecrets", name, {}, opts)
         folders = {
             folder["owner"]: InfisicalFolder(
@@ -168,9 +162,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
             )
             for folder in args["folders"]
         }
-        self.fingerprints = pulumi.Output.all(
-            **{owner: folder.fingerprints for owner, folder in folders.items()}
-        )
+        self.fingerprints = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
         self.register_outputs({"fingerprints": self.fingerprints})
 
 
@@ -192,9 +184,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
 
-    def __init__(
-        self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
         keyring = pulumi.Output.secret(dict(args["keyring"]))
         schema = DatabaseSchema(
@@ -214,6 +204,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
             "keyring": keyring,
             "key_version": args["key_version"],
             "fingerprint_key": pulumi.Output.secret(args["fingerprint_key"]),
+            "fingerprint_key_hex": args["fingerprint_key"],
         }
         tenants = {
             tenant["owner"]: DatabaseTenant(

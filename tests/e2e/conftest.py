@@ -3,6 +3,7 @@ real PostgreSQL of tests/conftest.py and the local Infisical-compatible server."
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +19,8 @@ import pytest
 import requests
 import yaml
 from pulumi import automation as auto
+
+from tenant_secrets.review import Row, rows_from_preview
 
 from infisical_server.testing import RunningServer, start_server
 
@@ -133,6 +136,21 @@ class Project:
         files = [p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()]
         config = [p.read_text() for p in self.root.glob("Pulumi.*.yaml")]
         return "\n".join([exported, *files, *config])
+
+    def plan(self, stack: auto.Stack) -> tuple[int, list[Row], str]:
+        """`pulumi preview --json` as `tenantctl plan` reads it: exit status, rows, error text."""
+        done = subprocess.run(
+            ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack.name],
+            cwd=self.root,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.capture(done.stdout + done.stderr)
+        if done.returncode != 0:
+            return done.returncode, [], done.stdout + done.stderr
+        return 0, rows_from_preview(json.loads(done.stdout), stack.name), ""
 
     def db(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True)
