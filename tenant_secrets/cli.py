@@ -1,8 +1,13 @@
-"""tenantctl: the project's command line.
+"""tenantctl: check tenants.yaml before anything runs, keep its JSON Schema current, show a plan.
 
-tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml]
-tenantctl schema [--check]
-tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]
+    tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--format text|github]
+    tenantctl schema [--check] [--output tenants.schema.json]
+    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
+
+`validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
+one-line summary and exits 0. With --stack it also checks that every value source has a value for
+that stack: config paths in the stack file `Pulumi.<stack>.yaml` (present is enough: secure values
+are never decrypted here) and environment variables in this process's environment.
 """
 
 from __future__ import annotations
@@ -11,70 +16,144 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tenant_secrets import schema
-from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import TenantsFileError, plan_environment
+from tenant_secrets import review, schema
+from tenant_secrets.loader import load_tenants_file, read_yaml
+from tenant_secrets.model import (
+    EnvironmentPlan,
+    Issue,
+    Loc,
+    TenantsFile,
+    TenantsFileError,
+    dotted,
+    issue_at,
+    plan_environment,
+)
 from tenant_secrets.validation import check_sources
 
 NAMESPACE = "tenant-secrets"
+SECRETS_KEY = f"{NAMESPACE}:secrets"
+ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
 
 
-def _stack_config(config_file: Path) -> dict[str, Any]:
-    if not config_file.exists():
-        return {}
-    loaded = yaml.safe_load(config_file.read_text()) or {}
-    config: dict[str, Any] = loaded.get("config") or {}
-    return config
+@dataclass(frozen=True)
+class StackFile:
+    """The config map of a stack file, Pulumi.<stack>.yaml, with positions for messages."""
 
+    path: str
+    config: dict[str, Any]
+    issues: tuple[Issue, ...]  # secrets stored in the clear
 
-def _config_has(config: dict[str, Any]) -> Any:
-    """Presence in the stack file's `secrets` object; secure leaves ({secure: ...}) count as set."""
+    @classmethod
+    def read(cls, path: Path) -> StackFile:
+        """Raises TenantsFileError when the file is missing or not valid YAML."""
+        file = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            hint = "run from the project directory, or pass --config-file"
+            message = f"cannot read the stack file: {err.strerror}"
+            raise TenantsFileError([Issue(file, 1, 1, "(file)", message, hint)]) from None
+        document = read_yaml(text, file)
+        data = document.data if isinstance(document.data, dict) else {}
+        config: dict[str, Any] = data["config"] if isinstance(data.get("config"), dict) else {}
+        cleartext = [
+            issue_at(
+                file,
+                document.positions,
+                ("config", SECRETS_KEY, *loc),
+                "a secret is stored in the clear in the stack file",
+                f"set it again with `pulumi config set --secret --path 'secrets.{dotted(loc)}'`",
+            )
+            for loc in _cleartext_leaves(config.get(SECRETS_KEY), ())
+        ]
+        return cls(file, config, (*document.issues, *cleartext))
 
-    def has(path: tuple[str, ...]) -> bool:
-        node: Any = config.get(f"{NAMESPACE}:secrets")
+    def environment(self, stack: str) -> str:
+        """The stack's environment: tenant-secrets:environment, else the stack's name."""
+        value = self.config.get(ENVIRONMENT_KEY)
+        return str(value) if value else stack
+
+    def has_secret(self, path: tuple[str, ...]) -> bool:
+        """Whether secrets.<path> holds a value (a `{secure: ...}` leaf or a plain one)."""
+        node: Any = self.config.get(SECRETS_KEY)
         for part in path:
             if not isinstance(node, dict) or part not in node:
                 return False
             node = node[part]
-        return node is not None and (not isinstance(node, dict) or "secure" in node)
+        return node is not None and not isinstance(node, list) and (not isinstance(node, dict) or "secure" in node)
 
-    return has
+
+def _cleartext_leaves(node: Any, loc: Loc) -> list[Loc]:
+    if isinstance(node, dict) and "secure" not in node:
+        return [leaf for key, value in node.items() for leaf in _cleartext_leaves(value, (*loc, key))]
+    if node is None or isinstance(node, dict):
+        return []
+    return [loc]
+
+
+def _github(issue: Issue) -> str:
+    """A GitHub Actions annotation, so the pull request shows the issue on the line."""
+
+    def escape(text: str, *, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    message = f"{issue.message}. {issue.hint}" if issue.hint else issue.message
+    return (
+        f"::error file={escape(issue.file, prop=True)},line={issue.line},col={issue.column},"
+        f"title={escape(issue.field, prop=True)}::{escape(message)}"
+    )
+
+
+def _print_issues(issues: Sequence[Issue], output_format: str) -> None:
+    for issue in sorted(issues, key=lambda i: (i.file, i.line, i.column)):
+        print(_github(issue) if output_format == "github" else issue)
+
+
+def _counts(tenants: TenantsFile) -> str:
+    doc = tenants.document
+    gone = sum(t.decommission for t in doc.tenants)
+    text = f"{len(doc.tenants)} tenant(s)" + (f" ({gone} decommissioned)" if gone else "")
+    return f"{text}, {len(doc.platform)} platform folder(s), environments {', '.join(doc.defaults.environments)}"
+
+
+def _plan_counts(plan: EnvironmentPlan) -> str:
+    keys = sum(len(t.secrets) for t in plan.tenants) + sum(len(f.secrets) for f in plan.platform)
+    return f"{len(plan.tenants)} tenant(s) and {len(plan.platform)} platform folder(s) with {keys} secret(s)"
 
 
 def validate(args: argparse.Namespace) -> int:
-    file = args.file
+    file = str(args.file)
+    issues: list[Issue] = []
     try:
         tenants = load_tenants_file(file)
+        summary = f"{file}: valid; {_counts(tenants)}"
+        if args.stack:
+            stack = StackFile.read(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
+            environment = stack.environment(args.stack)
+            plan = plan_environment(tenants, environment)
+            issues += stack.issues
+            issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
+            summary += f"; stack {args.stack} ({environment}): {_plan_counts(plan)}, every value source set"
     except TenantsFileError as err:
-        print(err, file=sys.stderr)
-        print(f"{file}: {len(err.issues)} problem(s)", file=sys.stderr)
+        issues += err.issues
+    if issues:
+        _print_issues(issues, args.format)
+        print(f"{file}: {len(issues)} problem(s)", file=sys.stderr)
         return 1
-    if args.stack:
-        config = _stack_config(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
-        environment = str(config.get(f"{NAMESPACE}:environment") or args.stack)
-        plan = plan_environment(tenants, environment)
-        issues = check_sources(plan, file, config_has=_config_has(config), environ=os.environ)
-        if issues:
-            for issue in issues:
-                print(issue, file=sys.stderr)
-            print(f"{file}: {len(issues)} secret(s) without a value for stack {args.stack}", file=sys.stderr)
-            return 1
-        print(f"{file}: valid; {len(plan.tenants)} tenant(s) in {environment}, every value source set")
-    else:
-        print(f"{file}: valid; {len(tenants.document.tenants)} tenant(s)")
+    print(summary)
     return 0
 
 
 def schema_command(args: argparse.Namespace) -> int:
     path = Path(args.output)
     if args.check:
-        if not path.exists() or path.read_text() != schema.render():
-            print(f"{path} is out of date: run `tenantctl schema`", file=sys.stderr)
+        if not schema.is_current(path):
+            print(f"{path} is out of date with the model: run `tenantctl schema`", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0
@@ -83,26 +162,25 @@ def schema_command(args: argparse.Namespace) -> int:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    from tenant_secrets.review import run_plan  # noqa: PLC0415 - only this command needs it
-
-    return run_plan(args.stack, args.format, args.preview_json, args.config_file)
+    return review.run_plan(args.stack, args.format, args.preview_json, args.config_file)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review")
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review")
+    commands = root.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser(
-        "validate", help="validate tenants.yaml (and, with --stack, its value sources)"
-    )
+    check = commands.add_parser("validate", help="validate tenants.yaml (with --stack, also its value sources)")
     check.add_argument("file", nargs="?", default="tenants.yaml")
-    check.add_argument("--stack", help="also check that every source has a value for this stack")
-    check.add_argument("--config-file", help="the stack's config file (default Pulumi.<stack>.yaml)")
+    check.add_argument("--stack", help="also check that every value source has a value for this stack")
+    check.add_argument("--config-file", help="the stack's config file (default: Pulumi.<stack>.yaml)")
+    check.add_argument(
+        "--format", choices=["text", "github"], default="text", help="github: annotations for a pull request"
+    )
     check.set_defaults(run=validate)
 
     gen = commands.add_parser("schema", help="write tenants.schema.json from the model")
     gen.add_argument("--output", default="tenants.schema.json")
-    gen.add_argument("--check", action="store_true", help="fail if the committed schema is out of date")
+    gen.add_argument("--check", action="store_true", help="fail if the file differs from the model's schema")
     gen.set_defaults(run=schema_command)
 
     plan = commands.add_parser("plan", help="a reviewer's table of what a preview would change")
@@ -111,8 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
     plan.set_defaults(run=plan_command)
+    return root
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     status: int = args.run(args)
     return status
 

@@ -1,171 +1,388 @@
 """The typed model of tenants.yaml, and its resolved view for one environment.
 
-The pydantic models below are the one definition of the file: the validator checks against them
-and `tenants.schema.json` is generated from them (`tenantctl schema`). What the program consumes
-is the frozen, resolved view of one environment (`EnvironmentPlan`), built by `plan_environment`.
+Three layers, each feeding the next:
+
+* the pydantic models (`TenantsDocument` and below) are the one definition of the file: the
+  loader validates against them and `tenants.schema.json` is generated from them;
+* `TenantsFile` is a valid document plus the position of every node, for messages;
+* `plan_environment` resolves one environment into frozen dataclasses (`EnvironmentPlan`):
+  defaults, overrides and groups applied, each key with its value source. That is all the
+  Pulumi program sees of the file.
+
+The shaping decisions are in docs/decisions/0004-value-sources.md, 0012-tenants-file-shape.md and
+0013-secret-groups.md.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
-# Subdomains that would shadow the application's own hosts or our own folders.
+# --- names ---------------------------------------------------------------------------------------
+
+# The one list of subdomains a tenant may not take: the application's own hosts, our own
+# folders (/tenants) and config namespaces (`secrets.shared.*`), and the environments' hosts.
 RESERVED_SUBDOMAINS = frozenset(
     {
-        "admin", "api", "app", "assets", "auth", "cdn", "dashboard", "docs", "ftp", "internal",
-        "localhost", "mail", "smtp", "static", "status", "support", "tenants", "webmail", "widget", "www",
+        "admin", "api", "app", "assets", "auth", "blog", "cdn", "dashboard", "dev", "docs", "ftp",
+        "help", "imap", "internal", "localhost", "mail", "ns1", "ns2", "pop", "prod", "shared", "smtp",
+        "staging", "static", "status", "support", "tenants", "webmail", "www",
     }
 )  # fmt: skip
-SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_RE = re.compile(r"^[a-z0-9-]{1,64}$")
-MAX_KEY_LENGTH = 255
+TENANTS_FOLDER = "tenants"  # tenant folders live under /tenants/<subdomain>
+SHARED_NAMESPACE = "shared"  # `secrets.shared.*` in stack config: values several owners read
+RESERVED_FOLDERS = frozenset({TENANTS_FOLDER, SHARED_NAMESPACE})
+SUBDOMAIN_MAX = 63
+KEY_MAX = 255
+SOURCE_MARKERS = ("from", "generate", "value", "decommission")
+FROM_KINDS = ("config", "env", "infisical")
+
+_SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+_FIELD_RE = re.compile(r"[a-z][a-z0-9_]*")
+_ENVIRONMENT_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONFIG_PATH_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_INFISICAL_PATH_RE = re.compile(r"/|(?:/[A-Za-z0-9_-]+)+/?")
 
 
-def check_subdomain(value: str) -> str:
-    if not SUBDOMAIN_RE.match(value):
-        raise ValueError(
-            "must be a DNS label: 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen"
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with a name, and how to fix it."""
+
+    message: str
+    hint: str = ""
+
+
+def subdomain_problem(value: str) -> Problem | None:
+    """None for a valid tenant subdomain: a DNS label (1-63 of a-z, 0-9, '-'; no '-' at an end), not reserved."""
+    if _SUBDOMAIN_RE.fullmatch(value):
+        if value in RESERVED_SUBDOMAINS:
+            return Problem(
+                f"'{value}' is reserved",
+                "it would shadow one of the application's own hosts or folders; choose another",
+            )
+        return None
+    if not value:
+        return Problem("the subdomain is empty", "a subdomain is 1-63 lowercase letters, digits and hyphens")
+    if len(value) > SUBDOMAIN_MAX:
+        return Problem(f"the subdomain is {len(value)} characters long", "a DNS label has at most 63")
+    suggestion = _as_label(value)
+    hint = f"did you mean '{suggestion}'?" if suggestion and subdomain_problem(suggestion) is None else ""
+    if _SUBDOMAIN_RE.fullmatch(value.strip("-")):
+        return Problem(f"'{value}' starts or ends with a hyphen", hint or "remove the hyphen at the end")
+    return Problem(
+        f"'{value}' is not a DNS label: only lowercase letters a-z, digits and hyphens",
+        hint or "a subdomain is 1-63 lowercase letters, digits and hyphens",
+    )
+
+
+def _as_label(value: str) -> str:
+    label = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
+    return label[:SUBDOMAIN_MAX].rstrip("-")
+
+
+def key_problem(value: str) -> Problem | None:
+    """None for a valid secret key: what Infisical accepts, and an environment-style name the app can read."""
+    if _KEY_RE.fullmatch(value) and len(value) <= KEY_MAX:
+        return None
+    found = infisical_key_problem(value)
+    if found:
+        return found
+    suggestion = re.sub(r"[^A-Z0-9]+", "_", value.upper()).strip("_")
+    hint = f"did you mean {suggestion}?" if _KEY_RE.fullmatch(suggestion) and suggestion != value else ""
+    return Problem(
+        f"'{value}' is not an environment-style name",
+        hint or "a key is an uppercase letter, then uppercase letters, digits and underscores",
+    )
+
+
+def infisical_key_problem(value: str) -> Problem | None:
+    """None for a key Infisical accepts: non-empty, trimmed, no ':' or '/', at most 255 characters."""
+    if not value.strip():
+        return Problem("the key is empty")
+    if value != value.strip():
+        return Problem(f"'{value}' has leading or trailing spaces", "remove them")
+    if ":" in value or "/" in value:
+        return Problem(f"'{value}' contains ':' or '/'", "Infisical refuses both in a secret's key")
+    if len(value) > KEY_MAX:
+        return Problem(f"the key is {len(value)} characters long", f"Infisical takes at most {KEY_MAX}")
+    return None
+
+
+def _pattern_problem(regex: re.Pattern[str], what: str, rule: str) -> Callable[[str], Problem | None]:
+    def problem(value: str) -> Problem | None:
+        return None if regex.fullmatch(value) else Problem(f"'{value}' is not a valid {what}", rule)
+
+    return problem
+
+
+group_field_problem = _pattern_problem(
+    _FIELD_RE, "group field", "a group's fields are lowercase names (host, port, api_key); each becomes GROUP_FIELD"
+)
+environment_problem = _pattern_problem(
+    _ENVIRONMENT_RE, "environment name", "environment names are Infisical slugs: lowercase letters, digits, hyphens"
+)
+env_var_problem = _pattern_problem(
+    _ENV_VAR_RE, "environment variable name", "a letter or underscore, then letters, digits and underscores"
+)
+config_path_problem = _pattern_problem(
+    _CONFIG_PATH_RE, "config path", "a dotted path inside the stack's `secrets` config object, e.g. shared.stripe_key"
+)
+infisical_path_problem = _pattern_problem(
+    _INFISICAL_PATH_RE, "Infisical folder path", "an absolute folder path, e.g. /legacy/acmecorp"
+)
+
+
+def folder_problem(value: str) -> Problem | None:
+    """None for a platform folder name: an Infisical folder name, not one of ours (/tenants)."""
+    if value in RESERVED_FOLDERS:
+        return Problem(f"'{value}' is reserved", f"/{TENANTS_FOLDER} holds the tenants' folders; choose another name")
+    if not _FOLDER_RE.fullmatch(value) or len(value) > SUBDOMAIN_MAX:
+        return Problem(
+            f"'{value}' is not a valid folder name", "letters, digits, hyphens and underscores, at most 63 characters"
         )
-    if value in RESERVED_SUBDOMAINS:
-        raise ValueError(f"'{value}' is reserved (it would shadow one of the application's own hosts)")
-    return value
+    return None
 
 
-def check_key(value: str) -> str:
-    if len(value) > MAX_KEY_LENGTH or not KEY_RE.match(value):
-        raise ValueError(
-            "secret keys are environment-style names: an uppercase letter, then uppercase letters, digits "
-            "and underscores (Infisical also refuses ':' and '/'), at most 255 characters"
-        )
-    return value
+def _checked(problem: Callable[[str], Problem | None], kind: str) -> AfterValidator:
+    """A validator raising a custom pydantic error that carries our message and hint."""
+
+    def check(value: str) -> str:
+        found = problem(value)
+        if found is not None:
+            raise PydanticCustomError(kind, found.message, {"hint": found.hint})
+        return value
+
+    return AfterValidator(check)
 
 
-def check_environment(value: str) -> str:
-    if not ENV_RE.match(value):
-        raise ValueError("environment slugs are lowercase letters, digits and hyphens, up to 64 characters")
-    return value
+def _string(pattern: str, description: str, **extra: Any) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description, **extra})
 
 
-def check_folder(value: str) -> str:
-    if not FOLDER_RE.match(value):
-        raise ValueError("Infisical folder names are letters, digits, hyphens and underscores")
-    return value
-
-
-Subdomain = Annotated[str, AfterValidator(check_subdomain)]
-SecretKey = Annotated[str, AfterValidator(check_key)]
-Environment = Annotated[str, AfterValidator(check_environment)]
-FolderName = Annotated[str, AfterValidator(check_folder)]
+Subdomain = Annotated[
+    str,
+    _checked(subdomain_problem, "subdomain"),
+    _string(
+        r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        "A DNS label: 1-63 lowercase letters, digits and hyphens, no hyphen at either end; not a reserved name",
+        **{"not": {"enum": sorted(RESERVED_SUBDOMAINS)}},
+    ),
+]
+SecretKey = Annotated[
+    str,
+    _checked(key_problem, "secret_key"),
+    _string(r"^[A-Z][A-Z0-9_]*$", "An environment-style name, e.g. STRIPE_SECRET_KEY", maxLength=KEY_MAX),
+]
+GroupField = Annotated[
+    str,
+    _checked(group_field_problem, "group_field"),
+    _string(r"^[a-z][a-z0-9_]*$", "A lowercase field; the group SMTP with field host gives the key SMTP_HOST"),
+]
+Environment = Annotated[
+    str,
+    _checked(environment_problem, "environment"),
+    _string(r"^[a-z0-9]+(-[a-z0-9]+)*$", "An environment's slug, as in Infisical (dev, staging, prod)"),
+]
+FolderName = Annotated[
+    str,
+    _checked(folder_problem, "folder"),
+    _string(
+        r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        "A platform folder: hono-api is the Infisical folder /hono-api",
+        maxLength=SUBDOMAIN_MAX,
+        **{"not": {"enum": sorted(RESERVED_FOLDERS)}},
+    ),
+]
+EnvVarName = Annotated[
+    str, _checked(env_var_problem, "env_var"), _string(r"^[A-Za-z_][A-Za-z0-9_]*$", "The variable's name")
+]
+ConfigPath = Annotated[
+    str,
+    _checked(config_path_problem, "config_path"),
+    _string(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", "A dotted path inside the stack config object `secrets`"),
+]
+InfisicalPath = Annotated[
+    str,
+    _checked(infisical_path_problem, "infisical_path"),
+    _string(r"^(/|(/[A-Za-z0-9_-]+)+/?)$", "The folder that holds the secret, e.g. /legacy/acmecorp"),
+]
+InfisicalKey = Annotated[
+    str,
+    _checked(infisical_key_problem, "infisical_key"),
+    _string(r"^[^\s:/]([^:/]*[^\s:/])?$", "The secret's key in that folder", maxLength=KEY_MAX),
+]
+Rotation = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    Field(min_length=1),
+    WithJsonSchema(
+        {
+            "type": ["string", "integer"],
+            "minLength": 1,
+            "description": 'A marker: change it ("1" -> "2", or a date) to generate a new value',
+        }
+    ),
+]
 Storage = Literal["infisical", "database", "both"]
+Encoding = Literal["base64", "base64url", "hex"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """Every part of the file is closed: an unknown field is a mistake, reported with a suggestion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- value sources, as written in the file ----------------------------------------------------------
+# --- value sources, as written in the file ---------------------------------------------------------
 
 
 class FromConfig(_Strict):
-    """The stack's encrypted config: `pulumi config set --secret --path 'secrets.<owner>.<KEY>'`."""
+    """The stack's encrypted config object `secrets`: by default at <owner>.<KEY>
+    (`pulumi config set --secret --path 'secrets.codewiser.STRIPE_SECRET_KEY'`)."""
+
+    model_config = ConfigDict(title="{from: config}", json_schema_extra={"examples": [{"from": "config"}]})
 
     from_: Literal["config"] = Field(alias="from")
-    key: str | None = Field(None, description="Another dotted path inside the `secrets` config object")
+    key: ConfigPath | None = Field(None, description="Another dotted path inside the `secrets` config object")
 
 
 class FromEnv(_Strict):
     """An environment variable of the process that runs pulumi (how CI passes secrets)."""
 
+    model_config = ConfigDict(
+        title="{from: env}", json_schema_extra={"examples": [{"from": "env", "var": "CODEWISER_SENDGRID_API_KEY"}]}
+    )
+
     from_: Literal["env"] = Field(alias="from")
-    var: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The variable's name")
+    var: EnvVarName = Field(description="The variable's name")
 
 
 class FromInfisical(_Strict):
-    """An existing Infisical secret, read at preview time (the migration source)."""
+    """An existing Infisical secret, read when the program runs (the source of a migration)."""
+
+    model_config = ConfigDict(
+        title="{from: infisical}",
+        json_schema_extra={"examples": [{"from": "infisical", "path": "/legacy/acmecorp", "key": "STRIPE_KEY"}]},
+    )
 
     from_: Literal["infisical"] = Field(alias="from")
-    path: str = Field(pattern=r"^(/[A-Za-z0-9_-]+)*/?$", description="Folder path, e.g. /legacy/acme")
-    key: str = Field(min_length=1, description="The secret's key in that folder")
-    environment: Environment | None = Field(None, description="Default: the stack's environment")
+    path: InfisicalPath = Field(description="The folder that holds the secret, e.g. /legacy/acmecorp")
+    key: InfisicalKey = Field(description="The secret's key in that folder")
+    environment: Environment | None = Field(None, description="Its environment; default: the stack's environment")
 
 
 class GenerateSpec(_Strict):
-    bytes: int = Field(32, ge=16, le=128, description="Random bytes before encoding")
-    encoding: Literal["base64", "base64url", "hex"] = "base64"
+    """How many random bytes, and how they are written out."""
+
+    bytes: Annotated[int, Strict()] = Field(
+        32, ge=16, le=128, description="Random bytes, 16 (128 bits) to 128; default 32"
+    )
+    encoding: Encoding = Field(
+        "base64", description="How the bytes are written: base64 (default), base64url (unpadded) or hex"
+    )
 
 
 class Generated(_Strict):
-    """A value generated once per rotation marker (derived from the stack's derivation key)."""
+    """A random value generated for this owner, key and environment; stable until `rotation` changes."""
 
-    generate: GenerateSpec
-    rotation: str = Field("1", min_length=1, description="Change it to generate a new value")
+    model_config = ConfigDict(
+        title="{generate: ...}",
+        json_schema_extra={"examples": [{"generate": {"bytes": 32, "encoding": "hex"}, "rotation": "1"}]},
+    )
 
-
-class Literal_(_Strict):
-    """A literal, non-secret value (a sender address, a port)."""
-
-    value: str
-
-
-class Decommission(_Strict):
-    """The explicit marker that deletes this key on the next `pulumi up`."""
-
-    decommission: Literal[True]
+    generate: GenerateSpec = Field(description="{bytes: 32, encoding: base64|base64url|hex}")
+    rotation: Rotation = "1"
 
 
-def _source_tag(raw: Any) -> str | None:
+class LiteralValue(_Strict):
+    """A literal, non-secret value (a sender address, a port): it is committed in the clear."""
+
+    model_config = ConfigDict(title="{value: ...}", json_schema_extra={"examples": [{"value": "smtp.example.test"}]})
+
+    value: Annotated[str, Strict()] = Field(description='Text; quote numbers ("587")')
+
+
+class DecommissionKey(_Strict):
+    """The explicit, reviewable marker that deletes this key on the next `pulumi up`."""
+
+    model_config = ConfigDict(title="{decommission: true}")
+
+    decommission: Literal[True] = Field(description="Only true: the key is deleted from its stores on the next up")
+
+
+SourceSpec = FromConfig | FromEnv | FromInfisical | Generated | LiteralValue | DecommissionKey
+_SOURCE_TAGS: dict[str, type[BaseModel]] = {
+    "from-config": FromConfig,
+    "from-env": FromEnv,
+    "from-infisical": FromInfisical,
+    "generate": Generated,
+    "value": LiteralValue,
+    "decommission": DecommissionKey,
+}
+
+SOURCE_MODELS = tuple(_SOURCE_TAGS.values())
+
+
+def source_tag(raw: Any) -> str | None:
+    """Which value source a mapping declares, by its first marker; None when it declares none."""
+    if isinstance(raw, BaseModel):
+        return next((tag for tag, model in _SOURCE_TAGS.items() if isinstance(raw, model)), None)
     if not isinstance(raw, Mapping):
         return None
-    if "from" in raw:
-        return f"from-{raw['from']}" if raw["from"] in ("config", "env", "infisical") else None
-    for marker in ("generate", "value", "decommission"):
-        if marker in raw:
-            return marker
-    return None
+    marker = next((m for m in SOURCE_MARKERS if m in raw), None)
+    if marker == "from":
+        return f"from-{raw['from']}" if raw["from"] in FROM_KINDS else None
+    return marker
 
 
-SourceSpec = Annotated[
+def is_group(raw: Any) -> bool:
+    """A group is a mapping without a source marker whose fields hold sources (mappings)."""
+    return (
+        isinstance(raw, Mapping)
+        and not any(m in raw for m in SOURCE_MARKERS)
+        and any(isinstance(v, Mapping | BaseModel) for v in raw.values())
+    )
+
+
+Source = Annotated[
     Annotated[FromConfig, Tag("from-config")]
     | Annotated[FromEnv, Tag("from-env")]
     | Annotated[FromInfisical, Tag("from-infisical")]
     | Annotated[Generated, Tag("generate")]
-    | Annotated[Literal_, Tag("value")]
-    | Annotated[Decommission, Tag("decommission")],
-    Discriminator(
-        _source_tag,
-        custom_error_type="value_source",
-        custom_error_message=(
-            "needs exactly one value source: {from: config}, {from: env, var: NAME}, "
-            "{from: infisical, path: /p, key: K}, {generate: {bytes: 32}}, {value: ...} or {decommission: true}"
-        ),
+    | Annotated[LiteralValue, Tag("value")]
+    | Annotated[DecommissionKey, Tag("decommission")],
+    Discriminator(source_tag, custom_error_type="value_source", custom_error_message="no value source"),
+]
+Group = Annotated[
+    dict[GroupField, Source],
+    Field(
+        min_length=1,
+        title="group",
+        description="One logical credential: SMTP: {host: ..., port: ...} gives the keys SMTP_HOST, SMTP_PORT",
     ),
 ]
-GroupField = Annotated[str, AfterValidator(lambda v: v if FIELD_RE.match(v) else _bad_field(v))]
-Group = dict[GroupField, SourceSpec]
-
-
-def _bad_field(value: str) -> str:
-    raise ValueError("group fields are lowercase names (they become KEY_FIELD)")
-
-
-def _secret_tag(raw: Any) -> str:
-    if isinstance(raw, Mapping) and raw and _source_tag(raw) is None and all(str(k).islower() for k in raw):
-        return "group"
-    return "source"
-
-
 SecretSpec = Annotated[
-    Annotated[SourceSpec, Tag("source")] | Annotated[Group, Tag("group")],
-    Discriminator(_secret_tag),
+    Annotated[Source, Tag("source")] | Annotated[Group, Tag("group")],
+    Discriminator(lambda raw: "group" if is_group(raw) else "source"),
 ]
 Secrets = dict[SecretKey, SecretSpec]
 
@@ -174,44 +391,142 @@ Secrets = dict[SecretKey, SecretSpec]
 
 
 class Override(_Strict):
-    secrets: Secrets = Field(default_factory=dict, description="Replaces or adds secrets in this environment")
+    """What differs in one environment."""
+
+    secrets: Secrets = Field(
+        default_factory=dict, description="Replaces or adds keys in this environment ({decommission: true} drops one)"
+    )
 
 
 class Tenant(_Strict):
-    subdomain: Subdomain = Field(
-        description="The tenant's subdomain: its Infisical folder /tenants/<subdomain>"
+    """A company, keyed by its subdomain."""
+
+    subdomain: Subdomain = Field(description="The tenant's subdomain; its Infisical folder is /tenants/<subdomain>")
+    name: Annotated[str, Strict()] | None = Field(None, description="Display name")
+    company_id: UUID | None = Field(
+        None, description="The company's companies.id (a UUID); when absent, it is looked up by subdomain"
     )
-    name: str | None = Field(None, description="Display name")
-    company_id: UUID | None = Field(None, description="companies.id; else looked up by subdomain")
-    storage: Storage | None = Field(None, description="Where its secrets live; default from `defaults`")
-    environments: list[Environment] | None = Field(
-        None, description="Where it exists; default from `defaults`"
+    storage: Storage | None = Field(
+        None, description="Where its secrets live: infisical, database or both; default: defaults.storage"
     )
-    secrets: Secrets = Field(default_factory=dict)
+    environments: Annotated[list[Environment], Field(min_length=1)] | None = Field(
+        None, description="The environments it exists in (a list); default: defaults.environments"
+    )
+    secrets: Secrets = Field(default_factory=dict, description="KEY: value source, or GROUP: {field: value source}")
     overrides: dict[Environment, Override] = Field(
-        default_factory=dict, description="Per-environment secrets, e.g. a test key in dev"
+        default_factory=dict, description="Per environment: {dev: {secrets: {...}}}"
     )
-    decommission: bool = Field(False, description="Delete this tenant's secrets everywhere on the next up")
+    decommission: Annotated[bool, Strict()] = Field(
+        False, description="True deletes this tenant's secrets in every environment on the next up"
+    )
+
+
+class PlatformFolder(_Strict):
+    """One of the application's own Infisical folders (the seed's /hono-api), in every environment."""
+
+    secrets: Secrets = Field(default_factory=dict, description="KEY: value source, or GROUP: {field: value source}")
+    overrides: dict[Environment, Override] = Field(
+        default_factory=dict, description="Per environment: {dev: {secrets: {...}}}"
+    )
 
 
 class Defaults(_Strict):
-    storage: Storage = "both"
-    environments: list[Environment] = Field(default_factory=lambda: ["dev", "staging", "prod"])
+    """What a tenant has unless it says otherwise."""
+
+    storage: Storage = Field(description="Where a tenant's secrets live: infisical, database or both")
+    environments: Annotated[list[Environment], Field(min_length=1)] = Field(
+        description="Every environment of the project, in order; a tenant lists a subset"
+    )
     secrets: Secrets = Field(
-        default_factory=dict, description="Secrets every tenant gets unless it overrides them"
+        default_factory=dict, description="Keys every tenant gets (each its own value); a tenant may override them"
     )
 
 
 class TenantsDocument(_Strict):
-    """tenants.yaml: which tenants exist in which environments, and their secrets."""
+    """tenants.yaml: which tenants exist in which environments, and where each of their secrets comes from."""
 
-    version: Literal[1]
-    defaults: Defaults = Field(default_factory=Defaults)
-    platform: dict[FolderName, Secrets] = Field(
-        default_factory=dict,
-        description="The application's own Infisical folders, e.g. hono-api -> /hono-api",
+    model_config = ConfigDict(title="tenants.yaml")
+
+    version: Literal[1] = Field(description="The file format's version: 1")
+    defaults: Defaults = Field(
+        description="What every tenant starts from, e.g. {storage: both, environments: [dev, staging, prod]}"
+    )
+    platform: dict[FolderName, PlatformFolder] = Field(
+        default_factory=dict, description="The application's own folders, Infisical only: hono-api -> /hono-api"
     )
     tenants: list[Tenant] = Field(default_factory=list)
+
+
+# --- positions and issues --------------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+Position = tuple[int, int]
+
+
+def dotted(loc: Loc) -> str:
+    """('tenants', 2, 'secrets', 'X') -> 'tenants[2].secrets.X'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(file)"
+
+
+@dataclass(frozen=True)
+class Positions:
+    """(line, column), 1-based, of every value and every mapping key of a YAML document, by data path."""
+
+    values: Mapping[Loc, Position]
+    keys: Mapping[Loc, Position]
+
+    def value(self, loc: Loc) -> Position:
+        """Where the value at loc starts, or else its nearest ancestor."""
+        return self._nearest(self.values, loc)
+
+    def key(self, loc: Loc) -> Position:
+        """Where the key naming loc starts (for unknown or duplicate fields), or else its value."""
+        return self.keys[loc] if loc in self.keys else self.value(loc)
+
+    @staticmethod
+    def _nearest(table: Mapping[Loc, Position], loc: Loc) -> Position:
+        while loc and loc not in table:
+            loc = loc[:-1]
+        return table.get(loc, (1, 1))
+
+
+@dataclass(frozen=True)
+class Issue:
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
+        return f"{text}. {self.hint[0].upper()}{self.hint[1:]}" if self.hint else text
+
+
+def issue_at(file: str, positions: Positions, loc: Loc, message: str, hint: str = "", *, at_key: bool = False) -> Issue:
+    line, column = positions.key(loc) if at_key else positions.value(loc)
+    return Issue(file, line, column, dotted(loc), message, hint)
+
+
+class TenantsFileError(Exception):
+    """Everything wrong with a tenants file, each issue with file, line, column and field."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = tuple(sorted(issues, key=lambda i: (i.file, i.line, i.column, i.field)))
+        super().__init__("\n".join(map(str, self.issues)))
+
+
+@dataclass(frozen=True)
+class TenantsFile:
+    """A loaded, valid tenants file, with the position of every node for later messages."""
+
+    path: str
+    document: TenantsDocument
+    positions: Positions
 
 
 # --- the resolved view of one environment -----------------------------------------------------------
@@ -219,7 +534,7 @@ class TenantsDocument(_Strict):
 
 @dataclass(frozen=True)
 class ConfigSource:
-    path: tuple[str, ...]
+    path: tuple[str, ...]  # inside the stack config object `secrets`
 
 
 @dataclass(frozen=True)
@@ -247,7 +562,6 @@ class LiteralSource:
 
 
 ValueSource = ConfigSource | EnvSource | GeneratedSource | InfisicalSource | LiteralSource
-Position = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -255,20 +569,22 @@ class TenantPlan:
     subdomain: str
     name: str | None
     company_id: str | None
-    storage: frozenset[str]
-    secrets: Mapping[str, ValueSource]
+    storage: frozenset[str]  # a subset of {"infisical", "database"}
+    secrets: Mapping[str, ValueSource]  # flattened keys, overrides applied, decommissioned keys left out
     decommissioned_keys: frozenset[str]
     decommission: bool
-    locations: Mapping[str, Position] = field(default_factory=dict)
+    locations: Mapping[str, Position] = field(default_factory=dict)  # key -> where its source is declared
+    fields: Mapping[str, str] = field(default_factory=dict)  # key -> the declaring field, tenants[0].secrets.X
 
 
 @dataclass(frozen=True)
 class FolderPlan:
     name: str
-    path: str
+    path: str  # "/hono-api"
     secrets: Mapping[str, ValueSource]
     decommissioned_keys: frozenset[str]
     locations: Mapping[str, Position] = field(default_factory=dict)
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -278,47 +594,9 @@ class EnvironmentPlan:
     platform: tuple[FolderPlan, ...]
 
 
-@dataclass(frozen=True)
-class Issue:
-    file: str
-    line: int
-    column: int
-    field: str
-    message: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
-        return f"{text}. {self.hint}" if self.hint else text
-
-
-class TenantsFileError(Exception):
-    """Everything wrong with a tenants file, each issue with file, line, column and field."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = tuple(issues)
-        super().__init__("\n".join(map(str, self.issues)))
-
-
-@dataclass(frozen=True)
-class TenantsFile:
-    """A loaded, valid tenants file, with the position of every node for later messages."""
-
-    path: str
-    document: TenantsDocument
-    positions: Mapping[tuple[str | int, ...], Position]
-
-    def position(self, loc: tuple[str | int, ...]) -> Position:
-        while loc and loc not in self.positions:
-            loc = loc[:-1]
-        return self.positions.get(loc, (1, 1))
-
-
-def _flatten(
-    secrets: Mapping[str, Any], loc: tuple[str | int, ...]
-) -> dict[str, tuple[Any, tuple[str | int, ...]]]:
-    """Groups become KEY_FIELD keys; each key keeps the location of its declaration."""
-    flat: dict[str, tuple[Any, tuple[str | int, ...]]] = {}
+def flatten(secrets: Mapping[str, Any], loc: Loc) -> dict[str, tuple[Any, Loc]]:
+    """One layer of secrets as flat keys: a group SMTP {host: ...} becomes SMTP_HOST; each with its location."""
+    flat: dict[str, tuple[Any, Loc]] = {}
     for key, spec in secrets.items():
         if isinstance(spec, dict):
             for name, source in spec.items():
@@ -328,7 +606,7 @@ def _flatten(
     return flat
 
 
-def _source(spec: Any, owner: str, key: str) -> ValueSource:
+def _value_source(spec: BaseModel, owner: str, key: str) -> ValueSource:
     if isinstance(spec, FromConfig):
         return ConfigSource(tuple(spec.key.split(".")) if spec.key else (owner, key))
     if isinstance(spec, FromEnv):
@@ -337,64 +615,119 @@ def _source(spec: Any, owner: str, key: str) -> ValueSource:
         return InfisicalSource(spec.path.rstrip("/") or "/", spec.key, spec.environment)
     if isinstance(spec, Generated):
         return GeneratedSource(spec.generate.bytes, spec.generate.encoding, spec.rotation)
-    if isinstance(spec, Literal_):
+    if isinstance(spec, LiteralValue):
         return LiteralSource(spec.value)
-    raise TypeError(f"not a value source: {type(spec).__name__}")  # pragma: no cover
+    raise TypeError(f"not a value source: {type(spec).__name__}")
 
 
-def _resolve(
-    tf: TenantsFile, owner: str, layers: list[tuple[Mapping[str, Any], tuple[str | int, ...]]]
-) -> tuple[dict[str, ValueSource], frozenset[str], dict[str, Position]]:
-    merged: dict[str, tuple[Any, tuple[str | int, ...]]] = {}
+@dataclass(frozen=True)
+class _Resolved:
+    secrets: dict[str, ValueSource]
+    decommissioned: frozenset[str]
+    locations: dict[str, Position]
+    fields: dict[str, str]
+
+
+def _resolve(positions: Positions, owner: str, layers: Sequence[tuple[Mapping[str, Any], Loc]]) -> _Resolved:
+    """Later layers win key by key (a group field overrides only that field)."""
+    merged: dict[str, tuple[Any, Loc]] = {}
     for secrets, loc in layers:
-        merged.update(_flatten(secrets, loc))
+        merged.update(flatten(secrets, loc))
     sources: dict[str, ValueSource] = {}
     gone: set[str] = set()
     locations: dict[str, Position] = {}
+    fields: dict[str, str] = {}
     for key, (spec, loc) in sorted(merged.items()):
-        locations[key] = tf.position(loc)
-        if isinstance(spec, Decommission):
+        locations[key] = positions.value(loc)
+        fields[key] = dotted(loc)
+        if isinstance(spec, DecommissionKey):
             gone.add(key)
         else:
-            sources[key] = _source(spec, owner, key)
-    return sources, frozenset(gone), locations
+            sources[key] = _value_source(spec, owner, key)
+    return _Resolved(sources, frozenset(gone), locations, fields)
+
+
+def _layers(
+    base: Loc, secrets: Mapping[str, Any], overrides: Mapping[str, Override], environment: str
+) -> list[tuple[Mapping[str, Any], Loc]]:
+    layers: list[tuple[Mapping[str, Any], Loc]] = [(secrets, (*base, "secrets"))]
+    if environment in overrides:
+        layers.append((overrides[environment].secrets, (*base, "overrides", environment, "secrets")))
+    return layers
 
 
 def plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
-    """The tenants and platform folders of one environment, defaults and overrides applied."""
+    """The tenants and platform folders of one environment, defaults, overrides and groups applied.
+
+    Tenants that do not exist in the environment are left out, except decommissioned ones: they are
+    there (with no secrets) in every environment, so each stack deletes what it holds of them.
+    Raises TenantsFileError for an environment the file does not declare, rather than planning nothing.
+    """
     doc = tf.document
+    if environment not in doc.defaults.environments:
+        raise TenantsFileError(
+            [
+                issue_at(
+                    tf.path,
+                    tf.positions,
+                    ("defaults", "environments"),
+                    f"the stack's environment '{environment}' is not declared",
+                    f"declared: {', '.join(doc.defaults.environments)}; add it here, or set the stack's "
+                    "tenant-secrets:environment to one of them",
+                )
+            ]
+        )
     tenants: list[TenantPlan] = []
     for index, tenant in enumerate(doc.tenants):
-        environments = tenant.environments if tenant.environments is not None else doc.defaults.environments
-        if environment not in environments and not tenant.decommission:
-            continue
-        storage = tenant.storage or doc.defaults.storage
-        layers: list[tuple[Mapping[str, Any], tuple[str | int, ...]]] = [
-            (doc.defaults.secrets, ("defaults", "secrets")),
-            (tenant.secrets, ("tenants", index, "secrets")),
-        ]
-        if environment in tenant.overrides:
-            layers.append(
-                (
-                    tenant.overrides[environment].secrets,
-                    ("tenants", index, "overrides", environment, "secrets"),
+        environments = tenant.environments or doc.defaults.environments
+        if tenant.decommission:
+            tenants.append(
+                TenantPlan(
+                    subdomain=tenant.subdomain,
+                    name=tenant.name,
+                    company_id=str(tenant.company_id) if tenant.company_id else None,
+                    storage=_stores(tenant.storage or doc.defaults.storage),
+                    secrets={},
+                    decommissioned_keys=frozenset(),
+                    decommission=True,
                 )
             )
-        sources, gone, locations = _resolve(tf, tenant.subdomain, layers)
+            continue
+        if environment not in environments:
+            continue
+        layers: list[tuple[Mapping[str, Any], Loc]] = [(doc.defaults.secrets, ("defaults", "secrets"))]
+        layers += _layers(("tenants", index), tenant.secrets, tenant.overrides, environment)
+        resolved = _resolve(tf.positions, tenant.subdomain, layers)
         tenants.append(
             TenantPlan(
                 subdomain=tenant.subdomain,
                 name=tenant.name,
                 company_id=str(tenant.company_id) if tenant.company_id else None,
-                storage=frozenset({"infisical", "database"} if storage == "both" else {storage}),
-                secrets={} if tenant.decommission else sources,
-                decommissioned_keys=gone,
-                decommission=tenant.decommission,
-                locations=locations,
+                storage=_stores(tenant.storage or doc.defaults.storage),
+                secrets=resolved.secrets,
+                decommissioned_keys=resolved.decommissioned,
+                decommission=False,
+                locations=resolved.locations,
+                fields=resolved.fields,
             )
         )
     platform = []
-    for name, secrets in doc.platform.items():
-        sources, gone, locations = _resolve(tf, name, [(secrets, ("platform", name))])
-        platform.append(FolderPlan(name, f"/{name}", sources, gone, locations))
+    for name, folder in doc.platform.items():
+        resolved = _resolve(
+            tf.positions, name, _layers(("platform", name), folder.secrets, folder.overrides, environment)
+        )
+        platform.append(
+            FolderPlan(
+                name=name,
+                path=f"/{name}",
+                secrets=resolved.secrets,
+                decommissioned_keys=resolved.decommissioned,
+                locations=resolved.locations,
+                fields=resolved.fields,
+            )
+        )
     return EnvironmentPlan(environment, tuple(tenants), tuple(platform))
+
+
+def _stores(storage: str) -> frozenset[str]:
+    return frozenset({"infisical", "database"}) if storage == "both" else frozenset({storage})
