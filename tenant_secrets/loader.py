@@ -95,25 +95,42 @@ def read_yaml(text: str, file: str) -> YamlDocument:
         problem = " ".join(str(part) for part in (err.problem, err.context and f"({err.context})") if part)
         hint = "check the indentation and quoting on this line and the one before"
         raise TenantsFileError([Issue(file, line, column, "(file)", f"not valid YAML: {problem}", hint)]) from None
-    walker = _Walker(file)
+    walker = _Walker(file, budget=10 * len(text) + 10_000)
     data = walker.value(node, ()) if node is not None else None
     return YamlDocument(data, Positions(walker.values, walker.keys), tuple(walker.issues))
 
 
 class _Walker:
-    def __init__(self, file: str) -> None:
+    """Node tree -> plain values. Aliases are expanded, within a budget of values (an alias to an alias
+    to ... can expand a small file exponentially) and never into themselves."""
+
+    def __init__(self, file: str, budget: int) -> None:
         self.file = file
+        self.budget = budget
         self.values: dict[Loc, Position] = {}
         self.keys: dict[Loc, Position] = {}
         self.issues: list[Issue] = []
+        self.open: set[int] = set()  # the collections being walked, to catch an alias inside itself
 
     def value(self, node: Node, loc: Loc) -> Any:
-        self.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, MappingNode):
-            return self.mapping(node, loc)
-        if isinstance(node, SequenceNode):
+        where = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.values[loc] = where
+        self.budget -= 1
+        if self.budget < 0:
+            message = "the aliases in this file expand to too many values"
+            raise TenantsFileError([Issue(self.file, *where, dotted(loc), message, "write the values out")])
+        if id(node) in self.open:
+            self._issue(where, loc, "an alias refers to the collection that contains it", "remove the alias")
+            return None
+        if not isinstance(node, MappingNode | SequenceNode):
+            return _scalar(node)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self.mapping(node, loc)
             return [self.value(item, (*loc, index)) for index, item in enumerate(node.value)]
-        return _scalar(node)
+        finally:
+            self.open.discard(id(node))
 
     def mapping(self, node: MappingNode, loc: Loc) -> dict[str, Any]:
         result: dict[str, Any] = {}

@@ -427,3 +427,23 @@ def test_an_unreadable_file(tmp_path: object) -> None:
 def test_yaml_1_2_keeps_no_and_on_as_text() -> None:
     tenants = parse_tenants(HEAD + "tenants:\n  - subdomain: 'no'\n    name: on\n  - subdomain: yes\n").document.tenants
     assert [(t.subdomain, t.name) for t in tenants] == [("no", "on"), ("yes", None)]
+
+
+def test_aliases_are_expanded_but_not_into_themselves_nor_without_limit() -> None:
+    shared = HEAD + (
+        "tenants:\n"
+        "  - subdomain: a1\n"
+        "    secrets: &shared\n"
+        "      X: {value: y}\n"
+        "  - subdomain: b1\n"
+        "    secrets: *shared\n"
+    )
+    assert [dict(t.secrets) for t in parse_tenants(shared).document.tenants][1].keys() == {"X"}
+    recursive = issues(HEAD + "tenants: &t\n  - subdomain: a1\n  - *t\n")[0]
+    assert (recursive.line, recursive.column, recursive.field) == (5, 10, "tenants[1]")  # the anchor's place
+    assert recursive.message == "an alias refers to the collection that contains it"
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    issue = only(laughs)
+    assert issue.message == "the aliases in this file expand to too many values"
