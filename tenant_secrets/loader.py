@@ -45,6 +45,7 @@ from tenant_secrets.model import (
     TenantsDocument,
     TenantsFile,
     TenantsFileError,
+    did_you_mean,
     dotted,
     issue_at,
 )
@@ -246,11 +247,6 @@ def _fields_of(model: type[BaseModel] | None) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()] if model else []
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
 _KINDS = {
     "string_type": "text",
     "int_type": "a whole number",
@@ -296,7 +292,7 @@ def _describe(error: Mapping[str, Any], at: _Located) -> tuple[str, str]:
         if field_name in SOURCE_MARKERS and at.model in SOURCE_MODELS and marker:
             return f"a second value source '{field_name}' besides '{marker}'", "a secret takes exactly one source"
         fields = _fields_of(at.model)
-        return f"unknown field '{field_name}'", _suggest(field_name, fields) + f"Allowed here: {', '.join(fields)}"
+        return f"unknown field '{field_name}'", did_you_mean(field_name, fields) + f"Allowed here: {', '.join(fields)}"
     if kind == "missing":
         extra: Any = at.model.model_config.get("json_schema_extra") if at.model in SOURCE_MODELS else None
         example = extra["examples"][0] if isinstance(extra, dict) and extra.get("examples") else None
@@ -310,7 +306,7 @@ def _describe(error: Mapping[str, Any], at: _Located) -> tuple[str, str]:
             return f"unsupported version {given!r}", "this tenantctl reads version: 1"
         if allowed == ["True"]:
             return f"{field_name} takes only true", "a key is deleted by {decommission: true}, and kept otherwise"
-        return f"unknown {field_name} '{given}'", _suggest(str(given), allowed) + f"Allowed: {', '.join(allowed)}"
+        return f"unknown {field_name} '{given}'", did_you_mean(str(given), allowed) + f"Allowed: {', '.join(allowed)}"
     if kind in _KINDS:
         message = f"expected {_KINDS[kind]}, got {_type_name(given)}"
         if kind == "list_type" and isinstance(given, dict) and field_name == "environments":
@@ -341,7 +337,9 @@ def _source_problem(given: Any) -> tuple[str, str]:
         )
     if "from" in given:
         kind = str(given["from"])
-        return f"unknown source 'from: {kind}'", _suggest(kind, list(FROM_KINDS)) + "Allowed: config, env, infisical"
+        return f"unknown source 'from: {kind}'", did_you_mean(
+            kind, list(FROM_KINDS)
+        ) + "Allowed: config, env, infisical"
     return "no value source", _SOURCES_HINT
 
 

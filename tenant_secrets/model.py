@@ -15,8 +15,9 @@ The shaping decisions are in docs/decisions/0004-value-sources.md, 0012-tenants-
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -463,6 +464,12 @@ Loc = tuple[str | int, ...]
 Position = tuple[int, int]
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The start of a hint, "did you mean 'x'? ", for the closest choice; empty if none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 def dotted(loc: Loc) -> str:
     """('tenants', 2, 'secrets', 'X') -> 'tenants[2].secrets.X'."""
     text = ""
@@ -566,6 +573,8 @@ ValueSource = ConfigSource | EnvSource | GeneratedSource | InfisicalSource | Lit
 
 @dataclass(frozen=True)
 class TenantPlan:
+    """One tenant in one environment, as the program writes it to its stores."""
+
     subdomain: str
     name: str | None
     company_id: str | None
@@ -579,6 +588,8 @@ class TenantPlan:
 
 @dataclass(frozen=True)
 class FolderPlan:
+    """One platform folder in one environment (Infisical only)."""
+
     name: str
     path: str  # "/hono-api"
     secrets: Mapping[str, ValueSource]
@@ -589,6 +600,8 @@ class FolderPlan:
 
 @dataclass(frozen=True)
 class EnvironmentPlan:
+    """Everything one stack applies: the tenants that exist in its environment, and the platform folders."""
+
     environment: str
     tenants: tuple[TenantPlan, ...]
     platform: tuple[FolderPlan, ...]

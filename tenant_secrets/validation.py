@@ -11,7 +11,6 @@ the command that fixes it.
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from tenant_secrets.model import (
     Positions,
     Tenant,
     ValueSource,
+    did_you_mean,
     dotted,
     flatten,
     issue_at,
@@ -126,7 +126,7 @@ def _declared(report: _Report, loc: Loc, names: Sequence[str], declared: Sequenc
             report.add(
                 (*loc, position),
                 f"'{name}' is not one of the environments in defaults.environments",
-                _did_you_mean(name, declared) + f"Declared: {', '.join(declared)}",
+                did_you_mean(name, declared) + f"Declared: {', '.join(declared)}",
             )
 
 
@@ -147,15 +147,10 @@ def _overrides(
         if declared is not None and env in declared:
             hint = f"add '{env}' to its environments ({', '.join(environments)}), or remove the override"
         else:
-            hint = _did_you_mean(env, declared or environments) + f"Declared: {', '.join(declared or environments)}"
+            hint = did_you_mean(env, declared or environments) + f"Declared: {', '.join(declared or environments)}"
         report.add(
             (*where, "overrides", env), f"an override for '{env}', where {owner} does not exist", hint, at_key=True
         )
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
 
 
 def _secrets(
