@@ -20,9 +20,8 @@ import requests
 import yaml
 from pulumi import automation as auto
 
-from tenant_secrets.review import Row, rows_from_preview
-
 from infisical_server.testing import RunningServer, start_server
+from tenant_secrets.review import Row, rows_from_preview
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-test-passphrase-not-a-secret"
@@ -56,9 +55,7 @@ class Infisical:
     def writes(self) -> int:
         """Write requests (anything but GET) to the real API since the last reset, logins excluded."""
         return sum(
-            n
-            for route, n in self.request_counts().items()
-            if not route.startswith("GET") and "/auth/" not in route
+            n for route, n in self.request_counts().items() if not route.startswith("GET") and "/auth/" not in route
         )
 
 
@@ -181,9 +178,7 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 
 
-def configure(
-    stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str
-) -> None:
+def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str) -> None:
     """Stack config as a user would set it: plain settings, and secrets as secrets."""
     stack.set_config("tenant-secrets:environment", auto.ConfigValue(stack.name))
     stack.set_config("tenant-secrets:createCompanies", auto.ConfigValue("true"))
@@ -192,9 +187,7 @@ def configure(
         stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value))
     stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(secrets.token_hex(32), secret=True))
     for version, key in master_keys.items():
-        stack.set_config(
-            f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True
-        )
+        stack.set_config(f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True)
     for path, value in flatten(secrets_config).items():
         stack.set_config(f"tenant-secrets:secrets.{path}", auto.ConfigValue(value, secret=True), path=True)
 

@@ -95,8 +95,12 @@ def test_a_tenant_through_review_changes_deletions_and_drift(project: Project, m
     assert "SENDGRID_API_KEY" in live(infisical, "/tenants/codewiser")
 
     # With the marker, the next up deletes it from both stores.
-    project.write_tenants(HEAD.replace("{from: config}\n", "{decommission: true}\n", 2).replace(
-        "STRIPE_SECRET_KEY: {decommission: true}", "STRIPE_SECRET_KEY: {from: config}") + BETA)
+    project.write_tenants(
+        HEAD.replace("{from: config}\n", "{decommission: true}\n", 2).replace(
+            "STRIPE_SECRET_KEY: {decommission: true}", "STRIPE_SECRET_KEY: {from: config}"
+        )
+        + BETA
+    )
     status, rows, _ = project.plan(stack)
     assert Row("codewiser", "dev", "infisical", "SENDGRID_API_KEY", "delete") in rows
     project.up(stack)
@@ -107,17 +111,24 @@ def test_a_tenant_through_review_changes_deletions_and_drift(project: Project, m
 
     # A tenant dropped from tenants.yaml: refused, naming it; with `decommission: true`, deleted.
     marked = HEAD.replace("{from: config}\n", "{decommission: true}\n", 2).replace(
-        "STRIPE_SECRET_KEY: {decommission: true}", "STRIPE_SECRET_KEY: {from: config}")
+        "STRIPE_SECRET_KEY: {decommission: true}", "STRIPE_SECRET_KEY: {from: config}"
+    )
     project.write_tenants(marked)
     status, _, error = project.plan(stack)
     assert status != 0
     assert "beta is no longer declared" in error
     assert "decommission: true" in error
-    project.write_tenants(marked + BETA.replace("    storage: infisical\n", "    storage: infisical\n    decommission: true\n"))
+    project.write_tenants(
+        marked + BETA.replace("    storage: infisical\n", "    storage: infisical\n    decommission: true\n")
+    )
     project.up(stack)
-    assert sdk(infisical).folders.list_folders(
-        project_id=infisical.project_id, environment_slug="dev", path="/tenants"
-    ).folders[0].name == "codewiser"
+    assert (
+        sdk(infisical)
+        .folders.list_folders(project_id=infisical.project_id, environment_slug="dev", path="/tenants")
+        .folders[0]
+        .name
+        == "codewiser"
+    )
 
     # Drift: a value changed by hand shows in refresh, and the next up restores the declared one.
     sdk(infisical).secrets.update_secret_by_name(
@@ -128,7 +139,7 @@ def test_a_tenant_through_review_changes_deletions_and_drift(project: Project, m
         secret_value="fake-changed-by-hand",
     )
     refreshed = stack.refresh(on_output=project.capture, color="never")
-    assert (refreshed.summary.resource_changes or {}).get("update", 0) >= 1
+    assert (refreshed.summary.resource_changes or {}).get(auto.OpType.UPDATE, 0) >= 1
     project.up(stack)
     assert live(infisical, "/tenants/codewiser")["STRIPE_SECRET_KEY"][0] == "fake-stripe-cw-0002"
 
