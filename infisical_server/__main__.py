@@ -28,12 +28,8 @@ READY = "infisical_server ready on"
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m infisical_server", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config", type=Path, default=env.get("INFISICAL_SERVER_CONFIG"), help="YAML configuration"
-    )
-    parser.add_argument(
-        "--data", type=Path, default=env.get("INFISICAL_SERVER_DATA"), help="SQLite data file"
-    )
+    parser.add_argument("--config", type=Path, default=env.get("INFISICAL_SERVER_CONFIG"), help="YAML configuration")
+    parser.add_argument("--data", type=Path, default=env.get("INFISICAL_SERVER_DATA"), help="SQLite data file")
     parser.add_argument("--host", default=env.get("INFISICAL_SERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("INFISICAL_SERVER_PORT", "8080")))
     args = parser.parse_args(argv)
@@ -57,9 +53,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
     except ConfigError as exc:

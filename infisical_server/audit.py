@@ -19,7 +19,5 @@ def record(conn: sqlite3.Connection, identity: str, where: Location, key: str, a
 
 def entries(db: Database) -> list[dict[str, Any]]:
     with db.reader() as conn:
-        rows = conn.execute(
-            "SELECT identity, time, environment, path, key, action FROM audit ORDER BY seq"
-        ).fetchall()
+        rows = conn.execute("SELECT identity, time, environment, path, key, action FROM audit ORDER BY seq").fetchall()
     return [dict(row) for row in rows]

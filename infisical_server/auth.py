@@ -28,9 +28,7 @@ from infisical_server.errors import ForbiddenRequest, NotFound, PermissionDenied
 from infisical_server.paths import is_within
 
 ACCESS_TOKEN_MAX_TTL = 2592000  # Infisical's default accessTokenMaxTTL (30 days)
-_MALFORMED = (
-    "The provided access token is malformed. Please use a valid token or generate a new one and try again."
-)
+_MALFORMED = "The provided access token is malformed. Please use a valid token or generate a new one and try again."
 _EXPIRED = "Your token has expired. Please re-authenticate."
 
 
@@ -59,9 +57,7 @@ class TokenSigner:
             "iat": now,
             "exp": now + ttl_seconds,
         }
-        signing_input = (
-            f"{_b64encode(json.dumps(header).encode())}.{_b64encode(json.dumps(payload).encode())}"
-        )
+        signing_input = f"{_b64encode(json.dumps(header).encode())}.{_b64encode(json.dumps(payload).encode())}"
         return f"{signing_input}.{self._sign(signing_input)}"
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -107,9 +103,7 @@ class Authenticator:
 
     def login(self, client_id: str, client_secret: str) -> LoginResult:
         identity = self._config.identity_by_client_id(client_id)
-        if identity is None or not hmac.compare_digest(
-            identity.client_secret.encode(), client_secret.encode()
-        ):
+        if identity is None or not hmac.compare_digest(identity.client_secret.encode(), client_secret.encode()):
             raise Unauthorized("Invalid credentials")
         ttl = self._config.token_ttl_seconds
         return LoginResult(self._signer.issue(identity.id, ttl), ttl)

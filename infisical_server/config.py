@@ -120,8 +120,7 @@ def parse_config(data: object, source: str = "config") -> ServerConfig:
     _unique([p.slug for p in projects], f"{source}: projects", "slug")
     by_id = {p.id: p for p in projects}
     identities = tuple(
-        _identity(item, f"{source}: identities[{n}]", by_id)
-        for n, item in enumerate(_list(data, "identities", source))
+        _identity(item, f"{source}: identities[{n}]", by_id) for n, item in enumerate(_list(data, "identities", source))
     )
     _unique([i.client_id for i in identities], f"{source}: identities", "client_id")
     _unique([i.name for i in identities], f"{source}: identities", "name")
@@ -152,9 +151,7 @@ def _envs(item: Mapping[str, object], where: str) -> tuple[str, ...]:
         raise ConfigError(f"{where}.environments: must be a non-empty list of environment slugs")
     for slug in value:
         if not ENV_SLUG.match(slug):
-            raise ConfigError(
-                f"{where}.environments: {slug!r} is not a slug (lowercase letters, digits, hyphens)"
-            )
+            raise ConfigError(f"{where}.environments: {slug!r} is not a slug (lowercase letters, digits, hyphens)")
     _unique(list(value), where, "environments")
     return tuple(value)
 

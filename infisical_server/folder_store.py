@@ -34,9 +34,7 @@ class Env:
 
 
 def find_env(conn: sqlite3.Connection, project_id: str, slug: str) -> Env | None:
-    row = fetch_optional(
-        conn, "SELECT * FROM environments WHERE project_id = ? AND slug = ?", (project_id, slug)
-    )
+    row = fetch_optional(conn, "SELECT * FROM environments WHERE project_id = ? AND slug = ?", (project_id, slug))
     return None if row is None else Env(row["id"], row["project_id"], row["slug"], row["name"])
 
 
@@ -188,9 +186,7 @@ class FolderStore:
             if parent is None:
                 return []
             if recursive:
-                found = [
-                    {**serialize(row), "relativePath": rel} for row, rel in descendants(conn, parent["id"])
-                ]
+                found = [{**serialize(row), "relativePath": rel} for row, rel in descendants(conn, parent["id"])]
             else:
                 found = [serialize(row) for row in children(conn, parent["id"])]
         if last_secret_modified is not None:
@@ -242,14 +238,11 @@ class FolderStore:
             )
             if folder is None:
                 raise NotFound(f"Folder with ID '{folder_id}' not found", name="UpdateFolder")
-            clash = fetch_optional(
-                conn, "SELECT 1 FROM folders WHERE parent_id = ? AND name = ?", (parent["id"], name)
-            )
+            clash = fetch_optional(conn, "SELECT 1 FROM folders WHERE parent_id = ? AND name = ?", (parent["id"], name))
             if name != folder["name"] and clash is not None:
                 raise BadRequest("Folder with specified name already exists", name="UpdateFolder")
             conn.execute(
-                "UPDATE folders SET name = ?, description = ?, version = version + 1, updated_at = ? "
-                "WHERE id = ?",
+                "UPDATE folders SET name = ?, description = ?, version = version + 1, updated_at = ? WHERE id = ?",
                 (name, description if description_given else folder["description"], now_iso(), folder["id"]),
             )
             audit.record(conn, guard.identity.name, where, name, "update-folder")

@@ -109,9 +109,7 @@ def routes(flavor: Flavor) -> list[Route]:
     async def list_secrets(ctx: Context) -> dict[str, Any]:
         p = Parser(ctx.query)
         filtered = _metadata_filter(p)
-        project = flavor.project(
-            p, in_query=True, required=False, missing="Missing project id or environment"
-        )
+        project = flavor.project(p, in_query=True, required=False, missing="Missing project id or environment")
         environment = p.optional_text("environment")
         path = _secret_path(p)
         view = p.string_boolean("viewSecretValue", default=True)
@@ -277,9 +275,7 @@ def routes(flavor: Flavor) -> list[Route]:
         p.check()
         where = Location(project(ctx), environment, path)
         _no_tags([tag for _, tags in changes for tag in tags or ()])
-        updated = ctx.services.secrets.update_many(
-            ctx.guard, where, [change for change, _ in changes], mode=mode
-        )
+        updated = ctx.services.secrets.update_many(ctx.guard, where, [change for change, _ in changes], mode=mode)
         return {"secrets": updated}
 
     @endpoint("secrets")

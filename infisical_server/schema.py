@@ -42,9 +42,7 @@ def _quote_options(options: Sequence[str]) -> str:
 class Parser:
     """Reads fields of one object, collecting zod-style issues into a shared list."""
 
-    def __init__(
-        self, data: object, path: tuple[PathPart, ...] = (), issues: list[Issue] | None = None
-    ) -> None:
+    def __init__(self, data: object, path: tuple[PathPart, ...] = (), issues: list[Issue] | None = None) -> None:
         self.issues: list[Issue] = [] if issues is None else issues
         self.path = path
         if isinstance(data, Mapping):
@@ -253,9 +251,7 @@ class Parser:
                         "code": "invalid_enum_value",
                         "options": list(options),
                         "path": [*self.path, key],
-                        "message": (
-                            f"Invalid enum value. Expected {_quote_options(options)}, received '{value}'"
-                        ),
+                        "message": (f"Invalid enum value. Expected {_quote_options(options)}, received '{value}'"),
                     }
                 )
             else:

@@ -152,9 +152,7 @@ class SecretStore:
             if recursive:
                 base = "" if where.path == "/" else where.path
                 folders += [(row["id"], f"{base}{rel}") for row, rel in descendants(conn, folder["id"])]
-                folders = [
-                    (fid, path) for fid, path in folders if is_within(path, guard.identity.path_prefix)
-                ]
+                folders = [(fid, path) for fid, path in folders if is_within(path, guard.identity.path_prefix)]
             if filtered_out:
                 return []
             result = []
@@ -168,9 +166,7 @@ class SecretStore:
                     if expand_references and view_value:
                         value = self._expand(conn, guard, here, row, value=value)
                     result.append(
-                        with_details(
-                            shape(row, here, value=value, hidden=not view_value), path, not view_value
-                        )
+                        with_details(shape(row, here, value=value, hidden=not view_value), path, not view_value)
                     )
             return result
 
@@ -209,14 +205,10 @@ class SecretStore:
                 value = old["value"]
             if expand_references and view_value:
                 value = self._expand(conn, guard, where, row, value=value)
-            return with_details(
-                shape(row, where, value=value, hidden=not view_value), where.path, not view_value
-            )
+            return with_details(shape(row, where, value=value, hidden=not view_value), where.path, not view_value)
 
     @staticmethod
-    def _expand(
-        conn: sqlite3.Connection, guard: Guard, where: Location, row: sqlite3.Row, *, value: str
-    ) -> str:
+    def _expand(conn: sqlite3.Connection, guard: Guard, where: Location, row: sqlite3.Row, *, value: str) -> str:
         cache: dict[tuple[str, str], dict[str, str]] = {}
 
         def fetch(environment: str, path: str, key: str) -> str:
@@ -266,9 +258,7 @@ class SecretStore:
             self._touch_folder(conn, folder["id"])
             self._audit_change(conn, guard, where, change)
             # As upstream: the response echoes the value and comment sent, or "" when none was sent.
-            return with_visibility(
-                shape(updated, where, value=change.value or "", comment=change.comment or "")
-            )
+            return with_visibility(shape(updated, where, value=change.value or "", comment=change.comment or ""))
 
     def delete(self, guard: Guard, where: Location, key: str, *, kind: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
@@ -285,15 +275,11 @@ class SecretStore:
 
     # --- batch writes ----------------------------------------------------------------------------
 
-    def create_many(
-        self, guard: Guard, where: Location, items: Sequence[SecretInput]
-    ) -> list[dict[str, Any]]:
+    def create_many(self, guard: Guard, where: Location, items: Sequence[SecretInput]) -> list[dict[str, Any]]:
         with self.db.transaction() as conn:
             folder = self._folder(conn, where, "CreateManySecret")
             keys = [item.key for item in items]
-            existing = [
-                k for k in dict.fromkeys(keys) if fetch_optional(conn, SHARED_BY_KEY, (folder["id"], k))
-            ]
+            existing = [k for k in dict.fromkeys(keys) if fetch_optional(conn, SHARED_BY_KEY, (folder["id"], k))]
             # Keys repeated within one request would collide the same way.
             clashes = existing or sorted({k for k in keys if keys.count(k) > 1})
             if clashes:
@@ -347,9 +333,7 @@ class SecretStore:
         if missing and mode == "failOnNotFound":
             raise NotFound(f"Secret does not exist: {', '.join(missing)} in path {where.path}")
         to_update = [(c, row) for c in group if (row := rows[c.key]) is not None]
-        to_create = (
-            list({c.key: c for c in group if rows[c.key] is None}.values()) if mode == "upsert" else []
-        )
+        to_create = list({c.key: c for c in group if rows[c.key] is None}.values()) if mode == "upsert" else []
         if to_update:
             guard.require("edit", SECRETS, where.environment, where.path)
         if to_create:

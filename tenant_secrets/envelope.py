@@ -128,9 +128,7 @@ class Keyring:
             )
 
     @classmethod
-    def from_hex(
-        cls, keys: Mapping[str | int, str], active: int, *, field_prefix: str = "masterKeys"
-    ) -> Keyring:
+    def from_hex(cls, keys: Mapping[str | int, str], active: int, *, field_prefix: str = "masterKeys") -> Keyring:
         """Build from ``{version: hex key}``; errors name ``<field_prefix>.<version>``."""
         parsed: dict[int, bytes] = {}
         for raw_version, hex_key in keys.items():

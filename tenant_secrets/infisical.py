@@ -330,9 +330,7 @@ class _Progress:
         return {"create": self.created, "update": self.updated, "delete": self.deleted}[verb]
 
     def result(self) -> ApplyResult:
-        return ApplyResult(
-            tuple(sorted(self.created)), tuple(sorted(self.updated)), tuple(sorted(self.deleted))
-        )
+        return ApplyResult(tuple(sorted(self.created)), tuple(sorted(self.updated)), tuple(sorted(self.deleted)))
 
 
 class _Conflict(Exception):
@@ -441,9 +439,7 @@ class InfisicalClient:
         """Delete the folder with everything in it; True if it existed."""
         path = _folder_path(path)
         if path == "/":
-            raise InfisicalError(
-                f"refusing to delete the root folder of {environment}", environment=environment
-            )
+            raise InfisicalError(f"refusing to delete the root folder of {environment}", environment=environment)
         parent, name = _split(path)
         reply = self._call(
             f"deleting folder {environment}:{path}",
@@ -490,18 +486,14 @@ class InfisicalClient:
         try:
             self._execute(environment, path, _Plan.of(upsert, delete, current), upsert.values(), progress)
         except _Conflict as conflict:
-            log.info(
-                "Infisical %s:%s is not in the state planned against; reading it again", environment, path
-            )
+            log.info("Infisical %s:%s is not in the state planned against; reading it again", environment, path)
             if conflict.folder_missing:
                 self.ensure_folder(environment, path)
             fresh = self._read_folder(environment, path) or {}
             if conflict.uncertain is not None:
                 # A lost answer to an applied write: credit the keys that now hold what we sent.
                 verb, keys = conflict.uncertain
-                settled = [
-                    k for k in keys if (k not in fresh if verb == "delete" else fresh.get(k) == upsert[k])
-                ]
+                settled = [k for k in keys if (k not in fresh if verb == "delete" else fresh.get(k) == upsert[k])]
                 progress.keys(verb).update(settled)
             try:
                 self._execute(environment, path, _Plan.of(upsert, delete, fresh), upsert.values(), progress)
@@ -547,9 +539,7 @@ class InfisicalClient:
             )
         return {str(s.secretKey): str(s.secretValue) for s in secrets}
 
-    def _execute(
-        self, environment: str, path: str, plan: _Plan, sensitive: Iterable[str], progress: _Progress
-    ) -> None:
+    def _execute(self, environment: str, path: str, plan: _Plan, sensitive: Iterable[str], progress: _Progress) -> None:
         """Send the plan's batches (create, update, delete), recording each in ``progress``.
 
         A 404, or a 400 "already exists", means the folder is not as planned: raise _Conflict.
@@ -628,9 +618,7 @@ class InfisicalClient:
         reply = self._call(
             f"logging in to {creds.site_url} as client id {creds.client_id}",
             "POST /api/v1/auth/universal-auth/login",
-            lambda: self._sdk.auth.universal_auth.login(
-                client_id=creds.client_id, client_secret=creds.client_secret
-            ),
+            lambda: self._sdk.auth.universal_auth.login(client_id=creds.client_id, client_secret=creds.client_secret),
             expected=set(),
             context={},
             sensitive=[creds.client_secret],
@@ -704,9 +692,7 @@ class InfisicalClient:
     def _rejected(
         what: str, reply: _Reply, context: Mapping[str, Any], sensitive: Collection[str] = ()
     ) -> InfisicalError:
-        detail = _scrub(
-            f"{reply.error_name}: {reply.message}" if reply.error_name else reply.message, sensitive
-        )
+        detail = _scrub(f"{reply.error_name}: {reply.message}" if reply.error_name else reply.message, sensitive)
         return InfisicalError(
             f"Infisical refused {what}: {reply.status} {detail}".rstrip(),
             status=reply.status,

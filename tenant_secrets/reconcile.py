@@ -69,9 +69,7 @@ def desired_fingerprints(owner: str, news: Mapping[str, Any], fp_key: bytes) -> 
     return {key: fingerprint(fp_key, owner, key, str(news[key])) for key in sorted(secret_keys(news))}
 
 
-def needs_write(
-    recorded: Mapping[str, str], desired: Mapping[str, str], decommissioned: Iterable[str]
-) -> list[str]:
+def needs_write(recorded: Mapping[str, str], desired: Mapping[str, str], decommissioned: Iterable[str]) -> list[str]:
     """The keys whose recorded fingerprint differs from the desired one, or that must be deleted."""
     changed = [key for key, fp in desired.items() if recorded.get(key) != fp]
     changed += [key for key in decommissioned if key in recorded]

@@ -39,9 +39,7 @@ class UnresolvedValueError(Exception):
 
 
 def _hkdf(derivation_key: bytes, info: str, length: int) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(
-        derivation_key
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(derivation_key)
 
 
 def generate(derivation_key: bytes, environment: str, owner: str, key: str, source: GeneratedSource) -> str:

@@ -26,8 +26,7 @@ def migrate(conn: psycopg.Connection[Any], settings: StoreSettings) -> list[str]
         )
         conn.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                " name text PRIMARY KEY, applied_at timestamptz DEFAULT now() NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {} ( name text PRIMARY KEY, applied_at timestamptz DEFAULT now() NOT NULL)"
             ).format(table)
         )
         applied = {row[0] for row in conn.execute(sql.SQL("SELECT name FROM {}").format(table))}

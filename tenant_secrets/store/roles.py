@@ -64,14 +64,11 @@ def ensure_roles(
             settings,
             APP_POLICY,
             sql.SQL(
-                "FOR SELECT TO {}"
-                " USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
+                "FOR SELECT TO {} USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
             ).format(sql.Identifier(app_role)),
         )
         if provisioner_role is None:
-            conn.execute(
-                sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(PROVISIONER_POLICY), secrets)
-            )
+            conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(PROVISIONER_POLICY), secrets))
             return
         provisioner = sql.Identifier(provisioner_role)
         _ensure_role(conn, provisioner_role, provisioner_password, owner)
@@ -92,12 +89,8 @@ def ensure_roles(
 
 def _ensure_role(conn: psycopg.Connection[Any], role: str, password: str | None, owner: str) -> None:
     if role == owner:
-        raise StoreError(
-            f"role {role!r} owns the store's tables, so row-level security would not apply to it"
-        )
-    found = conn.execute(
-        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
-    ).fetchone()
+        raise StoreError(f"role {role!r} owns the store's tables, so row-level security would not apply to it")
+    found = conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]).fetchone()
     if found is None:
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
     elif found[0]:

@@ -50,8 +50,7 @@ def check_keyring(conn: psycopg.Connection[Any], settings: StoreSettings, keyrin
     missing = sorted(usage.keys() - keyring.keys.keys())
     if missing:
         detail = "; ".join(
-            f"version {v}: " + ", ".join(f"{n} {label}" for label, n in sorted(usage[v].items()))
-            for v in missing
+            f"version {v}: " + ", ".join(f"{n} {label}" for label, n in sorted(usage[v].items())) for v in missing
         )
         raise KeyringError(
             f"the keyring (versions {', '.join(map(str, keyring.versions))}) lacks key versions still in "
@@ -78,9 +77,7 @@ def iter_rotate(
             yield count
 
 
-def rotate(
-    conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, batch_size: int = 500
-) -> int:
+def rotate(conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, batch_size: int = 500) -> int:
     """Re-encrypt every row and history entry not on the active key; return how many were."""
     return sum(iter_rotate(conn, settings, keyring, batch_size))
 

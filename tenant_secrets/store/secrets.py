@@ -174,9 +174,7 @@ class _Writes:
 def _decide(
     plan: Mapping[str, TenantChange], rows: Mapping[tuple[str, str], _Row], keyring: Keyring
 ) -> tuple[_Writes, ApplyResult]:
-    compared = [
-        rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows
-    ]
+    compared = [rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows]
     _require_key_versions(compared, keyring)
     writes = _Writes()
     results: dict[str, CompanyResult] = {}

@@ -44,9 +44,7 @@ def test_a_key_removed_without_marker_is_refused_with_the_marker_to_use() -> Non
 
 
 def test_a_key_removed_with_marker_is_allowed() -> None:
-    assert (
-        reconcile.removed_key_failures("acme", {"A_KEY": "1", "B_KEY": "2"}, {"A_KEY": "1"}, ["B_KEY"]) == []
-    )
+    assert reconcile.removed_key_failures("acme", {"A_KEY": "1", "B_KEY": "2"}, {"A_KEY": "1"}, ["B_KEY"]) == []
 
 
 def test_an_owner_removed_without_marker_is_refused() -> None:

@@ -33,8 +33,7 @@ def history_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 def audit_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     """``(company id, key, action, version, key_version)`` of the audit trail, in order."""
     return conn.execute(
-        "SELECT company_id::text, secret_key, action, version, key_version"
-        " FROM company_secret_audit ORDER BY id"
+        "SELECT company_id::text, secret_key, action, version, key_version FROM company_secret_audit ORDER BY id"
     ).fetchall()
 
 

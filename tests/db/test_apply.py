@@ -28,15 +28,11 @@ ACME_SECRETS = {"STRIPE_SECRET_KEY": fake_value("stripe"), "SENDGRID_API_KEY": f
 GLOBEX_SECRETS = {"STRIPE_SECRET_KEY": fake_value("globex-stripe")}
 
 
-def both(
-    acme: dict[str, str] = ACME_SECRETS, globex: dict[str, str] = GLOBEX_SECRETS
-) -> dict[str, TenantChange]:
+def both(acme: dict[str, str] = ACME_SECRETS, globex: dict[str, str] = GLOBEX_SECRETS) -> dict[str, TenantChange]:
     return {ACME: TenantChange(acme), GLOBEX: TenantChange(globex)}
 
 
-def values(
-    conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> dict[str, dict[str, str]]:
+def values(conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> dict[str, dict[str, str]]:
     found = read_tenants(conn, settings, [ACME, GLOBEX], keyring)
     return {cid: {k: s.value for k, s in secrets.items()} for cid, secrets in found.items()}
 
@@ -52,9 +48,7 @@ def test_create(db: psycopg.Connection[Any], settings: StoreSettings, keyring: K
     assert history_rows(db) == []
 
 
-def test_second_apply_writes_nothing(
-    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> None:
+def test_second_apply_writes_nothing(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> None:
     apply_tenants(db, settings, both(), keyring)
     before, audit_before = secret_rows(db), audit_rows(db)
 
@@ -104,9 +98,7 @@ def test_history_is_pruned_to_the_retention(
 ) -> None:
     settings = StoreSettings(history_retention=retention)
     for n in range(6):
-        apply_tenants(
-            db, settings, {ACME: TenantChange({"WEBHOOK_SECRET": fake_value(f"webhook-{n}")})}, keyring
-        )
+        apply_tenants(db, settings, {ACME: TenantChange({"WEBHOOK_SECRET": fake_value(f"webhook-{n}")})}, keyring)
     assert [row[2] for row in history_rows(db)] == kept
     assert read_tenant(db, settings, ACME, keyring)["WEBHOOK_SECRET"].version == 6
     entries = db.execute("SELECT version, secret_value_encrypted, key_version FROM company_secret_versions")
@@ -114,9 +106,7 @@ def test_history_is_pruned_to_the_retention(
         assert keyring.decrypt(ciphertext, key_version) == fake_value(f"webhook-{version - 1}")
 
 
-def test_only_listed_keys_are_deleted(
-    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> None:
+def test_only_listed_keys_are_deleted(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> None:
     apply_tenants(db, settings, both(), keyring)
     apply_tenants(db, settings, both(acme={**ACME_SECRETS, "STRIPE_SECRET_KEY": fake_value("v2")}), keyring)
     assert count(db, "company_secret_versions") == 1
@@ -137,9 +127,7 @@ def test_only_listed_keys_are_deleted(
     assert count(db, "company_secret_versions") == 0, "a deleted secret's history goes with it"
 
 
-def test_set_and_delete_together(
-    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> None:
+def test_set_and_delete_together(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> None:
     apply_tenants(db, settings, both(), keyring)
     result = apply_tenants(
         db,
@@ -235,9 +223,7 @@ def test_a_wrong_key_is_named_without_the_value(
 ) -> None:
     apply_tenants(db, settings, both(), keyring)
     impostor = Keyring({1: os.urandom(32)}, active=1)
-    with pytest.raises(
-        StoreError, match=r"cannot decrypt the stored 'S\w+' of company \S+ \(key version 1\)"
-    ) as info:
+    with pytest.raises(StoreError, match=r"cannot decrypt the stored 'S\w+' of company \S+ \(key version 1\)") as info:
         read_tenant(db, settings, ACME, impostor)
     assert "fake-" not in str(info.value)
 
@@ -260,8 +246,6 @@ def test_a_company_id_that_is_not_a_uuid_is_refused(
         apply_tenants(db, settings, {"acme": TenantChange({"K": fake_value("k")})}, keyring)
 
 
-def test_nothing_to_do_touches_nothing(
-    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> None:
+def test_nothing_to_do_touches_nothing(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> None:
     assert apply_tenants(db, settings, {}, keyring).companies == {}
     assert read_tenant(db, settings, ACME, keyring) == {}

@@ -24,9 +24,7 @@ def test_insert_update_reencrypt_delete_are_audited_without_values(
             query = sql.SQL("SELECT secret_value_encrypted FROM {}").format(sql.Identifier(table))
             ciphertexts.update(r[0] for r in db.execute(query))
 
-    apply_tenants(
-        db, settings, {ACME: TenantChange({"API_KEY": fake_value("v1"), "TOKEN": fake_value("t")})}, keyring
-    )
+    apply_tenants(db, settings, {ACME: TenantChange({"API_KEY": fake_value("v1"), "TOKEN": fake_value("t")})}, keyring)
     remember()
     apply_tenants(db, settings, {ACME: TenantChange({"API_KEY": fake_value("v2")})}, keyring)
     remember()
@@ -68,7 +66,5 @@ def test_one_apply_is_one_audit_statement_per_write_statement(
     db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
 ) -> None:
     """Statement-level triggers: 50 inserted rows, 50 audit rows, all at the same transaction time."""
-    apply_tenants(
-        db, settings, {ACME: TenantChange({f"K{n}": fake_value(str(n)) for n in range(50)})}, keyring
-    )
+    apply_tenants(db, settings, {ACME: TenantChange({f"K{n}": fake_value(str(n)) for n in range(50)})}, keyring)
     assert db.execute("SELECT count(*), count(DISTINCT at) FROM company_secret_audit").fetchone() == (50, 1)

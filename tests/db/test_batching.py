@@ -39,9 +39,7 @@ def test_1000_secrets_for_200_companies_take_a_bounded_number_of_statements(
 
     def desired(version: str) -> dict[str, TenantChange]:
         return {
-            cid: TenantChange(
-                {f"KEY_{k}": fake_value(f"{version}-{cid[:8]}-{k}") for k in range(KEYS_PER_COMPANY)}
-            )
+            cid: TenantChange({f"KEY_{k}": fake_value(f"{version}-{cid[:8]}-{k}") for k in range(KEYS_PER_COMPANY)})
             for cid in ids.values()
         }
 

@@ -30,9 +30,7 @@ def tables(conn: psycopg.Connection[Any]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def test_migrate_applies_everything_once_and_records_it(
-    conn: psycopg.Connection[Any], settings: StoreSettings
-) -> None:
+def test_migrate_applies_everything_once_and_records_it(conn: psycopg.Connection[Any], settings: StoreSettings) -> None:
     assert migrate(conn, settings) == ALL
     assert migrate(conn, settings) == []
     recorded = conn.execute("SELECT name FROM tenant_secrets_migrations ORDER BY name").fetchall()
@@ -46,9 +44,7 @@ def test_migrate_applies_everything_once_and_records_it(
     }
 
 
-def test_schema_matches_the_seed_plus_versions(
-    conn: psycopg.Connection[Any], settings: StoreSettings
-) -> None:
+def test_schema_matches_the_seed_plus_versions(conn: psycopg.Connection[Any], settings: StoreSettings) -> None:
     migrate(conn, settings)
     columns = conn.execute(
         "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default"
@@ -114,9 +110,7 @@ def test_bad_prefixes_are_refused(prefix: str) -> None:
 
 
 def test_missing_companies_table_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
-    with pytest.raises(
-        MigrationError, match=r"table 'companies' does not exist.*application's own migrations"
-    ):
+    with pytest.raises(MigrationError, match=r"table 'companies' does not exist.*application's own migrations"):
         migrate(conn, StoreSettings())
     assert tables(conn) == set(), "a failed migrate leaves nothing behind"
 
@@ -175,9 +169,7 @@ def test_a_table_the_application_created_from_the_seed_is_adopted(
     assert (stored.value, stored.version, stored.key_version) == (fake_value("legacy"), 1, 1)
 
 
-def test_a_database_newer_than_the_code_is_refused(
-    conn: psycopg.Connection[Any], settings: StoreSettings
-) -> None:
+def test_a_database_newer_than_the_code_is_refused(conn: psycopg.Connection[Any], settings: StoreSettings) -> None:
     migrate(conn, settings)
     conn.execute("INSERT INTO tenant_secrets_migrations (name) VALUES ('9999_from_the_future')")
     with pytest.raises(MigrationError, match=r"9999_from_the_future.*upgrade tenant-secrets"):

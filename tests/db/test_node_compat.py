@@ -67,9 +67,7 @@ def test_the_seeds_decrypt_secret_reads_every_row_the_store_wrote(
         "SELECT secret_key, secret_value_encrypted, key_version FROM company_secrets"
         " UNION ALL SELECT 'history', secret_value_encrypted, key_version FROM company_secret_versions"
     ).fetchall()
-    expected = [
-        {**VALUES, "AFTER_ROTATION": fake_value("after"), "history": "fake-old"}[key] for key, _, _ in rows
-    ]
+    expected = [{**VALUES, "AFTER_ROTATION": fake_value("after"), "history": "fake-old"}[key] for key, _, _ in rows]
     items = [{"envelope": ct, "keyHex": rotated.key(version).hex()} for _key, ct, version in rows]
 
     assert len(items) == 2 * len(VALUES) + 1 + len(VALUES)

@@ -89,9 +89,7 @@ def test_app_role_sees_only_its_company_and_cannot_write(
         app.execute(sql.SQL("SET app.company_id = {}").format(sql.Literal(ACME)))
         seen = app.execute("SELECT company_id::text, secret_key FROM company_secrets ORDER BY 2").fetchall()
         assert seen == [(ACME, "STRIPE_SECRET_KEY"), (ACME, "TOKEN")]
-        assert app.execute(
-            "SELECT count(*) FROM company_secrets WHERE company_id = %s", [GLOBEX]
-        ).fetchone() == (0,)
+        assert app.execute("SELECT count(*) FROM company_secrets WHERE company_id = %s", [GLOBEX]).fetchone() == (0,)
 
         for statement in (
             sql.SQL(
@@ -138,8 +136,7 @@ def test_provisioner_role_applies_and_is_named_in_the_audit(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             provisioner.execute("SELECT * FROM company_secret_audit")
     actors = db.execute(
-        "SELECT DISTINCT action, db_role, session_role FROM company_secret_audit"
-        " WHERE db_role <> 'tenant_admin'"
+        "SELECT DISTINCT action, db_role, session_role FROM company_secret_audit WHERE db_role <> 'tenant_admin'"
     ).fetchall()
     assert sorted(actors) == [
         ("delete", secured.provisioner, secured.provisioner),

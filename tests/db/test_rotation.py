@@ -31,15 +31,11 @@ KEYS = 3
 
 
 @pytest.fixture
-def populated(
-    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
-) -> dict[str, dict[str, str]]:
+def populated(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> dict[str, dict[str, str]]:
     """Four companies with three secrets each on key 1, one of each changed once (so history exists)."""
     ids = ensure_companies(db, settings, {f"tenant{n}": (None, None) for n in range(COMPANIES)})
     wanted = {cid: {f"KEY_{k}": fake_value(f"{cid[:8]}-{k}") for k in range(KEYS)} for cid in ids.values()}
-    apply_tenants(
-        db, settings, {cid: TenantChange({**w, "KEY_0": "fake-first"}) for cid, w in wanted.items()}, keyring
-    )
+    apply_tenants(db, settings, {cid: TenantChange({**w, "KEY_0": "fake-first"}) for cid, w in wanted.items()}, keyring)
     apply_tenants(db, settings, {cid: TenantChange(w) for cid, w in wanted.items()}, keyring)
     return wanted
 

@@ -98,10 +98,7 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
         ("acmecorp", "STRIPE_SECRET_KEY"),
     }
     assert decrypt(stored[("acmecorp", "STRIPE_SECRET_KEY")][0], key) == "fake-stripe-acmecorp-0002"
-    assert (
-        decrypt(stored[("codewiser", "WEBHOOK_SIGNING_SECRET")][0], key)
-        == codewiser["WEBHOOK_SIGNING_SECRET"]
-    )
+    assert decrypt(stored[("codewiser", "WEBHOOK_SIGNING_SECRET")][0], key) == codewiser["WEBHOOK_SIGNING_SECRET"]
     assert all(kv == 1 for _, kv in stored.values())
 
     # A second run changes nothing: the preview says so, and nothing is written anywhere

@@ -43,9 +43,7 @@ def test_with_existing_given_a_no_op_sends_no_request_at_all(
     assert server.request_counts() == {}
 
 
-def test_one_changed_value_is_one_batch_update(
-    client: InfisicalClient, server: RunningServer, path: str
-) -> None:
+def test_one_changed_value_is_one_batch_update(client: InfisicalClient, server: RunningServer, path: str) -> None:
     client.apply_secrets("dev", path, upsert=SECRETS)
     server.reset_requests()
     result = client.apply_secrets("dev", path, upsert={**SECRETS, "STRIPE_KEY": "fake-stripe-key-0002"})
@@ -76,9 +74,7 @@ def test_creates_updates_and_deletes_are_one_batch_each(
     }
 
 
-def test_deleting_absent_keys_sends_nothing(
-    client: InfisicalClient, server: RunningServer, path: str
-) -> None:
+def test_deleting_absent_keys_sends_nothing(client: InfisicalClient, server: RunningServer, path: str) -> None:
     client.apply_secrets("dev", path, upsert={"A": "fake-a"})
     server.reset_requests()
     assert not client.apply_secrets("dev", path, upsert={"A": "fake-a"}, delete=["GONE"]).changed

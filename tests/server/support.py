@@ -32,9 +32,7 @@ class Api:
     url: str
     token: str | None
 
-    def request(
-        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
-    ) -> requests.Response:
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
         bearer = token if token is not None else self.token
         if bearer:

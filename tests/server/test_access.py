@@ -14,10 +14,7 @@ def test_reader_works_inside_its_environment_and_prefix(api: Api, reader_api: Ap
     where = {"workspaceId": project_id, "environment": "dev", "secretPath": "/tenants/acme"}
     created = reader_api.post("/api/v3/secrets/raw/MINE", json={**where, "secretValue": "fake-mine"})
     assert created.status_code == 200, created.text
-    assert (
-        reader_api.get("/api/v3/secrets/raw/MINE", params=where).json()["secret"]["secretValue"]
-        == "fake-mine"
-    )
+    assert reader_api.get("/api/v3/secrets/raw/MINE", params=where).json()["secret"]["secretValue"] == "fake-mine"
 
 
 def test_writes_outside_the_prefix_are_permission_denied(reader_api: Api, project_id: str) -> None:

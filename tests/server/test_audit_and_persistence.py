@@ -83,9 +83,7 @@ def test_state_persists_across_a_restart(tmp_path: Path) -> None:
         secret = again.get("/api/v3/secrets/raw/KEPT", params=where).json()["secret"]
         assert (secret["secretValue"], secret["version"]) == ("fake-kept-0002", 2)
         assert (
-            again.get("/api/v3/secrets/raw/KEPT", params={**where, "version": "1"}).json()["secret"][
-                "secretValue"
-            ]
+            again.get("/api/v3/secrets/raw/KEPT", params={**where, "version": "1"}).json()["secret"]["secretValue"]
             == "fake-kept-0001"
         )
         assert len(second.audit()) == audited

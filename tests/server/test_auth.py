@@ -19,9 +19,7 @@ LOGIN = "/api/v1/auth/universal-auth/login"
 def test_login_through_the_sdk_returns_a_bearer_token(server: RunningServer) -> None:
     ident = server.identity()
     client = InfisicalSDKClient(host=server.url, cache_ttl=None)
-    result = client.auth.universal_auth.login(
-        client_id=ident["client_id"], client_secret=ident["client_secret"]
-    )
+    result = client.auth.universal_auth.login(client_id=ident["client_id"], client_secret=ident["client_secret"])
     assert result.tokenType == "Bearer"
     assert result.expiresIn == 7200
     assert result.accessTokenMaxTTL >= result.expiresIn
@@ -40,9 +38,7 @@ def test_wrong_credentials_are_401_invalid_credentials(
         client.auth.universal_auth.login(client_id=client_id, client_secret=client_secret)
     assert raised.value.status_code == 401
     body = error_body(
-        requests.post(
-            f"{server.url}{LOGIN}", json={"clientId": client_id, "clientSecret": client_secret}, timeout=5
-        ),
+        requests.post(f"{server.url}{LOGIN}", json={"clientId": client_id, "clientSecret": client_secret}, timeout=5),
         401,
     )
     assert body["message"] == "Invalid credentials"
@@ -73,8 +69,7 @@ def test_missing_token_is_401_token_missing(server: RunningServer) -> None:
     [
         (
             "not-a-jwt",
-            "The provided access token is malformed. "
-            "Please use a valid token or generate a new one and try again.",
+            "The provided access token is malformed. Please use a valid token or generate a new one and try again.",
         ),
         ("eyJhbGciOiJIUzI1NiJ9.eyJpZGVudGl0eUlkIjoieCJ9.c2lnbmF0dXJl", "invalid signature"),
     ],

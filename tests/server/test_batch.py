@@ -41,9 +41,7 @@ def test_create_update_delete(api: Api, where: dict[str, str]) -> None:
     assert updated.json()["secrets"][0]["secretValueHidden"] is False
     assert values(api, where) == {"A": ("fake-a2", 2), "B": ("fake-b", 1)}
 
-    deleted = api.delete(
-        BATCH, json={**where, "secrets": [{"secretKey": "A"}, {"secretKey": "B", "type": "shared"}]}
-    )
+    deleted = api.delete(BATCH, json={**where, "secrets": [{"secretKey": "A"}, {"secretKey": "B", "type": "shared"}]})
     assert deleted.status_code == 200, deleted.text
     assert values(api, where) == {}
 
@@ -84,23 +82,19 @@ def test_update_modes(api: Api, where: dict[str, str]) -> None:
     assert [s["version"] for s in upserted.json()["secrets"]] == [3, 1]
     assert values(api, where) == {"HAVE": ("fake-have2", 3), "MISSING": ("fake-missing", 1)}
 
-    assert error_body(api.patch(BATCH, json={**where, "mode": "sometimes", "secrets": items}), 422)[
-        "message"
-    ][0]["path"] == ["mode"]
+    assert error_body(api.patch(BATCH, json={**where, "mode": "sometimes", "secrets": items}), 422)["message"][0][
+        "path"
+    ] == ["mode"]
 
 
-def test_update_items_may_name_their_own_path_and_a_new_name(
-    api: Api, where: dict[str, str], project_id: str
-) -> None:
+def test_update_items_may_name_their_own_path_and_a_new_name(api: Api, where: dict[str, str], project_id: str) -> None:
     api.post(
         "/api/v2/folders",
         json={"projectId": project_id, "environment": "dev", "name": "sub", "path": where["secretPath"]},
     )
     sub = f"{where['secretPath']}/sub"
     api.post(BATCH, json={**where, "secrets": [{"secretKey": "TOP", "secretValue": "fake-top"}]})
-    api.post(
-        BATCH, json={**where, "secretPath": sub, "secrets": [{"secretKey": "LOW", "secretValue": "fake-low"}]}
-    )
+    api.post(BATCH, json={**where, "secretPath": sub, "secrets": [{"secretKey": "LOW", "secretValue": "fake-low"}]})
     response = api.patch(
         BATCH,
         json={
@@ -168,7 +162,4 @@ def test_v4_batch(api: Api, project_id: str, folder: str) -> None:
     assert values(api, {"workspaceId": project_id, "environment": "dev", "secretPath": folder}) == {
         "B4": ("fake-b4b", 2)
     }
-    assert (
-        api.delete("/api/v4/secrets/batch", json={**where, "secrets": [{"secretKey": "B4"}]}).status_code
-        == 200
-    )
+    assert api.delete("/api/v4/secrets/batch", json={**where, "secrets": [{"secretKey": "B4"}]}).status_code == 200

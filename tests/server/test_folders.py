@@ -13,9 +13,7 @@ from tests.server.support import Api, error_body
 INVALID_NAME = "Invalid folder name. Only alphanumeric characters, dashes, and underscores are allowed."
 
 
-def test_create_list_get_update_delete_through_the_sdk(
-    sdk: InfisicalSDKClient, project_id: str, folder: str
-) -> None:
+def test_create_list_get_update_delete_through_the_sdk(sdk: InfisicalSDKClient, project_id: str, folder: str) -> None:
     created = sdk.folders.create_folder(
         name="acme", environment_slug="dev", project_id=project_id, path=folder, description="tenant acme"
     )
@@ -46,22 +44,14 @@ def test_create_list_get_update_delete_through_the_sdk(
     assert sdk.folders.list_folders(project_id=project_id, environment_slug="dev", path=folder).folders == []
 
 
-def test_missing_parents_are_created_like_mkdir_p(
-    sdk: InfisicalSDKClient, project_id: str, folder: str
-) -> None:
-    created = sdk.folders.create_folder(
-        name="c", environment_slug="dev", project_id=project_id, path=f"{folder}/a/b"
-    )
+def test_missing_parents_are_created_like_mkdir_p(sdk: InfisicalSDKClient, project_id: str, folder: str) -> None:
+    created = sdk.folders.create_folder(name="c", environment_slug="dev", project_id=project_id, path=f"{folder}/a/b")
     assert created.path == f"{folder}/a/b/c"
-    deep = sdk.folders.list_folders(
-        project_id=project_id, environment_slug="dev", path=folder, recursive=True
-    )
+    deep = sdk.folders.list_folders(project_id=project_id, environment_slug="dev", path=folder, recursive=True)
     assert [(f.name, f.relativePath) for f in deep.folders] == [("a", "/a"), ("b", "/a/b"), ("c", "/a/b/c")]
 
 
-def test_creating_an_existing_folder_is_400(
-    sdk: InfisicalSDKClient, api: Api, project_id: str, folder: str
-) -> None:
+def test_creating_an_existing_folder_is_400(sdk: InfisicalSDKClient, api: Api, project_id: str, folder: str) -> None:
     sdk.folders.create_folder(name="dup", environment_slug="dev", project_id=project_id, path=folder)
     with pytest.raises(APIError) as raised:
         sdk.folders.create_folder(name="dup", environment_slug="dev", project_id=project_id, path=folder)
@@ -99,10 +89,7 @@ def test_an_invalid_parent_path_is_400(api: Api, project_id: str) -> None:
         ),
         400,
     )
-    assert (
-        body["message"]
-        == "Invalid secret path. Only alphanumeric characters, dashes, and underscores are allowed."
-    )
+    assert body["message"] == "Invalid secret path. Only alphanumeric characters, dashes, and underscores are allowed."
 
 
 def test_unknown_environment(api: Api, project_id: str) -> None:
@@ -140,8 +127,7 @@ def test_deleting_a_non_empty_folder_needs_force_delete(
     body = error_body(api.delete("/api/v2/folders/full", json=request), 400)
     assert body["error"] == "deleteFolder"
     assert body["message"] == (
-        'Cannot delete folder "full" because it contains resources. '
-        "Use forceDelete=true to delete it forcefully."
+        'Cannot delete folder "full" because it contains resources. Use forceDelete=true to delete it forcefully.'
     )
     deleted = sdk.folders.delete_folder(
         folder_id_or_name="full",
@@ -155,16 +141,12 @@ def test_deleting_a_non_empty_folder_needs_force_delete(
 
 def test_delete_errors_name_the_missing_part(api: Api, project_id: str, folder: str) -> None:
     missing = error_body(
-        api.delete(
-            "/api/v2/folders/nope", json={"projectId": project_id, "environment": "dev", "path": folder}
-        ),
+        api.delete("/api/v2/folders/nope", json={"projectId": project_id, "environment": "dev", "path": folder}),
         404,
     )
     assert missing["message"] == "Folder with ID 'nope' not found"
     parent = error_body(
-        api.delete(
-            "/api/v2/folders/x", json={"projectId": project_id, "environment": "dev", "path": "/gone"}
-        ),
+        api.delete("/api/v2/folders/x", json={"projectId": project_id, "environment": "dev", "path": "/gone"}),
         404,
     )
     assert parent["message"] == "Folder with path '/gone' in environment with slug 'dev' not found"
@@ -194,10 +176,7 @@ def test_update_errors(sdk: InfisicalSDKClient, api: Api, project_id: str, folde
 
 def test_get_by_unknown_id_is_404(api: Api) -> None:
     unknown = str(uuid.uuid4())
-    assert (
-        error_body(api.get(f"/api/v2/folders/{unknown}"), 404)["message"]
-        == f"Folder with ID '{unknown}' not found"
-    )
+    assert error_body(api.get(f"/api/v2/folders/{unknown}"), 404)["message"] == f"Folder with ID '{unknown}' not found"
 
 
 def test_v1_routes_take_workspace_id_and_directory(api: Api, project_id: str, folder: str) -> None:
@@ -207,9 +186,7 @@ def test_v1_routes_take_workspace_id_and_directory(api: Api, project_id: str, fo
     )
     assert created.status_code == 200, created.text
     assert created.json()["folder"]["path"] == f"{folder}/old"
-    listed = api.get(
-        "/api/v1/folders", params={"workspaceId": project_id, "environment": "dev", "directory": folder}
-    )
+    listed = api.get("/api/v1/folders", params={"workspaceId": project_id, "environment": "dev", "directory": folder})
     assert [f["name"] for f in listed.json()["folders"]] == ["old"]
     api.post(
         "/api/v3/secrets/raw/K",
@@ -221,8 +198,6 @@ def test_v1_routes_take_workspace_id_and_directory(api: Api, project_id: str, fo
         },
     )
     # v1 DELETE always deletes forcefully, even a folder that holds secrets.
-    deleted = api.delete(
-        "/api/v1/folders/old", json={"workspaceId": project_id, "environment": "dev", "path": folder}
-    )
+    deleted = api.delete("/api/v1/folders/old", json={"workspaceId": project_id, "environment": "dev", "path": folder})
     assert deleted.status_code == 200, deleted.text
     assert "path" not in deleted.json()["folder"]

@@ -26,9 +26,7 @@ def test_rate_limit_429_with_headers(server: RunningServer, api: Api, project_id
     assert int(refused.headers["x-ratelimit-reset"]) == wait
     # Other categories have their own counters: folder reads are "read" (unlimited here).
     assert (
-        api.get(
-            "/api/v2/folders", params={"projectId": project_id, "environment": "dev", "path": "/"}
-        ).status_code
+        api.get("/api/v2/folders", params={"projectId": project_id, "environment": "dev", "path": "/"}).status_code
         == 200
     )
 
@@ -40,9 +38,7 @@ def test_unlimited_by_default_sends_no_rate_limit_headers(api: Api, project_id: 
     assert "x-ratelimit-limit" not in response.headers
 
 
-def test_request_counts_by_route_template(
-    server: RunningServer, api: Api, project_id: str, folder: str
-) -> None:
+def test_request_counts_by_route_template(server: RunningServer, api: Api, project_id: str, folder: str) -> None:
     server.reset_requests()
     where = {"workspaceId": project_id, "environment": "dev", "secretPath": folder}
     api.post("/api/v3/secrets/raw/C1", json={**where, "secretValue": "fake-c1"})
@@ -74,9 +70,7 @@ def test_fault_matches_route_templates_and_429_looks_like_the_limiter(
     assert refused.headers["retry-after"] == "1"
 
 
-def test_fault_drop_closes_the_connection_without_a_response(
-    server: RunningServer, api: Api, project_id: str
-) -> None:
+def test_fault_drop_closes_the_connection_without_a_response(server: RunningServer, api: Api, project_id: str) -> None:
     server.add_fault("/api/v3/secrets/raw", method="GET", drop=True)
     with pytest.raises(requests.ConnectionError):
         api.get("/api/v3/secrets/raw", params={"workspaceId": project_id, "environment": "dev"})
@@ -87,10 +81,7 @@ def test_error_rate_and_latency_settings(server: RunningServer, api: Api, projec
     settings = server.settings(error_rate=1.0, latency_ms=5)
     assert settings["error_rate"] == 1.0
     assert settings["latency_ms"] == 5
-    assert (
-        api.get("/api/v3/secrets/raw", params={"workspaceId": project_id, "environment": "dev"}).status_code
-        == 503
-    )
+    assert api.get("/api/v3/secrets/raw", params={"workspaceId": project_id, "environment": "dev"}).status_code == 503
     assert server.admin("GET", "settings")["error_rate"] == 1.0
 
 

@@ -9,9 +9,7 @@ from infisical_sdk.infisical_requests import APIError
 from tests.server.support import Api, error_body
 
 
-def test_create_list_get_update_delete_through_the_sdk(
-    sdk: InfisicalSDKClient, project_id: str, folder: str
-) -> None:
+def test_create_list_get_update_delete_through_the_sdk(sdk: InfisicalSDKClient, project_id: str, folder: str) -> None:
     where = {"environment_slug": "dev", "project_id": project_id, "secret_path": folder}
     created = sdk.secrets.create_secret_by_name(
         secret_name="STRIPE_KEY", secret_value="fake-stripe-key-0001", secret_comment="payments", **where
@@ -44,10 +42,7 @@ def test_create_list_get_update_delete_through_the_sdk(
     )
     assert (renamed.secretKey, renamed.version) == ("STRIPE_API_KEY", 3)
     assert renamed.secretValue == ""  # as upstream: the response echoes the value sent, and none was
-    assert (
-        sdk.secrets.get_secret_by_name(secret_name="STRIPE_API_KEY", **where).secretValue
-        == "fake-stripe-key-0002"
-    )
+    assert sdk.secrets.get_secret_by_name(secret_name="STRIPE_API_KEY", **where).secretValue == "fake-stripe-key-0002"
 
     deleted = sdk.secrets.delete_secret_by_name(secret_name="STRIPE_API_KEY", **where)
     assert deleted.secretValue == "fake-stripe-key-0002"
@@ -61,10 +56,7 @@ def test_versions_increment_and_old_versions_stay_readable(
     sdk.secrets.create_secret_by_name(secret_name="V", secret_value="fake-v1", **where)
     for n in (2, 3):
         assert (
-            sdk.secrets.update_secret_by_name(
-                current_secret_name="V", secret_value=f"fake-v{n}", **where
-            ).version
-            == n
+            sdk.secrets.update_secret_by_name(current_secret_name="V", secret_value=f"fake-v{n}", **where).version == n
         )
     assert sdk.secrets.get_secret_by_name(secret_name="V", version="1", **where).secretValue == "fake-v1"
     assert sdk.secrets.get_secret_by_name(secret_name="V", **where).version == 3
@@ -93,9 +85,7 @@ def test_duplicate_create_is_400(sdk: InfisicalSDKClient, api: Api, project_id: 
     assert (body["message"], body["error"]) == ("Secret already exists", "BadRequest")
 
 
-def test_update_of_a_missing_secret_is_404(
-    sdk: InfisicalSDKClient, api: Api, project_id: str, folder: str
-) -> None:
+def test_update_of_a_missing_secret_is_404(sdk: InfisicalSDKClient, api: Api, project_id: str, folder: str) -> None:
     with pytest.raises(APIError) as raised:
         sdk.secrets.update_secret_by_name(
             current_secret_name="NOPE",
@@ -197,10 +187,7 @@ def test_values_are_trimmed_but_keep_one_trailing_newline(api: Api, project_id: 
     where = {"workspaceId": project_id, "environment": "dev", "secretPath": folder}
     api.post("/api/v3/secrets/raw/PADDED", json={**where, "secretValue": "  fake-padded  "})
     api.post("/api/v3/secrets/raw/PEM", json={**where, "secretValue": "fake-line-1\nfake-line-2\n"})
-    values = {
-        s["secretKey"]: s["secretValue"]
-        for s in api.get("/api/v3/secrets/raw", params=where).json()["secrets"]
-    }
+    values = {s["secretKey"]: s["secretValue"] for s in api.get("/api/v3/secrets/raw", params=where).json()["secrets"]}
     assert values == {"PADDED": "fake-padded", "PEM": "fake-line-1\nfake-line-2\n"}
 
 
@@ -247,9 +234,7 @@ def test_recursive_listing_and_reference_expansion(
         "URL": (f"{folder}/child", "https://fake-user@${HOST}"),
         "USER": (f"{folder}/child", "fake-user"),
     }
-    raw = api.get("/api/v3/secrets/raw/URL", params={**where, "secretPath": f"{folder}/child"}).json()[
-        "secret"
-    ]
+    raw = api.get("/api/v3/secrets/raw/URL", params={**where, "secretPath": f"{folder}/child"}).json()["secret"]
     assert raw["secretValue"] == f"https://${{dev.{child}.USER}}@${{HOST}}"
 
 
@@ -265,6 +250,6 @@ def test_v4_routes_use_project_id(api: Api, project_id: str, folder: str) -> Non
     assert api.delete("/api/v4/secrets/K4", json=where).json()["secret"]["secretKey"] == "K4"
     missing = error_body(api.get("/api/v4/secrets", params={"environment": "dev"}), 400)
     assert missing["message"] == "Missing project id or environment"
-    assert error_body(
-        api.post("/api/v4/secrets/K4", json={"environment": "dev", "secretValue": "fake"}), 422
-    )["message"][0]["path"] == ["projectId"]
+    assert error_body(api.post("/api/v4/secrets/K4", json={"environment": "dev", "secretValue": "fake"}), 422)[
+        "message"
+    ][0]["path"] == ["projectId"]
