@@ -8,6 +8,7 @@ from infisical_sdk import InfisicalSDKClient
 from infisical_sdk.infisical_requests import APIError
 
 from tenant_secrets.envelope import decrypt
+from tests.db.test_node_compat import run_node
 from tests.e2e.conftest import Infisical, Project, configure
 
 pytestmark = pytest.mark.e2e
@@ -100,6 +101,11 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
     assert decrypt(stored[("acmecorp", "STRIPE_SECRET_KEY")][0], key) == "fake-stripe-acmecorp-0002"
     assert decrypt(stored[("codewiser", "WEBHOOK_SIGNING_SECRET")][0], key) == codewiser["WEBHOOK_SIGNING_SECRET"]
     assert all(kv == 1 for _, kv in stored.values())
+    # ...and the application's own reader (the seed's decryptSecret, in Node.js) reads them unchanged
+    ordered = sorted(stored)
+    plain = run_node("decrypt.mjs", [{"envelope": stored[k][0], "keyHex": master_key} for k in ordered])
+    assert dict(zip(ordered, plain, strict=True))[("acmecorp", "STRIPE_SECRET_KEY")] == "fake-stripe-acmecorp-0002"
+    assert dict(zip(ordered, plain, strict=True))[("codewiser", "STRIPE_SECRET_KEY")] == "fake-stripe-codewiser-0001"
 
     # A second run changes nothing: the preview says so, and nothing is written anywhere
     project.infisical.reset_counts()
