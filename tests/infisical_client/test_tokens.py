@@ -32,8 +32,10 @@ def test_an_expired_token_is_replaced(tmp_path: Path) -> None:
         client = InfisicalClient(credentials(server), FAST)
         client.list_secrets("dev", "/")
         time.sleep(1.1)
-        client.list_secrets("dev", "/")
-        assert server.request_counts()[LOGIN] == 2
+        assert client.list_secrets("dev", "/") == {}
+        # At least one new login after expiry; under load the one-second token can lapse between
+        # the first login and its use as well, which makes it one more (still no failed request).
+        assert server.request_counts()[LOGIN] >= 2
     finally:
         server.stop()
 
