@@ -81,14 +81,14 @@ def test_bad_tokens_are_403_token_error(server: RunningServer, token: str, messa
 
 
 def test_an_expired_token_is_403_and_a_new_login_works(tmp_path: Path) -> None:
-    short = start_server(tmp_path, sample_config(token_ttl_seconds=1))
+    short = start_server(tmp_path, sample_config(token_ttl_seconds=2))
     try:
         ident = short.identity()
         creds = {"clientId": ident["client_id"], "clientSecret": ident["client_secret"]}
         token = requests.post(f"{short.url}{LOGIN}", json=creds, timeout=5).json()["accessToken"]
         query = {"workspaceId": short.config["projects"][0]["id"], "environment": "dev", "secretPath": "/"}
         assert Api(short.url, token).get("/api/v3/secrets/raw", params=query).status_code == 200
-        time.sleep(1.2)
+        time.sleep(2.2)
         body = error_body(Api(short.url, token).get("/api/v3/secrets/raw", params=query), 403)
         assert body == {
             **body,
