@@ -9,6 +9,7 @@ methods run in another process than the program that declared the resources.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -136,18 +137,35 @@ class InfisicalFolderProvider(ResourceProvider):
 
 
 class DatabaseSchemaProvider(ResourceProvider):
-    """The company_secrets schema (versioned migrations) and the master-key version rows are on."""
+    """The company_secrets schema (versioned migrations), the roles, and the master-key version rows are on.
+
+    Tenants' resources depend on this one, so the order of a run is: the keyring checked against what
+    is stored (before any write), migrations, roles and grants, re-encryption onto the active key in
+    committed batches; then the tenants' rows. A failure here stops the tenants' writes.
+    """
+
+    WATCHED: tuple[str, ...] = (
+        "schema_version",
+        "table_prefix",
+        "create_companies",
+        "key_version",
+        "key_versions",
+        "rotation_pending",
+        "app_role",
+        "app_role_password",
+        "provisioner_role",
+        "provisioner_password",
+    )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        watched = ("schema_version", "table_prefix", "key_version", "key_versions", "create_companies")
-        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in watched), replaces=[])
+        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in self.WATCHED), replaces=[])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """First `up`: apply the migrations."""
+        """First `up`: apply the migrations (and roles)."""
         return CreateResult("company_secrets", self._apply(props))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """New migrations, or a new active master key: migrate, then re-encrypt in batches."""
+        """New migrations, roles, a new active master key or values left on an old one: re-apply."""
         return UpdateResult(self._apply(news))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -160,15 +178,22 @@ class DatabaseSchemaProvider(ResourceProvider):
         settings = _settings(props)
         keyring = _keyring(props)
         conn = _database()
+        with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
+            store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
-        store.check_keyring(conn, settings, keyring)
-        rotated = store.rotate(conn, settings, keyring)
+        if props.get("app_role"):
+            store.ensure_roles(
+                conn,
+                settings,
+                app_role=props["app_role"],
+                app_password=props.get("app_role_password"),
+                provisioner_role=props.get("provisioner_role"),
+                provisioner_password=props.get("provisioner_password"),
+            )
+        rotated = store.rotate(conn, settings, keyring, batch_size=int(props.get("rotation_batch_size") or 500))
         return {
-            "schema_version": props["schema_version"],
-            "table_prefix": props["table_prefix"],
-            "create_companies": props["create_companies"],
-            "key_version": props["key_version"],
-            "key_versions": props["key_versions"],
+            **{p: props.get(p) for p in self.WATCHED},
+            "rotation_pending": False,
             "rows_rotated": rotated,
         }
 
@@ -182,7 +207,12 @@ def _settings(props: Mapping[str, Any]) -> store.StoreSettings:
 
 
 class DatabaseTenantProvider(ResourceProvider):
-    """One tenant's rows in company_secrets, encrypted with the active master key."""
+    """One tenant's rows in company_secrets, encrypted with the active master key.
+
+    The program resolves the tenant's company (from tenants.yaml or by subdomain, in one query for
+    all tenants) before declaring anything; the lookup here is for the demo's first run, which
+    creates the companies, and for a company that appeared between the program's look and the write.
+    """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
@@ -190,20 +220,25 @@ class DatabaseTenantProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
-        desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
-        changed = reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
-        rekey = olds.get("key_version") != news.get("key_version")
-        rekey = rekey or olds.get("decommission") != news.get("decommission")
-        return DiffResult(changes=bool(replaces or changed or rekey), replaces=replaces, delete_before_replace=True)
+        changed = bool(_keys_to_write(olds, news)) or olds.get("decommission") != news.get("decommission")
+        # a new keyring or active key: nothing to write (the schema resource re-encrypts every row), but
+        # the recorded keyring, which refresh and delete use, must follow the stack's
+        rekeyed = any(olds.get(p) != news.get(p) for p in ("key_version", "keyring"))
+        return DiffResult(changes=bool(replaces or changed or rekeyed), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
-        outs = self._write(props)
+        outs = self._write(props, known_company="")
         return CreateResult(f"{outs['company_id']}", outs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """A value changed, a key was added or decommissioned, or the active master key changed."""
-        return UpdateResult(self._write(news))
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """A value changed, a key was added or decommissioned, or the company or the keyring changed."""
+        known = str(olds.get("company_id") or "")
+        if not _keys_to_write(olds, news) and olds.get("decommission") == news["decommission"]:
+            # only the keyring or the active key changed: the schema resource re-encrypted the rows already
+            values = {} if news["decommission"] else _values(news)
+            return UpdateResult(self._outputs(news, str(news.get("company_id") or "") or known, values))
+        return UpdateResult(self._write(news, known_company=known))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
@@ -222,35 +257,46 @@ class DatabaseTenantProvider(ResourceProvider):
         self._delete_all(props["company_id"], props)
 
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
+        """Every row of the company, declared or not; nothing to do when the company itself is gone."""
         conn = _database()
         settings, keyring = _settings(props), _keyring(props)
         keys = list(store.read_tenant(conn, settings, company_id, keyring))
-        store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
+        with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
+            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
 
-    def _write(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        settings = _settings(props)
-        keyring = _keyring(props)
-        conn = _database()
-        company_id = props.get("company_id") or ""
-        if not company_id:
-            if props["create_companies"]:
-                ids = store.ensure_companies(conn, settings, {props["owner"]: (None, props.get("company_name"))})
-            else:
-                ids = store.lookup_companies(conn, settings, [props["owner"]])
-            if props["owner"] not in ids:
-                raise RuntimeError(
-                    f"{props['owner']}: no company with this subdomain in the companies table; "
-                    "create it in the application first, or give company_id in tenants.yaml"
-                )
-            company_id = ids[props["owner"]]
-        fp_key = bytes.fromhex(props["fingerprint_key"])
-        if props["decommission"]:
-            self._delete_all(company_id, props)
-            values: dict[str, str] = {}
+    def _company(self, props: Mapping[str, Any], known_company: str) -> str:
+        """The tenant's company id: as given (tenants.yaml, or the program's lookup), else as recorded,
+        else looked up by subdomain (or, in the demo, created)."""
+        company_id = str(props.get("company_id") or "") or known_company
+        if company_id:
+            return company_id
+        owner = props["owner"]
+        conn, settings = _database(), _settings(props)
+        if props["create_companies"]:
+            ids = store.ensure_companies(conn, settings, {owner: (None, props.get("company_name"))})
         else:
+            ids = store.lookup_companies(conn, settings, [owner])
+        if owner not in ids:
+            raise store.CompanyNotFoundError([owner])
+        return ids[owner]
+
+    def _write(self, props: Mapping[str, Any], *, known_company: str) -> dict[str, Any]:
+        owner = props["owner"]
+        try:
+            company_id = self._company(props, known_company)
+            if props["decommission"]:
+                self._delete_all(company_id, props)
+                return self._outputs(props, company_id, {})
             values = _values(props)
             change = store.TenantChange(values, list(props.get("decommissioned", [])))
-            store.apply_tenants(conn, settings, {company_id: change}, keyring)
+            store.apply_tenants(_database(), _settings(props), {company_id: change}, _keyring(props))
+        except (store.StoreError, store.KeyringError) as err:
+            # the whole apply is one transaction: nothing of this tenant was written
+            raise RuntimeError(f"{owner}: {err}") from None
+        return self._outputs(props, company_id, values)
+
+    def _outputs(self, props: Mapping[str, Any], company_id: str, values: Mapping[str, str]) -> dict[str, Any]:
+        fp_key = bytes.fromhex(props["fingerprint_key"])
         return {
             "owner": props["owner"],
             "decommission": props["decommission"],
@@ -264,6 +310,14 @@ class DatabaseTenantProvider(ResourceProvider):
             "fingerprint_key": props["fingerprint_key"],
             "fingerprints": reconcile.desired_fingerprints(props["owner"], values, fp_key),
         }
+
+
+def _keys_to_write(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Keys whose value changed or that go, and every key when the tenant's company changed."""
+    desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
+    if news.get("company_id") and olds.get("company_id") and news["company_id"] != olds["company_id"]:
+        return sorted(desired)
+    return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
 
 
 class RegistryProvider(ResourceProvider):

@@ -17,6 +17,7 @@ from components import providers
 from tenant_secrets.reconcile import desired_fingerprints
 
 SECRET_OUTPUTS = ["fingerprint_key", "keyring"]
+SCHEMA_SECRET_OUTPUTS = ["keyring", "app_role_password", "provisioner_password"]
 
 
 def _secret_values(values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
@@ -61,6 +62,9 @@ class DatabaseSchema(Resource, module="tenants", name="DatabaseSchema"):
     rows_rotated: pulumi.Output[int]
 
     def __init__(self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SCHEMA_SECRET_OUTPUTS)
+        )
         super().__init__(providers.DatabaseSchemaProvider(), name, {**props, "rows_rotated": None}, opts)
 
 
@@ -170,7 +174,8 @@ class DatabaseSecretsArgs(TypedDict):
     tenants: Sequence[Folder]
     """The tenants whose rows to manage."""
     schema: Mapping[str, Any]
-    """Schema settings: table_prefix, create_companies, history_retention, schema_version."""
+    """Schema settings: table_prefix, create_companies, history_retention, schema_version, rotation_pending,
+    rotation_batch_size, and the roles (app_role, provisioner_role and their passwords as secrets)."""
     keyring: Mapping[str, str]
     """Master keys, version -> 64 hex chars."""
     key_version: int

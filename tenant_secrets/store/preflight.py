@@ -1,0 +1,196 @@
+"""Before a provisioning run declares or writes anything: is the database ready for this run?
+
+:func:`inspect` answers, read-only and in three statements whatever the number of tenants, what
+`pulumi up` must know up front: whether the companies table exists, which company each tenant is
+(by the id tenants.yaml gives, else by subdomain), and which master key versions the stored values
+still need, with one stored value per version decrypted as a proof that the configured key is the
+one it was written with. Every problem found is reported in one :class:`PreflightError`, naming
+subdomains and key versions, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tenant_secrets.envelope import EnvelopeError, Keyring
+from tenant_secrets.store.companies import company_id
+from tenant_secrets.store.errors import StoreError
+from tenant_secrets.store.settings import COMPANIES, HISTORY, SECRETS, StoreSettings
+
+
+class PreflightError(StoreError):
+    """The database is not ready for this run; ``problems`` lists each reason, one a line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"- {p}" for p in self.problems) + "\nnothing was written")
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """A tenant as the run declares it: its subdomain, the company id tenants.yaml gives, if any."""
+
+    subdomain: str
+    company_id: str | None = None
+    decommission: bool = False
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the database holds that the run depends on."""
+
+    company_ids: Mapping[str, str]
+    """subdomain -> company id, for the tenants whose company exists."""
+    key_usage: Mapping[int, Mapping[str, int]]
+    """key version -> {"secrets": rows, "history entries": rows}, for every version still stored."""
+    schema_exists: bool
+    """Whether company_secrets exists yet (it does not before the first run)."""
+
+    def rotation_pending(self, active: int) -> bool:
+        """Whether some stored value is on another key version than ``active``."""
+        return any(version != active for version in self.key_usage)
+
+
+def inspect(
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    tenants: Sequence[TenantRef],
+    keyring: Keyring,
+    *,
+    key_field: str = "masterKeys",
+) -> Inspection:
+    """Check companies and keyring against the database; :class:`PreflightError` lists what is wrong.
+
+    Companies must exist unless ``settings.create_companies_table`` (the demo creates them) or the
+    tenant is decommissioned (its rows go with it either way). A company id given in tenants.yaml
+    must belong to that subdomain. The keyring must hold every key version still stored, and each of
+    those keys must decrypt a value stored with it. ``key_field`` names the keys in messages
+    (``<key_field>.v<version>``), so they point at the configuration to fix.
+    """
+    problems: list[str] = []
+    given: dict[str, str] = {}
+    for tenant in tenants:
+        if tenant.company_id:
+            try:
+                given[tenant.subdomain] = company_id(tenant.company_id, label=tenant.subdomain)
+            except ValueError as err:
+                problems.append(str(err))
+    companies_exist, secrets_exist, history_exist = _tables(conn, settings)
+    found: dict[str, str] = {}
+    if companies_exist:
+        found = _companies(conn, settings, [t.subdomain for t in tenants], list(given.values()))
+        problems += _company_problems(settings, tenants, given, found)
+    elif not settings.create_companies_table:
+        problems.append(
+            f"table {settings.name(COMPANIES)!r} does not exist: company_secrets references the application's "
+            "companies table, so run the application's migrations first (or, for a demo only, create companies)"
+        )
+    usage: dict[int, dict[str, int]] = {}
+    if secrets_exist and history_exist:
+        usage, samples = _key_usage(conn, settings)
+        problems += _key_problems(usage, samples, keyring, key_field)
+    if problems:
+        raise PreflightError(problems)
+    resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}
+    return Inspection(company_ids=resolved, key_usage=usage, schema_exists=secrets_exist)
+
+
+def _tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> tuple[bool, bool, bool]:
+    names = [sql.Identifier(settings.name(base)).as_string(conn) for base in (COMPANIES, SECRETS, HISTORY)]
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL", names
+    ).fetchone()
+    if row is None:  # pragma: no cover - a SELECT without FROM returns one row
+        raise StoreError("could not look up the store's tables")
+    return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+def _companies(
+    conn: psycopg.Connection[Any], settings: StoreSettings, subdomains: list[str], ids: list[str]
+) -> dict[str, str]:
+    """``subdomain -> id`` of the companies named by subdomain or by id, in one query."""
+    rows = conn.execute(
+        sql.SQL("SELECT subdomain, id::text FROM {} WHERE subdomain = ANY(%s::text[]) OR id = ANY(%s::uuid[])").format(
+            settings.table(COMPANIES)
+        ),
+        [subdomains, ids],
+    ).fetchall()
+    return {str(subdomain): str(cid) for subdomain, cid in rows}
+
+
+def _company_problems(
+    settings: StoreSettings, tenants: Sequence[TenantRef], given: Mapping[str, str], found: Mapping[str, str]
+) -> list[str]:
+    by_id = {cid: subdomain for subdomain, cid in found.items()}
+    table = settings.name(COMPANIES)
+    problems: list[str] = []
+    missing: list[str] = []
+    for tenant in tenants:
+        wanted = given.get(tenant.subdomain)
+        actual = found.get(tenant.subdomain)
+        if wanted and wanted in by_id and by_id[wanted] != tenant.subdomain:
+            problems.append(
+                f"{tenant.subdomain}: the company_id in tenants.yaml is the company with subdomain "
+                f"{by_id[wanted]!r} in {table!r}: fix the company_id, or leave it out to look the company up"
+            )
+        elif wanted and actual and actual != wanted:
+            problems.append(
+                f"{tenant.subdomain}: the company with this subdomain in {table!r} has another id than the "
+                "company_id in tenants.yaml: fix the company_id, or leave it out to look the company up"
+            )
+        elif actual is None and not tenant.decommission and not settings.create_companies_table:
+            missing.append(tenant.subdomain + (" (company_id given in tenants.yaml)" if wanted else ""))
+    if missing:
+        problems.append(
+            f"no company with subdomain {', '.join(missing)} in {table!r}: create the "
+            f"compan{'y' if len(missing) == 1 else 'ies'} in the application first, or fix the subdomain "
+            "in tenants.yaml"
+        )
+    return problems
+
+
+def _key_usage(
+    conn: psycopg.Connection[Any], settings: StoreSettings
+) -> tuple[dict[int, dict[str, int]], dict[int, str]]:
+    """Rows per key version in both tables, and one stored ciphertext per version, in one query."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT 'secrets', key_version, count(*), min(secret_value_encrypted) FROM {} GROUP BY key_version"
+            " UNION ALL"
+            " SELECT 'history entries', key_version, count(*), min(secret_value_encrypted) FROM {}"
+            " GROUP BY key_version"
+        ).format(settings.table(SECRETS), settings.table(HISTORY))
+    ).fetchall()
+    usage: dict[int, dict[str, int]] = {}
+    samples: dict[int, str] = {}
+    for label, version, count, sample in rows:
+        usage.setdefault(int(version), {})[str(label)] = int(count)
+        samples.setdefault(int(version), str(sample))
+    return usage, samples
+
+
+def _key_problems(
+    usage: Mapping[int, Mapping[str, int]], samples: Mapping[int, str], keyring: Keyring, key_field: str
+) -> list[str]:
+    problems: list[str] = []
+    for version in sorted(usage):
+        counts = ", ".join(f"{label}: {n}" for label, n in sorted(usage[version].items()))
+        if version not in keyring.keys:
+            problems.append(
+                f"{key_field}.v{version} is missing, but values stored with key version {version} still need it "
+                f"({counts}): keep it until a run with another active key has re-encrypted them"
+            )
+            continue
+        try:
+            keyring.decrypt(samples[version], version)
+        except EnvelopeError:
+            problems.append(
+                f"{key_field}.v{version} does not decrypt the values stored with key version {version} ({counts}): "
+                "it is not the key they were written with; restore the original key for this version"
+            )
+    return problems
