@@ -152,36 +152,49 @@ def declared(stack: auto.Stack) -> list[str]:
 
 
 @dataclass(frozen=True)
-class AppRole:
+class Role:
     name: str
     password: str
     dsn: str
 
 
 @pytest.fixture
-def app_role(project: Project, pg_cluster: Cluster) -> Iterator[AppRole]:
-    """A role name unique to this test (roles are cluster-wide); dropped afterwards."""
-    name = f"tenant_app_{secrets.token_hex(4)}"
-    password = f"fake-app-password-{secrets.token_hex(8)}"
+def roles(project: Project, pg_cluster: Cluster) -> Iterator[tuple[Role, Role]]:
+    """An application and a provisioning role, named uniquely (roles are cluster-wide); dropped afterwards."""
+    suffix = secrets.token_hex(4)
     dbname = str(conninfo_to_dict(project.dsn)["dbname"])
-    yield AppRole(name, password, pg_cluster.dsn(user=name, password=password, dbname=dbname))
+    made = []
+    for kind in ("app", "provisioner"):
+        name, password = f"tenant_{kind}_{suffix}", f"fake-{kind}-password-{secrets.token_hex(8)}"
+        made.append(Role(name, password, pg_cluster.dsn(user=name, password=password, dbname=dbname)))
+    yield made[0], made[1]
     with project.db() as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        for role in made:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role.name]).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role.name)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role.name)))
 
 
 # --- the tests -------------------------------------------------------------------------------------
 
 
 def test_schema_prefix_roles_node_reader_no_churn_and_one_change(
-    project: Project, master_key: str, app_role: AppRole
+    project: Project, master_key: str, roles: tuple[Role, Role]
 ) -> None:
     prefix = "deliverychat_"
+    app_role, provisioner = roles
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
-    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key}, tablePrefix=prefix, appRole=app_role.name)
+    configure(
+        stack,
+        secrets_config=VALUES,
+        master_keys={"v1": master_key},
+        tablePrefix=prefix,
+        appRole=app_role.name,
+        provisionerRole=provisioner.name,
+    )
     set_secret(stack, "appRolePassword", app_role.password)
+    set_secret(stack, "provisionerRolePassword", provisioner.password)
     project.up(stack)
 
     # The schema: every migration applied once, every table under the stack's prefix.
@@ -230,6 +243,11 @@ def test_schema_prefix_roles_node_reader_no_churn_and_one_change(
         for statement in refused:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute(statement)
+    # The provisioning role sees every company's rows and may write them (rolled back here).
+    with psycopg.connect(provisioner.dsn) as prov:
+        assert len(prov.execute(query).fetchall()) == len(stored)
+        prov.execute(sql.SQL("UPDATE {} SET version = version").format(secrets_table))
+        prov.rollback()
     assert secret_rows(project, prefix) == stored
 
     # A no-op: the preview says so, and `up` touches no row (same ciphertext, updated_at, xmin), no audit.
@@ -267,7 +285,8 @@ def test_schema_prefix_roles_node_reader_no_churn_and_one_change(
 
     # Nothing secret in the state, the backend's files, the stack config or anything the engine printed.
     everything = project.persisted(stack) + "".join(project.outputs)
-    for value in (*DECLARED.values(), plain[GENERATED], "fake-smtp-acmecorp-db-0002", master_key, app_role.password):
+    secret_values = (*DECLARED.values(), plain[GENERATED], "fake-smtp-acmecorp-db-0002", master_key)
+    for value in (*secret_values, app_role.password, provisioner.password):
         if value != "smtp.example.test":  # a literal from tenants.yaml, not a secret
             assert value not in everything
 
