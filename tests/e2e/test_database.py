@@ -301,6 +301,9 @@ def test_master_key_rotation_in_batches_key_removal_and_decommission(project: Pr
     before, history_before = secret_rows(project), history_rows(project)
     assert {row.key_version for row in [*before.values(), *history_before.values()]} == {1}
     audited = len(audit_rows(project))
+    migrations = "SELECT name, applied_at FROM tenant_secrets_migrations ORDER BY name"
+    with project.db() as conn:
+        applied = conn.execute(migrations).fetchall()
 
     # A second key, made active: every row and history entry moves to it, two per transaction.
     second = os.urandom(32).hex()
@@ -325,6 +328,8 @@ def test_master_key_rotation_in_batches_key_removal_and_decommission(project: Pr
     assert plain[("codewiser", "STRIPE_SECRET_KEY")] == "fake-stripe-codewiser-db-0002"
     assert plain == {**node_read(before, keys), ("codewiser", "STRIPE_SECRET_KEY"): "fake-stripe-codewiser-db-0002"}
     assert list(node_read(history_after, keys).values()) == ["fake-stripe-codewiser-db-0001"]
+    with project.db() as conn:  # the schema resource ran again; its migrations were not
+        assert conn.execute(migrations).fetchall() == applied
 
     # The application, not yet redeployed with v2, writes a secret of its own with v1 (the seed's encryptSecret).
     (envelope,) = run_node("encrypt.mjs", [{"value": "fake-app-managed-0001", "keyHex": master_key}])
