@@ -65,6 +65,10 @@ _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _FLOAT = "tag:yaml.org,2002:float"
 _MERGE = "tag:yaml.org,2002:merge"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_PLAIN_TAGS = frozenset({_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP, _MAP, _SEQ})
 
 
 # --- YAML with positions -----------------------------------------------------------------------------
@@ -77,6 +81,7 @@ class YamlDocument:
     data: Any
     positions: Positions
     issues: tuple[Issue, ...]  # duplicate keys and keys that are not text
+    refused: frozenset[Loc] = frozenset()  # values replaced by None after an issue (a tag, a self-alias)
 
 
 def _compose(text: str) -> Node | None:
@@ -98,7 +103,8 @@ def read_yaml(text: str, file: str) -> YamlDocument:
         raise TenantsFileError([Issue(file, line, column, "(file)", f"not valid YAML: {problem}", hint)]) from None
     walker = _Walker(file, budget=10 * len(text) + 10_000)
     data = walker.value(node, ()) if node is not None else None
-    return YamlDocument(data, Positions(walker.values, walker.keys), tuple(walker.issues))
+    positions = Positions(walker.values, walker.keys)
+    return YamlDocument(data, positions, tuple(walker.issues), frozenset(walker.refused))
 
 
 class _Walker:
@@ -112,6 +118,7 @@ class _Walker:
         self.keys: dict[Loc, Position] = {}
         self.issues: list[Issue] = []
         self.open: set[int] = set()  # the collections being walked, to catch an alias inside itself
+        self.refused: set[Loc] = set()
 
     def value(self, node: Node, loc: Loc) -> Any:
         where = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -122,6 +129,13 @@ class _Walker:
             raise TenantsFileError([Issue(self.file, *where, dotted(loc), message, "write the values out")])
         if id(node) in self.open:
             self._issue(where, loc, "an alias refers to the collection that contains it", "remove the alias")
+            self.refused.add(loc)
+            return None
+        if node.tag not in _PLAIN_TAGS:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            hint = "write the value plainly; a secret's source is a mapping such as {from: config}"
+            self._issue(where, loc, f"the YAML tag {tag} is not supported", hint)
+            self.refused.add(loc)
             return None
         if not isinstance(node, MappingNode | SequenceNode):
             return _scalar(node)
@@ -306,6 +320,8 @@ def _describe(error: Mapping[str, Any], at: _Located) -> tuple[str, str]:
             return f"unsupported version {given!r}", "this tenantctl reads version: 1"
         if allowed == ["True"]:
             return f"{field_name} takes only true", "a key is deleted by {decommission: true}, and kept otherwise"
+        if not isinstance(given, str | int | float | bool):
+            return f"expected one of {', '.join(allowed)}, got {_type_name(given)}", ""
         return f"unknown {field_name} '{given}'", did_you_mean(str(given), allowed) + f"Allowed: {', '.join(allowed)}"
     if kind in _KINDS:
         message = f"expected {_KINDS[kind]}, got {_type_name(given)}"
@@ -321,6 +337,9 @@ def _describe(error: Mapping[str, Any], at: _Located) -> tuple[str, str]:
         return message, description
     if kind in ("uuid_parsing", "uuid_type"):
         return "not a UUID", description
+    if kind in ("too_short", "string_too_short") and not given:
+        what = "list" if isinstance(given, list) else "mapping" if isinstance(given, dict) else "text"
+        return f"the {what} is empty", description
     if kind.startswith(("greater_than", "less_than", "too_short", "too_long", "string_too_short")):
         return str(error["msg"]).replace("Input should", "should"), description
     if "hint" in (error.get("ctx") or {}):
@@ -387,6 +406,7 @@ def _parse(text: str, file: str) -> TenantsFile:
         document = TenantsDocument.model_validate(data)
     except ValidationError as err:
         located = [(error, _locate(tuple(error["loc"]))) for error in err.errors(include_url=False)]
+        located = [(e, at) for e, at in located if not any(at.path[: len(r)] == r for r in yaml_doc.refused)]
         for error, at in _without_misspelt_missing(located):
             message, hint = _describe(error, at)
             on_key = at.on_key or error["type"] == "extra_forbidden"
@@ -416,22 +436,39 @@ def _without_misspelt_missing(located: list[tuple[Any, _Located]]) -> list[tuple
 
 def _issues_of_valid_parts(data: dict[str, Any], positions: Positions, file: str) -> list[Issue]:
     """When the document as a whole is invalid, still check across the parts that are valid on their own,
-    so one run reports a duplicate subdomain next to a typo elsewhere."""
-    defaults = _valid(Defaults, data.get("defaults"))
+    so one run reports a duplicate subdomain or an override for an absent environment next to a typo
+    elsewhere. An invalid part is replaced by its outline: the fields that are valid on their own."""
+    raw_defaults = data.get("defaults")
+    defaults = _outline(Defaults, raw_defaults, {"storage": "both"}, ("environments",))
     raw_tenants = data.get("tenants") if isinstance(data.get("tenants"), list) else []
-    tenants = [(i, t) for i, raw in enumerate(raw_tenants or []) if (t := _tenant_outline(raw)) is not None]
+    tenants = [
+        (index, tenant)
+        for index, raw in enumerate(raw_tenants or [])
+        if (tenant := _outline(Tenant, raw, {}, ("subdomain",))) is not None
+    ]
     raw_platform = data.get("platform") if isinstance(data.get("platform"), dict) else {}
-    platform = [(n, f) for n, raw in (raw_platform or {}).items() if (f := _valid(PlatformFolder, raw)) is not None]
+    platform = [
+        (name, folder)
+        for name, raw in (raw_platform or {}).items()
+        if (folder := _outline(PlatformFolder, raw, {}, ())) is not None
+    ]
     return validation.document_issues(file, positions, defaults, tenants, platform)
 
 
-def _tenant_outline(raw: Any) -> Tenant | None:
-    """The tenant, or, if it has errors, its identity and environments alone, when those are valid:
-    a duplicate subdomain is still found when the first entry also has a typo."""
-    tenant = _valid(Tenant, raw)
-    if tenant is None and isinstance(raw, dict):
-        tenant = _valid(Tenant, {k: v for k, v in raw.items() if k in ("subdomain", "company_id", "environments")})
-    return tenant
+def _outline(model: type[_M], raw: Any, placeholders: dict[str, Any], required: tuple[str, ...]) -> _M | None:
+    """The part itself if valid; else, when its `required` fields are valid, the part made of them and of
+    every other field that is valid on its own (`placeholders` stand in for required fields that the
+    cross-field checks do not read). None when even the required fields are not valid."""
+    whole = _valid(model, raw)
+    if whole is not None or not isinstance(raw, dict):
+        return whole
+    kept = {**placeholders, **{name: raw[name] for name in required if name in raw}}
+    if _valid(model, kept) is None:
+        return None
+    for name, value in raw.items():
+        if name not in kept and _valid(model, {**kept, name: value}) is not None:
+            kept[name] = value
+    return _valid(model, kept)
 
 
 def _valid(model: type[_M], raw: Any) -> _M | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -96,7 +97,9 @@ def subdomain_problem(value: str) -> Problem | None:
 
 
 def _as_label(value: str) -> str:
-    label = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
+    """The nearest DNS label: accents dropped (café -> cafe), every other run of characters one hyphen."""
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    label = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return label[:SUBDOMAIN_MAX].rstrip("-")
 
 

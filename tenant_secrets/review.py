@@ -1,128 +1,366 @@
-"""`tenantctl plan`: what a preview would change, one row per tenant, store and key, never a value.
+"""`tenantctl plan`: what a preview would change, one row per owner, store and key, never a value.
 
-Python dynamic providers cannot tell the engine which properties differ, so the preview's own
-`diffReasons` are empty; every tenant resource therefore carries the per-key fingerprints as a
-plain input (docs/decisions/0003-resource-granularity.md), and the rows here come from comparing
-the old and new fingerprints of each step. Values are secret inputs and only ever `[secret]` in
-the preview's JSON; nothing but property names is read from them.
+    parse_preview(document, stack)   `pulumi preview --json` -> ReviewPlan   (pure)
+    render_markdown / render_json    ReviewPlan -> text                      (pure)
+    run_preview(stack, config_file)  runs the CLI                            (the only side effect)
+    run_plan(...)                    what `tenantctl plan` does
+
+Where the keys come from. Each tenant resource (`<owner>-infisical`, `<owner>-database`) has one
+secret input per key, named by the key (UPPER_CASE), and a plain input `fingerprints` mapping each
+key to an HMAC of its value (docs/decisions/0003-resource-granularity.md). A create lists the new
+state's keys, a delete the old state's, and an update compares the two fingerprint maps key by key:
+Python dynamic providers cannot report which properties differ, so the preview's own `diffReasons`
+and `detailedDiff` are empty for them; their key names are used too, when a provider does fill them.
+
+What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
+plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
+The values of secret inputs are never read (the preview shows them as `[secret]` anyway), and the
+fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
+invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 STORES = {"InfisicalFolder": "infisical", "DatabaseTenant": "database"}
-CREATE_OPS = {"create"}
-DELETE_OPS = {"delete"}
-REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
-ACTION_ORDER = {"delete": 0, "replace": 1, "update": 2, "create": 3, "re-encrypt": 4}
+SCHEMA_TYPE = "DatabaseSchema"
+ENVIRONMENT_CONFIG = "tenant-secrets:environment"
+# Deletions first: they are what a reviewer must not miss.
+ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "create", "forget")
+REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
+CREATE_OPS = frozenset({"create", "import"})
+DELETE_OPS = frozenset({"delete", "discard"})
+NOTES = {
+    "delete": "the key is deleted from the store on `pulumi up`",
+    "replace": "the folder or rows are deleted and written again (a path, environment or table prefix changed)",
+    "retain": "the stack stops managing the key; it stays in the store (retainOnDelete)",
+    "re-encrypt": "same values, written again under the active master key",
+    "migrate": "the company_secrets schema is migrated, or its rows move to the active master key",
+    "update": "the value changed (its fingerprint did)",
+    "create": "a new key is written",
+    "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
+}
+_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+_CHECK_FAILURE = re.compile(r"^\S+ resource '(?P<name>[^']+)': property (?P<prop>\S+) value .*? has a problem: ", re.S)
+_GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
+MAX_ERROR_CHARS = 4000
 
 
 @dataclass(frozen=True, order=True)
 class Row:
-    owner: str
+    """One key of one owner in one store, and what the preview would do to it."""
+
+    owner: str  # tenant subdomain, or platform folder name
     environment: str
-    store: str
-    key: str
-    action: str
+    store: str  # infisical | database
+    key: str  # the secret's key; "-" when the change is to the folder or schema itself
+    action: str  # one of ACTIONS
+    kind: str = "tenant"  # tenant | platform | schema
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """What a reviewer reads: the rows, or why there are none (the preview failed)."""
+
+    stack: str
+    environment: str
+    rows: tuple[Row, ...] = ()
+    errors: tuple[str, ...] = ()
+    summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def deletions(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.action in ("delete", "replace"))
+
+    @property
+    def released(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.action == "retain")
+
+
+# --- parsing (pure) --------------------------------------------------------------------------------
+
+
+def _type_name(step: Mapping[str, Any]) -> str:
+    """'InfisicalFolder' from a URN ...$pulumi-python:dynamic/tenants:InfisicalFolder::codewiser-infisical."""
+    urn = str(step.get("urn", ""))
+    parts = urn.split("::")
+    if len(parts) < 4:
+        return ""
+    return parts[-2].rsplit("$", 1)[-1].rsplit(":", 1)[-1]
 
 
 def _inputs(step: Mapping[str, Any], side: str) -> Mapping[str, Any]:
-    state = step.get(side) or {}
-    inputs: Mapping[str, Any] = state.get("inputs") or {}
-    return inputs
+    state = step.get(side)
+    inputs = state.get("inputs") if isinstance(state, Mapping) else None
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
+def _key_names(inputs: Mapping[str, Any]) -> set[str]:
+    """The secret keys a resource holds: its UPPER_CASE input names and its fingerprinted keys.
+
+    Only names: the inputs' values are secrets and are not looked at."""
+    if inputs.get("decommission") is True:  # a decommissioned owner holds nothing
+        return set()
+    names = {str(name) for name in inputs if _KEY.fullmatch(str(name))}
+    return names | set(_fingerprints(inputs))
 
 
 def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
     found = inputs.get("fingerprints")
-    if not isinstance(found, dict):
+    if not isinstance(found, Mapping) or inputs.get("decommission") is True:
         return {}
-    if inputs.get("decommission"):
-        return {}
-    return {str(k): str(v) for k, v in found.items()}
+    return {str(k): str(v) for k, v in found.items() if _KEY.fullmatch(str(k))}
 
 
-def rows_from_preview(preview: Mapping[str, Any], default_environment: str) -> list[Row]:
-    """One row per changed key of every tenant resource in a `pulumi preview --json` document."""
+def _reported_keys(step: Mapping[str, Any]) -> set[str]:
+    """Keys the engine itself names as changed (empty for Python dynamic providers)."""
+    names: list[str] = [str(n) for n in step.get("diffReasons") or []]
+    detailed = step.get("detailedDiff")
+    if isinstance(detailed, Mapping):
+        names += [str(n) for n in detailed]
+    top = {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
+    return {name for name in top if _KEY.fullmatch(name)}
+
+
+def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    before, after = _key_names(old), _key_names(new)
+    if op in CREATE_OPS:
+        return dict.fromkeys(sorted(after), "create")
+    if op in DELETE_OPS:
+        state = step.get("oldState")
+        retained = isinstance(state, Mapping) and state.get("retainOnDelete") is True
+        return dict.fromkeys(sorted(before), "retain" if retained else "delete")
+    if op in REPLACE_OPS:
+        changes = dict.fromkeys(sorted(before - after), "delete")
+        return changes | dict.fromkeys(sorted(after), "replace")
+    old_fp, new_fp = _fingerprints(old), _fingerprints(new)
+    changes = dict.fromkeys(sorted(before - after), "delete")
+    changes |= dict.fromkeys(sorted(after - before), "create")
+    both = before & after
+    changed = {key for key in both if old_fp.get(key) != new_fp.get(key)} | (_reported_keys(step) & both)
+    changes |= dict.fromkeys(sorted(changed), "update")
+    if not changes and old.get("key_version") != new.get("key_version"):
+        changes = dict.fromkeys(sorted(after), "re-encrypt")
+    return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)
+
+
+def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) -> list[Row]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    owner = str(new.get("owner") or old.get("owner") or str(step.get("urn", "")).rsplit("::", 1)[-1])
+    environment = str(new.get("environment") or old.get("environment") or environment)
+    path = str(new.get("path") or old.get("path") or "")
+    kind = "platform" if store == "infisical" and path and not path.startswith("/tenants/") else "tenant"
+    changes = _key_changes(step, op)
+    if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
+        changes = {"-": "forget"}
+    return [Row(owner, environment, store, key, action, kind) for key, action in changes.items()]
+
+
+def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    if op in CREATE_OPS:
+        action = "create"
+    elif op in DELETE_OPS:
+        return []  # the schema is never dropped (DatabaseSchemaProvider.delete keeps it)
+    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix", "key_version")):
+        action = "migrate"
+    else:
+        action = "update"
+    return [Row("company_secrets", environment, "database", "-", action, "schema")]
+
+
+def _message(diagnostic: Mapping[str, Any]) -> str:
+    """An engine diagnostic as a reviewer reads it. A check failure keeps the resource's name and our
+    reason, and drops the engine's `value {...}` part, which could show a property's value."""
+    text = str(diagnostic.get("message", "")).strip()
+    text = text.removeprefix("error:").strip()
+    found = _CHECK_FAILURE.match(text)
+    if found:
+        text = f"{found['name']}: {text[found.end() :]}"
+    return text[:MAX_ERROR_CHARS]
+
+
+def preview_errors(document: Mapping[str, Any]) -> list[str]:
+    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
+    errors = [
+        _message(d)
+        for d in document.get("diagnostics") or []
+        if isinstance(d, Mapping) and d.get("severity") == "error"
+    ]
+    specific = [e for e in errors if not e.startswith(_GENERIC_FAILURE)]
+    return list(dict.fromkeys(specific or errors))
+
+
+def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
+    """A `pulumi preview --json` document as the reviewer's plan. Pure: no I/O."""
+    config = document.get("config")
+    configured = config.get(ENVIRONMENT_CONFIG) if isinstance(config, Mapping) else None
+    environment = str(configured or stack)
+    summary = document.get("changeSummary")
+    counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
+    errors = preview_errors(document)
+    if errors:
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts)
+    return ReviewPlan(stack, environment, tuple(rows_from_preview(document, environment)), summary=counts)
+
+
+def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
+    """One row per changed key of every tenant and platform-folder resource, deletions first."""
     rows: set[Row] = set()
-    for step in preview.get("steps") or []:
-        op = str(step.get("op", "same"))
-        kind = str(step.get("urn", "")).split("::")[-2].rsplit(":", 1)[-1] if "::" in str(step.get("urn")) else ""
-        store = STORES.get(kind)
-        if op == "same" or store is None:
+    for step in document.get("steps") or []:
+        if not isinstance(step, Mapping):
             continue
-        old, new = _inputs(step, "oldState"), _inputs(step, "newState")
-        owner = str(new.get("owner") or old.get("owner") or "?")
-        environment = str(new.get("environment") or old.get("environment") or default_environment)
-        before, after = _fingerprints(old), _fingerprints(new)
-        if op in CREATE_OPS:
-            changes = {key: "create" for key in after}
-        elif op in DELETE_OPS:
-            changes = {key: "delete" for key in before}
-        elif op in REPLACE_OPS:
-            changes = {key: "replace" for key in set(before) | set(after)}
-        else:
-            changes = {key: "create" for key in set(after) - set(before)}
-            changes |= {key: "delete" for key in set(before) - set(after)}
-            changes |= {key: "update" for key in set(after) & set(before) if after[key] != before[key]}
-            if not changes and old.get("key_version") != new.get("key_version"):
-                changes = {"*": "re-encrypt"}
-        rows |= {Row(owner, environment, store, key, action) for key, action in changes.items()}
-    return sorted(rows, key=lambda r: (ACTION_ORDER.get(r.action, 9), r.owner, r.store, r.key))
+        op = str(step.get("op", "same"))
+        if op in ("same", "read", "refresh"):
+            continue
+        kind = _type_name(step)
+        if kind in STORES:
+            rows.update(_owner_rows(step, op, STORES[kind], default_environment))
+        elif kind == SCHEMA_TYPE:
+            rows.update(_schema_rows(step, op, default_environment))
+    return sorted(rows, key=_order)
 
 
-def render_markdown(stack: str, rows: Iterable[Row]) -> str:
-    rows = list(rows)
-    lines = [f"### tenant-secrets plan for stack `{stack}`", ""]
-    deletions = [r for r in rows if r.action in ("delete", "replace")]
-    if deletions:
-        lines += [f"**{len(deletions)} secret(s) would be deleted or replaced:**", ""]
-        lines += [f"- `{r.owner}` {r.store} `{r.key}` ({r.action})" for r in deletions]
-        lines.append("")
-    if not rows:
+def _order(row: Row) -> tuple[int, bool, str, str, str, str]:
+    """Deletions first, then by owner (the schema after the owners), store and key."""
+    rank = ACTIONS.index(row.action) if row.action in ACTIONS else len(ACTIONS)
+    return (rank, row.kind == "schema", row.owner, row.store, row.key, row.environment)
+
+
+def failed(stack: str, message: str) -> ReviewPlan:
+    """A plan that could not be made (the preview did not run, or its output is unreadable)."""
+    return ReviewPlan(stack, stack, errors=(message.strip()[:MAX_ERROR_CHARS] or "the preview failed",))
+
+
+# --- rendering (pure) ------------------------------------------------------------------------------
+
+
+def _owner(row: Row) -> str:
+    return {"platform": f"{row.owner} (platform)", "schema": f"{row.owner} (schema)"}.get(row.kind, row.owner)
+
+
+def _fenced(text: str) -> str:
+    fence = "````" if "```" in text else "```"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def render_markdown(plan: ReviewPlan) -> str:
+    """The pull-request comment: errors or deletions first, then one table; values never appear."""
+    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`"
+    if not plan.ok:
+        lines = [
+            f"### tenant-secrets plan: stack `{plan.stack}`: the preview failed",
+            "",
+            "**Nothing can be applied until this is fixed:**",
+            "",
+            _fenced("\n\n".join(plan.errors)),
+        ]
+        return "\n".join(lines) + "\n"
+    lines = [title, ""]
+    if not plan.rows:
         lines.append("No changes: nothing would be written to Infisical or the database.")
         return "\n".join(lines) + "\n"
-    lines += ["| tenant | environment | store | key | action |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r.owner} | {r.environment} | {r.store} | `{r.key}` | {r.action} |" for r in rows]
-    lines += ["", "Values are never shown; a changed key means its value's fingerprint changed."]
+    if plan.deletions:
+        lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
+        lines += [
+            f"- {_owner(r)}, {r.store}: `{r.key}`" + (" (deleted, then written again)" if r.action == "replace" else "")
+            for r in plan.deletions
+        ]
+        lines.append("")
+    if plan.released:
+        lines += [f"**{len(plan.released)} secret(s) would stay in their store, no longer managed:**", ""]
+        lines += [f"- {_owner(r)}, {r.store}: `{r.key}`" for r in plan.released]
+        lines.append("")
+    lines += ["| tenant / folder | environment | store | key | action |", "| --- | --- | --- | --- | --- |"]
+    for r in plan.rows:
+        action = f"**{r.action}**" if r.action in ("delete", "replace") else r.action
+        key = f"`{r.key}`" if r.key != "-" else "-"
+        cells = (_owner(r), r.environment, r.store, key, action)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    counts = Counter(r.action for r in plan.rows)
+    owners = {(r.owner, r.kind) for r in plan.rows if r.kind != "schema"}
+    tally = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a])
+    lines += ["", f"Totals: {tally}, for {len(owners)} tenant(s) or folder(s)."]
+    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a]]
+    if any(r.key == "-" and r.kind != "schema" and r.action == "update" for r in plan.rows):
+        notes.append("Key `-`: the folder or rows change, but no value does.")
+    lines += ["", "Values are never shown. " + " ".join(notes)]
     return "\n".join(lines) + "\n"
 
 
-def render_json(stack: str, rows: Iterable[Row]) -> str:
-    return json.dumps({"stack": stack, "changes": [asdict(r) for r in rows]}, indent=2) + "\n"
+def render_json(plan: ReviewPlan) -> str:
+    document = {
+        "stack": plan.stack,
+        "environment": plan.environment,
+        "ok": plan.ok,
+        "errors": list(plan.errors),
+        "deletions": len(plan.deletions),
+        "changes": [asdict(r) for r in plan.rows],
+        "resources": dict(plan.summary),
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
-def _run_preview(stack: str, config_file: str | None) -> tuple[dict[str, Any] | None, str]:
-    cmd = ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack]
-    if config_file:
-        cmd += ["--config-file", config_file]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def render(plan: ReviewPlan, fmt: str) -> str:
+    return render_json(plan) if fmt == "json" else render_markdown(plan)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def preview_command(stack: str, config_file: str | None) -> list[str]:
+    command = ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack]
+    return [*command, "--config-file", config_file] if config_file else command
+
+
+def run_preview(stack: str, config_file: str | None = None, cwd: str | Path | None = None) -> ReviewPlan:
+    """Run `pulumi preview --json` and parse what it prints; a run without JSON fails with its stderr."""
     try:
-        document: dict[str, Any] = json.loads(done.stdout)
+        done = subprocess.run(preview_command(stack, config_file), capture_output=True, text=True, check=False, cwd=cwd)
+    except OSError as err:
+        return failed(stack, f"cannot run pulumi: {err.strerror}")
+    try:
+        document = json.loads(done.stdout)
     except json.JSONDecodeError:
-        return None, (done.stderr or done.stdout).strip()
-    if done.returncode != 0:
-        messages = [str(d.get("message", "")).strip() for d in document.get("diagnostics") or []]
-        return None, "\n".join(m for m in messages if m) or done.stderr.strip()
-    return document, ""
+        return failed(stack, done.stderr or done.stdout or f"pulumi preview exited with {done.returncode}")
+    if not isinstance(document, dict):
+        return failed(stack, "pulumi preview printed JSON that is not a preview")
+    plan = parse_preview(document, stack)
+    if done.returncode != 0 and plan.ok:
+        return failed(stack, done.stderr or f"pulumi preview exited with {done.returncode}")
+    return plan
 
 
-def run_plan(stack: str, fmt: str, preview_json: str | None, config_file: str | None) -> int:
-    if preview_json:
-        document: dict[str, Any] | None = json.loads(Path(preview_json).read_text())
-        error = ""
-    else:
-        document, error = _run_preview(stack, config_file)
-    if document is None:
-        print(f"### tenant-secrets plan for stack `{stack}`: the preview failed\n\n```\n{error}\n```")
-        return 1
-    environment = str((document.get("config") or {}).get("tenant-secrets:environment") or stack)
-    rows = rows_from_preview(document, environment)
-    sys.stdout.write(render_markdown(stack, rows) if fmt == "markdown" else render_json(stack, rows))
-    return 0
+def read_preview(path: str, stack: str) -> ReviewPlan:
+    """A saved `pulumi preview --json` document ('-' for standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        document = json.loads(text)
+    except OSError as err:
+        return failed(stack, f"cannot read {path}: {err.strerror}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return failed(stack, f"{path} is not the JSON that `pulumi preview --json` prints")
+    if not isinstance(document, dict):
+        return failed(stack, f"{path} is not the JSON that `pulumi preview --json` prints")
+    return parse_preview(document, stack)
+
+
+def run_plan(stack: str, fmt: str, preview_json_path: str | None, config_file: str | None) -> int:
+    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed."""
+    plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
+    sys.stdout.write(render(plan, fmt))
+    return 0 if plan.ok else 1

@@ -1,0 +1,323 @@
+"""`tenantctl plan` on real previews of real changes: the pull requests a reviewer reads.
+
+One stack goes through a series of tenants.yaml edits (a changed value, a new key, a new tenant, a
+decommissioned key, guarded removals, a missing value, a decommissioned tenant, a store dropped on a
+retaining stack, a new table prefix); after each, `review.run_plan` runs `pulumi preview --json`
+itself, as CI does, and the rows it prints are checked. No value appears in anything it printed.
+
+With TENANT_SECRETS_RECORD_PREVIEWS=1 the test also saves each preview, scrubbed, to
+tests/core/fixtures/previews/, which tests/core/test_review.py reads: the unit tests run on what the
+real engine printed, not on hand-written JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+
+from tenant_secrets import review
+from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
+from tenant_secrets.review import Row
+from tests.e2e.conftest import PASSPHRASE, Project, configure
+
+pytestmark = pytest.mark.e2e
+
+FIXTURES = Path(__file__).resolve().parents[1] / "core" / "fixtures" / "previews"
+RECORD = os.environ.get("TENANT_SECRETS_RECORD_PREVIEWS") == "1"
+
+V1 = """\
+version: 1
+defaults: {storage: both, environments: [dev]}
+platform:
+  hono-api:
+    secrets:
+      EMAIL_FROM: {value: "Delivery Chat <onboarding@example.test>"}
+tenants:
+  - subdomain: codewiser
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
+      SENDGRID_API_KEY: {from: config}
+  - subdomain: acmecorp
+    storage: database
+    secrets:
+      API_TOKEN: {generate: {bytes: 16}}
+"""
+NEWCO = """\
+  - subdomain: newco
+    storage: infisical
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
+"""
+VALUES = {
+    "codewiser": {"STRIPE_SECRET_KEY": "fake-stripe-cw-0001", "SENDGRID_API_KEY": "fake-sendgrid-cw-0001"},
+    "newco": {"STRIPE_SECRET_KEY": "fake-stripe-newco-0001"},
+}
+FAKE_VALUES = (
+    "fake-stripe-cw-0001",
+    "fake-stripe-cw-0002",
+    "fake-stripe-cw-0003",
+    "fake-sendgrid-cw-0001",
+    "fake-stripe-newco-0001",
+    "fake-sendgrid-newco-0001",
+    "fake-stripe-globex-0001",
+    "fake-resend-0001",
+)
+
+# Everything a recorded preview keeps: what tenantctl plan reads, and enough context to read it.
+NOISE = {"stackTrace", "sourcePosition", "propertyDependencies", "created", "modified", "duration", "dependencies"}
+
+
+def scrub(node: Any) -> Any:
+    """A preview without the noise (stack traces with local paths, timestamps); values stay as printed."""
+    if isinstance(node, dict):
+        return {k: scrub(v) for k, v in node.items() if k not in NOISE}
+    if isinstance(node, list):
+        return [scrub(v) for v in node]
+    return node
+
+
+def secret_leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, value) of every UPPER_CASE property of a state's inputs or outputs."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("inputs", "outputs") and isinstance(value, dict):
+                found += [(f"{path}.{key}.{k}", v) for k, v in value.items() if re.fullmatch(r"[A-Z][A-Z0-9_]*", k)]
+            found += secret_leaves(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += secret_leaves(value, f"{path}[{index}]")
+    return found
+
+
+class Reviewer:
+    """Runs `tenantctl plan` (review.run_plan) in the project, as the pull-request workflow does."""
+
+    def __init__(self, project: Project, stack: auto.Stack, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+        self.project, self.stack, self.capsys = project, stack, capsys
+        self.printed: list[str] = []
+        self.secrets: list[str] = []
+        monkeypatch.chdir(project.root)
+        for name, value in project.env.items():
+            monkeypatch.setenv(name, value)
+
+    def plan(self, name: str, fmt: str = "json") -> tuple[int, dict[str, Any]]:
+        """Exit status and the JSON plan (or, for markdown, {"markdown": text})."""
+        self.capsys.readouterr()
+        status = review.run_plan(self.stack.name, fmt, None, None)
+        out = self.capsys.readouterr().out
+        self.printed.append(out)
+        if RECORD and fmt == "json":
+            self.record(name)
+        return status, (json.loads(out) if fmt == "json" else {"markdown": out})
+
+    def rows(self, name: str, *, schema: bool = False) -> list[Row]:
+        """The plan's rows; the schema's own row only when asked for (it also changes when the
+        provider's bookkeeping does, which is not what these steps are about)."""
+        status, plan = self.plan(name)
+        assert status == 0, plan["errors"]
+        rows = [Row(**row) for row in plan["changes"]]
+        return rows if schema else [row for row in rows if row.kind != "schema"]
+
+    def errors(self, name: str) -> list[str]:
+        status, plan = self.plan(name)
+        assert status == 1
+        assert plan["ok"] is False
+        assert plan["changes"] == []
+        errors: list[str] = plan["errors"]
+        return errors
+
+    def record(self, name: str) -> None:
+        done = subprocess.run(
+            review.preview_command(self.stack.name, None), capture_output=True, text=True, check=False
+        )
+        document = scrub(json.loads(done.stdout))
+        text = json.dumps(document, indent=1, sort_keys=True) + "\n"
+        for path, value in secret_leaves(document):
+            assert value == "[secret]", f"{name}: {path} is not shown as [secret]"
+        for value in (*FAKE_VALUES, *self.secrets, PASSPHRASE):
+            assert value not in text, f"{name}: a secret value is in the recorded preview"
+        FIXTURES.mkdir(parents=True, exist_ok=True)
+        (FIXTURES / f"{name}.json").write_text(text)
+
+
+@pytest.fixture
+def cleanup(project: Project) -> Iterator[None]:
+    """The stack retains on delete, like prod; the Infisical server is shared by the session's tests,
+    so the folders this test leaves behind are removed at the end."""
+    yield
+    client = InfisicalClient(InfisicalCredentials.from_env(project.infisical.env))
+    for path in ("/tenants/codewiser", "/tenants/acmecorp", "/tenants/newco", "/tenants/globex", "/hono-api"):
+        client.delete_folder("dev", path)
+
+
+def set_value(stack: auto.Stack, owner: str, key: str, value: str) -> None:
+    stack.set_config(f"tenant-secrets:secrets.{owner}.{key}", auto.ConfigValue(value, secret=True), path=True)
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_plans_of_real_changes(
+    project: Project, master_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = project.stack("dev")
+    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key}, retainOnDelete="true")
+    reviewer = Reviewer(project, stack, monkeypatch, capsys)
+    reviewer.secrets = [master_key, stack.get_config("tenant-secrets:derivationKey").value]
+
+    # The first pull request: everything is created, the schema too.
+    project.write_tenants(V1)
+    assert reviewer.rows("initial", schema=True) == [
+        Row("acmecorp", "dev", "database", "API_TOKEN", "create"),
+        Row("codewiser", "dev", "database", "SENDGRID_API_KEY", "create"),
+        Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "create"),
+        Row("codewiser", "dev", "infisical", "SENDGRID_API_KEY", "create"),
+        Row("codewiser", "dev", "infisical", "STRIPE_SECRET_KEY", "create"),
+        Row("hono-api", "dev", "infisical", "EMAIL_FROM", "create", "platform"),
+        Row("company_secrets", "dev", "database", "-", "create", "schema"),
+    ]
+    project.up(stack)
+    status, plan = reviewer.plan("no-changes", "markdown")
+    assert status == 0
+    assert "No changes" in plan["markdown"]
+
+    # A value changed in the stack config, and a literal in the file (a platform folder's).
+    set_value(stack, "codewiser", "STRIPE_SECRET_KEY", "fake-stripe-cw-0002")
+    project.write_tenants(V1.replace("onboarding@", "hello@"))
+    assert reviewer.rows("change-value") == [
+        Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "update"),
+        Row("codewiser", "dev", "infisical", "STRIPE_SECRET_KEY", "update"),
+        Row("hono-api", "dev", "infisical", "EMAIL_FROM", "update", "platform"),
+    ]
+    status, plan = reviewer.plan("change-value", "markdown")
+    assert status == 0
+    assert "| hono-api (platform) | dev | infisical | `EMAIL_FROM` | update |" in plan["markdown"]
+    project.up(stack)
+    v2 = V1.replace("onboarding@", "hello@")
+
+    # A key added to a tenant.
+    v3 = v2.replace(
+        "      SENDGRID_API_KEY: {from: config}\n",
+        "      SENDGRID_API_KEY: {from: config}\n      WEBHOOK_SECRET: {generate: {bytes: 32, encoding: hex}}\n",
+    )
+    project.write_tenants(v3)
+    assert reviewer.rows("add-key") == [
+        Row("codewiser", "dev", "database", "WEBHOOK_SECRET", "create"),
+        Row("codewiser", "dev", "infisical", "WEBHOOK_SECRET", "create"),
+    ]
+    project.up(stack)
+
+    # A tenant added.
+    project.write_tenants(v3 + NEWCO)
+    assert reviewer.rows("add-tenant") == [Row("newco", "dev", "infisical", "STRIPE_SECRET_KEY", "create")]
+    project.up(stack)
+    v4 = v3 + NEWCO
+
+    # A key dropped without its marker: the removal guard fails the preview, and the plan says why.
+    project.write_tenants(v4.replace("      SENDGRID_API_KEY: {from: config}\n", ""))
+    (error,) = reviewer.errors("removal-guard-key")
+    assert error.startswith("codewiser-")
+    assert "SENDGRID_API_KEY is no longer declared" in error
+    assert "SENDGRID_API_KEY: {decommission: true}" in error
+    assert "{<nil>}" not in error
+
+    # A tenant dropped without its marker: refused by the registry.
+    project.write_tenants(v4.replace(NEWCO, ""))
+    (error,) = reviewer.errors("removal-guard-tenant")
+    assert error.startswith("registry: newco is no longer declared")
+
+    # A key marked for deletion: deletions at the top, both stores.
+    v5 = v4.replace("SENDGRID_API_KEY: {from: config}", "SENDGRID_API_KEY: {decommission: true}")
+    project.write_tenants(v5)
+    assert reviewer.rows("decommission-key") == [
+        Row("codewiser", "dev", "database", "SENDGRID_API_KEY", "delete"),
+        Row("codewiser", "dev", "infisical", "SENDGRID_API_KEY", "delete"),
+    ]
+    status, plan = reviewer.plan("decommission-key", "markdown")
+    assert plan["markdown"].split("\n\n")[1] == "**2 secret(s) would be deleted:**"
+    project.up(stack)
+
+    # The program refuses: a new key whose config value nobody set; and a file that does not validate.
+    project.write_tenants(v5.replace(NEWCO, NEWCO + "      RESEND_API_KEY: {from: config}\n"))
+    errors = reviewer.errors("missing-value")
+    assert "tenant newco, RESEND_API_KEY: the stack config has no value at secrets.newco.RESEND_API_KEY" in errors[0]
+    assert not any("program exited with error code" in e for e in errors)
+    project.write_tenants(v5.replace("    storage: infisical\n", "    storge: infisical\n"))
+    (error,) = reviewer.errors("invalid-file")
+    assert "unknown field 'storge'" in error
+    assert "did you mean 'storage'?" in error.lower()
+
+    # A tenant decommissioned, applied, then its entry removed.
+    v6 = v5.replace("  - subdomain: acmecorp\n", "  - subdomain: acmecorp\n    decommission: true\n")
+    project.write_tenants(v6)
+    assert reviewer.rows("decommission-tenant") == [Row("acmecorp", "dev", "database", "API_TOKEN", "delete")]
+    project.up(stack)
+    acmecorp = "  - subdomain: acmecorp\n    decommission: true\n    storage: database\n"
+    v7 = v6.replace(acmecorp + "    secrets:\n      API_TOKEN: {generate: {bytes: 16}}\n", "")
+    assert "acmecorp" not in v7
+    project.write_tenants(v7)
+    assert reviewer.rows("forget-tenant") == [Row("acmecorp", "dev", "database", "-", "forget")]
+    project.up(stack)
+
+    # A store dropped from a tenant on a stack that retains: nothing deleted, named as no longer managed.
+    project.write_tenants(
+        v7.replace("  - subdomain: codewiser\n", "  - subdomain: codewiser\n    storage: infisical\n")
+    )
+    assert reviewer.rows("store-dropped-retained") == [
+        Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "retain"),
+        Row("codewiser", "dev", "database", "WEBHOOK_SECRET", "retain"),
+    ]
+
+    # A new table prefix: the rows are written again under it (preview only).
+    project.write_tenants(v7)
+    stack.set_config("tenant-secrets:tablePrefix", auto.ConfigValue("app_"))
+    assert reviewer.rows("table-prefix-replace", schema=True) == [
+        Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "replace"),
+        Row("codewiser", "dev", "database", "WEBHOOK_SECRET", "replace"),
+        Row("company_secrets", "dev", "database", "-", "migrate", "schema"),
+    ]
+
+    # A pull request as engineers write them: a rotated value, a new key, a retired key, a new tenant,
+    # a platform key from CI's environment. (The README's example is this plan.)
+    stack.remove_config("tenant-secrets:tablePrefix")
+    set_value(stack, "codewiser", "STRIPE_SECRET_KEY", "fake-stripe-cw-0003")
+    set_value(stack, "newco", "SENDGRID_API_KEY", "fake-sendgrid-newco-0001")
+    set_value(stack, "globex", "STRIPE_SECRET_KEY", "fake-stripe-globex-0001")
+    monkeypatch.setenv("RESEND_API_KEY", "fake-resend-0001")
+    v8 = (
+        v7.replace(
+            "WEBHOOK_SECRET: {generate: {bytes: 32, encoding: hex}}", "WEBHOOK_SECRET: {decommission: true}"
+        ).replace(
+            '      EMAIL_FROM: {value: "Delivery Chat <hello@example.test>"}\n',
+            '      EMAIL_FROM: {value: "Delivery Chat <hello@example.test>"}\n'
+            "      RESEND_API_KEY: {from: env, var: RESEND_API_KEY}\n",
+        )
+        + "      SENDGRID_API_KEY: {from: config}\n"
+        + "  - subdomain: globex\n    secrets:\n      STRIPE_SECRET_KEY: {from: config}\n"
+    )
+    project.write_tenants(v8)
+    assert reviewer.rows("pull-request") == [
+        Row("codewiser", "dev", "database", "WEBHOOK_SECRET", "delete"),
+        Row("codewiser", "dev", "infisical", "WEBHOOK_SECRET", "delete"),
+        Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "update"),
+        Row("codewiser", "dev", "infisical", "STRIPE_SECRET_KEY", "update"),
+        Row("globex", "dev", "database", "STRIPE_SECRET_KEY", "create"),
+        Row("globex", "dev", "infisical", "STRIPE_SECRET_KEY", "create"),
+        Row("hono-api", "dev", "infisical", "RESEND_API_KEY", "create", "platform"),
+        Row("newco", "dev", "infisical", "SENDGRID_API_KEY", "create"),
+    ]
+    status, plan = reviewer.plan("pull-request", "markdown")
+    assert status == 0
+    Path(os.environ.get("TENANT_SECRETS_PLAN_EXAMPLE", os.devnull)).write_text(plan["markdown"])
+
+    # Nothing the reviewer was shown holds a value.
+    shown = "".join(reviewer.printed)
+    for value in (*FAKE_VALUES, *reviewer.secrets):
+        assert value not in shown
