@@ -163,6 +163,17 @@ def _infisical_client() -> InfisicalClient:
     return InfisicalClient(InfisicalCredentials.from_env())
 
 
+@cache
+def _infisical_folder(environment: str, path: str) -> dict[str, str]:
+    """An existing folder's secrets, for `{from: infisical}` sources: one request per folder, not per key
+    (an imported environment reads every key from its own folder on each run)."""
+    return _infisical_client().list_secrets(environment, path)
+
+
+def _infisical_lookup(environment: str, path: str, key: str) -> str | None:
+    return _infisical_folder(environment, path).get(key)
+
+
 def load_plan(settings: StackSettings) -> EnvironmentPlan:
     """tenants.yaml for this stack's environment, with every value source checked."""
     file = str(settings.tenants_file)
@@ -216,7 +227,7 @@ def run() -> None:
         derivation_key=settings.derivation_key,
         config=_config_lookup,
         environ=os.environ,
-        infisical=lambda env, path, key: _infisical_client().get_secret(env, path, key),
+        infisical=_infisical_lookup,
     )
 
     def resolve(owner: str, secrets: Any) -> dict[str, str]:

@@ -74,20 +74,38 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
 
 
 class InfisicalFolderProvider(ResourceProvider):
-    """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment."""
+    """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
+
+    Outputs: ``fingerprints``, what the folder held at the last write or refresh (per key), and
+    ``declared_fingerprints``, what the last write declared; they differ only after a refresh found
+    drift. Every write first lists the folder and sends only what differs (one batch per kind of
+    change), so a hand-made folder is adopted and a value that already matches is never rewritten.
+    """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Before any diff, in preview too: refuse to drop a key without its decommission marker."""
-        failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
+        """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
+        path other than the owner's own folder."""
+        failures = reconcile.folder_path_failures(news["owner"], news["path"])
+        failures += reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
         return CheckResult(news, _check_failures(failures))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Compare fingerprints recorded at the last write (or refresh) with the declared values."""
+        """Compare fingerprints recorded at the last write (or refresh) with the declared values.
+
+        A change in the declared values is answered "unknown" so that the engine names the keys
+        (reconcile.diff_verdict); drift found by a refresh, or a new path, is answered "changed".
+        """
         replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
         desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
-        changed = reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
+        recorded = olds.get("fingerprints") or {}
+        changed = reconcile.needs_write(recorded, desired, _decommissioned(olds, news))
         return DiffResult(
-            changes=bool(replaces or changed or olds.get("decommission") != news.get("decommission")),
+            changes=reconcile.diff_verdict(
+                changed=bool(replaces or changed or olds.get("decommission") != news.get("decommission")),
+                replacing=bool(replaces),
+                recorded=recorded,
+                declared=olds.get("declared_fingerprints"),
+            ),
             replaces=replaces,
             delete_before_replace=True,
         )
@@ -97,17 +115,16 @@ class InfisicalFolderProvider(ResourceProvider):
         return CreateResult(f"{props['environment']}:{props['path']}", self._write(_infisical(), props))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """A declared value changed, or a key was added or decommissioned."""
+        """A declared value changed, a key was added or decommissioned, or a refresh found drift."""
         return UpdateResult(self._write(_infisical(), news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
         live = _infisical().list_secrets(props["environment"], props["path"])
         fp_key = bytes.fromhex(props["fingerprint_key"])
+        tracked = set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {})
         fingerprints = {
-            key: fingerprint(fp_key, props["owner"], key, live[key])
-            for key in props.get("fingerprints", {})
-            if key in live
+            key: fingerprint(fp_key, props["owner"], key, live[key]) for key in sorted(tracked) if key in live
         }
         return ReadResult(id_, {**props, "fingerprints": fingerprints})
 
@@ -119,21 +136,16 @@ class InfisicalFolderProvider(ResourceProvider):
         outs = {p: props[p] for p in ("owner", "environment", "path", "fingerprint_key", "decommission")}
         if props["decommission"]:
             client.delete_folder(props["environment"], props["path"])
-            return {**outs, "fingerprints": {}}
+            return {**outs, "fingerprints": {}, "declared_fingerprints": {}}
         values = _values(props)
-        decommissioned = list(props.get("decommissioned", []))
-        existing = client.list_secrets(props["environment"], props["path"])
+        # one read of the folder, then at most one batch per kind of change (nothing when all match)
+        client.apply_secrets(
+            props["environment"], props["path"], upsert=values, delete=list(props.get("decommissioned", []))
+        )
         if not values:  # apply_secrets makes the folder only when it writes to it
             client.ensure_folder(props["environment"], props["path"])
-        client.apply_secrets(
-            props["environment"],
-            props["path"],
-            upsert=values,
-            delete=[key for key in decommissioned if key in existing],
-            existing=existing,
-        )
-        fp_key = bytes.fromhex(props["fingerprint_key"])
-        return {**outs, "fingerprints": reconcile.desired_fingerprints(props["owner"], values, fp_key)}
+        written = reconcile.desired_fingerprints(props["owner"], values, bytes.fromhex(props["fingerprint_key"]))
+        return {**outs, "fingerprints": written, "declared_fingerprints": written}
 
 
 class DatabaseSchemaProvider(ResourceProvider):

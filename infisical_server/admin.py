@@ -5,7 +5,7 @@
 - ``POST /__admin/faults``, ``GET /__admin/faults``, ``DELETE /__admin/faults``: make the next
   ``count`` matching requests fail with ``status`` or lose their connection (before or, with
   ``after``, after the request was handled).
-- ``GET``/``PUT /__admin/settings``: rate limits, added latency, random error rate.
+- ``GET``/``PUT /__admin/settings``: rate limits and their window, added latency, random error rate.
 - ``GET /__admin/audit``: the audit log (identity, time, environment, path, key, action).
 
 They are unauthenticated: the server is meant for loopback use in the demo and tests.
@@ -25,7 +25,7 @@ from starlette.routing import Route
 from infisical_server import audit
 from infisical_server.config import ConfigError, RateLimits, parse_rate_limits
 from infisical_server.db import Database
-from infisical_server.ratelimit import RateLimiter
+from infisical_server.ratelimit import WINDOW_SECONDS, RateLimiter
 
 ADMIN_PREFIX = "/__admin"
 
@@ -57,10 +57,12 @@ class Settings:
     rate_limits: RateLimits
     latency_ms: int = 0
     error_rate: float = 0.0
+    rate_limit_window_seconds: float = WINDOW_SECONDS
 
     def as_json(self) -> dict[str, Any]:
         return {
             "rate_limits": asdict(self.rate_limits),
+            "rate_limit_window_seconds": self.rate_limit_window_seconds,
             "latency_ms": self.latency_ms,
             "error_rate": self.error_rate,
         }
@@ -137,6 +139,11 @@ def parse_settings(body: object, current: Settings) -> Settings:
             updated = replace(updated, rate_limits=parse_rate_limits(body["rate_limits"], "rate_limits"))
         except ConfigError as exc:
             raise AdminInputError(str(exc)) from exc
+    if "rate_limit_window_seconds" in body:
+        window = body["rate_limit_window_seconds"]
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window <= 3600:
+            raise AdminInputError("rate_limit_window_seconds must be a number of seconds, above 0 and at most 3600")
+        updated = replace(updated, rate_limit_window_seconds=float(window))
     if "latency_ms" in body:
         updated = replace(updated, latency_ms=_int(body, "latency_ms", 0))
     if "error_rate" in body:
@@ -197,7 +204,10 @@ def admin_routes(state: AdminState, db: Database, limiter: RateLimiter) -> list[
             updated = parse_settings(await body_of(request), state.settings)
         except AdminInputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        if updated.rate_limits != state.settings.rate_limits:
+        if (updated.rate_limits, updated.rate_limit_window_seconds) != (
+            state.settings.rate_limits,
+            state.settings.rate_limit_window_seconds,
+        ):
             limiter.reset()
         state.settings = updated
         return JSONResponse(updated.as_json())

@@ -109,7 +109,7 @@ def admit(services: Services, request: Request, category: str) -> dict[str, str]
     """Count the request against its category's limit: the rate-limit headers, or raise Throttled."""
     limit = services.admin.settings.rate_limits.for_category(category)
     client = request.client.host if request.client else "unknown"
-    decision = services.limiter.hit(category, client, limit)
+    decision = services.limiter.hit(category, client, limit, services.admin.settings.rate_limit_window_seconds)
     if decision is None:
         return {}
     if not decision.allowed:

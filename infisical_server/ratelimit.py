@@ -44,18 +44,19 @@ class RateLimiter:
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, category: str, client: str, limit: int) -> Decision | None:
-        """Record one request; None when the category is unlimited."""
+    def hit(self, category: str, client: str, limit: int, window: float = WINDOW_SECONDS) -> Decision | None:
+        """Record one request; None when the category is unlimited. ``window`` is in seconds (tests
+        shorten it through the admin settings; Infisical's is 60)."""
         if limit <= 0:
             return None
         now = self._clock()
         with self._lock:
             started, count = self._windows.get((category, client), (now, 0))
-            if now - started >= WINDOW_SECONDS:
+            if now - started >= window:
                 started, count = now, 0
             count += 1
             self._windows[(category, client)] = (started, count)
-        reset = max(1, math.ceil(started + WINDOW_SECONDS - now))
+        reset = max(1, math.ceil(started + window - now))
         return Decision(count <= limit, limit, max(0, limit - count), reset)
 
     def reset(self) -> None:

@@ -122,7 +122,8 @@ class RunningServer:
         self.admin("DELETE", "faults")
 
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """Change settings (``rate_limits``, ``latency_ms``, ``error_rate``); returns them all."""
+        """Change settings (``rate_limits``, ``rate_limit_window_seconds``, ``latency_ms``, ``error_rate``);
+        returns them all."""
         updated: dict[str, Any] = self.admin("PUT", "settings", changes)
         return updated
 

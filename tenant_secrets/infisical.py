@@ -49,6 +49,7 @@ JS_WHITESPACE = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+RETRIES_VAR = "TENANT_SECRETS_INFISICAL_RETRIES"
 RERUN = "re-running converges (every write is a difference against what Infisical holds)"
 
 
@@ -103,6 +104,37 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
+        """The default policy, or the one ``TENANT_SECRETS_INFISICAL_RETRIES`` names.
+
+        The variable holds comma-separated ``name=value`` pairs over the fields, e.g.
+        ``attempts=8,max_delay=60`` (a CI runner sharing Infisical Cloud's per-IP limit with other jobs)
+        or ``attempts=3,base_delay=0.05,max_delay=0.2`` (tests). It is read when a client is made, in the
+        process that calls Infisical, so nothing of it is captured in a pickled provider.
+        """
+        raw = env.get(RETRIES_VAR, "").strip()
+        if not raw:
+            return cls()
+        fields: dict[str, float] = {}
+        for part in raw.split(","):
+            name, _, value = part.partition("=")
+            name = name.strip()
+            try:
+                number = float(value)
+            except ValueError:
+                number = -1.0
+            if name not in ("attempts", "base_delay", "max_delay") or number < 0 or name in fields:
+                raise InfisicalError(
+                    f"{RETRIES_VAR}: {part.strip()!r} is not a setting; use comma-separated name=value pairs "
+                    "of attempts (>= 1), base_delay and max_delay (seconds, >= 0), e.g. attempts=8,max_delay=60"
+                )
+            fields[name] = number
+        attempts = fields.pop("attempts", cls.attempts)
+        if attempts < 1 or attempts != int(attempts):
+            raise InfisicalError(f"{RETRIES_VAR}: attempts must be a whole number >= 1")
+        return cls(attempts=int(attempts), **fields)
 
     def delay(self, attempt: int, server_wait: float | None) -> float:
         """The wait after failed attempt ``attempt`` (1-based): the server's, else jittered backoff."""
@@ -352,9 +384,10 @@ class _Conflict(Exception):
 class InfisicalClient:
     """Folders and secrets of one Infisical project, for one machine identity."""
 
-    def __init__(self, creds: InfisicalCredentials, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(self, creds: InfisicalCredentials, retry: RetryPolicy | None = None) -> None:
+        """``retry`` defaults to :meth:`RetryPolicy.from_env`."""
         self._creds = creds
-        self._retry = retry
+        self._retry = retry if retry is not None else RetryPolicy.from_env()
         self._token_key = (creds.site_url.rstrip("/"), creds.client_id)
         self._sdk = InfisicalSDKClient(host=creds.site_url, cache_ttl=None)
         _guarded_session(self._sdk.api.session)
@@ -417,6 +450,10 @@ class InfisicalClient:
         path = _folder_path(path)
         if path == "/" or self.folder_exists(environment, path):
             return False
+        return self._create_folder(environment, path)
+
+    def _create_folder(self, environment: str, path: str) -> bool:
+        """Create a folder known (or believed) to be missing; True if this call created it."""
         parent, name = _split(path)
         reply = self._call(
             f"creating folder {environment}:{path}",
@@ -479,8 +516,8 @@ class InfisicalClient:
         if current is None:
             current = self._read_folder(environment, path)
             if current is None:
-                if upsert:
-                    self.ensure_folder(environment, path)
+                if upsert:  # the read just said the folder is missing: no need to ask again
+                    self._create_folder(environment, path)
                 current = {}
         progress = _Progress()
         try:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tenant_secrets.model import TENANTS_FOLDER, folder_problem, subdomain_problem
 from tenant_secrets.values import fingerprint
 
 
@@ -74,3 +75,44 @@ def needs_write(recorded: Mapping[str, str], desired: Mapping[str, str], decommi
     changed = [key for key, fp in desired.items() if recorded.get(key) != fp]
     changed += [key for key in decommissioned if key in recorded]
     return sorted(set(changed))
+
+
+def diff_verdict(
+    *, changed: bool, replacing: bool, recorded: Mapping[str, str], declared: Mapping[str, str] | None
+) -> bool | None:
+    """What a provider's `diff` tells the engine: False (nothing to do), True, or None.
+
+    None means "my inputs decide": the engine then diffs the old and new inputs itself, and names each
+    changed input, so the preview shows `~ STRIPE_SECRET_KEY: [secret] => [secret]` and `diffReasons`
+    lists the key (a Python dynamic provider has no other way to report which property changed). That
+    is right only when the change is in the declared inputs: ``recorded`` (fingerprints of what the
+    store held at the last write or refresh) equal to ``declared`` (those written at the last write).
+    After a refresh found drift, or for a replacement, or for a state that recorded nothing to compare
+    (``declared`` None), the answer is True: the engine's input diff would see no change there.
+    """
+    if not changed:
+        return False
+    if replacing or declared is None or dict(recorded) != dict(declared):
+        return True
+    return None
+
+
+def folder_path_failures(owner: str, path: str) -> list[RemovalFailure]:
+    """A folder resource writes only `/tenants/<subdomain>` or a platform folder's `/<name>`, never elsewhere.
+
+    The program builds the path from a validated tenants.yaml, so this is the second line: a path that
+    could reach another folder (`/tenants/../hono-api`, `/tenants/a/b`) fails in `check`, before any
+    request to Infisical.
+    """
+    prefix = f"/{TENANTS_FOLDER}/"
+    if path == f"{prefix}{owner}":
+        problem = subdomain_problem(owner)
+        what = "a tenant's folder is /tenants/<subdomain>"
+    elif path == f"/{owner}":
+        problem = folder_problem(owner)  # reserved names (tenants, shared) included
+        what = "a platform folder is /<name>"
+    else:
+        return [RemovalFailure("path", f"{owner}: the folder path {path!r} is neither /tenants/{owner} nor /{owner}")]
+    if problem is None:
+        return []
+    return [RemovalFailure("path", f"{owner}: {problem.message} ({what}); {problem.hint}".rstrip("; "))]

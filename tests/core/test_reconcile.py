@@ -67,3 +67,32 @@ def test_fingerprints_do_not_contain_the_value() -> None:
     value = "fake-webhook-secret-0001"
     assert value not in fingerprint(FP_KEY, "acme", "K", value)
     assert len(fingerprint(FP_KEY, "acme", "K", value)) == 16
+
+
+def test_a_declared_change_lets_the_engine_name_the_keys() -> None:
+    written = {"A_KEY": "fp-a", "B_KEY": "fp-b"}
+    verdict = reconcile.diff_verdict
+    assert verdict(changed=False, replacing=False, recorded=written, declared=written) is False
+    assert verdict(changed=True, replacing=False, recorded=written, declared=written) is None
+    # drift found by a refresh, a replacement, or a state that recorded nothing: the provider says "changed"
+    assert verdict(changed=True, replacing=False, recorded={"A_KEY": "fp-a"}, declared=written) is True
+    assert verdict(changed=True, replacing=False, recorded={**written, "A_KEY": "fp-x"}, declared=written) is True
+    assert verdict(changed=True, replacing=True, recorded=written, declared=written) is True
+    assert verdict(changed=True, replacing=False, recorded=written, declared=None) is True
+
+
+def test_a_folder_resource_writes_only_its_owners_folder() -> None:
+    assert reconcile.folder_path_failures("codewiser", "/tenants/codewiser") == []
+    assert reconcile.folder_path_failures("hono-api", "/hono-api") == []
+    for owner, path in [
+        ("codewiser", "/tenants/other"),
+        ("codewiser", "/tenants/codewiser/sub"),
+        ("..", "/tenants/.."),
+        ("a/b", "/tenants/a/b"),
+        ("Codewiser", "/tenants/Codewiser"),
+        ("tenants", "/tenants"),
+        ("shared", "/shared"),
+    ]:
+        failures = reconcile.folder_path_failures(owner, path)
+        assert [f.property for f in failures] == ["path"], (owner, path)
+        assert owner in failures[0].reason

@@ -49,3 +49,13 @@ def test_backoff_grows_with_jitter_and_stays_bounded() -> None:
         assert len(set(delays)) > 1
     assert 3.0 <= policy.delay(1, 3.0) <= 3.25  # the server's wait, honoured
     assert policy.delay(1, 60.0) == 4.0  # but never beyond max_delay
+
+
+def test_the_retry_policy_can_be_tuned_from_the_environment() -> None:
+    assert RetryPolicy.from_env({}) == RetryPolicy()
+    var = "TENANT_SECRETS_INFISICAL_RETRIES"
+    assert RetryPolicy.from_env({var: "attempts=3, base_delay=0.05,max_delay=0.2"}) == RetryPolicy(3, 0.05, 0.2)
+    assert RetryPolicy.from_env({var: "max_delay=60"}) == RetryPolicy(max_delay=60.0)
+    for bad in ("attempts=0", "attempts=2.5", "tries=3", "max_delay=-1", "attempts", "attempts=3,attempts=4"):
+        with pytest.raises(InfisicalError, match=var):
+            RetryPolicy.from_env({var: bad})

@@ -27,7 +27,12 @@ def _clean_controls(request: pytest.FixtureRequest) -> Iterator[None]:
         running: RunningServer = request.getfixturevalue("server")
         if running.process.poll() is None:
             running.clear_faults()
-            running.settings(rate_limits={"read": 0, "write": 0, "secrets": 0}, latency_ms=0, error_rate=0.0)
+            running.settings(
+                rate_limits={"read": 0, "write": 0, "secrets": 0},
+                rate_limit_window_seconds=60,
+                latency_ms=0,
+                error_rate=0.0,
+            )
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,20 @@ def test_rate_limit_429_with_headers(server: RunningServer, api: Api, project_id
     )
 
 
+def test_a_shorter_window_names_its_own_wait(server: RunningServer, api: Api, project_id: str) -> None:
+    settings = server.settings(rate_limits={"read": 0, "write": 0, "secrets": 1}, rate_limit_window_seconds=2)
+    assert settings["rate_limit_window_seconds"] == 2.0
+    query = {"workspaceId": project_id, "environment": "dev", "secretPath": "/"}
+    assert api.get("/api/v3/secrets/raw", params=query).status_code == 200
+    refused = api.get("/api/v3/secrets/raw", params=query)
+    assert error_body(refused, 429)["error"] == "RateLimitExceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert server.admin("GET", "settings")["rate_limit_window_seconds"] == 2.0
+    for bad in (0, -1, "2", True, 3601):
+        response = requests.put(f"{server.url}/__admin/settings", json={"rate_limit_window_seconds": bad}, timeout=5)
+        assert response.status_code == 400
+
+
 def test_unlimited_by_default_sends_no_rate_limit_headers(api: Api, project_id: str) -> None:
     response = api.get(
         "/api/v3/secrets/raw", params={"workspaceId": project_id, "environment": "dev", "secretPath": "/"}
