@@ -3,6 +3,7 @@
     tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
     tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
+    tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
 one-line summary and exits 0. With --stack it also checks that every value source has a value for
@@ -165,8 +166,38 @@ def plan_command(args: argparse.Namespace) -> int:
     return review.run_plan(args.stack, args.format, args.preview_json, args.config_file)
 
 
+def import_command(args: argparse.Namespace) -> int:
+    """An existing Infisical environment as tenants.yaml: folder and key names only, never a value."""
+    # imported here: the Infisical SDK doubles the start-up time of `tenantctl validate`, which needs none of it
+    from tenant_secrets import importer  # noqa: PLC0415
+    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
+
+    environments = [e.strip() for e in args.environments.split(",") if e.strip()]
+    try:
+        client = InfisicalClient(InfisicalCredentials.from_env())
+        found = importer.discover(client, environments, platform=args.platform)
+    except InfisicalError as err:
+        print(f"tenantctl import: {err}", file=sys.stderr)
+        return 1
+    text = importer.render(found)
+    for skipped in found.skipped:
+        print(skipped, file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    owners = [*found.tenants.values(), *found.platform.values()]
+    keys = sum(len(keys) for by_env in owners for keys in by_env.values())
+    print(
+        f"imported {len(found.tenants)} tenant(s), {len(found.platform)} platform folder(s), {keys} key(s) "
+        f"from {', '.join(environments)}" + ("" if args.output == "-" else f" into {args.output}"),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review")
+    root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review, import")
     commands = root.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("validate", help="validate tenants.yaml (with --stack, also its value sources)")
@@ -189,6 +220,16 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
     plan.set_defaults(run=plan_command)
+
+    imp = commands.add_parser(
+        "import", help="write a tenants.yaml for an existing Infisical environment (INFISICAL_* from the environment)"
+    )
+    imp.add_argument("--environments", required=True, help="comma-separated environment slugs, e.g. dev,staging,prod")
+    imp.add_argument(
+        "--no-platform", dest="platform", action="store_false", help="only /tenants/*, not the other top-level folders"
+    )
+    imp.add_argument("--output", default="-", help="file to write (default: standard output)")
+    imp.set_defaults(run=import_command)
     return root
 
 

@@ -424,6 +424,47 @@ class InfisicalClient:
             return None
         return str(reply.body.secretValue)
 
+    def list_folders(self, environment: str, path: str) -> list[str]:
+        """Names of the folder's direct subfolders, sorted ([] also when the folder does not exist)."""
+        return self._folder_names(environment, _folder_path(path)) or []
+
+    def list_secret_keys(self, environment: str, path: str) -> list[str] | None:
+        """The keys of the folder's own shared secrets, sorted, asking the server not to send values;
+        None when the folder does not exist."""
+        path = _folder_path(path)
+        reply = self._call(
+            f"listing secret keys of {environment}:{path}",
+            "GET /api/v3/secrets/raw",
+            lambda: self._sdk.secrets.list_secrets(
+                environment_slug=environment,
+                secret_path=path,
+                project_id=self._creds.project_id,
+                expand_secret_references=False,
+                view_secret_value=False,
+                recursive=False,
+                include_imports=False,
+            ),
+            expected={404},
+            context={"environment": environment, "path": path},
+        )
+        if reply.status == 404:
+            return None
+        return sorted(str(s.secretKey) for s in reply.body.secrets if s.type == "shared")
+
+    def _folder_names(self, environment: str, path: str) -> list[str] | None:
+        reply = self._call(
+            f"listing folders of {environment}:{path}",
+            "GET /api/v2/folders",
+            lambda: self._sdk.folders.list_folders(
+                project_id=self._creds.project_id, environment_slug=environment, path=path, recursive=False
+            ),
+            expected={404},
+            context={"environment": environment, "path": path},
+        )
+        if reply.status == 404:
+            return None
+        return sorted(str(folder.name) for folder in reply.body.folders)
+
     def folder_exists(self, environment: str, path: str) -> bool:
         path = _folder_path(path)
         if path == "/":
