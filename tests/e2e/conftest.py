@@ -59,8 +59,8 @@ class Infisical:
         )
 
 
-@pytest.fixture(scope="session")
-def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
+def start_infisical(directory: Path) -> Infisical:
+    """A local Infisical server with one project (dev, staging, prod) and one identity, unlimited."""
     project_id = str(uuid.uuid4())
     client_id, client_secret = str(uuid.uuid4()), secrets.token_hex(32)
     config = {
@@ -78,9 +78,14 @@ def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
         "token_ttl_seconds": 7200,
         "rate_limits": {"read": 0, "write": 0, "secrets": 0},
     }
-    server = start_server(tmp_path_factory.mktemp("infisical"), config)
-    yield Infisical(server, project_id, client_id, client_secret)
-    server.stop()
+    return Infisical(start_server(directory, config), project_id, client_id, client_secret)
+
+
+@pytest.fixture(scope="session")
+def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
+    running = start_infisical(tmp_path_factory.mktemp("infisical"))
+    yield running
+    running.server.stop()
 
 
 @dataclass
@@ -148,6 +153,23 @@ class Project:
         if done.returncode != 0:
             return done.returncode, [], done.stdout + done.stderr
         return 0, rows_from_preview(json.loads(done.stdout), stack.name), ""
+
+    def preview_json(self, stack: auto.Stack) -> tuple[int, dict[str, Any] | None, str]:
+        """`pulumi preview --json --diff`: exit status, the document (None if unreadable), all output."""
+        done = subprocess.run(
+            ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack.name],
+            cwd=self.root,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.capture(done.stdout + done.stderr)
+        try:
+            document = json.loads(done.stdout)
+        except ValueError:
+            document = None
+        return done.returncode, document, done.stdout + done.stderr
 
     def db(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True)
