@@ -672,6 +672,16 @@ class InfisicalClient:
                 parsed = {"message": response.text[:200]}
             return _Reply(response.status_code, parsed, dict(response.headers))
 
+        def applied() -> bool:
+            """Whether an update whose answer was lost is in place: then it is not sent again (a second
+            PATCH would add a version holding the same value). Creates and deletes need no look: the
+            server refuses their repetition (400 already exists, 404), which _execute handles."""
+            try:
+                held = self._read_folder(environment, path) or {}
+            except InfisicalError:  # cannot tell: send it again, as for any other retry
+                return False
+            return all(held.get(item["secretKey"]) == item["secretValue"] for item in body["secrets"])
+
         return self._call(
             f"batch {verb} of {len(keys)} secrets ({', '.join(keys)}) in {environment}:{path}",
             f"{method} {BATCH_ENDPOINT}",
@@ -679,6 +689,7 @@ class InfisicalClient:
             expected={400, 404},
             context={"environment": environment, "path": path, "keys": keys},
             sensitive=sensitive,
+            applied=applied if verb == "update" else None,
         )
 
     def _auth_header(self) -> dict[str, str]:
@@ -716,8 +727,12 @@ class InfisicalClient:
         context: Mapping[str, Any],
         sensitive: Collection[str] = (),
         authenticated: bool = True,
+        applied: Callable[[], bool] | None = None,
     ) -> _Reply:
         """Run ``send`` under the retry policy; statuses in ``expected`` are returned, not raised.
+
+        ``applied``, for a write the server would repeat, tells before a retry whether an earlier attempt
+        that may have been applied (a 5xx, a lost connection) was: then the call ends as a success.
 
         ``send`` returns an SDK result or a :class:`_Reply`; an SDK ``APIError`` becomes a reply.
         """
@@ -765,6 +780,9 @@ class InfisicalClient:
                 wait,
             )
             time.sleep(wait)
+            if ambiguous and applied is not None and applied():
+                log.info("Infisical %s: the earlier attempt was applied; not sending it again", endpoint)
+                return _Reply(200, {}, {}, ambiguous=True)
 
     @staticmethod
     def _rejected(

@@ -91,3 +91,26 @@ def test_a_lost_answer_to_an_applied_delete_is_recognised(
     result = client.apply_secrets("dev", path, upsert={"A": "fake-a"}, delete=["B"])
     assert result.deleted == ("B",)
     assert client.list_secrets("dev", path) == {"A": "fake-a"}
+
+
+def test_an_update_whose_answer_was_lost_is_not_sent_again(
+    client: InfisicalClient, server: RunningServer, path: str
+) -> None:
+    client.apply_secrets("dev", path, upsert={"K": "fake-before", "L": "fake-same"})
+    server.add_fault(BATCH, method="PATCH", status=503, count=1, after=True)  # applied, then the answer lost
+    server.reset_requests()
+    assert client.apply_secrets("dev", path, upsert={"K": VALUE, "L": "fake-same"}).updated == ("K",)
+    assert server.request_counts()[f"PATCH {BATCH}"] == 1
+    updates = [e for e in server.audit() if e["action"] == "update-secret" and e["path"] == path]
+    assert [e["key"] for e in updates] == ["K"]  # one version added, not two
+
+
+def test_an_update_that_was_not_applied_is_sent_again(
+    client: InfisicalClient, server: RunningServer, path: str
+) -> None:
+    client.apply_secrets("dev", path, upsert={"K": "fake-before"})
+    server.add_fault(BATCH, method="PATCH", status=503, count=2)  # refused before being handled
+    server.reset_requests()
+    assert client.apply_secrets("dev", path, upsert={"K": VALUE}).updated == ("K",)
+    assert server.request_counts()[f"PATCH {BATCH}"] == 3
+    assert client.get_secret("dev", path, "K") == VALUE
