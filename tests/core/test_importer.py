@@ -17,9 +17,7 @@ class FakeInfisical:
     def list_folders(self, environment: str, path: str) -> list[str]:
         self.asked.append((environment, path))
         prefix = path.rstrip("/") + "/"
-        return sorted(
-            {p[len(prefix) :].split("/")[0] for p in self.tree.get(environment, {}) if p.startswith(prefix)}
-        )
+        return sorted({p[len(prefix) :].split("/")[0] for p in self.tree.get(environment, {}) if p.startswith(prefix)})
 
     def list_secret_keys(self, environment: str, path: str) -> list[str] | None:
         self.asked.append((environment, path))
