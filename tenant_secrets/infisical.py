@@ -256,6 +256,9 @@ class _Token:
 
 _TOKENS: dict[tuple[str, str], _Token] = {}
 _TOKENS_LOCK = threading.Lock()
+# One login at a time: the engine starts many resources at once, and each thread that finds no token
+# would otherwise log in on its own (a login per folder on a first run, against the login rate limit).
+_LOGIN_LOCK = threading.Lock()
 
 
 def _cached_token(key: tuple[str, str]) -> str | None:
@@ -698,7 +701,10 @@ class InfisicalClient:
     def _token(self) -> str:
         token = _cached_token(self._token_key)
         if token is None:
-            token = self._login()
+            with _LOGIN_LOCK:
+                token = _cached_token(self._token_key)  # another thread may have logged in meanwhile
+                if token is None:
+                    token = self._login()
         self._sdk.set_token(token)
         return token
 

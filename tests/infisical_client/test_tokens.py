@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from infisical_server.testing import sample_config, start_server
@@ -21,6 +23,23 @@ def test_many_calls_from_many_clients_share_one_login(tmp_path: Path) -> None:
             client.apply_secrets("dev", "/tenants/shared", upsert={f"K{n}": f"fake-value-{n}"})
             client.list_secrets("dev", "/tenants/shared")
             client.folder_exists("dev", "/tenants")
+        assert server.request_counts()[LOGIN] == 1
+    finally:
+        server.stop()
+
+
+def test_threads_starting_together_share_one_login(tmp_path: Path) -> None:
+    server = start_server(tmp_path, sample_config())
+    try:
+        start = threading.Barrier(6)
+
+        def work(n: int) -> dict[str, str]:
+            client = InfisicalClient(credentials(server), FAST)
+            start.wait()
+            return client.list_secrets("dev", f"/tenants/t{n}")
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(work, range(6))) == [{}] * 6
         assert server.request_counts()[LOGIN] == 1
     finally:
         server.stop()
