@@ -7,7 +7,8 @@ connections, honouring ``retry-after`` or the wait a 429 message names. The SDK'
 errors only, 1-8 s sleeps, never 429) is kept out of the way so that one bound applies.
 
 An access token is cached per (site URL, client id) for the whole process, because a Pulumi dynamic
-provider process serves many resources; an expired or rejected token is replaced once per call.
+provider process serves many resources (one thread logs in while the others wait); an expired or
+rejected token is replaced once per call.
 
 :meth:`InfisicalClient.apply_secrets` writes only differences, at most one batch request per kind of
 change, so a second run with nothing changed sends no write at all. No secret value, client secret
