@@ -24,8 +24,8 @@ test: setup ## the whole test suite (starts its own services)
 lint: setup ## ruff, and mypy (strict on the core)
 	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy && actionlint
 
-bench: setup ## benchmarks (figures, not tests): tenants.yaml validation at 1,000 and 5,000 tenants
-	@source scripts/env.sh && $(PY) bench/validate_bench.py $(BENCH_ARGS)
+bench: setup ## benchmarks (figures, not tests): pulumi up/preview at 10 and 100 tenants vs the engine's floor and a naive design; BENCH_ARGS="--sizes 10,100,1000"
+	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)
 
 validate: setup ## validate tenants.yaml
 	@source scripts/env.sh && $(PY) -m tenant_secrets.cli validate tenants.yaml

@@ -1,0 +1,5 @@
+"""`python -m bench`: the engine benchmark (see bench/run.py)."""
+
+from bench.run import main
+
+main()

@@ -1,0 +1,196 @@
+"""The three Pulumi projects the benchmark drives, each in its own temp folder and file backend.
+
+- `ours`: this project (Pulumi.yaml, __main__.py, components/ and tenant_secrets/ linked, as the
+  e2e tests do), over the synthetic tenants.yaml.
+- `floor`: bench/floor, the same resource graph with providers that do no work.
+- `naive`: bench/naive, one resource per secret over the same tenants.yaml and values.
+
+Each design knows how to lay out its project, configure its stack, write its input for a size (and
+for the "change one value" edit), and make the master key rotation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pulumi import automation as auto
+
+from bench import tenants
+from tenant_secrets import store
+
+REPO = Path(__file__).resolve().parent.parent
+PASSPHRASE = "bench-passphrase-not-a-secret"  # noqa: S105 - a fake, for a throwaway stack
+
+
+@dataclass
+class Keys:
+    """Fake master keys and derivation key, fresh per benchmark run."""
+
+    v1: str = field(default_factory=lambda: secrets.token_hex(32))
+    v2: str = field(default_factory=lambda: secrets.token_hex(32))
+    derivation: str = field(default_factory=lambda: secrets.token_hex(32))
+
+
+@dataclass
+class Design:
+    """A Pulumi project under `root`, one stack `dev` in a file backend under `root`."""
+
+    name: str
+    root: Path
+    env: dict[str, str]
+    keys: Keys
+
+    project_name = ""
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "project"
+
+    @property
+    def backend(self) -> Path:
+        return self.root / "backend"
+
+    def state_file(self) -> Path:
+        return self.backend / ".pulumi" / "stacks" / self.project_name / "dev.json"
+
+    def create(self) -> auto.Stack:
+        self.work_dir.mkdir(parents=True)
+        self.backend.mkdir(parents=True)
+        self.layout()
+        env = {
+            **self.env,
+            "PULUMI_BACKEND_URL": f"file://{self.backend}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        stack = auto.create_or_select_stack(
+            stack_name="dev",
+            work_dir=str(self.work_dir),
+            opts=auto.LocalWorkspaceOptions(env_vars=env, secrets_provider="passphrase"),
+        )
+        self.configure(stack)
+        return stack
+
+    def _pulumi_yaml(self, name: str, description: str) -> None:
+        settings = {
+            "name": name,
+            "description": description,
+            "runtime": {"name": "python", "options": {"virtualenv": str(REPO / ".venv")}},
+        }
+        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+
+    # --- per design ------------------------------------------------------------------------------
+
+    def layout(self) -> None:
+        raise NotImplementedError
+
+    def configure(self, stack: auto.Stack) -> None:
+        raise NotImplementedError
+
+    def write_input(self, count: int, *, changed: bool) -> None:
+        (self.work_dir / "tenants.yaml").write_text(tenants.tenants_yaml(count, changed=changed))
+
+    def rotate(self, stack: auto.Stack) -> None:
+        raise NotImplementedError
+
+    def prepare_database(self, dsn: str) -> None:
+        """Anything the design needs in its database before the first `up` (not timed)."""
+
+
+class Ours(Design):
+    project_name = "tenant-secrets"
+
+    def layout(self) -> None:
+        settings = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+        settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
+        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+        shutil.copy(REPO / "__main__.py", self.work_dir / "__main__.py")
+        for package in ("components", "tenant_secrets"):
+            (self.work_dir / package).symlink_to(REPO / package)
+
+    def configure(self, stack: auto.Stack) -> None:
+        ns = "tenant-secrets"
+        stack.set_all_config(
+            {
+                f"{ns}:environment": auto.ConfigValue(tenants.ENVIRONMENT),
+                f"{ns}:createCompanies": auto.ConfigValue("true"),
+                f"{ns}:retainOnDelete": auto.ConfigValue("false"),
+                f"{ns}:derivationKey": auto.ConfigValue(self.keys.derivation, secret=True),
+            }
+        )
+        stack.set_config(f"{ns}:masterKeys.v1", auto.ConfigValue(self.keys.v1, secret=True), path=True)
+
+    def rotate(self, stack: auto.Stack) -> None:
+        ns = "tenant-secrets"
+        stack.set_config(f"{ns}:masterKeys.v2", auto.ConfigValue(self.keys.v2, secret=True), path=True)
+        stack.set_config(f"{ns}:activeKeyVersion", auto.ConfigValue("2"))
+
+
+class Naive(Design):
+    project_name = "bench-naive"
+
+    def layout(self) -> None:
+        self._pulumi_yaml(self.project_name, "Benchmark baseline: one dynamic resource per secret")
+        (self.work_dir / "__main__.py").write_text("from bench.naive.program import run\n\nrun()\n")
+
+    def configure(self, stack: auto.Stack) -> None:
+        ns = self.project_name
+        stack.set_all_config(
+            {
+                f"{ns}:environment": auto.ConfigValue(tenants.ENVIRONMENT),
+                f"{ns}:derivationKey": auto.ConfigValue(self.keys.derivation, secret=True),
+            }
+        )
+        stack.set_config(f"{ns}:masterKeys.v1", auto.ConfigValue(self.keys.v1, secret=True), path=True)
+
+    def rotate(self, stack: auto.Stack) -> None:
+        ns = self.project_name
+        stack.set_config(f"{ns}:masterKeys.v2", auto.ConfigValue(self.keys.v2, secret=True), path=True)
+        stack.set_config(f"{ns}:activeKeyVersion", auto.ConfigValue("2"))
+
+    def prepare_database(self, dsn: str) -> None:
+        """The same schema the project migrates to (the naive design has no migration resource)."""
+        with store.connect(dsn) as conn:
+            store.migrate(conn, store.StoreSettings(create_companies_table=True))
+
+
+class Floor(Design):
+    project_name = "bench-floor"
+    _spec: dict[str, object]
+
+    def layout(self) -> None:
+        self._pulumi_yaml(self.project_name, "Benchmark baseline: the engine's floor")
+        (self.work_dir / "__main__.py").write_text("from bench.floor.program import run\n\nrun()\n")
+        self._spec = {"tenants": 0, "changed": False, "keyring": {"1": self.keys.v1}, "key_version": 1}
+
+    def configure(self, stack: auto.Stack) -> None:
+        """Names the spec file. (Also: an empty stack config makes the project's language host pass
+        PULUMI_CONFIG=null, which the SDK cannot read; toolchain/cmd/pulumi-language-python.)"""
+        stack.set_config(f"{self.project_name}:spec", auto.ConfigValue("floor.json"))
+
+    def write_input(self, count: int, *, changed: bool) -> None:
+        self._spec.update(tenants=count, changed=changed)
+        self._write_spec()
+
+    def rotate(self, stack: auto.Stack) -> None:
+        self._spec.update(keyring={"1": self.keys.v1, "2": self.keys.v2}, key_version=2)
+        self._write_spec()
+
+    def _write_spec(self) -> None:
+        (self.work_dir / "floor.json").write_text(json.dumps(self._spec))
+
+
+DESIGNS: dict[str, type[Design]] = {"floor": Floor, "ours": Ours, "naive": Naive}
+
+
+def toolchain_path() -> str:
+    """PATH with the project's toolchain and venv first (what scripts/env.sh does for make)."""
+    parts = [str(REPO / ".state" / "toolchain" / "bin"), str(REPO / ".venv" / "bin")]
+    current = os.environ.get("PATH", "")
+    return os.pathsep.join([p for p in parts if p not in current.split(os.pathsep)] + [current])

@@ -1,0 +1,1 @@
+"""The engine's floor: the resource graph of this project's design, with providers that do no work."""
