@@ -199,7 +199,11 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 // programEnv passes stack config to the SDK the way it reads it: JSON in PULUMI_CONFIG and the
 // names of secret keys in PULUMI_CONFIG_SECRET_KEYS.
 func programEnv(req *pulumirpc.RunRequest) ([]string, error) {
-	config, err := json.Marshal(req.GetConfig())
+	configMap := req.GetConfig()
+	if configMap == nil {
+		configMap = map[string]string{} // the SDK reads "null" as an error, "{}" as no config
+	}
+	config, err := json.Marshal(configMap)
 	if err != nil {
 		return nil, fmt.Errorf("encoding config: %w", err)
 	}
