@@ -1,5 +1,7 @@
 """tenant-secrets: tenants.yaml -> Infisical folders and encrypted company_secrets rows."""
 
-from components.program import run
+import pulumi
 
-run()
+from components.program import main
+
+pulumi.run(main)

@@ -137,7 +137,10 @@ class Naive(Design):
 
     def layout(self) -> None:
         self._pulumi_yaml(self.project_name, "Benchmark baseline: one dynamic resource per secret")
-        (self.work_dir / "__main__.py").write_text("from bench.naive.program import run\n\nrun()\n")
+        (self.work_dir / "__main__.py").write_text(
+            "import os\n\nimport pulumi\n\nfrom bench.naive.program import main, run\n\n"
+            "if os.environ.get('BENCH_NAIVE_ENTRY') == 'async':\n    pulumi.run(main)\nelse:\n    run()\n"
+        )
 
     def configure(self, stack: auto.Stack) -> None:
         ns = self.project_name
@@ -166,12 +169,13 @@ class Floor(Design):
 
     def layout(self) -> None:
         self._pulumi_yaml(self.project_name, "Benchmark baseline: the engine's floor")
-        (self.work_dir / "__main__.py").write_text("from bench.floor.program import run\n\nrun()\n")
+        (self.work_dir / "__main__.py").write_text(
+            "import pulumi\n\nfrom bench.floor.program import main\n\npulumi.run(main)\n"
+        )
         self._spec = {"tenants": 0, "changed": False, "keyring": {"1": self.keys.v1}, "key_version": 1}
 
     def configure(self, stack: auto.Stack) -> None:
-        """Names the spec file. (Also: an empty stack config makes the project's language host pass
-        PULUMI_CONFIG=null, which the SDK cannot read; toolchain/cmd/pulumi-language-python.)"""
+        """Names the spec file."""
         stack.set_config(f"{self.project_name}:spec", auto.ConfigValue("floor.json"))
 
     def write_input(self, count: int, *, changed: bool) -> None:

@@ -7,13 +7,11 @@ touched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import re
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
@@ -26,115 +24,28 @@ from components.resources import (
     Registry,
 )
 from tenant_secrets import store
-from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
-from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import EnvironmentPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.validation import check_sources
-from tenant_secrets.values import Resolver, UnresolvedValueError, fingerprint_key
+from tenant_secrets.values import Resolver, UnresolvedValueError
 
-NAMESPACE = "tenant-secrets"
-_KEY_VERSION = re.compile(r"v?[1-9][0-9]*")
+if TYPE_CHECKING:
+    from tenant_secrets.infisical import InfisicalClient
 
 
 def _fail(message: str) -> pulumi.RunError:
     return pulumi.RunError(message)
 
 
-@dataclass(frozen=True)
-class StackSettings:
-    """The stack's configuration (Pulumi.<stack>.yaml), read and checked once."""
-
-    environment: str
-    tenants_file: Path
-    keyring: dict[str, str]
-    key_version: int
-    derivation_key: bytes
-    table_prefix: str
-    create_companies: bool
-    history_retention: int
-    retain_on_delete: bool
-    app_role: str | None
-    provisioner_role: str | None
-    rotation_batch_size: int
-
-    @property
-    def store(self) -> store.StoreSettings:
-        return store.StoreSettings(
-            table_prefix=self.table_prefix,
-            history_retention=self.history_retention,
-            create_companies_table=self.create_companies,
-        )
-
-    @classmethod
-    def load(cls) -> StackSettings:
-        config = pulumi.Config(NAMESPACE)
-        keys = config.get_object("masterKeys") or {}
-        if not isinstance(keys, dict) or not keys:
-            raise _fail(
-                f"{NAMESPACE}:masterKeys is not set: the database store needs at least one master key; "
-                f"set it with `pulumi config set --secret --path 'masterKeys.v1' $(openssl rand -hex 32)`"
-            )
-        for name in keys:
-            if not _KEY_VERSION.fullmatch(str(name)):
-                raise _fail(
-                    f"{NAMESPACE}:masterKeys.{name}: master keys are named by version, v1, v2, ...; "
-                    f"set them with `pulumi config set --secret --path 'masterKeys.v1' $(openssl rand -hex 32)`"
-                )
-        keyring = {str(version).lstrip("v"): str(value) for version, value in keys.items()}
-        try:
-            for version, value in keyring.items():
-                parse_master_key(value, field=f"{NAMESPACE}:masterKeys.v{version}")
-        except MasterKeyError as err:
-            raise _fail(str(err)) from None
-        active = config.get_int("activeKeyVersion")
-        key_version = max(int(v) for v in keyring) if active is None else active
-        if str(key_version) not in keyring:
-            raise _fail(
-                f"{NAMESPACE}:activeKeyVersion is {key_version}, but masterKeys has no v{key_version}; "
-                f"add it with `pulumi config set --secret --path 'masterKeys.v{key_version}' <64 hex chars>`"
-            )
-        derivation = config.get("derivationKey")
-        try:
-            derivation_key = bytes.fromhex(derivation or "")
-        except ValueError:
-            derivation_key = b""
-        if len(derivation_key) < 32:
-            raise _fail(
-                f"{NAMESPACE}:derivationKey must be a secret of 64 hex chars (it derives generated values and "
-                f"fingerprints); set it with `pulumi config set --secret derivationKey $(openssl rand -hex 32)`"
-            )
-        app_role = config.get("appRole") or None
-        provisioner_role = config.get("provisionerRole") or None
-        if provisioner_role and not app_role:
-            raise _fail(f"{NAMESPACE}:provisionerRole is set but {NAMESPACE}:appRole is not: set both, or neither")
-        if app_role and app_role == provisioner_role:
-            raise _fail(f"{NAMESPACE}:appRole and {NAMESPACE}:provisionerRole must name different roles")
-        batch_size = config.get_int("rotationBatchSize")
-        if batch_size is not None and batch_size < 1:
-            raise _fail(f"{NAMESPACE}:rotationBatchSize: a whole number >= 1 of rows re-encrypted per transaction")
-        history_retention = config.get_int("historyRetention")
-        settings = cls(
-            environment=config.get("environment") or pulumi.get_stack(),
-            tenants_file=Path(config.get("tenantsFile") or "tenants.yaml"),
-            keyring=keyring,
-            key_version=key_version,
-            derivation_key=derivation_key,
-            table_prefix=config.get("tablePrefix") or "",
-            create_companies=config.get_bool("createCompanies") or False,
-            history_retention=10 if history_retention is None else history_retention,
-            retain_on_delete=config.get_bool("retainOnDelete") is not False,
-            app_role=app_role,
-            provisioner_role=provisioner_role,
-            rotation_batch_size=batch_size or 500,
-        )
-        try:
-            settings.store  # noqa: B018 - validates tablePrefix and historyRetention
-        except ValueError as err:
-            field = "tablePrefix" if str(err).startswith("table_prefix") else "historyRetention"
-            raise _fail(f"{NAMESPACE}:{field}: {str(err).partition(': ')[2]}") from None
-        return settings
+def load_settings() -> StackSettings:
+    """The stack's settings, checked before anything else happens."""
+    config = pulumi.Config(NAMESPACE)
+    try:
+        return StackSettings.load(config.get, stack=pulumi.get_stack())
+    except StackConfigError as err:
+        raise _fail(str(err)) from None
 
 
 @cache
@@ -160,6 +71,8 @@ def _secret_config(key: str) -> pulumi.Output[str] | None:
 
 @cache
 def _infisical_client() -> InfisicalClient:
+    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415 - the SDK (and boto3) cost ~0.15 s to import; most runs never call Infisical here
+
     return InfisicalClient(InfisicalCredentials.from_env())
 
 
@@ -207,12 +120,10 @@ def inspect_database(settings: StackSettings, tenants: list[TenantPlan]) -> Insp
             pulumi.log.warn(message + "; the preview does not check companies and master keys against the database")
             return None
         raise _fail(message)
-    keys: dict[str | int, str] = {version: key for version, key in settings.keyring.items()}
-    keyring = Keyring.from_hex(keys, settings.key_version)
     refs = [TenantRef(t.subdomain, t.company_id, t.decommission) for t in tenants]
     try:
         with store.connect(dsn) as conn:
-            return inspect(conn, settings.store, refs, keyring, key_field=f"{NAMESPACE}:masterKeys")
+            return inspect(conn, settings.store, refs, settings.master_keys, key_field=f"{NAMESPACE}:masterKeys")
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
@@ -220,7 +131,8 @@ def inspect_database(settings: StackSettings, tenants: list[TenantPlan]) -> Insp
 
 
 def run() -> None:
-    settings = StackSettings.load()
+    """Declare every resource of the stack (synchronously: `main` is the program's entry point)."""
+    settings = load_settings()
     plan = load_plan(settings)
     resolver = Resolver(
         environment=settings.environment,
@@ -265,7 +177,9 @@ def run() -> None:
 
     database_plans = [t for t in plan.tenants if "database" in t.storage]
     inspection = inspect_database(settings, database_plans) if database_plans else None
-    if inspection is not None:
+    # A stack that creates its companies (the demo) finds none before its first `up`: its providers
+    # resolve them at write time and record the id, so that input stays the same from run to run.
+    if inspection is not None and not settings.create_companies:
         for entry in database_tenants:
             entry["company_id"] = entry.get("company_id") or inspection.company_ids.get(entry["owner"])
 
@@ -275,7 +189,7 @@ def run() -> None:
         owners=[t.subdomain for t in plan.tenants if not t.decommission] + [f.name for f in plan.platform],
         decommissioned=[t.subdomain for t in plan.tenants if t.decommission],
     )
-    fp_key = fingerprint_key(settings.derivation_key).hex()
+    fp_key = settings.fingerprint_key
     if infisical_folders:
         infisical = InfisicalSecrets(
             "infisical",
@@ -292,7 +206,6 @@ def run() -> None:
                     "schema_version": store.SCHEMA_VERSION,
                     "table_prefix": settings.table_prefix,
                     "create_companies": settings.create_companies,
-                    "history_retention": settings.history_retention,
                     "rotation_pending": bool(inspection and inspection.rotation_pending(settings.key_version)),
                     "rotation_batch_size": settings.rotation_batch_size,
                     "app_role": settings.app_role,
@@ -300,8 +213,8 @@ def run() -> None:
                     "provisioner_role": settings.provisioner_role,
                     "provisioner_password": _secret_config("provisionerRolePassword"),
                 },
-                keyring=settings.keyring,
                 key_version=settings.key_version,
+                key_versions=sorted(settings.keyring),
                 fingerprint_key=fp_key,
             ),
             opts=retain,
@@ -320,3 +233,16 @@ def run() -> None:
             for t in plan.tenants
         },
     )
+
+
+async def main() -> None:
+    """The program's entry point, for `pulumi.run`.
+
+    Declaring the resources only schedules their registrations. When a program returns at once, the
+    Python SDK's final wait starts before any registration has begun, finds none in flight, and falls
+    back to polling every pending output each time one resolves: quadratic in the number of outputs,
+    about a third of the program's time at 1,000 tenants (docs/performance.md). Yielding to the event
+    loop once lets the registrations start, so the SDK waits on them one by one instead.
+    """
+    run()
+    await asyncio.sleep(0)

@@ -1,24 +1,29 @@
 """Dynamic providers: the Pulumi engine calls these in a separate provider process.
 
 Python dynamic providers are pickled into the state (`__provider`), so these classes hold no
-fields at all: connection settings come from the environment of the process that runs
-`pulumi up` (DATABASE_URL, INFISICAL_*), read at call time, and secrets reach them only as secret
-inputs, which the state stores encrypted. Clients are built inside each method, because the
-methods run in another process than the program that declared the resources.
+fields when pickled: connection settings come from the environment of the process that runs
+`pulumi up` (DATABASE_URL, INFISICAL_*), read at call time; the values to write reach them as secret
+inputs, which the state stores encrypted; and what is the same for the whole stack (the master
+keys, the fingerprint key, the store's settings) from the stack's config, which the engine hands
+every dynamic provider's `configure` in the provider process, after unpickling. Clients are built
+inside each method, because the methods run in another process than the program that declared the
+resources.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -27,9 +32,11 @@ from pulumi.dynamic import (
 )
 
 from tenant_secrets import reconcile, store
-from tenant_secrets.envelope import Keyring
-from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
+from tenant_secrets.stack_settings import NAMESPACE, StackSettings
 from tenant_secrets.values import fingerprint
+
+if TYPE_CHECKING:
+    from tenant_secrets.infisical import InfisicalClient
 
 _local = threading.local()
 
@@ -37,6 +44,8 @@ _local = threading.local()
 def _infisical() -> InfisicalClient:
     client: InfisicalClient | None = getattr(_local, "infisical", None)
     if client is None:
+        from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415 - the SDK (and boto3) cost ~0.15 s to import; most runs never call Infisical here
+
         client = InfisicalClient(InfisicalCredentials.from_env())
         _local.infisical = client
     return client
@@ -54,8 +63,61 @@ def _database() -> psycopg.Connection[Any]:
     return conn
 
 
-def _keyring(props: Mapping[str, Any]) -> Keyring:
-    return Keyring.from_hex(props["keyring"], int(props["key_version"]))
+class _StackConfigured(ResourceProvider):
+    """A provider that reads the stack's settings from the config the engine passes to `configure`.
+
+    The engine gives dynamic providers the whole stack config, keys with their namespace, values as
+    strings (decrypted). The settings are parsed on first use, so a command that needs none of them
+    (a `pulumi destroy` of a folder, say) does not fail on a setting it does not use.
+    """
+
+    _config: dict[str, str | None] | None = None
+    _settings: StackSettings | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._config = {key: _text(req.config.get(f"{NAMESPACE}:{key}")) for key in _SETTINGS_KEYS}
+        self._settings = None
+
+    @property
+    def _stack(self) -> StackSettings:
+        if self._settings is None:
+            config = self._config
+            if config is None:
+                raise RuntimeError("the provider was not configured with the stack's config")
+            self._settings = StackSettings.load(config.get, stack="")
+        return self._settings
+
+    def _fingerprint_key(self) -> bytes:
+        return self._stack.fingerprint_key
+
+    def _store(self, props: Mapping[str, Any]) -> store.StoreSettings:
+        """The store's settings; the table prefix is the resource's own (changing it replaces the resource)."""
+        stack = self._stack
+        return store.StoreSettings(
+            table_prefix=props["table_prefix"],
+            create_companies_table=stack.create_companies,
+            history_retention=stack.history_retention,
+        )
+
+
+_SETTINGS_KEYS = (
+    "masterKeys",
+    "activeKeyVersion",
+    "derivationKey",
+    "tablePrefix",
+    "createCompanies",
+    "historyRetention",
+    "appRole",
+    "provisionerRole",
+    "rotationBatchSize",
+)
+
+
+def _text(value: Any) -> str | None:
+    """A config value as the program sees it: a string, objects as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def _values(props: Mapping[str, Any]) -> dict[str, str]:
@@ -73,7 +135,7 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
     return [CheckFailure(f.property, f.reason) for f in failures]
 
 
-class InfisicalFolderProvider(ResourceProvider):
+class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
     Outputs: ``fingerprints``, what the folder held at the last write or refresh (per key), and
@@ -96,7 +158,7 @@ class InfisicalFolderProvider(ResourceProvider):
         (reconcile.diff_verdict); drift found by a refresh, or a new path, is answered "changed".
         """
         replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
-        desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
+        desired = reconcile.desired_fingerprints(news["owner"], news, self._fingerprint_key())
         recorded = olds.get("fingerprints") or {}
         changed = reconcile.needs_write(recorded, desired, _decommissioned(olds, news))
         return DiffResult(
@@ -112,7 +174,8 @@ class InfisicalFolderProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists."""
-        return CreateResult(f"{props['environment']}:{props['path']}", self._write(_infisical(), props))
+        outs = self._write(_infisical(), props, folder_is_new=True)
+        return CreateResult(f"{props['environment']}:{props['path']}", outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A declared value changed, a key was added or decommissioned, or a refresh found drift."""
@@ -121,7 +184,7 @@ class InfisicalFolderProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
         live = _infisical().list_secrets(props["environment"], props["path"])
-        fp_key = bytes.fromhex(props["fingerprint_key"])
+        fp_key = self._fingerprint_key()
         tracked = set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {})
         fingerprints = {
             key: fingerprint(fp_key, props["owner"], key, live[key]) for key in sorted(tracked) if key in live
@@ -132,23 +195,29 @@ class InfisicalFolderProvider(ResourceProvider):
         """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain."""
         _infisical().delete_folder(props["environment"], props["path"])
 
-    def _write(self, client: InfisicalClient, props: Mapping[str, Any]) -> dict[str, Any]:
-        outs = {p: props[p] for p in ("owner", "environment", "path", "fingerprint_key", "decommission")}
+    def _write(
+        self, client: InfisicalClient, props: Mapping[str, Any], *, folder_is_new: bool = False
+    ) -> dict[str, Any]:
+        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")}
         if props["decommission"]:
             client.delete_folder(props["environment"], props["path"])
             return {**outs, "fingerprints": {}, "declared_fingerprints": {}}
         values = _values(props)
-        # one read of the folder, then at most one batch per kind of change (nothing when all match)
+        # one read of the folder (none when this call made it), then at most one batch per kind of change
         client.apply_secrets(
-            props["environment"], props["path"], upsert=values, delete=list(props.get("decommissioned", []))
+            props["environment"],
+            props["path"],
+            upsert=values,
+            delete=list(props.get("decommissioned", [])),
+            folder_is_new=folder_is_new,
         )
         if not values:  # apply_secrets makes the folder only when it writes to it
             client.ensure_folder(props["environment"], props["path"])
-        written = reconcile.desired_fingerprints(props["owner"], values, bytes.fromhex(props["fingerprint_key"]))
+        written = reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key())
         return {**outs, "fingerprints": written, "declared_fingerprints": written}
 
 
-class DatabaseSchemaProvider(ResourceProvider):
+class DatabaseSchemaProvider(_StackConfigured):
     """The company_secrets schema (versioned migrations), the roles, and the master-key version rows are on.
 
     Tenants' resources depend on this one, so the order of a run is: the keyring checked against what
@@ -187,8 +256,8 @@ class DatabaseSchemaProvider(ResourceProvider):
         """
 
     def _apply(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        settings = _settings(props)
-        keyring = _keyring(props)
+        settings = self._store(props)
+        keyring = self._stack.master_keys
         conn = _database()
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
@@ -210,20 +279,13 @@ class DatabaseSchemaProvider(ResourceProvider):
         }
 
 
-def _settings(props: Mapping[str, Any]) -> store.StoreSettings:
-    return store.StoreSettings(
-        table_prefix=props["table_prefix"],
-        create_companies_table=bool(props["create_companies"]),
-        history_retention=int(props.get("history_retention", 10)),
-    )
-
-
-class DatabaseTenantProvider(ResourceProvider):
-    """One tenant's rows in company_secrets, encrypted with the active master key.
+class DatabaseTenantProvider(_StackConfigured):
+    """One tenant's rows in company_secrets, encrypted with the stack's active master key.
 
     The program resolves the tenant's company (from tenants.yaml or by subdomain, in one query for
-    all tenants) before declaring anything; the lookup here is for the demo's first run, which
-    creates the companies, and for a company that appeared between the program's look and the write.
+    all tenants) before declaring anything; the lookup here is for the demo, whose first run creates
+    the companies, and for a company that appeared between the program's look and the write. A master
+    key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -232,11 +294,8 @@ class DatabaseTenantProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
-        changed = bool(_keys_to_write(olds, news)) or olds.get("decommission") != news.get("decommission")
-        # a new keyring or active key: nothing to write (the schema resource re-encrypts every row), but
-        # the recorded keyring, which refresh and delete use, must follow the stack's
-        rekeyed = any(olds.get(p) != news.get(p) for p in ("key_version", "keyring"))
-        return DiffResult(changes=bool(replaces or changed or rekeyed), replaces=replaces, delete_before_replace=True)
+        changed = bool(self._keys_to_write(olds, news)) or olds.get("decommission") != news.get("decommission")
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
@@ -244,19 +303,13 @@ class DatabaseTenantProvider(ResourceProvider):
         return CreateResult(f"{outs['company_id']}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """A value changed, a key was added or decommissioned, or the company or the keyring changed."""
-        known = str(olds.get("company_id") or "")
-        if not _keys_to_write(olds, news) and olds.get("decommission") == news["decommission"]:
-            # only the keyring or the active key changed: the schema resource re-encrypted the rows already
-            values = {} if news["decommission"] else _values(news)
-            return UpdateResult(self._outputs(news, str(news.get("company_id") or "") or known, values))
-        return UpdateResult(self._write(news, known_company=known))
+        """A value changed, a key was added or decommissioned, or the tenant's company changed."""
+        return UpdateResult(self._write(news, known_company=str(olds.get("company_id") or "")))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
-        conn = _database()
-        live = store.read_tenant(conn, _settings(props), props["company_id"], _keyring(props))
-        fp_key = bytes.fromhex(props["fingerprint_key"])
+        live = store.read_tenant(_database(), self._store(props), props["company_id"], self._stack.master_keys)
+        fp_key = self._fingerprint_key()
         fingerprints = {
             key: fingerprint(fp_key, props["owner"], key, live[key].value)
             for key in props.get("fingerprints", {})
@@ -271,7 +324,7 @@ class DatabaseTenantProvider(ResourceProvider):
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
         """Every row of the company, declared or not; nothing to do when the company itself is gone."""
         conn = _database()
-        settings, keyring = _settings(props), _keyring(props)
+        settings, keyring = self._store(props), self._stack.master_keys
         keys = list(store.read_tenant(conn, settings, company_id, keyring))
         with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
             store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
@@ -283,8 +336,8 @@ class DatabaseTenantProvider(ResourceProvider):
         if company_id:
             return company_id
         owner = props["owner"]
-        conn, settings = _database(), _settings(props)
-        if props["create_companies"]:
+        conn, settings = _database(), self._store(props)
+        if settings.create_companies_table:
             ids = store.ensure_companies(conn, settings, {owner: (None, props.get("company_name"))})
         else:
             ids = store.lookup_companies(conn, settings, [owner])
@@ -301,35 +354,28 @@ class DatabaseTenantProvider(ResourceProvider):
                 return self._outputs(props, company_id, {})
             values = _values(props)
             change = store.TenantChange(values, list(props.get("decommissioned", [])))
-            store.apply_tenants(_database(), _settings(props), {company_id: change}, _keyring(props))
+            store.apply_tenants(_database(), self._store(props), {company_id: change}, self._stack.master_keys)
         except (store.StoreError, store.KeyringError) as err:
             # the whole apply is one transaction: nothing of this tenant was written
             raise RuntimeError(f"{owner}: {err}") from None
         return self._outputs(props, company_id, values)
 
     def _outputs(self, props: Mapping[str, Any], company_id: str, values: Mapping[str, str]) -> dict[str, Any]:
-        fp_key = bytes.fromhex(props["fingerprint_key"])
         return {
             "owner": props["owner"],
             "decommission": props["decommission"],
             "company_id": company_id,
             "company_name": props.get("company_name"),
             "table_prefix": props["table_prefix"],
-            "create_companies": props["create_companies"],
-            "history_retention": props.get("history_retention", 10),
-            "key_version": props["key_version"],
-            "keyring": props["keyring"],
-            "fingerprint_key": props["fingerprint_key"],
-            "fingerprints": reconcile.desired_fingerprints(props["owner"], values, fp_key),
+            "fingerprints": reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key()),
         }
 
-
-def _keys_to_write(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-    """Keys whose value changed or that go, and every key when the tenant's company changed."""
-    desired = reconcile.desired_fingerprints(news["owner"], news, bytes.fromhex(news["fingerprint_key"]))
-    if news.get("company_id") and olds.get("company_id") and news["company_id"] != olds["company_id"]:
-        return sorted(desired)
-    return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
+    def _keys_to_write(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """Keys whose value changed or that go, and every key when the tenant's company changed."""
+        desired = reconcile.desired_fingerprints(news["owner"], news, self._fingerprint_key())
+        if news.get("company_id") and olds.get("company_id") and news["company_id"] != olds["company_id"]:
+            return sorted(desired)
+        return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
 
 
 class RegistryProvider(ResourceProvider):

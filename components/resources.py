@@ -3,6 +3,11 @@
 Secret values enter as one secret input per key, named by the key. Their fingerprints are also a
 plain input (and, as recorded at the last write or refresh, an output): that is what lets a preview,
 and `tenantctl plan`, name the key that changes while the value stays `[secret]`.
+
+What is the same for every resource of the stack (the master keys, the fingerprint key, the store's
+settings) is not an input: the providers read it from the stack's config (components/providers.py).
+An input changes every resource that carries it, so a master key rotation, say, would otherwise
+update every tenant although only the schema resource has work to do.
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ from pulumi.dynamic import Resource
 from components import providers
 from tenant_secrets.reconcile import desired_fingerprints
 
-SECRET_OUTPUTS = ["fingerprint_key", "keyring"]
-SCHEMA_SECRET_OUTPUTS = ["keyring", "app_role_password", "provisioner_password"]
+SCHEMA_SECRET_OUTPUTS = ["app_role_password", "provisioner_password"]
 
 
 def _secret_values(values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
@@ -39,7 +43,7 @@ class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
         values: Mapping[str, str],
         decommissioned: Sequence[str],
         decommission: bool,
-        fingerprint_key: str,
+        fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -48,11 +52,9 @@ class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
             "path": path,
             "decommission": decommission,
             "decommissioned": sorted(decommissioned),
-            "fingerprint_key": pulumi.Output.secret(fingerprint_key),
-            "fingerprints": desired_fingerprints(owner, values, bytes.fromhex(fingerprint_key)),
+            "fingerprints": desired_fingerprints(owner, values, fingerprint_key),
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
 
 
@@ -82,18 +84,22 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
         values: Mapping[str, str],
         decommissioned: Sequence[str],
         decommission: bool,
-        settings: Mapping[str, Any],
+        table_prefix: str,
+        company_id: str,
+        company_name: str,
+        fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
             "owner": owner,
             "decommission": decommission,
             "decommissioned": sorted(decommissioned),
-            "fingerprints": desired_fingerprints(owner, values, bytes.fromhex(settings["fingerprint_key_hex"])),
-            **{k: v for k, v in settings.items() if k != "fingerprint_key_hex"},
+            "table_prefix": table_prefix,
+            "company_id": company_id,
+            "company_name": company_name,
+            "fingerprints": desired_fingerprints(owner, values, fingerprint_key),
             **_secret_values(values),
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
 
 
@@ -141,8 +147,8 @@ class InfisicalSecretsArgs(TypedDict):
     """The Infisical environment slug this stack writes to."""
     folders: Sequence[Folder]
     """The folders to manage."""
-    fingerprint_key: str
-    """Hex key for the per-key fingerprints."""
+    fingerprint_key: bytes
+    """The key of the per-key fingerprints."""
 
 
 class InfisicalSecrets(pulumi.ComponentResource):
@@ -174,14 +180,14 @@ class DatabaseSecretsArgs(TypedDict):
     tenants: Sequence[Folder]
     """The tenants whose rows to manage."""
     schema: Mapping[str, Any]
-    """Schema settings: table_prefix, create_companies, history_retention, schema_version, rotation_pending,
-    rotation_batch_size, and the roles (app_role, provisioner_role and their passwords as secrets)."""
-    keyring: Mapping[str, str]
-    """Master keys, version -> 64 hex chars."""
+    """Schema settings: table_prefix, create_companies, schema_version, rotation_pending, rotation_batch_size,
+    and the roles (app_role, provisioner_role and their passwords as secrets)."""
     key_version: int
     """The active master key version."""
-    fingerprint_key: str
-    """Hex key for the per-key fingerprints."""
+    key_versions: Sequence[str]
+    """The versions in the keyring (the keys themselves are read by the provider from the stack's config)."""
+    fingerprint_key: bytes
+    """The key of the per-key fingerprints."""
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
@@ -191,26 +197,11 @@ class DatabaseSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
-        keyring = pulumi.Output.secret(dict(args["keyring"]))
         schema = DatabaseSchema(
             f"{name}-schema",
-            props={
-                **args["schema"],
-                "keyring": keyring,
-                "key_version": args["key_version"],
-                "key_versions": sorted(args["keyring"]),
-            },
+            props={**args["schema"], "key_version": args["key_version"], "key_versions": list(args["key_versions"])},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        shared = {
-            "table_prefix": args["schema"]["table_prefix"],
-            "create_companies": args["schema"]["create_companies"],
-            "history_retention": args["schema"]["history_retention"],
-            "keyring": keyring,
-            "key_version": args["key_version"],
-            "fingerprint_key": pulumi.Output.secret(args["fingerprint_key"]),
-            "fingerprint_key_hex": args["fingerprint_key"],
-        }
         tenants = {
             tenant["owner"]: DatabaseTenant(
                 f"{tenant['owner']}-database",
@@ -218,11 +209,10 @@ class DatabaseSecrets(pulumi.ComponentResource):
                 values=tenant["values"],
                 decommissioned=tenant["decommissioned"],
                 decommission=tenant["decommission"],
-                settings={
-                    **shared,
-                    "company_id": tenant.get("company_id") or "",
-                    "company_name": tenant.get("company_name") or tenant["owner"],
-                },
+                table_prefix=args["schema"]["table_prefix"],
+                company_id=tenant.get("company_id") or "",
+                company_name=tenant.get("company_name") or tenant["owner"],
+                fingerprint_key=args["fingerprint_key"],
                 opts=pulumi.ResourceOptions.merge(
                     _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema])
                 ),

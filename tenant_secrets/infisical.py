@@ -546,18 +546,23 @@ class InfisicalClient:
         upsert: Mapping[str, str],
         delete: Collection[str] = (),
         existing: Mapping[str, str] | None = None,
+        folder_is_new: bool = False,
     ) -> ApplyResult:
         """Make the folder hold ``upsert`` and not ``delete``, writing only differences.
 
         Missing keys go in one batch create, changed values in one batch update, ``delete`` keys that
         exist in one batch delete; nothing is sent when nothing differs. ``existing`` (what the folder
-        holds, if the caller knows) saves the read. The folder is created when needed. If a write meets
+        holds, if the caller knows) saves the read. The folder is created when needed; when the caller
+        expects it to be new (``folder_is_new``), it is created first, and a folder this call created
+        is known to be empty, which saves the read too (a folder that existed is read, and adopted). If a write meets
         another state than planned (stale ``existing``, a retried write that had been applied), the
         folder is read again and the rest re-planned, once.
         """
         path = _folder_path(path)
         _check_input(environment, path, upsert, delete)
         current = existing
+        if current is None and folder_is_new and upsert and self._create_folder(environment, path):
+            current = {}
         if current is None:
             current = self._read_folder(environment, path)
             if current is None:

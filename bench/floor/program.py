@@ -1,15 +1,16 @@
 """The floor's Pulumi program: the same resources as the project's program, doing no work.
 
 Per tenant an infisical-like and a database-like resource, each with five secret inputs, a plain
-fingerprints map and the bookkeeping inputs the project's resources carry (the database ones the
-keyring too); plus a registry and a schema resource, under two components. What to declare comes
-from the JSON file that config `spec` names (`floor.json`, beside the program), which the benchmark
-writes: the tenant count, whether the "change one value" edit is applied, the master keys and the
-active key version.
+fingerprints map and the bookkeeping inputs the project's resources carry; plus a registry and a
+schema resource (the master key versions), under two components. What to declare comes from the
+JSON file that config `spec` names (`floor.json`, beside the program), which the benchmark writes:
+the tenant count, whether the "change one value" edit is applied, the master key versions and the
+active one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -61,11 +62,10 @@ def _fingerprints(owner: str, values: dict[str, str]) -> dict[str, str]:
 
 
 def run() -> None:
+    """Declare the graph; `main` is the entry point, as the project's (components/program.py)."""
     spec = json.loads((Path.cwd() / (pulumi.Config().get("spec") or "floor.json")).read_text())
     count, changed = int(spec["tenants"]), bool(spec["changed"])
-    keyring = pulumi.Output.secret(dict(spec["keyring"]))
     key_version = int(spec["key_version"])
-    fp_key = pulumi.Output.secret("00" * 32)
     owners = [subdomain(i) for i in range(count)]
     FloorRegistry("registry", {"owners": owners, "decommissioned": []})
     infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
@@ -76,8 +76,6 @@ def run() -> None:
             "schema_version": "floor",
             "table_prefix": "",
             "create_companies": True,
-            "history_retention": 10,
-            "keyring": keyring,
             "key_version": key_version,
             "key_versions": sorted(spec["keyring"]),
             "rows_rotated": None,
@@ -89,7 +87,7 @@ def run() -> None:
     for index, owner in enumerate(owners):
         values = _values(index, changed)
         secret_values = {k: pulumi.Output.secret(v) for k, v in values.items()}
-        common = {"owner": owner, "decommission": False, "decommissioned": [], "fingerprint_key": fp_key}
+        common = {"owner": owner, "decommission": False, "decommissioned": []}
         folder = FloorFolder(
             f"{owner}-infisical",
             {
@@ -99,7 +97,7 @@ def run() -> None:
                 "fingerprints": _fingerprints(owner, values),
                 **secret_values,
             },
-            pulumi.ResourceOptions(parent=infisical, additional_secret_outputs=["fingerprint_key", "keyring"]),
+            pulumi.ResourceOptions(parent=infisical),
         )
         tenant = FloorTenant(
             f"{owner}-database",
@@ -108,16 +106,10 @@ def run() -> None:
                 "company_id": "",
                 "company_name": f"Tenant {index}",
                 "table_prefix": "",
-                "create_companies": True,
-                "history_retention": 10,
-                "keyring": keyring,
-                "key_version": key_version,
                 "fingerprints": _fingerprints(owner, values),
                 **secret_values,
             },
-            pulumi.ResourceOptions(
-                parent=database, depends_on=[schema], additional_secret_outputs=["fingerprint_key", "keyring"]
-            ),
+            pulumi.ResourceOptions(parent=database, depends_on=[schema]),
         )
         folder_fps[owner] = folder.fingerprints  # type: ignore[attr-defined]
         tenant_fps[owner] = tenant.fingerprints  # type: ignore[attr-defined]
@@ -128,3 +120,9 @@ def run() -> None:
     pulumi.export("database_fingerprints", pulumi.Output.all(**tenant_fps))
     pulumi.export("environment", "dev")
     pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
+
+
+async def main() -> None:
+    """The project's entry point, the same way: let the registrations start before the SDK's final wait."""
+    run()
+    await asyncio.sleep(0)

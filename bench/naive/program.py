@@ -8,6 +8,7 @@ same values), then declares per tenant a `NaiveTenant` (folder and company) and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,10 @@ def run() -> None:
                 },
                 pulumi.ResourceOptions(depends_on=[owner], additional_secret_outputs=["keyring"]),
             )
+
+
+async def main() -> None:
+    """The project's entry point (components/program.py `main`), for comparing designs on the same footing:
+    `--engine-env BENCH_NAIVE_ENTRY=async` uses it; by default the naive program is the usual `run()`."""
+    run()
+    await asyncio.sleep(0)

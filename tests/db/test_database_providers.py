@@ -3,13 +3,15 @@ when the program's preflight could not stop a bad run (a row written between its
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
 
 from components import providers
 from tenant_secrets.envelope import Keyring, KeyringError
@@ -29,13 +31,27 @@ def database_url(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         conn.close()
 
 
+P = TypeVar("P", bound=ResourceProvider)
+
+
+def configured(provider: P, settings: StoreSettings, keys: dict[int, bytes], active: int) -> P:
+    """The provider as the engine hands it the stack's config (namespaced keys, string values)."""
+    raw = {
+        "tenant-secrets:masterKeys": json.dumps({f"v{v}": k.hex() for v, k in keys.items()}),
+        "tenant-secrets:activeKeyVersion": str(active),
+        "tenant-secrets:derivationKey": os.urandom(32).hex(),
+        "tenant-secrets:createCompanies": str(settings.create_companies_table).lower(),
+        "tenant-secrets:historyRetention": str(settings.history_retention),
+    }
+    provider.configure(ConfigureRequest(Config(raw, "tenant-secrets")))
+    return provider
+
+
 def schema_props(keys: dict[int, bytes], active: int, **extra: Any) -> dict[str, Any]:
     return {
         "schema_version": "x",
         "table_prefix": "",
         "create_companies": True,
-        "history_retention": 10,
-        "keyring": {str(v): k.hex() for v, k in keys.items()},
         "key_version": active,
         "key_versions": sorted(str(v) for v in keys),
         "rotation_pending": False,
@@ -50,10 +66,12 @@ def test_a_keyring_without_a_version_in_use_stops_the_schema_before_roles_or_rot
     apply_tenants(db, settings, {ACME: TenantChange({"A": fake_value("a")})}, keyring)
     before, audited = secret_rows(db), audit_rows(db)
     role = f"tenant_app_{os.urandom(4).hex()}"
-    props = schema_props({2: os.urandom(32)}, 2, app_role=role, app_role_password="fake-app-password-0001")
+    keys = {2: os.urandom(32)}
+    props = schema_props(keys, 2, app_role=role, app_role_password="fake-app-password-0001")
+    schema = configured(providers.DatabaseSchemaProvider(), settings, keys, 2)
 
     with pytest.raises(KeyringError, match=r"lacks key versions still in use \(version 1: 1 secrets\)"):
-        providers.DatabaseSchemaProvider().update("company_secrets", {}, props)
+        schema.update("company_secrets", {}, props)
 
     assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None
     assert secret_rows(db) == before
@@ -65,19 +83,8 @@ def test_decommissioning_a_tenant_whose_company_is_gone_succeeds(
 ) -> None:
     apply_tenants(db, settings, {ACME: TenantChange({"A": fake_value("a")})}, keyring)
     db.execute("DELETE FROM companies WHERE id = %s", [ACME])  # the application deleted it: rows cascade
-    tenant = providers.DatabaseTenantProvider()
-    props = {
-        "owner": "acme",
-        "decommission": True,
-        "decommissioned": [],
-        "company_id": ACME,
-        "table_prefix": "",
-        "create_companies": False,
-        "history_retention": 10,
-        "keyring": {"1": keyring.key(1).hex()},
-        "key_version": 1,
-        "fingerprint_key": os.urandom(32).hex(),
-    }
+    tenant = configured(providers.DatabaseTenantProvider(), settings, {1: keyring.key(1)}, 1)
+    props = {"owner": "acme", "decommission": True, "decommissioned": [], "company_id": ACME, "table_prefix": ""}
     outs = tenant.update(ACME, {**props, "decommission": False, "fingerprints": {"A": "0" * 16}}, props).outs
     assert outs is not None
     assert (outs["company_id"], outs["fingerprints"]) == (ACME, {})

@@ -309,7 +309,14 @@ def test_master_key_rotation_in_batches_key_removal_and_decommission(project: Pr
     second = os.urandom(32).hex()
     set_secret(stack, "masterKeys.v2", second)
     set_plain(stack, "activeKeyVersion", "2")
-    project.up(stack)
+    # The rotation is the schema resource's work alone: the preview shows it and leaves every tenant unchanged.
+    preview = project.preview(stack)
+    assert {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"} == {"update": 1}
+    assert "database-schema" in preview.stdout and re.search(r"~ key_version\s*: 1 => 2", preview.stdout)
+    rotated = project.up(stack)
+    assert {str(op): n for op, n in (rotated.summary.resource_changes or {}).items() if str(op) != "same"} == {
+        "update": 1
+    }
     after, history_after = secret_rows(project), history_rows(project)
     assert set(after) == set(before)
     for key, row in after.items():

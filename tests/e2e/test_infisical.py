@@ -355,8 +355,11 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
     infisical.reset_counts()
     project.up(stack)
 
-    # 5. Adopted: no folder made, equal values untouched (version 1), the stale one updated, the rest left alone.
-    assert writes(infisical) == {f"PATCH {BATCH}": 1}
+    # 5. Adopted: no folder made (each new resource tries to create its folder first, and is refused: it exists),
+    # equal values untouched (version 1), the stale one updated, the rest left alone.
+    assert writes(infisical) == {f"POST {FOLDERS}": 2, f"PATCH {BATCH}": 1}
+    made = audited(infisical, "create-folder")
+    assert (made[("/tenants", "codewiser")], made[("/tenants", "beta")]) == (1, 1)  # by hand, and only then
     assert live(infisical, "/tenants/codewiser") == {
         "STRIPE_SECRET_KEY": ("fake-stripe-cw-0001", 1),
         "SENDGRID_API_KEY": ("fake-sendgrid-cw-0002", 2),
@@ -422,8 +425,11 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
     staging = project.stack("staging")
     configure(staging, secrets_config={}, master_keys={"v1": master_key}, tenantsFile="imported.yaml")
     infisical.reset_counts()
+    audit_before = len(infisical.server.audit())
     project.up(staging)
-    assert writes(infisical) == {}
+    # each folder's create is tried first and refused (it exists); nothing is written
+    assert writes(infisical) == {f"POST {FOLDERS}": 2}
+    assert infisical.server.audit()[audit_before:] == []
     assert live(infisical, "/tenants/acme", "staging") == {"A_KEY": ("fake-acme-a", 1), "B_KEY": ("fake-acme-b", 1)}
     assert live(infisical, "/hono-api", "staging") == {"BETTER_AUTH_SECRET": ("fake-better-auth", 1)}
     assert changes(project.preview(staging)) == {}
@@ -542,7 +548,7 @@ def test_rate_limits_and_server_errors_are_retried_within_a_bound_and_a_failed_r
     server.clear_faults()
     infisical.reset_counts()
     project.up(stack)
-    assert writes(infisical) == {}
+    assert writes(infisical) == {f"POST {FOLDERS}": 1}  # the folder's create, refused: the failed run made it
     assert live(infisical, "/tenants/delta") == {"STRIPE_SECRET_KEY": ("fake-stripe-delta-0001", 1)}
     assert audited(infisical, "create-secret")[("/tenants/delta", "STRIPE_SECRET_KEY")] == 1
     assert changes(project.preview(stack)) == {}
@@ -612,8 +618,9 @@ def test_requests_per_run_on_the_example_tenants_file(
     one_change = measured("one value changed")
 
     # dev: /hono-api, /tenants/codewiser and /tenants/another-company (acmecorp is database-only):
-    # per folder one listing (404), one folder create, one batch create; one login per run that calls Infisical.
-    assert first == {LOGIN: 1, LIST: 3, f"POST {FOLDERS}": 3, f"POST {BATCH}": 3}
+    # per folder one folder create and one batch create (a folder just made is empty: no listing); one login per
+    # run that calls Infisical.
+    assert first == {LOGIN: 1, f"POST {FOLDERS}": 3, f"POST {BATCH}": 3}
     assert no_op == {}
     assert one_change == {LOGIN: 1, LIST: 1, f"PATCH {BATCH}": 1}
     after = values(infisical, "/tenants/another-company") or {}

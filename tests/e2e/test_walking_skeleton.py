@@ -3,9 +3,12 @@ encrypted rows -> a no-op preview -> destroy."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from infisical_sdk import InfisicalSDKClient
 from infisical_sdk.infisical_requests import APIError
+from pulumi import automation as auto
 
 from tenant_secrets.envelope import decrypt
 from tests.db.test_node_compat import run_node
@@ -69,6 +72,12 @@ def rows(project: Project) -> dict[tuple[str, str], tuple[str, int]]:
     return {(sub, key): (ct, kv) for sub, key, ct, kv in found}
 
 
+def recorded_inputs(stack: auto.Stack) -> dict[str, Any]:
+    """Each resource's inputs as the state records them (secrets stay encrypted)."""
+    deployment = stack.export_stack().deployment or {}
+    return {r["urn"]: r.get("inputs") for r in deployment["resources"]}
+
+
 def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
     project: Project, master_key: str
 ) -> None:
@@ -109,12 +118,14 @@ def test_up_writes_both_stores_then_preview_is_a_no_op_then_destroy_cleans_up(
 
     # A second run changes nothing: the preview says so, and nothing is written anywhere
     project.infisical.reset_counts()
+    recorded = recorded_inputs(stack)
     preview = project.preview(stack)
     assert set(preview.change_summary) == {"same"}
     again = project.up(stack)
     assert set((again.summary.resource_changes or {}).keys()) == {"same"}
     assert project.infisical.writes() == 0
     assert rows(project) == stored
+    assert recorded_inputs(stack) == recorded  # not even the state's record of the inputs changes
 
     # No secret value anywhere in the state or the engine's output
     everything = project.persisted(stack) + "".join(project.outputs)

@@ -25,6 +25,28 @@ def test_first_apply_creates_the_folder_and_the_secrets(
     assert client.get_secret("dev", path, "ABSENT") is None
 
 
+def test_a_folder_expected_new_is_created_first_and_not_read(
+    client: InfisicalClient, server: RunningServer, path: str
+) -> None:
+    server.reset_requests()
+    result = client.apply_secrets("dev", path, upsert=SECRETS, folder_is_new=True)
+    assert result == ApplyResult(created=("DB_PASSWORD", "STRIPE_KEY"), updated=(), deleted=())
+    assert server.request_counts() == {"POST /api/v2/folders": 1, f"POST {BATCH}": 1}
+    assert client.list_secrets("dev", path) == SECRETS
+
+
+def test_a_folder_expected_new_that_exists_is_read_and_adopted(
+    client: InfisicalClient, server: RunningServer, path: str
+) -> None:
+    client.apply_secrets("dev", path, upsert={"STRIPE_KEY": SECRETS["STRIPE_KEY"], "OLD": "fake-old"})
+    server.reset_requests()
+    result = client.apply_secrets("dev", path, upsert=SECRETS, folder_is_new=True)
+    assert result == ApplyResult(created=("DB_PASSWORD",), updated=(), deleted=())
+    # the folder create is refused ("already exists"), so the folder is read, and only the missing key sent
+    assert server.request_counts() == {"POST /api/v2/folders": 1, "GET /api/v3/secrets/raw": 1, f"POST {BATCH}": 1}
+    assert client.list_secrets("dev", path) == {**SECRETS, "OLD": "fake-old"}
+
+
 def test_a_second_apply_writes_nothing(client: InfisicalClient, server: RunningServer, path: str) -> None:
     client.apply_secrets("dev", path, upsert=SECRETS)
     server.reset_requests()

@@ -1,0 +1,169 @@
+"""The stack's `tenant-secrets:*` configuration, read and checked once, with Pulumi-free parsing.
+
+Two processes read it: the program (through `pulumi.Config`) and the dynamic providers (through the
+full stack configuration the engine hands every dynamic provider's `configure`). Both see the same
+raw strings, so both parse them here and agree; a value that only the providers need (the master
+keys, the derivation key) therefore never travels as a resource input and is never copied into the
+state once per resource.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
+from tenant_secrets.store.settings import StoreSettings
+from tenant_secrets.values import fingerprint_key
+
+NAMESPACE = "tenant-secrets"
+_KEY_VERSION = re.compile(r"v?[1-9][0-9]*")
+_FIX_MASTER_KEY = "set it with `pulumi config set --secret --path 'masterKeys.v1' $(openssl rand -hex 32)`"
+
+ConfigGetter = Callable[[str], str | None]
+"""The raw string of `tenant-secrets:<key>`, or None when unset (object values as JSON)."""
+
+
+class StackConfigError(ValueError):
+    """A setting is missing or malformed. The message names the key and the fix, never a value."""
+
+
+def _int(get: ConfigGetter, key: str) -> int | None:
+    raw = get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise StackConfigError(f"{NAMESPACE}:{key}: expected a whole number") from None
+
+
+def _bool(get: ConfigGetter, key: str) -> bool | None:
+    raw = get(key)
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "True", "false", "False"):
+        raise StackConfigError(f"{NAMESPACE}:{key}: expected true or false")
+    return raw in ("true", "True")
+
+
+def _keyring(get: ConfigGetter) -> tuple[dict[str, str], int]:
+    raw = get("masterKeys")
+    try:
+        keys = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        keys = None
+    if not isinstance(keys, dict) or not keys:
+        raise StackConfigError(
+            f"{NAMESPACE}:masterKeys is not set: the database store needs at least one master key; {_FIX_MASTER_KEY}"
+        )
+    for name in keys:
+        if not _KEY_VERSION.fullmatch(str(name)):
+            raise StackConfigError(
+                f"{NAMESPACE}:masterKeys.{name}: master keys are named by version, v1, v2, ...; {_FIX_MASTER_KEY}"
+            )
+    keyring = {str(version).lstrip("v"): str(value) for version, value in keys.items()}
+    try:
+        for version, value in keyring.items():
+            parse_master_key(value, field=f"{NAMESPACE}:masterKeys.v{version}")
+    except MasterKeyError as err:
+        raise StackConfigError(str(err)) from None
+    active = _int(get, "activeKeyVersion")
+    key_version = max(int(v) for v in keyring) if active is None else active
+    if str(key_version) not in keyring:
+        raise StackConfigError(
+            f"{NAMESPACE}:activeKeyVersion is {key_version}, but masterKeys has no v{key_version}; "
+            f"add it with `pulumi config set --secret --path 'masterKeys.v{key_version}' <64 hex chars>`"
+        )
+    return keyring, key_version
+
+
+def _derivation_key(get: ConfigGetter) -> bytes:
+    try:
+        derivation_key = bytes.fromhex(get("derivationKey") or "")
+    except ValueError:
+        derivation_key = b""
+    if len(derivation_key) < 32:
+        raise StackConfigError(
+            f"{NAMESPACE}:derivationKey must be a secret of 64 hex chars (it derives generated values and "
+            f"fingerprints); set it with `pulumi config set --secret derivationKey $(openssl rand -hex 32)`"
+        )
+    return derivation_key
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The stack's configuration (Pulumi.<stack>.yaml)."""
+
+    environment: str
+    tenants_file: Path
+    keyring: dict[str, str]
+    key_version: int
+    derivation_key: bytes
+    table_prefix: str
+    create_companies: bool
+    history_retention: int
+    retain_on_delete: bool
+    app_role: str | None
+    provisioner_role: str | None
+    rotation_batch_size: int
+
+    @property
+    def store(self) -> StoreSettings:
+        return StoreSettings(
+            table_prefix=self.table_prefix,
+            history_retention=self.history_retention,
+            create_companies_table=self.create_companies,
+        )
+
+    @property
+    def master_keys(self) -> Keyring:
+        keys: dict[str | int, str] = {version: key for version, key in self.keyring.items()}
+        return Keyring.from_hex(keys, self.key_version, field_prefix=f"{NAMESPACE}:masterKeys")
+
+    @property
+    def fingerprint_key(self) -> bytes:
+        return fingerprint_key(self.derivation_key)
+
+    @classmethod
+    def load(cls, get: ConfigGetter, *, stack: str) -> StackSettings:
+        """Every setting checked; the first problem raises StackConfigError. ``stack`` is the default environment."""
+        keyring, key_version = _keyring(get)
+        derivation_key = _derivation_key(get)
+        app_role = get("appRole") or None
+        provisioner_role = get("provisionerRole") or None
+        if provisioner_role and not app_role:
+            raise StackConfigError(
+                f"{NAMESPACE}:provisionerRole is set but {NAMESPACE}:appRole is not: set both, or neither"
+            )
+        if app_role and app_role == provisioner_role:
+            raise StackConfigError(f"{NAMESPACE}:appRole and {NAMESPACE}:provisionerRole must name different roles")
+        batch_size = _int(get, "rotationBatchSize")
+        if batch_size is not None and batch_size < 1:
+            raise StackConfigError(
+                f"{NAMESPACE}:rotationBatchSize: a whole number >= 1 of rows re-encrypted per transaction"
+            )
+        history_retention = _int(get, "historyRetention")
+        settings = cls(
+            environment=get("environment") or stack,
+            tenants_file=Path(get("tenantsFile") or "tenants.yaml"),
+            keyring=keyring,
+            key_version=key_version,
+            derivation_key=derivation_key,
+            table_prefix=get("tablePrefix") or "",
+            create_companies=_bool(get, "createCompanies") or False,
+            history_retention=10 if history_retention is None else history_retention,
+            retain_on_delete=_bool(get, "retainOnDelete") is not False,
+            app_role=app_role,
+            provisioner_role=provisioner_role,
+            rotation_batch_size=batch_size or 500,
+        )
+        try:
+            settings.store  # noqa: B018 - validates tablePrefix and historyRetention
+        except ValueError as err:
+            key = "tablePrefix" if str(err).startswith("table_prefix") else "historyRetention"
+            raise StackConfigError(f"{NAMESPACE}:{key}: {str(err).partition(': ')[2]}") from None
+        return settings

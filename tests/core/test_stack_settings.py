@@ -1,0 +1,52 @@
+"""The stack's settings read the same way from the program's config and from a provider's `configure`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tenant_secrets.stack_settings import StackConfigError, StackSettings
+
+KEY_1, KEY_2, DERIVATION = "11" * 32, "22" * 32, "33" * 32
+
+
+def load(**raw: str) -> StackSettings:
+    config = {"masterKeys": json.dumps({"v1": KEY_1}), "derivationKey": DERIVATION, **raw}
+    return StackSettings.load(config.get, stack="dev")
+
+
+def test_defaults_and_the_newest_key_is_active() -> None:
+    settings = load(masterKeys=json.dumps({"v1": KEY_1, "v2": KEY_2}))
+    assert (settings.environment, settings.key_version, settings.keyring) == ("dev", 2, {"1": KEY_1, "2": KEY_2})
+    assert (settings.create_companies, settings.retain_on_delete, settings.history_retention) == (False, True, 10)
+    assert settings.master_keys.active == 2
+    assert settings.fingerprint_key == load().fingerprint_key != load(derivationKey="44" * 32).fingerprint_key
+
+
+def test_values_arrive_as_strings_from_either_side() -> None:
+    settings = load(activeKeyVersion="1", createCompanies="True", retainOnDelete="false", historyRetention="3")
+    assert (settings.key_version, settings.create_companies, settings.retain_on_delete) == (1, True, False)
+    assert settings.store.history_retention == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"masterKeys": ""}, "tenant-secrets:masterKeys is not set"),
+        ({"masterKeys": json.dumps({"one": KEY_1})}, "tenant-secrets:masterKeys.one: master keys are named by version"),
+        ({"masterKeys": json.dumps({"v1": "abc"})}, "tenant-secrets:masterKeys.v1: expected 64 hex characters"),
+        ({"activeKeyVersion": "2"}, "tenant-secrets:activeKeyVersion is 2, but masterKeys has no v2"),
+        ({"activeKeyVersion": "two"}, "tenant-secrets:activeKeyVersion: expected a whole number"),
+        ({"derivationKey": "abcd"}, "tenant-secrets:derivationKey must be a secret of 64 hex chars"),
+        ({"createCompanies": "yes"}, "tenant-secrets:createCompanies: expected true or false"),
+        ({"tablePrefix": "1bad"}, "tenant-secrets:tablePrefix: use letters"),
+        ({"rotationBatchSize": "0"}, "tenant-secrets:rotationBatchSize: a whole number >= 1"),
+        ({"provisionerRole": "p"}, "tenant-secrets:provisionerRole is set but tenant-secrets:appRole is not"),
+    ],
+)
+def test_each_bad_setting_is_named_with_its_fix_and_never_its_value(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(StackConfigError) as err:
+        load(**raw)
+    assert message in str(err.value)
+    assert KEY_1 not in str(err.value) and DERIVATION not in str(err.value)
