@@ -71,7 +71,8 @@ def _secret_config(key: str) -> pulumi.Output[str] | None:
 
 @cache
 def _infisical_client() -> InfisicalClient:
-    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415 - the SDK (and boto3) cost ~0.15 s to import; most runs never call Infisical here
+    # imported here: the Infisical SDK pulls in boto3 (~0.15 s), and most runs send no request
+    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415
 
     return InfisicalClient(InfisicalCredentials.from_env())
 

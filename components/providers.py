@@ -44,7 +44,8 @@ _local = threading.local()
 def _infisical() -> InfisicalClient:
     client: InfisicalClient | None = getattr(_local, "infisical", None)
     if client is None:
-        from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415 - the SDK (and boto3) cost ~0.15 s to import; most runs never call Infisical here
+        # imported here: the Infisical SDK pulls in boto3 (~0.15 s), and most runs send no request
+        from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials  # noqa: PLC0415
 
         client = InfisicalClient(InfisicalCredentials.from_env())
         _local.infisical = client

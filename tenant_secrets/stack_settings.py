@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
@@ -119,12 +120,12 @@ class StackSettings:
             create_companies_table=self.create_companies,
         )
 
-    @property
+    @cached_property
     def master_keys(self) -> Keyring:
         keys: dict[str | int, str] = {version: key for version, key in self.keyring.items()}
         return Keyring.from_hex(keys, self.key_version, field_prefix=f"{NAMESPACE}:masterKeys")
 
-    @property
+    @cached_property
     def fingerprint_key(self) -> bytes:
         return fingerprint_key(self.derivation_key)
 
