@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tenant_secrets.loader import parse_tenants
-from tenant_secrets.model import TENANTS_FOLDER, folder_problem, key_problem, subdomain_problem
+from tenant_secrets.names import TENANTS_FOLDER, folder_problem, key_problem, subdomain_problem
 
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})

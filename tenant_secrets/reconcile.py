@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tenant_secrets.model import TENANTS_FOLDER, folder_problem, subdomain_problem
+from tenant_secrets.names import TENANTS_FOLDER, folder_problem, subdomain_problem
 from tenant_secrets.values import fingerprint
 
 

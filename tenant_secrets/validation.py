@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tenant_secrets.model import (
-    KEY_MAX,
-    SHARED_NAMESPACE,
     ConfigSource,
     Defaults,
     EnvironmentPlan,
@@ -36,6 +34,7 @@ from tenant_secrets.model import (
     flatten,
     issue_at,
 )
+from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE
 
 
 class _Report:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tenant_secrets.model import (
+from tenant_secrets.names import (
     RESERVED_SUBDOMAINS,
     infisical_key_problem,
     key_problem,
