@@ -23,10 +23,7 @@ import psycopg
 import requests
 
 from dev.pg import Cluster, free_port
-from infisical_server.testing import RunningServer, start_server
-
-ENVIRONMENTS = ["dev", "staging", "prod"]
-
+from infisical_server.testing import RunningServer, sample_config, start_server
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
@@ -202,21 +199,7 @@ class Infisical:
     @classmethod
     def start(cls, root: Path) -> Infisical:
         project_id, client_id, client_secret = str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_hex(32)
-        config = {
-            "projects": [{"id": project_id, "slug": "delivery-chat", "environments": ENVIRONMENTS}],
-            "identities": [
-                {
-                    "name": "provisioner",
-                    "client_id": client_id,
-                    "client_secret": client_secret,
-                    "project": project_id,
-                    "environments": ENVIRONMENTS,
-                    "path_prefix": "/",
-                }
-            ],
-            "token_ttl_seconds": 7200,
-            "rate_limits": {"read": 0, "write": 0, "secrets": 0},
-        }
+        config = sample_config(project_id=project_id, client_id=client_id, client_secret=client_secret)
         return cls(start_server(root, config), project_id, client_id, client_secret)
 
     def stop(self) -> None:

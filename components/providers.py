@@ -13,7 +13,6 @@ resources.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -76,7 +75,8 @@ class _StackConfigured(ResourceProvider):
     _settings: StackSettings | None = None
 
     def configure(self, req: ConfigureRequest) -> None:
-        self._config = {key: _text(req.config.get(f"{NAMESPACE}:{key}")) for key in _SETTINGS_KEYS}
+        # the engine sends every value as the program sees it: a string, objects as JSON
+        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in _SETTINGS_KEYS}
         self._settings = None
 
     @property
@@ -112,13 +112,6 @@ _SETTINGS_KEYS = (
     "provisionerRole",
     "rotationBatchSize",
 )
-
-
-def _text(value: Any) -> str | None:
-    """A config value as the program sees it: a string, objects as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 def _values(props: Mapping[str, Any]) -> dict[str, str]:

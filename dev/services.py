@@ -26,11 +26,11 @@ import requests
 import yaml
 
 from dev.pg import Cluster, free_port
+from infisical_server.testing import sample_config
 
 log = logging.getLogger("services")
 
 ROOT = Path(__file__).resolve().parent.parent
-ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 @dataclass(frozen=True)
@@ -64,21 +64,7 @@ class LocalInfisical:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         project_id = str(uuid.uuid4())
-        config = {
-            "projects": [{"id": project_id, "slug": "delivery-chat", "environments": list(ENVIRONMENTS)}],
-            "identities": [
-                {
-                    "name": "provisioner",
-                    "client_id": str(uuid.uuid4()),
-                    "client_secret": secrets.token_hex(32),
-                    "project": project_id,
-                    "environments": list(ENVIRONMENTS),
-                    "path_prefix": "/",
-                }
-            ],
-            "token_ttl_seconds": 7200,
-            "rate_limits": {"read": 0, "write": 0, "secrets": 0},
-        }
+        config = sample_config(project_id=project_id, client_id=str(uuid.uuid4()), client_secret=secrets.token_hex(32))
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             yaml.safe_dump(config, handle, sort_keys=False)

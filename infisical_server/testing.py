@@ -39,15 +39,18 @@ def sample_config(
     environments: tuple[str, ...] = SAMPLE_ENVIRONMENTS,
     path_prefix: str = "/",
     token_ttl_seconds: int = 7200,
+    client_id: str = "fake-client-id-provisioner",
+    client_secret: str = "fake-client-secret-provisioner-0001",  # noqa: S107 - an obvious fake
 ) -> dict[str, Any]:
-    """A configuration with one project and one identity, ``provisioner``, with obviously fake credentials."""
+    """A configuration with one project and one identity, ``provisioner``, unlimited (no rate limits);
+    obviously fake credentials unless given."""
     return {
         "projects": [{"id": project_id, "slug": "delivery-chat", "environments": list(environments)}],
         "identities": [
             {
                 "name": "provisioner",
-                "client_id": "fake-client-id-provisioner",
-                "client_secret": "fake-client-secret-provisioner-0001",
+                "client_id": client_id,
+                "client_secret": client_secret,
                 "project": project_id,
                 "environments": list(environments),
                 "path_prefix": path_prefix,

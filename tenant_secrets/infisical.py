@@ -445,25 +445,8 @@ class InfisicalClient:
     def list_secret_keys(self, environment: str, path: str) -> list[str] | None:
         """The keys of the folder's own shared secrets, sorted, asking the server not to send values;
         None when the folder does not exist."""
-        path = _folder_path(path)
-        reply = self._call(
-            f"listing secret keys of {environment}:{path}",
-            "GET /api/v3/secrets/raw",
-            lambda: self._sdk.secrets.list_secrets(
-                environment_slug=environment,
-                secret_path=path,
-                project_id=self._creds.project_id,
-                expand_secret_references=False,
-                view_secret_value=False,
-                recursive=False,
-                include_imports=False,
-            ),
-            expected={404},
-            context={"environment": environment, "path": path},
-        )
-        if reply.status == 404:
-            return None
-        return sorted(str(s.secretKey) for s in reply.body.secrets if s.type == "shared")
+        secrets = self._shared_secrets(environment, _folder_path(path), with_values=False)
+        return None if secrets is None else sorted(str(s.secretKey) for s in secrets)
 
     def _folder_names(self, environment: str, path: str) -> list[str] | None:
         reply = self._call(
@@ -606,25 +589,9 @@ class InfisicalClient:
 
     def _read_folder(self, environment: str, path: str) -> dict[str, str] | None:
         """The folder's shared secrets, or None when the folder does not exist."""
-        context = {"environment": environment, "path": path}
-        reply = self._call(
-            f"listing secrets of {environment}:{path}",
-            "GET /api/v3/secrets/raw",
-            lambda: self._sdk.secrets.list_secrets(
-                environment_slug=environment,
-                secret_path=path,
-                project_id=self._creds.project_id,
-                expand_secret_references=False,
-                view_secret_value=True,
-                recursive=False,
-                include_imports=False,
-            ),
-            expected={404},
-            context=context,
-        )
-        if reply.status == 404:
+        secrets = self._shared_secrets(environment, path, with_values=True)
+        if secrets is None:
             return None
-        secrets = [s for s in reply.body.secrets if s.type == "shared"]
         hidden = sorted(s.secretKey for s in secrets if s.secretValueHidden)
         if hidden:
             raise InfisicalError(
@@ -635,6 +602,27 @@ class InfisicalClient:
                 keys=hidden,
             )
         return {str(s.secretKey): str(s.secretValue) for s in secrets}
+
+    def _shared_secrets(self, environment: str, path: str, *, with_values: bool) -> list[Any] | None:
+        """One listing of the folder's own shared secrets (values only if asked), or None when it does not exist."""
+        reply = self._call(
+            f"listing {'secrets' if with_values else 'secret keys'} of {environment}:{path}",
+            "GET /api/v3/secrets/raw",
+            lambda: self._sdk.secrets.list_secrets(
+                environment_slug=environment,
+                secret_path=path,
+                project_id=self._creds.project_id,
+                expand_secret_references=False,
+                view_secret_value=with_values,
+                recursive=False,
+                include_imports=False,
+            ),
+            expected={404},
+            context={"environment": environment, "path": path},
+        )
+        if reply.status == 404:
+            return None
+        return [s for s in reply.body.secrets if s.type == "shared"]
 
     def _execute(self, environment: str, path: str, plan: _Plan, sensitive: Iterable[str], progress: _Progress) -> None:
         """Send the plan's batches (create, update, delete), recording each in ``progress``.

@@ -18,14 +18,15 @@ import psycopg
 import pytest
 import requests
 import yaml
+from infisical_sdk import InfisicalSDKClient
+from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
-from infisical_server.testing import RunningServer, start_server
+from infisical_server.testing import RunningServer, sample_config, start_server
 from tenant_secrets.review import Row, rows_from_preview
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-test-passphrase-not-a-secret"
-ENVIRONMENTS = ["dev", "staging", "prod"]
 
 
 @dataclass
@@ -63,22 +64,28 @@ def start_infisical(directory: Path) -> Infisical:
     """A local Infisical server with one project (dev, staging, prod) and one identity, unlimited."""
     project_id = str(uuid.uuid4())
     client_id, client_secret = str(uuid.uuid4()), secrets.token_hex(32)
-    config = {
-        "projects": [{"id": project_id, "slug": "delivery-chat", "environments": ENVIRONMENTS}],
-        "identities": [
-            {
-                "name": "provisioner",
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "project": project_id,
-                "environments": ENVIRONMENTS,
-                "path_prefix": "/",
-            }
-        ],
-        "token_ttl_seconds": 7200,
-        "rate_limits": {"read": 0, "write": 0, "secrets": 0},
-    }
+    config = sample_config(project_id=project_id, client_id=client_id, client_secret=client_secret)
     return Infisical(start_server(directory, config), project_id, client_id, client_secret)
+
+
+def sdk(infisical: Infisical) -> InfisicalSDKClient:
+    """The official SDK, logged in as the stack's identity: what a person does by hand."""
+    client = InfisicalSDKClient(host=infisical.server.url)
+    client.auth.universal_auth.login(infisical.client_id, infisical.client_secret)
+    return client
+
+
+def sdk_listing(infisical: Infisical, env: str, path: str) -> list[Any] | None:
+    """A folder's secrets as the official SDK lists them; None when the folder does not exist."""
+    try:
+        listed = sdk(infisical).secrets.list_secrets(
+            project_id=infisical.project_id, environment_slug=env, secret_path=path
+        )
+    except APIError as err:
+        if err.status_code == 404:
+            return None
+        raise
+    return list(listed.secrets)
 
 
 @pytest.fixture(scope="session")
@@ -141,18 +148,11 @@ class Project:
 
     def plan(self, stack: auto.Stack) -> tuple[int, list[Row], str]:
         """`pulumi preview --json` as `tenantctl plan` reads it: exit status, rows, error text."""
-        done = subprocess.run(
-            ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack.name],
-            cwd=self.root,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        self.capture(done.stdout + done.stderr)
-        if done.returncode != 0:
-            return done.returncode, [], done.stdout + done.stderr
-        return 0, rows_from_preview(json.loads(done.stdout), stack.name), ""
+        code, document, output = self.preview_json(stack)
+        if code != 0:
+            return code, [], output
+        assert document is not None, output
+        return 0, rows_from_preview(document, stack.name), ""
 
     def preview_json(self, stack: auto.Stack) -> tuple[int, dict[str, Any] | None, str]:
         """`pulumi preview --json --diff`: exit status, the document (None if unreadable), all output."""
@@ -212,6 +212,27 @@ def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys:
         stack.set_config(f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True)
     for path, value in flatten(secrets_config).items():
         stack.set_config(f"tenant-secrets:secrets.{path}", auto.ConfigValue(value, secret=True), path=True)
+
+
+def example_stack(project: Project, master_key: str) -> auto.Stack:
+    """The dev stack over the repository's own tenants.yaml, with fake values for every source it names."""
+    project.write_tenants((REPO / "tenants.yaml").read_text())
+    project.env.update(RESEND_API_KEY="fake-resend-0001", CODEWISER_SENDGRID_API_KEY="fake-sendgrid-codewiser-0001")
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={
+            "shared": {"stripe_test_key": "fake-stripe-shared-test-0001"},
+            "acmecorp": {
+                "STRIPE_SECRET_KEY": "fake-stripe-acmecorp-ex-0001",
+                "SMTP_USERNAME": "fake-smtp-user-acmecorp",
+                "SMTP_PASSWORD": "fake-smtp-password-acmecorp-0001",
+            },
+            "another-company": {"SENDGRID_API_KEY": "fake-sendgrid-another-ex-0001"},
+        },
+    )
+    return stack
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:

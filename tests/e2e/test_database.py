@@ -22,7 +22,7 @@ from pulumi import automation as auto
 from dev.pg import SUPERUSER, Cluster
 from tenant_secrets.store.schema import MIGRATIONS
 from tests.db.test_node_compat import run_node
-from tests.e2e.conftest import REPO, Project, configure
+from tests.e2e.conftest import Project, configure, example_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -540,23 +540,7 @@ def statements(project: Project, action: Callable[[], object]) -> dict[str, int]
 def test_the_example_tenants_file_first_and_no_op_up_statement_counts(
     project: Project, master_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project.write_tenants((REPO / "tenants.yaml").read_text())
-    stack = project.stack("dev")
-    configure(
-        stack,
-        master_keys={"v1": master_key},
-        secrets_config={
-            "shared": {"stripe_test_key": "fake-stripe-shared-test-0001"},
-            "acmecorp": {
-                "STRIPE_SECRET_KEY": "fake-stripe-acmecorp-ex-0001",
-                "SMTP_USERNAME": "fake-smtp-user-acmecorp",
-                "SMTP_PASSWORD": "fake-smtp-password-acmecorp-0001",
-            },
-            "another-company": {"SENDGRID_API_KEY": "fake-sendgrid-another-ex-0001"},
-        },
-    )
-    project.env.update(RESEND_API_KEY="fake-resend-0001", CODEWISER_SENDGRID_API_KEY="fake-sendgrid-codewiser-0001")
-    stack = project.stack("dev")
+    stack = example_stack(project, master_key)
     with project.db() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 

@@ -18,12 +18,10 @@ from typing import Any
 
 import dill  # type: ignore[import-untyped]
 import pytest
-from infisical_sdk import InfisicalSDKClient
-from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
 from tenant_secrets.review import Row, rows_from_preview
-from tests.e2e.conftest import REPO, Infisical, Project, configure, start_infisical
+from tests.e2e.conftest import Infisical, Project, configure, example_stack, sdk, sdk_listing, start_infisical
 
 pytestmark = pytest.mark.e2e
 
@@ -44,24 +42,10 @@ def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def sdk(infisical: Infisical) -> InfisicalSDKClient:
-    """The official SDK, logged in as the stack's identity: what a person does by hand."""
-    client = InfisicalSDKClient(host=infisical.server.url)
-    client.auth.universal_auth.login(infisical.client_id, infisical.client_secret)
-    return client
-
-
 def live(infisical: Infisical, path: str, env: str = "dev") -> dict[str, tuple[str, int]] | None:
     """Key -> (value, version) of a folder, through the SDK; None when the folder does not exist."""
-    try:
-        listed = sdk(infisical).secrets.list_secrets(
-            project_id=infisical.project_id, environment_slug=env, secret_path=path
-        )
-    except APIError as err:
-        if err.status_code == 404:
-            return None
-        raise
-    return {s.secretKey: (s.secretValue, s.version) for s in listed.secrets}
+    listed = sdk_listing(infisical, env, path)
+    return None if listed is None else {s.secretKey: (s.secretValue, s.version) for s in listed}
 
 
 def values(infisical: Infisical, path: str, env: str = "dev") -> dict[str, str] | None:
@@ -587,22 +571,7 @@ def test_requests_per_run_on_the_example_tenants_file(
     project: Project, master_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     infisical = project.infisical
-    project.write_tenants((REPO / "tenants.yaml").read_text())
-    project.env.update(RESEND_API_KEY="fake-resend-0001", CODEWISER_SENDGRID_API_KEY="fake-sendgrid-codewiser-0001")
-    stack = project.stack("dev")
-    configure(
-        stack,
-        master_keys={"v1": master_key},
-        secrets_config={
-            "shared": {"stripe_test_key": "fake-stripe-shared-test-0001"},
-            "acmecorp": {
-                "STRIPE_SECRET_KEY": "fake-stripe-acmecorp-ex-0001",
-                "SMTP_USERNAME": "fake-smtp-user-acmecorp",
-                "SMTP_PASSWORD": "fake-smtp-password-acmecorp-0001",
-            },
-            "another-company": {"SENDGRID_API_KEY": "fake-sendgrid-another-ex-0001"},
-        },
-    )
+    stack = example_stack(project, master_key)
 
     def measured(step: str) -> dict[str, int]:
         infisical.reset_counts()

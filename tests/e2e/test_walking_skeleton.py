@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infisical_sdk import InfisicalSDKClient
-from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
 from tenant_secrets.envelope import decrypt
 from tests.db.test_node_compat import run_node
-from tests.e2e.conftest import Infisical, Project, configure
+from tests.e2e.conftest import Infisical, Project, configure, sdk_listing
 
 pytestmark = pytest.mark.e2e
 
@@ -44,23 +42,10 @@ VALUES = {
 }
 
 
-def sdk(infisical: Infisical) -> InfisicalSDKClient:
-    client = InfisicalSDKClient(host=infisical.server.url)
-    client.auth.universal_auth.login(infisical.client_id, infisical.client_secret)
-    return client
-
-
 def folder_values(infisical: Infisical, env: str, path: str) -> dict[str, str] | None:
     """What the folder holds, through the official SDK; None when there is no such folder."""
-    try:
-        listed = sdk(infisical).secrets.list_secrets(
-            project_id=infisical.project_id, environment_slug=env, secret_path=path
-        )
-    except APIError as err:
-        if err.status_code == 404:
-            return None
-        raise
-    return {s.secretKey: s.secretValue for s in listed.secrets}
+    listed = sdk_listing(infisical, env, path)
+    return None if listed is None else {s.secretKey: s.secretValue for s in listed}
 
 
 def rows(project: Project) -> dict[tuple[str, str], tuple[str, int]]:
