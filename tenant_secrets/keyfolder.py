@@ -120,7 +120,8 @@ def _current_version(secrets: Mapping[str, str], keys: Mapping[int, bytes], curr
         return matching[0]
     if keys:
         raise KeyFolderError(
-            f"{where}/{CURRENT_KEY} matches none of the versioned keys ({', '.join(versioned_name(v) for v in sorted(keys))}) "
+            f"{where}/{CURRENT_KEY} matches none of the versioned keys "
+            f"({', '.join(versioned_name(v) for v in sorted(keys))}) "
             f"and {CURRENT_VERSION} is not set: set {CURRENT_VERSION} to its version"
         )
     return 1
