@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
 from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
 
@@ -51,26 +50,24 @@ def published_versions(secrets: Collection[str]) -> set[int]:
     return {int(m.group(1)) for key in secrets if (m := _VERSIONED.fullmatch(key))}
 
 
-@dataclass(frozen=True)
-class Publication:
-    """What the key folder should hold for a keyring: its secrets by name (the keys as hex)."""
+def published_values(
+    keys: Mapping[int, str], *, versions: Collection[int] = (), current: int | None = None
+) -> dict[str, str]:
+    """The key folder's secrets for ``keys`` (version -> hex key): ``MASTER_ENCRYPTION_KEY_V<n>`` for each
+    of ``versions``, and ``MASTER_ENCRYPTION_KEY`` with ``MASTER_ENCRYPTION_KEY_VERSION`` for ``current``.
 
-    versioned: Mapping[str, str]
-    """``MASTER_ENCRYPTION_KEY_V<n>`` -> key, for each published version."""
-    current: Mapping[str, str]
-    """``MASTER_ENCRYPTION_KEY`` and ``MASTER_ENCRYPTION_KEY_VERSION``."""
-
-
-def publication(keys: Mapping[int, str], versions: Collection[int], current: int) -> Publication:
-    """The key folder's secrets for ``keys`` (version -> hex key): ``versions`` published, ``current`` the key
-    ``MASTER_ENCRYPTION_KEY`` holds. Raises :class:`KeyFolderError` for a version the keys lack."""
-    missing = sorted((set(versions) | {current}) - keys.keys())
+    Raises :class:`KeyFolderError` naming a version the keys lack."""
+    wanted = set(versions) | ({current} if current is not None else set())
+    missing = sorted(wanted - keys.keys())
     if missing:
-        raise KeyFolderError(f"the keyring lacks version(s) {', '.join(map(str, missing))} to publish")
-    return Publication(
-        versioned={versioned_name(v): keys[v].lower() for v in sorted(versions)},
-        current={CURRENT_KEY: keys[current].lower(), CURRENT_VERSION: str(current)},
-    )
+        raise KeyFolderError(
+            f"the keyring lacks version(s) {', '.join(map(str, missing))}: keep masterKeys.v<n> for every "
+            "version the key folder publishes"
+        )
+    values = {versioned_name(v): keys[v].lower() for v in sorted(versions)}
+    if current is not None:
+        values |= {CURRENT_KEY: keys[current].lower(), CURRENT_VERSION: str(current)}
+    return values
 
 
 def keyring_from_folder(secrets: Mapping[str, str], *, folder: str) -> Keyring:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
+from tenant_secrets.keyfolder import DEFAULT_FOLDER, KeyFolderError, keyring_from_folder
+from tenant_secrets.names import TENANTS_FOLDER, infisical_path_problem
 from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.values import fingerprint_key
 
@@ -26,6 +29,9 @@ _FIX_MASTER_KEY = "set it with `pulumi config set --secret --path 'masterKeys.v1
 
 ConfigGetter = Callable[[str], str | None]
 """The raw string of `tenant-secrets:<key>`, or None when unset (object values as JSON)."""
+FolderReader = Callable[[str, str], Mapping[str, str]]
+"""An Infisical folder's secrets by key, given (environment, path)."""
+KeySource = Literal["stack", "infisical"]
 
 
 class StackConfigError(ValueError):
@@ -51,16 +57,17 @@ def _bool(get: ConfigGetter, key: str) -> bool | None:
     return raw in ("true", "True")
 
 
-def _keyring(get: ConfigGetter) -> tuple[dict[str, str], int]:
+def _keyring(get: ConfigGetter) -> tuple[dict[str, str], int | None]:
+    """The configured master keys (version -> hex) and the active version; ``({}, None)`` when none are set."""
     raw = get("masterKeys")
     try:
         keys = json.loads(raw) if raw else {}
     except json.JSONDecodeError:
         keys = None
-    if not isinstance(keys, dict) or not keys:
-        raise StackConfigError(
-            f"{NAMESPACE}:masterKeys is not set: the database store needs at least one master key; {_FIX_MASTER_KEY}"
-        )
+    if not isinstance(keys, dict):
+        raise StackConfigError(f"{NAMESPACE}:masterKeys: expected an object of keys by version; {_FIX_MASTER_KEY}")
+    if not keys:
+        return {}, None
     for name in keys:
         if not _KEY_VERSION.fullmatch(str(name)):
             raise StackConfigError(
@@ -95,6 +102,21 @@ def _derivation_key(get: ConfigGetter) -> bytes:
     return derivation_key
 
 
+def _key_source(get: ConfigGetter) -> tuple[KeySource, str]:
+    source = get("masterKeySource") or "stack"
+    if source not in ("stack", "infisical"):
+        raise StackConfigError(
+            f"{NAMESPACE}:masterKeySource: expected `stack` (the stack's config holds the master keys and "
+            f"`pulumi up` publishes them) or `infisical` (the key folder holds them, kept by hand)"
+        )
+    folder = get("keyFolder") or DEFAULT_FOLDER
+    top = folder.strip("/").split("/")[0]
+    if (problem := infisical_path_problem(folder)) is not None or top in ("", TENANTS_FOLDER):
+        hint = problem.hint if problem else "a folder of its own outside /tenants, such as /hono-api"
+        raise StackConfigError(f"{NAMESPACE}:keyFolder: not a usable Infisical folder path; {hint}")
+    return ("infisical" if source == "infisical" else "stack"), "/" + folder.strip("/")
+
+
 @dataclass(frozen=True)
 class StackSettings:
     """The stack's configuration (Pulumi.<stack>.yaml)."""
@@ -102,7 +124,12 @@ class StackSettings:
     environment: str
     tenants_file: Path
     keyring: dict[str, str]
-    key_version: int
+    """The master keys in the stack's config, version -> hex (empty with masterKeySource infisical)."""
+    key_version: int | None
+    """The configured active key version (None when the config holds no master keys)."""
+    master_key_source: KeySource
+    key_folder: str
+    """The Infisical folder the application reads its master keys from (docs: tenant_secrets/keyfolder.py)."""
     derivation_key: bytes
     table_prefix: str
     create_companies: bool
@@ -122,8 +149,31 @@ class StackSettings:
 
     @cached_property
     def master_keys(self) -> Keyring:
+        """The keyring in the stack's config (masterKeySource stack); StackConfigError when none is set."""
+        if self.master_key_source != "stack":
+            raise StackConfigError(
+                f"{NAMESPACE}:masterKeySource is infisical: the master keys are read from {self.key_folder}"
+            )
+        if self.key_version is None:
+            raise StackConfigError(
+                f"{NAMESPACE}:masterKeys is not set: the database store needs at least one master key; "
+                f"{_FIX_MASTER_KEY}"
+            )
         keys: dict[str | int, str] = {version: key for version, key in self.keyring.items()}
         return Keyring.from_hex(keys, self.key_version, field_prefix=f"{NAMESPACE}:masterKeys")
+
+    def load_keyring(self, read_folder: FolderReader) -> Keyring:
+        """The keyring the database store uses: the stack's config, or the key folder in Infisical.
+
+        With masterKeySource infisical the key folder of the stack's environment is read once through
+        ``read_folder``; a missing or malformed key raises StackConfigError naming the folder and the format.
+        """
+        if self.master_key_source == "stack":
+            return self.master_keys
+        try:
+            return keyring_from_folder(read_folder(self.environment, self.key_folder), folder=self.key_folder)
+        except KeyFolderError as err:
+            raise StackConfigError(f"{err} (masterKeySource is infisical)") from None
 
     @cached_property
     def fingerprint_key(self) -> bytes:
@@ -132,7 +182,18 @@ class StackSettings:
     @classmethod
     def load(cls, get: ConfigGetter, *, stack: str) -> StackSettings:
         """Every setting checked; the first problem raises StackConfigError. ``stack`` is the default environment."""
+        source, key_folder = _key_source(get)
         keyring, key_version = _keyring(get)
+        if source == "infisical" and keyring:
+            raise StackConfigError(
+                f"{NAMESPACE}:masterKeys is set although masterKeySource is infisical (the keys are read from "
+                f"{key_folder}): remove masterKeys from the stack's config, or set masterKeySource to stack"
+            )
+        if source == "infisical" and not get("environment"):
+            raise StackConfigError(
+                f"{NAMESPACE}:environment must be set with masterKeySource infisical: it names the Infisical "
+                f"environment whose {key_folder} holds the keys"
+            )
         derivation_key = _derivation_key(get)
         app_role = get("appRole") or None
         provisioner_role = get("provisionerRole") or None
@@ -153,6 +214,8 @@ class StackSettings:
             tenants_file=Path(get("tenantsFile") or "tenants.yaml"),
             keyring=keyring,
             key_version=key_version,
+            master_key_source=source,
+            key_folder=key_folder,
             derivation_key=derivation_key,
             table_prefix=get("tablePrefix") or "",
             create_companies=_bool(get, "createCompanies") or False,

@@ -33,7 +33,6 @@ def test_values_arrive_as_strings_from_either_side() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"masterKeys": ""}, "tenant-secrets:masterKeys is not set"),
         ({"masterKeys": json.dumps({"one": KEY_1})}, "tenant-secrets:masterKeys.one: master keys are named by version"),
         ({"masterKeys": json.dumps({"v1": "abc"})}, "tenant-secrets:masterKeys.v1: expected 64 hex characters"),
         ({"activeKeyVersion": "2"}, "tenant-secrets:activeKeyVersion is 2, but masterKeys has no v2"),
@@ -50,3 +49,49 @@ def test_each_bad_setting_is_named_with_its_fix_and_never_its_value(raw: dict[st
         load(**raw)
     assert message in str(err.value)
     assert KEY_1 not in str(err.value) and DERIVATION not in str(err.value)
+
+
+def test_master_keys_are_required_only_where_a_database_store_asks_for_them() -> None:
+    settings = load(masterKeys="")
+    assert settings.keyring == {} and settings.key_version is None
+    with pytest.raises(StackConfigError, match="tenant-secrets:masterKeys is not set"):
+        settings.master_keys  # noqa: B018
+
+
+def test_the_key_folder_is_the_seeds_by_default_and_the_stack_owns_the_keys() -> None:
+    settings = load()
+    assert (settings.master_key_source, settings.key_folder) == ("stack", "/hono-api")
+    assert settings.load_keyring(lambda env, path: pytest.fail("stack mode reads no folder")) == settings.master_keys
+    assert load(keyFolder="/apps/hono-api/").key_folder == "/apps/hono-api"
+
+
+def test_infisical_owned_keys_are_read_from_the_key_folder_of_the_stacks_environment() -> None:
+    settings = load(masterKeys="", masterKeySource="infisical", environment="staging")
+    reads: list[tuple[str, str]] = []
+
+    def read(env: str, path: str) -> dict[str, str]:
+        reads.append((env, path))
+        return {"MASTER_ENCRYPTION_KEY": KEY_2, "MASTER_ENCRYPTION_KEY_VERSION": "2", "MASTER_ENCRYPTION_KEY_V1": KEY_1}
+
+    keyring = settings.load_keyring(read)
+    assert reads == [("staging", "/hono-api")]
+    assert (keyring.versions, keyring.active) == ((1, 2), 2)
+    with pytest.raises(StackConfigError) as err:
+        settings.load_keyring(lambda env, path: {"MASTER_ENCRYPTION_KEY": "not-hex"})
+    assert "/hono-api/MASTER_ENCRYPTION_KEY: expected 64 hex characters" in str(err.value)
+    assert "not-hex" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"masterKeySource": "vault"}, "tenant-secrets:masterKeySource: expected `stack`"),
+        ({"masterKeySource": "infisical", "environment": "dev"}, "masterKeys is set although masterKeySource"),
+        ({"masterKeySource": "infisical", "masterKeys": ""}, "tenant-secrets:environment must be set"),
+        ({"keyFolder": "/tenants/acme"}, "tenant-secrets:keyFolder: not a usable Infisical folder path"),
+        ({"keyFolder": "/a b"}, "tenant-secrets:keyFolder: not a usable Infisical folder path"),
+    ],
+)
+def test_bad_key_source_settings_are_named(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(StackConfigError, match=message.replace("`", ".").replace("(", ".")):
+        load(**raw)
