@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,13 @@ from components.resources import (
     Folder,
     InfisicalSecrets,
     InfisicalSecretsArgs,
+    MasterKeyPublication,
     Registry,
 )
-from tenant_secrets import store
+from tenant_secrets import keyfolder, store
+from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import EnvironmentPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.validation import check_sources
@@ -103,7 +106,72 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     return plan
 
 
-def inspect_database(settings: StackSettings, tenants: list[TenantPlan]) -> Inspection | None:
+def load_keyring(settings: StackSettings) -> Keyring:
+    """The master keys of a stack with a database store: its config, or the key folder (masterKeySource
+    infisical), which then fails the preview, naming the folder and the format, when a key is missing."""
+    try:
+        return settings.load_keyring(_infisical_folder)
+    except StackConfigError as err:
+        raise _fail(str(err)) from None
+
+
+def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], file: str) -> None:
+    """The keyring's secrets in the key folder are the stack's (or the team's, by hand), never tenants.yaml's."""
+    for folder in platform:
+        clash = sorted(key for key in folder.secrets if keyfolder.is_keyring_secret(key))
+        if folder.path.rstrip("/") == settings.key_folder and clash:
+            owner = "the stack publishes them" if settings.master_key_source == "stack" else "the team keeps them"
+            raise _fail(
+                f"{file}: platform folder {folder.name} declares {', '.join(clash)}: {settings.key_folder} holds the "
+                f"master keys, and {owner} (masterKeySource {settings.master_key_source}); remove "
+                f"{'it' if len(clash) == 1 else 'them'} from tenants.yaml"
+            )
+
+
+def publish_master_keys(
+    settings: StackSettings,
+    keyring: Keyring,
+    inspection: Inspection | None,
+    retain: pulumi.ResourceOptions,
+    folder: pulumi.Resource | None,
+) -> tuple[MasterKeyPublication, Callable[[Sequence[pulumi.Resource]], MasterKeyPublication]]:
+    """The key folder's master keys, in the order that keeps every row readable (masterKeySource stack).
+
+    Before the schema (so before any row is written or re-encrypted): every version a stored value still
+    uses, and the active one. After every row is written: ``MASTER_ENCRYPTION_KEY``, the key the seed's
+    application reads, moved to the active version. A version nothing used at the start of the run is
+    withdrawn, so a version is withdrawn on the run after the last row left it. Both come after ``folder``,
+    the key folder's own resource when tenants.yaml declares it (it creates the folder). Returns the first
+    resource and a function that declares the second once the writers are known.
+    """
+    keys = {version: key.hex() for version, key in keyring.keys.items()}
+    in_use = set(inspection.key_usage) if inspection is not None else set(keyring.versions)
+    versions = sorted((in_use & set(keyring.versions)) | {keyring.active})
+    owner = settings.key_folder.rsplit("/", 1)[-1]
+    common = {"owner": owner, "environment": settings.environment, "path": settings.key_folder}
+    published = MasterKeyPublication(
+        f"{owner}-master-key-versions",
+        **common,
+        current=None,
+        values=keyfolder.published_values(keys, versions=versions),
+        fingerprint_key=settings.fingerprint_key,
+        opts=pulumi.ResourceOptions.merge(retain, pulumi.ResourceOptions(depends_on=[folder] if folder else [])),
+    )
+
+    def current(writers: Sequence[pulumi.Resource]) -> MasterKeyPublication:
+        return MasterKeyPublication(
+            f"{owner}-master-key",
+            **common,
+            current=keyring.active,
+            values=keyfolder.published_values(keys, current=keyring.active),
+            fingerprint_key=settings.fingerprint_key,
+            opts=pulumi.ResourceOptions.merge(retain, pulumi.ResourceOptions(depends_on=list(writers))),
+        )
+
+    return published, current
+
+
+def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[TenantPlan]) -> Inspection | None:
     """One look at the database before anything is declared: companies, key versions in use.
 
     Runs in preview too, so a missing company or a master key still needed fails the preview, naming
@@ -124,7 +192,8 @@ def inspect_database(settings: StackSettings, tenants: list[TenantPlan]) -> Insp
     refs = [TenantRef(t.subdomain, t.company_id, t.decommission) for t in tenants]
     try:
         with store.connect(dsn) as conn:
-            return inspect(conn, settings.store, refs, settings.master_keys, key_field=f"{NAMESPACE}:masterKeys")
+            key_field = f"{NAMESPACE}:masterKeys" if settings.master_key_source == "stack" else settings.key_folder
+            return inspect(conn, settings.store, refs, keyring, key_field=key_field)
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
@@ -176,8 +245,10 @@ def run() -> None:
         if "database" in tenant.storage:
             database_tenants.append(entry)
 
+    check_key_folder(settings, plan.platform, str(settings.tenants_file))
     database_plans = [t for t in plan.tenants if "database" in t.storage]
-    inspection = inspect_database(settings, database_plans) if database_plans else None
+    keyring = load_keyring(settings) if database_plans else None
+    inspection = inspect_database(settings, keyring, database_plans) if keyring else None
     # A stack that creates its companies (the demo) finds none before its first `up`: its providers
     # resolve them at write time and record the id, so that input stays the same from run to run.
     if inspection is not None and not settings.create_companies:
@@ -191,6 +262,7 @@ def run() -> None:
         decommissioned=[t.subdomain for t in plan.tenants if t.decommission],
     )
     fp_key = settings.fingerprint_key
+    key_folder: pulumi.Resource | None = None
     if infisical_folders:
         infisical = InfisicalSecrets(
             "infisical",
@@ -198,7 +270,13 @@ def run() -> None:
             opts=retain,
         )
         pulumi.export("infisical_fingerprints", infisical.fingerprints)
-    if database_tenants:
+        key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
+    if database_tenants and keyring is not None:
+        published, declare_current = (
+            publish_master_keys(settings, keyring, inspection, retain, key_folder)
+            if settings.master_key_source == "stack"
+            else (None, None)
+        )
         database = DatabaseSecrets(
             "database",
             DatabaseSecretsArgs(
@@ -207,20 +285,27 @@ def run() -> None:
                     "schema_version": store.SCHEMA_VERSION,
                     "table_prefix": settings.table_prefix,
                     "create_companies": settings.create_companies,
-                    "rotation_pending": bool(inspection and inspection.rotation_pending(settings.key_version)),
+                    "rotation_pending": bool(inspection and inspection.rotation_pending(keyring.active)),
                     "rotation_batch_size": settings.rotation_batch_size,
                     "app_role": settings.app_role,
                     "app_role_password": _secret_config("appRolePassword"),
                     "provisioner_role": settings.provisioner_role,
                     "provisioner_password": _secret_config("provisionerRolePassword"),
                 },
-                key_version=settings.key_version,
-                key_versions=sorted(settings.keyring),
+                key_version=keyring.active,
+                key_versions=sorted(str(v) for v in keyring.versions),
                 fingerprint_key=fp_key,
+                after=[published] if published else [],
             ),
             opts=retain,
         )
+        if declare_current is not None:
+            declare_current(database.writers)
         pulumi.export("database_fingerprints", database.fingerprints)
+        pulumi.export(
+            "master_keys",
+            {"source": settings.master_key_source, "folder": settings.key_folder, "active_version": keyring.active},
+        )
 
     pulumi.export("environment", settings.environment)
     pulumi.export(

@@ -30,7 +30,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from tenant_secrets import reconcile, store
+from tenant_secrets import keyfolder, reconcile, store
+from tenant_secrets.envelope import Keyring
 from tenant_secrets.stack_settings import NAMESPACE, StackSettings
 from tenant_secrets.values import fingerprint
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
 
 _local = threading.local()
+_keyrings: dict[tuple[str, str], Keyring] = {}
+_keyrings_lock = threading.Lock()
 
 
 def _infisical() -> InfisicalClient:
@@ -91,6 +94,18 @@ class _StackConfigured(ResourceProvider):
     def _fingerprint_key(self) -> bytes:
         return self._stack.fingerprint_key
 
+    def _keyring(self) -> Keyring:
+        """The master keys: the stack's config, or (masterKeySource infisical) the key folder, read once per
+        provider process, so a run of many tenants reads it once."""
+        stack = self._stack
+        if stack.master_key_source == "stack":
+            return stack.master_keys
+        where = (stack.environment, stack.key_folder)
+        with _keyrings_lock:
+            if where not in _keyrings:
+                _keyrings[where] = stack.load_keyring(lambda env, path: _infisical().list_secrets(env, path))
+            return _keyrings[where]
+
     def _store(self, props: Mapping[str, Any]) -> store.StoreSettings:
         """The store's settings; the table prefix is the resource's own (changing it replaces the resource)."""
         stack = self._stack
@@ -102,6 +117,9 @@ class _StackConfigured(ResourceProvider):
 
 
 _SETTINGS_KEYS = (
+    "environment",
+    "masterKeySource",
+    "keyFolder",
     "masterKeys",
     "activeKeyVersion",
     "derivationKey",
@@ -251,7 +269,7 @@ class DatabaseSchemaProvider(_StackConfigured):
 
     def _apply(self, props: Mapping[str, Any]) -> dict[str, Any]:
         settings = self._store(props)
-        keyring = self._stack.master_keys
+        keyring = self._keyring()
         conn = _database()
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
@@ -302,7 +320,7 @@ class DatabaseTenantProvider(_StackConfigured):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
-        live = store.read_tenant(_database(), self._store(props), props["company_id"], self._stack.master_keys)
+        live = store.read_tenant(_database(), self._store(props), props["company_id"], self._keyring())
         fp_key = self._fingerprint_key()
         fingerprints = {
             key: fingerprint(fp_key, props["owner"], key, live[key].value)
@@ -318,7 +336,7 @@ class DatabaseTenantProvider(_StackConfigured):
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
         """Every row of the company, declared or not; nothing to do when the company itself is gone."""
         conn = _database()
-        settings, keyring = self._store(props), self._stack.master_keys
+        settings, keyring = self._store(props), self._keyring()
         keys = list(store.read_tenant(conn, settings, company_id, keyring))
         with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
             store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
@@ -348,7 +366,7 @@ class DatabaseTenantProvider(_StackConfigured):
                 return self._outputs(props, company_id, {})
             values = _values(props)
             change = store.TenantChange(values, list(props.get("decommissioned", [])))
-            store.apply_tenants(_database(), self._store(props), {company_id: change}, self._stack.master_keys)
+            store.apply_tenants(_database(), self._store(props), {company_id: change}, self._keyring())
         except (store.StoreError, store.KeyringError) as err:
             # the whole apply is one transaction: nothing of this tenant was written
             raise RuntimeError(f"{owner}: {err}") from None
@@ -370,6 +388,77 @@ class DatabaseTenantProvider(_StackConfigured):
         if news.get("company_id") and olds.get("company_id") and news["company_id"] != olds["company_id"]:
             return sorted(desired)
         return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
+
+
+class MasterKeyProvider(_StackConfigured):
+    """Master keys published to the application's key folder (masterKeySource stack).
+
+    Inputs: ``environment``, ``path``, ``current`` (the version ``MASTER_ENCRYPTION_KEY`` holds, or None)
+    and ``fingerprints``, one per published secret (tenant_secrets/keyfolder.py names them). The keys
+    themselves are never inputs or outputs: they are read from the stack's config here, and written only
+    when their fingerprints match those the plan was made with. Outputs as for a folder: ``fingerprints``
+    (what the folder held at the last write or refresh) and ``declared_fingerprints``.
+    """
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """A published secret added, changed or withdrawn, or drift found by a refresh."""
+        replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
+        recorded = olds.get("fingerprints") or {}
+        return DiffResult(
+            changes=reconcile.diff_verdict(
+                changed=bool(replaces) or recorded != news["fingerprints"],
+                replacing=bool(replaces),
+                recorded=recorded,
+                declared=olds.get("declared_fingerprints"),
+            ),
+            replaces=replaces,
+            delete_before_replace=True,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """First `up` of a stack with a database store: publish the keys."""
+        outs = self._write(props, withdraw=[])
+        role = "current" if props.get("current") else "versions"
+        return CreateResult(f"{props['environment']}:{props['path']}#{role}", outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """A version published or withdrawn, or MASTER_ENCRYPTION_KEY moved to the active version."""
+        withdraw = sorted(set(olds.get("declared_fingerprints") or olds["fingerprints"]) - set(news["fingerprints"]))
+        return UpdateResult(self._write(news, withdraw=withdraw))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: fingerprint what the key folder holds now, so a key changed by hand shows."""
+        live = _infisical().list_secrets(props["environment"], props["path"])
+        fp_key, owner = self._fingerprint_key(), props["owner"]
+        tracked = set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {})
+        found = {key: fingerprint(fp_key, owner, key, live[key]) for key in sorted(tracked) if key in live}
+        return ReadResult(id_, {**props, "fingerprints": found})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """`pulumi destroy` on a stack that does not retain, or no database store left: withdraw only the
+        secrets this resource published; the folder and its other secrets stay."""
+        published = set(props.get("declared_fingerprints") or {}) | set(props.get("fingerprints") or {})
+        _infisical().apply_secrets(props["environment"], props["path"], upsert={}, delete=sorted(published))
+
+    def _write(self, props: Mapping[str, Any], *, withdraw: list[str]) -> dict[str, Any]:
+        declared: dict[str, str] = dict(props["fingerprints"])
+        names = set(declared)
+        keys = {version: key.hex() for version, key in self._stack.master_keys.keys.items()}
+        current = props.get("current")
+        values = keyfolder.published_values(
+            keys, versions=keyfolder.published_versions(names), current=int(current) if current else None
+        )
+        fp_key, owner = self._fingerprint_key(), props["owner"]
+        written = {key: fingerprint(fp_key, owner, key, value) for key, value in values.items()}
+        if written != declared:
+            stale = sorted(k for k in names | set(written) if written.get(k) != declared.get(k))
+            raise RuntimeError(
+                f"{props['path']}: {', '.join(stale)} would not be what the plan showed (the stack's masterKeys "
+                "changed since the preview); run the preview again"
+            )
+        _infisical().apply_secrets(props["environment"], props["path"], upsert=values, delete=withdraw)
+        outs = {p: props.get(p) for p in ("owner", "environment", "path", "current")}
+        return {**outs, "fingerprints": written, "declared_fingerprints": written}
 
 
 class RegistryProvider(ResourceProvider):

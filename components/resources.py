@@ -20,6 +20,7 @@ from pulumi.dynamic import Resource
 
 from components import providers
 from tenant_secrets.reconcile import desired_fingerprints
+from tenant_secrets.values import fingerprint
 
 SCHEMA_SECRET_OUTPUTS = ["app_role_password", "provisioner_password"]
 
@@ -103,6 +104,37 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
         super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
 
 
+class MasterKeyPublication(Resource, module="tenants", name="MasterKeyPublication"):
+    """Master keys published to the application's key folder: the versions rows use, or the current key.
+
+    Only fingerprints are inputs; the provider reads the keys from the stack's config."""
+
+    fingerprints: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        owner: str,
+        environment: str,
+        path: str,
+        current: int | None,
+        values: Mapping[str, str],
+        fingerprint_key: bytes,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "owner": owner,
+            "environment": environment,
+            "path": path,
+            "current": current,
+            "fingerprints": {
+                key: fingerprint(fingerprint_key, owner, key, value) for key, value in sorted(values.items())
+            },
+        }
+        super().__init__(providers.MasterKeyProvider(), name, props, opts)
+
+
 class Registry(Resource, module="tenants", name="Registry"):
     """The owners this stack manages, so an owner removed without its marker fails the preview."""
 
@@ -155,6 +187,8 @@ class InfisicalSecrets(pulumi.ComponentResource):
     """Strategy A: a folder per tenant (and per platform folder) in one Infisical environment."""
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
+    folders: dict[str, InfisicalFolder]
+    """The folder resources by owner."""
 
     def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-secrets:index:InfisicalSecrets", name, {}, opts)
@@ -172,6 +206,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
             )
             for folder in args["folders"]
         }
+        self.folders = folders
         self.fingerprints = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
         self.register_outputs({"fingerprints": self.fingerprints})
 
@@ -188,19 +223,23 @@ class DatabaseSecretsArgs(TypedDict):
     """The versions in the keyring (the keys themselves are read by the provider from the stack's config)."""
     fingerprint_key: bytes
     """The key of the per-key fingerprints."""
+    after: NotRequired[Sequence[pulumi.Resource]]
+    """Resources the schema waits for (the key publication: no row may use a key not yet published)."""
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
     """Strategy B: the company_secrets schema and each tenant's encrypted rows."""
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
+    writers: list[pulumi.Resource]
+    """The schema and tenant resources: whatever waits for every row to be written depends on these."""
 
     def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
         schema = DatabaseSchema(
             f"{name}-schema",
             props={**args["schema"], "key_version": args["key_version"], "key_versions": list(args["key_versions"])},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("after", []))),
         )
         tenants = {
             tenant["owner"]: DatabaseTenant(
@@ -219,5 +258,6 @@ class DatabaseSecrets(pulumi.ComponentResource):
             )
             for tenant in args["tenants"]
         }
+        self.writers = [schema, *tenants.values()]
         self.fingerprints = pulumi.Output.all(**{owner: t.fingerprints for owner, t in tenants.items()})
         self.register_outputs({"fingerprints": self.fingerprints})

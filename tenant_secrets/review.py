@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STORES = {"InfisicalFolder": "infisical", "DatabaseTenant": "database"}
+STORES = {"InfisicalFolder": "infisical", "MasterKeyPublication": "infisical", "DatabaseTenant": "database"}
 SCHEMA_TYPE = "DatabaseSchema"
 ENVIRONMENT_CONFIG = "tenant-secrets:environment"
 # Deletions first: they are what a reviewer must not miss.
