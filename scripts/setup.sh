@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make setup: everything the demo and the tests need, idempotent, nothing by hand.
 #   1. PostgreSQL server binaries (Debian's package) when none are present
-#   2. the Python virtualenv .venv from requirements.lock
+#   2. the Python virtualenv .venv from requirements.lock, and the Node.js test packages (npm ci)
 #   3. the Pulumi toolchain, built from the Go module proxy into a per-user cache keyed by
 #      version, and linked into .state/toolchain/bin (see docs/decisions/0001-toolchain.md)
 set -euo pipefail
@@ -32,6 +32,13 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.lock-hash 2>/dev/null)" != "$loc
   echo "$lock_hash" > .venv/.lock-hash
 fi
 
+# The application's side, checked in Node.js: the official Infisical Node SDK for the seed's code.
+node_hash=$(sha256sum tests/node/package-lock.json | cut -c1-16)
+if [ "$(cat tests/node/node_modules/.lock-hash 2>/dev/null)" != "$node_hash" ]; then
+  log "installing the Node.js test packages from tests/node/package-lock.json"
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$node_hash" > tests/node/node_modules/.lock-hash
+fi
 
 # --- 3. Pulumi toolchain --------------------------------------------------------------------------
 pulumi_version=$(sed -n 's/^pulumi==//p' requirements.lock)

@@ -309,13 +309,15 @@ def test_master_key_rotation_in_batches_key_removal_and_decommission(project: Pr
     second = os.urandom(32).hex()
     set_secret(stack, "masterKeys.v2", second)
     set_plain(stack, "activeKeyVersion", "2")
-    # The rotation is the schema resource's work alone: the preview shows it and leaves every tenant unchanged.
+    # The rotation is the schema resource's work, between publishing v2 to the key folder and moving
+    # MASTER_ENCRYPTION_KEY to it (tests/e2e/test_keyring.py): every tenant stays unchanged.
     preview = project.preview(stack)
-    assert {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"} == {"update": 1}
+    assert {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"} == {"update": 3}
     assert "database-schema" in preview.stdout and re.search(r"~ key_version\s*: 1 => 2", preview.stdout)
+    assert "hono-api-master-key-versions" in preview.stdout and "hono-api-master-key" in preview.stdout
     rotated = project.up(stack)
     assert {str(op): n for op, n in (rotated.summary.resource_changes or {}).items() if str(op) != "same"} == {
-        "update": 1
+        "update": 3
     }
     after, history_after = secret_rows(project), history_rows(project)
     assert set(after) == set(before)

@@ -181,6 +181,9 @@ def test_plans_of_real_changes(
         Row("codewiser", "dev", "infisical", "SENDGRID_API_KEY", "create"),
         Row("codewiser", "dev", "infisical", "STRIPE_SECRET_KEY", "create"),
         Row("hono-api", "dev", "infisical", "EMAIL_FROM", "create", "platform"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY", "create", "platform"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY_V1", "create", "platform"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY_VERSION", "create", "platform"),
         Row("company_secrets", "dev", "database", "-", "create", "schema"),
     ]
     project.up(stack)
@@ -267,12 +270,16 @@ def test_plans_of_real_changes(
     project.up(stack)
 
     # A store dropped from a tenant on a stack that retains: nothing deleted, named as no longer managed.
+    # It was the last tenant in the database: the master keys stay published, no longer managed either.
     project.write_tenants(
         v7.replace("  - subdomain: codewiser\n", "  - subdomain: codewiser\n    storage: infisical\n")
     )
     assert reviewer.rows("store-dropped-retained") == [
         Row("codewiser", "dev", "database", "STRIPE_SECRET_KEY", "retain"),
         Row("codewiser", "dev", "database", "WEBHOOK_SECRET", "retain"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY", "retain", "platform"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY_V1", "retain", "platform"),
+        Row("hono-api", "dev", "infisical", "MASTER_ENCRYPTION_KEY_VERSION", "retain", "platform"),
     ]
 
     # A new table prefix: the rows are written again under it (preview only).
