@@ -217,7 +217,7 @@ class SecretReader:
             raise at.error(UndecryptableSecretError, f"key version {row.key_version}: {error}") from None
 
     def _write_back(self, connections: ConnectionFactory, at: _Lookup, company: str, value: str) -> bool:
-        keyring = self._keyring(lambda keys: keys.keyring(), at)
+        keyring = self._keyring(lambda keys: keys.fresh_keyring(), at)
         try:
             with connections() as conn:
                 return insert_if_absent(conn, self._settings, company, at.key, value, keyring=keyring)

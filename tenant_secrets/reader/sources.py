@@ -20,11 +20,12 @@ from tenant_secrets.reader.database import ConnectionFactory
 
 
 class KeyringSource(Protocol):
-    def keyring(self) -> Keyring:
-        """The current keyring (its active key encrypts write-backs)."""
-
     def keyring_with(self, version: int) -> Keyring:
-        """A keyring holding ``version`` if the source has it (the caller checks)."""
+        """A keyring to decrypt a row of ``version``: it holds that version if the source has it (the caller
+        checks)."""
+
+    def fresh_keyring(self) -> Keyring:
+        """The keyring as the source holds it now, for encrypting a write: a kept one may be a rotation old."""
 
 
 class StaticKeyring:
@@ -36,10 +37,10 @@ class StaticKeyring:
     def __repr__(self) -> str:
         return f"StaticKeyring({self._keyring!r})"
 
-    def keyring(self) -> Keyring:
+    def keyring_with(self, version: int) -> Keyring:
         return self._keyring
 
-    def keyring_with(self, version: int) -> Keyring:
+    def fresh_keyring(self) -> Keyring:
         return self._keyring
 
 
@@ -93,6 +94,7 @@ class KeyFolder:
         return f"KeyFolder(environment={self._environment!r}, folder={self._folder!r}, ttl={self._ttl})"
 
     def keyring(self) -> Keyring:
+        """The kept keyring, read again when its ttl is up."""
         with self._lock:
             if self._kept is None or self._clock() >= self._expires:
                 return self._load()
@@ -107,6 +109,10 @@ class KeyFolder:
             if kept is None or kept is seen:  # nobody re-read it since: this thread does, once
                 return self._load()
             return kept
+
+    def fresh_keyring(self) -> Keyring:
+        with self._lock:
+            return self._load()
 
     def _load(self) -> Keyring:
         listing = self._infisical.client().list_secrets(self._environment, self._folder)

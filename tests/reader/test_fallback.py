@@ -109,6 +109,29 @@ def test_write_back_stores_what_the_seeds_decrypt_secret_reads_with_the_publishe
     assert events.seen[-1].source is Source.DATABASE
 
 
+def test_write_back_reads_the_current_key_even_when_the_kept_keyring_is_a_rotation_old(services: Services) -> None:
+    database, make_connections, server = services.database, services.connections, services.server
+    credentials, infisical, master_keys = services.credentials, services.infisical, services.master_keys
+    before = publish(infisical, master_keys, [1], current=1)
+    apply_tenants(database.owner, database.settings, {ACME: TenantChange({"TOKEN": fake_value("t")})}, before)
+    infisical.apply_secrets(ENVIRONMENT, "/tenants/acme", upsert={"SENDGRID_API_KEY": fake_value("sendgrid")})
+    reader = SecretReader(
+        database=make_connections(database.app_dsn),
+        keyring=KeyFolder(credentials, ENVIRONMENT, ttl=3600, retry=FAST),
+        fallback=TenantFolders(
+            credentials, ENVIRONMENT, write_back=make_connections(database.provisioner_dsn), retry=FAST
+        ),
+    )
+    assert reader.get("acme", "TOKEN") == fake_value("t")  # keeps the keyring of version 1 for an hour
+    publish(infisical, master_keys, [1, 2], current=2)  # a rotation's switch
+    server.reset_requests()
+
+    assert reader.get("acme", "SENDGRID_API_KEY") == fake_value("sendgrid")
+    assert server.request_counts() == {SECRET_ROUTE: 1, SECRETS_ROUTE: 1}, "the value, then the key folder"
+    row = database.owner.execute("SELECT key_version FROM company_secrets WHERE secret_key = 'SENDGRID_API_KEY'")
+    assert row.fetchone() == (2,)
+
+
 class ProvisionedMeanwhile(TenantFolders):
     """A provisioning run writes the key between the reader's database read and its write-back."""
 
