@@ -182,7 +182,8 @@ class SecretReader:
             raise at.error(SourceUnavailableError, f"cannot read it from the database: {_describe(error)}") from None
         if lookup.company_id is None or lookup.subdomain is None:
             by = "id" if isinstance(tenant, uuid.UUID) else "subdomain"
-            raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}")
+            hint = "; to look up a company id, pass it as a uuid.UUID" if by == "subdomain" and _is_uuid(tenant) else ""
+            raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}{hint}")
         company, subdomain = lookup.company_id, lookup.subdomain
         at = replace(at, company_id=company)
         if lookup.row is not None:
@@ -242,6 +243,14 @@ class SecretReader:
                     source=event.source,
                     company_id=event.company_id,
                 ) from None
+
+
+def _is_uuid(text: str | uuid.UUID) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(error: Exception) -> str:

@@ -13,10 +13,12 @@ from infisical_server.testing import RunningServer
 from tenant_secrets.envelope import Keyring, encrypt
 from tenant_secrets.infisical import InfisicalCredentials
 from tenant_secrets.reader import (
+    DsnConnections,
     KeyFolder,
     SecretNotFoundError,
     SecretReader,
     Source,
+    SourceUnavailableError,
     TenantFolders,
     UndecryptableSecretError,
     UnknownTenantError,
@@ -93,12 +95,14 @@ def test_unknown_tenants_are_named_and_invalid_subdomains_never_reach_a_source(
         reader.get("initech", "STRIPE_SECRET_KEY")
     with pytest.raises(UnknownTenantError, match="no company has the id"):
         reader.get(uuid.UUID(int=7), "STRIPE_SECRET_KEY")
-    assert app.loans == 2
+    with pytest.raises(UnknownTenantError, match=r"pass it as a uuid\.UUID"):
+        reader.get(ACME, "STRIPE_SECRET_KEY")  # a company id as text is a (valid) subdomain
+    assert app.loans == 3
     for bad in ("../hono-api", "tenants/acme", "ACME", ""):
         with pytest.raises(UnknownTenantError, match="not a tenant subdomain") as error:
             reader.get(bad, "STRIPE_SECRET_KEY")
         assert error.value.source is None
-    assert app.loans == 2
+    assert app.loans == 3
 
 
 def test_an_undecryptable_row_is_an_error_and_never_falls_back(
@@ -160,3 +164,13 @@ def test_a_key_version_published_after_the_keyring_was_read_is_found_with_one_mo
     with pytest.raises(UndecryptableSecretError, match="master key version 3"):
         reader.get("globex", "TOKEN")
     assert server.request_counts() == {SECRETS_ROUTE: 1}, "re-read once, then the error"
+
+
+def test_an_unreachable_database_is_a_typed_error_without_the_password(database: Database, keyring: Keyring) -> None:
+    password = canary()
+    dsn = database.app_dsn.replace("@", f"{password}@", 1)  # a wrong password
+    reader = SecretReader(database=DsnConnections(dsn), keyring=keyring)
+    with pytest.raises(SourceUnavailableError, match="cannot read it from the database") as error:
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    assert error.value.source is Source.DATABASE
+    assert password not in str(error.value)
