@@ -436,6 +436,14 @@ class InfisicalClient:
         )
         if reply.status == 404:
             return None
+        if getattr(reply.body, "secretValueHidden", False):  # Infisical's placeholder, not the value
+            raise InfisicalError(
+                f"the identity may not read the value of {key} in {environment}:{path}; "
+                "grant it read access to that path",
+                environment=environment,
+                path=path,
+                keys=[key],
+            )
         return str(reply.body.secretValue)
 
     def list_folders(self, environment: str, path: str) -> list[str]:

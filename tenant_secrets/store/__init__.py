@@ -25,6 +25,7 @@ from tenant_secrets.store.secrets import (
     StoredSecret,
     TenantChange,
     apply_tenants,
+    insert_if_absent,
     read_tenant,
     read_tenants,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "connect",
     "ensure_companies",
     "ensure_roles",
+    "insert_if_absent",
     "iter_rotate",
     "key_versions_in_use",
     "lookup_companies",

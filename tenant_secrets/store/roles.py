@@ -5,6 +5,8 @@ The role that runs :func:`~tenant_secrets.store.migrate` owns the tables; it run
 CREATEROLE) and may provision itself. Row-level security does not apply to a table's owner, so the
 owner and the provisioning role see every row; the application role sees only the rows of the company
 named by ``SET app.company_id = '<uuid>'`` in its session or transaction, and nothing when it is unset.
+It may also read the ``id`` and ``subdomain`` of companies and append to the access log through its
+function (the reader library, :mod:`tenant_secrets.reader`), and nothing else.
 
 Passwords are sent as SCRAM-SHA-256 verifiers computed on this side, so the plaintext never reaches the
 server's statement log or ``pg_stat_statements``.
@@ -19,7 +21,7 @@ from psycopg import sql
 
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.migrations import current_schema
-from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
+from tenant_secrets.store.settings import ACCESS, AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
 
 APP_POLICY = "tenant_secrets_app_read"
 PROVISIONER_POLICY = "tenant_secrets_provisioner"
@@ -48,16 +50,29 @@ def ensure_roles(
     secrets = settings.table(SECRETS)
     with conn.transaction():
         owner = _table_owner(conn, settings)
-        schema = sql.Identifier(current_schema(conn))
+        schema_name = current_schema(conn)
+        schema = sql.Identifier(schema_name)
         _ensure_role(conn, app_role, app_password, owner)
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(app_role)))
         conn.execute(
             sql.SQL("REVOKE ALL ON {} FROM {}").format(
-                sql.SQL(", ").join(settings.table(t) for t in (SECRETS, HISTORY, AUDIT, MIGRATIONS)),
+                sql.SQL(", ").join(settings.table(t) for t in (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS)),
                 sql.Identifier(app_role),
             )
         )
         conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(secrets, sql.Identifier(app_role)))
+        # The reader library resolves a tenant by subdomain or id, and records reads through the access
+        # log's function (decision 0021): two columns of companies, nothing else of it.
+        conn.execute(
+            sql.SQL("GRANT SELECT (id, subdomain) ON {} TO {}").format(
+                settings.table(COMPANIES), sql.Identifier(app_role)
+            )
+        )
+        conn.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION {}(uuid, text, text, text, text, boolean) TO {}").format(
+                sql.Identifier(schema_name, settings.access_function()), sql.Identifier(app_role)
+            )
+        )
         conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(secrets))
         _replace_policy(
             conn,

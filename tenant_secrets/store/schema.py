@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
+from tenant_secrets.store.settings import ACCESS, AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Migration:
             audit=sql.Identifier(settings.name(AUDIT)),
             qualified_audit=sql.Identifier(schema, settings.name(AUDIT)),
             audit_function=sql.Identifier(schema, f"{settings.table_prefix}tenant_secrets_audit"),
+            access=sql.Identifier(settings.name(ACCESS)),
+            qualified_access=sql.Identifier(schema, settings.name(ACCESS)),
+            access_function=sql.Identifier(schema, settings.access_function()),
             secrets_unique=sql.Identifier(f"{secrets}_company_id_secret_key_unique"),
             secrets_fk=sql.Identifier(f"{secrets}_company_id_{companies}_id_fk"),
         )
@@ -143,7 +146,45 @@ AUDIT_TRAIL = Migration(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL)
+ACCESS_LOG = Migration(
+    "0004_company_secret_access",
+    """
+    -- Reads by the reader library (tenant_secrets.reader): which tenant asked for which key, where it
+    -- was found and with what outcome; never a value. Nobody but the owner may read or change it.
+    CREATE TABLE {access} (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        company_id uuid,
+        tenant varchar(255) NOT NULL,
+        secret_key varchar(255) NOT NULL,
+        source text CHECK (source IN ('cache', 'database', 'infisical')),
+        outcome text NOT NULL
+            CHECK (outcome IN ('found', 'not_found', 'unknown_tenant', 'undecryptable', 'failed')),
+        wrote_back boolean NOT NULL,
+        db_role text NOT NULL,
+        session_role text NOT NULL,
+        at timestamptz DEFAULT now() NOT NULL
+    );
+    CREATE INDEX ON {access} (company_id, at);
+
+    -- The one way in: SECURITY DEFINER, so a caller needs EXECUTE (ensure_roles grants it to the
+    -- application role) but no privilege on the table; the role and the time are the function's own,
+    -- so a caller cannot write them. EXECUTE is not left to PUBLIC.
+    CREATE FUNCTION {access_function}(
+        company_id uuid, tenant text, secret_key text, source text, outcome text, wrote_back boolean
+    ) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+        INSERT INTO {qualified_access}
+            (company_id, tenant, secret_key, source, outcome, wrote_back, db_role, session_role)
+        VALUES ($1, $2, $3, $4, $5, $6,
+                CASE current_setting('role') WHEN 'none' THEN session_user::text
+                ELSE current_setting('role') END,
+                session_user)
+    $fn$;
+    REVOKE ALL ON FUNCTION {access_function}(uuid, text, text, text, text, boolean) FROM PUBLIC;
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL, ACCESS_LOG)
 # The newest migration's name: changes exactly when a release adds a migration.
 SCHEMA_VERSION = MIGRATIONS[-1].name
 

@@ -151,6 +151,35 @@ def apply_tenants(
     return result
 
 
+def insert_if_absent(
+    conn: psycopg.Connection[Any], settings: StoreSettings, company: str, key: str, value: str, *, keyring: Keyring
+) -> bool:
+    """Store ``value`` under the active key only if the company has no ``key`` yet; True if this call wrote it.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``, so a row that exists (whatever it holds, and whoever wrote
+    it a moment ago) is never changed. The row the server stored is decrypted and compared with ``value``
+    before the transaction commits; :class:`StoreError` and nothing written when they differ.
+    """
+    _check_key_name(key)
+    cid = company_id(company, label=company)
+    with conn.transaction():
+        stored = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (company_id, secret_key) DO NOTHING"
+                " RETURNING id::text, company_id::text, secret_key, secret_value_encrypted, key_version, version"
+            ).format(settings.table(SECRETS)),
+            [cid, key, keyring.encrypt(value), keyring.active],
+        ).fetchone()
+        if stored is None:
+            return False
+        if _decrypt(_Row(*stored), keyring) != value:
+            raise StoreError(
+                f"the stored {key!r} of company {cid} does not read back as the value written; nothing was written"
+            )
+    return True
+
+
 # --- deciding ------------------------------------------------------------------------------------
 
 

@@ -12,10 +12,11 @@ COMPANIES = "companies"
 SECRETS = "company_secrets"
 HISTORY = "company_secret_versions"
 AUDIT = "company_secret_audit"
+ACCESS = "company_secret_access"
 MIGRATIONS = "tenant_secrets_migrations"
 
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
-_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, MIGRATIONS))
+_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS))
 MAX_PREFIX = _MAX_IDENTIFIER - _LONGEST_BASE
 # Drizzle's createTable prefixes are often a project name plus "_" (hyphens included: every name is
 # quoted, here as in Drizzle). The first character must not be a digit or a hyphen.
@@ -49,6 +50,10 @@ class StoreSettings:
     def name(self, base: str) -> str:
         """The prefixed table name for ``base`` (one of the module's base names)."""
         return f"{self.table_prefix}{base}"
+
+    def access_function(self) -> str:
+        """The function that appends to the access log (migration 0004), unqualified."""
+        return f"{self.table_prefix}tenant_secrets_record_access"
 
     def table(self, base: str) -> sql.Identifier:
         """The prefixed table as an identifier, resolved through the connection's search_path."""

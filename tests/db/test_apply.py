@@ -17,6 +17,7 @@ from tenant_secrets.store import (
     StoreSettings,
     TenantChange,
     apply_tenants,
+    insert_if_absent,
     read_tenant,
     read_tenants,
     require_companies,
@@ -249,3 +250,17 @@ def test_a_company_id_that_is_not_a_uuid_is_refused(
 def test_nothing_to_do_touches_nothing(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring) -> None:
     assert apply_tenants(db, settings, {}, keyring).companies == {}
     assert read_tenant(db, settings, ACME, keyring) == {}
+
+
+def test_insert_if_absent_writes_a_new_key_under_the_active_version_and_never_touches_a_row(
+    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
+) -> None:
+    apply_tenants(db, settings, both(), keyring)
+    rotated = Keyring({1: keyring.key(1), 2: os.urandom(32)}, active=2)
+    before = secret_rows(db)
+
+    assert not insert_if_absent(db, settings, ACME, "STRIPE_SECRET_KEY", fake_value("other"), keyring=rotated)
+    assert secret_rows(db) == before
+    assert insert_if_absent(db, settings, ACME, "NEW_KEY", fake_value("new"), keyring=rotated)
+    assert read_tenant(db, settings, ACME, rotated)["NEW_KEY"] == StoredSecret(fake_value("new"), 1, 2)
+    assert audit_rows(db)[-1] == (ACME, "NEW_KEY", "insert", 1, 2)

@@ -40,6 +40,7 @@ def test_migrate_applies_everything_once_and_records_it(conn: psycopg.Connection
         "company_secrets",
         "company_secret_versions",
         "company_secret_audit",
+        "company_secret_access",
         "tenant_secrets_migrations",
     }
 
@@ -94,6 +95,7 @@ def test_prefix_is_honoured_and_prefixed_stores_are_independent(
             "company_secrets",
             "company_secret_versions",
             "company_secret_audit",
+            "company_secret_access",
             "tenant_secrets_migrations",
         )
     }

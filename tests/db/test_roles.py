@@ -108,6 +108,25 @@ def test_app_role_sees_only_its_company_and_cannot_write(
         assert app.execute("SELECT count(*) FROM company_secrets").fetchone() == (0,), "emptied: nothing"
 
 
+def test_app_role_reads_two_columns_of_companies_and_records_reads_only_through_the_function(
+    db: psycopg.Connection[Any], secured: Roles
+) -> None:
+    with connect(secured.app_dsn) as app:
+        assert app.execute("SELECT id::text, subdomain FROM companies ORDER BY 2").fetchall() == [
+            (ACME, "acme"),
+            (GLOBEX, "globex"),
+        ]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT name FROM companies")
+        app.execute("SELECT tenant_secrets_record_access(%s, 'acme', 'K', 'cache', 'found', false)", [ACME])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT * FROM company_secret_access")
+    with connect(secured.provisioner_dsn) as provisioner, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        provisioner.execute("SELECT tenant_secrets_record_access(NULL, 'acme', 'K', 'cache', 'found', false)")
+    recorded = db.execute("SELECT tenant, secret_key, db_role FROM company_secret_access").fetchall()
+    assert recorded == [("acme", "K", secured.app)]
+
+
 def test_the_app_setting_can_be_transaction_local(secured: Roles) -> None:
     """A pooled application sets the company per transaction: ``SET LOCAL`` / ``set_config(..., true)``."""
     with connect(secured.app_dsn) as app:

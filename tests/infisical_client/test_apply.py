@@ -25,6 +25,22 @@ def test_first_apply_creates_the_folder_and_the_secrets(
     assert client.get_secret("dev", path, "ABSENT") is None
 
 
+def test_a_value_infisical_hides_from_the_identity_is_an_error_not_its_placeholder(
+    client: InfisicalClient, server: RunningServer, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An identity allowed to see a secret but not its value gets ``<hidden-by-infisical>`` back."""
+    client.apply_secrets("dev", path, upsert=SECRETS)
+    ask = client._sdk.secrets.get_secret_by_name
+
+    def hidden(**kwargs: object) -> object:
+        return ask(**{**kwargs, "view_secret_value": False})
+
+    monkeypatch.setattr(client._sdk.secrets, "get_secret_by_name", hidden)
+    with pytest.raises(InfisicalError, match="may not read the value of STRIPE_KEY") as error:
+        client.get_secret("dev", path, "STRIPE_KEY")
+    assert error.value.keys == ("STRIPE_KEY",)
+
+
 def test_a_folder_expected_new_is_created_first_and_not_read(
     client: InfisicalClient, server: RunningServer, path: str
 ) -> None:

@@ -1,0 +1,176 @@
+"""Reading from the database as the application role: one round trip per miss, row-level security,
+the key chosen by each row's key_version, and the typed errors."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from infisical_server.testing import RunningServer
+from tenant_secrets.envelope import Keyring, encrypt
+from tenant_secrets.infisical import InfisicalCredentials
+from tenant_secrets.reader import (
+    DsnConnections,
+    KeyFolder,
+    SecretNotFoundError,
+    SecretReader,
+    Source,
+    SourceUnavailableError,
+    TenantFolders,
+    UndecryptableSecretError,
+    UnknownTenantError,
+)
+from tenant_secrets.store import TenantChange, apply_tenants, rotate
+from tests.db.conftest import fake_value
+from tests.reader.conftest import (
+    ACME,
+    ENVIRONMENT,
+    FAST,
+    GLOBEX,
+    SECRETS_ROUTE,
+    Connections,
+    Database,
+    Services,
+    canary,
+    publish,
+)
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring({1: os.urandom(32)}, active=1)
+
+
+def provision(database: Database, keyring: Keyring, changes: dict[str, dict[str, str]]) -> None:
+    apply_tenants(database.owner, database.settings, {c: TenantChange(v) for c, v in changes.items()}, keyring)
+
+
+def test_a_miss_is_one_round_trip_as_the_application_role_and_a_hit_none(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    provision(database, keyring, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}})
+    app = make_connections(database.app_dsn)
+    reader = SecretReader(database=app, keyring=keyring)
+
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")
+    assert (app.loans, app.round_trips()) == (1, 1)
+    assert reader.get(uuid.UUID(ACME), "STRIPE_SECRET_KEY") == fake_value("acme")  # by company id
+    assert (app.loans, app.round_trips()) == (2, 2)
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")
+    assert (app.loans, app.round_trips()) == (2, 2), "a hit asks nothing"
+
+    with app() as conn:  # the company was set for the read's transaction only
+        assert conn.execute("SELECT current_setting('app.company_id', true)").fetchone() == ("",)
+
+
+def test_a_reader_as_the_application_role_never_returns_another_companys_value(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    globex_only = canary()
+    provision(
+        database,
+        keyring,
+        {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}, GLOBEX: {"GLOBEX_ONLY": globex_only}},
+    )
+    reader = SecretReader(database=make_connections(database.app_dsn), keyring=keyring)
+
+    with pytest.raises(SecretNotFoundError) as missing:
+        reader.get("acme", "GLOBEX_ONLY")
+    assert missing.value.company_id == ACME
+    assert globex_only not in str(missing.value)
+    assert reader.get("globex", "GLOBEX_ONLY") == globex_only  # the same reader, asked for globex
+    with pytest.raises(SecretNotFoundError):
+        reader.get("globex", "STRIPE_SECRET_KEY")
+
+
+def test_unknown_tenants_are_named_and_invalid_subdomains_never_reach_a_source(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    app = make_connections(database.app_dsn)
+    reader = SecretReader(database=app, keyring=keyring)
+    with pytest.raises(UnknownTenantError, match="no company has the subdomain initech"):
+        reader.get("initech", "STRIPE_SECRET_KEY")
+    with pytest.raises(UnknownTenantError, match="no company has the id"):
+        reader.get(uuid.UUID(int=7), "STRIPE_SECRET_KEY")
+    with pytest.raises(UnknownTenantError, match=r"pass it as a uuid\.UUID"):
+        reader.get(ACME, "STRIPE_SECRET_KEY")  # a company id as text is a (valid) subdomain
+    assert app.loans == 3
+    for bad in ("../hono-api", "tenants/acme", "ACME", ""):
+        with pytest.raises(UnknownTenantError, match="not a tenant subdomain") as error:
+            reader.get(bad, "STRIPE_SECRET_KEY")
+        assert error.value.source is None
+    assert app.loans == 3
+
+
+def test_an_undecryptable_row_is_an_error_and_never_falls_back(
+    database: Database,
+    keyring: Keyring,
+    make_connections: Callable[..., Connections],
+    server: RunningServer,
+    credentials: InfisicalCredentials,
+) -> None:
+    value = canary()
+    other_key = os.urandom(32)
+    envelope = encrypt(value, other_key)
+    database.owner.execute(
+        "INSERT INTO company_secrets (company_id, secret_key, secret_value_encrypted, key_version)"
+        " VALUES (%s, 'STRIPE_SECRET_KEY', %s, 1), (%s, 'OLD_KEY', %s, 9)",
+        [ACME, envelope, ACME, encrypt(value, keyring.key(1))],
+    )
+    reader = SecretReader(
+        database=make_connections(database.app_dsn),
+        keyring=keyring,
+        fallback=TenantFolders(credentials, ENVIRONMENT, retry=FAST),
+    )
+    server.reset_requests()
+    with pytest.raises(UndecryptableSecretError, match="another key or has been altered") as altered:
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    with pytest.raises(UndecryptableSecretError, match="master key version 9, which the keyring") as unknown:
+        reader.get("acme", "OLD_KEY")
+    assert server.request_counts() == {}, "no fallback past a row that exists"
+    for error in (altered.value, unknown.value):
+        assert error.source is Source.DATABASE
+        assert value not in str(error)
+        assert envelope not in str(error)
+
+
+def test_a_key_version_published_after_the_keyring_was_read_is_found_with_one_more_listing(services: Services) -> None:
+    database, make_connections, server = services.database, services.connections, services.server
+    credentials, infisical, master_keys = services.credentials, services.infisical, services.master_keys
+    before = publish(infisical, master_keys, [1], current=1)
+    provision(database, before, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}, GLOBEX: {"TOKEN": fake_value("g")}})
+    keys = KeyFolder(credentials, ENVIRONMENT, ttl=3600, retry=FAST)
+    reader = SecretReader(database=make_connections(database.app_dsn), keyring=keys)
+    server.reset_requests()
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")
+    assert server.request_counts() == {SECRETS_ROUTE: 1}, "the key folder, read once"
+
+    # A rotation: version 2 is published, the rows move to it, MASTER_ENCRYPTION_KEY follows.
+    after = publish(infisical, master_keys, [1, 2], current=2)
+    rotate(database.owner, database.settings, after)
+    server.reset_requests()
+    reader.invalidate()
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")
+    assert reader.get("globex", "TOKEN") == fake_value("g")
+    assert server.request_counts() == {SECRETS_ROUTE: 1}, "one re-read, well before the keyring's ttl"
+    assert keys.keyring().active == 2
+
+    database.owner.execute("UPDATE company_secrets SET key_version = 3 WHERE secret_key = 'TOKEN'")
+    server.reset_requests()
+    reader.invalidate()
+    with pytest.raises(UndecryptableSecretError, match="master key version 3"):
+        reader.get("globex", "TOKEN")
+    assert server.request_counts() == {SECRETS_ROUTE: 1}, "re-read once, then the error"
+
+
+def test_an_unreachable_database_is_a_typed_error_without_the_password(database: Database, keyring: Keyring) -> None:
+    password = canary()
+    dsn = database.app_dsn.replace("@", f"{password}@", 1)  # a wrong password
+    reader = SecretReader(database=DsnConnections(dsn), keyring=keyring)
+    with pytest.raises(SourceUnavailableError, match="cannot read it from the database") as error:
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    assert error.value.source is Source.DATABASE
+    assert password not in str(error.value)
