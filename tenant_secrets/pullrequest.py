@@ -266,6 +266,12 @@ def _paths(paths: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
+CREDENTIALS_NOTE = (
+    "Credentials: read-only. The program refuses a database role that can write; the Infisical identity "
+    "is read-only by its setup, which cannot be checked without attempting a write (README, the pull-request flow)."
+)
+
+
 def render_note(
     *, stack: str, code: str, base_rev: str, head_rev: str, changes: Changes, approval_environment: str
 ) -> str:
@@ -274,12 +280,12 @@ def render_note(
     if code == "head":
         lines = [
             f"> **How this preview ran:** this pull request's own code and data at `{short_head}`, after a reviewer "
-            f"approved the `{approval_environment}` environment for this run, with read-only credentials.",
+            f"approved the `{approval_environment}` environment for this run. {CREDENTIALS_NOTE}",
         ]
         return "\n".join(lines) + "\n\n"
     lines = [
         f"> **How this preview ran:** the base branch's code at `{short_base}`, never this pull request's, on "
-        f"its data files at `{short_head}` (`{TENANTS_FILE}`, `Pulumi.{stack}.yaml`), with read-only credentials.",
+        f"its data files at `{short_head}` (`{TENANTS_FILE}`, `Pulumi.{stack}.yaml`). {CREDENTIALS_NOTE}",
     ]
     if changes.code_changed:
         lines += [

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tenant_secrets.cli import main
-from tenant_secrets.pullrequest import HeadDataError, classify, stack_file_problems, take_head_data
+from tenant_secrets.pullrequest import HeadDataError, classify, render_note, stack_file_problems, take_head_data
 
 FAKE_CIPHERTEXT_MASTER = "v1:fake-ciphertext-of-the-master-key"
 BASE: dict[str, Any] = {
@@ -174,3 +174,24 @@ def test_pr_changes_tells_the_workflow_whether_code_changed(
     printed = capsys.readouterr()
     assert printed.out == "code_changed=true\n"
     assert "code: Makefile" in printed.err
+
+
+def test_the_note_says_whose_code_ran_and_what_waits_for_approval() -> None:
+    note = {
+        paths: render_note(
+            stack="prod",
+            code="base",
+            base_rev="b" * 40,
+            head_rev="h" * 40,
+            changes=classify(paths),
+            approval_environment="pr-preview-approval",
+        )
+        for paths in (("tenants.yaml",), ("tenants.yaml", "components/program.py"))
+    }
+    data_only, with_code = note[("tenants.yaml",)], note[("tenants.yaml", "components/program.py")]
+    assert data_only.startswith(f"> **How this preview ran:** the base branch's code at `{'b' * 12}`, never this")
+    assert "also changes code" not in data_only
+    assert (
+        "> This pull request also changes code (`components/program.py`). That code does not run with stack "
+        "`prod`'s credentials until a reviewer approves the `pr-preview-approval` environment" in with_code
+    )
