@@ -195,3 +195,20 @@ def test_the_note_says_whose_code_ran_and_what_waits_for_approval() -> None:
         "> This pull request also changes code (`components/program.py`). That code does not run with stack "
         "`prod`'s credentials until a reviewer approves the `pr-preview-approval` environment" in with_code
     )
+
+
+def test_pr_data_puts_the_refusal_where_the_comment_is_read(
+    checkouts: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, head_dir = checkouts
+    changed = head()
+    changed["secretsprovider"] = "awskms://alias/someone-elses-key"
+    commit(head_dir, {"Pulumi.prod.yaml": yaml.safe_dump(changed)})
+    note = tmp_path / "plan.md"
+    assert main(["pr-data", "--head", str(head_dir), "--base", str(base), "--stack", "prod", "--note", str(note)]) == 1
+    assert note.read_text().startswith(
+        "### tenant-secrets plan: stack `prod`: not previewed\n\n"
+        "**This pull request's data files cannot be previewed with the base branch's code:**\n\n"
+        "- Pulumi.prod.yaml: `secretsprovider` differs from the base branch's"
+    )
+    assert "tenantctl pr-data: Pulumi.prod.yaml: `secretsprovider` differs" in capsys.readouterr().err

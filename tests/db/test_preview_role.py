@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pulumi
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from components import pull_request
 from dev.pg import Cluster
 from tenant_secrets.envelope import Keyring
+from tenant_secrets.stack_settings import StackSettings
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, connect, ensure_roles
 from tenant_secrets.store.preflight import preview_role_problems
 from tests.db.conftest import ACME, fake_value
@@ -103,3 +106,36 @@ def test_rows_hidden_by_row_level_security_are_reported(
         f"row-level security hides rows of company_secrets from role {role!r}: "
         "add a policy FOR SELECT TO it USING (true)"
     ]
+
+
+def stack(settings: StoreSettings) -> StackSettings:
+    config = {"masterKeys": '{"v1": "' + "0" * 64 + '"}', "derivationKey": "1" * 64, "createCompanies": "true"}
+    loaded = StackSettings.load(config.get, stack="dev")
+    assert loaded.store == settings
+    return loaded
+
+
+def test_a_pull_requests_run_previews_with_a_read_only_role_and_nothing_else(
+    db: psycopg.Connection[Any],
+    settings: StoreSettings,
+    preview_role: tuple[str, str],
+    pg_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The program's guard, as `TENANT_SECRETS_PULL_REQUEST=true` runs it: a preview with the documented
+    role goes on; the deploy's role, or an update, stops with one line."""
+    role, dsn = preview_role
+    grant_as_documented(db, role)
+    monkeypatch.setenv("TENANT_SECRETS_PULL_REQUEST", "true")
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: True)
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    pull_request.guard(stack(settings))
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    with pytest.raises(pulumi.RunError, match="needs a read-only database role in DATABASE_URL: role "):
+        pull_request.guard(stack(settings))
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    with pytest.raises(pulumi.RunError, match="a pull request's run only previews"):
+        pull_request.guard(stack(settings))
+    monkeypatch.delenv("TENANT_SECRETS_PULL_REQUEST")
+    pull_request.guard(stack(settings))  # not a pull request's run: the deploy's `up`
