@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from components.pull_request import guard as pull_request_guard
 from components.resources import (
     DatabaseSecrets,
     DatabaseSecretsArgs,
@@ -203,6 +204,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
 def run() -> None:
     """Declare every resource of the stack (synchronously: `main` is the program's entry point)."""
     settings = load_settings()
+    pull_request_guard(settings)
     plan = load_plan(settings)
     resolver = Resolver(
         environment=settings.environment,

@@ -4,6 +4,8 @@
     tenantctl schema [--check] [--output tenants.schema.json]
     tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
+    tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
+    tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
 
 `validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
 one-line summary and exits 0. With --stack it also checks that every value source has a value for
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets import review, schema
+from tenant_secrets import pullrequest, review, schema
 from tenant_secrets.loader import load_tenants_file, read_yaml
 from tenant_secrets.model import (
     EnvironmentPlan,
@@ -196,6 +199,67 @@ def import_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revision(repo: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def pr_changes_command(args: argparse.Namespace) -> int:
+    """Print `code_changed=true|false` (for $GITHUB_OUTPUT), and the changed paths by kind on stderr."""
+    base, head = Path(args.base), Path(args.head)
+    try:
+        changes = pullrequest.classify(pullrequest.changed_paths(head, _revision(base)))
+    except (pullrequest.HeadDataError, subprocess.CalledProcessError) as err:
+        print(f"tenantctl pr-changes: {err}", file=sys.stderr)
+        return 1
+    for kind, paths in (("data", changes.data), ("code", changes.code), ("documentation", changes.documentation)):
+        print(f"{kind}: {', '.join(paths) or '-'}", file=sys.stderr)
+    print(f"code_changed={'true' if changes.code_changed else 'false'}")
+    return 0
+
+
+def pr_data_command(args: argparse.Namespace) -> int:
+    """Take the head's data files into the trusted checkout (--code base) and write the comment's note.
+
+    With --code head (a run a reviewer approved) nothing is copied: the head's own checkout runs."""
+    base, head = Path(args.base), Path(args.head)
+    try:
+        base_rev, head_rev = _revision(base), _revision(head)
+        changes = pullrequest.classify(pullrequest.changed_paths(head, base_rev))
+        if args.code == "base":
+            taken = pullrequest.take_head_data(base, head, args.stack)
+            print(f"taken from the pull request: {', '.join(taken)}", file=sys.stderr)
+    except subprocess.CalledProcessError:
+        print(f"tenantctl pr-data: {args.base} or {args.head} is not a git checkout", file=sys.stderr)
+        return 1
+    except pullrequest.HeadDataError as err:
+        Path(args.note).write_text(render_head_data_error(args.stack, err), encoding="utf-8")
+        for problem in err.problems:
+            print(f"tenantctl pr-data: {problem}", file=sys.stderr)
+        return 1
+    note = pullrequest.render_note(
+        stack=args.stack,
+        code=args.code,
+        base_rev=base_rev,
+        head_rev=head_rev,
+        changes=changes,
+        approval_environment=args.approval_environment,
+    )
+    Path(args.note).write_text(note, encoding="utf-8")
+    return 0
+
+
+def render_head_data_error(stack: str, err: pullrequest.HeadDataError) -> str:
+    """The comment when the head's data files cannot be previewed with the base branch's code."""
+    problems = "\n".join(f"- {p}" for p in err.problems)
+    return (
+        f"### tenant-secrets plan: stack `{stack}`: not previewed\n\n"
+        "**This pull request's data files cannot be previewed with the base branch's code:**\n\n"
+        f"{problems}\n"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review, import")
     commands = root.add_subparsers(dest="command", required=True)
@@ -230,6 +294,24 @@ def parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--output", default="-", help="file to write (default: standard output)")
     imp.set_defaults(run=import_command)
+
+    changes = commands.add_parser("pr-changes", help="a pull request's changed files: data, code, documentation")
+    changes.add_argument("--head", required=True, help="a checkout of the pull request's head commit")
+    changes.add_argument("--base", default=".", help="the trusted checkout (default: the current directory)")
+    changes.set_defaults(run=pr_changes_command)
+
+    data = commands.add_parser(
+        "pr-data", help="take a pull request's data files into the trusted checkout, and write the comment's note"
+    )
+    data.add_argument("--head", required=True, help="a checkout of the pull request's head commit (never run)")
+    data.add_argument("--base", default=".", help="the trusted checkout (default: the current directory)")
+    data.add_argument("--stack", required=True)
+    data.add_argument(
+        "--code", choices=["base", "head"], default="base", help="head: a run a reviewer approved; nothing is copied"
+    )
+    data.add_argument("--note", required=True, help="file for the comment's note on how the preview ran")
+    data.add_argument("--approval-environment", default="pr-preview-approval")
+    data.set_defaults(run=pr_data_command)
     return root
 
 

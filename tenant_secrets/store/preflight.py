@@ -20,7 +20,7 @@ from psycopg import sql
 from tenant_secrets.envelope import EnvelopeError, Keyring
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import StoreError
-from tenant_secrets.store.settings import COMPANIES, HISTORY, SECRETS, StoreSettings
+from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
 
 
 class PreflightError(StoreError):
@@ -193,4 +193,73 @@ def _key_problems(
                 f"{key_field}.v{version} does not decrypt the values stored with key version {version} ({counts}): "
                 "it is not the key they were written with; restore the original key for this version"
             )
+    return problems
+
+
+_WRITE_CHECKS = (
+    ("INSERT", "has_any_column_privilege(c.oid, 'INSERT')"),
+    ("UPDATE", "has_any_column_privilege(c.oid, 'UPDATE')"),
+    ("DELETE", "has_table_privilege(c.oid, 'DELETE')"),
+    ("TRUNCATE", "has_table_privilege(c.oid, 'TRUNCATE')"),
+    ("owns", "pg_has_role(c.relowner, 'USAGE')"),
+)
+
+
+def preview_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings) -> list[str]:
+    """Why the connected role is not fit for a pull request's preview: what it could write, and whether
+    row-level security hides rows of company_secrets from it (the preflight would then count too few
+    key versions and pass). Empty when the role can read the store's tables and write nothing.
+
+    Checked with the catalog's privilege functions, which count inherited roles and ownership; nothing
+    is attempted. Tables that do not exist yet are skipped (a stack before its first `up`)."""
+    role = conn.execute(
+        "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb,"
+        " has_database_privilege(current_database(), 'CREATE'), has_schema_privilege(current_schema(), 'CREATE')"
+        " FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if role is None:  # pragma: no cover - the connected role is always in pg_roles
+        raise StoreError("could not look up the connected role")
+    user, superuser, createrole, createdb, create_in_db, create_in_schema = role
+    writes = [
+        what
+        for what, holds in (
+            ("is a superuser", superuser),
+            ("has CREATEROLE", createrole),
+            ("has CREATEDB", createdb),
+            ("may CREATE in the database", create_in_db),
+            ("may CREATE in the schema", create_in_schema),
+        )
+        if holds
+    ]
+    bases = (COMPANIES, SECRETS, HISTORY, AUDIT, MIGRATIONS)
+    names = [settings.name(base) for base in bases]
+    idents = [sql.Identifier(name).as_string(conn) for name in names]
+    checks = ", ".join(check for _, check in _WRITE_CHECKS)
+    rows = conn.execute(
+        f"SELECT t.name, {checks}, row_security_active(c.oid) AND NOT EXISTS ("  # noqa: S608 - constant SQL
+        "   SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive AND p.polcmd IN ('r', '*')"
+        "   AND pg_get_expr(p.polqual, p.polrelid) = 'true'"
+        "   AND (0 = ANY(p.polroles)"
+        "        OR EXISTS (SELECT 1 FROM unnest(p.polroles) r(id) WHERE pg_has_role(r.id, 'USAGE'))))"
+        " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(name, ident, n)"
+        " JOIN pg_class c ON c.oid = to_regclass(t.ident) ORDER BY t.n",
+        [names, idents],
+    ).fetchall()
+    problems: list[str] = []
+    hidden: list[str] = []
+    for name, *held in rows:
+        granted = [what for (what, _), holds in zip(_WRITE_CHECKS, held[:-1], strict=True) if holds]
+        if "owns" in granted:
+            writes.append(f"owns {name}")
+        elif granted:
+            writes.append(f"{'/'.join(granted)} on {name}")
+        if held[-1]:
+            hidden.append(name)
+    if writes:
+        problems.append(f"role {user!r} can write ({', '.join(writes)})")
+    if hidden:
+        problems.append(
+            f"row-level security hides rows of {', '.join(hidden)} from role {user!r}: "
+            "add a policy FOR SELECT TO it USING (true)"
+        )
     return problems
