@@ -356,10 +356,28 @@ class TenantsDocument(_Strict):
 
 Loc = tuple[str | int, ...]
 Position = tuple[int, int]
+_TYPO_MAX = 100
+# What an issue shows of its field, message and hint, at most: they quote what the file says, and a
+# 10 MB line must not be printed back (the middle gives way, so the start and the rule at the end stay).
+FIELD_SHOWN = 120
+TEXT_SHOWN = 300
+
+
+def clipped(text: str, limit: int, *, count: bool = True) -> str:
+    """text, or its start and end around what is left out: '…' and, with count, how much."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail - (30 if count else 1)
+    gap = f"…({len(text) - head - tail:,} characters)…" if count else "…"
+    return f"{text[:head]}{gap}{text[-tail:]}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """The start of a hint, "did you mean 'x'? ", for the closest choice; empty if none is close."""
+    """The start of a hint, "did you mean 'x'? ", for the closest choice; empty if none is close (or the
+    word is too long to be a typo of one: comparing a 10 MB value would take seconds)."""
+    if len(word) > _TYPO_MAX:
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 
@@ -402,6 +420,11 @@ class Issue:
     field: str
     message: str
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", clipped(self.field, FIELD_SHOWN, count=False))  # a field has no space
+        object.__setattr__(self, "message", clipped(self.message, TEXT_SHOWN))
+        object.__setattr__(self, "hint", clipped(self.hint, TEXT_SHOWN))
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
