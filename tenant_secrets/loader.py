@@ -261,14 +261,15 @@ class _Walker:
             self._issue(where, loc, "an alias refers to the collection that contains it", "remove the alias")
             self.refused.add(loc)
             return None
-        if node.tag not in _PLAIN_TAGS:
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        tag = node.tag  # a property that builds the text each time: read once
+        if tag not in _PLAIN_TAGS:
+            tag = str(tag).replace("tag:yaml.org,2002:", "!!")
             hint = "write the value plainly; a secret's source is a mapping such as {from: config}"
             self._issue(where, loc, f"the YAML tag {tag} is not supported", hint)
             self.refused.add(loc)
             return None
         if not isinstance(node, MappingNode | SequenceNode):
-            return _scalar(node)
+            return _scalar(node.value, tag)
         if len(loc) >= MAX_DEPTH:  # the file is not (read_yaml checked), so aliases inside aliases are
             message, hint = _too_deep_message()
             raise TenantsFileError([Issue(self.file, *where, dotted(loc), f"{message} (through aliases)", hint)])
@@ -284,10 +285,11 @@ class _Walker:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key_node.tag == _MERGE:
+            key_tag = key_node.tag
+            if key_tag == _MERGE:
                 self._issue(where, loc, "YAML merge keys (<<) are not supported", "write the fields out")
                 continue
-            key = _scalar(key_node) if isinstance(key_node, ScalarNode) else None
+            key = _scalar(key_node.value, key_tag) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 self._issue(where, loc, "a key must be text", "quote it")
                 continue
@@ -304,21 +306,20 @@ class _Walker:
         self.issues.append(Issue(self.file, where[0], where[1], dotted(loc), message, hint))
 
 
-def _scalar(node: Node) -> Any:
+def _scalar(text: str, tag: str | None) -> Any:
     """YAML 1.2 core scalars; anything else (a date: `rotation: 2026-11-28`) stays text, as written."""
-    text: str = node.value
-    if node.tag == _STR:
+    if tag == _STR:
         return text
-    if node.tag == _NULL:
+    if tag == _NULL:
         return None
-    if node.tag == _BOOL:
+    if tag == _BOOL:
         return text.lower() == "true"
-    if node.tag == _INT:
+    if tag == _INT:
         try:
             return int(text.replace("_", ""), 0)
         except ValueError:
             return int(text, 10)  # 017: leading zeros, decimal in YAML 1.2
-    if node.tag == _FLOAT:
+    if tag == _FLOAT:
         try:
             return float(text.replace("_", ""))
         except ValueError:  # .inf, .nan
