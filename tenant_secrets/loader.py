@@ -52,6 +52,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from tenant_secrets import validation
 from tenant_secrets.model import (
     FROM_KINDS,
+    MAX_ISSUES,
     SOURCE_MARKERS,
     SOURCE_MODELS,
     Defaults,
@@ -539,14 +540,15 @@ def _parse(text: str, file: str) -> TenantsFile:
     try:
         document = TenantsDocument.model_validate(data)
     except ValidationError as err:
-        located = [(error, _locate(tuple(error["loc"]))) for error in err.errors(include_url=False)]
+        errors = err.errors(include_url=False)  # described up to MAX_ISSUES, at some 40 µs each
+        located = [(error, _locate(tuple(error["loc"]))) for error in errors[:MAX_ISSUES]]
         located = [(e, at) for e, at in located if not any(at.path[: len(r)] == r for r in yaml_doc.refused)]
         for error, at in _without_misspelt_missing(located):
             message, hint = _describe(error, at)
             on_key = at.on_key or error["type"] == "extra_forbidden"
             issues.append(issue_at(file, positions, at.path, message, hint.strip(), at_key=on_key))
         issues += _issues_of_valid_parts(data, positions, file)
-        raise TenantsFileError(issues) from None
+        raise TenantsFileError(issues, undescribed=len(errors[MAX_ISSUES:])) from None
     issues += validation.document_issues(
         file, positions, document.defaults, list(enumerate(document.tenants)), list(document.platform.items())
     )

@@ -436,12 +436,25 @@ def issue_at(file: str, positions: Positions, loc: Loc, message: str, hint: str 
     return Issue(file, line, column, dotted(loc), message, hint)
 
 
-class TenantsFileError(Exception):
-    """Everything wrong with a tenants file, each issue with file, line, column and field."""
+MAX_ISSUES = 1000  # a file with more gets the first ones and a count: nobody reads a hundred thousand
 
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = tuple(sorted(issues, key=lambda i: (i.file, i.line, i.column, i.field)))
-        super().__init__("\n".join(map(str, self.issues)))
+
+class TenantsFileError(Exception):
+    """Everything wrong with a tenants file, each issue with file, line, column and field: the first
+    MAX_ISSUES in file order, and how many `more` there are (beyond those, or left undescribed)."""
+
+    def __init__(self, issues: Sequence[Issue], *, undescribed: int = 0) -> None:
+        ordered = sorted(issues, key=lambda i: (i.file, i.line, i.column, i.field))
+        self.issues = tuple(ordered[:MAX_ISSUES])
+        self.more = len(ordered) - len(self.issues) + undescribed
+        lines = [str(issue) for issue in self.issues]
+        if self.more and self.issues:
+            lines.append(more_problems(self.issues[0].file, self.more))
+        super().__init__("\n".join(lines))
+
+
+def more_problems(file: str, count: int) -> str:
+    return f"{file}: {count:,} more problem(s) not shown; fix these and run again"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from tenant_secrets.cli import main
 from tenant_secrets.loader import MAX_DEPTH, parse_tenants
-from tenant_secrets.model import Issue, TenantsFileError
+from tenant_secrets.model import MAX_ISSUES, Issue, TenantsFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "version: 1\ndefaults:\n  storage: both\n  environments: [dev]\n"  # 4 lines
@@ -246,18 +247,44 @@ def test_a_megabyte_long_line_is_never_printed_back(place: str) -> None:
     assert all(len(str(issue)) < 600 for issue in found), [len(str(i)) for i in found]
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(width=st.integers(1, 3000))
-def test_every_item_of_a_wide_list_is_reported_at_its_own_line(width: int) -> None:
-    text = HEAD + "tenants:\n" + "".join(f"  - {n}\n" for n in range(width))
-    found = issues(text)
-    assert [(i.line, i.message) for i in found] == [(6 + n, "expected a mapping, got a number") for n in range(width)]
+def refusal(text: str) -> TenantsFileError:
+    with pytest.raises(TenantsFileError) as caught:
+        parse_tenants(text)
+    return caught.value
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(width=st.integers(1, 3000))
-def test_every_bad_key_of_a_wide_mapping_is_reported(width: int) -> None:
+@example(width=MAX_ISSUES)
+@example(width=MAX_ISSUES + 1)
+def test_every_item_of_a_wide_list_is_reported_at_its_line_up_to_the_limit(width: int) -> None:
+    refused = refusal(HEAD + "tenants:\n" + "".join(f"  - {n}\n" for n in range(width)))
+    shown = min(width, MAX_ISSUES)
+    assert [(i.line, i.message) for i in refused.issues] == [
+        (6 + n, "expected a mapping, got a number") for n in range(shown)
+    ]
+    assert refused.more == width - shown
+    assert str(refused).count("\n") == shown - 1 + (width > shown)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(width=st.integers(1, 3000))
+def test_every_bad_key_of_a_wide_mapping_is_reported_up_to_the_limit(width: int) -> None:
     keys = "".join(f"      key{n}: {{from: config}}\n" for n in range(width))
-    found = issues(HEAD + "tenants:\n  - subdomain: a1\n    secrets:\n" + keys)
-    assert [i.line for i in found] == list(range(8, 8 + width))
-    assert all(i.message.endswith("is not an environment-style name") for i in found)
+    refused = refusal(HEAD + "tenants:\n  - subdomain: a1\n    secrets:\n" + keys)
+    assert [i.line for i in refused.issues] == list(range(8, 8 + min(width, MAX_ISSUES)))
+    assert all(i.message.endswith("is not an environment-style name") for i in refused.issues)
+    assert refused.more == max(0, width - MAX_ISSUES)
+
+
+def test_tenantctl_validate_lists_the_first_issues_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(HEAD + "tenants: [" + "1, " * 1500 + "1]\n")
+    assert main(["validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == MAX_ISSUES + 1
+    assert lines[-1] == f"{path}: 501 more problem(s) not shown; fix these and run again"
+    assert captured.err == f"{path}: 1,501 problem(s)\n"
