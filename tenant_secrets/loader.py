@@ -264,14 +264,14 @@ class _Walker:
             return None
         tag = node.tag  # a property that builds the text each time: read once
         if tag not in _PLAIN_TAGS:
-            tag = str(tag).replace("tag:yaml.org,2002:", "!!")
+            shown = str(tag).replace("tag:yaml.org,2002:", "!!")
             hint = "write the value plainly; a secret's source is a mapping such as {from: config}"
-            self._issue(where, loc, f"the YAML tag {tag} is not supported", hint)
+            self._issue(where, loc, f"the YAML tag {shown} is not supported", hint)
             self.refused.add(loc)
             return None
         if not isinstance(node, MappingNode | SequenceNode):
             return _scalar(node.value, tag)
-        if len(loc) >= MAX_DEPTH:  # the file is not (read_yaml checked), so aliases inside aliases are
+        if len(loc) >= MAX_DEPTH:  # read_yaml checked the file as written: this is aliases within aliases
             message, hint = _too_deep_message()
             raise TenantsFileError([Issue(self.file, *where, dotted(loc), f"{message} (through aliases)", hint)])
         self.open.add(id(node))
