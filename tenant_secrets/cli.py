@@ -7,10 +7,11 @@
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
 
-`validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
-one-line summary and exits 0. With --stack it also checks that every value source has a value for
-that stack: config paths in the stack file `Pulumi.<stack>.yaml` (present is enough: secure values
-are never decrypted here) and environment variables in this process's environment.
+`validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
+many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
+every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
+(present is enough: secure values are never decrypted here) and environment variables in this
+process's environment.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tenant_secrets.model import (
     TenantsFileError,
     dotted,
     issue_at,
+    more_problems,
     plan_environment,
 )
 from tenant_secrets.validation import check_sources
@@ -133,6 +135,7 @@ def _plan_counts(plan: EnvironmentPlan) -> str:
 def validate(args: argparse.Namespace) -> int:
     file = str(args.file)
     issues: list[Issue] = []
+    more = 0  # problems beyond those listed (a file with more than MAX_ISSUES)
     try:
         tenants = load_tenants_file(file)
         summary = f"{file}: valid; {_counts(tenants)}"
@@ -145,9 +148,12 @@ def validate(args: argparse.Namespace) -> int:
             summary += f"; stack {args.stack} ({environment}): {_plan_counts(plan)}, every value source set"
     except TenantsFileError as err:
         issues += err.issues
+        more = err.more
     if issues:
         _print_issues(issues, args.format)
-        print(f"{file}: {len(issues)} problem(s)", file=sys.stderr)
+        if more:
+            print(more_problems(file, more))
+        print(f"{file}: {len(issues) + more:,} problem(s)", file=sys.stderr)
         return 1
     print(summary)
     return 0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tenant_secrets.loader import parse_tenants
-from tenant_secrets.names import TENANTS_FOLDER, folder_problem, key_problem, subdomain_problem
+from tenant_secrets.names import TENANTS_FOLDER, encoded_label_problem, folder_problem, key_problem, subdomain_problem
 
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
@@ -62,7 +62,7 @@ def discover(reader: FolderReader, environments: Sequence[str], *, platform: boo
     found = Inventory(list(environments))
     for env in environments:
         for name in reader.list_folders(env, f"/{TENANTS_FOLDER}"):
-            problem = subdomain_problem(name)
+            problem = subdomain_problem(name) or encoded_label_problem(name)
             if problem is not None:
                 found.skipped.append(Skipped(env, f"/{TENANTS_FOLDER}/{name}", f"{problem.message} ({problem.hint})"))
                 continue

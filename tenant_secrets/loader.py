@@ -1,6 +1,12 @@
 """Reads tenants.yaml into the typed model, reporting every problem with file, line, column and field.
 
-Three passes, all of whose findings are reported together:
+Before anything is parsed, the text is checked for what the parser cannot be stopped from doing.
+Characters that YAML refuses, or that make a line display other than it reads, are reported at
+their line and column (`_refused_characters`; the parser would stop at the first, giving an offset
+and a traceback). Nesting deeper than MAX_DEPTH is found in the parser's events (`_too_deep`): the
+parser keeps its own stack, while the composer recurses once per level (its C version crashes the
+process somewhere between 20,000 and 50,000 levels). Then three passes, all of whose findings are
+reported together:
 
 1. ruamel.yaml composes the node tree (YAML 1.2: `no` stays a string), and `read_yaml` turns it
    into plain values, recording the position of every key and value and every duplicate key;
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import difflib
 import gc
+import re
 import types
 import typing
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,11 +36,23 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 from pydantic import BaseModel, Tag, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import (
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tenant_secrets import validation
 from tenant_secrets.model import (
     FROM_KINDS,
+    MAX_ISSUES,
     SOURCE_MARKERS,
     SOURCE_MODELS,
     Defaults,
@@ -70,6 +90,23 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _PLAIN_TAGS = frozenset({_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP, _MAP, _SEQ})
 
+# A real tenants.yaml nests about 10 collections deep (tenants, a tenant, overrides, an environment,
+# secrets, a group, a field's source, generate); the limit leaves room and bounds every recursion
+# after it (our walk, pydantic) far below Python's.
+MAX_DEPTH = 64
+# What YAML refuses: C0 controls but tab and line breaks, DEL, C1 but NEL, surrogates, U+FFFE, U+FFFF.
+_YAML_REFUSES = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff"
+# What YAML accepts but a reviewer cannot see: bidirectional controls, which reorder how a line
+# displays (the "Trojan Source" trick); NEL and the line and paragraph separators, which the parser
+# takes for line breaks and a diff does not; a byte order mark after the start.
+_INVISIBLE = "\x85\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+_REFUSED_CHARACTERS = re.compile(f"[{_YAML_REFUSES}{_INVISIBLE}]")
+_REFUSED_BY_YAML = re.compile(f"[{_YAML_REFUSES}]")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+_MAX_CHARACTER_ISSUES = 10
+_OPENS = (SequenceStartEvent, MappingStartEvent)
+_CLOSES = (SequenceEndEvent, MappingEndEvent)
+
 
 # --- YAML with positions -----------------------------------------------------------------------------
 
@@ -91,9 +128,26 @@ def _compose(text: str) -> Node | None:
     return YAML(typ="safe", pure=True).compose(text)  # type: ignore[no-any-return]
 
 
+def _events(text: str) -> Iterator[Event]:
+    """The parser's events, one at a time: the parser keeps its own stack, and never recurses."""
+    if _CLoader is None:
+        yield from YAML(typ="safe", pure=True).parse(text)
+        return
+    parser = _CLoader(text)
+    while (event := parser.get_event()) is not None:
+        yield event
+
+
 def read_yaml(text: str, file: str) -> YamlDocument:
-    """Parse YAML into plain values with positions; raise TenantsFileError on a syntax error."""
+    """Parse YAML into plain values with positions; raise TenantsFileError on a syntax error, a refused
+    character or nesting deeper than MAX_DEPTH."""
+    hostile = _refused_characters(text, file)
+    if hostile:
+        raise TenantsFileError(hostile)
     try:
+        too_deep = _too_deep(text, file)
+        if too_deep:
+            raise TenantsFileError([too_deep])
         node = _compose(text)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -105,6 +159,83 @@ def read_yaml(text: str, file: str) -> YamlDocument:
     data = walker.value(node, ()) if node is not None else None
     positions = Positions(walker.values, walker.keys)
     return YamlDocument(data, positions, tuple(walker.issues), frozenset(walker.refused))
+
+
+def _refused_characters(text: str, file: str) -> list[Issue]:
+    """The first refused character of each line, for the first few lines that have one, then how many
+    more there are: one search per line reported, so a file full of them costs one scan, and says so
+    in a few lines."""
+    issues: list[Issue] = []
+    line, line_start, scanned = 1, 0, 0
+    if text.startswith("\ufeff"):  # a byte order mark at the start is allowed, and takes no column
+        line_start = scanned = 1
+    found = _REFUSED_CHARACTERS.search(text, scanned)
+    while found:
+        for newline in _LINE_BREAK.finditer(text, scanned, found.start()):
+            line, line_start = line + 1, newline.end()
+        scanned = found.start()
+        where = (file, line, found.start() - line_start + 1, "(file)")
+        if len(issues) == _MAX_CHARACTER_ISSUES:
+            more = _REFUSED_CHARACTERS.subn("", text[found.start() :])[1]
+            issues.append(Issue(*where, f"{more:,} more refused character(s) from here on", "remove them"))
+            break
+        issues.append(Issue(*where, *_describe_character(found.group())))
+        next_line = _LINE_BREAK.search(text, found.end())
+        found = _REFUSED_CHARACTERS.search(text, next_line.end()) if next_line else None
+    return issues
+
+
+def _describe_character(character: str) -> tuple[str, str]:
+    code = f"U+{ord(character):04X}"
+    if _REFUSED_BY_YAML.match(character):
+        return f"the control character {code} is not allowed", "remove it; YAML does not accept it in a file"
+    name = unicodedata.name(character, "NEXT LINE")  # NEL, U+0085, is the one without a name
+    return (
+        f"the invisible character {code} ({name}) is not allowed",
+        "remove it; a reviewer cannot see it, and it changes how the line displays or where it ends",
+    )
+
+
+def _too_deep(text: str, file: str) -> Issue | None:
+    """The first collection nested deeper than MAX_DEPTH, from the parser's events."""
+    depth = 0
+    for index, event in enumerate(_events(text)):
+        kind = type(event)
+        if kind in _OPENS:
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                field = dotted(_loc_of_event(text, index))
+                return Issue(file, mark.line + 1, mark.column + 1, field, *_too_deep_message())
+        elif kind in _CLOSES:
+            depth -= 1
+    return None
+
+
+def _too_deep_message() -> tuple[str, str]:
+    return f"nested more than {MAX_DEPTH} levels deep", "a tenants.yaml needs about 10; write this part flat"
+
+
+def _loc_of_event(text: str, stop: int) -> Loc:
+    """The data path of the stop-th event (on the error path only: a second pass, tracking keys)."""
+    open_: list[tuple[Loc, bool, list[Any]]] = []  # (loc, is a mapping, [nodes seen, last key])
+    for index, event in enumerate(_events(text)):
+        if isinstance(event, CollectionEndEvent):
+            open_.pop()
+        if not isinstance(event, NodeEvent):
+            continue
+        loc: Loc = ()
+        if open_:
+            parent, mapping, seen = open_[-1]
+            if mapping and seen[0] % 2 == 0:  # a key: it names the value that follows
+                seen[1] = event.value if isinstance(event, ScalarEvent) else "?"
+            loc = (*parent, seen[1] if mapping else seen[0])
+            seen[0] += 1
+        if index == stop:
+            return loc
+        if isinstance(event, CollectionStartEvent):
+            open_.append((loc, isinstance(event, MappingStartEvent), [0, ""]))
+    return ()
 
 
 class _Walker:
@@ -131,14 +262,18 @@ class _Walker:
             self._issue(where, loc, "an alias refers to the collection that contains it", "remove the alias")
             self.refused.add(loc)
             return None
-        if node.tag not in _PLAIN_TAGS:
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        tag = node.tag  # a property that builds the text each time: read once
+        if tag not in _PLAIN_TAGS:
+            shown = str(tag).replace("tag:yaml.org,2002:", "!!")
             hint = "write the value plainly; a secret's source is a mapping such as {from: config}"
-            self._issue(where, loc, f"the YAML tag {tag} is not supported", hint)
+            self._issue(where, loc, f"the YAML tag {shown} is not supported", hint)
             self.refused.add(loc)
             return None
         if not isinstance(node, MappingNode | SequenceNode):
-            return _scalar(node)
+            return _scalar(node.value, tag)
+        if len(loc) >= MAX_DEPTH:  # read_yaml checked the file as written: this is aliases within aliases
+            message, hint = _too_deep_message()
+            raise TenantsFileError([Issue(self.file, *where, dotted(loc), f"{message} (through aliases)", hint)])
         self.open.add(id(node))
         try:
             if isinstance(node, MappingNode):
@@ -151,10 +286,11 @@ class _Walker:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key_node.tag == _MERGE:
+            key_tag = key_node.tag
+            if key_tag == _MERGE:
                 self._issue(where, loc, "YAML merge keys (<<) are not supported", "write the fields out")
                 continue
-            key = _scalar(key_node) if isinstance(key_node, ScalarNode) else None
+            key = _scalar(key_node.value, key_tag) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 self._issue(where, loc, "a key must be text", "quote it")
                 continue
@@ -171,21 +307,20 @@ class _Walker:
         self.issues.append(Issue(self.file, where[0], where[1], dotted(loc), message, hint))
 
 
-def _scalar(node: Node) -> Any:
+def _scalar(text: str, tag: str | None) -> Any:
     """YAML 1.2 core scalars; anything else (a date: `rotation: 2026-11-28`) stays text, as written."""
-    text: str = node.value
-    if node.tag == _STR:
+    if tag == _STR:
         return text
-    if node.tag == _NULL:
+    if tag == _NULL:
         return None
-    if node.tag == _BOOL:
+    if tag == _BOOL:
         return text.lower() == "true"
-    if node.tag == _INT:
+    if tag == _INT:
         try:
             return int(text.replace("_", ""), 0)
         except ValueError:
             return int(text, 10)  # 017: leading zeros, decimal in YAML 1.2
-    if node.tag == _FLOAT:
+    if tag == _FLOAT:
         try:
             return float(text.replace("_", ""))
         except ValueError:  # .inf, .nan
@@ -405,14 +540,15 @@ def _parse(text: str, file: str) -> TenantsFile:
     try:
         document = TenantsDocument.model_validate(data)
     except ValidationError as err:
-        located = [(error, _locate(tuple(error["loc"]))) for error in err.errors(include_url=False)]
+        errors = err.errors(include_url=False)  # described up to MAX_ISSUES, at some 40 µs each
+        located = [(error, _locate(tuple(error["loc"]))) for error in errors[:MAX_ISSUES]]
         located = [(e, at) for e, at in located if not any(at.path[: len(r)] == r for r in yaml_doc.refused)]
         for error, at in _without_misspelt_missing(located):
             message, hint = _describe(error, at)
             on_key = at.on_key or error["type"] == "extra_forbidden"
             issues.append(issue_at(file, positions, at.path, message, hint.strip(), at_key=on_key))
         issues += _issues_of_valid_parts(data, positions, file)
-        raise TenantsFileError(issues) from None
+        raise TenantsFileError(issues, undescribed=len(errors[MAX_ISSUES:])) from None
     issues += validation.document_issues(
         file, positions, document.defaults, list(enumerate(document.tenants)), list(document.platform.items())
     )

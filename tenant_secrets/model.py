@@ -356,10 +356,28 @@ class TenantsDocument(_Strict):
 
 Loc = tuple[str | int, ...]
 Position = tuple[int, int]
+_TYPO_MAX = 100
+# What an issue shows of its field, message and hint, at most: they quote what the file says, and a
+# 10 MB line must not be printed back (the middle gives way, so the start and the rule at the end stay).
+FIELD_SHOWN = 120
+TEXT_SHOWN = 300
+
+
+def clipped(text: str, limit: int, *, count: bool = True) -> str:
+    """text, or its start and end around what is left out: '…' and, with count, how much."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail - (30 if count else 1)
+    gap = f"…({len(text) - head - tail:,} characters)…" if count else "…"
+    return f"{text[:head]}{gap}{text[-tail:]}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """The start of a hint, "did you mean 'x'? ", for the closest choice; empty if none is close."""
+    """The start of a hint, "did you mean 'x'? ", for the closest choice; empty if none is close (or the
+    word is too long to be a typo of one: comparing a 10 MB value would take seconds)."""
+    if len(word) > _TYPO_MAX:
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 
@@ -403,6 +421,11 @@ class Issue:
     message: str
     hint: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", clipped(self.field, FIELD_SHOWN, count=False))  # a field has no space
+        object.__setattr__(self, "message", clipped(self.message, TEXT_SHOWN))
+        object.__setattr__(self, "hint", clipped(self.hint, TEXT_SHOWN))
+
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
         return f"{text}. {self.hint[0].upper()}{self.hint[1:]}" if self.hint else text
@@ -413,12 +436,25 @@ def issue_at(file: str, positions: Positions, loc: Loc, message: str, hint: str 
     return Issue(file, line, column, dotted(loc), message, hint)
 
 
-class TenantsFileError(Exception):
-    """Everything wrong with a tenants file, each issue with file, line, column and field."""
+MAX_ISSUES = 1000  # a file with more gets the first ones and a count: nobody reads a hundred thousand
 
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = tuple(sorted(issues, key=lambda i: (i.file, i.line, i.column, i.field)))
-        super().__init__("\n".join(map(str, self.issues)))
+
+class TenantsFileError(Exception):
+    """Everything wrong with a tenants file, each issue with file, line, column and field: the first
+    MAX_ISSUES in file order, and how many `more` there are (beyond those, or left undescribed)."""
+
+    def __init__(self, issues: Sequence[Issue], *, undescribed: int = 0) -> None:
+        ordered = sorted(issues, key=lambda i: (i.file, i.line, i.column, i.field))
+        self.issues = tuple(ordered[:MAX_ISSUES])
+        self.more = len(ordered) - len(self.issues) + undescribed
+        lines = [str(issue) for issue in self.issues]
+        if self.more and self.issues:
+            lines.append(more_problems(self.issues[0].file, self.more))
+        super().__init__("\n".join(lines))
+
+
+def more_problems(file: str, count: int) -> str:
+    return f"{file}: {count:,} more problem(s) not shown; fix these and run again"
 
 
 @dataclass(frozen=True)

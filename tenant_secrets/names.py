@@ -26,6 +26,7 @@ TENANTS_FOLDER = "tenants"  # tenant folders live under /tenants/<subdomain>
 SHARED_NAMESPACE = "shared"  # `secrets.shared.*` in stack config: values several owners read
 RESERVED_FOLDERS = frozenset({TENANTS_FOLDER, SHARED_NAMESPACE})
 SUBDOMAIN_MAX = 63
+_ENCODED_DECISION = "docs/decisions/0023-encoded-subdomains.md"
 KEY_MAX = 255
 
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -67,6 +68,24 @@ def subdomain_problem(value: str) -> Problem | None:
         f"'{value}' is not a DNS label: only lowercase letters a-z, digits and hyphens",
         hint or "a subdomain is 1-63 lowercase letters, digits and hyphens",
     )
+
+
+def encoded_label_problem(value: str) -> Problem | None:
+    """None unless a DNS label is one DNS reserves for encoded names: '--' in its third and fourth
+    characters, as in punycode's xn--, which browsers can show as other text (xn--pple-43d as 'apple'
+    with a Cyrillic first letter). Refused for a tenant that is not decommissioned (docs/decisions/0023)."""
+    if value[2:4] != "--":
+        return None
+    hint = f"a new tenant takes a plain name of a-z, 0-9 and '-' ({_ENCODED_DECISION})"
+    if not value.startswith("xn--"):
+        return Problem(f"'{value}' has '--' in its third and fourth characters, reserved for encoded names", hint)
+    try:
+        shown = value[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return Problem(f"'{value}' is an encoded (punycode) name, and not a valid one", hint)
+    letters = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in dict.fromkeys(shown) if c > "~")
+    message = f"'{value}' is an encoded name that can display as '{shown}'"
+    return Problem(f"{message} ({letters})" if letters else message, hint)
 
 
 def _as_label(value: str) -> str:

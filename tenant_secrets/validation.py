@@ -1,7 +1,8 @@
 """The checks beyond one field's type.
 
 `document_issues`: rules across the file that a schema cannot say (unique subdomains, overrides
-only for environments a tenant is in, group keys that collide, a tenant reading another's config).
+only for environments a tenant is in, group keys that collide, a tenant reading another's config,
+no encoded (xn--) subdomain but on a decommissioned tenant).
 
 `check_sources`: needs a stack. Does every config path and environment variable that the plan
 reads have a value? Run by the program before any resource is declared and by
@@ -34,7 +35,7 @@ from tenant_secrets.model import (
     flatten,
     issue_at,
 )
-from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE
+from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE, encoded_label_problem
 
 
 class _Report:
@@ -64,6 +65,9 @@ def document_issues(
     _unique_tenants(report, tenants)
     for index, tenant in tenants:
         where: Loc = ("tenants", index)
+        encoded = None if tenant.decommission else encoded_label_problem(tenant.subdomain)
+        if encoded:  # a decommissioned tenant keeps its name, so that one made before the rule can go
+            report.add((*where, "subdomain"), encoded.message, encoded.hint)
         environments = tenant.environments or declared
         if tenant.environments is not None:
             _unique_names(report, (*where, "environments"), tenant.environments)

@@ -30,6 +30,7 @@ TREE = {
         "/tenants/beta": ["SENDGRID_API_KEY"],
         "/tenants/Not_A_Label": ["X"],
         "/tenants/api": ["X"],
+        "/tenants/xn--pple-43d": ["X"],
         "/hono-api": ["BETTER_AUTH_SECRET", "lowercase_key"],
     },
     "prod": {
@@ -69,6 +70,7 @@ def test_an_environment_becomes_a_valid_tenants_file_of_infisical_sources() -> N
     assert skipped == {
         ("dev", "/tenants/Not_A_Label"),
         ("dev", "/tenants/api"),
+        ("dev", "/tenants/xn--pple-43d"),
         ("dev", "/hono-api/lowercase_key"),
     }
     assert all("left out" in str(s) for s in found.skipped)

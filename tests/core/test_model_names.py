@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tenant_secrets.names import (
     RESERVED_SUBDOMAINS,
+    encoded_label_problem,
     infisical_key_problem,
     key_problem,
     subdomain_problem,
@@ -77,6 +78,34 @@ def test_a_suggested_subdomain_is_itself_valid(value: str) -> None:
     if problem and problem.hint.startswith("did you mean '"):
         suggestion = problem.hint.removeprefix("did you mean '").removesuffix("'?")
         assert subdomain_problem(suggestion) is None
+
+
+@given(st.text(LABEL_CHARS, min_size=1, max_size=63))
+@example("xn--pple-43d")
+@example("ab--cd")
+@example("a--b")
+def test_a_label_with_two_hyphens_in_third_and_fourth_place_is_an_encoded_one(value: str) -> None:
+    assert (encoded_label_problem(value) is not None) == (value[2:3] == "-" and value[3:4] == "-")
+
+
+@given(st.text(st.characters(min_codepoint=0xA0, max_codepoint=0x2FFF, categories=["Ll", "Lo"]), min_size=1))
+def test_every_punycode_name_is_refused_naming_what_it_displays(text: str) -> None:
+    value = "xn--" + text.encode("punycode").decode("ascii")
+    if subdomain_problem(value) is not None:  # too long for a label
+        return
+    problem = encoded_label_problem(value)
+    assert problem is not None
+    assert f"can display as '{text}'" in problem.message
+    assert f"U+{ord(text[0]):04X}" in problem.message
+
+
+def test_the_look_alike_of_the_issue_names_its_cyrillic_letter() -> None:
+    problem = encoded_label_problem("xn--pple-43d")
+    assert problem is not None
+    assert problem.message == (
+        "'xn--pple-43d' is an encoded name that can display as '\u0430pple' (U+0430 CYRILLIC SMALL LETTER A)"
+    )
+    assert "docs/decisions/0023-encoded-subdomains.md" in problem.hint
 
 
 @given(st.text(LABEL_CHARS + "_.A", max_size=70))

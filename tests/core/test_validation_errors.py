@@ -171,6 +171,18 @@ def test_invalid_and_reserved_subdomains() -> None:
     assert found[2].hint == "did you mean 'acme'?"
 
 
+def test_an_encoded_subdomain_is_refused_unless_the_tenant_is_decommissioned() -> None:
+    text = HEAD + "tenants:\n  - subdomain: apple\n  - subdomain: xn--pple-43d\n  - subdomain: ab--cd\n"
+    found = issues(text)
+    assert [(i.line, i.column, i.field) for i in found] == [
+        (7, 16, "tenants[1].subdomain"),
+        (8, 16, "tenants[2].subdomain"),
+    ]
+    assert found[0].message.startswith("'xn--pple-43d' is an encoded name that can display as")
+    gone = HEAD + "tenants:\n  - subdomain: xn--pple-43d\n    decommission: true\n"
+    assert parse_tenants(gone).document.tenants[0].decommission
+
+
 def test_bad_key_names_are_reported_at_the_key() -> None:
     text = HEAD + (
         "tenants:\n"
