@@ -4,6 +4,7 @@
     tenantctl schema [--check] [--output tenants.schema.json]
     tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
+    tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
 one-line summary and exits 0. With --stack it also checks that every value source has a value for
@@ -196,8 +197,23 @@ def import_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Exit 0: the stores hold what is declared; 1: drift, every difference listed; 2: could not check."""
+    from tenant_secrets import drift, verify  # noqa: PLC0415
+
+    report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
+    sys.stdout.write(drift.render(report, args.format))
+    return report.status
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review, import")
+    root = argparse.ArgumentParser(
+        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify"
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("validate", help="validate tenants.yaml (with --stack, also its value sources)")
@@ -230,6 +246,15 @@ def parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--output", default="-", help="file to write (default: standard output)")
     imp.set_defaults(run=import_command)
+
+    ver = commands.add_parser(
+        "verify", help="compare what is declared with what Infisical and the database hold (exit 0, 1 drift, 2 error)"
+    )
+    ver.add_argument("--stack", required=True)
+    ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
+    ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")
+    ver.set_defaults(run=verify_command)
     return root
 
 
