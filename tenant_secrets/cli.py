@@ -5,6 +5,7 @@
     tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
+    tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
 one-line summary and exits 0. With --stack it also checks that every value source has a value for
@@ -210,9 +211,53 @@ def verify_command(args: argparse.Namespace) -> int:
     return report.status
 
 
+def _held_keys(environments: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Key names under /tenants in each environment, one recursive listing each, values never sent."""
+    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
+    from tenant_secrets.migrate import MigrationError  # noqa: PLC0415
+
+    try:
+        client = InfisicalClient(InfisicalCredentials.from_env())
+        return {env: client.list_tree_keys(env, "/tenants") for env in environments}
+    except InfisicalError as err:
+        raise MigrationError(str(err)) from None
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    """Rewrite tenants.yaml so the chosen tenants are in both stores; nothing else is touched."""
+    from tenant_secrets import migrate  # noqa: PLC0415
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+        tenants = load_tenants_file(path)
+        chosen = migrate.choose(tenants, args.to, _names(args.tenants), args.batch)
+        held = _held_keys(migrate.environments_of(tenants, chosen)) if args.to == "database" else {}
+        migration = migrate.plan_migration(tenants, args.to, chosen, held)
+        path.write_text(migrate.rewrite(text, migration, str(path)), encoding="utf-8")
+    except TenantsFileError as err:
+        _print_issues(err.issues, "text")
+        return 1
+    except OSError as err:
+        print(f"tenantctl migrate: cannot read or write {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    except migrate.MigrationError as err:
+        print(f"tenantctl migrate: {err}", file=sys.stderr)
+        return 1
+    for line in migration.skipped:
+        print(line, file=sys.stderr)
+    names = ",".join(move.subdomain for move in migration.moves)
+    print(
+        f"{path}: {migrate.describe(migration)}. Open a pull request; after `pulumi up`, "
+        f"`tenantctl verify --stack <stack> --tenants {names}` proves the batch",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify"
+        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate"
     )
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -255,6 +300,16 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")
     ver.set_defaults(run=verify_command)
+
+    mig = commands.add_parser(
+        "migrate", help="move tenants to the other store as a change of tenants.yaml (storage: both)"
+    )
+    mig.add_argument("file", nargs="?", default="tenants.yaml")
+    mig.add_argument("--to", required=True, choices=["database", "infisical"], help="the store the tenants move to")
+    which = mig.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenants", help="comma-separated subdomains")
+    which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
+    mig.set_defaults(run=migrate_command)
     return root
 
 
