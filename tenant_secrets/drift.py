@@ -213,10 +213,10 @@ def render_markdown(report: Report) -> str:
             cells = [str(counts[s]) if s in counts else "-" for s in STORES]
             out.append(f"| {owner} | {' | '.join(cells)} |")
         out.append("")
-    out.append(report.summary())
     if report.findings:
         kinds = [k for k in KINDS if any(f.kind == k for f in report.findings)]
-        out += ["", "Values are never shown. " + " ".join(f"*{k}*: {NOTES[k]}." for k in kinds)]
+        out += ["Values are never shown. " + " ".join(f"*{k}*: {NOTES[k]}." for k in kinds), ""]
+    out.append(report.summary())
     return "\n".join(out) + "\n"
 
 
