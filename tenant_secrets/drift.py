@@ -168,12 +168,13 @@ class Report:
         owners = sorted({f.owner for f in self.findings})
         kinds = Counter(f.kind for f in self.findings)
         counted = ", ".join(f"{kinds[k]} {k}" for k in KINDS if kinds[k])
-        scope = f"{len(owners)} of {len(self.counts)} tenant(s) or folder(s) ({_few(owners)})"
+        scope = f"{len(owners)} of {len(self.counts)} tenant(s) or folder(s) ({few(owners)})"
         return f"drift on {where} in {scope}: {counted}"
 
 
-def _few(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:NAMED])
+def few(names: Sequence[str], sep: str = ", ") -> str:
+    """The first few names, and how many more: a message stays short at any number of tenants."""
+    shown = sep.join(names[:NAMED])
     return shown + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
 
 

@@ -26,12 +26,12 @@ from typing import Any, Protocol
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from tenant_secrets.drift import few
 from tenant_secrets.loader import parse_tenants
 from tenant_secrets.model import Tenant, TenantsFile, plan_environment
 from tenant_secrets.names import TENANTS_FOLDER, key_problem
 
 DIRECTIONS = {"database": "infisical", "infisical": "database"}  # target -> the only store a tenant moves from
-NAMED = 5
 
 
 class MigrationError(Exception):
@@ -93,12 +93,12 @@ def choose(tf: TenantsFile, target: str, names: Sequence[str], batch: int | None
     known = {t.subdomain: t for t in tf.document.tenants}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise MigrationError(f"not in {tf.path}: {_few(unknown)}")
+        raise MigrationError(f"not in {tf.path}: {few(unknown)}")
     wrong = [f"{n} (storage: {_storage(tf, known[n])})" for n in names if n not in movable]
     if wrong:
         raise MigrationError(
             f"only a tenant that is only in {DIRECTIONS[target]} (and not decommissioned) moves to {target}: "
-            + _few(wrong)
+            + few(wrong)
         )
     return list(dict.fromkeys(names))
 
@@ -200,15 +200,11 @@ def rewrite(text: str, migration: Migration, file: str = "tenants.yaml") -> str:
     return result
 
 
-def _few(names: Sequence[str]) -> str:
-    return ", ".join(names[:NAMED]) + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
-
-
 def describe(migration: Migration) -> str:
     """One line for the person who ran it: who moved, how many keys were added."""
     names = [m.subdomain for m in migration.moves]
     added = sum(m.added for m in migration.moves)
-    text = f"{len(names)} tenant(s) now storage: both ({_few(names)})"
+    text = f"{len(names)} tenant(s) now storage: both ({few(names)})"
     if migration.target == "database":
         text += f"; {added} key(s) now read {{from: infisical}} from the tenant's own folder"
     return text

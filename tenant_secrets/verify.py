@@ -25,8 +25,9 @@ from typing import Any, Protocol
 import psycopg
 
 from tenant_secrets import store
-from tenant_secrets.drift import Expected, Held, Report, compare
+from tenant_secrets.drift import Expected, Held, Report, compare, few
 from tenant_secrets.envelope import Keyring
+from tenant_secrets.keyfolder import is_keyring_secret
 from tenant_secrets.model import EnvironmentPlan, InfisicalSource, TenantsFileError, ValueSource, plan_environment
 from tenant_secrets.names import TENANTS_FOLDER
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
@@ -35,7 +36,6 @@ from tenant_secrets.store.settings import COMPANIES
 from tenant_secrets.values import Resolver, UnresolvedValueError, fingerprint
 
 Progress = Callable[[str], None]
-NAMED = 5
 
 
 class TreeReader(Protocol):
@@ -119,7 +119,7 @@ def check(
         expected.append(Expected(owner, stores, fingerprints, unresolved, platform))
     if unset:
         raise CannotCheckError(
-            f"{len(unset)} declared value(s) have no value here: {_few(unset)}; run where `pulumi up` runs "
+            f"{len(unset)} declared value(s) have no value here: {few(unset, '; ')}; run where `pulumi up` runs "
             "(its environment variables), or check `tenantctl validate --stack`"
         )
     held: dict[tuple[str, str], Held] = {}
@@ -154,9 +154,6 @@ def _infisical_held(
     plan: EnvironmentPlan, expected: list[Expected], tree: Mapping[str, Mapping[str, str]], fp_key: bytes
 ) -> dict[tuple[str, str], Held]:
     """The managed folders' secrets as fingerprints; the key folder's keyring secrets are never declared."""
-    # imported here: the key folder's names only, no Infisical SDK
-    from tenant_secrets.keyfolder import is_keyring_secret  # noqa: PLC0415
-
     platform = {f.name for f in plan.platform}
     held: dict[tuple[str, str], Held] = {}
     for owner in expected:
@@ -223,18 +220,13 @@ def _database_held(
     return held
 
 
-def _few(names: Collection[str]) -> str:
-    listed = list(names)
-    return "; ".join(listed[:NAMED]) + (f"; and {len(listed) - NAMED} more" if len(listed) > NAMED else "")
-
-
 def _select(plan: EnvironmentPlan, names: Collection[str]) -> EnvironmentPlan:
     """The plan narrowed to the named tenants or platform folders; CannotCheckError names any unknown one."""
     known = {t.subdomain for t in plan.tenants} | {f.name for f in plan.platform}
     unknown = sorted(set(names) - known)
     if unknown:
         raise CannotCheckError(
-            f"not in tenants.yaml for environment {plan.environment}: {_few(unknown)}"
+            f"not in tenants.yaml for environment {plan.environment}: {few(unknown)}"
             f" (known: {len(known)} tenant(s) and folder(s))"
         )
     return EnvironmentPlan(
