@@ -48,6 +48,8 @@ class Expected:
     """Key -> fingerprint of the declared value."""
     unresolved: Mapping[str, str] = field(default_factory=dict)
     """Key -> the Infisical secret its `{from: infisical}` source reads, when that secret does not exist."""
+    retired: frozenset[str] = frozenset()
+    """Keys marked `{decommission: true}`: the next `up` deletes them."""
     platform: bool = False
 
 
@@ -115,9 +117,13 @@ def _store_findings(owner: Expected, store: str, held: Held | None) -> list[Find
             findings.append(Finding(name, store, key, "different", "the value differs from the declared one"))
     declared = set(owner.fingerprints) | set(owner.unresolved)
     findings += [
-        Finding(name, store, key, "undeclared", "not declared in tenants.yaml") for key in sorted(held.keys - declared)
+        Finding(name, store, key, "undeclared", _undeclared(key, owner)) for key in sorted(held.keys - declared)
     ]
     return findings
+
+
+def _undeclared(key: str, owner: Expected) -> str:
+    return "marked {decommission: true}, still in the store" if key in owner.retired else "not declared in tenants.yaml"
 
 
 def _disagreements(owner: str, infisical: Held | None, database: Held | None) -> list[Finding]:

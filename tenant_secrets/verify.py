@@ -104,7 +104,7 @@ def check(
     fp_key = settings.fingerprint_key
     expected: list[Expected] = []
     unset: list[str] = []
-    for owner, stores, sources, platform in _owners(plan):
+    for owner, stores, sources, retired, platform in _owners(plan):
         fingerprints: dict[str, str] = {}
         unresolved: dict[str, str] = {}
         for key, source in sorted(sources.items()):
@@ -116,7 +116,7 @@ def check(
                     unresolved[key] = where
                 else:
                     unset.append(str(err))
-        expected.append(Expected(owner, stores, fingerprints, unresolved, platform))
+        expected.append(Expected(owner, stores, fingerprints, unresolved, retired, platform))
     if unset:
         raise CannotCheckError(
             f"{len(unset)} declared value(s) have no value here: {few(unset, '; ')}; run where `pulumi up` runs "
@@ -141,12 +141,13 @@ def check(
     return Report(stack, plan.environment, tuple(findings), counts, show_counts=show_counts)
 
 
-def _owners(plan: EnvironmentPlan) -> list[tuple[str, frozenset[str], Mapping[str, ValueSource], bool]]:
-    """(owner, stores it must be in, its sources, is a platform folder); a decommissioned tenant: no stores."""
-    owners = [(f.name, frozenset({"infisical"}), f.secrets, True) for f in plan.platform]
+def _owners(plan: EnvironmentPlan) -> list[tuple[str, frozenset[str], Mapping[str, ValueSource], frozenset[str], bool]]:
+    """(owner, stores it must be in, its sources, keys marked for deletion, is a platform folder); a
+    decommissioned tenant must be in no store."""
+    owners = [(f.name, frozenset({"infisical"}), f.secrets, f.decommissioned_keys, True) for f in plan.platform]
     for tenant in plan.tenants:
         stores = frozenset() if tenant.decommission else tenant.storage
-        owners.append((tenant.subdomain, stores, tenant.secrets, False))
+        owners.append((tenant.subdomain, stores, tenant.secrets, tenant.decommissioned_keys, False))
     return owners
 
 

@@ -40,6 +40,7 @@ tenants:
     storage: infisical
     secrets:
       SENDGRID_API_KEY: {from: env, var: CHARLIE_SENDGRID}
+      OLD_TOKEN: {decommission: true}
   - subdomain: gone
     decommission: true
 """
@@ -160,6 +161,7 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
     infisical.tree["/tenants/alpha"]["LEGACY_TOKEN"] = "fake-legacy-alpha-0002"
     # an undeclared key in a managed folder, and one in the platform folder
     infisical.tree["/tenants/charlie"]["HAND_MADE"] = "fake-hand-made"
+    infisical.tree["/tenants/charlie"]["OLD_TOKEN"] = "fake-old-token"  # marked for deletion, not yet deleted
     infisical.tree["/hono-api"]["STRAY"] = "fake-stray"
     # a decommissioned tenant's folder still there
     infisical.tree["/tenants/gone"] = {"LEFT_OVER": "fake-left-over"}
@@ -195,11 +197,13 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
         ("bravo", "database", "PORT", "key-version"),
         ("bravo", "database", "APP_WRITTEN", "undeclared"),
         ("charlie", "infisical", "HAND_MADE", "undeclared"),
+        ("charlie", "infisical", "OLD_TOKEN", "undeclared"),
         ("hono-api", "infisical", "STRAY", "undeclared"),
         ("gone", "infisical", "LEFT_OVER", "undeclared"),
         ("gone", "database", "LEFT_ROW", "undeclared"),
     }
     by_key = {(f.owner, f.key, f.kind): f for f in report.findings}
+    assert by_key["charlie", "OLD_TOKEN", "undeclared"].detail == "marked {decommission: true}, still in the store"
     assert by_key["bravo", "PORT", "key-version"].detail == (
         "the row is on key version 7, which the keyring (versions 1) lacks"
     )
@@ -211,7 +215,7 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
     assert text.splitlines()[-1] == (
         "drift on stack dev (environment dev) in 5 of 5 tenant(s) or folder(s) "
         "(alpha, bravo, charlie, gone, hono-api): "
-        "1 missing, 5 undeclared, 2 different, 1 undecryptable, 1 key-version, 1 stores-disagree"
+        "1 missing, 6 undeclared, 2 different, 1 undecryptable, 1 key-version, 1 stores-disagree"
     )
     planted = [v for folder in infisical.tree.values() for v in folder.values()]
     planted += ["fake-app-written", "fake-left-row", *ENVIRON.values(), *CONFIG["alpha"].values(), KEY_V1]
