@@ -200,7 +200,8 @@ def render_text(report: Report) -> str:
 
 
 def _counts_line(owner: str, counts: Mapping[str, int]) -> str:
-    return f"{owner}: " + ", ".join(f"{counts[store]} in {store}" for store in STORES if store in counts)
+    held = ", ".join(f"{counts[store]} in {store}" for store in STORES if store in counts)
+    return f"{owner}: {held or 'in no store (decommissioned)'}"
 
 
 def render_markdown(report: Report) -> str:

@@ -124,8 +124,8 @@ def check(
         )
     held: dict[tuple[str, str], Held] = {}
     if any("infisical" in e.stores or not e.stores for e in expected):
-        held.update(_infisical_held(plan, expected, listings.tree(plan.environment), fp_key))
-    if [t for t in plan.tenants if "database" in t.storage]:
+        held.update(_infisical_held(expected, listings.tree(plan.environment), fp_key))
+    if any("database" in t.storage for t in plan.tenants):
         if database is None:
             raise CannotCheckError(
                 "DATABASE_URL is not set, and tenants with database storage need it: "
@@ -152,15 +152,14 @@ def _owners(plan: EnvironmentPlan) -> list[tuple[str, frozenset[str], Mapping[st
 
 
 def _infisical_held(
-    plan: EnvironmentPlan, expected: list[Expected], tree: Mapping[str, Mapping[str, str]], fp_key: bytes
+    expected: list[Expected], tree: Mapping[str, Mapping[str, str]], fp_key: bytes
 ) -> dict[tuple[str, str], Held]:
     """The managed folders' secrets as fingerprints; the key folder's keyring secrets are never declared."""
-    platform = {f.name for f in plan.platform}
     held: dict[tuple[str, str], Held] = {}
     for owner in expected:
         if "infisical" not in owner.stores and owner.stores:
             continue
-        path = f"/{owner.owner}" if owner.owner in platform else f"/{TENANTS_FOLDER}/{owner.owner}"
+        path = f"/{owner.owner}" if owner.platform else f"/{TENANTS_FOLDER}/{owner.owner}"
         secrets = tree.get(path)
         if secrets is None:
             continue

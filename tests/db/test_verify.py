@@ -149,6 +149,7 @@ def test_stores_as_declared_report_no_drift_with_counts(
         "4 row(s) in the database, every value as declared"
     )
     assert "alpha: 2 in infisical, 2 in database" in text
+    assert "gone: in no store (decommissioned)" in text
 
 
 def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
