@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
 
@@ -210,28 +211,53 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     queries = sorted(q.split(" FROM ")[1].split()[0] for (q,) in statements if q not in ("BEGIN", "COMMIT"))
     assert queries == ['"companies"', '"company_secrets"'], statements
 
-    # Drift planted in the real stores, read back through the CLI.
-    client.secrets.update_secret_by_name(
-        current_secret_name="LEGACY_API_KEY",
-        project_id=infisical.project_id,
-        secret_path="/tenants/cedar",
-        environment_slug="dev",
-        secret_value="fake-changed-by-hand-0002",
-    )
+    # Each kind of drift planted in the real stores, read back through the CLI.
+    def set_in_infisical(tenant: str, key: str, value: str) -> None:
+        where = {"project_id": infisical.project_id, "secret_path": f"/tenants/{tenant}", "environment_slug": "dev"}
+        if key == "EXTRA_KEY":
+            client.secrets.create_secret_by_name(secret_name=key, secret_value=value, **where)
+        else:
+            client.secrets.update_secret_by_name(current_secret_name=key, secret_value=value, **where)
+
+    set_in_infisical("alder", "STRIPE_SECRET_KEY", "fake-changed-by-hand-0002")  # a {from: config} key changed
+    set_in_infisical("cedar", "LEGACY_API_KEY", "fake-changed-by-hand-0003")  # a source changed, the row did not
+    set_in_infisical("dogwood", "EXTRA_KEY", "fake-extra-0001")  # undeclared
     with project.db() as conn:
+        row = "secret_key = %s AND company_id = (SELECT id FROM companies WHERE subdomain = %s)"
+        deleted, withdrawn, tampered = (
+            ("LEGACY_API_KEY", "birch"),
+            ("WEBHOOK_SECRET", "dogwood"),
+            ("WEBHOOK_SECRET", "elm"),
+        )
+        conn.execute(sql.SQL("DELETE FROM company_secrets WHERE {}").format(sql.SQL(row)), deleted)
+        conn.execute(sql.SQL("UPDATE company_secrets SET key_version = 2 WHERE {}").format(sql.SQL(row)), withdrawn)
         conn.execute(
-            "UPDATE company_secrets SET secret_value_encrypted = 'ab' || substr(secret_value_encrypted, 3)"
-            " WHERE secret_key = 'WEBHOOK_SECRET' AND company_id = (SELECT id FROM companies WHERE subdomain = 'elm')"
+            sql.SQL(
+                "UPDATE company_secrets SET secret_value_encrypted = 'ab' || substr(secret_value_encrypted, 3) WHERE {}"
+            ).format(sql.SQL(row)),
+            tampered,
         )
     done = tenantctl(project, "verify", "--stack", "dev")
     assert done.returncode == 1
-    assert done.stdout.splitlines()[:-1] == [
-        "cedar  both  LEGACY_API_KEY  stores-disagree: Infisical and the database hold different values",
-        "cedar  database  LEGACY_API_KEY  different: the value differs from the declared one",
-        "elm  database  WEBHOOK_SECRET  undecryptable: the row does not decrypt with key version 1: altered, "
-        "or another key's",
+    lines = done.stdout.splitlines()
+    assert [tuple(line.split(":")[0].split()) for line in lines[:-1]] == [
+        ("alder", "both", "STRIPE_SECRET_KEY", "stores-disagree"),
+        ("alder", "infisical", "STRIPE_SECRET_KEY", "different"),
+        ("birch", "database", "LEGACY_API_KEY", "missing"),
+        ("cedar", "both", "LEGACY_API_KEY", "stores-disagree"),
+        ("cedar", "database", "LEGACY_API_KEY", "different"),
+        ("dogwood", "database", "WEBHOOK_SECRET", "key-version"),
+        ("dogwood", "infisical", "EXTRA_KEY", "undeclared"),
+        ("elm", "database", "WEBHOOK_SECRET", "undecryptable"),
     ]
-    assert done.stdout.splitlines()[-1].startswith("drift on stack dev (environment dev) in 2 of 5 tenant(s)")
+    assert lines[5] == (
+        "dogwood  database  WEBHOOK_SECRET  key-version: the row is on key version 2, which the keyring "
+        "(versions 1) lacks"
+    )
+    assert lines[-1] == (
+        "drift on stack dev (environment dev) in 5 of 5 tenant(s) or folder(s) (alder, birch, cedar, dogwood, elm): "
+        "1 missing, 1 undeclared, 2 different, 1 undecryptable, 1 key-version, 2 stores-disagree"
+    )
     assert "verify: listing Infisical dev (one recursive request)" in done.stderr
 
     # Could not check: exit 2, one line, no traceback.
@@ -245,4 +271,5 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     for secrets in (*LEGACY.values(), *STRIPE.values()):
         for value in secrets.values():
             assert value not in everything
-    assert "fake-changed-by-hand-0002" not in everything
+    for value in ("fake-changed-by-hand-0002", "fake-changed-by-hand-0003", "fake-extra-0001"):
+        assert value not in everything
