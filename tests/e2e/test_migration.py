@@ -40,9 +40,13 @@ tenants:
   - subdomain: cedar
   - subdomain: dogwood
   - subdomain: elm
+  - subdomain: fir                       # already in the database only
+    storage: database
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
 """
 NAMES = ("alder", "birch", "cedar", "dogwood", "elm")
-STRIPE = {name: {"STRIPE_SECRET_KEY": f"fake-stripe-{name}-0001"} for name in ("alder", "birch")}
+STRIPE = {name: {"STRIPE_SECRET_KEY": f"fake-stripe-{name}-0001"} for name in ("alder", "birch", "fir")}
 # What the folders held before the tool: keys tenants.yaml does not declare (the legacy setup).
 LEGACY = {
     name: {"LEGACY_API_KEY": f"fake-legacy-{name}-0001", "WEBHOOK_SECRET": f"fake-webhook-{name}-0001"}
@@ -117,7 +121,7 @@ def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
             engine.wait()
             lock.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [APPLY_LOCK])
             deadline = time.monotonic() + 60
-            while {s for s, _ in rows(project)} < {*batch, "alder", "birch"}:
+            while {s for s, _ in rows(project)} < {*batch, "alder", "birch", "fir"}:
                 assert time.monotonic() < deadline, "the providers did not finish the writes in flight"
                 time.sleep(0.1)
         finally:
@@ -162,8 +166,7 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     code, plan, output = project.plan(stack)
     assert code == 0, output
     assert {r.action for r in plan} == {"create"}
-    # the first database tenant of the stack brings the schema
-    assert {r.owner for r in plan if r.store == "database"} == {"alder", "birch", "company_secrets"}
+    assert {r.owner for r in plan if r.store == "database"} == {"alder", "birch"}
     project.up(stack)
     status, report = verify(project, "--tenants", "alder,birch")
     assert (status, report["findings"]) == (0, [])
@@ -188,12 +191,19 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     project.up(stack)
     assert rows(project) == sorted(
         {(name, key) for name in NAMES for key in ("LEGACY_API_KEY", "WEBHOOK_SECRET")}
-        | {(name, "STRIPE_SECRET_KEY") for name in ("alder", "birch")}
+        | {(name, "STRIPE_SECRET_KEY") for name in ("alder", "birch", "fir")}
     )  # every row once
     status, report = verify(project)
     assert (status, report["findings"]) == (0, [])
     assert report["counts"]["elm"] == {"database": 2, "infisical": 2}
     assert set(project.preview(stack).change_summary) == {"same"}  # a second run changes nothing
+
+    # The reverse: a tenant only in the database gains its folder, from its declared sources.
+    done = tenantctl(project, "migrate", "--to", "infisical", "--batch", "10")
+    assert "1 tenant(s) now storage: both (fir)" in done.stderr
+    project.up(stack)
+    status, report = verify(project, "--tenants", "fir")
+    assert (status, report["counts"]) == (0, {"fir": {"database": 1, "infisical": 1}})
 
     # What one check costs: one login and one listing; two queries in the database (the companies, the rows).
     with project.db() as conn:
@@ -255,7 +265,7 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
         "(versions 1) lacks"
     )
     assert lines[-1] == (
-        "drift on stack dev (environment dev) in 5 of 5 tenant(s) or folder(s) (alder, birch, cedar, dogwood, elm): "
+        "drift on stack dev (environment dev) in 5 of 6 tenant(s) or folder(s) (alder, birch, cedar, dogwood, elm): "
         "1 missing, 1 undeclared, 2 different, 1 undecryptable, 1 key-version, 2 stores-disagree"
     )
     assert "verify: listing Infisical dev (one recursive request)" in done.stderr
