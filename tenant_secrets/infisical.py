@@ -456,10 +456,7 @@ class InfisicalClient:
         does not exist.
         """
         secrets = self._listing(environment, _folder_path(path), with_values=True, recursive=True)
-        tree: dict[str, dict[str, str]] = {}
-        for folder, held in _by_folder(secrets or [], environment, with_values=True).items():
-            tree[folder] = {key: str(value) for key, value in held.items()}
-        return tree
+        return _by_folder(secrets or [], environment, with_values=True)
 
     def list_tree_keys(self, environment: str, path: str = "/") -> dict[str, list[str]]:
         """Like :meth:`list_tree`, keys only: the server is asked not to send values (``viewSecretValue=false``)."""
@@ -833,15 +830,16 @@ class InfisicalClient:
         )
 
 
-def _by_folder(secrets: Iterable[Any], environment: str, *, with_values: bool) -> dict[str, dict[str, str | None]]:
-    """A recursive listing grouped by each secret's folder; a value the identity may not read is an error."""
-    tree: dict[str, dict[str, str | None]] = {}
+def _by_folder(secrets: Iterable[Any], environment: str, *, with_values: bool) -> dict[str, dict[str, str]]:
+    """A recursive listing grouped by each secret's folder (values "" when not asked for); a value the
+    identity may not read is an error."""
+    tree: dict[str, dict[str, str]] = {}
     hidden: list[str] = []
     for secret in secrets:
         folder = _folder_path(str(secret.secretPath or "/"))
         if with_values and secret.secretValueHidden:
             hidden.append(f"{folder}/{secret.secretKey}")
-        tree.setdefault(folder, {})[str(secret.secretKey)] = str(secret.secretValue) if with_values else None
+        tree.setdefault(folder, {})[str(secret.secretKey)] = str(secret.secretValue) if with_values else ""
     if hidden:
         shown = ", ".join(sorted(hidden)[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
         raise InfisicalError(
