@@ -291,6 +291,8 @@ def run_verify(
     except StackConfigError as err:
         return Report(stack, environment, error=f"{err} (stack config {NAMESPACE}:*)")
     except (CannotCheckError, StackConfigUnavailableError, InfisicalError, store.StoreError, ValueError) as err:
+        # ValueError: a master key or keyring that does not parse, a company_id that is not a UUID; like every
+        # error here, its message names the field and never holds a value
         return Report(stack, environment, error=str(err))
     except psycopg.Error as err:  # a permission, a lost connection: its own words, which carry no value
         return Report(stack, environment, error=f"the database refused the read: {err.diag.message_primary or err}")
