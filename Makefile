@@ -18,6 +18,11 @@ services-down: ## stop the local services (their data stays)
 demo: ## pulumi up of tenants.yaml on the dev stack against the local services, then a no-change preview
 	@bash scripts/demo.sh
 
+verify: setup ## tenantctl verify on the demo stack (after make demo): both stores against tenants.yaml, never a value
+	@test -f .state/demo/project/Pulumi.dev.yaml || { echo "make verify checks the demo stack: run make demo first" >&2; exit 2; }
+	@source scripts/env.sh && $(PY) -m dev.services up && eval "$$($(PY) -m dev.services env)" && source .state/demo/env \
+	  && cd .state/demo/project && tenantctl verify --stack dev
+
 test: setup ## the whole test suite (starts its own services)
 	@source scripts/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -33,4 +38,4 @@ validate: setup ## validate tenants.yaml
 lock: ## re-pin requirements.lock from requirements.in
 	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
 
-.PHONY: help setup services-up services-down demo test lint bench validate lock
+.PHONY: help setup services-up services-down demo verify test lint bench validate lock

@@ -6,6 +6,8 @@
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
+    tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
+    tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -266,8 +268,67 @@ def render_head_data_error(stack: str, err: pullrequest.HeadDataError) -> str:
     )
 
 
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Exit 0: the stores hold what is declared; 1: drift, every difference listed; 2: could not check."""
+    from tenant_secrets import drift, verify  # noqa: PLC0415
+
+    report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
+    sys.stdout.write(drift.render(report, args.format))
+    return report.status
+
+
+def _held_keys(environments: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Key names under /tenants in each environment, one recursive listing each, values never sent."""
+    from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
+    from tenant_secrets.migrate import MigrationError  # noqa: PLC0415
+
+    try:
+        client = InfisicalClient(InfisicalCredentials.from_env())
+        return {env: client.list_tree_keys(env, "/tenants") for env in environments}
+    except InfisicalError as err:
+        raise MigrationError(str(err)) from None
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    """Rewrite tenants.yaml so the chosen tenants are in both stores; nothing else is touched."""
+    from tenant_secrets import migrate  # noqa: PLC0415
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+        tenants = load_tenants_file(path)
+        chosen = migrate.choose(tenants, args.to, _names(args.tenants), args.batch)
+        held = _held_keys(migrate.environments_of(tenants, chosen)) if args.to == "database" else {}
+        migration = migrate.plan_migration(tenants, args.to, chosen, held)
+        path.write_text(migrate.rewrite(text, migration, str(path)), encoding="utf-8")
+    except TenantsFileError as err:
+        _print_issues(err.issues, "text")
+        return 1
+    except OSError as err:
+        print(f"tenantctl migrate: cannot read or write {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    except migrate.MigrationError as err:
+        print(f"tenantctl migrate: {err}", file=sys.stderr)
+        return 1
+    for line in migration.skipped:
+        print(line, file=sys.stderr)
+    names = ",".join(move.subdomain for move in migration.moves)
+    print(
+        f"{path}: {migrate.describe(migration)}. Open a pull request; after `pulumi up`, "
+        f"`tenantctl verify --stack <stack> --tenants {names}` proves the batch",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="tenantctl", description="tenants.yaml: validate, schema, review, import")
+    root = argparse.ArgumentParser(
+        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate"
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("validate", help="validate tenants.yaml (with --stack, also its value sources)")
@@ -318,6 +379,24 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--note", required=True, help="file for the comment's note on how the preview ran")
     data.add_argument("--approval-environment", default="pr-preview-approval")
     data.set_defaults(run=pr_data_command)
+    ver = commands.add_parser(
+        "verify", help="compare what is declared with what Infisical and the database hold (exit 0, 1 drift, 2 error)"
+    )
+    ver.add_argument("--stack", required=True)
+    ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
+    ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")
+    ver.set_defaults(run=verify_command)
+
+    mig = commands.add_parser(
+        "migrate", help="move tenants to the other store as a change of tenants.yaml (storage: both)"
+    )
+    mig.add_argument("file", nargs="?", default="tenants.yaml")
+    mig.add_argument("--to", required=True, choices=["database", "infisical"], help="the store the tenants move to")
+    which = mig.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenants", help="comma-separated subdomains")
+    which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
+    mig.set_defaults(run=migrate_command)
     return root
 
 

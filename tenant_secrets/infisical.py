@@ -456,6 +456,22 @@ class InfisicalClient:
         secrets = self._shared_secrets(environment, _folder_path(path), with_values=False)
         return None if secrets is None else sorted(str(s.secretKey) for s in secrets)
 
+    def list_tree(self, environment: str, path: str = "/") -> dict[str, dict[str, str]]:
+        """Every shared secret under ``path``, its subfolders' included, in one request: folder path -> key -> value.
+
+        Infisical answers a recursive listing with each secret's ``secretPath``, so a whole environment costs
+        one request whatever the number of folders. Folders without secrets do not appear; {} when ``path``
+        does not exist.
+        """
+        secrets = self._listing(environment, _folder_path(path), with_values=True, recursive=True)
+        return _by_folder(secrets or [], environment, with_values=True)
+
+    def list_tree_keys(self, environment: str, path: str = "/") -> dict[str, list[str]]:
+        """Like :meth:`list_tree`, keys only: the server is asked not to send values (``viewSecretValue=false``)."""
+        secrets = self._listing(environment, _folder_path(path), with_values=False, recursive=True)
+        tree = _by_folder(secrets or [], environment, with_values=False)
+        return {folder: sorted(held) for folder, held in tree.items()}
+
     def _folder_names(self, environment: str, path: str) -> list[str] | None:
         reply = self._call(
             f"listing folders of {environment}:{path}",
@@ -613,8 +629,14 @@ class InfisicalClient:
 
     def _shared_secrets(self, environment: str, path: str, *, with_values: bool) -> list[Any] | None:
         """One listing of the folder's own shared secrets (values only if asked), or None when it does not exist."""
+        return self._listing(environment, path, with_values=with_values, recursive=False)
+
+    def _listing(self, environment: str, path: str, *, with_values: bool, recursive: bool) -> list[Any] | None:
+        """One listing of shared secrets (the subfolders' too if ``recursive``); None when ``path`` does not exist."""
+        what = f"{'secrets' if with_values else 'secret keys'} of {environment}:{path}"
+        what += " and its subfolders" if recursive else ""
         reply = self._call(
-            f"listing {'secrets' if with_values else 'secret keys'} of {environment}:{path}",
+            f"listing {what}",
             "GET /api/v3/secrets/raw",
             lambda: self._sdk.secrets.list_secrets(
                 environment_slug=environment,
@@ -622,7 +644,7 @@ class InfisicalClient:
                 project_id=self._creds.project_id,
                 expand_secret_references=False,
                 view_secret_value=with_values,
-                recursive=False,
+                recursive=recursive,
                 include_imports=False,
             ),
             expected={404},
@@ -814,6 +836,25 @@ class InfisicalClient:
             path=context.get("path"),
             keys=context.get("keys", ()),
         )
+
+
+def _by_folder(secrets: Iterable[Any], environment: str, *, with_values: bool) -> dict[str, dict[str, str]]:
+    """A recursive listing grouped by each secret's folder (values "" when not asked for); a value the
+    identity may not read is an error."""
+    tree: dict[str, dict[str, str]] = {}
+    hidden: list[str] = []
+    for secret in secrets:
+        folder = _folder_path(str(secret.secretPath or "/"))
+        if with_values and secret.secretValueHidden:
+            hidden.append(f"{folder}/{secret.secretKey}")
+        tree.setdefault(folder, {})[str(secret.secretKey)] = str(secret.secretValue) if with_values else ""
+    if hidden:
+        shown = ", ".join(sorted(hidden)[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
+        raise InfisicalError(
+            f"the identity may not read the values of {shown} in {environment}; grant it read access to those paths",
+            environment=environment,
+        )
+    return tree
 
 
 def _as_reply(send: Callable[[], Any]) -> _Reply:

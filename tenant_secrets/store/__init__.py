@@ -7,7 +7,7 @@ connection as it found it, autocommit or not.
 """
 
 from tenant_secrets.envelope import Keyring, KeyringError
-from tenant_secrets.store.companies import ensure_companies, lookup_companies, require_companies
+from tenant_secrets.store.companies import ensure_companies, find_companies, lookup_companies, require_companies
 from tenant_secrets.store.connection import connect, redact_dsn
 from tenant_secrets.store.errors import (
     CompanyNotFoundError,
@@ -22,10 +22,12 @@ from tenant_secrets.store.schema import SCHEMA_VERSION
 from tenant_secrets.store.secrets import (
     ApplyResult,
     CompanyResult,
+    RowReading,
     StoredSecret,
     TenantChange,
     apply_tenants,
     insert_if_absent,
+    read_rows,
     read_tenant,
     read_tenants,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "MigrationError",
+    "RowReading",
     "StoreError",
     "StoreSettings",
     "StoredSecret",
@@ -49,11 +52,13 @@ __all__ = [
     "connect",
     "ensure_companies",
     "ensure_roles",
+    "find_companies",
     "insert_if_absent",
     "iter_rotate",
     "key_versions_in_use",
     "lookup_companies",
     "migrate",
+    "read_rows",
     "read_tenant",
     "read_tenants",
     "redact_dsn",

@@ -29,6 +29,19 @@ def lookup_companies(
     return {str(subdomain): str(company_id) for subdomain, company_id in rows}
 
 
+def find_companies(
+    conn: psycopg.Connection[Any], settings: StoreSettings, subdomains: Collection[str], ids: Collection[str]
+) -> dict[str, str]:
+    """``subdomain -> id`` of the companies named by subdomain or by id (uuid text), in one query."""
+    rows = conn.execute(
+        sql.SQL("SELECT subdomain, id::text FROM {} WHERE subdomain = ANY(%s::text[]) OR id = ANY(%s::uuid[])").format(
+            settings.table(COMPANIES)
+        ),
+        [list(subdomains), list(ids)],
+    ).fetchall()
+    return {str(subdomain): str(cid) for subdomain, cid in rows}
+
+
 def require_companies(
     conn: psycopg.Connection[Any], settings: StoreSettings, subdomains: Collection[str]
 ) -> dict[str, str]:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from tenant_secrets.envelope import EnvelopeError, Keyring
-from tenant_secrets.store.companies import company_id
+from tenant_secrets.store.companies import company_id, find_companies
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
 
@@ -83,7 +83,7 @@ def inspect(
     companies_exist, secrets_exist, history_exist = _tables(conn, settings)
     found: dict[str, str] = {}
     if companies_exist:
-        found = _companies(conn, settings, [t.subdomain for t in tenants], list(given.values()))
+        found = find_companies(conn, settings, [t.subdomain for t in tenants], list(given.values()))
         problems += _company_problems(settings, tenants, given, found)
     elif not settings.create_companies_table:
         problems.append(
@@ -108,19 +108,6 @@ def _tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> tuple[boo
     if row is None:  # pragma: no cover - a SELECT without FROM returns one row
         raise StoreError("could not look up the store's tables")
     return bool(row[0]), bool(row[1]), bool(row[2])
-
-
-def _companies(
-    conn: psycopg.Connection[Any], settings: StoreSettings, subdomains: list[str], ids: list[str]
-) -> dict[str, str]:
-    """``subdomain -> id`` of the companies named by subdomain or by id, in one query."""
-    rows = conn.execute(
-        sql.SQL("SELECT subdomain, id::text FROM {} WHERE subdomain = ANY(%s::text[]) OR id = ANY(%s::uuid[])").format(
-            settings.table(COMPANIES)
-        ),
-        [subdomains, ids],
-    ).fetchall()
-    return {str(subdomain): str(cid) for subdomain, cid in rows}
 
 
 def _company_problems(
