@@ -9,6 +9,7 @@ import json
 import os
 import random
 import subprocess
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,15 @@ def keyring_secrets(folder: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in folder.items() if k.startswith("MASTER_ENCRYPTION_KEY")}
 
 
+@pytest.fixture
+def stacks(project: Project) -> Iterator[list[auto.Stack]]:
+    """Stacks destroyed at the end, failed or not: the Infisical server is shared by the session's tests."""
+    made: list[auto.Stack] = []
+    yield made
+    for stack in made:
+        stack.destroy(on_output=project.capture, color="never")
+
+
 def fleet(count: int) -> str:
     tenants = "\n".join(
         f"  - subdomain: tenant-{i:02d}\n    secrets:\n      API_KEY: {{value: fake-api-key-{i:02d}}}"
@@ -72,8 +82,11 @@ def fleet(count: int) -> str:
     )
 
 
-def test_the_seeds_own_reader_decrypts_every_row_after_the_first_up(project: Project, master_key: str) -> None:
+def test_the_seeds_own_reader_decrypts_every_row_after_the_first_up(
+    project: Project, master_key: str, stacks: list[auto.Stack]
+) -> None:
     stack = example_stack(project, master_key)
+    stacks.append(stack)
     project.up(stack)
 
     assert keyring_secrets(key_folder(project.infisical)) == {
@@ -130,7 +143,9 @@ def _updated_at(infisical: Infisical, key: str) -> datetime:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
 
 
-def test_a_rotation_interrupted_at_a_random_batch_keeps_every_row_readable(project: Project) -> None:
+def test_a_rotation_interrupted_at_a_random_batch_keeps_every_row_readable(
+    project: Project, stacks: list[auto.Stack]
+) -> None:
     seed = int(os.environ.get("KEYRING_FAULT_SEED", random.randrange(1 << 30)))
     batch = random.Random(seed).randint(1, TENANTS * 2 // 4)
     why = f"(KEYRING_FAULT_SEED={seed}: rotation fails in batch {batch})"
@@ -138,6 +153,7 @@ def test_a_rotation_interrupted_at_a_random_batch_keeps_every_row_readable(proje
     project.write_tenants(fleet(TENANTS))
     stack = project.stack("dev")
     configure(stack, master_keys={"v1": key_1}, secrets_config={}, rotationBatchSize="4")
+    stacks.append(stack)
     project.up(stack)
     values = [r["value"] for r in seed_app(project.infisical, stored_rows(project), "seed")]
 
@@ -199,12 +215,15 @@ def test_a_rotation_interrupted_at_a_random_batch_keeps_every_row_readable(proje
     assert key_1 not in persisted and key_2 not in persisted
 
 
-def test_an_infisical_outage_while_publishing_stops_the_rotation_before_any_row_moves(project: Project) -> None:
+def test_an_infisical_outage_while_publishing_stops_the_rotation_before_any_row_moves(
+    project: Project, stacks: list[auto.Stack]
+) -> None:
     key_1, key_2 = os.urandom(32).hex(), os.urandom(32).hex()
     project.write_tenants(fleet(3))
     project.env["TENANT_SECRETS_INFISICAL_RETRIES"] = "attempts=2,max_delay=0.1"
     stack = project.stack("dev")
     configure(stack, master_keys={"v1": key_1}, secrets_config={})
+    stacks.append(stack)
     project.up(stack)
     _rotate_to_v2(stack, key_2)
     admin = f"{project.infisical.server.url}/__admin/faults"
@@ -223,12 +242,13 @@ def test_an_infisical_outage_while_publishing_stops_the_rotation_before_any_row_
     assert all(r["ok"] for r in seed_app(project.infisical, rows, "seed"))
 
 
-def test_keys_kept_by_hand_in_infisical_are_read_and_never_written(project: Project) -> None:
+def test_keys_kept_by_hand_in_infisical_are_read_and_never_written(project: Project, stacks: list[auto.Stack]) -> None:
     """masterKeySource infisical, in the staging environment: the seed's own layout, then a rotation by hand."""
     key_1, key_2 = os.urandom(32).hex(), os.urandom(32).hex()
     project.write_tenants(fleet(3))
     stack = project.stack("staging")
     configure(stack, master_keys={}, secrets_config={}, masterKeySource="infisical")
+    stacks.append(stack)
 
     code, _, error = project.plan(stack)
     assert code != 0
