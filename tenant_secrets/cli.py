@@ -2,7 +2,8 @@
 
     tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
-    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
+    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE] [--allow-unchecked]
+                                                                                    (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
@@ -166,7 +167,9 @@ def schema_command(args: argparse.Namespace) -> int:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    return review.run_plan(args.stack, args.format, args.preview_json, args.config_file)
+    return review.run_plan(
+        args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
+    )
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -283,6 +286,11 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=["markdown", "json"], default="markdown")
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
+    plan.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="exit 0 even when the preview warned that it could not check something (the plan still says so)",
+    )
     plan.set_defaults(run=plan_command)
 
     imp = commands.add_parser(

@@ -17,6 +17,10 @@ plain bookkeeping inputs (owner, environment, path, decommission, key_version) a
 The values of secret inputs are never read (the preview shows them as `[secret]` anyway), and the
 fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
 invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
+
+A preview that warned (it could not check something: the database without DATABASE_URL, say) is
+never shown as a clean plan: its warnings head the comment and `tenantctl plan` exits 1 unless
+`--allow-unchecked` (docs/decisions/0024-first-week.md).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ NOTES = {
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
 }
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*")
-_CHECK_FAILURE = re.compile(r"^\S+ resource '(?P<name>[^']+)': property (?P<prop>\S+) value .*? has a problem: ", re.S)
+_CHECK_FAILURE = re.compile(
+    r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
+)
 _GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
 MAX_ERROR_CHARS = 4000
 
@@ -76,10 +82,16 @@ class ReviewPlan:
     rows: tuple[Row, ...] = ()
     errors: tuple[str, ...] = ()
     summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
+    warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def checked(self) -> bool:
+        """Whether the preview checked everything it checks before `pulumi up` (it raised no warning)."""
+        return self.ok and not self.warnings
 
     @property
     def deletions(self) -> tuple[Row, ...]:
@@ -194,15 +206,25 @@ def _message(diagnostic: Mapping[str, Any]) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
-def preview_errors(document: Mapping[str, Any]) -> list[str]:
-    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
-    errors = [
+def _diagnostics(document: Mapping[str, Any], severity: str) -> list[str]:
+    return [
         _message(d)
         for d in document.get("diagnostics") or []
-        if isinstance(d, Mapping) and d.get("severity") == "error"
+        if isinstance(d, Mapping) and d.get("severity") == severity
     ]
+
+
+def preview_errors(document: Mapping[str, Any]) -> list[str]:
+    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
+    errors = _diagnostics(document, "error")
     specific = [e for e in errors if not e.startswith(_GENERIC_FAILURE)]
     return list(dict.fromkeys(specific or errors))
+
+
+def preview_warnings(document: Mapping[str, Any]) -> list[str]:
+    """The preview's warnings: each is something it could not check, so the plan may be greener than
+    the `pulumi up` after it (decision 0024)."""
+    return list(dict.fromkeys(w.removeprefix("warning:").strip() for w in _diagnostics(document, "warning")))
 
 
 def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
@@ -213,9 +235,11 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     summary = document.get("changeSummary")
     counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
     errors = preview_errors(document)
+    warnings = tuple(preview_warnings(document))
     if errors:
-        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts)
-    return ReviewPlan(stack, environment, tuple(rows_from_preview(document, environment)), summary=counts)
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
+    rows = tuple(rows_from_preview(document, environment))
+    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings)
 
 
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
@@ -271,8 +295,20 @@ def render_markdown(plan: ReviewPlan) -> str:
         ]
         return "\n".join(lines) + "\n"
     lines = [title, ""]
+    if plan.warnings:
+        lines[0] = f"{title}: not fully checked"
+        lines += [
+            f"**The preview could not check everything ({len(plan.warnings)} warning(s)): `pulumi up` may fail "
+            "or change more than this plan shows. Fix what it says and run the plan again.**",
+            "",
+            _fenced("\n\n".join(plan.warnings)),
+            "",
+        ]
     if not plan.rows:
-        lines.append("No changes: nothing would be written to Infisical or the database.")
+        if plan.warnings:
+            lines.append("No changes found in what the preview could check.")
+        else:
+            lines.append("No changes: nothing would be written to Infisical or the database.")
         return "\n".join(lines) + "\n"
     if plan.deletions:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
@@ -307,7 +343,9 @@ def render_json(plan: ReviewPlan) -> str:
         "stack": plan.stack,
         "environment": plan.environment,
         "ok": plan.ok,
+        "checked": plan.checked,
         "errors": list(plan.errors),
+        "warnings": list(plan.warnings),
         "deletions": len(plan.deletions),
         "changes": [asdict(r) for r in plan.rows],
         "resources": dict(plan.summary),
@@ -359,8 +397,25 @@ def read_preview(path: str, stack: str) -> ReviewPlan:
     return parse_preview(document, stack)
 
 
-def run_plan(stack: str, fmt: str, preview_json_path: str | None, config_file: str | None) -> int:
-    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed."""
+def run_plan(
+    stack: str,
+    fmt: str,
+    preview_json_path: str | None,
+    config_file: str | None,
+    *,
+    allow_unchecked: bool = False,
+) -> int:
+    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed or, unless
+    ``allow_unchecked``, when it warned that it could not check something."""
     plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
     sys.stdout.write(render(plan, fmt))
-    return 0 if plan.ok else 1
+    if not plan.ok:
+        return 1
+    if plan.warnings and not allow_unchecked:
+        print(
+            f"tenantctl plan: the preview of stack {stack} could not check everything ({len(plan.warnings)} "
+            "warning(s), at the top of the plan); fix them, or pass --allow-unchecked to accept the plan as it is",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from tenant_secrets.envelope import EnvelopeError, Keyring
+from tenant_secrets.names import few
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
@@ -147,7 +148,7 @@ def _company_problems(
             missing.append(tenant.subdomain + (" (company_id given in tenants.yaml)" if wanted else ""))
     if missing:
         problems.append(
-            f"no company with subdomain {', '.join(missing)} in {table!r}: create the "
+            f"no company with subdomain {few(missing)} in {table!r}: create the "
             f"compan{'y' if len(missing) == 1 else 'ies'} in the application first, or fix the subdomain "
             "in tenants.yaml"
         )
