@@ -30,10 +30,11 @@ from tenant_secrets import keyfolder, store
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.names import few
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.validation import check_sources
-from tenant_secrets.values import Resolver, UnresolvedValueError
+from tenant_secrets.values import Resolver, UnresolvedValueError, infisical_alterations
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -129,6 +130,18 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
             )
 
 
+def check_storable(infisical_folders: Sequence[Folder]) -> None:
+    """Values Infisical would alter (leading or trailing whitespace) fail the preview, naming owner and key,
+    before anything is written to either store (a tenant in both is never written to one only)."""
+    altered = infisical_alterations({f["owner"]: f["values"] for f in infisical_folders})
+    if altered:
+        raise _fail(
+            f"{len(altered)} value(s) begin or end with whitespace, which Infisical trims (only one trailing "
+            f"newline survives): {few(altered)}; fix each value at its source (stack config, environment, "
+            "tenants.yaml); nothing was written"
+        )
+
+
 def publish_master_keys(
     settings: StackSettings,
     keyring: Keyring,
@@ -181,7 +194,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     """
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        names = ", ".join(t.subdomain for t in tenants)
+        names = few(t.subdomain for t in tenants)
         message = (
             f"DATABASE_URL is not set in the environment of `pulumi`, and tenants with database storage "
             f"need it ({names}): export DATABASE_URL=postgresql://<role>:<password>@<host>:<port>/<database>"
@@ -247,8 +260,10 @@ def run() -> None:
         if "database" in tenant.storage:
             database_tenants.append(entry)
 
-    check_key_folder(settings, plan.platform, str(settings.tenants_file))
+    check_storable(infisical_folders)
     database_plans = [t for t in plan.tenants if "database" in t.storage]
+    if database_plans:  # without a database store the key folder holds no keyring of this stack's
+        check_key_folder(settings, plan.platform, str(settings.tenants_file))
     keyring = load_keyring(settings) if database_plans else None
     inspection = inspect_database(settings, keyring, database_plans) if keyring else None
     # A stack that creates its companies (the demo) finds none before its first `up`: its providers
