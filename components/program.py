@@ -207,11 +207,18 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     try:
         with store.connect(dsn) as conn:
             key_field = f"{NAMESPACE}:masterKeys" if settings.master_key_source == "stack" else settings.key_folder
-            return inspect(conn, settings.store, refs, keyring, key_field=key_field)
+            found = inspect(conn, settings.store, refs, keyring, key_field=key_field)
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
         raise _fail(f"the database is not ready for tenants.yaml on stack {pulumi.get_stack()}:\n{err}") from None
+    if found.undecryptable:
+        pulumi.log.warn(
+            f"{len(found.undecryptable)} stored value(s) do not decrypt, although the other values of their key "
+            f"version do: {few(found.undecryptable)}; the rows are corrupt (the master key is right): declare a new "
+            "value for each to overwrite it on `pulumi up`, or restore them from a backup"
+        )
+    return found
 
 
 def run() -> None:
