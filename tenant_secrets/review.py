@@ -39,7 +39,7 @@ STORES = {"InfisicalFolder": "infisical", "MasterKeyPublication": "infisical", "
 SCHEMA_TYPE = "DatabaseSchema"
 ENVIRONMENT_CONFIG = "tenant-secrets:environment"
 # Deletions first: they are what a reviewer must not miss.
-ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "create", "forget")
+ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
 CREATE_OPS = frozenset({"create", "import"})
 DELETE_OPS = frozenset({"delete", "discard"})
@@ -47,9 +47,12 @@ NOTES = {
     "delete": "the key is deleted from the store on `pulumi up`",
     "replace": "the folder or rows are deleted and written again (a path, environment or table prefix changed)",
     "retain": "the stack stops managing the key; it stays in the store (retainOnDelete)",
-    "re-encrypt": "same values, written again under the active master key",
-    "migrate": "the company_secrets schema is migrated, or its rows move to the active master key",
+    "re-encrypt": "same values, written again under the active master key (for the schema: every row and "
+    "history entry still on another key version, in committed batches)",
+    "migrate": "the company_secrets schema is migrated (a new schema version or table prefix)",
     "update": "the value changed (its fingerprint did)",
+    "restore": "the store holds another value than tenants.yaml declares (changed outside it, found by "
+    "`pulumi refresh`); `pulumi up` writes the declared value back",
     "create": "a new key is written",
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
 }
@@ -137,6 +140,16 @@ def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items() if _KEY.fullmatch(str(k))}
 
 
+def _recorded_fingerprints(step: Mapping[str, Any]) -> dict[str, str]:
+    """What the store held at the last write or refresh (the old state's output ``fingerprints``); after a
+    refresh found drift it differs from the declared fingerprints. Empty when the state records none."""
+    state = step.get("oldState")
+    outputs = state.get("outputs") if isinstance(state, Mapping) else None
+    if not isinstance(outputs, Mapping) or not isinstance(outputs.get("fingerprints"), Mapping):
+        return {}
+    return _fingerprints(outputs)
+
+
 def _reported_keys(step: Mapping[str, Any]) -> set[str]:
     """Keys the engine itself names as changed (empty for Python dynamic providers)."""
     names: list[str] = [str(n) for n in step.get("diffReasons") or []]
@@ -165,6 +178,9 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     both = before & after
     changed = {key for key in both if old_fp.get(key) != new_fp.get(key)} | (_reported_keys(step) & both)
     changes |= dict.fromkeys(sorted(changed), "update")
+    recorded = _recorded_fingerprints(step)
+    drifted = {key for key in both - changed if key in new_fp and recorded.get(key, "") != new_fp[key]}
+    changes |= dict.fromkeys(sorted(drifted), "restore")
     if not changes and old.get("key_version") != new.get("key_version"):
         changes = dict.fromkeys(sorted(after), "re-encrypt")
     return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)
@@ -188,10 +204,12 @@ def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row
         action = "create"
     elif op in DELETE_OPS:
         return []  # the schema is never dropped (DatabaseSchemaProvider.delete keeps it)
-    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix", "key_version")):
+    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix")):
         action = "migrate"
+    elif old.get("key_version") != new.get("key_version") or new.get("rotation_pending") is True:
+        action = "re-encrypt"
     else:
-        action = "update"
+        action = "update"  # roles, passwords, or the key versions the schema checks
     return [Row("company_secrets", environment, "database", "-", action, "schema")]
 
 
@@ -330,10 +348,17 @@ def render_markdown(plan: ReviewPlan) -> str:
     counts = Counter(r.action for r in plan.rows)
     owners = {(r.owner, r.kind) for r in plan.rows if r.kind != "schema"}
     tally = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a])
-    lines += ["", f"Totals: {tally}, for {len(owners)} tenant(s) or folder(s)."]
-    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a]]
+    scope = f", for {len(owners)} tenant(s) or folder(s)" if owners else ", the schema only"
+    lines += ["", f"Totals: {tally}{scope}."]
+    value_updates = any(r.action == "update" and r.kind != "schema" for r in plan.rows)
+    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a] and (a != "update" or value_updates)]
     if any(r.key == "-" and r.kind != "schema" and r.action == "update" for r in plan.rows):
         notes.append("Key `-`: the folder or rows change, but no value does.")
+    if any(r.kind == "schema" and r.action == "update" for r in plan.rows):
+        notes.append(
+            "`company_secrets (schema)` *update*: its roles, or the master key versions it checks, change; "
+            "no value does."
+        )
     lines += ["", "Values are never shown. " + " ".join(notes)]
     return "\n".join(lines) + "\n"
 

@@ -315,6 +315,54 @@ def test_a_new_master_key_version_is_a_re_encryption() -> None:
     ]
 
 
+def _schema_step(**new_inputs: Any) -> dict[str, Any]:
+    inputs = {
+        "schema_version": 4,
+        "table_prefix": "",
+        "key_version": 1,
+        "key_versions": ["1"],
+        "rotation_pending": False,
+    }
+    urn = (
+        "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:DatabaseSecrets"
+        "$pulumi-python:dynamic/tenants:DatabaseSchema::database-schema"
+    )
+    return {"op": "update", "urn": urn, "oldState": {"inputs": inputs}, "newState": {"inputs": inputs | new_inputs}}
+
+
+def test_a_master_key_rotation_is_a_re_encryption_of_the_schema_not_a_migration() -> None:
+    step = _schema_step(key_version=2, key_versions=["1", "2"])
+    plan = parse_preview({"steps": [step]}, "dev")
+    assert list(plan.rows) == [d("company_secrets", "database", "-", "re-encrypt", "schema")]
+    text = render_markdown(plan)
+    assert "| company_secrets (schema) | dev | database | - | re-encrypt |" in text
+    assert "Totals: 1 re-encrypt, the schema only." in text
+    assert "every row and history entry still on another key version" in text
+    # values the application left on an old key: re-encrypted by the next run
+    assert rows_from_preview({"steps": [_schema_step(rotation_pending=True)]}, "dev")[0].action == "re-encrypt"
+
+
+def test_withdrawing_an_old_key_version_does_not_say_a_value_changed() -> None:
+    text = render_markdown(parse_preview({"steps": [_schema_step(key_versions=["2"])]}, "dev"))
+    assert "| company_secrets (schema) | dev | database | - | update |" in text
+    assert "the value changed" not in text
+    assert "the master key versions it checks, change; no value does" in text
+
+
+def test_drift_found_by_a_refresh_is_a_restore_of_that_key() -> None:
+    """After `pulumi refresh` found STRIPE_SECRET_KEY changed by hand, `up` writes the declared value back."""
+    step = _step("change-value", "::codewiser-database")
+    step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
+    step["oldState"]["outputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"] | {
+        "STRIPE_SECRET_KEY": "0" * 16
+    }
+    plan = parse_preview({"steps": [step]}, "dev")
+    assert list(plan.rows) == [d("codewiser", "database", "STRIPE_SECRET_KEY", "restore")]
+    text = render_markdown(plan)
+    assert "no value does" not in text
+    assert "`pulumi up` writes the declared value back" in text
+
+
 def test_a_table_cell_cannot_be_split() -> None:
     plan = review.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
     assert "| a\\|b | dev | infisical | `K` | create |" in render_markdown(plan)
