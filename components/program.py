@@ -100,7 +100,9 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
         plan = plan_environment(load_tenants_file(settings.tenants_file), settings.environment)
     except TenantsFileError as err:
         raise _fail(f"{file} is not valid:\n{err}") from None
-    issues = check_sources(plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ)
+    issues = check_sources(
+        plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ, stack=pulumi.get_stack()
+    )
     if issues:
         raise _fail(
             f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
