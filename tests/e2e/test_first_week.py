@@ -135,3 +135,33 @@ def test_a_value_infisical_would_trim_fails_the_preview(project: Project, master
     assert "codewiser.STRIPE_SECRET_KEY" in comment and "whitespace" in comment
     assert "fake-stripe-trailing-space" not in comment
     assert "Traceback" not in comment
+
+
+IMPORTED = """\
+version: 1
+defaults: {storage: infisical, environments: [dev]}
+platform:
+  hono-api:
+    secrets:
+      MASTER_ENCRYPTION_KEY: {value: fake-imported-key-0001}
+tenants:
+  - subdomain: codewiser
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
+"""
+
+
+def test_an_infisical_only_stack_needs_no_master_key_but_its_derivation_key(project: Project) -> None:
+    """An imported environment: every tenant in Infisical, /hono-api's keys imported like any other."""
+    project.write_tenants(IMPORTED)
+    stack = project.stack("dev")
+    configure(stack, secrets_config=VALUES, master_keys={})
+    no_database = {"DATABASE_URL": ""}
+    status, comment, _ = tenantctl_plan(project, env=no_database)
+    assert status == 0, comment
+    assert "| hono-api (platform) | dev | infisical | `MASTER_ENCRYPTION_KEY` | create |" in comment
+    assert "not fully checked" not in comment and "MASTER_ENCRYPTION_KEY_V1" not in comment
+    stack.remove_config("tenant-secrets:derivationKey")
+    status, comment, _ = tenantctl_plan(project, env=no_database)
+    assert status == 1
+    assert "derivationKey must be a secret of 64 hex chars (it derives generated values and fingerprints)" in comment
