@@ -19,6 +19,7 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
 from components import providers
+from infisical_server.testing import RunningServer
 
 DERIVATION = os.urandom(32).hex()
 
@@ -103,3 +104,22 @@ def test_the_program_process_is_left_alone() -> None:
     """Outside the provider host (`__main__` is pytest here), `traceback` is not replaced anywhere."""
     providers._install_host_traceback()
     assert getattr(sys.modules["__main__"], "traceback", traceback) is traceback
+
+
+def test_a_wrong_client_secret_is_one_line_saying_what_to_check(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident = server.identity()
+    for name, value in {
+        "INFISICAL_SITE_URL": server.url,
+        "INFISICAL_CLIENT_ID": ident["client_id"],
+        "INFISICAL_CLIENT_SECRET": "fake-wrong-client-secret-0001",
+        "INFISICAL_PROJECT_ID": ident["project"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(providers, "_local", threading.local())
+    report = host_report(lambda: folder_provider().create(props(STRIPE_SECRET_KEY="fake-stripe-0001")))
+    assert "\n" not in report
+    assert report.startswith("codewiser, infisical: Infisical refused logging in")
+    assert "401" in report and "check INFISICAL_CLIENT_ID and INFISICAL_CLIENT_SECRET" in report
+    assert "fake-wrong-client-secret-0001" not in report
