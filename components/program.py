@@ -34,7 +34,7 @@ from tenant_secrets.names import few
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.validation import check_sources
-from tenant_secrets.values import Resolver, UnresolvedValueError, infisical_alterations
+from tenant_secrets.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -236,11 +236,15 @@ def run() -> None:
         infisical=_infisical_lookup,
     )
 
+    empty: list[str] = []
+
     def resolve(owner: str, secrets: Any) -> dict[str, str]:
         try:
-            return {key: resolver.resolve(owner, key, source) for key, source in secrets.items()}
+            values = {key: resolver.resolve(owner, key, source) for key, source in secrets.items()}
         except UnresolvedValueError as err:
             raise _fail(str(err)) from None
+        empty.extend(empty_values(owner, secrets, values))
+        return values
 
     infisical_folders: list[Folder] = []
     database_tenants: list[Folder] = []
@@ -269,6 +273,11 @@ def run() -> None:
         if "database" in tenant.storage:
             database_tenants.append(entry)
 
+    if empty:
+        raise _fail(
+            f"{len(empty)} value(s) are empty: {few(empty)}; set each (an empty secret is most often one nobody "
+            "set), or declare `allow_empty: true` on its source in tenants.yaml; nothing was written"
+        )
     check_storable(infisical_folders)
     database_plans = [t for t in plan.tenants if "database" in t.storage]
     if database_plans:  # without a database store the key folder holds no keyring of this stack's

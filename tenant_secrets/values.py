@@ -71,6 +71,20 @@ def infisical_alterations(owners: Mapping[str, Mapping[str, str]]) -> list[str]:
     ]
 
 
+def empty_values(owner: str, sources: Mapping[str, ValueSource], values: Mapping[str, str]) -> list[str]:
+    """``owner.KEY`` of every empty value whose source does not declare ``allow_empty`` (a literal
+    ``{value: ""}`` is declared by whoever wrote it). An empty secret is most often one nobody set; a
+    store may refuse it, so it fails the preview instead of the write."""
+    from tenant_secrets.model import ConfigSource, InfisicalSource, LiteralSource  # noqa: PLC0415 - see resolve
+
+    def allowed(source: ValueSource) -> bool:
+        if isinstance(source, ConfigSource | InfisicalSource):
+            return source.allow_empty
+        return isinstance(source, LiteralSource)
+
+    return [f"{owner}.{key}" for key, value in values.items() if value == "" and not allowed(sources[key])]
+
+
 def fingerprint_key(derivation_key: bytes) -> bytes:
     return _hkdf(derivation_key, "fingerprint", 32)
 

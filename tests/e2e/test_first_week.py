@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.e2e.conftest import PASSPHRASE, Project, configure
-from tests.e2e.test_review import FIXTURES, RECORD, scrub, secret_leaves
+from tests.e2e.test_review import FIXTURES, RECORD, scrub, secret_leaves, set_value
 
 pytestmark = pytest.mark.e2e
 
@@ -133,6 +133,11 @@ def test_a_value_infisical_would_trim_fails_the_preview(project: Project, master
     assert status == 1
     assert "the preview failed" in comment
     assert "codewiser.STRIPE_SECRET_KEY" in comment and "whitespace" in comment
+    # An empty value: most often one nobody set; refused in the preview, both stores untouched.
+    set_value(stack, "codewiser", "STRIPE_SECRET_KEY", "")
+    status, comment, _ = tenantctl_plan(project)
+    assert status == 1
+    assert "1 value(s) are empty: codewiser.STRIPE_SECRET_KEY" in comment and "allow_empty: true" in comment
     assert "fake-stripe-trailing-space" not in comment
     assert "Traceback" not in comment
 
