@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tenant_secrets import reconcile
+from tenant_secrets.store.errors import CompanyNotFoundError
 from tenant_secrets.values import fingerprint
 
 FP_KEY = bytes(range(32))
@@ -64,6 +65,8 @@ def test_removals_at_fleet_size_stay_short() -> None:
     assert "kill-0003, kill-0004, kill-0005 and 144 more" in failures[3].reason
     assert len(failures) == 4
     assert all(len(f.reason) < 300 and f.property == "" for f in failures)
+    missing = str(CompanyNotFoundError(fleet))
+    assert "kill-0000, kill-0001, kill-0002 and 4997 more" in missing and len(missing) < 300
     keys = {f"KEY_{n}": "1" for n in range(40)}
     failures = reconcile.removed_key_failures("acme", keys, {}, [])
     assert len(failures) == 4
