@@ -304,7 +304,6 @@ def run() -> None:
             InfisicalSecretsArgs(environment=settings.environment, folders=infisical_folders, fingerprint_key=fp_key),
             opts=retain,
         )
-        pulumi.export("infisical_fingerprints", infisical.fingerprints)
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
     if database_tenants and keyring is not None:
         published, declare_current = (
@@ -336,22 +335,23 @@ def run() -> None:
         )
         if declare_current is not None:
             declare_current(database.writers)
-        pulumi.export("database_fingerprints", database.fingerprints)
         pulumi.export(
             "master_keys",
             {"source": settings.master_key_source, "folder": settings.key_folder, "active_version": keyring.active},
         )
 
+    # Stack outputs are plain and do not grow with the fleet: an output that waits on a resource is shown
+    # as deleted (`-`) when that resource fails, and a per-tenant map prints thousands of lines on every
+    # `up`. Each resource's own outputs hold its fingerprints (`pulumi stack export`).
     pulumi.export("environment", settings.environment)
     pulumi.export(
-        "tenants",
+        "counts",
         {
-            t.subdomain: {
-                "storage": sorted(t.storage),
-                "keys": sorted(t.secrets),
-                "decommission": t.decommission,
-            }
-            for t in plan.tenants
+            "tenants": sum(not t.decommission for t in plan.tenants),
+            "decommissioned": sum(t.decommission for t in plan.tenants),
+            "platform_folders": len(plan.platform),
+            "infisical_folders": len(infisical_folders),
+            "database_tenants": len(database_tenants),
         },
     )
 

@@ -113,6 +113,17 @@ def test_infisical_down_is_one_line_per_failing_resource(project: Project, maste
         assert "127.0.0.1:9" in line and "failed after 2 attempts" in line, line
     assert all(len(line) < 400 for line in errors)
 
+    # After a good run, a failed one shows the stack's outputs unchanged, not as deletions.
+    project.up(stack)
+    set_value(stack, "codewiser", "STRIPE_SECRET_KEY", "fake-stripe-cw-first-week-0002")
+    done = run(project, "pulumi", "up", "--yes", "--non-interactive", "--skip-preview", "--stack", "dev", env=down)
+    output = project.capture(done.stdout + done.stderr)
+    assert done.returncode != 0
+    (line,) = {e for e in error_lines(output) if ", infisical: " in e}
+    assert line.startswith("error: codewiser, infisical: logging in to http://127.0.0.1:9")
+    assert "Outputs:" in output
+    assert not [row for row in output.split("Outputs:", 1)[1].splitlines() if row.lstrip().startswith("- ")]
+
     # The traceback is there for whoever asks for it.
     debug = {**down, "TENANT_SECRETS_DEBUG": "1"}
     done = run(project, "pulumi", "up", "--yes", "--non-interactive", "--skip-preview", "--stack", "dev", env=debug)
