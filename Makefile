@@ -1,4 +1,6 @@
 # tenant-secrets. The README's two commands are `make demo` and `make test`; both set up what they need.
+# After `make demo`, `make validate`, `make plan` and `make shell` run `tenantctl` (and `pulumi`) on the
+# demo's own copy of the dev stack (.state/demo/project), never editing a tracked file.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
@@ -32,10 +34,17 @@ lint: setup ## ruff, and mypy (strict on the core)
 bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100 tenants vs the engine's floor and a naive design; BENCH_ARGS="--sizes 1000 --engine-env PULUMI_SKIP_CHECKPOINTS=true"
 	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)
 
-validate: setup ## validate tenants.yaml
-	@source scripts/env.sh && $(PY) -m tenant_secrets.cli validate tenants.yaml
+validate: setup ## tenantctl validate tenants.yaml; after `make demo`, with the demo dev stack's value sources too
+	@if [ -f .state/demo/project/Pulumi.dev.yaml ]; then bash scripts/local.sh tenantctl validate tenants.yaml --stack dev; \
+	else source scripts/env.sh && tenantctl validate tenants.yaml; fi
+
+plan: ## tenantctl plan --stack dev on the demo's stack (after `make demo`): the pull request's comment, locally
+	@bash scripts/local.sh tenantctl plan --stack dev $(PLAN_ARGS)
+
+shell: ## a shell in the demo's project (after `make demo`): tenantctl, pulumi, the local services' environment
+	@bash scripts/local.sh
 
 lock: ## re-pin requirements.lock from requirements.in
 	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
 
-.PHONY: help setup services-up services-down demo verify test lint bench validate lock
+.PHONY: help setup services-up services-down demo verify test lint bench validate plan shell lock

@@ -30,10 +30,11 @@ from tenant_secrets import keyfolder, store
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.names import few
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.validation import check_sources
-from tenant_secrets.values import Resolver, UnresolvedValueError
+from tenant_secrets.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -99,7 +100,9 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
         plan = plan_environment(load_tenants_file(settings.tenants_file), settings.environment)
     except TenantsFileError as err:
         raise _fail(f"{file} is not valid:\n{err}") from None
-    issues = check_sources(plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ)
+    issues = check_sources(
+        plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ, stack=pulumi.get_stack()
+    )
     if issues:
         raise _fail(
             f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
@@ -127,6 +130,18 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
                 f"master keys, and {owner} (masterKeySource {settings.master_key_source}); remove "
                 f"{'it' if len(clash) == 1 else 'them'} from tenants.yaml"
             )
+
+
+def check_storable(infisical_folders: Sequence[Folder]) -> None:
+    """Values Infisical would alter (leading or trailing whitespace) fail the preview, naming owner and key,
+    before anything is written to either store (a tenant in both is never written to one only)."""
+    altered = infisical_alterations({f["owner"]: f["values"] for f in infisical_folders})
+    if altered:
+        raise _fail(
+            f"{len(altered)} value(s) begin or end with whitespace, which Infisical trims (only one trailing "
+            f"newline survives): {few(altered)}; fix each value at its source (stack config, environment, "
+            "tenants.yaml); nothing was written"
+        )
 
 
 def publish_master_keys(
@@ -181,7 +196,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     """
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        names = ", ".join(t.subdomain for t in tenants)
+        names = few(t.subdomain for t in tenants)
         message = (
             f"DATABASE_URL is not set in the environment of `pulumi`, and tenants with database storage "
             f"need it ({names}): export DATABASE_URL=postgresql://<role>:<password>@<host>:<port>/<database>"
@@ -194,11 +209,18 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     try:
         with store.connect(dsn) as conn:
             key_field = f"{NAMESPACE}:masterKeys" if settings.master_key_source == "stack" else settings.key_folder
-            return inspect(conn, settings.store, refs, keyring, key_field=key_field)
+            found = inspect(conn, settings.store, refs, keyring, key_field=key_field)
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
         raise _fail(f"the database is not ready for tenants.yaml on stack {pulumi.get_stack()}:\n{err}") from None
+    if found.undecryptable:
+        pulumi.log.warn(
+            f"{len(found.undecryptable)} stored value(s) do not decrypt, although the other values of their key "
+            f"version do: {few(found.undecryptable)}; the rows are corrupt (the master key is right): declare a new "
+            "value for each to overwrite it on `pulumi up`, or restore them from a backup"
+        )
+    return found
 
 
 def run() -> None:
@@ -214,11 +236,15 @@ def run() -> None:
         infisical=_infisical_lookup,
     )
 
+    empty: list[str] = []
+
     def resolve(owner: str, secrets: Any) -> dict[str, str]:
         try:
-            return {key: resolver.resolve(owner, key, source) for key, source in secrets.items()}
+            values = {key: resolver.resolve(owner, key, source) for key, source in secrets.items()}
         except UnresolvedValueError as err:
             raise _fail(str(err)) from None
+        empty.extend(empty_values(owner, secrets, values))
+        return values
 
     infisical_folders: list[Folder] = []
     database_tenants: list[Folder] = []
@@ -247,8 +273,15 @@ def run() -> None:
         if "database" in tenant.storage:
             database_tenants.append(entry)
 
-    check_key_folder(settings, plan.platform, str(settings.tenants_file))
+    if empty:
+        raise _fail(
+            f"{len(empty)} value(s) are empty: {few(empty)}; set each (an empty secret is most often one nobody "
+            "set), or declare `allow_empty: true` on its source in tenants.yaml; nothing was written"
+        )
+    check_storable(infisical_folders)
     database_plans = [t for t in plan.tenants if "database" in t.storage]
+    if database_plans:  # without a database store the key folder holds no keyring of this stack's
+        check_key_folder(settings, plan.platform, str(settings.tenants_file))
     keyring = load_keyring(settings) if database_plans else None
     inspection = inspect_database(settings, keyring, database_plans) if keyring else None
     # A stack that creates its companies (the demo) finds none before its first `up`: its providers
@@ -271,7 +304,6 @@ def run() -> None:
             InfisicalSecretsArgs(environment=settings.environment, folders=infisical_folders, fingerprint_key=fp_key),
             opts=retain,
         )
-        pulumi.export("infisical_fingerprints", infisical.fingerprints)
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
     if database_tenants and keyring is not None:
         published, declare_current = (
@@ -303,22 +335,23 @@ def run() -> None:
         )
         if declare_current is not None:
             declare_current(database.writers)
-        pulumi.export("database_fingerprints", database.fingerprints)
         pulumi.export(
             "master_keys",
             {"source": settings.master_key_source, "folder": settings.key_folder, "active_version": keyring.active},
         )
 
+    # Stack outputs are plain and do not grow with the fleet: an output that waits on a resource is shown
+    # as deleted (`-`) when that resource fails, and a per-tenant map prints thousands of lines on every
+    # `up`. Each resource's own outputs hold its fingerprints (`pulumi stack export`).
     pulumi.export("environment", settings.environment)
     pulumi.export(
-        "tenants",
+        "counts",
         {
-            t.subdomain: {
-                "storage": sorted(t.storage),
-                "keys": sorted(t.secrets),
-                "decommission": t.decommission,
-            }
-            for t in plan.tenants
+            "tenants": sum(not t.decommission for t in plan.tenants),
+            "decommissioned": sum(t.decommission for t in plan.tenants),
+            "platform_folders": len(plan.platform),
+            "infisical_folders": len(infisical_folders),
+            "database_tenants": len(database_tenants),
         },
     )
 

@@ -8,15 +8,25 @@ keys, the fingerprint key, the store's settings) from the stack's config, which 
 every dynamic provider's `configure` in the provider process, after unpickling. Clients are built
 inside each method, because the methods run in another process than the program that declared the
 resources.
+
+Errors: the engine prints whatever the provider host reports for an exception, and the host reports
+`traceback.format_exc()`: twenty frames before our message. Every provider method is wrapped
+(`_one_line_errors`) so that an error of ours (Infisical, the store, the keyring, the stack's settings)
+becomes one `ProviderError` line naming the owner and store, and the host reports that line alone;
+`TENANT_SECRETS_DEBUG=1` shows the full traceback. Anything else keeps its traceback: it is a bug
+(docs/decisions/0025-first-week.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from pulumi.dynamic import (
@@ -31,16 +41,101 @@ from pulumi.dynamic import (
 )
 
 from tenant_secrets import keyfolder, reconcile, store
-from tenant_secrets.envelope import Keyring
-from tenant_secrets.stack_settings import NAMESPACE, StackSettings
+from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError, MasterKeyError
+from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.values import fingerprint
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
 
+DEBUG_VAR = "TENANT_SECRETS_DEBUG"
 _local = threading.local()
 _keyrings: dict[tuple[str, str], Keyring] = {}
 _keyrings_lock = threading.Lock()
+
+
+class ProviderError(Exception):
+    """A provider call failed for a reason the user can act on. Its message is the whole report: one line,
+    naming the owner and store, what failed and what to do; never a value."""
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_VAR, "") not in ("", "0", "false")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Our own errors: each message already says what failed and what to do, without a value."""
+    errors: tuple[type[BaseException], ...] = (
+        store.StoreError,
+        KeyringError,
+        EnvelopeError,
+        MasterKeyError,
+        keyfolder.KeyFolderError,
+        StackConfigError,
+    )
+    infisical = sys.modules.get("tenant_secrets.infisical")  # loaded when a call to Infisical failed
+    return (*errors, infisical.InfisicalError) if infisical is not None else errors
+
+
+_P = TypeVar("_P", bound=type[ResourceProvider])
+_METHODS = ("check", "diff", "create", "update", "read", "delete")
+
+
+def _one_line_errors(store_name: str) -> Callable[[_P], _P]:
+    """Class decorator: the provider's methods report our errors as one ProviderError line,
+    ``<owner>, <store>: <message>``, chained to the original (shown with TENANT_SECRETS_DEBUG=1)."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(self: ResourceProvider, *args: Any) -> Any:
+            try:
+                return method(self, *args)
+            except ProviderError:
+                raise
+            except _expected_errors() as err:
+                props = args[-1] if args and isinstance(args[-1], Mapping) else {}
+                owner = str(props.get("owner") or "")
+                text = " ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
+                text = text.removeprefix(f"{owner}: ") if owner else text
+                where = f"{owner}, {store_name}" if owner else store_name
+                raise ProviderError(f"{where}: {text}") from err
+
+        return wrapper
+
+    def decorate(cls: _P) -> _P:
+        for name in _METHODS:
+            if name in vars(cls):
+                setattr(cls, name, wrap(vars(cls)[name]))
+        return cls
+
+    return decorate
+
+
+class _HostTraceback:
+    """Stands in for the `traceback` module in the dynamic-provider host (`pulumi.dynamic.__main__`), whose
+    methods report `traceback.format_exc()` to the engine: for a ProviderError that is its one line (the
+    traceback with TENANT_SECRETS_DEBUG=1); for anything else, the traceback, as before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(traceback, name)
+
+    @staticmethod
+    def format_exc(limit: int | None = None, chain: bool = True) -> str:
+        err = sys.exc_info()[1]
+        if isinstance(err, ProviderError) and not _debug():
+            return str(err)
+        return traceback.format_exc(limit, chain)
+
+
+def _install_host_traceback() -> None:
+    """In the provider process only: the host runs as `python -m pulumi.dynamic`, so it is `__main__`."""
+    for name in ("__main__", "pulumi.dynamic.__main__"):
+        host = sys.modules.get(name)
+        if hasattr(host, "DynamicResourceProviderServicer") and getattr(host, "traceback", None) is traceback:
+            setattr(host, "traceback", _HostTraceback())  # noqa: B010 - a module attribute mypy cannot see
+
+
+_install_host_traceback()
 
 
 def _infisical() -> InfisicalClient:
@@ -60,7 +155,10 @@ def _database() -> psycopg.Connection[Any]:
     if conn is None or conn.closed:
         dsn = os.environ.get("DATABASE_URL")
         if not dsn:
-            raise RuntimeError("DATABASE_URL is not set in the environment of `pulumi up`")
+            raise ProviderError(
+                "DATABASE_URL is not set in the environment of `pulumi up`: export "
+                "DATABASE_URL=postgresql://<role>:<password>@<host>:<port>/<database>"
+            )
         conn = store.connect(dsn)
         _local.db = conn
     return conn
@@ -147,6 +245,7 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
     return [CheckFailure(f.property, f.reason) for f in failures]
 
 
+@_one_line_errors("infisical")
 class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
@@ -229,6 +328,7 @@ class InfisicalFolderProvider(_StackConfigured):
         return {**outs, "fingerprints": written, "declared_fingerprints": written}
 
 
+@_one_line_errors("database schema company_secrets")
 class DatabaseSchemaProvider(_StackConfigured):
     """The company_secrets schema (versioned migrations), the roles, and the master-key version rows are on.
 
@@ -291,6 +391,7 @@ class DatabaseSchemaProvider(_StackConfigured):
         }
 
 
+@_one_line_errors("database")
 class DatabaseTenantProvider(_StackConfigured):
     """One tenant's rows in company_secrets, encrypted with the stack's active master key.
 
@@ -369,7 +470,8 @@ class DatabaseTenantProvider(_StackConfigured):
             store.apply_tenants(_database(), self._store(props), {company_id: change}, self._keyring())
         except (store.StoreError, store.KeyringError) as err:
             # the whole apply is one transaction: nothing of this tenant was written
-            raise RuntimeError(f"{owner}: {err}") from None
+            message = " ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
+            raise ProviderError(f"{owner}, database: {message}; nothing of this tenant was written") from err
         return self._outputs(props, company_id, values)
 
     def _outputs(self, props: Mapping[str, Any], company_id: str, values: Mapping[str, str]) -> dict[str, Any]:
@@ -390,6 +492,7 @@ class DatabaseTenantProvider(_StackConfigured):
         return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
 
 
+@_one_line_errors("infisical key folder")
 class MasterKeyProvider(_StackConfigured):
     """Master keys published to the application's key folder (masterKeySource stack).
 
@@ -452,7 +555,7 @@ class MasterKeyProvider(_StackConfigured):
         written = {key: fingerprint(fp_key, owner, key, value) for key, value in values.items()}
         if written != declared:
             stale = sorted(k for k in names | set(written) if written.get(k) != declared.get(k))
-            raise RuntimeError(
+            raise ProviderError(
                 f"{props['path']}: {', '.join(stale)} would not be what the plan showed (the stack's masterKeys "
                 "changed since the preview); run the preview again"
             )

@@ -27,7 +27,7 @@ source ../env
 
 pulumi up --yes --non-interactive --skip-preview
 echo
-echo "== stack outputs (no values: fingerprints only)"
+echo "== stack outputs (no values: settings and counts)"
 pulumi stack output
 echo
 echo "== preview: nothing should change"

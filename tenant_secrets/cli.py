@@ -1,8 +1,9 @@
 """tenantctl: check tenants.yaml before anything runs, keep its JSON Schema current, show a plan.
 
-    tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--format text|github]
+    tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--base GIT_REF] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
-    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE]   (tenant_secrets/review.py)
+    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE] [--allow-unchecked]
+                                                                                    (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
@@ -13,7 +14,10 @@
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
 every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
 (present is enough: secure values are never decrypted here) and environment variables in this
-process's environment.
+process's environment, and the stack settings the run needs (derivationKey; with a database store,
+the active master key). With --base (the pull request's base, e.g. origin/main) it also refuses what
+`plan` refuses: a tenant, platform folder or key that was declared there and is gone without its
+decommission marker.
 """
 
 from __future__ import annotations
@@ -22,17 +26,19 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets import pullrequest, review, schema
+from tenant_secrets import pullrequest, reconcile, review, schema
 from tenant_secrets.loader import load_tenants_file, read_yaml
 from tenant_secrets.model import (
     EnvironmentPlan,
     Issue,
     Loc,
+    Positions,
     TenantsFile,
     TenantsFileError,
     dotted,
@@ -54,6 +60,7 @@ class StackFile:
     path: str
     config: dict[str, Any]
     issues: tuple[Issue, ...]  # secrets stored in the clear
+    positions: Positions  # where each setting is, for settings_issues
 
     @classmethod
     def read(cls, path: Path) -> StackFile:
@@ -78,12 +85,41 @@ class StackFile:
             )
             for loc in _cleartext_leaves(config.get(SECRETS_KEY), ())
         ]
-        return cls(file, config, (*document.issues, *cleartext))
+        return cls(file, config, (*document.issues, *cleartext), document.positions)
 
     def environment(self, stack: str) -> str:
         """The stack's environment: tenant-secrets:environment, else the stack's name."""
         value = self.config.get(ENVIRONMENT_KEY)
         return str(value) if value else stack
+
+    def settings_issues(self, plan: EnvironmentPlan, stack: str) -> list[Issue]:
+        """The stack settings the run needs, as far as the file shows them (values stay encrypted): the
+        derivation key, and with a database store and masterKeySource stack, the active master key."""
+        issues: list[Issue] = []
+        flag = f" --stack {stack}"
+
+        def issue(key: str, message: str, hint: str) -> None:
+            issues.append(issue_at(self.path, self.positions, ("config", key), message, hint, at_key=True))
+
+        if f"{NAMESPACE}:derivationKey" not in self.config:
+            issue(
+                f"{NAMESPACE}:derivationKey",
+                "tenant-secrets:derivationKey is not set: fingerprints and generated values derive from it",
+                f'set it with `pulumi config set --secret {NAMESPACE}:derivationKey "$(openssl rand -hex 32)"{flag}`',
+            )
+        database = any("database" in t.storage for t in plan.tenants)
+        if database and str(self.config.get(f"{NAMESPACE}:masterKeySource", "stack")) == "stack":
+            active = str(self.config.get(f"{NAMESPACE}:activeKeyVersion", 1))
+            keys = self.config.get(f"{NAMESPACE}:masterKeys")
+            if not isinstance(keys, dict) or f"v{active}" not in keys:
+                issue(
+                    f"{NAMESPACE}:activeKeyVersion",
+                    f"tenant-secrets:activeKeyVersion is {active}, but masterKeys has no v{active} "
+                    "(tenants with database storage need it)",
+                    f"set it with `pulumi config set --secret --path '{NAMESPACE}:masterKeys.v{active}' "
+                    f'"$(openssl rand -hex 32)"{flag}`, or set activeKeyVersion to a version that masterKeys has',
+                )
+        return issues
 
     def has_secret(self, path: tuple[str, ...]) -> bool:
         """Whether secrets.<path> holds a value (a `{secure: ...}` leaf or a plain one)."""
@@ -134,6 +170,53 @@ def _plan_counts(plan: EnvironmentPlan) -> str:
     return f"{len(plan.tenants)} tenant(s) and {len(plan.platform)} platform folder(s) with {keys} secret(s)"
 
 
+def _base_file(ref: str, file: str) -> TenantsFile:
+    """The tenants file as it is at git ``ref`` (the same path, from the current directory)."""
+    try:
+        text = subprocess.run(["git", "show", f"{ref}:./{file}"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        reason = (getattr(err, "stderr", "") or str(err)).strip().splitlines()[-1:] or ["git failed"]
+        hint = "pass a git ref that has the file, e.g. --base origin/main"
+        raise TenantsFileError([Issue(file, 1, 1, "(file)", f"cannot read it at {ref}: {reason[0]}", hint)]) from None
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / Path(file).name
+        path.write_text(text, encoding="utf-8")
+        try:
+            return load_tenants_file(path)
+        except TenantsFileError:
+            issue = Issue(file, 1, 1, "(file)", f"the file at {ref} is not valid", "compare against a valid base")
+            raise TenantsFileError([issue]) from None
+
+
+def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments: Sequence[str]) -> list[Issue]:
+    """What disappeared since ``base`` without its decommission marker, per environment: what the preview's
+    removal guards refuse (tenant_secrets/reconcile.py words them), found before any preview."""
+    issues: list[Issue] = []
+    where: dict[str, Loc] = {t.subdomain: ("tenants", i, "secrets") for i, t in enumerate(head.document.tenants)}
+    where |= {name: ("platform", name, "secrets") for name in head.document.platform}
+    for environment in environments:
+        old, new = plan_environment(base, environment), plan_environment(head, environment)
+        owners = [t.subdomain for t in old.tenants if not t.decommission] + [f.name for f in old.platform]
+        kept = [t.subdomain for t in new.tenants if not t.decommission] + [f.name for f in new.platform]
+        gone = [t.subdomain for t in new.tenants if t.decommission]
+        for failure in reconcile.removed_tenant_failures(owners, kept, gone):
+            issues.append(Issue(file, 1, 1, "tenants", f"{environment}: {failure.reason}"))
+        declared = {t.subdomain: set(t.secrets) for t in old.tenants} | {f.name: set(f.secrets) for f in old.platform}
+        entries: list[tuple[str, Mapping[str, Any], frozenset[str]]] = [
+            (t.subdomain, t.secrets, t.decommissioned_keys) for t in new.tenants if not t.decommission
+        ]
+        entries += [(f.name, f.secrets, f.decommissioned_keys) for f in new.platform]
+        for name, secrets, marked in entries:
+            if name not in declared:
+                continue
+            failures = reconcile.removed_key_failures(
+                name, dict.fromkeys(declared[name]), dict.fromkeys(secrets), marked
+            )
+            for failure in failures:
+                issues.append(issue_at(file, head.positions, where[name], f"{environment}: {failure.reason}"))
+    return list(dict.fromkeys(issues))
+
+
 def validate(args: argparse.Namespace) -> int:
     file = str(args.file)
     issues: list[Issue] = []
@@ -146,8 +229,13 @@ def validate(args: argparse.Namespace) -> int:
             environment = stack.environment(args.stack)
             plan = plan_environment(tenants, environment)
             issues += stack.issues
+            issues += stack.settings_issues(plan, args.stack)
             issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
             summary += f"; stack {args.stack} ({environment}): {_plan_counts(plan)}, every value source set"
+        if args.base:
+            environments = [environment] if args.stack else list(tenants.document.defaults.environments)
+            issues += removal_issues(_base_file(args.base, file), tenants, file, environments)
+            summary += f"; nothing removed since {args.base} without its decommission marker"
     except TenantsFileError as err:
         issues += err.issues
         more = err.more
@@ -174,7 +262,9 @@ def schema_command(args: argparse.Namespace) -> int:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    return review.run_plan(args.stack, args.format, args.preview_json, args.config_file)
+    return review.run_plan(
+        args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
+    )
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -336,6 +426,9 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--stack", help="also check that every value source has a value for this stack")
     check.add_argument("--config-file", help="the stack's config file (default: Pulumi.<stack>.yaml)")
     check.add_argument(
+        "--base", help="a git ref (the pull request's base): also refuse removals without a decommission marker"
+    )
+    check.add_argument(
         "--format", choices=["text", "github"], default="text", help="github: annotations for a pull request"
     )
     check.set_defaults(run=validate)
@@ -350,6 +443,11 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=["markdown", "json"], default="markdown")
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
+    plan.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="exit 0 even when the preview warned that it could not check something (the plan still says so)",
+    )
     plan.set_defaults(run=plan_command)
 
     imp = commands.add_parser(

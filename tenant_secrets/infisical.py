@@ -37,6 +37,8 @@ from infisical_sdk.infisical_requests import APIError
 from infisical_sdk.infisical_requests import InfisicalError as SDKError
 from requests.adapters import HTTPAdapter
 
+from tenant_secrets.values import JS_WHITESPACE, infisical_keeps
+
 log = logging.getLogger(__name__)
 
 ENV_VARS = ("INFISICAL_SITE_URL", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET", "INFISICAL_PROJECT_ID")
@@ -45,11 +47,6 @@ BATCH_ENDPOINT = "/api/v3/secrets/batch/raw"
 BATCH_METHODS = {"create": "POST", "update": "PATCH", "delete": "DELETE"}
 FOLDER_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 WAIT_IN_MESSAGE = re.compile(r"try again in (\d+) seconds?", re.IGNORECASE)
-# ECMAScript trim() whitespace: what Infisical strips from values (see _storable).
-JS_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
 RETRIES_VAR = "TENANT_SECRETS_INFISICAL_RETRIES"
 RERUN = "re-running converges (every write is a difference against what Infisical holds)"
 
@@ -313,12 +310,6 @@ def _split(path: str) -> tuple[str, str]:
     return parent or "/", name
 
 
-def _storable(value: str) -> bool:
-    """Whether Infisical stores ``value`` unchanged (it trims, but keeps one trailing newline)."""
-    trimmed = value.strip(JS_WHITESPACE)
-    return value in (trimmed, f"{trimmed}\n")
-
-
 def _check_input(environment: str, path: str, upsert: Mapping[str, str], delete: Collection[str]) -> None:
     """Reject, before any write, keys Infisical refuses and values it would alter."""
     for key in [*upsert, *delete]:
@@ -338,7 +329,7 @@ def _check_input(environment: str, path: str, upsert: Mapping[str, str], delete:
             path=path,
             keys=both,
         )
-    altered = sorted(key for key, value in upsert.items() if not _storable(value))
+    altered = sorted(key for key, value in upsert.items() if not infisical_keeps(value))
     if altered:
         raise InfisicalError(
             f"the values of {', '.join(altered)} in {environment}:{path} begin or end with whitespace, which "
@@ -803,8 +794,9 @@ class InfisicalClient:
                 wait_hint = reply.server_wait() if reply.status == 429 else None
                 ambiguous = ambiguous or reply.status >= 500
             if attempt >= attempts:
+                unreachable = "check that INFISICAL_SITE_URL is right and Infisical is up; " if status is None else ""
                 raise InfisicalError(
-                    f"{what} failed after {attempt} attempts (last: {reason}); {RERUN}",
+                    f"{what} failed after {attempt} attempts (last: {reason}); {unreachable}{RERUN}",
                     status=status,
                     environment=context.get("environment"),
                     path=context.get("path"),
@@ -829,8 +821,12 @@ class InfisicalClient:
         what: str, reply: _Reply, context: Mapping[str, Any], sensitive: Collection[str] = ()
     ) -> InfisicalError:
         detail = _scrub(f"{reply.error_name}: {reply.message}" if reply.error_name else reply.message, sensitive)
+        hint = {
+            401: "; check INFISICAL_CLIENT_ID and INFISICAL_CLIENT_SECRET (a machine identity with universal auth)",
+            403: "; give the machine identity access to this environment and folder in Infisical",
+        }.get(reply.status, "")
         return InfisicalError(
-            f"Infisical refused {what}: {reply.status} {detail}".rstrip(),
+            f"Infisical refused {what}: {reply.status} {detail}".rstrip() + hint,
             status=reply.status,
             environment=context.get("environment"),
             path=context.get("path"),

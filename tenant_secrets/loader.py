@@ -494,6 +494,10 @@ def _source_problem(given: Any) -> tuple[str, str]:
         return f"unknown source 'from: {kind}'", did_you_mean(
             kind, list(FROM_KINDS)
         ) + "Allowed: config, env, infisical"
+    for name in given:  # a mistyped marker ({form: config}) gets the hint every other field gets
+        hint = did_you_mean(str(name), SOURCE_MARKERS)
+        if hint:
+            return f"no value source: unknown field '{name}'", hint + _SOURCES_HINT
     return "no value source", _SOURCES_HINT
 
 

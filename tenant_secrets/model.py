@@ -150,6 +150,9 @@ class _Strict(BaseModel):
 # --- value sources, as written in the file ---------------------------------------------------------
 
 
+_ALLOW_EMPTY = "Accept an empty value; refused by default, since an empty secret is most often one nobody set"
+
+
 class FromConfig(_Strict):
     """The stack's encrypted config object `secrets`: by default at <owner>.<KEY>
     (`pulumi config set --secret --path 'secrets.codewiser.STRIPE_SECRET_KEY'`)."""
@@ -158,6 +161,7 @@ class FromConfig(_Strict):
 
     from_: Literal["config"] = Field(alias="from")
     key: ConfigPath | None = Field(None, description="Another dotted path inside the `secrets` config object")
+    allow_empty: bool = Field(False, description=_ALLOW_EMPTY)
 
 
 class FromEnv(_Strict):
@@ -183,6 +187,7 @@ class FromInfisical(_Strict):
     path: InfisicalPath = Field(description="The folder that holds the secret, e.g. /legacy/acmecorp")
     key: InfisicalKey = Field(description="The secret's key in that folder")
     environment: Environment | None = Field(None, description="Its environment; default: the stack's environment")
+    allow_empty: bool = Field(False, description=_ALLOW_EMPTY)
 
 
 class GenerateSpec(_Strict):
@@ -472,6 +477,7 @@ class TenantsFile:
 @dataclass(frozen=True)
 class ConfigSource:
     path: tuple[str, ...]  # inside the stack config object `secrets`
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -491,6 +497,7 @@ class InfisicalSource:
     path: str
     key: str
     environment: str | None
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -551,11 +558,11 @@ def flatten(secrets: Mapping[str, Any], loc: Loc) -> dict[str, tuple[Any, Loc]]:
 
 def _value_source(spec: BaseModel, owner: str, key: str) -> ValueSource:
     if isinstance(spec, FromConfig):
-        return ConfigSource(tuple(spec.key.split(".")) if spec.key else (owner, key))
+        return ConfigSource(tuple(spec.key.split(".")) if spec.key else (owner, key), spec.allow_empty)
     if isinstance(spec, FromEnv):
         return EnvSource(spec.var)
     if isinstance(spec, FromInfisical):
-        return InfisicalSource(spec.path.rstrip("/") or "/", spec.key, spec.environment)
+        return InfisicalSource(spec.path.rstrip("/") or "/", spec.key, spec.environment, spec.allow_empty)
     if isinstance(spec, Generated):
         return GeneratedSource(spec.generate.bytes, spec.generate.encoding, spec.rotation)
     if isinstance(spec, LiteralValue):

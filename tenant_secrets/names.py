@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # The one list of subdomains a tenant may not take: the application's own hosts, our own
@@ -156,3 +156,13 @@ def folder_problem(value: str) -> Problem | None:
             f"'{value}' is not a valid folder name", "letters, digits, hyphens and underscores, at most 63 characters"
         )
     return None
+
+
+def few(names: Iterable[str], shown: int = 3) -> str:
+    """Names for a message that stays short at any fleet size: a few of them, then how many more.
+
+    ``few(["a", "b", "c", "d", "e"])`` is ``"a, b, c and 2 more"``; a message naming every one of
+    5,000 tenants would be tens of kilobytes on one line."""
+    listed = list(names)
+    head = ", ".join(listed[:shown])
+    return f"{head} and {len(listed) - shown} more" if len(listed) > shown else head

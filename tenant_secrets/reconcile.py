@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tenant_secrets.names import TENANTS_FOLDER, folder_problem, subdomain_problem
+from tenant_secrets.names import TENANTS_FOLDER, few, folder_problem, subdomain_problem
 from tenant_secrets.values import fingerprint
 
 
@@ -23,8 +23,15 @@ def secret_keys(props: Mapping[str, Any]) -> set[str]:
 
 @dataclass(frozen=True)
 class RemovalFailure:
+    """A check failure. ``property`` is empty for the removal guards: the engine would print the named
+    property's whole value beside the reason (a registry's list of every tenant), so the reason alone,
+    naming the tenant, is what reaches the user."""
+
     property: str
     reason: str
+
+
+MAX_NAMED = 3  # removals named one by one in a check's failures; the rest are counted in one more
 
 
 def removed_key_failures(
@@ -35,35 +42,55 @@ def removed_key_failures(
     Deleting a production secret because a line disappeared from tenants.yaml is the mistake a
     reviewer is least likely to notice, so it is refused with the marker that would allow it.
     """
-    gone = secret_keys(olds) - secret_keys(news) - set(decommissioned)
-    return [
+    gone = sorted(secret_keys(olds) - secret_keys(news) - set(decommissioned))
+    failures = [
         RemovalFailure(
-            property=key,
+            property="",
             reason=(
                 f"{owner}: {key} is no longer declared in tenants.yaml, and deleting a secret needs an "
                 f"explicit marker; to delete it, declare `{key}: {{decommission: true}}` under {owner}'s "
                 f"secrets (or restore its declaration to keep it)"
             ),
         )
-        for key in sorted(gone)
+        for key in gone[:MAX_NAMED]
     ]
+    if len(gone) > MAX_NAMED:
+        rest = gone[MAX_NAMED:]
+        failures.append(
+            RemovalFailure(
+                "",
+                f"{owner}: {len(rest)} more key(s) are no longer declared ({few(rest)}); declare each "
+                "`<KEY>: {decommission: true}` to delete it, or restore it",
+            )
+        )
+    return failures
 
 
 def removed_tenant_failures(
     olds: Iterable[str], news: Iterable[str], decommissioned: Iterable[str]
 ) -> list[RemovalFailure]:
     """Owners (tenants, platform folders) that disappeared from tenants.yaml without the marker."""
-    gone = set(olds) - set(news) - set(decommissioned)
-    return [
+    gone = sorted(set(olds) - set(news) - set(decommissioned))
+    failures = [
         RemovalFailure(
-            property="owners",
+            property="",
             reason=(
                 f"{owner} is no longer declared in tenants.yaml, and deleting its secrets needs an explicit "
                 f"marker; to delete them, keep the entry with `decommission: true` (or restore it)"
             ),
         )
-        for owner in sorted(gone)
+        for owner in gone[:MAX_NAMED]
     ]
+    if len(gone) > MAX_NAMED:
+        rest = gone[MAX_NAMED:]
+        failures.append(
+            RemovalFailure(
+                "",
+                f"{len(rest)} more tenant(s) or folder(s) are no longer declared in tenants.yaml ({few(rest)}); "
+                "keep each entry with `decommission: true` to delete its secrets, or restore it",
+            )
+        )
+    return failures
 
 
 def desired_fingerprints(owner: str, news: Mapping[str, Any], fp_key: bytes) -> dict[str, str]:

@@ -17,6 +17,10 @@ plain bookkeeping inputs (owner, environment, path, decommission, key_version) a
 The values of secret inputs are never read (the preview shows them as `[secret]` anyway), and the
 fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
 invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
+
+A preview that warned (it could not check something: the database without DATABASE_URL, say) is
+never shown as a clean plan: its warnings head the comment and `tenantctl plan` exits 1 unless
+`--allow-unchecked` (docs/decisions/0025-first-week.md).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ STORES = {"InfisicalFolder": "infisical", "MasterKeyPublication": "infisical", "
 SCHEMA_TYPE = "DatabaseSchema"
 ENVIRONMENT_CONFIG = "tenant-secrets:environment"
 # Deletions first: they are what a reviewer must not miss.
-ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "create", "forget")
+ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
 CREATE_OPS = frozenset({"create", "import"})
 DELETE_OPS = frozenset({"delete", "discard"})
@@ -43,14 +47,19 @@ NOTES = {
     "delete": "the key is deleted from the store on `pulumi up`",
     "replace": "the folder or rows are deleted and written again (a path, environment or table prefix changed)",
     "retain": "the stack stops managing the key; it stays in the store (retainOnDelete)",
-    "re-encrypt": "same values, written again under the active master key",
-    "migrate": "the company_secrets schema is migrated, or its rows move to the active master key",
+    "re-encrypt": "same values, written again under the active master key (for the schema: every row and "
+    "history entry still on another key version, in committed batches)",
+    "migrate": "the company_secrets schema is migrated (a new schema version or table prefix)",
     "update": "the value changed (its fingerprint did)",
+    "restore": "the store holds another value than tenants.yaml declares (changed outside it, found by "
+    "`pulumi refresh`); `pulumi up` writes the declared value back",
     "create": "a new key is written",
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
 }
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*")
-_CHECK_FAILURE = re.compile(r"^\S+ resource '(?P<name>[^']+)': property (?P<prop>\S+) value .*? has a problem: ", re.S)
+_CHECK_FAILURE = re.compile(
+    r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
+)
 _GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
 MAX_ERROR_CHARS = 4000
 
@@ -76,10 +85,16 @@ class ReviewPlan:
     rows: tuple[Row, ...] = ()
     errors: tuple[str, ...] = ()
     summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
+    warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def checked(self) -> bool:
+        """Whether the preview checked everything it checks before `pulumi up` (it raised no warning)."""
+        return self.ok and not self.warnings
 
     @property
     def deletions(self) -> tuple[Row, ...]:
@@ -125,6 +140,16 @@ def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items() if _KEY.fullmatch(str(k))}
 
 
+def _recorded_fingerprints(step: Mapping[str, Any]) -> dict[str, str]:
+    """What the store held at the last write or refresh (the old state's output ``fingerprints``); after a
+    refresh found drift it differs from the declared fingerprints. Empty when the state records none."""
+    state = step.get("oldState")
+    outputs = state.get("outputs") if isinstance(state, Mapping) else None
+    if not isinstance(outputs, Mapping) or not isinstance(outputs.get("fingerprints"), Mapping):
+        return {}
+    return _fingerprints(outputs)
+
+
 def _reported_keys(step: Mapping[str, Any]) -> set[str]:
     """Keys the engine itself names as changed (empty for Python dynamic providers)."""
     names: list[str] = [str(n) for n in step.get("diffReasons") or []]
@@ -153,6 +178,9 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     both = before & after
     changed = {key for key in both if old_fp.get(key) != new_fp.get(key)} | (_reported_keys(step) & both)
     changes |= dict.fromkeys(sorted(changed), "update")
+    recorded = _recorded_fingerprints(step)
+    drifted = {key for key in both - changed if key in new_fp and recorded.get(key, "") != new_fp[key]}
+    changes |= dict.fromkeys(sorted(drifted), "restore")
     if not changes and old.get("key_version") != new.get("key_version"):
         changes = dict.fromkeys(sorted(after), "re-encrypt")
     return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)
@@ -176,10 +204,12 @@ def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row
         action = "create"
     elif op in DELETE_OPS:
         return []  # the schema is never dropped (DatabaseSchemaProvider.delete keeps it)
-    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix", "key_version")):
+    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix")):
         action = "migrate"
+    elif old.get("key_version") != new.get("key_version") or new.get("rotation_pending") is True:
+        action = "re-encrypt"
     else:
-        action = "update"
+        action = "update"  # roles, passwords, or the key versions the schema checks
     return [Row("company_secrets", environment, "database", "-", action, "schema")]
 
 
@@ -194,15 +224,25 @@ def _message(diagnostic: Mapping[str, Any]) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
-def preview_errors(document: Mapping[str, Any]) -> list[str]:
-    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
-    errors = [
+def _diagnostics(document: Mapping[str, Any], severity: str) -> list[str]:
+    return [
         _message(d)
         for d in document.get("diagnostics") or []
-        if isinstance(d, Mapping) and d.get("severity") == "error"
+        if isinstance(d, Mapping) and d.get("severity") == severity
     ]
+
+
+def preview_errors(document: Mapping[str, Any]) -> list[str]:
+    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
+    errors = _diagnostics(document, "error")
     specific = [e for e in errors if not e.startswith(_GENERIC_FAILURE)]
     return list(dict.fromkeys(specific or errors))
+
+
+def preview_warnings(document: Mapping[str, Any]) -> list[str]:
+    """The preview's warnings: each is something it could not check, so the plan may be greener than
+    the `pulumi up` after it (decision 0025)."""
+    return list(dict.fromkeys(w.removeprefix("warning:").strip() for w in _diagnostics(document, "warning")))
 
 
 def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
@@ -213,9 +253,11 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     summary = document.get("changeSummary")
     counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
     errors = preview_errors(document)
+    warnings = tuple(preview_warnings(document))
     if errors:
-        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts)
-    return ReviewPlan(stack, environment, tuple(rows_from_preview(document, environment)), summary=counts)
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
+    rows = tuple(rows_from_preview(document, environment))
+    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings)
 
 
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
@@ -271,8 +313,20 @@ def render_markdown(plan: ReviewPlan) -> str:
         ]
         return "\n".join(lines) + "\n"
     lines = [title, ""]
+    if plan.warnings:
+        lines[0] = f"{title}: not fully checked"
+        lines += [
+            f"**The preview could not check everything ({len(plan.warnings)} warning(s)): `pulumi up` may fail "
+            "or change more than this plan shows. Fix what it says and run the plan again.**",
+            "",
+            _fenced("\n\n".join(plan.warnings)),
+            "",
+        ]
     if not plan.rows:
-        lines.append("No changes: nothing would be written to Infisical or the database.")
+        if plan.warnings:
+            lines.append("No changes found in what the preview could check.")
+        else:
+            lines.append("No changes: nothing would be written to Infisical or the database.")
         return "\n".join(lines) + "\n"
     if plan.deletions:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
@@ -294,10 +348,17 @@ def render_markdown(plan: ReviewPlan) -> str:
     counts = Counter(r.action for r in plan.rows)
     owners = {(r.owner, r.kind) for r in plan.rows if r.kind != "schema"}
     tally = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a])
-    lines += ["", f"Totals: {tally}, for {len(owners)} tenant(s) or folder(s)."]
-    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a]]
+    scope = f", for {len(owners)} tenant(s) or folder(s)" if owners else ", the schema only"
+    lines += ["", f"Totals: {tally}{scope}."]
+    value_updates = any(r.action == "update" and r.kind != "schema" for r in plan.rows)
+    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a] and (a != "update" or value_updates)]
     if any(r.key == "-" and r.kind != "schema" and r.action == "update" for r in plan.rows):
         notes.append("Key `-`: the folder or rows change, but no value does.")
+    if any(r.kind == "schema" and r.action == "update" for r in plan.rows):
+        notes.append(
+            "`company_secrets (schema)` *update*: its roles, or the master key versions it checks, change; "
+            "no value does."
+        )
     lines += ["", "Values are never shown. " + " ".join(notes)]
     return "\n".join(lines) + "\n"
 
@@ -307,7 +368,9 @@ def render_json(plan: ReviewPlan) -> str:
         "stack": plan.stack,
         "environment": plan.environment,
         "ok": plan.ok,
+        "checked": plan.checked,
         "errors": list(plan.errors),
+        "warnings": list(plan.warnings),
         "deletions": len(plan.deletions),
         "changes": [asdict(r) for r in plan.rows],
         "resources": dict(plan.summary),
@@ -359,8 +422,25 @@ def read_preview(path: str, stack: str) -> ReviewPlan:
     return parse_preview(document, stack)
 
 
-def run_plan(stack: str, fmt: str, preview_json_path: str | None, config_file: str | None) -> int:
-    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed."""
+def run_plan(
+    stack: str,
+    fmt: str,
+    preview_json_path: str | None,
+    config_file: str | None,
+    *,
+    allow_unchecked: bool = False,
+) -> int:
+    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed or, unless
+    ``allow_unchecked``, when it warned that it could not check something."""
     plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
     sys.stdout.write(render(plan, fmt))
-    return 0 if plan.ok else 1
+    if not plan.ok:
+        return 1
+    if plan.warnings and not allow_unchecked:
+        print(
+            f"tenantctl plan: the preview of stack {stack} could not check everything ({len(plan.warnings)} "
+            "warning(s), at the top of the plan); fix them, or pass --allow-unchecked to accept the plan as it is",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

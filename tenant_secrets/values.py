@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from tenant_secrets.model import GeneratedSource, ValueSource
 
 FINGERPRINT_HEX_CHARS = 16
+# ECMAScript trim() whitespace: what Infisical strips from values (see infisical_keeps).
+JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 
 class UnresolvedValueError(Exception):
@@ -45,6 +50,39 @@ def generate(derivation_key: bytes, environment: str, owner: str, key: str, sour
     if source.encoding == "base64url":
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
     return base64.b64encode(raw).decode()
+
+
+def infisical_keeps(value: str) -> bool:
+    """Whether Infisical stores ``value`` unchanged (it trims, but keeps one trailing newline)."""
+    trimmed = value.strip(JS_WHITESPACE)
+    return value in (trimmed, f"{trimmed}\n")
+
+
+def infisical_alterations(owners: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """``owner.KEY`` of every value Infisical would alter, for a check before anything is written.
+
+    The Infisical client refuses them too, but only at the write, after a green preview, and possibly
+    after the same tenant's database rows were written: so the program refuses them in the preview."""
+    return [
+        f"{owner}.{key}"
+        for owner, values in owners.items()
+        for key, value in values.items()
+        if not infisical_keeps(value)
+    ]
+
+
+def empty_values(owner: str, sources: Mapping[str, ValueSource], values: Mapping[str, str]) -> list[str]:
+    """``owner.KEY`` of every empty value whose source does not declare ``allow_empty`` (a literal
+    ``{value: ""}`` is declared by whoever wrote it). An empty secret is most often one nobody set; a
+    store may refuse it, so it fails the preview instead of the write."""
+    from tenant_secrets.model import ConfigSource, InfisicalSource, LiteralSource  # noqa: PLC0415 - see resolve
+
+    def allowed(source: ValueSource) -> bool:
+        if isinstance(source, ConfigSource | InfisicalSource):
+            return source.allow_empty
+        return isinstance(source, LiteralSource)
+
+    return [f"{owner}.{key}" for key, value in values.items() if value == "" and not allowed(sources[key])]
 
 
 def fingerprint_key(derivation_key: bytes) -> bytes:

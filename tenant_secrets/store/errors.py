@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tenant_secrets.names import few
+
 
 class StoreError(Exception):
     """Base class of the store's own errors."""
@@ -22,7 +24,7 @@ class CompanyNotFoundError(StoreError):
 
     def __init__(self, missing: Iterable[str], *, what: str = "subdomain") -> None:
         self.missing = tuple(sorted(missing))
-        names = ", ".join(self.missing)
+        names = few(self.missing)
         super().__init__(
             f"no company with {what} {names} in the companies table: create the "
             f"compan{'y' if len(self.missing) == 1 else 'ies'} in the application first, or fix the "

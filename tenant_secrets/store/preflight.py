@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from tenant_secrets.envelope import EnvelopeError, Keyring
+from tenant_secrets.names import few
 from tenant_secrets.store.companies import company_id, find_companies
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
@@ -50,6 +51,9 @@ class Inspection:
     """key version -> {"secrets": rows, "history entries": rows}, for every version still stored."""
     schema_exists: bool
     """Whether company_secrets exists yet (it does not before the first run)."""
+    undecryptable: tuple[str, ...] = ()
+    """``<subdomain> <KEY>`` of stored values that do not decrypt although others of their key version
+    do: corrupt rows, not a wrong key. A run that declares a new value for one overwrites it."""
 
     def rotation_pending(self, active: int) -> bool:
         """Whether some stored value is on another key version than ``active``."""
@@ -91,13 +95,15 @@ def inspect(
             "companies table, so run the application's migrations first (or, for a demo only, create companies)"
         )
     usage: dict[int, dict[str, int]] = {}
+    corrupt: list[str] = []
     if secrets_exist and history_exist:
         usage, samples = _key_usage(conn, settings)
-        problems += _key_problems(usage, samples, keyring, key_field)
+        wrong_key, corrupt = _undecryptable(conn, settings, samples, keyring)
+        problems += _key_problems(usage, wrong_key, keyring, key_field)
     if problems:
         raise PreflightError(problems)
     resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}
-    return Inspection(company_ids=resolved, key_usage=usage, schema_exists=secrets_exist)
+    return Inspection(company_ids=resolved, key_usage=usage, schema_exists=secrets_exist, undecryptable=tuple(corrupt))
 
 
 def _tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> tuple[bool, bool, bool]:
@@ -134,7 +140,7 @@ def _company_problems(
             missing.append(tenant.subdomain + (" (company_id given in tenants.yaml)" if wanted else ""))
     if missing:
         problems.append(
-            f"no company with subdomain {', '.join(missing)} in {table!r}: create the "
+            f"no company with subdomain {few(missing)} in {table!r}: create the "
             f"compan{'y' if len(missing) == 1 else 'ies'} in the application first, or fix the subdomain "
             "in tenants.yaml"
         )
@@ -161,8 +167,47 @@ def _key_usage(
     return usage, samples
 
 
+def _undecryptable(
+    conn: psycopg.Connection[Any], settings: StoreSettings, samples: Mapping[int, str], keyring: Keyring
+) -> tuple[set[int], list[str]]:
+    """The key versions whose key is wrong, and the corrupt values (``<subdomain> <KEY>``, history entries
+    marked), told apart: one sample per version is decrypted; only when it fails are all of that version's
+    values tried (one more statement, on a path that is rare). No value decrypts: the key is wrong. Some do:
+    the others are corrupt, and the key is right."""
+    wrong_key: set[int] = set()
+    corrupt: list[str] = []
+    for version in sorted(v for v in samples if v in keyring.keys):
+        try:
+            keyring.decrypt(samples[version], version)
+            continue
+        except EnvelopeError:
+            pass
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, '' FROM {} s"
+                " LEFT JOIN {} c ON c.id = s.company_id WHERE s.key_version = %s"
+                " UNION ALL SELECT c.subdomain, h.secret_key, h.secret_value_encrypted, ' (history entry)' FROM {} h"
+                " LEFT JOIN {} c ON c.id = h.company_id WHERE h.key_version = %s ORDER BY 1, 2"
+            ).format(
+                settings.table(SECRETS), settings.table(COMPANIES), settings.table(HISTORY), settings.table(COMPANIES)
+            ),
+            [version, version],
+        ).fetchall()
+        bad: list[str] = []
+        for subdomain, key, ciphertext, where in rows:
+            try:
+                keyring.decrypt(str(ciphertext), version)
+            except EnvelopeError:
+                bad.append(f"{subdomain or '(no company)'} {key}{where}")
+        if len(bad) == len(rows):
+            wrong_key.add(version)
+        else:
+            corrupt += bad
+    return wrong_key, corrupt
+
+
 def _key_problems(
-    usage: Mapping[int, Mapping[str, int]], samples: Mapping[int, str], keyring: Keyring, key_field: str
+    usage: Mapping[int, Mapping[str, int]], wrong_key: set[int], keyring: Keyring, key_field: str
 ) -> list[str]:
     problems: list[str] = []
     for version in sorted(usage):
@@ -173,9 +218,7 @@ def _key_problems(
                 f"({counts}): keep it until a run with another active key has re-encrypted them"
             )
             continue
-        try:
-            keyring.decrypt(samples[version], version)
-        except EnvelopeError:
+        if version in wrong_key:
             problems.append(
                 f"{key_field}.v{version} does not decrypt the values stored with key version {version} ({counts}): "
                 "it is not the key they were written with; restore the original key for this version"

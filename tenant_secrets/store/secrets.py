@@ -257,7 +257,7 @@ def _decide(
             if row is None:
                 writes.inserts.append((cid, key, keyring.encrypt(value)))
                 outcome["created"].append(key)
-            elif _decrypt(row, keyring) != value:
+            elif _decrypted_or_none(row, keyring) != value:  # a corrupt row is overwritten by a declared value
                 writes.updates.append((row.id, keyring.encrypt(value), True))
                 outcome["updated"].append(key)
             elif row.key_version != keyring.active:
@@ -275,6 +275,16 @@ def _decide(
             unchanged=tuple(outcome["unchanged"]),
         )
     return writes, ApplyResult(MappingProxyType(results))
+
+
+def _decrypted_or_none(row: _Row, keyring: Keyring) -> str | None:
+    """The stored value, or None when the row does not decrypt: the preflight has checked, in the same run,
+    that the key of its version decrypts the other rows, so the row is corrupt and a declared value may
+    replace it (the audit records the update, as any other)."""
+    try:
+        return keyring.decrypt(row.ciphertext, row.key_version)
+    except EnvelopeError:
+        return None
 
 
 def _decrypt(row: _Row, keyring: Keyring) -> str:

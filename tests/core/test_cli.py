@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_a_secret_in_the_clear_in_the_stack_file_is_reported(project: Path, caps
         stack.write("    hono-api:\n      LEAKED: fake-plain-value\n")
     assert main(["validate", "--stack", "ci"]) == 1
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("Pulumi.ci.yaml:22:15: config.tenant-secrets:secrets.hono-api.LEAKED: ")
+    assert line.startswith("Pulumi.ci.yaml:27:15: config.tenant-secrets:secrets.hono-api.LEAKED: ")
     assert "stored in the clear" in line
     assert "fake-plain-value" not in line
 
@@ -140,3 +141,51 @@ def test_plan_is_wired_to_the_review(tmp_path: Path, capsys: pytest.CaptureFixtu
     preview.write_text('{"steps": [], "config": {"tenant-secrets:environment": "dev"}}')
     assert main(["plan", "--stack", "dev", "--format", "json", "--preview-json", str(preview)]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_validate_checks_the_stack_settings_the_file_shows(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """activeKeyVersion naming a key masterKeys lacks, and no derivationKey: `plan` would refuse, so does validate."""
+    text = (project / "Pulumi.ci.yaml").read_text()
+    text = text.replace(
+        "  tenant-secrets:environment: dev\n",
+        "  tenant-secrets:environment: dev\n  tenant-secrets:activeKeyVersion: 2\n",
+    )
+    start = text.index("  tenant-secrets:derivationKey:\n")
+    text = text[:start] + text[text.index("  tenant-secrets:masterKeys:\n") :]
+    (project / "Pulumi.ci.yaml").write_text(text)
+    assert main(["validate", "--stack", "ci"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Pulumi.ci.yaml:3:3: config.tenant-secrets:derivationKey: tenant-secrets:derivationKey is not set: "
+        "fingerprints and generated values derive from it. Set it with "
+        '`pulumi config set --secret tenant-secrets:derivationKey "$(openssl rand -hex 32)" --stack ci`',
+        "Pulumi.ci.yaml:4:3: config.tenant-secrets:activeKeyVersion: tenant-secrets:activeKeyVersion is 2, but "
+        "masterKeys has no v2 (tenants with database storage need it). Set it with `pulumi config set --secret "
+        "--path 'tenant-secrets:masterKeys.v2' \"$(openssl rand -hex 32)\" --stack ci`, or set activeKeyVersion to "
+        "a version that masterKeys has",
+    ]
+
+
+def _git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+
+def test_validate_with_a_base_refuses_removals_without_the_marker(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `plan` refuses (a key or tenant gone unmarked), validate --base finds before any preview."""
+    _git(project, "init", "-q")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "add", "tenants.yaml")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "-qm", "base")
+    text = (project / "tenants.yaml").read_text()
+    assert main(["validate", "--base", "HEAD"]) == 0
+    assert "nothing removed since HEAD" in capsys.readouterr().out
+    start = text.index("  - subdomain: another-company")
+    (project / "tenants.yaml").write_text(text[:start].replace("        password: {from: config}\n", ""))
+    assert main(["validate", "--base", "HEAD", "--stack", "ci"]) == 1
+    out = capsys.readouterr().out
+    assert "dev: another-company is no longer declared in tenants.yaml" in out
+    assert "dev: acmecorp: SMTP_PASSWORD is no longer declared in tenants.yaml" in out
+    assert "`SMTP_PASSWORD: {decommission: true}`" in out
+    assert main(["validate", "--base", "no-such-ref"]) == 1
+    assert "cannot read it at no-such-ref" in capsys.readouterr().out

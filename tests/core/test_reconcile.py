@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tenant_secrets import reconcile
+from tenant_secrets.store.errors import CompanyNotFoundError
 from tenant_secrets.values import fingerprint
 
 FP_KEY = bytes(range(32))
@@ -38,7 +39,8 @@ def test_a_decommission_marker_for_a_key_already_gone_needs_nothing() -> None:
 
 def test_a_key_removed_without_marker_is_refused_with_the_marker_to_use() -> None:
     failures = reconcile.removed_key_failures("acme", {"A_KEY": "1", "B_KEY": "2"}, {"A_KEY": "1"}, [])
-    assert [f.property for f in failures] == ["B_KEY"]
+    assert [f.property for f in failures] == [""]  # the engine would print the named property's value
+    assert failures[0].reason.startswith("acme: B_KEY is no longer declared")
     assert "B_KEY: {decommission: true}" in failures[0].reason
     assert "acme" in failures[0].reason
 
@@ -52,6 +54,24 @@ def test_an_owner_removed_without_marker_is_refused() -> None:
     assert len(failures) == 1
     assert "codewiser" in failures[0].reason
     assert "decommission: true" in failures[0].reason
+
+
+def test_removals_at_fleet_size_stay_short() -> None:
+    """5,000 tenants, 150 of them dropped: a few named one by one, the rest counted in one short line."""
+    fleet = [f"kill-{n:04}" for n in range(5000)]
+    failures = reconcile.removed_tenant_failures(fleet, fleet[150:], [])
+    assert [f.reason.split(" ", 1)[0] for f in failures[:3]] == ["kill-0000", "kill-0001", "kill-0002"]
+    assert failures[3].reason.startswith("147 more tenant(s) or folder(s) are no longer declared")
+    assert "kill-0003, kill-0004, kill-0005 and 144 more" in failures[3].reason
+    assert len(failures) == 4
+    assert all(len(f.reason) < 300 and f.property == "" for f in failures)
+    missing = str(CompanyNotFoundError(fleet))
+    assert "kill-0000, kill-0001, kill-0002 and 4997 more" in missing and len(missing) < 300
+    keys = {f"KEY_{n}": "1" for n in range(40)}
+    failures = reconcile.removed_key_failures("acme", keys, {}, [])
+    assert len(failures) == 4
+    assert failures[3].reason.startswith("acme: 37 more key(s) are no longer declared")
+    assert all(len(f.reason) < 300 for f in failures)
 
 
 def test_a_decommissioned_owner_may_go() -> None:

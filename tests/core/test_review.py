@@ -45,6 +45,9 @@ EXPECTED = {
         d("codewiser", "infisical", "SENDGRID_API_KEY", "create"),
         d("codewiser", "infisical", "STRIPE_SECRET_KEY", "create"),
         d("hono-api", "infisical", "EMAIL_FROM", "create", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY", "create", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_V1", "create", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_VERSION", "create", "platform"),
         d("company_secrets", "database", "-", "create", "schema"),
     ],
     "change-value": [
@@ -66,6 +69,9 @@ EXPECTED = {
     "store-dropped-retained": [
         d("codewiser", "database", "STRIPE_SECRET_KEY", "retain"),
         d("codewiser", "database", "WEBHOOK_SECRET", "retain"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY", "retain", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_V1", "retain", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_VERSION", "retain", "platform"),
     ],
     "table-prefix-replace": [
         d("codewiser", "database", "STRIPE_SECRET_KEY", "replace"),
@@ -82,6 +88,15 @@ EXPECTED = {
         d("hono-api", "infisical", "RESEND_API_KEY", "create", "platform"),
         d("newco", "infisical", "SENDGRID_API_KEY", "create"),
     ],
+    "unchecked-database": [
+        d("acmecorp", "infisical", "API_TOKEN", "create"),
+        d("codewiser", "database", "STRIPE_SECRET_KEY", "create"),
+        d("codewiser", "infisical", "STRIPE_SECRET_KEY", "create"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY", "create", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_V1", "create", "platform"),
+        d("hono-api", "infisical", "MASTER_ENCRYPTION_KEY_VERSION", "create", "platform"),
+        d("company_secrets", "database", "-", "create", "schema"),
+    ],
 }
 FAILURES = {
     "removal-guard-key": "codewiser-infisical: codewiser: SENDGRID_API_KEY is no longer declared in tenants.yaml",
@@ -97,6 +112,10 @@ ALL = sorted(p.stem for p in PREVIEWS.glob("*.json"))
 
 def test_every_recorded_preview_has_an_expectation() -> None:
     assert set(ALL) == set(EXPECTED) | set(FAILURES)
+
+
+def test_a_warning_free_recorded_preview_is_checked() -> None:
+    assert all(parse_preview(load(name), "dev").checked for name in EXPECTED if name != "unchecked-database")
 
 
 def _secret_inputs(node: Any) -> list[Any]:
@@ -151,15 +170,19 @@ def test_a_failed_preview_is_its_errors_and_no_rows(name: str) -> None:
 
 
 def test_a_check_failure_drops_the_engines_value_part() -> None:
-    """The engine prints `property X value {...} has a problem`: whatever it puts there is not shown."""
+    """The engine prints `property X value {...} has a problem` for a failure that names a property:
+    whatever it puts there is not shown. The removal guards name none (the registry's property would be
+    the list of every tenant), so the engine prints the reason alone."""
     document = load("removal-guard-tenant")
-    assert "value {[{acmecorp}" in document["diagnostics"][0]["message"]
-    (error,) = parse_preview(document, "dev").errors
-    assert "acmecorp" not in error
+    message = document["diagnostics"][0]["message"]
+    assert "resource 'registry' has a problem: newco is no longer declared" in message
+    assert "acmecorp" not in message and "value {" not in message
     planted = copy.deepcopy(load("removal-guard-key"))
     planted["diagnostics"][0]["message"] = planted["diagnostics"][0]["message"].replace(
-        "{<nil>}", "{fake-planted-value}"
+        "resource 'codewiser-infisical' has a problem:",
+        "resource 'codewiser-infisical': property owners value {fake-planted-value} has a problem:",
     )
+    assert "fake-planted-value" in planted["diagnostics"][0]["message"]
     (error,) = parse_preview(planted, "dev").errors
     assert "fake-planted-value" not in error
     assert error.startswith("codewiser-infisical: codewiser: SENDGRID_API_KEY is no longer declared")
@@ -173,6 +196,47 @@ def test_the_generic_program_error_alone_is_still_shown() -> None:
 def test_warnings_and_infos_are_not_errors() -> None:
     document = load("change-value") | {"diagnostics": [{"severity": "warning", "message": "warning: slow"}]}
     assert parse_preview(document, "dev").ok
+
+
+# --- a preview that could not check everything is never a green plan ------------------------------------
+
+
+def test_a_preview_without_the_database_is_not_fully_checked() -> None:
+    """Recorded without DATABASE_URL: the rows are real, and so is the warning that `up` will fail."""
+    plan = parse_preview(load("unchecked-database"), "dev")
+    assert plan.ok and not plan.checked
+    (warning,) = plan.warnings
+    assert warning.startswith("DATABASE_URL is not set in the environment of `pulumi`")
+    assert "(codewiser)" in warning
+    text = render_markdown(plan)
+    title, _, banner = text.split("\n")[:3]
+    assert title.endswith(": not fully checked")
+    assert banner.startswith("**The preview could not check everything (1 warning(s))")
+    assert text.index("DATABASE_URL is not set") < text.index("| tenant / folder |")
+
+
+def test_no_changes_with_a_warning_does_not_say_no_changes() -> None:
+    document = load("initial") | {
+        "steps": [],
+        "diagnostics": [{"severity": "warning", "message": "warning: the preview does not check X"}],
+    }
+    text = render_markdown(parse_preview(document, "dev"))
+    assert "No changes:" not in text
+    assert "No changes found in what the preview could check." in text
+    assert "the preview does not check X" in text
+
+
+def test_an_unchecked_plan_exits_1_unless_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    saved = str(PREVIEWS / "unchecked-database.json")
+    assert main(["plan", "--stack", "dev", "--preview-json", saved]) == 1
+    out, err = capsys.readouterr()
+    assert "not fully checked" in out
+    assert "--allow-unchecked" in err
+    assert main(["plan", "--stack", "dev", "--preview-json", saved, "--allow-unchecked"]) == 0
+    assert "not fully checked" in capsys.readouterr().out  # allowed, but still said
+    assert main(["plan", "--stack", "dev", "--format", "json", "--preview-json", saved]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True and document["checked"] is False and len(document["warnings"]) == 1
 
 
 # --- never a value --------------------------------------------------------------------------------------
@@ -251,6 +315,54 @@ def test_a_new_master_key_version_is_a_re_encryption() -> None:
     ]
 
 
+def _schema_step(**new_inputs: Any) -> dict[str, Any]:
+    inputs = {
+        "schema_version": 4,
+        "table_prefix": "",
+        "key_version": 1,
+        "key_versions": ["1"],
+        "rotation_pending": False,
+    }
+    urn = (
+        "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:DatabaseSecrets"
+        "$pulumi-python:dynamic/tenants:DatabaseSchema::database-schema"
+    )
+    return {"op": "update", "urn": urn, "oldState": {"inputs": inputs}, "newState": {"inputs": inputs | new_inputs}}
+
+
+def test_a_master_key_rotation_is_a_re_encryption_of_the_schema_not_a_migration() -> None:
+    step = _schema_step(key_version=2, key_versions=["1", "2"])
+    plan = parse_preview({"steps": [step]}, "dev")
+    assert list(plan.rows) == [d("company_secrets", "database", "-", "re-encrypt", "schema")]
+    text = render_markdown(plan)
+    assert "| company_secrets (schema) | dev | database | - | re-encrypt |" in text
+    assert "Totals: 1 re-encrypt, the schema only." in text
+    assert "every row and history entry still on another key version" in text
+    # values the application left on an old key: re-encrypted by the next run
+    assert rows_from_preview({"steps": [_schema_step(rotation_pending=True)]}, "dev")[0].action == "re-encrypt"
+
+
+def test_withdrawing_an_old_key_version_does_not_say_a_value_changed() -> None:
+    text = render_markdown(parse_preview({"steps": [_schema_step(key_versions=["2"])]}, "dev"))
+    assert "| company_secrets (schema) | dev | database | - | update |" in text
+    assert "the value changed" not in text
+    assert "the master key versions it checks, change; no value does" in text
+
+
+def test_drift_found_by_a_refresh_is_a_restore_of_that_key() -> None:
+    """After `pulumi refresh` found STRIPE_SECRET_KEY changed by hand, `up` writes the declared value back."""
+    step = _step("change-value", "::codewiser-database")
+    step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
+    step["oldState"]["outputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"] | {
+        "STRIPE_SECRET_KEY": "0" * 16
+    }
+    plan = parse_preview({"steps": [step]}, "dev")
+    assert list(plan.rows) == [d("codewiser", "database", "STRIPE_SECRET_KEY", "restore")]
+    text = render_markdown(plan)
+    assert "no value does" not in text
+    assert "`pulumi up` writes the declared value back" in text
+
+
 def test_a_table_cell_cannot_be_split() -> None:
     plan = review.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
     assert "| a\\|b | dev | infisical | `K` | create |" in render_markdown(plan)
@@ -305,7 +417,7 @@ def test_markdown_calls_out_deletions_above_the_table() -> None:
     replaced = render_markdown(parse_preview(load("table-prefix-replace"), "dev"))
     assert "- codewiser, database: `WEBHOOK_SECRET` (deleted, then written again)" in replaced
     retained = render_markdown(parse_preview(load("store-dropped-retained"), "dev"))
-    assert "**2 secret(s) would stay in their store, no longer managed:**" in retained
+    assert "**5 secret(s) would stay in their store, no longer managed:**" in retained
     assert "would be deleted" not in retained
 
 

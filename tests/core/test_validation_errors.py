@@ -218,6 +218,18 @@ def test_a_secret_with_no_source() -> None:
     assert "{from: config}" in found[0].hint
 
 
+def test_a_mistyped_source_marker_gets_did_you_mean() -> None:
+    text = HEAD + "tenants:\n  - subdomain: a1\n    secrets:\n      A: {form: config}\n      B: {vaule: not-secret}\n"
+    found = issues(text)
+    assert [(i.line, i.message) for i in found] == [
+        (8, "no value source: unknown field 'form'"),
+        (9, "no value source: unknown field 'vaule'"),
+    ]
+    assert found[0].hint.startswith("did you mean 'from'? ")
+    assert found[1].hint.startswith("did you mean 'value'? ")
+    assert "{from: config}" in found[0].hint
+
+
 def test_a_secret_with_two_sources_is_reported_at_the_second() -> None:
     text = HEAD + (
         "tenants:\n"

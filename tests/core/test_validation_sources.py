@@ -8,6 +8,7 @@ from collections.abc import Collection
 from tenant_secrets.loader import parse_tenants
 from tenant_secrets.model import plan_environment
 from tenant_secrets.validation import check_sources
+from tenant_secrets.values import empty_values, infisical_alterations
 
 TENANTS = """\
 version: 1
@@ -92,3 +93,19 @@ def test_decommissioned_tenants_and_generated_values_need_nothing() -> None:
         "tenants[0].secrets.SMTP.password",
         "platform.hono-api.secrets.RESEND_API_KEY",
     }
+
+
+def test_empty_values_are_refused_unless_their_source_allows_them() -> None:
+    """An empty secret is most often one nobody set: the program refuses it before anything is written."""
+    text = (
+        "version: 1\ndefaults: {storage: both, environments: [dev]}\ntenants:\n  - subdomain: codewiser\n"
+        "    secrets:\n      A_KEY: {from: config}\n      B_KEY: {from: config, allow_empty: true}\n"
+        '      C_KEY: {value: ""}\n      D_KEY: {from: infisical, path: /legacy, key: D}\n'
+    )
+    (tenant,) = plan_environment(parse_tenants(text, "tenants.yaml"), "dev").tenants
+    values = dict.fromkeys(tenant.secrets, "")
+    assert empty_values("codewiser", tenant.secrets, values) == ["codewiser.A_KEY", "codewiser.D_KEY"]
+    assert empty_values("codewiser", tenant.secrets, dict.fromkeys(tenant.secrets, "fake-set")) == []
+    # and what Infisical would trim: leading or trailing whitespace (one trailing newline survives)
+    owners = {"codewiser": {"A_KEY": " fake", "B_KEY": "fake\n", "C_KEY": "fake\n\n", "D_KEY": "fake"}}
+    assert infisical_alterations(owners) == ["codewiser.A_KEY", "codewiser.C_KEY"]

@@ -70,8 +70,12 @@ def test_a_keyring_without_a_version_in_use_stops_the_schema_before_roles_or_rot
     props = schema_props(keys, 2, app_role=role, app_role_password="fake-app-password-0001")
     schema = configured(providers.DatabaseSchemaProvider(), settings, keys, 2)
 
-    with pytest.raises(KeyringError, match=r"lacks key versions still in use \(version 1: 1 secrets\)"):
+    with pytest.raises(
+        providers.ProviderError, match=r"lacks key versions still in use \(version 1: 1 secrets\)"
+    ) as err:
         schema.update("company_secrets", {}, props)
+    assert str(err.value).startswith("database schema company_secrets: the keyring")
+    assert isinstance(err.value.__cause__, KeyringError)
 
     assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None
     assert secret_rows(db) == before

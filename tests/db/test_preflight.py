@@ -91,6 +91,32 @@ def test_the_keyring_must_hold_and_match_every_key_version_still_stored(
     )
 
 
+def test_one_corrupt_row_is_named_and_is_not_a_wrong_key(
+    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
+) -> None:
+    values = {"A": fake_value("a"), "B": fake_value("b"), "C": fake_value("c")}
+    apply_tenants(db, settings, {ACME: TenantChange(values), GLOBEX: TenantChange({"A": fake_value("g")})}, keyring)
+    # A malformed ciphertext that sorts first, so it is the very value the preflight samples.
+    db.execute("UPDATE company_secrets SET secret_value_encrypted = '00:zz:00' WHERE secret_key = 'B'")
+    found = inspect(db, settings, [TenantRef("acme"), TenantRef("globex")], keyring)
+    assert found.undecryptable == ("acme B",)
+
+    # Declaring a new value overwrites the corrupt row (an update, audited); the other rows are untouched.
+    before = secret_rows(db)
+    result = apply_tenants(db, settings, {ACME: TenantChange({**values, "B": fake_value("b2")})}, keyring)
+    assert result.companies[ACME].updated == ("B",)
+    after = secret_rows(db)
+    assert after[ACME, "A"] == before[ACME, "A"]
+    assert after[ACME, "B"][3] == before[ACME, "B"][3] + 1  # a new version of the secret
+    assert inspect(db, settings, [TenantRef("acme")], keyring).undecryptable == ()
+    audit = db.execute("SELECT action FROM company_secret_audit WHERE secret_key = 'B' ORDER BY id").fetchall()
+    assert audit[-1] == ("update",)
+
+    # When no row decrypts, it is the key that is wrong, as before.
+    with pytest.raises(PreflightError, match=r"masterKeys\.v1 does not decrypt the values stored with key version 1"):
+        inspect(db, settings, [TenantRef("acme")], Keyring({1: os.urandom(32)}, 1))
+
+
 def test_it_reads_in_three_statements_whatever_the_number_of_tenants_and_writes_nothing(
     db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
 ) -> None:

@@ -251,6 +251,7 @@ def test_plans_of_real_changes(
     project.write_tenants(v5.replace(NEWCO, NEWCO + "      RESEND_API_KEY: {from: config}\n"))
     errors = reviewer.errors("missing-value")
     assert "tenant newco, RESEND_API_KEY: the stack config has no value at secrets.newco.RESEND_API_KEY" in errors[0]
+    assert "--stack dev`" in errors[0]  # the fix names the stack it is for
     assert not any("program exited with error code" in e for e in errors)
     project.write_tenants(v5.replace("    storage: infisical\n", "    storge: infisical\n"))
     (error,) = reviewer.errors("invalid-file")

@@ -101,7 +101,7 @@ def test_a_key_changed_by_hand_shows_as_drift_and_is_restored(client: InfisicalC
 
 def test_a_key_that_is_not_the_one_the_plan_fingerprinted_is_not_written(client: InfisicalClient) -> None:
     planned = props({1: KEY_1}, current=1)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(providers.ProviderError) as err:
         provider({"v1": KEY_2}).create(planned)
     assert "MASTER_ENCRYPTION_KEY would not be what the plan showed" in str(err.value)
     assert KEY_1 not in str(err.value) and KEY_2 not in str(err.value)

@@ -1,0 +1,80 @@
+"""The README's local path, pasted into a shell at the root of a fresh clone: `make demo`, then the
+commands the README lists after it. None of them may edit a tracked file (issue 17 #4).
+
+The clone reuses this checkout's virtualenv and Node packages (the toolchain comes from the per-user
+cache, as on any machine that ran `make setup` once); its services and stacks are its own, under its
+own `.state/`, and are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def readme_local_commands() -> list[str]:
+    """The commands of the README's block that follows "After it, from the repository root:"."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"After it, from the\s+repository root:\s+```sh\n(.*?)```", text, re.S)
+    assert block, "the README no longer lists the commands to run after `make demo`"
+    return [line.split("#", 1)[0].strip() for line in block[1].splitlines() if line.split("#", 1)[0].strip()]
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
+    (root / ".venv").symlink_to(REPO / ".venv")
+    (root / "tests" / "node" / "node_modules").symlink_to(REPO / "tests" / "node" / "node_modules")
+    yield root
+    subprocess.run(["make", "services-down"], cwd=root, capture_output=True, check=False)
+
+
+def shell(root: Path, command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "INFISICAL_", "DATABASE_URL"))}
+    env["SHELL"] = "/bin/bash"
+    return subprocess.run(
+        ["bash", "-c", command], cwd=root, env=env, input=stdin, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_readme_local_commands_work_from_the_root_of_a_fresh_clone(clone: Path) -> None:
+    tracked = "git status --porcelain --untracked-files=no"
+    assert shell(clone, tracked).stdout == ""
+    refused = shell(clone, "make plan")
+    assert refused.returncode != 0
+    assert "run `make demo` first" in refused.stderr
+
+    demo = shell(clone, "make demo")
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+
+    commands = readme_local_commands()
+    assert commands == ["make validate", "make plan", "make shell"]
+    validated = shell(clone, "make validate")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "every value source set" in validated.stdout
+    planned = shell(clone, "make plan")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "No changes: nothing would be written" in planned.stdout
+    inside = shell(clone, "make shell", stdin="tenantctl --help >/dev/null && pwd && pulumi stack --show-name\nexit\n")
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.split()[-2:] == [str(clone / ".state" / "demo" / "project"), "dev"]
+
+    # An edit to tenants.yaml shows in `make plan`; no tracked file but tenants.yaml has changed.
+    tenants = clone / "tenants.yaml"
+    tenants.write_text(
+        tenants.read_text().replace("SENDGRID_API_KEY: {from: config}", "SENDGRID_API_KEY: {decommission: true}")
+    )
+    planned = shell(clone, "make plan")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "| another-company | dev | infisical | `SENDGRID_API_KEY` | **delete** |" in planned.stdout
+    assert shell(clone, tracked).stdout == " M tenants.yaml\n"
