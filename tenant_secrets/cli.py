@@ -8,6 +8,7 @@
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
     tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
+    tenantctl rotation status|bump|master-key|snapshot|notify ...                 (tenant_secrets/rotation_cli.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets import pullrequest, review, schema
+from tenant_secrets import pullrequest, review, rotation_cli, schema
 from tenant_secrets.loader import load_tenants_file, read_yaml
 from tenant_secrets.model import (
     EnvironmentPlan,
@@ -327,7 +328,7 @@ def migrate_command(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate"
+        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate, rotation"
     )
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -397,6 +398,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--tenants", help="comma-separated subdomains")
     which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
     mig.set_defaults(run=migrate_command)
+    rotation_cli.add_parser(commands)
     return root
 
 
