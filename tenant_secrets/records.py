@@ -150,8 +150,9 @@ def gather(
 
 
 def _active_version(settings: StackSettings, infisical: WrittenLister, environment: str) -> int | None:
-    """The stack's active key version; with masterKeySource infisical, the key folder's (a number, not a key)."""
-    if settings.master_key_source == "stack":
-        return settings.key_version
+    """The version the key folder's MASTER_ENCRYPTION_KEY has (a number, not a key): the one in effect,
+    which a new `activeKeyVersion` becomes only when `pulumi up` has moved every row to it."""
     raw = infisical.get_secret(environment, settings.key_folder, CURRENT_VERSION)
-    return int(raw) if raw and raw.isdigit() else 1
+    if raw is not None and raw.isdigit():
+        return int(raw)
+    return 1 if settings.master_key_source == "infisical" else settings.key_version  # the seed's layout: version 1

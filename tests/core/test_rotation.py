@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -48,12 +49,20 @@ tenants:
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
+def NONE(_key: str) -> str | None:  # a stack config with nothing set
+    return None
+
+
 def at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
-def test_periods_and_dates_are_checked_at_their_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = TENANTS.replace("rotate_every: 7d", "rotate_every: 7 days").replace("expires: 2027-01-01", "expires: 2027-02-30")
+def test_periods_and_dates_are_checked_at_their_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = TENANTS.replace("rotate_every: 7d", "rotate_every: 7 days").replace(
+        "expires: 2027-01-01", "expires: 2027-02-30"
+    )
     (tmp_path / "tenants.yaml").write_text(bad)
     assert main(["validate", str(tmp_path / "tenants.yaml")]) == 1
     out = capsys.readouterr().out
@@ -79,8 +88,8 @@ def test_a_secrets_own_period_wins_then_its_folder_or_the_defaults() -> None:
 
 
 def test_the_master_key_period_is_90_days_on_prod_unless_the_stack_says() -> None:
-    assert master_key_period({}.get, "prod") == 90
-    assert master_key_period({}.get, "dev") is None
+    assert master_key_period(NONE, "prod") == 90
+    assert master_key_period(NONE, "dev") is None
     assert master_key_period({"masterKeyRotateEvery": "30d"}.get, "dev") == 30
     assert master_key_period({"masterKeyRotateEvery": "off"}.get, "prod") is None
     with pytest.raises(ValueError, match="masterKeyRotateEvery: '3 months' is not a period"):
@@ -131,11 +140,13 @@ def test_bump_moves_the_due_markers_and_keeps_comments_and_layout() -> None:
     due = {("hono-api", "BETTER_AUTH_SECRET"), ("codewiser", "API_TOKEN")}
     bumps = bump.plan_bump(bump.choose(every, due=due, tenants=()), every, date(2026, 11, 29))
     text = bump.rewrite(TENANTS, bumps)
-    assert "BETTER_AUTH_SECRET: {generate: {bytes: 32}, rotation: \"2026-11-29\", rotate_every: 90d}" in text
+    assert 'BETTER_AUTH_SECRET: {generate: {bytes: 32}, rotation: "2026-11-29", rotate_every: 90d}' in text
     assert 'API_TOKEN: {generate: {bytes: 32}, rotation: "5", rotate_every: 7d}   # weekly' in text
     changed = [(a, b) for a, b in zip(TENANTS.splitlines(), text.splitlines(), strict=True) if a != b]
     assert len(changed) == 2
-    assert bump.describe(bumps)[0].startswith("platform.hono-api.secrets.BETTER_AUTH_SECRET: rotation '2026-Q4' -> '2026-11-29'")
+    assert bump.describe(bumps)[0].startswith(
+        "platform.hono-api.secrets.BETTER_AUTH_SECRET: rotation '2026-Q4' -> '2026-11-29'"
+    )
 
 
 def test_bump_of_a_defaults_secret_for_some_tenants_gives_them_their_own_marker() -> None:
@@ -148,7 +159,9 @@ def test_bump_of_a_defaults_secret_for_some_tenants_gives_them_their_own_marker(
     assert codewiser.rotation == "2"  # type: ignore[union-attr]
     assert "WEBHOOK_SIGNING_SECRET: {generate: {bytes: 32, encoding: hex}}\n" in text  # the defaults' stays
     assert "WEBHOOK_SIGNING_SECRET" not in after.document.tenants[1].secrets
-    both = bump.choose(every, due={("codewiser", "WEBHOOK_SIGNING_SECRET"), ("acmecorp", "WEBHOOK_SIGNING_SECRET")}, tenants=())
+    both = bump.choose(
+        every, due={("codewiser", "WEBHOOK_SIGNING_SECRET"), ("acmecorp", "WEBHOOK_SIGNING_SECRET")}, tenants=()
+    )
     text = bump.rewrite(TENANTS, bump.plan_bump(both, every, date(2026, 11, 29)))
     assert 'WEBHOOK_SIGNING_SECRET: {generate: {bytes: 32, encoding: hex}, rotation: "2"}' in text
 
@@ -175,8 +188,6 @@ def test_master_key_goes_to_pulumi_on_stdin_never_on_a_command_line() -> None:
 
     def run(command: list[str], stdin: str | None) -> Any:
         calls.append((command, stdin))
-        import subprocess
-
         return subprocess.CompletedProcess(command, 0, "", "")
 
     add_version("prod", 3, run=run)
@@ -209,8 +220,8 @@ def test_changes_between_two_records_name_tenant_key_and_new_version() -> None:
 class Receiver(BaseHTTPRequestHandler):
     """A loopback webhook: answers the statuses queued, then 200; records each request."""
 
-    statuses: list[int] = []
-    received: list[tuple[dict[str, str], bytes]] = []
+    statuses: ClassVar[list[int]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -235,7 +246,9 @@ def receiver() -> Iterator[tuple[str, type[Receiver]]]:
     server.server_close()
 
 
-def test_a_notification_arrives_signed_after_retries(receiver: tuple[str, type[Receiver]], caplog: pytest.LogCaptureFixture) -> None:
+def test_a_notification_arrives_signed_after_retries(
+    receiver: tuple[str, type[Receiver]], caplog: pytest.LogCaptureFixture
+) -> None:
     url, handler = receiver
     handler.statuses = [503, 502]
     events = [notify.Event("codewiser", "API_TOKEN", "changed", ("database", "infisical"), 3)]
@@ -243,16 +256,29 @@ def test_a_notification_arrives_signed_after_retries(receiver: tuple[str, type[R
     delivery = notify.deliver(notify.Webhook(url, "test-signing-key-not-secret"), body, backoff=0)
     assert delivery.delivered and delivery.attempts == 3
     headers, raw = handler.received[-1]
-    expected = hmac.new(b"test-signing-key-not-secret", headers["X-Tenant-Secrets-Timestamp"].encode() + b"." + raw, hashlib.sha256)
+    expected = hmac.new(
+        b"test-signing-key-not-secret", headers["X-Tenant-Secrets-Timestamp"].encode() + b"." + raw, hashlib.sha256
+    )
     assert headers["X-Tenant-Secrets-Signature"] == f"sha256={expected.hexdigest()}"
     sent = json.loads(raw)
     assert sent["text"].startswith("tenant-secrets: stack prod (prod): 1 rotation event(s)")
     assert sent["events"] == [
-        {"stack": "prod", "environment": "prod", "owner": "codewiser", "key": "API_TOKEN", "action": "changed",
-         "stores": ["database", "infisical"], "version": 3, "due": None}
+        {
+            "stack": "prod",
+            "environment": "prod",
+            "owner": "codewiser",
+            "key": "API_TOKEN",
+            "action": "changed",
+            "stores": ["database", "infisical"],
+            "version": 3,
+            "due": None,
+        }
     ]
     retries = [r.getMessage() for r in caplog.records if r.name == "tenant_secrets.notify"]
-    assert retries == ["webhook attempt 1 failed (status 503); retrying", "webhook attempt 2 failed (status 502); retrying"]
+    assert retries == [
+        "webhook attempt 1 failed (status 503); retrying",
+        "webhook attempt 2 failed (status 502); retrying",
+    ]
     assert not any("not-a-real-path" in r.getMessage() for r in caplog.records)
 
 
@@ -262,7 +288,9 @@ def test_a_receiver_that_is_down_is_reported_not_raised(receiver: tuple[str, typ
     delivery = notify.deliver(notify.Webhook(url, "k"), {"text": "x"}, attempts=3, backoff=0)
     assert (delivery.delivered, delivery.attempts, len(handler.received)) == (False, 3, 3)
     assert delivery.detail == "not delivered to http://127.0.0.1 after 3 attempt(s): status 500"
-    closed = notify.deliver(notify.Webhook("http://127.0.0.1:9/hook/secret-path", "k"), {"text": "x"}, attempts=2, backoff=0)
+    closed = notify.deliver(
+        notify.Webhook("http://127.0.0.1:9/hook/secret-path", "k"), {"text": "x"}, attempts=2, backoff=0
+    )
     assert not closed.delivered and "secret-path" not in closed.detail and "after 2 attempt(s)" in closed.detail
 
 
@@ -272,6 +300,6 @@ def test_the_webhook_comes_from_the_environment_or_the_stack_and_needs_a_signing
     assert hook is not None and hook.signing_key == "stack-key" and repr(hook) == "Webhook(https://hooks.example.test)"
     env = {notify.URL_VARIABLE: "http://127.0.0.1:1/x", notify.KEY_VARIABLE: "env-key"}
     assert notify.webhook_from(env, stack) == notify.Webhook("http://127.0.0.1:1/x", "env-key")
-    assert notify.webhook_from({}, {}.get) is None
+    assert notify.webhook_from({}, NONE) is None
     with pytest.raises(notify.WebhookConfigError, match="no signing key"):
-        notify.webhook_from({notify.URL_VARIABLE: "https://h.example.test/x"}, {}.get)
+        notify.webhook_from({notify.URL_VARIABLE: "https://h.example.test/x"}, NONE)
