@@ -1,7 +1,7 @@
 """`tenantctl rotation ...`: policies dated from the stores, rotations as pull requests, notifications.
 
     tenantctl rotation status --stack NAME [--format text|markdown|json] [--as-of DATE]   exit 1: overdue
-    tenantctl rotation bump [FILE] [--due --stack NAME] [--tenants a,b]   move rotation markers in tenants.yaml
+    tenantctl rotation bump [FILE] [--due --stack NAME | --due-from STATUS.json] [--tenants a,b]   move markers
     tenantctl rotation master-key --stack NAME                            add masterKeys.v<n+1>, make it active
     tenantctl rotation snapshot --stack NAME --output FILE                the stores' records before `pulumi up`
     tenantctl rotation notify --stack NAME [--before FILE] [--due]        what changed and what is due, to the webhook
@@ -13,6 +13,7 @@ with DATABASE_URL and the INFISICAL_* variables of the run; none prints a value.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -130,25 +131,34 @@ def bump_command(args: argparse.Namespace) -> int:
     except OSError as err:
         raise RotationCommandError(f"cannot read {path}: {err.strerror}") from None
     tenants = load_tenants_file(path)
-    if args.stack:
+    wanted: list[tuple[str, set[tuple[str, str]] | None]]  # (environment, the due (owner, key), or None: all)
+    if args.due_from:
+        wanted = [_due_from(Path(file)) for file in args.due_from]
+    elif args.stack:
         stack = _stack(args.stack, args.config_file)
-        environments = [stack.settings.environment]
-    else:
-        environments = list(tenants.document.defaults.environments)
-    chosen: dict[tuple[Any, ...], Any] = {}
-    every: list[Any] = []
-    for environment in environments:
-        found = policies(tenants, environment)
-        every += found
         due = None
         if args.due:
             report = _report(stack, _records(stack, os.environ), _as_of(args.as_of))
-            due = {(r.owner, r.key) for r in report.rows if r.kind == "rotate" and r.state in ("overdue", "due-soon")}
-        for policy in bump.choose(found, due=due, tenants=names):
+            due = {(r.owner, r.key) for r in report.rows if r.kind == "rotate" and r.state in _DUE}
+        wanted = [(stack.settings.environment, due)]
+    else:
+        wanted = [(environment, None) for environment in tenants.document.defaults.environments]
+    chosen: dict[tuple[Any, ...], Any] = {}
+    every: list[Any] = []
+    for environment, due in wanted:
+        found = policies(tenants, environment)
+        every += found
+        try:
+            picked = bump.choose(found, due=due, tenants=names)
+        except bump.BumpError as err:
+            raise RotationCommandError(str(err)) from None
+        for policy in picked:
             chosen.setdefault((policy.owner, policy.key, policy.loc), policy)
     bumps = bump.plan_bump(list(chosen.values()), every, datetime.now(UTC).date())
     if not bumps:
-        print(f"{path}: no generated secret to rotate" + (" is due" if args.due else ""), file=sys.stderr)
+        print(
+            f"{path}: no generated secret to rotate" + (" is due" if args.due or args.due_from else ""), file=sys.stderr
+        )
         return 0
     try:
         path.write_text(bump.rewrite(text, bumps, str(path)), encoding="utf-8")
@@ -161,6 +171,19 @@ def bump_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+_DUE = ("overdue", "due-soon")
+
+
+def _due_from(file: Path) -> tuple[str, set[tuple[str, str]]]:
+    """The environment and the due generated secrets of a `rotation status --format json` report."""
+    try:
+        report = json.loads(file.read_text(encoding="utf-8"))
+        due = {(r["owner"], r["key"]) for r in report["rows"] if r["kind"] == "rotate" and r["state"] in _DUE}
+        return str(report["environment"]), due
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RotationCommandError(f"--due-from {file}: not a `rotation status --format json` report ({err})") from None
 
 
 def master_key_command(args: argparse.Namespace) -> int:
@@ -256,7 +279,13 @@ def add_parser(commands: Any) -> None:
 
     bumping = stacked("bump", "move rotation markers in tenants.yaml (a reviewed change)", required=False)
     bumping.add_argument("file", nargs="?", default="tenants.yaml")
-    bumping.add_argument("--due", action="store_true", help="only the secrets due or overdue on --stack")
+    which = bumping.add_mutually_exclusive_group()
+    which.add_argument("--due", action="store_true", help="only the secrets due or overdue on --stack")
+    which.add_argument(
+        "--due-from",
+        action="append",
+        help="only those a `rotation status --format json` report lists as due (repeatable)",
+    )
     bumping.add_argument("--tenants", help="comma-separated tenants or platform folders; default: all")
     bumping.add_argument("--as-of", help="with --due: what is due on that day (YYYY-MM-DD); default: today")
     bumping.set_defaults(rotation_run=bump_command)

@@ -303,3 +303,22 @@ def test_the_webhook_comes_from_the_environment_or_the_stack_and_needs_a_signing
     assert notify.webhook_from({}, NONE) is None
     with pytest.raises(notify.WebhookConfigError, match="no signing key"):
         notify.webhook_from({notify.URL_VARIABLE: "https://h.example.test/x"}, NONE)
+
+
+def test_bump_due_from_status_reports_of_each_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the scheduled workflow does: each stack's status report, then one bump without credentials."""
+    (tmp_path / "tenants.yaml").write_text(TENANTS)
+    report = evaluate(policies(parse_tenants(TENANTS, "t"), "prod"), records(), 90, NOW, stack="prod")
+    (tmp_path / "status-prod.json").write_text(render(report, "json"))
+    file = str(tmp_path / "tenants.yaml")
+    assert main(["rotation", "bump", file, "--due-from", str(tmp_path / "status-prod.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [
+        "platform.hono-api.secrets.BETTER_AUTH_SECRET",
+        "tenants[0].secrets.API_TOKEN",
+        "tenants[0].secrets.WEBHOOK_SIGNING_SECRET (copied from defaults.secrets.WEBHOOK_SIGNING_SECRET)",
+    ]
+    assert "# weekly" in (tmp_path / "tenants.yaml").read_text()
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["rotation", "bump", file, "--due-from", str(tmp_path / "bad.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"tenantctl rotation bump: --due-from {tmp_path}/bad.json: not a")
