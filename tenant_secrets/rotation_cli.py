@@ -258,6 +258,9 @@ def run(args: argparse.Namespace) -> int:
         for issue in err.issues:
             print(issue, file=sys.stderr)
         return 2
+    except OSError as err:  # a snapshot or tenants file that cannot be written
+        print(f"{PREFIX} {args.rotation}: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
     return status
 
 

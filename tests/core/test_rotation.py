@@ -322,3 +322,12 @@ def test_bump_due_from_status_reports_of_each_stack(tmp_path: Path, capsys: pyte
     (tmp_path / "bad.json").write_text("{}")
     assert main(["rotation", "bump", file, "--due-from", str(tmp_path / "bad.json")]) == 2
     assert capsys.readouterr().err.startswith(f"tenantctl rotation bump: --due-from {tmp_path}/bad.json: not a")
+
+
+def test_a_stack_that_cannot_be_read_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no Pulumi project here: `pulumi config` fails
+    assert main(["rotation", "status", "--stack", "nowhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tenantctl rotation status: cannot read the config of stack nowhere")
