@@ -17,7 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from pulumi import automation as auto
 
+from tenant_secrets.keyfolder import keyring_from_folder
 from tests.e2e.conftest import Project, configure, sdk_listing
 from tests.e2e.test_migration import tenantctl
 
@@ -66,6 +68,38 @@ def hook() -> Iterator[tuple[str, type[Hook]]]:
     server.server_close()
 
 
+@pytest.fixture
+def stacks(project: Project) -> Iterator[list[auto.Stack]]:
+    """Stacks destroyed at the end, failed or not: the Infisical server (and /hono-api) is the session's."""
+    made: list[auto.Stack] = []
+    yield made
+    for stack in made:
+        stack.destroy(on_output=project.capture, color="never")
+
+
+class RowsReadable(threading.Thread):
+    """Reads every row with the keyring the key folder publishes, over and over, as the application would."""
+
+    def __init__(self, project: Project) -> None:
+        super().__init__(daemon=True)
+        self.project, self.done, self.reads, self.failures = project, threading.Event(), 0, list[str]()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            with self.project.db() as conn:  # rows first: a version is published before any row uses it
+                rows = conn.execute(
+                    "SELECT secret_key, secret_value_encrypted, key_version FROM company_secrets"
+                ).fetchall()
+            folder = {s.secretKey: s.secretValue for s in sdk_listing(self.project.infisical, "dev", "/hono-api") or []}
+            ring = keyring_from_folder(folder, folder="/hono-api")
+            for key, envelope, version in rows:
+                try:
+                    ring.decrypt(envelope, version)
+                except ValueError as err:
+                    self.failures.append(f"{key} on v{version}: {type(err).__name__}")
+            self.reads += 1
+
+
 def stores(project: Project) -> dict[tuple[str, str, str], str]:
     """(store, tenant, key) -> what the store holds (ciphertext or value, compared only for change)."""
     held: dict[tuple[str, str, str], str] = {}
@@ -84,7 +118,7 @@ def stores(project: Project) -> dict[tuple[str, str, str], str]:
 
 
 def test_a_due_secret_and_the_master_key_are_rotated_and_notified(
-    project: Project, master_key: str, hook: tuple[str, type[Hook]]
+    project: Project, master_key: str, hook: tuple[str, type[Hook]], stacks: list[auto.Stack]
 ) -> None:
     url, handler = hook
     project.write_tenants(TENANTS)
@@ -95,6 +129,7 @@ def test_a_due_secret_and_the_master_key_are_rotated_and_notified(
         secrets_config={"rot-alpha": {"STRIPE_SECRET_KEY": "fake-stripe-rot-alpha-0001"}},
         masterKeyRotateEvery="30d",
     )
+    stacks.append(stack)
     project.up(stack)
 
     done = tenantctl(project, "rotation", "status", "--stack", "dev")
@@ -155,7 +190,12 @@ def test_a_due_secret_and_the_master_key_are_rotated_and_notified(
     config = {k: v.value for k, v in stack.get_all_config().items()}
     assert config["tenant-secrets:activeKeyVersion"] == "2"
     assert tenantctl(project, "rotation", "snapshot", "--stack", "dev", "--output", "before.json").returncode == 0
+    reader = RowsReadable(project)
+    reader.start()
     project.up(stack)
+    reader.done.set()
+    reader.join()
+    assert reader.reads >= 1 and reader.failures == []  # every row readable throughout the run
     with project.db() as conn:
         assert {v for (v,) in conn.execute("SELECT DISTINCT key_version FROM company_secrets")} == {2}
     done = tenantctl(project, "verify", "--stack", "dev", "--tenants", "rot-alpha,rot-beta")
