@@ -21,10 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tenant_secrets.model import TenantsFile, TenantsFileError, plan_environment
-from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
+from tenant_secrets.model import Loc, TenantsFile, TenantsFileError, plan_environment
+from tenant_secrets.stack_settings import NAMESPACE, ConfigGetter, StackConfigError, StackSettings
+
+if TYPE_CHECKING:  # imported where used: `tenantctl validate` starts without psycopg or the Infisical SDK
+    from tenant_secrets.policy import SecretPolicy
+    from tenant_secrets.records import Records
+    from tenant_secrets.schedule import StatusReport
 
 PREFIX = "tenantctl rotation"
 
@@ -38,7 +43,7 @@ class Stack:
     name: str
     settings: StackSettings
     tenants: TenantsFile
-    get: Any  # StackConfig.get
+    get: ConfigGetter
 
 
 def _stack(name: str, config_file: str | None) -> Stack:
@@ -55,7 +60,7 @@ def _stack(name: str, config_file: str | None) -> Stack:
         raise RotationCommandError(f"{err} (stack config {NAMESPACE}:*)") from None
 
 
-def _records(stack: Stack, environ: Mapping[str, str]) -> Any:
+def _records(stack: Stack, environ: Mapping[str, str]) -> Records:
     """What the stores record of the stack's environment (tenant_secrets/records.py)."""
     import psycopg  # noqa: PLC0415
 
@@ -83,7 +88,7 @@ def _records(stack: Stack, environ: Mapping[str, str]) -> Any:
         raise RotationCommandError(f"the database refused the read: {err.diag.message_primary or err}") from None
 
 
-def _report(stack: Stack, records: Any, as_of: datetime | None = None) -> Any:
+def _report(stack: Stack, records: Records, as_of: datetime | None = None) -> StatusReport:
     from tenant_secrets.policy import MasterKeyPolicyError, master_key_period, policies  # noqa: PLC0415
     from tenant_secrets.schedule import evaluate  # noqa: PLC0415
 
@@ -143,8 +148,8 @@ def bump_command(args: argparse.Namespace) -> int:
         wanted = [(stack.settings.environment, due)]
     else:
         wanted = [(environment, None) for environment in tenants.document.defaults.environments]
-    chosen: dict[tuple[Any, ...], Any] = {}
-    every: list[Any] = []
+    chosen: dict[tuple[str, str, Loc], SecretPolicy] = {}
+    every: list[SecretPolicy] = []
     for environment, due in wanted:
         found = policies(tenants, environment)
         every += found
