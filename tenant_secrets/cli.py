@@ -41,11 +41,14 @@ from tenant_secrets.model import (
     more_problems,
     plan_environment,
 )
+from tenant_secrets.periods import period_problem
+from tenant_secrets.policy import MASTER_KEY_SETTING
 from tenant_secrets.validation import check_sources
 
 NAMESPACE = "tenant-secrets"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
+MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class StackFile:
 
     path: str
     config: dict[str, Any]
-    issues: tuple[Issue, ...]  # secrets stored in the clear
+    issues: tuple[Issue, ...]  # secrets stored in the clear, a master key period that is not one
 
     @classmethod
     def read(cls, path: Path) -> StackFile:
@@ -79,6 +82,11 @@ class StackFile:
             )
             for loc in _cleartext_leaves(config.get(SECRETS_KEY), ())
         ]
+        period = config.get(MASTER_KEY_PERIOD_KEY)
+        problem = None if period in (None, "off") else period_problem(str(period))
+        if problem is not None:
+            where = ("config", MASTER_KEY_PERIOD_KEY)
+            cleartext.append(issue_at(file, document.positions, where, problem.message, f"{problem.hint}, or off"))
         return cls(file, config, (*document.issues, *cleartext))
 
     def environment(self, stack: str) -> str:

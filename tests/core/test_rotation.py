@@ -331,3 +331,20 @@ def test_a_stack_that_cannot_be_read_is_one_line_and_exit_2(
     assert main(["rotation", "status", "--stack", "nowhere"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tenantctl rotation status: cannot read the config of stack nowhere")
+
+
+def test_validate_stack_checks_the_master_key_period_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tenants.yaml").write_text(TENANTS)
+    stack = "config:\n  tenant-secrets:environment: prod\n  tenant-secrets:masterKeyRotateEvery: 3 months\n"
+    (tmp_path / "Pulumi.prod.yaml").write_text(stack)
+    assert main(["validate", "--stack", "prod"]) == 1
+    assert (
+        "Pulumi.prod.yaml:3:40: config.tenant-secrets:masterKeyRotateEvery: '3 months' is not a period. "
+        "Write a number of days from 1 to 3650, e.g. 90d, or off"
+    ) in capsys.readouterr().out.splitlines()
+    (tmp_path / "Pulumi.prod.yaml").write_text(stack.replace("3 months", "off"))
+    main(["validate", "--stack", "prod"])
+    assert "masterKeyRotateEvery" not in capsys.readouterr().out
