@@ -14,7 +14,7 @@
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
 every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
 (present is enough: secure values are never decrypted here) and environment variables in this
-process's environment.
+process's environment, and that the stack file's masterKeyRotateEvery is a period.
 """
 
 from __future__ import annotations
