@@ -9,15 +9,16 @@
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
     tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
+    tenantctl rotation status|bump|master-key|snapshot|notify ...                 (tenant_secrets/rotation_cli.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
 every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
 (present is enough: secure values are never decrypted here) and environment variables in this
 process's environment, and the stack settings the run needs (derivationKey; with a database store,
-the active master key). With --base (the pull request's base, e.g. origin/main) it also refuses what
-`plan` refuses: a tenant, platform folder or key that was declared there and is gone without its
-decommission marker.
+the active master key; masterKeyRotateEvery a period). With --base (the pull request's base, e.g.
+origin/main) it also refuses what `plan` refuses: a tenant, platform folder or key that was declared
+there and is gone without its decommission marker.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets import pullrequest, reconcile, review, schema
+from tenant_secrets import pullrequest, reconcile, review, rotation_cli, schema
 from tenant_secrets.loader import load_tenants_file, read_yaml
 from tenant_secrets.model import (
     EnvironmentPlan,
@@ -46,11 +47,14 @@ from tenant_secrets.model import (
     more_problems,
     plan_environment,
 )
+from tenant_secrets.periods import period_problem
+from tenant_secrets.policy import MASTER_KEY_SETTING
 from tenant_secrets.validation import check_sources
 
 NAMESPACE = "tenant-secrets"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
+MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class StackFile:
 
     path: str
     config: dict[str, Any]
-    issues: tuple[Issue, ...]  # secrets stored in the clear
+    issues: tuple[Issue, ...]  # secrets stored in the clear, a master key period that is not one
     positions: Positions  # where each setting is, for settings_issues
 
     @classmethod
@@ -85,6 +89,11 @@ class StackFile:
             )
             for loc in _cleartext_leaves(config.get(SECRETS_KEY), ())
         ]
+        period = config.get(MASTER_KEY_PERIOD_KEY)
+        problem = None if period in (None, "off") else period_problem(str(period))
+        if problem is not None:
+            where = ("config", MASTER_KEY_PERIOD_KEY)
+            cleartext.append(issue_at(file, document.positions, where, problem.message, f"{problem.hint}, or off"))
         return cls(file, config, (*document.issues, *cleartext), document.positions)
 
     def environment(self, stack: str) -> str:
@@ -417,7 +426,7 @@ def migrate_command(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate"
+        prog="tenantctl", description="tenants.yaml: validate, schema, review, import, verify, migrate, rotation"
     )
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -495,6 +504,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--tenants", help="comma-separated subdomains")
     which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
     mig.set_defaults(run=migrate_command)
+    rotation_cli.add_parser(commands)
     return root
 
 

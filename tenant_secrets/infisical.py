@@ -463,6 +463,16 @@ class InfisicalClient:
         tree = _by_folder(secrets or [], environment, with_values=False)
         return {folder: sorted(held) for folder, held in tree.items()}
 
+    def list_tree_written(self, environment: str, path: str = "/") -> dict[str, dict[str, tuple[str, int]]]:
+        """Like :meth:`list_tree_keys`, with when each secret's current value was written and its version:
+        folder path -> key -> (``updatedAt`` as Infisical records it, ``version``). No value is sent."""
+        secrets = self._listing(environment, _folder_path(path), with_values=False, recursive=True)
+        tree: dict[str, dict[str, tuple[str, int]]] = {}
+        for secret in secrets or []:
+            folder = _folder_path(str(secret.secretPath or "/"))
+            tree.setdefault(folder, {})[str(secret.secretKey)] = (str(secret.updatedAt), int(secret.version))
+        return tree
+
     def _folder_names(self, environment: str, path: str) -> list[str] | None:
         reply = self._call(
             f"listing folders of {environment}:{path}",

@@ -145,7 +145,7 @@ def plan_migration(
 # --- the rewrite -----------------------------------------------------------------------------------
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
     yaml = YAML()  # round-trip: comments, key order, flow mappings and quotes are kept
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -159,7 +159,7 @@ def _source(folder: str, key: str) -> CommentedMap:
     return source
 
 
-def _block(parent: CommentedMap, name: str, after: Sequence[str]) -> CommentedMap:
+def block_mapping(parent: CommentedMap, name: str, after: Sequence[str]) -> CommentedMap:
     """``parent[name]`` as a block mapping; made when missing, after the last of ``after`` that ``parent`` has."""
     node = parent.get(name)
     if not isinstance(node, CommentedMap):
@@ -172,7 +172,7 @@ def _block(parent: CommentedMap, name: str, after: Sequence[str]) -> CommentedMa
 
 def rewrite(text: str, migration: Migration, file: str = "tenants.yaml") -> str:
     """tenants.yaml with the migration applied, everything else as it was; checked against the model."""
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     data: Any = yaml.load(text)
     for move in migration.moves:
         tenant: CommentedMap = data["tenants"][move.index]
@@ -184,13 +184,13 @@ def rewrite(text: str, migration: Migration, file: str = "tenants.yaml") -> str:
             tenant.insert(list(tenant).index("name" if "name" in tenant else "subdomain") + 1, "storage", "both")
         folder = f"/{TENANTS_FOLDER}/{move.subdomain}"
         if move.everywhere:
-            secrets = _block(tenant, "secrets", ("environments", "storage"))
+            secrets = block_mapping(tenant, "secrets", ("environments", "storage"))
             for key in move.everywhere:
                 secrets[key] = _source(folder, key)
         for env, keys in move.per_environment.items():
-            overrides = _block(tenant, "overrides", ("secrets", "environments", "storage"))
-            layer = _block(overrides, env, ())
-            secrets = _block(layer, "secrets", ())
+            overrides = block_mapping(tenant, "overrides", ("secrets", "environments", "storage"))
+            layer = block_mapping(overrides, env, ())
+            secrets = block_mapping(layer, "secrets", ())
             for key in keys:
                 secrets[key] = _source(folder, key)
     out = io.StringIO()

@@ -50,6 +50,7 @@ from tenant_secrets.names import (
     key_problem,
     subdomain_problem,
 )
+from tenant_secrets.periods import DATE_PATTERN, PERIOD_PATTERN, date_problem, period_problem
 
 # --- names are checked by tenant_secrets/names.py; these are the file's own words -------------------
 
@@ -137,6 +138,14 @@ Rotation = Annotated[
         }
     ),
 ]
+Period = Annotated[
+    str,
+    _checked(period_problem, "period"),
+    _string(PERIOD_PATTERN, "A number of days, e.g. 90d"),
+]
+IsoDate = Annotated[str, _checked(date_problem, "date"), _string(DATE_PATTERN, "A date, YYYY-MM-DD", format="date")]
+_EXPIRES = "The date this value stops working (YYYY-MM-DD): `tenantctl rotation status` reports it"
+_REVIEW_BY = "The date someone must review or replace this value by (YYYY-MM-DD)"
 Storage = Literal["infisical", "database", "both"]
 Encoding = Literal["base64", "base64url", "hex"]
 
@@ -162,6 +171,8 @@ class FromConfig(_Strict):
     from_: Literal["config"] = Field(alias="from")
     key: ConfigPath | None = Field(None, description="Another dotted path inside the `secrets` config object")
     allow_empty: bool = Field(False, description=_ALLOW_EMPTY)
+    expires: IsoDate | None = Field(None, description=_EXPIRES)
+    review_by: IsoDate | None = Field(None, description=_REVIEW_BY)
 
 
 class FromEnv(_Strict):
@@ -173,6 +184,8 @@ class FromEnv(_Strict):
 
     from_: Literal["env"] = Field(alias="from")
     var: EnvVarName = Field(description="The variable's name")
+    expires: IsoDate | None = Field(None, description=_EXPIRES)
+    review_by: IsoDate | None = Field(None, description=_REVIEW_BY)
 
 
 class FromInfisical(_Strict):
@@ -188,6 +201,8 @@ class FromInfisical(_Strict):
     key: InfisicalKey = Field(description="The secret's key in that folder")
     environment: Environment | None = Field(None, description="Its environment; default: the stack's environment")
     allow_empty: bool = Field(False, description=_ALLOW_EMPTY)
+    expires: IsoDate | None = Field(None, description=_EXPIRES)
+    review_by: IsoDate | None = Field(None, description=_REVIEW_BY)
 
 
 class GenerateSpec(_Strict):
@@ -211,6 +226,9 @@ class Generated(_Strict):
 
     generate: GenerateSpec = Field(description="{bytes: 32, encoding: base64|base64url|hex}")
     rotation: Rotation = "1"
+    rotate_every: Period | None = Field(
+        None, description="Regenerate it this often (90d): `tenantctl rotation bump --due` moves `rotation`"
+    )
 
 
 class LiteralValue(_Strict):
@@ -328,6 +346,7 @@ class PlatformFolder(_Strict):
     overrides: dict[Environment, Override] = Field(
         default_factory=dict, description="Per environment: {dev: {secrets: {...}}}"
     )
+    rotate_every: Period | None = Field(None, description="The rotation period of its generated secrets (90d)")
 
 
 class Defaults(_Strict):
@@ -339,6 +358,9 @@ class Defaults(_Strict):
     )
     secrets: Secrets = Field(
         default_factory=dict, description="Keys every tenant gets (each its own value); a tenant may override them"
+    )
+    rotate_every: Period | None = Field(
+        None, description="The rotation period of every tenant's generated secrets (90d); a secret's own wins"
     )
 
 

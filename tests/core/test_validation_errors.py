@@ -96,7 +96,7 @@ def test_a_misspelt_field_is_one_issue_not_also_a_missing_one() -> None:
         "tenants[0].secrets.X.vra",
         "unknown field 'vra'",
     )
-    assert issue.hint == "did you mean 'var'? Allowed here: from, var"
+    assert issue.hint == "did you mean 'var'? Allowed here: from, var, expires, review_by"
 
 
 def test_a_missing_field_with_an_unrelated_unknown_one() -> None:
