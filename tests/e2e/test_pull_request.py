@@ -185,7 +185,9 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
     for folder, sha in (("base", base_sha), ("head", head_sha)):  # actions/checkout, twice
         subprocess.run(["git", "clone", "-q", str(origin), str(workspace / folder)], check=True)
         git(workspace / folder, "checkout", "-q", sha)
-    (workspace / "base" / ".venv").symlink_to(REPO / ".venv")  # actions/setup-python and the lock's packages
+    for folder in ("base", "head"):  # actions/setup-python and actions/setup-node with the locks' packages
+        (workspace / folder / ".venv").symlink_to(REPO / ".venv")
+        (workspace / folder / "tests" / "node" / "node_modules").symlink_to(REPO / "tests" / "node" / "node_modules")
     job = Job(workspace, env)
 
     assert job.run("make", "-C", "base", "setup") == 0, job.printed[-1]
@@ -214,7 +216,6 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
     )
 
     # The control: the job a reviewer approves runs the head's own code, and its mark shows.
-    (workspace / "head" / ".venv").symlink_to(REPO / ".venv")
     approved = Job(workspace, env)
     approved.run(
         "base/scripts/pr-plan.sh", "--stack", "dev", "--head", "head", "--out", "approved.md", "--code", "head"
