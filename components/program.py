@@ -32,6 +32,7 @@ from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
+from tenant_secrets.store.settings import SECRETS
 from tenant_secrets.validation import check_sources
 from tenant_secrets.values import Resolver, UnresolvedValueError
 
@@ -176,7 +177,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     """One look at the database before anything is declared: companies, key versions in use.
 
     Runs in preview too, so a missing company or a master key still needed fails the preview, naming
-    the subdomain or the config key, and nothing anywhere is written. Read-only, three statements.
+    the subdomain or the config key, and nothing anywhere is written. Read-only, four statements.
     Without DATABASE_URL a preview goes on (diffs need no database) with a warning; an update stops.
     """
     dsn = os.environ.get("DATABASE_URL")
@@ -199,6 +200,24 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
         raise _fail(f"the database is not ready for tenants.yaml on stack {pulumi.get_stack()}:\n{err}") from None
+
+
+def mark_unbound_rows(inspection: Inspection, tenants: Sequence[Folder], secrets_table: str) -> None:
+    """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
+    altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it."""
+    by_company = {entry.get("company_id"): entry for entry in tenants if entry.get("company_id")}
+    for problem in inspection.binding_problems:
+        row = problem.row
+        entry = by_company.get(row.company_id)
+        declared = entry is not None and row.table == secrets_table and row.secret_key in entry["values"]
+        if entry is not None and declared:
+            entry["unbound"] = sorted({*entry.get("unbound", ()), row.secret_key})
+        action = (
+            f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
+            if entry is not None and declared
+            else "no tenant of this stack declares it: delete the row, or restore it from a backup"
+        )
+        pulumi.log.warn(f"{problem}; {action}")
 
 
 def run() -> None:
@@ -256,6 +275,8 @@ def run() -> None:
     if inspection is not None and not settings.create_companies:
         for entry in database_tenants:
             entry["company_id"] = entry.get("company_id") or inspection.company_ids.get(entry["owner"])
+    if inspection is not None:
+        mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS))
 
     retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete)
     Registry(
@@ -288,6 +309,7 @@ def run() -> None:
                     "table_prefix": settings.table_prefix,
                     "create_companies": settings.create_companies,
                     "rotation_pending": bool(inspection and inspection.rotation_pending(keyring.active)),
+                    "bindings_pending": bool(inspection and inspection.bindings_pending),
                     "rotation_batch_size": settings.rotation_batch_size,
                     "app_role": settings.app_role,
                     "app_role_password": _secret_config("appRolePassword"),

@@ -244,6 +244,7 @@ class DatabaseSchemaProvider(_StackConfigured):
         "key_version",
         "key_versions",
         "rotation_pending",
+        "bindings_pending",
         "app_role",
         "app_role_password",
         "provisioner_role",
@@ -283,11 +284,14 @@ class DatabaseSchemaProvider(_StackConfigured):
                 provisioner_role=props.get("provisioner_role"),
                 provisioner_password=props.get("provisioner_password"),
             )
-        rotated = store.rotate(conn, settings, keyring, batch_size=int(props.get("rotation_batch_size") or 500))
+        batch_size = int(props.get("rotation_batch_size") or 500)
+        rotated = store.rotate(conn, settings, keyring, batch_size=batch_size)
+        bound = store.bind_rows(conn, settings, keyring, batch_size=batch_size)
         return {
             **{p: props.get(p) for p in self.WATCHED},
             "rotation_pending": False,
-            "rows_rotated": rotated,
+            "bindings_pending": False,
+            "rows_rotated": rotated + bound,
         }
 
 
@@ -306,7 +310,11 @@ class DatabaseTenantProvider(_StackConfigured):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
-        changed = bool(self._keys_to_write(olds, news)) or olds.get("decommission") != news.get("decommission")
+        changed = (
+            bool(self._keys_to_write(olds, news))
+            or olds.get("decommission") != news.get("decommission")
+            or bool(news.get("unbound"))  # rows the preflight found not bound to them: overwrite them
+        )
         return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -81,6 +81,15 @@ def decrypt(envelope: str, key: bytes) -> str:
         raise EnvelopeError("decryption succeeded but the plaintext is not valid UTF-8") from None
 
 
+def well_formed(envelope: str) -> bool:
+    """Whether ``envelope`` has the ``ivHex:ciphertextHex:authTagHex`` shape (it may still not decrypt)."""
+    try:
+        _split(envelope)
+    except EnvelopeError:
+        return False
+    return True
+
+
 def _split(envelope: str) -> tuple[bytes, bytes, bytes]:
     parts = envelope.split(":")
     if len(parts) != 3:
