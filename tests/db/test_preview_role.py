@@ -46,11 +46,12 @@ def grant_as_documented(db: psycopg.Connection[Any], role: str) -> None:
     ident = sql.Identifier(role)
     db.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
     db.execute(sql.SQL("GRANT SELECT ON companies, company_secrets, company_secret_versions TO {}").format(ident))
-    db.execute(
-        sql.SQL("CREATE POLICY tenant_secrets_preview_read ON company_secrets FOR SELECT TO {} USING (true)").format(
-            ident
+    for table in ("company_secrets", "company_secret_versions"):  # both fenced since issue 13, item 4
+        db.execute(
+            sql.SQL("CREATE POLICY tenant_secrets_preview_read ON {} FOR SELECT TO {} USING (true)").format(
+                sql.Identifier(table), ident
+            )
         )
-    )
 
 
 def problems_of(dsn: str, settings: StoreSettings) -> list[str]:
