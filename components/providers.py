@@ -143,6 +143,25 @@ def _decommissioned(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[st
     return list(news.get("decommissioned", []))
 
 
+def _managed(props: Mapping[str, Any]) -> list[str]:
+    """The keys a folder resource wrote, as its recorded outputs say (never what a folder merely holds)."""
+    return sorted(set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {}))
+
+
+def _remove_managed(client: InfisicalClient, props: Mapping[str, Any], keys: list[str], created_folder: bool) -> None:
+    """Delete ``keys`` from the folder, then the folder itself only if this stack created it and it is now
+    empty (no secret, no subfolder): keys and folders added by hand stay (issue 13, item 5)."""
+    environment, path = props["environment"], props["path"]
+    if keys:
+        client.apply_secrets(environment, path, upsert={}, delete=keys)
+    if (
+        created_folder
+        and client.list_secret_keys(environment, path) == []
+        and not client.list_folders(environment, path)
+    ):
+        client.delete_folder(environment, path)
+
+
 def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailure]:
     return [CheckFailure(f.property, f.reason) for f in failures]
 
@@ -185,13 +204,20 @@ class InfisicalFolderProvider(_StackConfigured):
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists."""
-        outs = self._write(_infisical(), props, folder_is_new=True)
+        """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists.
+
+        Whether the folder existed is recorded (``created_folder``): a folder the stack did not create is
+        never deleted by it."""
+        client = _infisical()
+        existed = client.folder_exists(props["environment"], props["path"])
+        outs = self._write(client, props, managed=[], created_folder=not existed, folder_is_new=not existed)
         return CreateResult(f"{props['environment']}:{props['path']}", outs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A declared value changed, a key was added or decommissioned, or a refresh found drift."""
-        return UpdateResult(self._write(_infisical(), news))
+        return UpdateResult(
+            self._write(_infisical(), news, managed=_managed(olds), created_folder=bool(olds.get("created_folder")))
+        )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
@@ -204,15 +230,24 @@ class InfisicalFolderProvider(_StackConfigured):
         return ReadResult(id_, {**props, "fingerprints": fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain."""
-        _infisical().delete_folder(props["environment"], props["path"])
+        """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain:
+        the keys this stack wrote go; the folder too if the stack created it and nothing else is left in it."""
+        _remove_managed(_infisical(), props, _managed(props), created_folder=bool(props.get("created_folder")))
 
     def _write(
-        self, client: InfisicalClient, props: Mapping[str, Any], *, folder_is_new: bool = False
+        self,
+        client: InfisicalClient,
+        props: Mapping[str, Any],
+        *,
+        managed: list[str],
+        created_folder: bool,
+        folder_is_new: bool = False,
     ) -> dict[str, Any]:
-        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")}
+        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")} | {
+            "created_folder": created_folder
+        }
         if props["decommission"]:
-            client.delete_folder(props["environment"], props["path"])
+            _remove_managed(client, props, sorted({*managed, *props.get("decommissioned", [])}), created_folder)
             return {**outs, "fingerprints": {}, "declared_fingerprints": {}}
         values = _values(props)
         # one read of the folder (none when this call made it), then at most one batch per kind of change
