@@ -29,7 +29,14 @@ from components.resources import (
 from tenant_secrets import keyfolder, store
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.model import (
+    EnvironmentPlan,
+    FolderPlan,
+    InfisicalSource,
+    TenantPlan,
+    TenantsFileError,
+    plan_environment,
+)
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.store.settings import SECRETS
@@ -128,6 +135,22 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
                 f"master keys, and {owner} (masterKeySource {settings.master_key_source}); remove "
                 f"{'it' if len(clash) == 1 else 'them'} from tenants.yaml"
             )
+
+
+def check_key_sources(settings: StackSettings, plan: EnvironmentPlan, file: str) -> None:
+    """No `{from: infisical}` source copies a master key out of the key folder into an owner's folder."""
+    owners = [(t.subdomain, t.secrets) for t in plan.tenants] + [(f.name, f.secrets) for f in plan.platform]
+    for owner, secrets in owners:
+        for key, source in sorted(secrets.items()):
+            if (
+                isinstance(source, InfisicalSource)
+                and source.path.rstrip("/").lower() == settings.key_folder.lower()
+                and keyfolder.is_keyring_secret(source.key)
+            ):
+                raise _fail(
+                    f"{file}: {owner}.{key} reads {source.key} from {settings.key_folder}, which holds the master "
+                    "keys; a master key is never copied into another folder"
+                )
 
 
 def publish_master_keys(
@@ -267,6 +290,7 @@ def run() -> None:
             database_tenants.append(entry)
 
     check_key_folder(settings, plan.platform, str(settings.tenants_file))
+    check_key_sources(settings, plan, str(settings.tenants_file))
     database_plans = [t for t in plan.tenants if "database" in t.storage]
     keyring = load_keyring(settings) if database_plans else None
     inspection = inspect_database(settings, keyring, database_plans) if keyring else None
