@@ -25,6 +25,7 @@ from tenant_secrets.model import (
     FromInfisical,
     InfisicalSource,
     Issue,
+    LiteralValue,
     Loc,
     Override,
     PlatformFolder,
@@ -38,6 +39,7 @@ from tenant_secrets.model import (
     issue_at,
 )
 from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE, TENANTS_FOLDER
+from tenant_secrets.values import reference_problem
 
 
 class _Report:
@@ -189,6 +191,8 @@ def _layer(report: _Report, secrets: Mapping[str, Any], loc: Loc, owner: str | N
                 _own_config(report, (*source_loc, "key"), source.key, owner, owners)
             if isinstance(source, FromInfisical):
                 _own_folder(report, (*source_loc, "path"), source.path, owner, owners)
+            if isinstance(source, LiteralValue) and (problem := reference_problem(source.value)):
+                report.add((*source_loc, "value"), problem)
 
 
 def _own_config(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
