@@ -52,6 +52,17 @@ def parse_master_key(hex_key: str, *, field: str) -> bytes:
     return bytes.fromhex(hex_key)
 
 
+# 32 random bytes hold about 28 distinct values; fewer than this is a typed or patterned key, not a random one.
+_MIN_DISTINCT_BYTES = 16
+
+
+def weak_key_problem(key: bytes) -> str | None:
+    """Why ``key`` is not a random key (all zero, one byte or a short pattern repeated); None when it may be."""
+    if len(set(key)) < _MIN_DISTINCT_BYTES:
+        return f"is not random (only {len(set(key))} distinct byte values: all zero, or a pattern repeated)"
+    return None
+
+
 def encrypt(value: str, key: bytes) -> str:
     """Encrypt ``value`` (UTF-8) with a fresh random IV, as ``ivHex:ciphertextHex:authTagHex``."""
     _check_key(key)

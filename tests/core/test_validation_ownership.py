@@ -5,6 +5,7 @@ reads its own environment."""
 from __future__ import annotations
 
 import json
+import os
 
 import pulumi
 import pytest
@@ -82,7 +83,7 @@ def test_another_environment_is_read_only_from_shared() -> None:
 
 
 def test_the_program_refuses_to_copy_a_master_key_out_of_the_key_folder() -> None:
-    config = {"masterKeys": json.dumps({"v1": "5f" + "a3" * 31}), "derivationKey": "c4" + "9e" * 31}
+    config = {"masterKeys": json.dumps({"v1": os.urandom(32).hex()}), "derivationKey": os.urandom(32).hex()}
     settings = StackSettings.load(config.get, stack="dev")
     text = HEAD + "tenants:\n  - subdomain: acme\n    secrets:\n"
     text += "      KEY: {from: infisical, path: /hono-api/, key: MASTER_ENCRYPTION_KEY_V1}\n"

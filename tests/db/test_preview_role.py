@@ -5,6 +5,7 @@ what a role could write, and rows that row-level security would hide from the pr
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -110,7 +111,11 @@ def test_rows_hidden_by_row_level_security_are_reported(
 
 
 def stack(settings: StoreSettings) -> StackSettings:
-    config = {"masterKeys": '{"v1": "' + "0" * 64 + '"}', "derivationKey": "1" * 64, "createCompanies": "true"}
+    config = {
+        "masterKeys": '{"v1": "' + os.urandom(32).hex() + '"}',
+        "derivationKey": os.urandom(32).hex(),
+        "createCompanies": "true",
+    }
     loaded = StackSettings.load(config.get, stack="dev")
     assert loaded.store == settings
     return loaded
