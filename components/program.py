@@ -26,7 +26,7 @@ from components.resources import (
     MasterKeyPublication,
     Registry,
 )
-from tenant_secrets import keyfolder, store
+from tenant_secrets import engine_logs, keyfolder, store
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import (
@@ -243,8 +243,20 @@ def mark_unbound_rows(inspection: Inspection, tenants: Sequence[Folder], secrets
         pulumi.log.warn(f"{problem}; {action}")
 
 
+def refuse_verbose_engine_logs() -> None:
+    """Stop before any provider is configured or any secret input sent when the engine logs verbosely."""
+    reason = engine_logs.verbose_logging(os.environ, engine_logs.ancestor_command_lines())
+    if reason:
+        raise _fail(
+            f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
+            "and every secret value in the clear to its logs (and to a file in $TMPDIR); nothing was declared. "
+            "Run again without it, and delete any log it wrote (README, 'Engine logs')"
+        )
+
+
 def run() -> None:
     """Declare every resource of the stack (synchronously: `main` is the program's entry point)."""
+    refuse_verbose_engine_logs()
     settings = load_settings()
     pull_request_guard(settings)
     plan = load_plan(settings)

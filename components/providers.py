@@ -76,10 +76,13 @@ class _StackConfigured(ResourceProvider):
 
     _config: dict[str, str | None] | None = None
     _settings: StackSettings | None = None
+    NEEDS: tuple[str, ...] = ()
+    """The settings this provider keeps from the config; the rest (tenants' values, keys it has no use
+    for) is dropped as it arrives (issue 13, item 10)."""
 
     def configure(self, req: ConfigureRequest) -> None:
         # the engine sends every value as the program sees it: a string, objects as JSON
-        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in _SETTINGS_KEYS}
+        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in self.NEEDS}
         self._settings = None
 
     @property
@@ -116,13 +119,10 @@ class _StackConfigured(ResourceProvider):
         )
 
 
-_SETTINGS_KEYS = (
-    "environment",
-    "masterKeySource",
-    "keyFolder",
-    "masterKeys",
-    "activeKeyVersion",
-    "derivationKey",
+_FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey")
+_MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
+_STORE = (
+    *_MASTER_KEYS,
     "tablePrefix",
     "createCompanies",
     "historyRetention",
@@ -169,11 +169,15 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
 class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
+    Keeps no master key: it needs the fingerprint key only.
+
     Outputs: ``fingerprints``, what the folder held at the last write or refresh (per key), and
     ``declared_fingerprints``, what the last write declared; they differ only after a refresh found
     drift. Every write first lists the folder and sends only what differs (one batch per kind of
     change), so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
+
+    NEEDS = _FINGERPRINTS
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
@@ -272,6 +276,7 @@ class DatabaseSchemaProvider(_StackConfigured):
     committed batches; then the tenants' rows. A failure here stops the tenants' writes.
     """
 
+    NEEDS = _STORE
     WATCHED: tuple[str, ...] = (
         "schema_version",
         "table_prefix",
@@ -338,6 +343,8 @@ class DatabaseTenantProvider(_StackConfigured):
     the companies, and for a company that appeared between the program's look and the write. A master
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
+
+    NEEDS = _STORE
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
@@ -442,6 +449,8 @@ class MasterKeyProvider(_StackConfigured):
     when their fingerprints match those the plan was made with. Outputs as for a folder: ``fingerprints``
     (what the folder held at the last write or refresh) and ``declared_fingerprints``.
     """
+
+    NEEDS = _MASTER_KEYS
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A published secret added, changed or withdrawn, or drift found by a refresh."""

@@ -6,6 +6,7 @@
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
+    tenantctl recover --stack NAME [--exclusive]                                   (tenant_secrets/recover.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` and exits 1, or prints a
 one-line summary and exits 0. With --stack it also checks that every value source has a value for
@@ -312,7 +313,37 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--note", required=True, help="file for the comment's note on how the preview ran")
     data.add_argument("--approval-environment", default="pr-preview-approval")
     data.set_defaults(run=pr_data_command)
+
+    rescue = commands.add_parser(
+        "recover", help="after a killed run: clear the stack's stale lock and pending operations"
+    )
+    rescue.add_argument("--stack", required=True)
+    rescue.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="no other run of the stack can be alive (e.g. the deploy workflow's concurrency group): a lock from "
+        "another host is stale",
+    )
+    rescue.set_defaults(run=recover_command)
     return root
+
+
+def recover_command(args: argparse.Namespace) -> int:
+    """After a killed run: remove the stack's stale lock and drop its pending operations, when safe."""
+    from tenant_secrets import recover  # noqa: PLC0415 - only this command needs it
+
+    try:
+        done = recover.recover(
+            args.stack,
+            backend_url=os.environ.get("PULUMI_BACKEND_URL", ""),
+            exclusive=args.exclusive,
+            run=recover.pulumi_runner(Path.cwd()),
+        )
+    except recover.RecoverError as err:
+        print(f"tenantctl recover: {err}", file=sys.stderr)
+        return 1
+    print(done.summary(args.stack))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
