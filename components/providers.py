@@ -210,11 +210,9 @@ class InfisicalFolderProvider(_StackConfigured):
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists.
 
-        Whether the folder existed is recorded (``created_folder``): a folder the stack did not create is
+        Whether this stack made the folder is recorded (``created_folder``): a folder it did not create is
         never deleted by it."""
-        client = _infisical()
-        existed = client.folder_exists(props["environment"], props["path"])
-        outs = self._write(client, props, managed=[], created_folder=not existed, folder_is_new=not existed)
+        outs = self._write(_infisical(), props, managed=[], created_folder=False, folder_is_new=True)
         return CreateResult(f"{props['environment']}:{props['path']}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -247,25 +245,30 @@ class InfisicalFolderProvider(_StackConfigured):
         created_folder: bool,
         folder_is_new: bool = False,
     ) -> dict[str, Any]:
-        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")} | {
-            "created_folder": created_folder
-        }
+        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")}
         if props["decommission"]:
             _remove_managed(client, props, sorted({*managed, *props.get("decommissioned", [])}), created_folder)
-            return {**outs, "fingerprints": {}, "declared_fingerprints": {}}
+            return {**outs, "created_folder": created_folder, "fingerprints": {}, "declared_fingerprints": {}}
         values = _values(props)
         # one read of the folder (none when this call made it), then at most one batch per kind of change
-        client.apply_secrets(
+        applied = client.apply_secrets(
             props["environment"],
             props["path"],
             upsert=values,
             delete=list(props.get("decommissioned", [])),
             folder_is_new=folder_is_new,
         )
+        made = applied.folder_created
         if not values:  # apply_secrets makes the folder only when it writes to it
-            client.ensure_folder(props["environment"], props["path"])
+            made = client.ensure_folder(props["environment"], props["path"]) or made
         written = reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key())
-        return {**outs, "fingerprints": written, "declared_fingerprints": written}
+        # a folder made by this stack, now or before, may be deleted by it once nothing else is in it
+        return {
+            **outs,
+            "created_folder": created_folder or made,
+            "fingerprints": written,
+            "declared_fingerprints": written,
+        }
 
 
 class DatabaseSchemaProvider(_StackConfigured):

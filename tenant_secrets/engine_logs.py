@@ -21,7 +21,7 @@ from pathlib import Path
 _VERBOSE_FLAGS = frozenset({"-v", "--v", "--verbose"})  # -v=3, -v 3, --verbose=3 (pulumi, and glog in plugins)
 _GLUED = re.compile(r"-v(\d+)")  # -v3
 _ALWAYS = frozenset({"--logflow"})  # hands the level to every plugin
-DEBUG_ENVIRONMENT = ("PULUMI_DEBUG_GRPC", "PULUMI_DEBUG_COMMANDS", "TF_LOG")
+DEBUG_ENVIRONMENT = ("PULUMI_DEBUG_GRPC",)  # not PULUMI_DEBUG_COMMANDS: the Automation API sets it for its event log
 
 
 def verbose_logging(environ: Mapping[str, str], command_lines: Iterable[Sequence[str]]) -> str | None:
