@@ -4,7 +4,6 @@ hand stay, and a folder is deleted only when the stack created it and nothing el
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator
