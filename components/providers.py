@@ -149,17 +149,18 @@ def _managed(props: Mapping[str, Any]) -> list[str]:
 
 
 def _remove_managed(client: InfisicalClient, props: Mapping[str, Any], keys: list[str], created_folder: bool) -> None:
-    """Delete ``keys`` from the folder, then the folder itself only if this stack created it and it is now
-    empty (no secret, no subfolder): keys and folders added by hand stay (issue 13, item 5)."""
+    """Delete ``keys`` from the folder, or the folder itself when this stack created it and nothing else is
+    in it (no other secret, no subfolder): keys and folders added by hand stay (issue 13, item 5)."""
     environment, path = props["environment"], props["path"]
+    if created_folder:
+        held = client.list_secret_keys(environment, path)
+        if held is None:  # gone already
+            return
+        if set(held) <= set(keys) and not client.list_folders(environment, path):
+            client.delete_folder(environment, path)
+            return
     if keys:
         client.apply_secrets(environment, path, upsert={}, delete=keys)
-    if (
-        created_folder
-        and client.list_secret_keys(environment, path) == []
-        and not client.list_folders(environment, path)
-    ):
-        client.delete_folder(environment, path)
 
 
 def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailure]:
