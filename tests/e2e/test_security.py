@@ -50,6 +50,15 @@ def tenantctl(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def kill_session(sid: int) -> None:
+    """SIGKILL every process left in the session the killed run started, so the test leaves none behind."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getsid(int(entry.name)) == sid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+
+
 def locks(project: Project) -> list[Path]:
     backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
     return list((backend / ".pulumi" / "locks").glob("**/dev/*.json"))
@@ -75,8 +84,7 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
         os.kill(run.pid, signal.SIGKILL)  # the CLI only, as a runner that vanishes would
         run.wait()
         time.sleep(1)
-        with contextlib.suppress(ProcessLookupError):  # then its orphaned plugins, if any are left
-            os.killpg(run.pid, signal.SIGKILL)
+        kill_session(run.pid)  # then its orphaned plugins (each in a process group of its own)
     finally:
         project.infisical.server.settings(latency_ms=0)
 
