@@ -119,7 +119,7 @@ class _StackConfigured(ResourceProvider):
         )
 
 
-_FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey")
+_FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
 _MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
 _STORE = (
     *_MASTER_KEYS,

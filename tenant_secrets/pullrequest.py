@@ -45,7 +45,9 @@ PLAIN_SETTINGS = frozenset(
 )
 """Plain settings a pull request may change: scalars, never `{secure: ...}` (whose decrypted value the
 program could otherwise print where a plain setting appears, e.g. in an error naming the environment)."""
-SECRET_SETTINGS = frozenset({"masterKeys", "derivationKey", "secrets", "appRolePassword", "provisionerRolePassword"})
+SECRET_SETTINGS = frozenset(
+    {"masterKeys", "derivationKey", "fingerprintKey", "secrets", "appRolePassword", "provisionerRolePassword"}
+)
 """Secret settings: every leaf a `{secure: <ciphertext>}` of the stack's own secrets provider."""
 FIXED_SETTINGS = frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder"})
 """Settings that say what the stack is (which file it reads, which Infisical environment its credentials

@@ -115,6 +115,22 @@ def _derivation_key(get: ConfigGetter) -> bytes:
     return derivation_key
 
 
+def _fingerprint_source(get: ConfigGetter, derivation_key: bytes) -> bytes:
+    raw = get("fingerprintKey")
+    if not raw:
+        return derivation_key
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) < 32 or weak_key_problem(key):
+        raise StackConfigError(
+            f"{NAMESPACE}:fingerprintKey must be a secret of 64 random hex chars: the derivation key fingerprints "
+            "were made with, kept while derivationKey changes (README, 'Changing the derivation key')"
+        )
+    return key
+
+
 def _key_source(get: ConfigGetter) -> tuple[KeySource, str]:
     source = get("masterKeySource") or "stack"
     if source not in ("stack", "infisical"):
@@ -144,6 +160,10 @@ class StackSettings:
     key_folder: str
     """The Infisical folder the application reads its master keys from (docs: tenant_secrets/keyfolder.py)."""
     derivation_key: bytes
+    fingerprint_source: bytes
+    """The key fingerprints derive from: ``fingerprintKey`` when set, else the derivation key. Pinning it to
+    the old derivation key before changing that key keeps every fingerprint, so a preview shows only the
+    generated values as changed (issue 13, item 9)."""
     table_prefix: str
     create_companies: bool
     history_retention: int
@@ -190,7 +210,7 @@ class StackSettings:
 
     @cached_property
     def fingerprint_key(self) -> bytes:
-        return fingerprint_key(self.derivation_key)
+        return fingerprint_key(self.fingerprint_source)
 
     @classmethod
     def load(cls, get: ConfigGetter, *, stack: str) -> StackSettings:
@@ -236,6 +256,7 @@ class StackSettings:
             master_key_source=source,
             key_folder=key_folder,
             derivation_key=derivation_key,
+            fingerprint_source=_fingerprint_source(get, derivation_key),
             table_prefix=get("tablePrefix") or "",
             create_companies=_bool(get, "createCompanies") or False,
             history_retention=10 if history_retention is None else history_retention,

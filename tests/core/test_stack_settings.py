@@ -124,3 +124,14 @@ def test_weak_repeated_and_reused_keys_are_refused(raw: dict[str, str], message:
         load(**raw)
     assert message in str(err.value)
     assert KEY_1 not in str(err.value) and KEY_1.upper() not in str(err.value)
+
+
+def test_a_pinned_fingerprint_key_keeps_fingerprints_while_the_derivation_key_changes() -> None:
+    """Issue 13, item 9: a new derivation key showed every key as changed; pinned, only generated values change."""
+    before = load()
+    after = load(derivationKey=fake_key("derivation-2"), fingerprintKey=DERIVATION)
+    assert after.fingerprint_key == before.fingerprint_key
+    assert after.derivation_key != before.derivation_key  # generated values are derived anew
+    assert load(derivationKey=fake_key("derivation-2")).fingerprint_key != before.fingerprint_key
+    with pytest.raises(StackConfigError, match="fingerprintKey must be a secret of 64 random hex chars"):
+        load(fingerprintKey="ab" * 32)
