@@ -228,7 +228,11 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
 def mark_unbound_rows(inspection: Inspection, tenants: Sequence[Folder], secrets_table: str) -> None:
     """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
     altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it."""
-    by_company = {entry.get("company_id"): entry for entry in tenants if entry.get("company_id")}
+    by_company = {
+        cid: entry
+        for entry in tenants
+        if (cid := entry.get("company_id") or inspection.company_ids.get(entry["owner"]))
+    }
     for problem in inspection.binding_problems:
         row = problem.row
         entry = by_company.get(row.company_id)

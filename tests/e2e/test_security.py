@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tenant_secrets.envelope import Keyring
 from tests.e2e.conftest import Project, configure, sdk_listing
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +133,36 @@ def test_verbose_engine_logging_is_refused_before_anything_is_declared(project: 
     )
     assert debug.returncode != 0
     assert "the environment variable PULUMI_DEBUG_GRPC is set" in debug.stdout + debug.stderr
+
+
+def test_a_swapped_ciphertext_is_named_by_the_preview_and_overwritten_by_up(project: Project, master_key: str) -> None:
+    """Item 1 on the engine: before, `preview` and `up` reported no change after a swap."""
+    project.write_tenants(
+        "version: 1\ndefaults: {storage: database, environments: [dev]}\ntenants:\n"
+        + "".join(
+            f"  - subdomain: {t}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for t in ("acme", "globex")
+        )
+    )
+    values = {t: {"STRIPE_SECRET_KEY": f"fake-stripe-{t}-0001"} for t in ("acme", "globex")}
+    stack = project.stack("dev")
+    configure(stack, secrets_config=values, master_keys={"v1": master_key})
+    project.up(stack)
+    with project.db() as conn:
+        conn.execute(
+            "UPDATE company_secrets AS s SET (secret_value_encrypted, binding) = (SELECT secret_value_encrypted,"
+            " binding FROM company_secrets o WHERE o.secret_key = s.secret_key AND o.company_id <> s.company_id)"
+        )
+    preview = project.preview(stack)
+    assert preview.change_summary == {"same": 6, "update": 2}
+    shown = preview.stdout + preview.stderr  # the warnings
+    assert shown.count("holds the ciphertext of another row, which holds this row's (swapped)") >= 2
+    assert "tenant acme's run overwrites it from tenants.yaml" in shown
+    project.up(stack)
+    keyring = Keyring({1: bytes.fromhex(master_key)}, active=1)
+    with project.db() as conn:
+        rows = conn.execute(
+            "SELECT c.subdomain, s.secret_value_encrypted"
+            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
+        ).fetchall()
+    assert {sub: keyring.decrypt(ct, 1) for sub, ct in rows} == {t: v["STRIPE_SECRET_KEY"] for t, v in values.items()}
+    project.preview(stack, expect_no_changes=True)
