@@ -29,10 +29,10 @@ pytestmark = pytest.mark.e2e
 RUNS = int(os.environ.get("TENANT_SECRETS_FAULT_RUNS", "1"))
 TENANTS, KEYS = 4, 5
 TEXT = "version: 1\ndefaults: {storage: both, environments: [dev]}\ntenants:\n" + "".join(
-    f"  - subdomain: t{n}\n    secrets:\n" + "".join(f"      KEY_{k}: {{from: config}}\n" for k in range(KEYS))
+    f"  - subdomain: fault{n}\n    secrets:\n" + "".join(f"      KEY_{k}: {{from: config}}\n" for k in range(KEYS))
     for n in range(TENANTS)
 )
-VALUES = {f"t{n}": {f"KEY_{k}": f"fake-t{n}-k{k}-0001" for k in range(KEYS)} for n in range(TENANTS)}
+VALUES = {f"fault{n}": {f"KEY_{k}": f"fake-fault{n}-k{k}-0001" for k in range(KEYS)} for n in range(TENANTS)}
 ROUTES = ("/api/v3/secrets/batch/raw", "/api/v3/secrets/raw", "/api/v2/folders")
 INFISICAL_KINDS: dict[str, dict[str, Any]] = {
     "infisical-429-storm": {"status": 429},

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.e2e
 
 TENANTS = 6
 TEXT = "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants:\n" + "".join(
-    f"  - subdomain: t{n}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for n in range(TENANTS)
+    f"  - subdomain: kill{n}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for n in range(TENANTS)
 )
-VALUES = {f"t{n}": {"STRIPE_SECRET_KEY": f"fake-stripe-t{n}-canary-0001"} for n in range(TENANTS)}
+VALUES = {f"kill{n}": {"STRIPE_SECRET_KEY": f"fake-stripe-kill{n}-canary-0001"} for n in range(TENANTS)}
 
 
 def pulumi(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
@@ -102,8 +102,8 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
     assert up.returncode == 0, up.stderr
     assert "pending operation" not in up.stdout + up.stderr
     for n in range(TENANTS):
-        listed = sdk_listing(project.infisical, "dev", f"/tenants/t{n}") or []
-        assert {s.secretKey: s.secretValue for s in listed} == VALUES[f"t{n}"]
+        listed = sdk_listing(project.infisical, "dev", f"/tenants/kill{n}") or []
+        assert {s.secretKey: s.secretValue for s in listed} == VALUES[f"kill{n}"]
     again = pulumi(project, "preview", "--expect-no-changes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "warning" not in again.stdout.lower()
