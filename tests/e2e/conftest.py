@@ -23,6 +23,7 @@ from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
 from infisical_server.testing import RunningServer, sample_config, start_server
+from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.review import Row, rows_from_preview
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,6 +197,13 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
         "PYTHONPATH": str(REPO),
         **infisical.env,
     }
+    # The key folder belongs to the stack under test: a stack an earlier test never destroyed leaves its
+    # published master keys there, and a destroy deletes only what its own stack wrote (issue 13, item 5).
+    creds = InfisicalCredentials(
+        infisical.server.url, infisical.client_id, infisical.client_secret, infisical.project_id
+    )
+    for environment in ("dev", "staging", "prod"):
+        InfisicalClient(creds).delete_folder(environment, "/hono-api")
     infisical.reset_counts()
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 
