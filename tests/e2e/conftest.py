@@ -197,13 +197,15 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
         "PYTHONPATH": str(REPO),
         **infisical.env,
     }
-    # The key folder belongs to the stack under test: a stack an earlier test never destroyed leaves its
-    # published master keys there, and a destroy deletes only what its own stack wrote (issue 13, item 5).
-    creds = InfisicalCredentials(
-        infisical.server.url, infisical.client_id, infisical.client_secret, infisical.project_id
+    # Each test starts with empty environments: the server is shared by the session, a stack an earlier test
+    # left keeps its folders, and a destroy deletes only the keys and folders its own stack made (issue 13,
+    # item 5), so folders adopted from an earlier test stay.
+    client = InfisicalClient(
+        InfisicalCredentials(infisical.server.url, infisical.client_id, infisical.client_secret, infisical.project_id)
     )
     for environment in ("dev", "staging", "prod"):
-        InfisicalClient(creds).delete_folder(environment, "/hono-api")
+        for folder in client.list_folders(environment, "/"):
+            client.delete_folder(environment, f"/{folder}")
     infisical.reset_counts()
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 
