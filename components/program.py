@@ -26,13 +26,21 @@ from components.resources import (
     MasterKeyPublication,
     Registry,
 )
-from tenant_secrets import keyfolder, store
+from tenant_secrets import engine_logs, keyfolder, store
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
+from tenant_secrets.model import (
+    EnvironmentPlan,
+    FolderPlan,
+    InfisicalSource,
+    TenantPlan,
+    TenantsFileError,
+    plan_environment,
+)
 from tenant_secrets.names import few
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
+from tenant_secrets.store.settings import SECRETS
 from tenant_secrets.validation import check_sources
 from tenant_secrets.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
 
@@ -144,6 +152,22 @@ def check_storable(infisical_folders: Sequence[Folder]) -> None:
         )
 
 
+def check_key_sources(settings: StackSettings, plan: EnvironmentPlan, file: str) -> None:
+    """No `{from: infisical}` source copies a master key out of the key folder into an owner's folder."""
+    owners = [(t.subdomain, t.secrets) for t in plan.tenants] + [(f.name, f.secrets) for f in plan.platform]
+    for owner, secrets in owners:
+        for key, source in sorted(secrets.items()):
+            if (
+                isinstance(source, InfisicalSource)
+                and source.path.rstrip("/").lower() == settings.key_folder.lower()
+                and keyfolder.is_keyring_secret(source.key)
+            ):
+                raise _fail(
+                    f"{file}: {owner}.{key} reads {source.key} from {settings.key_folder}, which holds the master "
+                    "keys; a master key is never copied into another folder"
+                )
+
+
 def publish_master_keys(
     settings: StackSettings,
     keyring: Keyring,
@@ -191,7 +215,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     """One look at the database before anything is declared: companies, key versions in use.
 
     Runs in preview too, so a missing company or a master key still needed fails the preview, naming
-    the subdomain or the config key, and nothing anywhere is written. Read-only, three statements.
+    the subdomain or the config key, and nothing anywhere is written. Read-only, four statements.
     Without DATABASE_URL a preview goes on (diffs need no database) with a warning; an update stops.
     """
     dsn = os.environ.get("DATABASE_URL")
@@ -223,8 +247,42 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     return found
 
 
+def mark_unbound_rows(inspection: Inspection, tenants: Sequence[Folder], secrets_table: str) -> None:
+    """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
+    altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it."""
+    by_company = {
+        cid: entry
+        for entry in tenants
+        if (cid := entry.get("company_id") or inspection.company_ids.get(entry["owner"]))
+    }
+    for problem in inspection.binding_problems:
+        row = problem.row
+        entry = by_company.get(row.company_id)
+        declared = entry is not None and row.table == secrets_table and row.secret_key in entry["values"]
+        if entry is not None and declared:
+            entry["unbound"] = sorted({*entry.get("unbound", ()), row.secret_key})
+        action = (
+            f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
+            if entry is not None and declared
+            else "no tenant of this stack declares it: delete the row, or restore it from a backup"
+        )
+        pulumi.log.warn(f"{problem}; {action}")
+
+
+def refuse_verbose_engine_logs() -> None:
+    """Stop before any provider is configured or any secret input sent when the engine logs verbosely."""
+    reason = engine_logs.verbose_logging(os.environ, engine_logs.ancestor_command_lines())
+    if reason:
+        raise _fail(
+            f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
+            "and every secret value in the clear to its logs (and to a file in $TMPDIR); nothing was declared. "
+            "Run again without it, and delete any log it wrote (README, 'Engine logs')"
+        )
+
+
 def run() -> None:
     """Declare every resource of the stack (synchronously: `main` is the program's entry point)."""
+    refuse_verbose_engine_logs()
     settings = load_settings()
     pull_request_guard(settings)
     plan = load_plan(settings)
@@ -279,6 +337,7 @@ def run() -> None:
             "set), or declare `allow_empty: true` on its source in tenants.yaml; nothing was written"
         )
     check_storable(infisical_folders)
+    check_key_sources(settings, plan, str(settings.tenants_file))
     database_plans = [t for t in plan.tenants if "database" in t.storage]
     if database_plans:  # without a database store the key folder holds no keyring of this stack's
         check_key_folder(settings, plan.platform, str(settings.tenants_file))
@@ -289,6 +348,8 @@ def run() -> None:
     if inspection is not None and not settings.create_companies:
         for entry in database_tenants:
             entry["company_id"] = entry.get("company_id") or inspection.company_ids.get(entry["owner"])
+    if inspection is not None:
+        mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS))
 
     retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete)
     Registry(
@@ -320,6 +381,7 @@ def run() -> None:
                     "table_prefix": settings.table_prefix,
                     "create_companies": settings.create_companies,
                     "rotation_pending": bool(inspection and inspection.rotation_pending(keyring.active)),
+                    "bindings_pending": bool(inspection and inspection.bindings_pending),
                     "rotation_batch_size": settings.rotation_batch_size,
                     "app_role": settings.app_role,
                     "app_role_password": _secret_config("appRolePassword"),

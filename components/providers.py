@@ -174,10 +174,13 @@ class _StackConfigured(ResourceProvider):
 
     _config: dict[str, str | None] | None = None
     _settings: StackSettings | None = None
+    NEEDS: tuple[str, ...] = ()
+    """The settings this provider keeps from the config; the rest (tenants' values, keys it has no use
+    for) is dropped as it arrives (issue 13, item 10)."""
 
     def configure(self, req: ConfigureRequest) -> None:
         # the engine sends every value as the program sees it: a string, objects as JSON
-        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in _SETTINGS_KEYS}
+        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in self.NEEDS}
         self._settings = None
 
     @property
@@ -214,13 +217,10 @@ class _StackConfigured(ResourceProvider):
         )
 
 
-_SETTINGS_KEYS = (
-    "environment",
-    "masterKeySource",
-    "keyFolder",
-    "masterKeys",
-    "activeKeyVersion",
-    "derivationKey",
+_FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
+_MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
+_STORE = (
+    *_MASTER_KEYS,
     "tablePrefix",
     "createCompanies",
     "historyRetention",
@@ -241,6 +241,26 @@ def _decommissioned(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[st
     return list(news.get("decommissioned", []))
 
 
+def _managed(props: Mapping[str, Any]) -> list[str]:
+    """The keys a folder resource wrote, as its recorded outputs say (never what a folder merely holds)."""
+    return sorted(set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {}))
+
+
+def _remove_managed(client: InfisicalClient, props: Mapping[str, Any], keys: list[str], created_folder: bool) -> None:
+    """Delete ``keys`` from the folder, or the folder itself when this stack created it and nothing else is
+    in it (no other secret, no subfolder): keys and folders added by hand stay (issue 13, item 5)."""
+    environment, path = props["environment"], props["path"]
+    if created_folder:
+        held = client.list_secret_keys(environment, path)
+        if held is None:  # gone already
+            return
+        if set(held) <= set(keys) and not client.list_folders(environment, path):
+            client.delete_folder(environment, path)
+            return
+    if keys:
+        client.apply_secrets(environment, path, upsert={}, delete=keys)
+
+
 def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailure]:
     return [CheckFailure(f.property, f.reason) for f in failures]
 
@@ -249,11 +269,15 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
 class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
+    Keeps no master key: it needs the fingerprint key only.
+
     Outputs: ``fingerprints``, what the folder held at the last write or refresh (per key), and
     ``declared_fingerprints``, what the last write declared; they differ only after a refresh found
     drift. Every write first lists the folder and sends only what differs (one batch per kind of
     change), so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
+
+    NEEDS = _FINGERPRINTS
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
@@ -284,13 +308,18 @@ class InfisicalFolderProvider(_StackConfigured):
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists."""
-        outs = self._write(_infisical(), props, folder_is_new=True)
+        """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists.
+
+        Whether this stack made the folder is recorded (``created_folder``): a folder it did not create is
+        never deleted by it."""
+        outs = self._write(_infisical(), props, managed=[], created_folder=False, folder_is_new=True)
         return CreateResult(f"{props['environment']}:{props['path']}", outs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A declared value changed, a key was added or decommissioned, or a refresh found drift."""
-        return UpdateResult(self._write(_infisical(), news))
+        return UpdateResult(
+            self._write(_infisical(), news, managed=_managed(olds), created_folder=bool(olds.get("created_folder")))
+        )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
@@ -303,29 +332,43 @@ class InfisicalFolderProvider(_StackConfigured):
         return ReadResult(id_, {**props, "fingerprints": fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain."""
-        _infisical().delete_folder(props["environment"], props["path"])
+        """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain:
+        the keys this stack wrote go; the folder too if the stack created it and nothing else is left in it."""
+        _remove_managed(_infisical(), props, _managed(props), created_folder=bool(props.get("created_folder")))
 
     def _write(
-        self, client: InfisicalClient, props: Mapping[str, Any], *, folder_is_new: bool = False
+        self,
+        client: InfisicalClient,
+        props: Mapping[str, Any],
+        *,
+        managed: list[str],
+        created_folder: bool,
+        folder_is_new: bool = False,
     ) -> dict[str, Any]:
         outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")}
         if props["decommission"]:
-            client.delete_folder(props["environment"], props["path"])
-            return {**outs, "fingerprints": {}, "declared_fingerprints": {}}
+            _remove_managed(client, props, sorted({*managed, *props.get("decommissioned", [])}), created_folder)
+            return {**outs, "created_folder": created_folder, "fingerprints": {}, "declared_fingerprints": {}}
         values = _values(props)
         # one read of the folder (none when this call made it), then at most one batch per kind of change
-        client.apply_secrets(
+        applied = client.apply_secrets(
             props["environment"],
             props["path"],
             upsert=values,
             delete=list(props.get("decommissioned", [])),
             folder_is_new=folder_is_new,
         )
+        made = applied.folder_created
         if not values:  # apply_secrets makes the folder only when it writes to it
-            client.ensure_folder(props["environment"], props["path"])
+            made = client.ensure_folder(props["environment"], props["path"]) or made
         written = reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key())
-        return {**outs, "fingerprints": written, "declared_fingerprints": written}
+        # a folder made by this stack, now or before, may be deleted by it once nothing else is in it
+        return {
+            **outs,
+            "created_folder": created_folder or made,
+            "fingerprints": written,
+            "declared_fingerprints": written,
+        }
 
 
 @_one_line_errors("database schema company_secrets")
@@ -337,6 +380,7 @@ class DatabaseSchemaProvider(_StackConfigured):
     committed batches; then the tenants' rows. A failure here stops the tenants' writes.
     """
 
+    NEEDS = _STORE
     WATCHED: tuple[str, ...] = (
         "schema_version",
         "table_prefix",
@@ -344,6 +388,7 @@ class DatabaseSchemaProvider(_StackConfigured):
         "key_version",
         "key_versions",
         "rotation_pending",
+        "bindings_pending",
         "app_role",
         "app_role_password",
         "provisioner_role",
@@ -383,11 +428,14 @@ class DatabaseSchemaProvider(_StackConfigured):
                 provisioner_role=props.get("provisioner_role"),
                 provisioner_password=props.get("provisioner_password"),
             )
-        rotated = store.rotate(conn, settings, keyring, batch_size=int(props.get("rotation_batch_size") or 500))
+        batch_size = int(props.get("rotation_batch_size") or 500)
+        rotated = store.rotate(conn, settings, keyring, batch_size=batch_size)
+        bound = store.bind_rows(conn, settings, keyring, batch_size=batch_size)
         return {
             **{p: props.get(p) for p in self.WATCHED},
             "rotation_pending": False,
-            "rows_rotated": rotated,
+            "bindings_pending": False,
+            "rows_rotated": rotated + bound,
         }
 
 
@@ -401,13 +449,19 @@ class DatabaseTenantProvider(_StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
+    NEEDS = _STORE
+
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
         return CheckResult(news, _check_failures(failures))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
-        changed = bool(self._keys_to_write(olds, news)) or olds.get("decommission") != news.get("decommission")
+        changed = (
+            bool(self._keys_to_write(olds, news))
+            or olds.get("decommission") != news.get("decommission")
+            or bool(news.get("unbound"))  # rows the preflight found not bound to them: overwrite them
+        )
         return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -502,6 +556,8 @@ class MasterKeyProvider(_StackConfigured):
     when their fingerprints match those the plan was made with. Outputs as for a folder: ``fingerprints``
     (what the folder held at the last write or refresh) and ``declared_fingerprints``.
     """
+
+    NEEDS = _MASTER_KEYS
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A published secret added, changed or withdrawn, or drift found by a refresh."""

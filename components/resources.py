@@ -89,11 +89,13 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
         company_id: str,
         company_name: str,
         fingerprint_key: bytes,
+        unbound: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
             "owner": owner,
             "decommission": decommission,
+            "unbound": sorted(unbound),
             "decommissioned": sorted(decommissioned),
             "table_prefix": table_prefix,
             "company_id": company_id,
@@ -172,6 +174,8 @@ class Folder(TypedDict):
     """Keys marked for deletion."""
     decommission: bool
     """The whole owner is marked for deletion."""
+    unbound: NotRequired[Sequence[str]]
+    """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
 
 
 class InfisicalSecretsArgs(TypedDict):
@@ -252,6 +256,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
                 company_id=tenant.get("company_id") or "",
                 company_name=tenant.get("company_name") or tenant["owner"],
                 fingerprint_key=args["fingerprint_key"],
+                unbound=tenant.get("unbound", ()),
                 opts=pulumi.ResourceOptions.merge(
                     _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema])
                 ),

@@ -10,6 +10,7 @@
     tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (tenant_secrets/rotation_cli.py)
+    tenantctl recover --stack NAME [--exclusive]                                   (tenant_secrets/recover.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -505,7 +506,37 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
     mig.set_defaults(run=migrate_command)
     rotation_cli.add_parser(commands)
+
+    rescue = commands.add_parser(
+        "recover", help="after a killed run: clear the stack's stale lock and pending operations"
+    )
+    rescue.add_argument("--stack", required=True)
+    rescue.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="no other run of the stack can be alive (e.g. the deploy workflow's concurrency group): a lock from "
+        "another host is stale",
+    )
+    rescue.set_defaults(run=recover_command)
     return root
+
+
+def recover_command(args: argparse.Namespace) -> int:
+    """After a killed run: remove the stack's stale lock and drop its pending operations, when safe."""
+    from tenant_secrets import recover  # noqa: PLC0415 - only this command needs it
+
+    try:
+        done = recover.recover(
+            args.stack,
+            backend_url=os.environ.get("PULUMI_BACKEND_URL", ""),
+            exclusive=args.exclusive,
+            run=recover.pulumi_runner(Path.cwd()),
+        )
+    except recover.RecoverError as err:
+        print(f"tenantctl recover: {err}", file=sys.stderr)
+        return 1
+    print(done.summary(args.stack))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,6 +52,17 @@ def parse_master_key(hex_key: str, *, field: str) -> bytes:
     return bytes.fromhex(hex_key)
 
 
+# 32 random bytes hold about 28 distinct values; fewer than this is a typed or patterned key, not a random one.
+_MIN_DISTINCT_BYTES = 16
+
+
+def weak_key_problem(key: bytes) -> str | None:
+    """Why ``key`` is not a random key (all zero, one byte or a short pattern repeated); None when it may be."""
+    if len(set(key)) < _MIN_DISTINCT_BYTES:
+        return f"is not random (only {len(set(key))} distinct byte values: all zero, or a pattern repeated)"
+    return None
+
+
 def encrypt(value: str, key: bytes) -> str:
     """Encrypt ``value`` (UTF-8) with a fresh random IV, as ``ivHex:ciphertextHex:authTagHex``."""
     _check_key(key)
@@ -79,6 +90,15 @@ def decrypt(envelope: str, key: bytes) -> str:
         return plain.decode("utf-8")
     except UnicodeDecodeError:
         raise EnvelopeError("decryption succeeded but the plaintext is not valid UTF-8") from None
+
+
+def well_formed(envelope: str) -> bool:
+    """Whether ``envelope`` has the ``ivHex:ciphertextHex:authTagHex`` shape (it may still not decrypt)."""
+    try:
+        _split(envelope)
+    except EnvelopeError:
+        return False
+    return True
 
 
 def _split(envelope: str) -> tuple[bytes, bytes, bytes]:

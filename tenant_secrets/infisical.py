@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -144,11 +144,12 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """Keys this call created, updated and deleted (sorted)."""
+    """Keys this call created, updated and deleted (sorted), and whether it created the folder."""
 
     created: tuple[str, ...]
     updated: tuple[str, ...]
     deleted: tuple[str, ...]
+    folder_created: bool = field(default=False, compare=False)  # not what it did to the secrets: not compared
 
     @property
     def changed(self) -> bool:
@@ -579,13 +580,14 @@ class InfisicalClient:
         path = _folder_path(path)
         _check_input(environment, path, upsert, delete)
         current = existing
+        made = False
         if current is None and folder_is_new and upsert and self._create_folder(environment, path):
-            current = {}
+            current, made = {}, True
         if current is None:
             current = self._read_folder(environment, path)
             if current is None:
                 if upsert:  # the read just said the folder is missing: no need to ask again
-                    self._create_folder(environment, path)
+                    made = self._create_folder(environment, path)
                 current = {}
         progress = _Progress()
         try:
@@ -593,7 +595,7 @@ class InfisicalClient:
         except _Conflict as conflict:
             log.info("Infisical %s:%s is not in the state planned against; reading it again", environment, path)
             if conflict.folder_missing:
-                self.ensure_folder(environment, path)
+                made = self.ensure_folder(environment, path) or made
             fresh = self._read_folder(environment, path) or {}
             if conflict.uncertain is not None:
                 # A lost answer to an applied write: credit the keys that now hold what we sent.
@@ -608,7 +610,7 @@ class InfisicalClient:
                     environment=environment,
                     path=path,
                 ) from None
-        return progress.result()
+        return replace(progress.result(), folder_created=made)
 
     # --- internals -------------------------------------------------------------------------------
 

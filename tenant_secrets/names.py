@@ -149,7 +149,7 @@ infisical_path_problem = _pattern_problem(
 
 def folder_problem(value: str) -> Problem | None:
     """None for a platform folder name: an Infisical folder name, not one of ours (/tenants)."""
-    if value in RESERVED_FOLDERS:
+    if value.lower() in RESERVED_FOLDERS:  # `Tenants` is another folder to Infisical, but no less confusing
         return Problem(f"'{value}' is reserved", f"/{TENANTS_FOLDER} holds the tenants' folders; choose another name")
     if not _FOLDER_RE.fullmatch(value) or len(value) > SUBDOMAIN_MAX:
         return Problem(

@@ -46,7 +46,7 @@ PLAIN_SETTINGS = frozenset(
 """Plain settings a pull request may change: scalars, never `{secure: ...}` (whose decrypted value the
 program could otherwise print where a plain setting appears, e.g. in an error naming the environment)."""
 SECRET_SETTINGS = frozenset(
-    {"masterKeys", "derivationKey", "secrets", "appRolePassword", "provisionerRolePassword"}
+    {"masterKeys", "derivationKey", "fingerprintKey", "secrets", "appRolePassword", "provisionerRolePassword"}
     | {"webhookUrl", "webhookSigningKey"}
 )
 """Secret settings: every leaf a `{secure: <ciphertext>}` of the stack's own secrets provider."""

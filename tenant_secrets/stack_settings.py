@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key
+from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key, weak_key_problem
 from tenant_secrets.keyfolder import DEFAULT_FOLDER, KeyFolderError, keyring_from_folder
 from tenant_secrets.names import TENANTS_FOLDER, infisical_path_problem
 from tenant_secrets.store.settings import StoreSettings
@@ -74,11 +74,21 @@ def _keyring(get: ConfigGetter) -> tuple[dict[str, str], int | None]:
                 f"{NAMESPACE}:masterKeys.{name}: master keys are named by version, v1, v2, ...; {_FIX_MASTER_KEY}"
             )
     keyring = {str(version).lstrip("v"): str(value) for version, value in keys.items()}
-    try:
-        for version, value in keyring.items():
-            parse_master_key(value, field=f"{NAMESPACE}:masterKeys.v{version}")
-    except MasterKeyError as err:
-        raise StackConfigError(str(err)) from None
+    seen: dict[bytes, str] = {}
+    for version, value in keyring.items():
+        field = f"{NAMESPACE}:masterKeys.v{version}"
+        try:
+            key = parse_master_key(value, field=field)
+        except MasterKeyError as err:
+            raise StackConfigError(str(err)) from None
+        if problem := weak_key_problem(key):
+            raise StackConfigError(f"{field} {problem}; generate one with `openssl rand -hex 32`")
+        if key in seen:
+            raise StackConfigError(
+                f"{field} is the same key as {NAMESPACE}:masterKeys.v{seen[key]}: each version needs a key of its own "
+                "(a rotation to the same key protects nothing); generate one with `openssl rand -hex 32`"
+            )
+        seen[key] = version
     active = _int(get, "activeKeyVersion")
     key_version = max(int(v) for v in keyring) if active is None else active
     if str(key_version) not in keyring:
@@ -94,12 +104,31 @@ def _derivation_key(get: ConfigGetter) -> bytes:
         derivation_key = bytes.fromhex(get("derivationKey") or "")
     except ValueError:
         derivation_key = b""
+    fix = "set it with `pulumi config set --secret derivationKey $(openssl rand -hex 32)`"
     if len(derivation_key) < 32:
         raise StackConfigError(
             f"{NAMESPACE}:derivationKey must be a secret of 64 hex chars (it derives generated values and "
-            f"fingerprints); set it with `pulumi config set --secret derivationKey $(openssl rand -hex 32)`"
+            f"fingerprints); {fix}"
         )
+    if problem := weak_key_problem(derivation_key):
+        raise StackConfigError(f"{NAMESPACE}:derivationKey {problem}; {fix}")
     return derivation_key
+
+
+def _fingerprint_source(get: ConfigGetter, derivation_key: bytes) -> bytes:
+    raw = get("fingerprintKey")
+    if not raw:
+        return derivation_key
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) < 32 or weak_key_problem(key):
+        raise StackConfigError(
+            f"{NAMESPACE}:fingerprintKey must be a secret of 64 random hex chars: the derivation key fingerprints "
+            "were made with, kept while derivationKey changes (README, 'Changing the derivation key')"
+        )
+    return key
 
 
 def _key_source(get: ConfigGetter) -> tuple[KeySource, str]:
@@ -111,7 +140,7 @@ def _key_source(get: ConfigGetter) -> tuple[KeySource, str]:
         )
     folder = get("keyFolder") or DEFAULT_FOLDER
     top = folder.strip("/").split("/")[0]
-    if (problem := infisical_path_problem(folder)) is not None or top in ("", TENANTS_FOLDER):
+    if (problem := infisical_path_problem(folder)) is not None or top.lower() in ("", TENANTS_FOLDER):
         hint = problem.hint if problem else "a folder of its own outside /tenants, such as /hono-api"
         raise StackConfigError(f"{NAMESPACE}:keyFolder: not a usable Infisical folder path; {hint}")
     return ("infisical" if source == "infisical" else "stack"), "/" + folder.strip("/")
@@ -131,6 +160,10 @@ class StackSettings:
     key_folder: str
     """The Infisical folder the application reads its master keys from (docs: tenant_secrets/keyfolder.py)."""
     derivation_key: bytes
+    fingerprint_source: bytes
+    """The key fingerprints derive from: ``fingerprintKey`` when set, else the derivation key. Pinning it to
+    the old derivation key before changing that key keeps every fingerprint, so a preview shows only the
+    generated values as changed (issue 13, item 9)."""
     table_prefix: str
     create_companies: bool
     history_retention: int
@@ -177,7 +210,7 @@ class StackSettings:
 
     @cached_property
     def fingerprint_key(self) -> bytes:
-        return fingerprint_key(self.derivation_key)
+        return fingerprint_key(self.fingerprint_source)
 
     @classmethod
     def load(cls, get: ConfigGetter, *, stack: str) -> StackSettings:
@@ -195,6 +228,12 @@ class StackSettings:
                 f"environment whose {key_folder} holds the keys"
             )
         derivation_key = _derivation_key(get)
+        if same := [v for v, key in keyring.items() if bytes.fromhex(key) == derivation_key]:
+            raise StackConfigError(
+                f"{NAMESPACE}:derivationKey is the same key as {NAMESPACE}:masterKeys.v{same[0]}: the derivation key "
+                "must be a key of its own (it is used where the master keys are not); generate one with "
+                "`openssl rand -hex 32`"
+            )
         app_role = get("appRole") or None
         provisioner_role = get("provisionerRole") or None
         if provisioner_role and not app_role:
@@ -217,6 +256,7 @@ class StackSettings:
             master_key_source=source,
             key_folder=key_folder,
             derivation_key=derivation_key,
+            fingerprint_source=_fingerprint_source(get, derivation_key),
             table_prefix=get("tablePrefix") or "",
             create_companies=_bool(get, "createCompanies") or False,
             history_retention=10 if history_retention is None else history_retention,

@@ -1,8 +1,8 @@
 """The checks beyond one field's type.
 
 `document_issues`: rules across the file that a schema cannot say (unique subdomains, overrides
-only for environments a tenant is in, group keys that collide, a tenant reading another's config,
-no encoded (xn--) subdomain but on a decommissioned tenant).
+only for environments a tenant is in, group keys that collide, a tenant reading another's config or
+another owner's Infisical folder, no encoded (xn--) subdomain but on a decommissioned tenant).
 
 `check_sources`: needs a stack. Does every config path and environment variable that the plan
 reads have a value? Run by the program before any resource is declared and by
@@ -22,7 +22,10 @@ from tenant_secrets.model import (
     EnvironmentPlan,
     EnvSource,
     FromConfig,
+    FromInfisical,
+    InfisicalSource,
     Issue,
+    LiteralValue,
     Loc,
     Override,
     PlatformFolder,
@@ -35,7 +38,8 @@ from tenant_secrets.model import (
     flatten,
     issue_at,
 )
-from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE, encoded_label_problem
+from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE, TENANTS_FOLDER, encoded_label_problem
+from tenant_secrets.values import reference_problem
 
 
 class _Report:
@@ -188,6 +192,10 @@ def _layer(report: _Report, secrets: Mapping[str, Any], loc: Loc, owner: str | N
             seen.setdefault(flat, source_loc)
             if isinstance(source, FromConfig) and source.key:
                 _own_config(report, (*source_loc, "key"), source.key, owner, owners)
+            if isinstance(source, FromInfisical):
+                _own_folder(report, (*source_loc, "path"), source.path, owner, owners)
+            if isinstance(source, LiteralValue) and (problem := reference_problem(source.value)):
+                report.add((*source_loc, "value"), problem)
 
 
 def _own_config(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
@@ -199,6 +207,21 @@ def _own_config(report: _Report, loc: Loc, path: str, owner: str | None, owners:
             f"reads secrets.{path}, which belongs to '{first}'",
             f"an owner reads its own secrets.<name>.*, or a shared path such as {SHARED_NAMESPACE}.<name>",
         )
+
+
+def _own_folder(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
+    """The same rule for `{from: infisical}`: /tenants/<name> is that tenant's alone, /<name> that platform
+    folder's (compared without regard to case); shared values live under /shared (issue 13, item 2)."""
+    parts = [p.lower() for p in path.strip("/").split("/") if p]
+    if not parts:
+        return
+    hint = f"an owner reads its own folder; put a value several owners read under /{SHARED_NAMESPACE}/<name>"
+    if parts[0] == TENANTS_FOLDER:
+        if len(parts) < 2 or parts[1] != (owner or "").lower():
+            whose = f"tenant '{parts[1]}'" if len(parts) >= 2 else "every tenant"
+            report.add(loc, f"reads Infisical {path}, which belongs to {whose}", hint)
+    elif parts[0] in {o.lower() for o in owners} and parts[0] != (owner or "").lower():
+        report.add(loc, f"reads Infisical {path}, which belongs to platform folder or tenant '{parts[0]}'", hint)
 
 
 # --- value sources against a stack -----------------------------------------------------------------
@@ -243,6 +266,23 @@ def check_sources(
                         f"{label}, {key}: the stack config has no value at secrets.{path} ({plan.environment})",
                         f"set it with `pulumi config set --secret --path 'secrets.{path}'{stack_flag}`"
                         " (it prompts for the value)",
+                    )
+                )
+            elif (
+                isinstance(source, InfisicalSource)
+                and source.environment not in {None, plan.environment}
+                and source.path.strip("/").split("/")[0].lower() != SHARED_NAMESPACE
+            ):
+                issues.append(
+                    Issue(
+                        file,
+                        line,
+                        column,
+                        field,
+                        f"{label}, {key}: reads Infisical {source.environment}:{source.path}, another environment "
+                        f"than the stack's ({plan.environment})",
+                        f"a stack reads its own environment; a value several environments read goes under "
+                        f"/{SHARED_NAMESPACE}/<name>",
                     )
                 )
             elif isinstance(source, EnvSource) and not environ.get(source.var):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,24 @@ JS_WHITESPACE = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+
+# Infisical's secret references, `${KEY}` and `${env.folder.KEY}`, expanded when a secret is read (the SDKs'
+# default): a value holding one would read another secret, possibly another tenant's (issue 13, item 3).
+INFISICAL_REFERENCE = re.compile(r"\$\{[a-zA-Z0-9_.-]+\}")
+
+
+def reference_problem(value: str) -> str | None:
+    """Why a value cannot be stored as is: it holds an Infisical secret reference (None when it does not).
+
+    Refused rather than escaped: Infisical has no escape for `${`, and the database store would hold
+    the text while Infisical served the referenced secret, so the two stores would disagree.
+    """
+    if INFISICAL_REFERENCE.search(value) is None:
+        return None
+    return (
+        "the value holds an Infisical secret reference (`${...}`), which Infisical expands when the "
+        "application reads it (to another secret's value, possibly another tenant's); remove the `${`"
+    )
 
 
 class UnresolvedValueError(Exception):
@@ -121,10 +140,11 @@ class Resolver:
         )
 
         if isinstance(source, LiteralSource):
-            return source.value
-        if isinstance(source, GeneratedSource):
+            value: str | None = source.value
+            where = "its literal value"
+        elif isinstance(source, GeneratedSource):
             return generate(self.derivation_key, self.environment, owner, key, source)
-        if isinstance(source, ConfigSource):
+        elif isinstance(source, ConfigSource):
             value = self.config(source.path)
             where = f"stack config secrets.{'.'.join(source.path)}"
         elif isinstance(source, EnvSource):
@@ -138,4 +158,6 @@ class Resolver:
             raise TypeError(f"unknown value source {type(source).__name__}")
         if value is None:
             raise UnresolvedValueError(f"{owner}.{key}: no value at {where}")
+        if problem := reference_problem(value):
+            raise UnresolvedValueError(f"{owner}.{key} ({where}): {problem}")
         return value

@@ -30,10 +30,13 @@ Connections must be in autocommit mode (the reader's transaction is the pipeline
 
 @dataclass(frozen=True)
 class StoredRow:
-    """A row as stored: the envelope (never shown) and the master key version it was encrypted with."""
+    """A row as stored: the envelope (never shown), the master key version it was encrypted with, the
+    secret's version and the row's binding (:mod:`tenant_secrets.binding`; None before it is bound)."""
 
     envelope: str = field(repr=False)
     key_version: int
+    version: int = 1
+    binding: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
     ).format(settings.table(COMPANIES), column)
     # The company filter repeats the policy's, so an owner or provisioner connection reads the same row.
     select = sql.SQL(
-        "SELECT secret_value_encrypted, key_version FROM {}"
+        "SELECT secret_value_encrypted, key_version, version, binding FROM {}"
         " WHERE company_id = nullif(current_setting('app.company_id', true), '')::uuid AND secret_key = %s"
     ).format(settings.table(SECRETS))
     with conn.pipeline():
@@ -68,7 +71,7 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
     found = secret.fetchone()
     if resolved is None or resolved[0] is None:
         return Lookup(None, None, None)
-    row = None if found is None else StoredRow(str(found[0]), int(found[1]))
+    row = None if found is None else StoredRow(str(found[0]), int(found[1]), int(found[2]), found[3])
     return Lookup(str(resolved[0]), str(resolved[1]), row)
 
 

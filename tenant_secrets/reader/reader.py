@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import psycopg
 
+from tenant_secrets.binding import BoundRow, Problem, check_row
 from tenant_secrets.envelope import EnvelopeError, Keyring
 from tenant_secrets.infisical import InfisicalError
 from tenant_secrets.keyfolder import KeyFolderError
@@ -81,6 +82,12 @@ class SecretReader:
     :class:`~tenant_secrets.envelope.Keyring` or a :class:`KeyringSource` such as
     :class:`~tenant_secrets.reader.KeyFolder`; ``fallback`` (optional) reads the tenant's Infisical
     folder when the database has no row. Every call is recorded on each of ``access_logs``.
+
+    A row is served only if its ciphertext is bound to it (:mod:`tenant_secrets.binding`): a ciphertext
+    moved from another tenant's row is an :class:`UndecryptableSecretError`, never that tenant's value.
+    ``allow_unbound`` also serves rows that have no binding yet, for the window between deploying this
+    version and the stack's next `pulumi up`, which binds every row; an attacker who can write the table
+    can clear a binding, so leave it off once that run is done.
     """
 
     def __init__(
@@ -94,8 +101,10 @@ class SecretReader:
         cache_size: int = 1024,
         access_logs: Sequence[AccessLog] = (LoggerAccessLog(),),
         clock: Callable[[], float] = time.monotonic,
+        allow_unbound: bool = False,
     ) -> None:
         self._database = database
+        self._allow_unbound = allow_unbound
         self._keys = StaticKeyring(keyring) if isinstance(keyring, Keyring) else keyring
         self._settings = settings or StoreSettings()
         self._fallback = fallback
@@ -213,9 +222,19 @@ class SecretReader:
                 f"{', '.join(map(str, keyring.versions))}) lacks: publish that version in the key folder",
             )
         try:
-            return keyring.decrypt(row.envelope, row.key_version)
+            value = keyring.decrypt(row.envelope, row.key_version)
         except EnvelopeError as error:
             raise at.error(UndecryptableSecretError, f"key version {row.key_version}: {error}") from None
+        problem = check_row(
+            keyring, BoundRow(at.company_id or "", at.key, row.key_version, row.version, row.envelope, row.binding)
+        )
+        if problem is not None and not (problem is Problem.MISSING and self._allow_unbound):
+            raise at.error(
+                UndecryptableSecretError,
+                f"the stored row (version {row.version}, key version {row.key_version}) {problem.value}; "
+                "it was not served: find out how it was changed, then run `pulumi up` to rewrite it",
+            )
+        return value
 
     def _write_back(self, connections: ConnectionFactory, at: _Lookup, company: str, value: str) -> bool:
         keyring = self._keyring(lambda keys: keys.fresh_keyring(), at)

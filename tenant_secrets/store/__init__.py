@@ -17,7 +17,7 @@ from tenant_secrets.store.errors import (
 )
 from tenant_secrets.store.migrations import migrate
 from tenant_secrets.store.roles import ensure_roles
-from tenant_secrets.store.rotation import check_keyring, iter_rotate, key_versions_in_use, rotate
+from tenant_secrets.store.rotation import bind_rows, check_keyring, iter_rotate, key_versions_in_use, rotate
 from tenant_secrets.store.schema import SCHEMA_VERSION
 from tenant_secrets.store.secrets import (
     ApplyResult,
@@ -48,6 +48,7 @@ __all__ = [
     "StoredSecret",
     "TenantChange",
     "apply_tenants",
+    "bind_rows",
     "check_keyring",
     "connect",
     "ensure_companies",

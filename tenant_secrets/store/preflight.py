@@ -1,11 +1,12 @@
 """Before a provisioning run declares or writes anything: is the database ready for this run?
 
-:func:`inspect` answers, read-only and in three statements whatever the number of tenants, what
+:func:`inspect` answers, read-only and in four statements whatever the number of tenants, what
 `pulumi up` must know up front: whether the companies table exists, which company each tenant is
 (by the id tenants.yaml gives, else by subdomain), and which master key versions the stored values
 still need, with one stored value per version decrypted as a proof that the configured key is the
 one it was written with. Every problem found is reported in one :class:`PreflightError`, naming
-subdomains and key versions, never a value.
+subdomains and key versions, never a value. It also checks that every stored ciphertext is bound to its
+row (:mod:`tenant_secrets.binding`); what is not is returned, for the run to name and overwrite.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenant_secrets.binding import BindingProblem, BoundRow, Problem, check_rows
 from tenant_secrets.envelope import EnvelopeError, Keyring
 from tenant_secrets.names import few
 from tenant_secrets.store.companies import company_id, find_companies
@@ -54,6 +56,10 @@ class Inspection:
     undecryptable: tuple[str, ...] = ()
     """``<subdomain> <KEY>`` of stored values that do not decrypt although others of their key version
     do: corrupt rows, not a wrong key. A run that declares a new value for one overwrites it."""
+    binding_problems: tuple[BindingProblem, ...] = ()
+    """Rows and history entries whose ciphertext is not bound to them (moved, copied, altered)."""
+    bindings_pending: bool = False
+    """Whether some row or history entry has no binding yet (written before migration 0005)."""
 
     def rotation_pending(self, active: int) -> bool:
         """Whether some stored value is on another key version than ``active``."""
@@ -84,7 +90,7 @@ def inspect(
                 given[tenant.subdomain] = company_id(tenant.company_id, label=tenant.subdomain)
             except ValueError as err:
                 problems.append(str(err))
-    companies_exist, secrets_exist, history_exist = _tables(conn, settings)
+    companies_exist, secrets_exist, history_exist, bound = _tables(conn, settings)
     found: dict[str, str] = {}
     if companies_exist:
         found = find_companies(conn, settings, [t.subdomain for t in tenants], list(given.values()))
@@ -96,24 +102,38 @@ def inspect(
         )
     usage: dict[int, dict[str, int]] = {}
     corrupt: list[str] = []
+    bindings: list[BindingProblem] = []
     if secrets_exist and history_exist:
         usage, samples = _key_usage(conn, settings)
         wrong_key, corrupt = _undecryptable(conn, settings, samples, keyring)
         problems += _key_problems(usage, wrong_key, keyring, key_field)
+        if not problems:
+            bindings = _binding_problems(conn, settings, keyring, has_column=bound)
     if problems:
         raise PreflightError(problems)
     resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}
-    return Inspection(company_ids=resolved, key_usage=usage, schema_exists=secrets_exist, undecryptable=tuple(corrupt))
+    return Inspection(
+        company_ids=resolved,
+        key_usage=usage,
+        schema_exists=secrets_exist,
+        undecryptable=tuple(corrupt),
+        binding_problems=tuple(p for p in bindings if p.problem is not Problem.MISSING),
+        bindings_pending=any(p.problem is Problem.MISSING for p in bindings),
+    )
 
 
-def _tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> tuple[bool, bool, bool]:
+def _tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> tuple[bool, bool, bool, bool]:
+    """Whether companies, company_secrets and its history exist, and whether rows have a binding column."""
     names = [sql.Identifier(settings.name(base)).as_string(conn) for base in (COMPANIES, SECRETS, HISTORY)]
     row = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL", names
+        "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL,"
+        " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'binding'"
+        " AND NOT attisdropped)",
+        [*names, names[1]],
     ).fetchone()
     if row is None:  # pragma: no cover - a SELECT without FROM returns one row
         raise StoreError("could not look up the store's tables")
-    return bool(row[0]), bool(row[1]), bool(row[2])
+    return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
 
 
 def _company_problems(
@@ -147,23 +167,29 @@ def _company_problems(
     return problems
 
 
+_WELL_FORMED = sql.SQL("secret_value_encrypted ~ '^[0-9a-fA-F]{24}:([0-9a-fA-F]{2})*:[0-9a-fA-F]{32}$'")
+
+
 def _key_usage(
     conn: psycopg.Connection[Any], settings: StoreSettings
 ) -> tuple[dict[int, dict[str, int]], dict[int, str]]:
-    """Rows per key version in both tables, and one stored ciphertext per version, in one query."""
+    """Rows per key version in both tables, and one well-formed stored ciphertext per version (a truncated
+    one is named by the binding check, not taken for a wrong key), in one query."""
     rows = conn.execute(
         sql.SQL(
-            "SELECT 'secrets', key_version, count(*), min(secret_value_encrypted) FROM {} GROUP BY key_version"
-            " UNION ALL"
-            " SELECT 'history entries', key_version, count(*), min(secret_value_encrypted) FROM {}"
+            "SELECT 'secrets', key_version, count(*), min(secret_value_encrypted) FILTER (WHERE {2}) FROM {0}"
             " GROUP BY key_version"
-        ).format(settings.table(SECRETS), settings.table(HISTORY))
+            " UNION ALL"
+            " SELECT 'history entries', key_version, count(*), min(secret_value_encrypted) FILTER (WHERE {2})"
+            " FROM {1} GROUP BY key_version"
+        ).format(settings.table(SECRETS), settings.table(HISTORY), _WELL_FORMED)
     ).fetchall()
     usage: dict[int, dict[str, int]] = {}
     samples: dict[int, str] = {}
     for label, version, count, sample in rows:
         usage.setdefault(int(version), {})[str(label)] = int(count)
-        samples.setdefault(int(version), str(sample))
+        if sample is not None:
+            samples.setdefault(int(version), str(sample))
     return usage, samples
 
 
@@ -204,6 +230,28 @@ def _undecryptable(
         else:
             corrupt += bad
     return wrong_key, corrupt
+
+
+def _binding_problems(
+    conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, *, has_column: bool
+) -> list[BindingProblem]:
+    """Every row and history entry checked against its binding, in one query; before migration 0005
+    (no binding column yet) every row counts as unbound."""
+    secrets, history = settings.table(SECRETS), settings.table(HISTORY)
+    binding = sql.SQL("binding" if has_column else "NULL::text")
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT %s, company_id::text, secret_key, key_version, version, secret_value_encrypted, {2} FROM {0}"
+            " UNION ALL"
+            " SELECT %s, company_id::text, secret_key, key_version, version, secret_value_encrypted, {2} FROM {1}"
+        ).format(secrets, history, binding),
+        [settings.name(SECRETS), settings.name(HISTORY)],
+    ).fetchall()
+    stored = [
+        BoundRow(company, key, int(key_version), int(version), ciphertext, bound, table)
+        for table, company, key, key_version, version, ciphertext, bound in rows
+    ]
+    return check_rows(keyring, stored)
 
 
 def _key_problems(

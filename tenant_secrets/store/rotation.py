@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
+from tenant_secrets.binding import BoundRow, Problem, bind, check_row
 from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import HISTORY, SECRETS, StoreSettings
@@ -65,16 +66,11 @@ def iter_rotate(
 
     ``conn`` must not be inside a transaction (each batch commits on its own). Rows changed
     concurrently are left to a later batch or are already on the active key: each update checks
-    that the row still has the key version it was read with.
+    that the row still has the key version it was read with. A row whose ciphertext is not bound to it
+    (:mod:`tenant_secrets.binding`: moved from another row, altered) is left as it is, so a rotation
+    never blesses it with a fresh binding; the preflight names it and its tenant's run overwrites it.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        raise StoreError("rotate commits batch by batch: pass a connection that is not inside a transaction")
-    check_keyring(conn, settings, keyring)
-    for table in _TABLES:
-        while count := _rotate_batch(conn, settings, keyring, table, batch_size):
-            yield count
+    return _batches(conn, settings, keyring, batch_size, which=sql.SQL("key_version <> %s"), params=[keyring.active])
 
 
 def rotate(conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, batch_size: int = 500) -> int:
@@ -82,33 +78,80 @@ def rotate(conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyr
     return sum(iter_rotate(conn, settings, keyring, batch_size))
 
 
-def _rotate_batch(
-    conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, table: _Table, batch_size: int
-) -> int:
+def bind_rows(conn: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, batch_size: int = 500) -> int:
+    """Give every row and history entry that has no binding yet (written before migration 0005, or by
+    another writer) its binding, re-encrypted onto the active key; return how many were. Committed batch
+    by batch, like :func:`rotate`."""
+    return sum(_batches(conn, settings, keyring, batch_size, which=sql.SQL("binding IS NULL"), params=[]))
+
+
+def _batches(
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    keyring: Keyring,
+    batch_size: int,
+    *,
+    which: sql.Composable,
+    params: list[Any],
+) -> Iterator[int]:
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise StoreError("rotate commits batch by batch: pass a connection that is not inside a transaction")
+    check_keyring(conn, settings, keyring)
+    for table in _TABLES:
+        after: object = None
+        while True:
+            count, after = _rotate_batch(conn, settings, keyring, table, batch_size, which, params, after)
+            if after is None:
+                break
+            if count:
+                yield count
+
+
+def _rotate_batch(  # noqa: PLR0917 - one batch of one table, all of it needed
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    keyring: Keyring,
+    table: _Table,
+    batch_size: int,
+    which: sql.Composable,
+    params: list[Any],
+    after: object,
+) -> tuple[int, object]:
+    """Rewrite one batch of rows matching ``which`` with ids after ``after``; (rows written, last id read),
+    the last id None when no row was left."""
     name = settings.table(table.base)
     id_array = sql.SQL(f"{table.id_type}[]")
     with conn.transaction():
         rows = conn.execute(
             sql.SQL(
-                "SELECT id, secret_value_encrypted, key_version FROM {} WHERE key_version <> %s"
-                " ORDER BY id LIMIT %s FOR UPDATE"
-            ).format(name),
-            [keyring.active, batch_size],
+                "SELECT id, company_id::text, secret_key, version, secret_value_encrypted, key_version, binding"
+                " FROM {} WHERE {} AND (%s::{} IS NULL OR id > %s::{}) ORDER BY id LIMIT %s FOR UPDATE"
+            ).format(name, which, sql.SQL(table.id_type), sql.SQL(table.id_type)),
+            [*params, after, after, batch_size],
         ).fetchall()
         if not rows:
-            return 0
-        ids = [row[0] for row in rows]
-        old_versions = [row[2] for row in rows]
-        ciphertexts = [_reencrypt(keyring, table, row_id, ct, version) for row_id, ct, version in rows]
-        conn.execute(
-            sql.SQL(
-                "UPDATE {} AS t SET secret_value_encrypted = u.ciphertext, key_version = %s"
-                " FROM unnest(%s::{}, %s::text[], %s::int[]) AS u(id, ciphertext, old_version)"
-                " WHERE t.id = u.id AND t.key_version = u.old_version"
-            ).format(name, id_array),
-            [keyring.active, ids, ciphertexts, old_versions],
-        )
-    return len(rows)
+            return 0, None
+        updates: list[tuple[object, str, int, str]] = []  # id, ciphertext, old key version, binding
+        for row_id, company, key, version, ciphertext, key_version, binding in rows:
+            stored = BoundRow(company, key, key_version, version, ciphertext, binding)
+            if check_row(keyring, stored) not in {None, Problem.MISSING}:
+                continue
+            fresh = _reencrypt(keyring, table, row_id, ciphertext, key_version)
+            bound = bind(keyring, BoundRow(company, key, keyring.active, version, fresh))
+            updates.append((row_id, fresh, key_version, bound))
+        if updates:
+            ids, ciphertexts, old_versions, bindings = (list(column) for column in zip(*updates, strict=True))
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} AS t SET secret_value_encrypted = u.ciphertext, key_version = %s, binding = u.binding"
+                    " FROM unnest(%s::{}, %s::text[], %s::int[], %s::text[]) AS u(id, ciphertext, old_version, binding)"
+                    " WHERE t.id = u.id AND t.key_version = u.old_version"
+                ).format(name, id_array),
+                [keyring.active, ids, ciphertexts, old_versions, bindings],
+            )
+    return len(updates), rows[-1][0]
 
 
 def _reencrypt(keyring: Keyring, table: _Table, row_id: object, ciphertext: str, version: int) -> str:

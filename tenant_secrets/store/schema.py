@@ -184,7 +184,17 @@ ACCESS_LOG = Migration(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL, ACCESS_LOG)
+ROW_BINDINGS = Migration(
+    "0005_company_secret_bindings",
+    """
+    -- A MAC binding each ciphertext to its row (tenant_secrets.binding, decision 0027), which the seed's
+    -- decryptSecret never reads. NULL until the next run binds the row (schema resource, rotation).
+    ALTER TABLE {secrets} ADD COLUMN binding text;
+    ALTER TABLE {history} ADD COLUMN binding text;
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL, ACCESS_LOG, ROW_BINDINGS)
 # The newest migration's name: changes exactly when a release adds a migration.
 SCHEMA_VERSION = MIGRATIONS[-1].name
 

@@ -4,9 +4,11 @@
 transaction and a fixed handful of statements, whatever the number of rows:
 
 1. lock (one provisioning run at a time), check the companies exist, read their rows ``FOR UPDATE``;
-2. decide in Python, decrypting current values: a value that is equal and on the active key is left
-   alone (no write, so no fresh IV and no churn); a value that is equal but on an older key is
-   re-encrypted in place; a different value is updated, its previous ciphertext kept as history;
+2. decide in Python, decrypting current values: a value that is equal, on the active key and bound to
+   its row (:mod:`tenant_secrets.binding`) is left alone (no write, so no fresh IV and no churn); a value
+   that is equal but on an older key or not yet bound is re-encrypted in place; a different value is
+   updated, its previous ciphertext kept as history; a row holding a ciphertext that was not written for
+   it (moved from another row, altered) is overwritten without reading it, and not kept as history;
 3. write: delete, copy to history, update, prune history, insert, each one batched statement.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenant_secrets.binding import BoundRow, Problem, bind, check_row
 from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import CompanyNotFoundError, StoreError
@@ -205,14 +208,16 @@ def insert_if_absent(
     """
     _check_key_name(key)
     cid = company_id(company, label=company)
+    ciphertext = keyring.encrypt(value)
+    binding = bind(keyring, BoundRow(cid, key, keyring.active, 1, ciphertext))
     with conn.transaction():
         stored = conn.execute(
             sql.SQL(
-                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (company_id, secret_key) DO NOTHING"
-                " RETURNING id::text, company_id::text, secret_key, secret_value_encrypted, key_version, version"
-            ).format(settings.table(SECRETS)),
-            [cid, key, keyring.encrypt(value), keyring.active],
+                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version, version, binding)"
+                " VALUES (%s, %s, %s, %s, 1, %s) ON CONFLICT (company_id, secret_key) DO NOTHING"
+                " RETURNING {}"
+            ).format(settings.table(SECRETS), _COLUMNS),
+            [cid, key, ciphertext, keyring.active, binding],
         ).fetchone()
         if stored is None:
             return False
@@ -226,21 +231,43 @@ def insert_if_absent(
 # --- deciding ------------------------------------------------------------------------------------
 
 
+_COLUMNS = sql.SQL("id::text, company_id::text, secret_key, secret_value_encrypted, key_version, version, binding")
+
+
 @dataclass(frozen=True)
 class _Row:
     id: str
     company_id: str
     secret_key: str
-    ciphertext: str
+    ciphertext: str = field(repr=False)
     key_version: int
     version: int
+    binding: str | None = field(default=None, repr=False)
+
+    def bound(self) -> BoundRow:
+        return BoundRow(self.company_id, self.secret_key, self.key_version, self.version, self.ciphertext, self.binding)
+
+
+@dataclass(frozen=True)
+class _Update:
+    row_id: str
+    ciphertext: str
+    binding: str
+    bump: bool  # a new value: version + 1
+    keep: bool  # the previous ciphertext goes to history
 
 
 @dataclass
 class _Writes:
-    inserts: list[tuple[str, str, str]] = field(default_factory=list)  # company id, key, ciphertext
-    updates: list[tuple[str, str, bool]] = field(default_factory=list)  # row id, ciphertext, new version?
+    inserts: list[tuple[str, str, str, str]] = field(default_factory=list)  # company id, key, ciphertext, binding
+    updates: list[_Update] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)  # row ids
+
+    def update(self, row: _Row, keyring: Keyring, value: str, *, bump: bool, keep: bool = False) -> None:
+        ciphertext = keyring.encrypt(value)
+        version = row.version + bump
+        binding = bind(keyring, BoundRow(row.company_id, row.secret_key, keyring.active, version, ciphertext))
+        self.updates.append(_Update(row.id, ciphertext, binding, bump, keep))
 
 
 def _decide(
@@ -248,20 +275,29 @@ def _decide(
 ) -> tuple[_Writes, ApplyResult]:
     compared = [rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows]
     _require_key_versions(compared, keyring)
+    unbound = {row.id: check_row(keyring, row.bound()) for row in compared}
     writes = _Writes()
     results: dict[str, CompanyResult] = {}
     for cid, change in plan.items():
         outcome: dict[str, list[str]] = {"created": [], "updated": [], "reencrypted": [], "unchanged": []}
         for key, value in sorted(change.desired.items()):
             row = rows.get((cid, key))
+            problem = None if row is None else unbound[row.id]
             if row is None:
-                writes.inserts.append((cid, key, keyring.encrypt(value)))
+                ciphertext = keyring.encrypt(value)
+                binding = bind(keyring, BoundRow(cid, key, keyring.active, 1, ciphertext))
+                writes.inserts.append((cid, key, ciphertext, binding))
                 outcome["created"].append(key)
-            elif _decrypted_or_none(row, keyring) != value:  # a corrupt row is overwritten by a declared value
-                writes.updates.append((row.id, keyring.encrypt(value), True))
+            elif problem not in {None, Problem.MISSING} or (stored := _decrypted_or_none(row, keyring)) is None:
+                # not this row's ciphertext, or one that does not decrypt: a declared value overwrites it,
+                # and it is never read or kept as history
+                writes.update(row, keyring, value, bump=True)
                 outcome["updated"].append(key)
-            elif row.key_version != keyring.active:
-                writes.updates.append((row.id, keyring.encrypt(value), False))
+            elif stored != value:
+                writes.update(row, keyring, value, bump=True, keep=True)
+                outcome["updated"].append(key)
+            elif row.key_version != keyring.active or problem is Problem.MISSING:
+                writes.update(row, keyring, value, bump=False)
                 outcome["reencrypted"].append(key)
             else:
                 outcome["unchanged"].append(key)
@@ -330,10 +366,9 @@ def _require_company_ids(conn: psycopg.Connection[Any], settings: StoreSettings,
 def _select_rows(
     conn: psycopg.Connection[Any], settings: StoreSettings, ids: list[str], *, lock: bool
 ) -> dict[tuple[str, str], _Row]:
-    query = sql.SQL(
-        "SELECT id::text, company_id::text, secret_key, secret_value_encrypted, key_version, version"
-        " FROM {} WHERE company_id = ANY(%s::uuid[]){}"
-    ).format(settings.table(SECRETS), sql.SQL(" FOR UPDATE" if lock else ""))
+    query = sql.SQL("SELECT {} FROM {} WHERE company_id = ANY(%s::uuid[]){}").format(
+        _COLUMNS, settings.table(SECRETS), sql.SQL(" FOR UPDATE" if lock else "")
+    )
     return {(r.company_id, r.secret_key): r for r in (_Row(*row) for row in conn.execute(query, [ids]))}
 
 
@@ -341,30 +376,36 @@ def _write(conn: psycopg.Connection[Any], settings: StoreSettings, writes: _Writ
     secrets, history = settings.table(SECRETS), settings.table(HISTORY)
     if writes.deletes:
         conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(secrets), [writes.deletes])
-    bumped = [row_id for row_id, _ct, bump in writes.updates if bump]
-    if bumped and settings.history_retention:
+    kept = [u.row_id for u in writes.updates if u.keep]
+    if kept and settings.history_retention:
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (secret_id, company_id, secret_key, version, key_version,"
-                " secret_value_encrypted, written_at)"
-                " SELECT id, company_id, secret_key, version, key_version, secret_value_encrypted, updated_at"
+                " secret_value_encrypted, written_at, binding)"
+                " SELECT id, company_id, secret_key, version, key_version, secret_value_encrypted, updated_at, binding"
                 " FROM {} WHERE id = ANY(%s::uuid[])"
             ).format(history, secrets),
-            [bumped],
+            [kept],
         )
     if writes.updates:
-        ids, ciphertexts, bumps = (list(column) for column in zip(*writes.updates, strict=True))
+        updates = writes.updates
         conn.execute(
             sql.SQL(
                 "UPDATE {} AS s SET secret_value_encrypted = u.ciphertext, key_version = %s,"
-                " version = s.version + u.bump::int,"
+                " version = s.version + u.bump::int, binding = u.binding,"
                 " updated_at = CASE WHEN u.bump THEN now() ELSE s.updated_at END"
-                " FROM unnest(%s::uuid[], %s::text[], %s::bool[]) AS u(id, ciphertext, bump)"
+                " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bool[]) AS u(id, ciphertext, binding, bump)"
                 " WHERE s.id = u.id"
             ).format(secrets),
-            [active, ids, ciphertexts, bumps],
+            [
+                active,
+                [u.row_id for u in updates],
+                [u.ciphertext for u in updates],
+                [u.binding for u in updates],
+                [u.bump for u in updates],
+            ],
         )
-    if bumped and settings.history_retention:
+    if kept and settings.history_retention:
         conn.execute(
             sql.SQL(
                 "DELETE FROM {0} AS h USING ("
@@ -372,15 +413,16 @@ def _write(conn: psycopg.Connection[Any], settings: StoreSettings, writes: _Writ
                 " FROM {0} WHERE secret_id = ANY(%s::uuid[])) AS r"
                 " WHERE h.id = r.id AND r.rank > %s"
             ).format(history),
-            [bumped, settings.history_retention],
+            [kept, settings.history_retention],
         )
     if writes.inserts:
-        companies, keys, ciphertexts = (list(column) for column in zip(*writes.inserts, strict=True))
+        companies, keys, ciphertexts, bindings = (list(column) for column in zip(*writes.inserts, strict=True))
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
-                " SELECT u.company_id, u.secret_key, u.ciphertext, %s"
-                " FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS u(company_id, secret_key, ciphertext)"
+                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version, version, binding)"
+                " SELECT u.company_id, u.secret_key, u.ciphertext, %s, 1, u.binding"
+                " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
+                " AS u(company_id, secret_key, ciphertext, binding)"
             ).format(secrets),
-            [active, companies, keys, ciphertexts],
+            [active, companies, keys, ciphertexts, bindings],
         )

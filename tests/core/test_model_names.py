@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tenant_secrets.names import (
     RESERVED_SUBDOMAINS,
     encoded_label_problem,
+    folder_problem,
     infisical_key_problem,
     key_problem,
     subdomain_problem,
@@ -141,4 +142,11 @@ def test_the_schema_and_the_validator_agree_on_keys(value: str) -> None:
 def test_the_reserved_names_named_in_the_issue(name: str) -> None:
     assert name in RESERVED_SUBDOMAINS
     problem = subdomain_problem(name)
+    assert problem is not None and problem.message == f"'{name}' is reserved"
+
+
+@pytest.mark.parametrize("name", ["tenants", "Tenants", "TENANTS", "shared", "Shared"])
+def test_reserved_folder_names_are_reserved_in_any_case(name: str) -> None:
+    """Issue 13, item 9: `Tenants` and `TENANTS` passed as platform folders."""
+    problem = folder_problem(name)
     assert problem is not None and problem.message == f"'{name}' is reserved"

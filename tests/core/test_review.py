@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tenant_secrets import review
@@ -263,6 +263,8 @@ def test_secret_values_never_reach_the_plan_nor_change_it(name: str, value: str)
     planted = parse_preview(_plant(load(name), value), "dev")
     assert planted == plain
     for text in (render_markdown(planted), render_json(planted)):
+        # a value that is ordinary text of every plan ("a new key is w") is not a leak
+        assume(value not in render_markdown(plain) and value not in render_json(plain))
         assert value not in text
         assert json.dumps(value)[1:-1] not in text
 

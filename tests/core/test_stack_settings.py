@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from tenant_secrets.stack_settings import StackConfigError, StackSettings
 
-KEY_1, KEY_2, DERIVATION = "11" * 32, "22" * 32, "33" * 32
+
+def fake_key(label: str) -> str:
+    """A fixed, random-looking key (a weak one is refused): sha256 of an obviously fake label."""
+    return hashlib.sha256(f"fake-{label}".encode()).hexdigest()
+
+
+KEY_1, KEY_2, DERIVATION = fake_key("master-1"), fake_key("master-2"), fake_key("derivation")
 
 
 def load(**raw: str) -> StackSettings:
@@ -21,7 +28,11 @@ def test_defaults_and_the_newest_key_is_active() -> None:
     assert (settings.environment, settings.key_version, settings.keyring) == ("dev", 2, {"1": KEY_1, "2": KEY_2})
     assert (settings.create_companies, settings.retain_on_delete, settings.history_retention) == (False, True, 10)
     assert settings.master_keys.active == 2
-    assert settings.fingerprint_key == load().fingerprint_key != load(derivationKey="44" * 32).fingerprint_key
+    assert (
+        settings.fingerprint_key
+        == load().fingerprint_key
+        != load(derivationKey=fake_key("derivation-2")).fingerprint_key
+    )
 
 
 def test_values_arrive_as_strings_from_either_side() -> None:
@@ -95,3 +106,32 @@ def test_infisical_owned_keys_are_read_from_the_key_folder_of_the_stacks_environ
 def test_bad_key_source_settings_are_named(raw: dict[str, str], message: str) -> None:
     with pytest.raises(StackConfigError, match=message.replace("`", ".").replace("(", ".")):
         load(**raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"masterKeys": json.dumps({"v1": "00" * 32})}, "masterKeys.v1 is not random (only 1 distinct byte values"),
+        ({"masterKeys": json.dumps({"v1": "0123456789abcdef" * 4})}, "masterKeys.v1 is not random (only 8 distinct"),
+        ({"masterKeys": json.dumps({"v1": KEY_1, "v2": KEY_1.upper()})}, "masterKeys.v2 is the same key as"),
+        ({"derivationKey": "ab" * 32}, "tenant-secrets:derivationKey is not random (only 1 distinct byte values"),
+        ({"derivationKey": KEY_1}, "tenant-secrets:derivationKey is the same key as tenant-secrets:masterKeys.v1"),
+    ],
+)
+def test_weak_repeated_and_reused_keys_are_refused(raw: dict[str, str], message: str) -> None:
+    """Issue 13, item 9: identical, all-zero or patterned master keys, and a derivation key that is one of them."""
+    with pytest.raises(StackConfigError) as err:
+        load(**raw)
+    assert message in str(err.value)
+    assert KEY_1 not in str(err.value) and KEY_1.upper() not in str(err.value)
+
+
+def test_a_pinned_fingerprint_key_keeps_fingerprints_while_the_derivation_key_changes() -> None:
+    """Issue 13, item 9: a new derivation key showed every key as changed; pinned, only generated values change."""
+    before = load()
+    after = load(derivationKey=fake_key("derivation-2"), fingerprintKey=DERIVATION)
+    assert after.fingerprint_key == before.fingerprint_key
+    assert after.derivation_key != before.derivation_key  # generated values are derived anew
+    assert load(derivationKey=fake_key("derivation-2")).fingerprint_key != before.fingerprint_key
+    with pytest.raises(StackConfigError, match="fingerprintKey must be a secret of 64 random hex chars"):
+        load(fingerprintKey="ab" * 32)

@@ -61,3 +61,17 @@ def test_a_malformed_dsn_is_named_without_its_secrets() -> None:
     with pytest.raises(DatabaseUnavailableError, match="not a libpq URL or key=value") as info:
         connect("host=db password=fake-pw-in-a-broken-dsn nonsense")
     assert "fake" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "password", ["fake-secret@part-two", "fake-secret/part-two", "fake-se@cret/part-two", "fake-a@b@c-part-two"]
+)
+def test_an_unencoded_at_or_slash_in_the_password_is_never_echoed(password: str) -> None:
+    """Issue 13, item 9: libpq ended the password at the '@' or '/' and quoted the rest as a host name."""
+    dsn = f"postgresql://tenant_admin:{password}@127.0.0.1:{free_port()}/tenants"
+    assert redact_dsn(dsn) == f"postgresql://tenant_admin:***@127.0.0.1:{dsn.rsplit(':', 1)[1]}"
+    with pytest.raises(DatabaseUnavailableError) as info:
+        connect(dsn, connect_timeout=2)
+    message = str(info.value)
+    assert "fake" not in message and "part-two" not in message and "secret" not in message
+    assert message.endswith("holds an unencoded '@' or '/'; percent-encode them (%40, %2F)")

@@ -60,6 +60,7 @@ def test_schema_matches_the_seed_plus_versions(conn: psycopg.Connection[Any], se
         ("updated_at", "timestamp without time zone", None, "NO"),
         ("key_version", "integer", None, "NO"),
         ("version", "integer", None, "NO"),
+        ("binding", "text", None, "YES"),
     ]
     defaults = {c[0]: c[4] for c in columns}
     assert defaults["id"] == "gen_random_uuid()"

@@ -8,7 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tenant_secrets.envelope import Keyring
+from tenant_secrets.binding import Problem
+from tenant_secrets.envelope import Keyring, encrypt
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants
 from tenant_secrets.store.preflight import PreflightError, TenantRef, inspect
 from tests.db.conftest import ACME, GLOBEX, fake_value
@@ -96,10 +97,14 @@ def test_one_corrupt_row_is_named_and_is_not_a_wrong_key(
 ) -> None:
     values = {"A": fake_value("a"), "B": fake_value("b"), "C": fake_value("c")}
     apply_tenants(db, settings, {ACME: TenantChange(values), GLOBEX: TenantChange({"A": fake_value("g")})}, keyring)
-    # A malformed ciphertext that sorts first, so it is the very value the preflight samples.
-    db.execute("UPDATE company_secrets SET secret_value_encrypted = '00:zz:00' WHERE secret_key = 'B'")
+    # A whole envelope that does not decrypt (another key's, its IV zeroed so that it sorts first: the very
+    # value the preflight samples). A malformed one is never sampled; the binding check names either.
+    _, ciphertext, tag = encrypt(fake_value("x"), os.urandom(32)).split(":")
+    corrupt = f"{'00' * 12}:{ciphertext}:{tag}"
+    db.execute("UPDATE company_secrets SET secret_value_encrypted = %s WHERE secret_key = 'B'", [corrupt])
     found = inspect(db, settings, [TenantRef("acme"), TenantRef("globex")], keyring)
     assert found.undecryptable == ("acme B",)
+    assert [(p.row.secret_key, p.problem) for p in found.binding_problems] == [("B", Problem.ALTERED)]
 
     # Declaring a new value overwrites the corrupt row (an update, audited); the other rows are untouched.
     before = secret_rows(db)
@@ -117,12 +122,12 @@ def test_one_corrupt_row_is_named_and_is_not_a_wrong_key(
         inspect(db, settings, [TenantRef("acme")], Keyring({1: os.urandom(32)}, 1))
 
 
-def test_it_reads_in_three_statements_whatever_the_number_of_tenants_and_writes_nothing(
+def test_it_reads_in_four_statements_whatever_the_number_of_tenants_and_writes_nothing(
     db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring
 ) -> None:
     db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     apply_tenants(db, settings, {ACME: TenantChange({"A": fake_value("a")})}, keyring)
     before = secret_rows(db)
     tenants = [TenantRef("acme"), TenantRef("globex"), *(TenantRef(f"t{n}", decommission=True) for n in range(50))]
-    assert statements(db, lambda: inspect(db, settings, tenants, keyring)) == 3
+    assert statements(db, lambda: inspect(db, settings, tenants, keyring)) == 4
     assert secret_rows(db) == before

@@ -5,6 +5,7 @@ what a role could write, and rows that row-level security would hide from the pr
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -46,11 +47,12 @@ def grant_as_documented(db: psycopg.Connection[Any], role: str) -> None:
     ident = sql.Identifier(role)
     db.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
     db.execute(sql.SQL("GRANT SELECT ON companies, company_secrets, company_secret_versions TO {}").format(ident))
-    db.execute(
-        sql.SQL("CREATE POLICY tenant_secrets_preview_read ON company_secrets FOR SELECT TO {} USING (true)").format(
-            ident
+    for table in ("company_secrets", "company_secret_versions"):  # both fenced since issue 13, item 4
+        db.execute(
+            sql.SQL("CREATE POLICY tenant_secrets_preview_read ON {} FOR SELECT TO {} USING (true)").format(
+                sql.Identifier(table), ident
+            )
         )
-    )
 
 
 def problems_of(dsn: str, settings: StoreSettings) -> list[str]:
@@ -109,7 +111,11 @@ def test_rows_hidden_by_row_level_security_are_reported(
 
 
 def stack(settings: StoreSettings) -> StackSettings:
-    config = {"masterKeys": '{"v1": "' + "0" * 64 + '"}', "derivationKey": "1" * 64, "createCompanies": "true"}
+    config = {
+        "masterKeys": '{"v1": "' + os.urandom(32).hex() + '"}',
+        "derivationKey": os.urandom(32).hex(),
+        "createCompanies": "true",
+    }
     loaded = StackSettings.load(config.get, stack="dev")
     assert loaded.store == settings
     return loaded

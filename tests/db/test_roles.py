@@ -23,6 +23,7 @@ from tenant_secrets.store import (
     ensure_roles,
     read_tenant,
 )
+from tenant_secrets.store.roles import app_role_problems
 from tests.db.conftest import ACME, GLOBEX, fake_value
 
 
@@ -174,10 +175,14 @@ def test_ensure_roles_is_idempotent_and_keeps_passwords_out_of_the_server(
 ) -> None:
     db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     ensure_roles(db, settings, app_role=secured.app, app_password=None, provisioner_role=secured.provisioner)
-    policies = db.execute("SELECT policyname, roles::text FROM pg_policies ORDER BY 1").fetchall()
+    policies = db.execute("SELECT tablename, policyname, roles::text FROM pg_policies ORDER BY 1, 2").fetchall()
     assert policies == [
-        ("tenant_secrets_app_read", f"{{{secured.app}}}"),
-        ("tenant_secrets_provisioner", f"{{{secured.provisioner}}}"),
+        (table, policy, f"{{{role}}}")
+        for table in ("company_secret_versions", "company_secrets")
+        for policy, role in (
+            ("tenant_secrets_app_read", secured.app),
+            ("tenant_secrets_provisioner", secured.provisioner),
+        )
     ]
     with connect(secured.app_dsn) as app:  # password kept
         assert app.execute("SELECT current_user").fetchone() == (secured.app,)
@@ -187,7 +192,10 @@ def test_ensure_roles_is_idempotent_and_keeps_passwords_out_of_the_server(
     assert secured.app_password not in server_log
 
     ensure_roles(db, settings, app_role=secured.app, app_password=None)
-    assert [p[0] for p in db.execute("SELECT policyname FROM pg_policies")] == ["tenant_secrets_app_read"]
+    assert db.execute("SELECT tablename, policyname FROM pg_policies ORDER BY tablename").fetchall() == [
+        ("company_secret_versions", "tenant_secrets_app_read"),
+        ("company_secrets", "tenant_secrets_app_read"),
+    ]
 
 
 def test_roles_that_would_bypass_row_level_security_are_refused(
@@ -203,3 +211,50 @@ def test_roles_that_would_bypass_row_level_security_are_refused(
 def test_ensure_roles_needs_the_tables(conn: psycopg.Connection[Any], settings: StoreSettings) -> None:
     with pytest.raises(StoreError, match="run migrate first"):
         ensure_roles(conn, settings, app_role="nobody_yet", app_password=None)
+
+
+def test_inherited_rights_are_counted_not_only_the_roles_own_attributes(
+    db: psycopg.Connection[Any], settings: StoreSettings, roles: Roles
+) -> None:
+    """Issue 13, item 4: a member of the tables' owner passed, then read every company without app.company_id."""
+    owner, bypass = f"{roles.app}_owner", f"{roles.app}_bypass"
+    db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner)))
+    db.execute(sql.SQL("CREATE ROLE {} NOLOGIN BYPASSRLS").format(sql.Identifier(bypass)))
+    try:
+        for table in ("companies", "company_secrets", "company_secret_versions", "company_secret_audit"):
+            db.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), sql.Identifier(owner)))
+        db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(roles.app)))
+        db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(roles.app)))
+        with pytest.raises(StoreError, match=f"through its membership in '{owner}', which owns the store's tables"):
+            ensure_roles(db, settings, app_role=roles.app, app_password=None)
+
+        db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(owner), sql.Identifier(roles.app)))
+        db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(bypass), sql.Identifier(roles.app)))
+        with pytest.raises(
+            StoreError, match=f"through its membership in '{bypass}', which is a superuser or has BYPASSRLS"
+        ):
+            ensure_roles(db, settings, app_role=roles.app, app_password=None)
+
+        db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(bypass), sql.Identifier(roles.app)))
+        db.execute("GRANT SELECT, DELETE ON company_secret_versions TO PUBLIC")  # out of band, to everyone
+        with pytest.raises(StoreError) as granted:
+            ensure_roles(db, settings, app_role=roles.app, app_password=None)
+        assert str(granted.value) == (
+            f"role {roles.app!r} would read more than its company's rows: "
+            "it has SELECT/DELETE on 'company_secret_versions'"
+        )
+        db.execute("REVOKE ALL ON company_secret_versions FROM PUBLIC")
+        ensure_roles(db, settings, app_role=roles.app, app_password=None)
+        assert app_role_problems(db, settings, roles.app) == []
+        # the history table is fenced like company_secrets, should the role ever be granted on it
+        db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(bypass), sql.Identifier(roles.app)))
+        assert app_role_problems(db, settings, roles.app) == [f"it can act as {bypass!r}, which has BYPASSRLS"]
+        assert db.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = 'company_secret_versions'::regclass"
+        ).fetchone() == (True,)
+    finally:
+        for table in ("companies", "company_secrets", "company_secret_versions", "company_secret_audit"):
+            db.execute(sql.SQL("ALTER TABLE {} OWNER TO CURRENT_USER").format(sql.Identifier(table)))
+        for role in (owner, bypass):
+            db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

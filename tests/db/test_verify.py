@@ -85,6 +85,7 @@ def config(path: tuple[str, ...]) -> str | None:
 
 @pytest.fixture
 def settings() -> StackSettings:
+    derivation_key = os.urandom(32)
     return StackSettings(
         environment="dev",
         tenants_file=Path("tenants.yaml"),
@@ -92,7 +93,8 @@ def settings() -> StackSettings:
         key_version=1,
         master_key_source="stack",
         key_folder="/hono-api",
-        derivation_key=os.urandom(32),
+        derivation_key=derivation_key,
+        fingerprint_source=derivation_key,
         table_prefix="",
         create_companies=True,
         history_retention=10,

@@ -23,6 +23,7 @@ from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
 from infisical_server.testing import RunningServer, sample_config, start_server
+from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.review import Row, rows_from_preview
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,6 +197,15 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
         "PYTHONPATH": str(REPO),
         **infisical.env,
     }
+    # Each test starts with empty environments: the server is shared by the session, a stack an earlier test
+    # left keeps its folders, and a destroy deletes only the keys and folders its own stack made (issue 13,
+    # item 5), so folders adopted from an earlier test stay.
+    client = InfisicalClient(
+        InfisicalCredentials(infisical.server.url, infisical.client_id, infisical.client_secret, infisical.project_id)
+    )
+    for environment in ("dev", "staging", "prod"):
+        for folder in client.list_folders(environment, "/"):
+            client.delete_folder(environment, f"/{folder}")
     infisical.reset_counts()
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 

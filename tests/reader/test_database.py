@@ -174,3 +174,35 @@ def test_an_unreachable_database_is_a_typed_error_without_the_password(database:
         reader.get("acme", "STRIPE_SECRET_KEY")
     assert error.value.source is Source.DATABASE
     assert password not in str(error.value)
+
+
+def test_a_ciphertext_moved_from_another_tenants_row_is_never_served(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    """Issue 13, item 1: whoever can write the table swaps two tenants' ciphertexts (and their bindings)."""
+    provision(
+        database,
+        keyring,
+        {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}, GLOBEX: {"STRIPE_SECRET_KEY": fake_value("globex")}},
+    )
+    database.owner.execute(
+        "UPDATE company_secrets AS s SET (secret_value_encrypted, binding) = (SELECT secret_value_encrypted, binding"
+        " FROM company_secrets o WHERE o.secret_key = s.secret_key AND o.company_id <> s.company_id)"
+    )
+    reader = SecretReader(database=make_connections(database.app_dsn), keyring=keyring)
+    with pytest.raises(UndecryptableSecretError) as moved:
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    assert str(moved.value) == (
+        "STRIPE_SECRET_KEY of tenant acme: the stored row (version 1, key version 1) holds a ciphertext that was not "
+        "written for it (altered, truncated, or put back from elsewhere); it was not served: find out how it was "
+        "changed, then run `pulumi up` to rewrite it"
+    )
+    assert fake_value("globex") not in str(moved.value)
+
+    # a row written before the binding existed: served only while the caller allows it
+    provision(database, keyring, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}})
+    database.owner.execute("UPDATE company_secrets SET binding = NULL WHERE company_id = %s", [ACME])
+    with pytest.raises(UndecryptableSecretError, match="has no binding yet"):
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    upgrading = SecretReader(database=make_connections(database.app_dsn), keyring=keyring, allow_unbound=True)
+    assert upgrading.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")

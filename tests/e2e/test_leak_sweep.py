@@ -1,0 +1,168 @@
+"""Issue 13, the sweep: canaries in every value source (config, env, Infisical, generated) and in the
+keys (master keys, derivation key) on the real engine, through `up`, `preview`, `refresh`, a failed
+`up`, the migrations of a first run, a master key rotation and `destroy`; after each, everything a user
+or an attacker with read access to the logs could see is scanned. Zero hits, or the test names where."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+
+import pytest
+from pulumi import automation as auto
+
+from dev.pg import Cluster
+from tenant_secrets.model import GeneratedSource
+from tenant_secrets.values import generate
+from tests.e2e.conftest import Project, configure, sdk
+
+pytestmark = pytest.mark.e2e
+
+TENANTS = """\
+version: 1
+defaults: {storage: both, environments: [dev]}
+tenants:
+  - subdomain: acme
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
+      SENDGRID_API_KEY: {from: env, var: ACME_SENDGRID_API_KEY}
+      LEGACY_TOKEN: {from: infisical, path: /legacy/acme, key: TOKEN}
+      WEBHOOK_SIGNING_SECRET: {generate: {bytes: 32, encoding: hex}}
+  - subdomain: globex
+    storage: infisical
+    secrets:
+      STRIPE_SECRET_KEY: {from: config}
+"""
+TABLES = ("company_secrets", "company_secret_versions", "company_secret_audit", "company_secret_access", "companies")
+
+
+def canary(label: str) -> str:
+    return f"fake-canary-{label}-{secrets.token_hex(6)}"
+
+
+def scanner(project: Project, pg_cluster: Cluster, canaries: dict[str, str]) -> Callable[[str], list[str]]:
+    """After a step: '<step>: <canary> in <where>' for every hit."""
+
+    def places() -> dict[str, str]:
+        stack = project.persisted(project.stack("dev"))
+        with project.db() as conn:
+            tables = {
+                f"table {t}": json.dumps(conn.execute(f"SELECT json_agg(t) FROM {t} AS t").fetchone())  # noqa: S608
+                for t in TABLES
+                if conn.execute("SELECT to_regclass(%s)", [t]).fetchone() != (None,)
+            }
+        state_files = {
+            str(p.relative_to(project.root)): p.read_text(errors="replace")
+            for p in project.root.rglob("*")
+            if p.is_file() and ".state" in p.parts
+        }
+        return {
+            "stack export, backend files and stack config": stack,
+            "engine and command output, error messages": "\n".join(project.outputs),
+            "Infisical stand-in's log": project.infisical.server.log(),
+            "Infisical stand-in's audit": json.dumps(project.infisical.server.audit()),
+            "PostgreSQL's statement log": (pg_cluster.root / "server.log").read_text(errors="replace"),
+            **tables,
+            **state_files,
+        }
+
+    def scan(step: str) -> list[str]:
+        return [
+            f"{step}: {name} in {where}"
+            for where, text in places().items()
+            for name, value in canaries.items()
+            if value in text
+        ]
+
+    return scan
+
+
+def test_no_canary_reaches_state_output_logs_audit_or_tables(
+    project: Project, pg_cluster: Cluster, master_key: str
+) -> None:
+    derivation, second_key = os.urandom(32).hex(), os.urandom(32).hex()
+    canaries = {
+        "config value": canary("config"),
+        "config value (changed)": canary("config-2"),
+        "env value": canary("env"),
+        "Infisical value": canary("infisical"),
+        "globex config value": canary("globex"),
+        "master key v1": master_key,
+        "master key v2": second_key,
+        "derivation key": derivation,
+        "generated value": generate(
+            bytes.fromhex(derivation), "dev", "acme", "WEBHOOK_SIGNING_SECRET", GeneratedSource(32, "hex", "1")
+        ),
+    }
+    project.write_tenants(TENANTS)
+    project.env["ACME_SENDGRID_API_KEY"] = canaries["env value"]
+    client = sdk(project.infisical)
+    client.folders.create_folder(
+        name="legacy", environment_slug="dev", project_id=project.infisical.project_id, path="/"
+    )
+    client.folders.create_folder(
+        name="acme", environment_slug="dev", project_id=project.infisical.project_id, path="/legacy"
+    )
+    client.secrets.create_secret_by_name(
+        secret_name="TOKEN",
+        project_id=project.infisical.project_id,
+        environment_slug="dev",
+        secret_path="/legacy/acme",
+        secret_value=canaries["Infisical value"],
+    )
+    with project.db() as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(f"ALTER DATABASE \"{name[0]}\" SET log_statement = 'all'")
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={
+            "acme": {"STRIPE_SECRET_KEY": canaries["config value"]},
+            "globex": {"STRIPE_SECRET_KEY": canaries["globex config value"]},
+        },
+    )
+    stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(derivation, secret=True))
+    scan = scanner(project, pg_cluster, canaries)
+    control = canary("control")
+    canaries["control"] = control
+    project.capture(f"planted {control}")  # the scan finds what is there
+    assert scan("control") == ["control: control in engine and command output, error messages"]
+    project.outputs.clear()
+    del canaries["control"]
+    hits: list[str] = []
+
+    project.up(stack)  # the first run applies every migration
+    hits += scan("up (migrations)")
+    project.preview(stack, expect_no_changes=True)
+    hits += scan("preview")
+    stack.refresh(on_output=project.capture, color="never")
+    hits += scan("refresh")
+
+    stack.set_config(
+        "tenant-secrets:secrets.acme.STRIPE_SECRET_KEY",
+        auto.ConfigValue(canaries["config value (changed)"], secret=True),
+        path=True,
+    )
+    project.infisical.server.add_fault("/api/v3/secrets/batch/raw", count=100, status=503)
+    with pytest.raises(auto.CommandError) as failed:
+        project.up(stack)
+    project.capture(str(failed.value))
+    project.infisical.server.clear_faults()
+    hits += scan("failed up")
+    project.up(stack)
+    hits += scan("up after the failure")
+
+    stack.set_config("tenant-secrets:masterKeys.v2", auto.ConfigValue(second_key, secret=True), path=True)
+    stack.set_config("tenant-secrets:activeKeyVersion", auto.ConfigValue("2"))
+    project.up(stack)
+    with project.db() as conn:
+        assert conn.execute("SELECT DISTINCT key_version FROM company_secrets").fetchall() == [(2,)]
+    hits += scan("rotation")
+
+    stack.destroy(on_output=project.capture, color="never")
+    hits += scan("destroy")
+    assert hits == []
