@@ -12,6 +12,7 @@ the stack's fingerprint key), so nothing here ever holds a value. What a finding
 | undeclared | the store holds a key of a managed folder or a tenant's row that tenants.yaml does not declare |
 | different | the store holds another value than the declared one |
 | undecryptable | the row does not decrypt with the key of its version (altered, or written with another key) |
+| unbound | the row holds a ciphertext not written for it (swapped, copied from another row, truncated) |
 | key-version | the row is on a master key version the keyring lacks |
 | stores-disagree | the tenant is in both stores and they hold different values |
 """
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 STORES = ("infisical", "database")
-KINDS = ("missing", "undeclared", "different", "undecryptable", "key-version", "stores-disagree")
+KINDS = ("missing", "undeclared", "different", "undecryptable", "unbound", "key-version", "stores-disagree")
 WHOLE_OWNER = "*"
 NAMED = 5  # owners named in a summary; the rest are counted
 NOTES = {
@@ -32,6 +33,7 @@ NOTES = {
     "undeclared": "in a managed folder or a tenant's rows, not declared in tenants.yaml",
     "different": "the store holds another value than the declared one",
     "undecryptable": "the row does not decrypt with the key of its version (altered, or written with another key)",
+    "unbound": "the row holds a ciphertext not written for it (swapped, copied, truncated: tenant_secrets/binding.py)",
     "key-version": "the row is on a master key version the keyring lacks",
     "stores-disagree": "Infisical and the database hold different values",
 }
@@ -60,7 +62,7 @@ class Held:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     """Key -> fingerprint of the stored value."""
     unreadable: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    """Key -> (kind, detail) for a row that cannot be read: undecryptable or key-version."""
+    """Key -> (kind, detail) for a row that cannot be read: undecryptable, unbound or key-version."""
     absent: str | None = None
     """Why nothing can be held at all (no company for the tenant), instead of one line per key."""
 

@@ -209,6 +209,8 @@ def _database_held(
         owner = owner_of[row.company_id]
         if row.value is not None:
             rows.setdefault(owner, {})[row.secret_key] = fingerprint(fp_key, owner, row.secret_key, row.value)
+        elif row.problem == "unbound":
+            unreadable.setdefault(owner, {})[row.secret_key] = ("unbound", row.detail or "not bound to its row")
         elif row.problem == "key-version":
             versions = ", ".join(map(str, ring.versions))
             detail = f"the row is on key version {row.key_version}, which the keyring (versions {versions}) lacks"

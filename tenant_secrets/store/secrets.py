@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tenant_secrets.binding import BoundRow, Problem, bind, check_row
+from tenant_secrets.binding import BoundRow, Problem, bind, check_row, check_rows
 from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import CompanyNotFoundError, StoreError
@@ -138,7 +138,9 @@ class RowReading:
     value: str | None = field(repr=False)
     """None when the row cannot be read (``problem`` says why)."""
     problem: str | None = None
-    """None, ``"key-version"`` (the keyring lacks the row's key version) or ``"undecryptable"``."""
+    """None, ``"key-version"`` (the keyring lacks the row's key version), ``"undecryptable"``, or
+    ``"unbound"`` (its ciphertext was not written for it: ``detail`` says where it came from)."""
+    detail: str | None = None
 
 
 def open_row(row: _Row, keyring: Keyring) -> RowReading:
@@ -168,7 +170,19 @@ def read_rows(
             rows = _select_rows(conn, settings, ids, lock=False)
     except psycopg.errors.UndefinedTable:
         return []
-    return [open_row(row, keyring) for _key, row in sorted(rows.items())]
+    readable = [row.bound() for row in rows.values() if row.key_version in keyring.keys]
+    unbound = {
+        (p.row.company_id, p.row.secret_key): p
+        for p in check_rows(keyring, readable)
+        if p.problem is not Problem.MISSING  # written before the binding column: bound by the next `up`
+    }
+    readings = []
+    for key, row in sorted(rows.items()):
+        reading = open_row(row, keyring)
+        if reading.problem is None and key in unbound:  # decrypts, but to another row's value: never returned
+            reading = RowReading(row.company_id, row.secret_key, row.key_version, None, "unbound", str(unbound[key]))
+        readings.append(reading)
+    return readings
 
 
 def apply_tenants(

@@ -229,6 +229,27 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
             assert value not in output
 
 
+def test_a_ciphertext_swapped_between_two_tenants_rows_is_named_in_both(
+    settings: StackSettings, stored: psycopg.Connection[Any]
+) -> None:
+    """Each row still decrypts (one key encrypts every row), but to the other tenant's value: only the
+    binding tells (issue 13); neither value is compared or shown."""
+    stored.execute(
+        "UPDATE company_secrets AS a SET secret_value_encrypted = b.secret_value_encrypted"
+        " FROM company_secrets AS b WHERE a.id <> b.id"
+        " AND (a.company_id, a.secret_key, b.company_id, b.secret_key) IN"
+        " ((%s, 'STRIPE_SECRET_KEY', %s, 'SMTP_PASSWORD'), (%s, 'SMTP_PASSWORD', %s, 'STRIPE_SECRET_KEY'))",
+        [ALPHA, BRAVO, BRAVO, ALPHA],
+    )
+    report = run(settings, FakeInfisical(), stored)
+    assert report.status == 1
+    unbound = {(f.owner, f.store, f.key): f.detail for f in report.findings if f.kind == "unbound"}
+    assert set(unbound) == {("alpha", "database", "STRIPE_SECRET_KEY"), ("bravo", "database", "SMTP_PASSWORD")}
+    assert all("swapped" in detail for detail in unbound.values())
+    text = render(report, "text")
+    assert "fake-stripe-alpha-0001" not in text and "fake-smtp-bravo-0001" not in text
+
+
 def test_a_missing_company_an_infisical_source_gone_and_what_cannot_be_checked(
     settings: StackSettings, conn: psycopg.Connection[Any]
 ) -> None:
