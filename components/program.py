@@ -20,13 +20,14 @@ from components.pull_request import guard as pull_request_guard
 from components.resources import (
     DatabaseSecrets,
     DatabaseSecretsArgs,
-    Folder,
     InfisicalSecrets,
     InfisicalSecretsArgs,
     MasterKeyPublication,
+    OwnerSecrets,
     Registry,
 )
 from tenant_secrets import keyfolder, store
+from tenant_secrets.contract import SchemaSettings
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
@@ -132,7 +133,7 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
             )
 
 
-def check_storable(infisical_folders: Sequence[Folder]) -> None:
+def check_storable(infisical_folders: Sequence[OwnerSecrets]) -> None:
     """Values Infisical would alter (leading or trailing whitespace) fail the preview, naming owner and key,
     before anything is written to either store (a tenant in both is never written to one only)."""
     altered = infisical_alterations({f["owner"]: f["values"] for f in infisical_folders})
@@ -164,10 +165,11 @@ def publish_master_keys(
     in_use = set(inspection.key_usage) if inspection is not None else set(keyring.versions)
     versions = sorted((in_use & set(keyring.versions)) | {keyring.active})
     owner = settings.key_folder.rsplit("/", 1)[-1]
-    common = {"owner": owner, "environment": settings.environment, "path": settings.key_folder}
     published = MasterKeyPublication(
         f"{owner}-master-key-versions",
-        **common,
+        owner=owner,
+        environment=settings.environment,
+        path=settings.key_folder,
         current=None,
         values=keyfolder.published_values(keys, versions=versions),
         fingerprint_key=settings.fingerprint_key,
@@ -177,7 +179,9 @@ def publish_master_keys(
     def current(writers: Sequence[pulumi.Resource]) -> MasterKeyPublication:
         return MasterKeyPublication(
             f"{owner}-master-key",
-            **common,
+            owner=owner,
+            environment=settings.environment,
+            path=settings.key_folder,
             current=keyring.active,
             values=keyfolder.published_values(keys, current=keyring.active),
             fingerprint_key=settings.fingerprint_key,
@@ -246,11 +250,11 @@ def run() -> None:
         empty.extend(empty_values(owner, secrets, values))
         return values
 
-    infisical_folders: list[Folder] = []
-    database_tenants: list[Folder] = []
+    infisical_folders: list[OwnerSecrets] = []
+    database_tenants: list[OwnerSecrets] = []
     for folder in plan.platform:
         infisical_folders.append(
-            Folder(
+            OwnerSecrets(
                 owner=folder.name,
                 path=folder.path,
                 values=resolve(folder.name, folder.secrets),
@@ -259,7 +263,7 @@ def run() -> None:
             )
         )
     for tenant in plan.tenants:
-        entry = Folder(
+        entry = OwnerSecrets(
             owner=tenant.subdomain,
             path=f"/tenants/{tenant.subdomain}",
             company_id=tenant.company_id,
@@ -315,17 +319,17 @@ def run() -> None:
             "database",
             DatabaseSecretsArgs(
                 tenants=database_tenants,
-                schema={
-                    "schema_version": store.SCHEMA_VERSION,
-                    "table_prefix": settings.table_prefix,
-                    "create_companies": settings.create_companies,
-                    "rotation_pending": bool(inspection and inspection.rotation_pending(keyring.active)),
-                    "rotation_batch_size": settings.rotation_batch_size,
-                    "app_role": settings.app_role,
-                    "app_role_password": _secret_config("appRolePassword"),
-                    "provisioner_role": settings.provisioner_role,
-                    "provisioner_password": _secret_config("provisionerRolePassword"),
-                },
+                schema=SchemaSettings(
+                    schema_version=store.SCHEMA_VERSION,
+                    table_prefix=settings.table_prefix,
+                    create_companies=settings.create_companies,
+                    rotation_pending=bool(inspection and inspection.rotation_pending(keyring.active)),
+                    rotation_batch_size=settings.rotation_batch_size,
+                    app_role=settings.app_role,
+                    app_role_password=_secret_config("appRolePassword"),
+                    provisioner_role=settings.provisioner_role,
+                    provisioner_password=_secret_config("provisionerRolePassword"),
+                ),
                 key_version=keyring.active,
                 key_versions=sorted(str(v) for v in keyring.versions),
                 fingerprint_key=fp_key,
