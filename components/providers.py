@@ -5,9 +5,9 @@ fields when pickled: connection settings come from the environment of the proces
 `pulumi up` (DATABASE_URL, INFISICAL_*), read at call time; the values to write reach them as secret
 inputs, which the state stores encrypted; and what is the same for the whole stack (the master
 keys, the fingerprint key, the store's settings) from the stack's config, which the engine hands
-every dynamic provider's `configure` in the provider process, after unpickling. Clients are built
-inside each method, because the methods run in another process than the program that declared the
-resources.
+every dynamic provider's `configure` in the provider process, after unpickling. Clients (one Infisical
+client and one database connection per provider thread) are made there, on first use, because the
+methods run in another process than the program that declared the resources.
 
 Errors: the engine prints whatever the provider host reports for an exception, and the host reports
 `traceback.format_exc()`: twenty frames before our message. Every provider method is wrapped

@@ -11,8 +11,8 @@ its value, the declared fingerprints (docs/decisions/0003-resource-granularity.m
 property names are `tenant_secrets/contract.py`'s). A create lists the new state's keys, a delete the
 old state's, and an update compares the two fingerprint maps key by key. The preview's own
 `diffReasons` and `detailedDiff` name the changed keys only when the provider lets the engine diff the
-inputs (the Infisical folders do, for declared changes: reconcile.diff_verdict; the database tenants
-do not), so they are read too, never relied on alone.
+inputs (the Infisical folders and key publications do, for declared changes: reconcile.diff_verdict;
+the database tenants do not), so they are read too, never relied on alone.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.

@@ -4,8 +4,8 @@ to send is planned in ``plan.py``, and sent, with retries and the token cache, b
 :meth:`InfisicalClient.apply_secrets` writes only differences, at most one batch request per kind of
 change, so a second run with nothing changed sends no write at all.
 
-An ``InfisicalClient`` is meant for one thread; create one per provider call (they are cheap and share
-the token cache).
+An ``InfisicalClient`` is meant for one thread: the providers keep one per provider thread (they are
+cheap, and every client of the process shares the token cache).
 """
 
 from __future__ import annotations
