@@ -101,7 +101,8 @@ def _check_stores(project: Project, step: Step) -> None:
         listed = sdk(project.infisical).folders.list_folders(
             project_id=project.infisical.project_id, environment_slug=ENVIRONMENT, path="/tenants"
         )
-        assert sorted(f.name for f in listed.folders) == sorted(step.tenant_folders)
+        names = sorted(f.name for f in listed.folders)
+        assert names == sorted(step.tenant_folders), f"/tenants holds {names}"
     if step.rows is not None:
         with project.db() as conn:
             keys = {k for (k,) in conn.execute("SELECT secret_key FROM company_secrets").fetchall()}
