@@ -108,23 +108,16 @@ class InfisicalClient(Transport):
         return sorted(str(folder.name) for folder in reply.body.folders)
 
     def folder_exists(self, environment: str, path: str) -> bool:
+        """Whether the folder exists: one listing of its parent's subfolders."""
         path = _folder_path(path)
         if path == "/":
             parent, name = "/", None
         else:
             parent, name = _split(path)
-        reply = self._call(
-            f"listing folders of {environment}:{parent}",
-            "GET /api/v2/folders",
-            lambda: self._sdk.folders.list_folders(
-                project_id=self._creds.project_id, environment_slug=environment, path=parent, recursive=False
-            ),
-            expected={404},
-            context={"environment": environment, "path": parent},
-        )
-        if reply.status == 404:
+        names = self._folder_names(environment, parent)
+        if names is None:
             return False
-        return name is None or any(folder.name == name for folder in reply.body.folders)
+        return name is None or name in names
 
     # --- writes ----------------------------------------------------------------------------------
 
