@@ -44,8 +44,8 @@ class Step:
     """Infisical folder path -> its secrets after the step (exactly these keys and values)."""
     versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Infisical folder path -> key -> the secret's version after the step (adoption rewrites nothing)."""
-    tenant_folders: Sequence[str] | None = None
-    """The folders under /tenants after the step."""
+    tenant_folders: Mapping[str, bool] = field(default_factory=dict)
+    """Folder name -> whether it is under /tenants after the step (other tests' folders are left out)."""
     rows: set[str] | None = None
     """The keys in company_secrets after the step."""
 
@@ -97,12 +97,13 @@ def _check_stores(project: Project, step: Step) -> None:
     for path, expected_versions in step.versions.items():
         versions = {key: version for key, (_, version) in _folder(project, path).items() if key in expected_versions}
         assert versions == dict(expected_versions), f"{path} versions {versions}"
-    if step.tenant_folders is not None:
+    if step.tenant_folders:
         listed = sdk(project.infisical).folders.list_folders(
             project_id=project.infisical.project_id, environment_slug=ENVIRONMENT, path="/tenants"
         )
-        names = sorted(f.name for f in listed.folders)
-        assert names == sorted(step.tenant_folders), f"/tenants holds {names}"
+        names = {f.name for f in listed.folders}
+        found = {name: name in names for name in step.tenant_folders}
+        assert found == dict(step.tenant_folders), f"/tenants holds {sorted(names)}"
     if step.rows is not None:
         with project.db() as conn:
             keys = {k for (k,) in conn.execute("SELECT secret_key FROM company_secrets").fetchall()}

@@ -101,12 +101,12 @@ STEPS = [
         "a tenant dropped from tenants.yaml is refused, naming it and the marker",
         tenants=SENDGRID_MARKED,
         refused=["beta is no longer declared", "decommission: true"],
-        tenant_folders=["beta", "codewiser"],
+        tenant_folders={"beta": True, "codewiser": True},
     ),
     Step(
         "with `decommission: true`, the tenant's folder is deleted",
         tenants=SENDGRID_MARKED + BETA_MARKED,
-        tenant_folders=["codewiser"],
+        tenant_folders={"beta": False, "codewiser": True},
     ),
     Step(
         "a value changed by hand shows in refresh, and the next up restores the declared one",
