@@ -20,13 +20,14 @@ from components.pull_request import guard as pull_request_guard
 from components.resources import (
     DatabaseSecrets,
     DatabaseSecretsArgs,
-    Folder,
     InfisicalSecrets,
     InfisicalSecretsArgs,
     MasterKeyPublication,
+    OwnerSecrets,
     Registry,
 )
 from tenant_secrets import engine_logs, keyfolder, store
+from tenant_secrets.contract import SchemaSettings
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import (
@@ -140,7 +141,7 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
             )
 
 
-def check_storable(infisical_folders: Sequence[Folder]) -> None:
+def check_storable(infisical_folders: Sequence[OwnerSecrets]) -> None:
     """Values Infisical would alter (leading or trailing whitespace) fail the preview, naming owner and key,
     before anything is written to either store (a tenant in both is never written to one only)."""
     altered = infisical_alterations({f["owner"]: f["values"] for f in infisical_folders})
@@ -188,10 +189,11 @@ def publish_master_keys(
     in_use = set(inspection.key_usage) if inspection is not None else set(keyring.versions)
     versions = sorted((in_use & set(keyring.versions)) | {keyring.active})
     owner = settings.key_folder.rsplit("/", 1)[-1]
-    common = {"owner": owner, "environment": settings.environment, "path": settings.key_folder}
     published = MasterKeyPublication(
         f"{owner}-master-key-versions",
-        **common,
+        owner=owner,
+        environment=settings.environment,
+        path=settings.key_folder,
         current=None,
         values=keyfolder.published_values(keys, versions=versions),
         fingerprint_key=settings.fingerprint_key,
@@ -201,7 +203,9 @@ def publish_master_keys(
     def current(writers: Sequence[pulumi.Resource]) -> MasterKeyPublication:
         return MasterKeyPublication(
             f"{owner}-master-key",
-            **common,
+            owner=owner,
+            environment=settings.environment,
+            path=settings.key_folder,
             current=keyring.active,
             values=keyfolder.published_values(keys, current=keyring.active),
             fingerprint_key=settings.fingerprint_key,
@@ -247,7 +251,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     return found
 
 
-def mark_unbound_rows(inspection: Inspection, tenants: Sequence[Folder], secrets_table: str) -> None:
+def mark_unbound_rows(inspection: Inspection, tenants: Sequence[OwnerSecrets], secrets_table: str) -> None:
     """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
     altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it."""
     by_company = {
@@ -304,11 +308,11 @@ def run() -> None:
         empty.extend(empty_values(owner, secrets, values))
         return values
 
-    infisical_folders: list[Folder] = []
-    database_tenants: list[Folder] = []
+    infisical_folders: list[OwnerSecrets] = []
+    database_tenants: list[OwnerSecrets] = []
     for folder in plan.platform:
         infisical_folders.append(
-            Folder(
+            OwnerSecrets(
                 owner=folder.name,
                 path=folder.path,
                 values=resolve(folder.name, folder.secrets),
@@ -317,7 +321,7 @@ def run() -> None:
             )
         )
     for tenant in plan.tenants:
-        entry = Folder(
+        entry = OwnerSecrets(
             owner=tenant.subdomain,
             path=f"/tenants/{tenant.subdomain}",
             company_id=tenant.company_id,
@@ -376,18 +380,18 @@ def run() -> None:
             "database",
             DatabaseSecretsArgs(
                 tenants=database_tenants,
-                schema={
-                    "schema_version": store.SCHEMA_VERSION,
-                    "table_prefix": settings.table_prefix,
-                    "create_companies": settings.create_companies,
-                    "rotation_pending": bool(inspection and inspection.rotation_pending(keyring.active)),
-                    "bindings_pending": bool(inspection and inspection.bindings_pending),
-                    "rotation_batch_size": settings.rotation_batch_size,
-                    "app_role": settings.app_role,
-                    "app_role_password": _secret_config("appRolePassword"),
-                    "provisioner_role": settings.provisioner_role,
-                    "provisioner_password": _secret_config("provisionerRolePassword"),
-                },
+                schema=SchemaSettings(
+                    schema_version=store.SCHEMA_VERSION,
+                    table_prefix=settings.table_prefix,
+                    create_companies=settings.create_companies,
+                    rotation_pending=bool(inspection and inspection.rotation_pending(keyring.active)),
+                    bindings_pending=bool(inspection and inspection.bindings_pending),
+                    rotation_batch_size=settings.rotation_batch_size,
+                    app_role=settings.app_role,
+                    app_role_password=_secret_config("appRolePassword"),
+                    provisioner_role=settings.provisioner_role,
+                    provisioner_password=_secret_config("provisionerRolePassword"),
+                ),
                 key_version=keyring.active,
                 key_versions=sorted(str(v) for v in keyring.versions),
                 fingerprint_key=fp_key,

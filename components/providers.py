@@ -5,9 +5,9 @@ fields when pickled: connection settings come from the environment of the proces
 `pulumi up` (DATABASE_URL, INFISICAL_*), read at call time; the values to write reach them as secret
 inputs, which the state stores encrypted; and what is the same for the whole stack (the master
 keys, the fingerprint key, the store's settings) from the stack's config, which the engine hands
-every dynamic provider's `configure` in the provider process, after unpickling. Clients are built
-inside each method, because the methods run in another process than the program that declared the
-resources.
+every dynamic provider's `configure` in the provider process, after unpickling. Clients (one Infisical
+client and one database connection per provider thread) are made there, on first use, because the
+methods run in another process than the program that declared the resources.
 
 Errors: the engine prints whatever the provider host reports for an exception, and the host reports
 `traceback.format_exc()`: twenty frames before our message. Every provider method is wrapped
@@ -40,6 +40,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from tenant_secrets import contract as c
 from tenant_secrets import keyfolder, reconcile, store
 from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError, MasterKeyError
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
@@ -94,7 +95,7 @@ def _one_line_errors(store_name: str) -> Callable[[_P], _P]:
                 raise
             except _expected_errors() as err:
                 props = args[-1] if args and isinstance(args[-1], Mapping) else {}
-                owner = str(props.get("owner") or "")
+                owner = str(props.get(c.OWNER) or "")
                 text = " ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
                 text = text.removeprefix(f"{owner}: ") if owner else text
                 where = f"{owner}, {store_name}" if owner else store_name
@@ -211,7 +212,7 @@ class _StackConfigured(ResourceProvider):
         """The store's settings; the table prefix is the resource's own (changing it replaces the resource)."""
         stack = self._stack
         return store.StoreSettings(
-            table_prefix=props["table_prefix"],
+            table_prefix=props[c.TABLE_PREFIX],
             create_companies_table=stack.create_companies,
             history_retention=stack.history_retention,
         )
@@ -230,26 +231,10 @@ _STORE = (
 )
 
 
-def _values(props: Mapping[str, Any]) -> dict[str, str]:
-    return {key: str(props[key]) for key in reconcile.secret_keys(props)}
-
-
-def _decommissioned(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-    """Keys to delete: those marked one by one, or every recorded key when the owner is decommissioned."""
-    if news.get("decommission"):
-        return sorted(set(olds.get("fingerprints") or {}) | reconcile.secret_keys(olds))
-    return list(news.get("decommissioned", []))
-
-
-def _managed(props: Mapping[str, Any]) -> list[str]:
-    """The keys a folder resource wrote, as its recorded outputs say (never what a folder merely holds)."""
-    return sorted(set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {}))
-
-
 def _remove_managed(client: InfisicalClient, props: Mapping[str, Any], keys: list[str], created_folder: bool) -> None:
     """Delete ``keys`` from the folder, or the folder itself when this stack created it and nothing else is
     in it (no other secret, no subfolder): keys and folders added by hand stay (issue 13, item 5)."""
-    environment, path = props["environment"], props["path"]
+    environment, path = props[c.ENVIRONMENT], props[c.PATH]
     if created_folder:
         held = client.list_secret_keys(environment, path)
         if held is None:  # gone already
@@ -265,16 +250,21 @@ def _check_failures(failures: list[reconcile.RemovalFailure]) -> list[CheckFailu
     return [CheckFailure(f.property, f.reason) for f in failures]
 
 
+def _diff_result(diff: reconcile.Diff) -> DiffResult:
+    return DiffResult(changes=diff.changes, replaces=diff.replaces, delete_before_replace=True)
+
+
 @_one_line_errors("infisical")
 class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
     Keeps no master key: it needs the fingerprint key only.
 
-    Outputs: ``fingerprints``, what the folder held at the last write or refresh (per key), and
-    ``declared_fingerprints``, what the last write declared; they differ only after a refresh found
-    drift. Every write first lists the folder and sends only what differs (one batch per kind of
-    change), so a hand-made folder is adopted and a value that already matches is never rewritten.
+    Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
+    folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
+    differ only after a refresh found drift. Every write first lists the folder and sends only what
+    differs (one batch per kind of change), so a hand-made folder is adopted and a value that already
+    matches is never rewritten.
     """
 
     NEEDS = _FINGERPRINTS
@@ -282,30 +272,12 @@ class InfisicalFolderProvider(_StackConfigured):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
         path other than the owner's own folder."""
-        failures = reconcile.folder_path_failures(news["owner"], news["path"])
-        failures += reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
-        return CheckResult(news, _check_failures(failures))
+        return CheckResult(news, _check_failures(reconcile.folder_check(_olds, news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Compare fingerprints recorded at the last write (or refresh) with the declared values.
-
-        A change in the declared values is answered "unknown" so that the engine names the keys
-        (reconcile.diff_verdict); drift found by a refresh, or a new path, is answered "changed".
-        """
-        replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
-        desired = reconcile.desired_fingerprints(news["owner"], news, self._fingerprint_key())
-        recorded = olds.get("fingerprints") or {}
-        changed = reconcile.needs_write(recorded, desired, _decommissioned(olds, news))
-        return DiffResult(
-            changes=reconcile.diff_verdict(
-                changed=bool(replaces or changed or olds.get("decommission") != news.get("decommission")),
-                replacing=bool(replaces),
-                recorded=recorded,
-                declared=olds.get("declared_fingerprints"),
-            ),
-            replaces=replaces,
-            delete_before_replace=True,
-        )
+        """Compare fingerprints recorded at the last write (or refresh) with the declared values
+        (reconcile.folder_diff)."""
+        return _diff_result(reconcile.folder_diff(olds, news, self._fingerprint_key()))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists.
@@ -313,28 +285,34 @@ class InfisicalFolderProvider(_StackConfigured):
         Whether this stack made the folder is recorded (``created_folder``): a folder it did not create is
         never deleted by it."""
         outs = self._write(_infisical(), props, managed=[], created_folder=False, folder_is_new=True)
-        return CreateResult(f"{props['environment']}:{props['path']}", outs)
+        return CreateResult(f"{props[c.ENVIRONMENT]}:{props[c.PATH]}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A declared value changed, a key was added or decommissioned, or a refresh found drift."""
         return UpdateResult(
-            self._write(_infisical(), news, managed=_managed(olds), created_folder=bool(olds.get("created_folder")))
+            self._write(
+                _infisical(),
+                news,
+                managed=sorted(reconcile.tracked_keys(olds)),
+                created_folder=bool(olds.get(c.CREATED_FOLDER)),
+            )
         )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
-        live = _infisical().list_secrets(props["environment"], props["path"])
+        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
         fp_key = self._fingerprint_key()
-        tracked = set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {})
+        tracked = reconcile.tracked_keys(props)
         fingerprints = {
-            key: fingerprint(fp_key, props["owner"], key, live[key]) for key in sorted(tracked) if key in live
+            key: fingerprint(fp_key, props[c.OWNER], key, live[key]) for key in sorted(tracked) if key in live
         }
-        return ReadResult(id_, {**props, "fingerprints": fingerprints})
+        return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain:
         the keys this stack wrote go; the folder too if the stack created it and nothing else is left in it."""
-        _remove_managed(_infisical(), props, _managed(props), created_folder=bool(props.get("created_folder")))
+        managed = sorted(reconcile.tracked_keys(props))
+        _remove_managed(_infisical(), props, managed, created_folder=bool(props.get(c.CREATED_FOLDER)))
 
     def _write(
         self,
@@ -345,29 +323,29 @@ class InfisicalFolderProvider(_StackConfigured):
         created_folder: bool,
         folder_is_new: bool = False,
     ) -> dict[str, Any]:
-        outs = {p: props[p] for p in ("owner", "environment", "path", "decommission")}
-        if props["decommission"]:
-            _remove_managed(client, props, sorted({*managed, *props.get("decommissioned", [])}), created_folder)
-            return {**outs, "created_folder": created_folder, "fingerprints": {}, "declared_fingerprints": {}}
-        values = _values(props)
+        outs = {p: props[p] for p in (c.OWNER, c.ENVIRONMENT, c.PATH, c.DECOMMISSION)}
+        if props[c.DECOMMISSION]:
+            _remove_managed(client, props, sorted({*managed, *props.get(c.DECOMMISSIONED, [])}), created_folder)
+            return {**outs, c.CREATED_FOLDER: created_folder, c.RECORDED_FINGERPRINTS: {}, c.WRITTEN_FINGERPRINTS: {}}
+        values = reconcile.declared_values(props)
         # one read of the folder (none when this call made it), then at most one batch per kind of change
         applied = client.apply_secrets(
-            props["environment"],
-            props["path"],
+            props[c.ENVIRONMENT],
+            props[c.PATH],
             upsert=values,
-            delete=list(props.get("decommissioned", [])),
+            delete=list(props.get(c.DECOMMISSIONED, [])),
             folder_is_new=folder_is_new,
         )
         made = applied.folder_created
         if not values:  # apply_secrets makes the folder only when it writes to it
-            made = client.ensure_folder(props["environment"], props["path"]) or made
-        written = reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key())
+            made = client.ensure_folder(props[c.ENVIRONMENT], props[c.PATH]) or made
+        written = reconcile.desired_fingerprints(props[c.OWNER], values, self._fingerprint_key())
         # a folder made by this stack, now or before, may be deleted by it once nothing else is in it
         return {
             **outs,
-            "created_folder": created_folder or made,
-            "fingerprints": written,
-            "declared_fingerprints": written,
+            c.CREATED_FOLDER: created_folder or made,
+            c.RECORDED_FINGERPRINTS: written,
+            c.WRITTEN_FINGERPRINTS: written,
         }
 
 
@@ -381,22 +359,10 @@ class DatabaseSchemaProvider(_StackConfigured):
     """
 
     NEEDS = _STORE
-    WATCHED: tuple[str, ...] = (
-        "schema_version",
-        "table_prefix",
-        "create_companies",
-        "key_version",
-        "key_versions",
-        "rotation_pending",
-        "bindings_pending",
-        "app_role",
-        "app_role_password",
-        "provisioner_role",
-        "provisioner_password",
-    )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in self.WATCHED), replaces=[])
+        """Any watched setting changed (contract.TABLES); nothing replaces the schema."""
+        return DiffResult(changes=c.TABLES.changed(olds, news), replaces=[])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up`: apply the migrations (and roles)."""
@@ -419,23 +385,23 @@ class DatabaseSchemaProvider(_StackConfigured):
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
-        if props.get("app_role"):
+        if props.get(c.APP_ROLE):
             store.ensure_roles(
                 conn,
                 settings,
-                app_role=props["app_role"],
-                app_password=props.get("app_role_password"),
-                provisioner_role=props.get("provisioner_role"),
-                provisioner_password=props.get("provisioner_password"),
+                app_role=props[c.APP_ROLE],
+                app_password=props.get(c.APP_ROLE_PASSWORD),
+                provisioner_role=props.get(c.PROVISIONER_ROLE),
+                provisioner_password=props.get(c.PROVISIONER_PASSWORD),
             )
-        batch_size = int(props.get("rotation_batch_size") or 500)
+        batch_size = int(props.get(c.ROTATION_BATCH_SIZE) or 500)
         rotated = store.rotate(conn, settings, keyring, batch_size=batch_size)
         bound = store.bind_rows(conn, settings, keyring, batch_size=batch_size)
         return {
-            **{p: props.get(p) for p in self.WATCHED},
-            "rotation_pending": False,
-            "bindings_pending": False,
-            "rows_rotated": rotated + bound,
+            **{p: props.get(p) for p in c.TABLES.watched},
+            c.ROTATION_PENDING: False,
+            c.BINDINGS_PENDING: False,
+            c.ROWS_ROTATED: rotated + bound,
         }
 
 
@@ -452,41 +418,37 @@ class DatabaseTenantProvider(_StackConfigured):
     NEEDS = _STORE
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = reconcile.removed_key_failures(news["owner"], _olds, news, _decommissioned(_olds, news))
-        return CheckResult(news, _check_failures(failures))
+        """Before any diff, in preview too: refuse to drop a key without its decommission marker."""
+        return CheckResult(news, _check_failures(reconcile.tenant_rows_check(_olds, news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [p for p in ("owner", "table_prefix") if olds.get(p) != news.get(p)]
-        changed = (
-            bool(self._keys_to_write(olds, news))
-            or olds.get("decommission") != news.get("decommission")
-            or bool(news.get("unbound"))  # rows the preflight found not bound to them: overwrite them
-        )
-        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
+        """A key to write or delete, the tenant decommissioned, or its owner or table prefix changed
+        (reconcile.tenant_rows_diff)."""
+        return _diff_result(reconcile.tenant_rows_diff(olds, news, self._fingerprint_key()))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
         outs = self._write(props, known_company="")
-        return CreateResult(f"{outs['company_id']}", outs)
+        return CreateResult(f"{outs[c.COMPANY_ID]}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A value changed, a key was added or decommissioned, or the tenant's company changed."""
-        return UpdateResult(self._write(news, known_company=str(olds.get("company_id") or "")))
+        return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or "")))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
-        live = store.read_tenant(_database(), self._store(props), props["company_id"], self._keyring())
+        live = store.read_tenant(_database(), self._store(props), props[c.COMPANY_ID], self._keyring())
         fp_key = self._fingerprint_key()
         fingerprints = {
-            key: fingerprint(fp_key, props["owner"], key, live[key].value)
-            for key in props.get("fingerprints", {})
+            key: fingerprint(fp_key, props[c.OWNER], key, live[key].value)
+            for key in props.get(c.RECORDED_FINGERPRINTS, {})
             if key in live
         }
-        return ReadResult(id_, {**props, "fingerprints": fingerprints})
+        return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays)."""
-        self._delete_all(props["company_id"], props)
+        self._delete_all(props[c.COMPANY_ID], props)
 
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
         """Every row of the company, declared or not; nothing to do when the company itself is gone."""
@@ -499,13 +461,13 @@ class DatabaseTenantProvider(_StackConfigured):
     def _company(self, props: Mapping[str, Any], known_company: str) -> str:
         """The tenant's company id: as given (tenants.yaml, or the program's lookup), else as recorded,
         else looked up by subdomain (or, in the demo, created)."""
-        company_id = str(props.get("company_id") or "") or known_company
+        company_id = str(props.get(c.COMPANY_ID) or "") or known_company
         if company_id:
             return company_id
-        owner = props["owner"]
+        owner = props[c.OWNER]
         conn, settings = _database(), self._store(props)
         if settings.create_companies_table:
-            ids = store.ensure_companies(conn, settings, {owner: (None, props.get("company_name"))})
+            ids = store.ensure_companies(conn, settings, {owner: (None, props.get(c.COMPANY_NAME))})
         else:
             ids = store.lookup_companies(conn, settings, [owner])
         if owner not in ids:
@@ -513,14 +475,14 @@ class DatabaseTenantProvider(_StackConfigured):
         return ids[owner]
 
     def _write(self, props: Mapping[str, Any], *, known_company: str) -> dict[str, Any]:
-        owner = props["owner"]
+        owner = props[c.OWNER]
         try:
             company_id = self._company(props, known_company)
-            if props["decommission"]:
+            if props[c.DECOMMISSION]:
                 self._delete_all(company_id, props)
                 return self._outputs(props, company_id, {})
-            values = _values(props)
-            change = store.TenantChange(values, list(props.get("decommissioned", [])))
+            values = reconcile.declared_values(props)
+            change = store.TenantChange(values, list(props.get(c.DECOMMISSIONED, [])))
             store.apply_tenants(_database(), self._store(props), {company_id: change}, self._keyring())
         except (store.StoreError, store.KeyringError) as err:
             # the whole apply is one transaction: nothing of this tenant was written
@@ -530,94 +492,76 @@ class DatabaseTenantProvider(_StackConfigured):
 
     def _outputs(self, props: Mapping[str, Any], company_id: str, values: Mapping[str, str]) -> dict[str, Any]:
         return {
-            "owner": props["owner"],
-            "decommission": props["decommission"],
-            "company_id": company_id,
-            "company_name": props.get("company_name"),
-            "table_prefix": props["table_prefix"],
-            "fingerprints": reconcile.desired_fingerprints(props["owner"], values, self._fingerprint_key()),
+            c.OWNER: props[c.OWNER],
+            c.DECOMMISSION: props[c.DECOMMISSION],
+            c.COMPANY_ID: company_id,
+            c.COMPANY_NAME: props.get(c.COMPANY_NAME),
+            c.TABLE_PREFIX: props[c.TABLE_PREFIX],
+            c.RECORDED_FINGERPRINTS: reconcile.desired_fingerprints(props[c.OWNER], values, self._fingerprint_key()),
         }
-
-    def _keys_to_write(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-        """Keys whose value changed or that go, and every key when the tenant's company changed."""
-        desired = reconcile.desired_fingerprints(news["owner"], news, self._fingerprint_key())
-        if news.get("company_id") and olds.get("company_id") and news["company_id"] != olds["company_id"]:
-            return sorted(desired)
-        return reconcile.needs_write(olds.get("fingerprints") or {}, desired, _decommissioned(olds, news))
 
 
 @_one_line_errors("infisical key folder")
 class MasterKeyProvider(_StackConfigured):
     """Master keys published to the application's key folder (masterKeySource stack).
 
-    Inputs: ``environment``, ``path``, ``current`` (the version ``MASTER_ENCRYPTION_KEY`` holds, or None)
-    and ``fingerprints``, one per published secret (tenant_secrets/keyfolder.py names them). The keys
-    themselves are never inputs or outputs: they are read from the stack's config here, and written only
-    when their fingerprints match those the plan was made with. Outputs as for a folder: ``fingerprints``
-    (what the folder held at the last write or refresh) and ``declared_fingerprints``.
+    Inputs and outputs: `tenant_secrets/contract.py` (``PUBLICATION``): the version ``MASTER_ENCRYPTION_KEY``
+    holds (or None) and the declared fingerprints, one per published secret (tenant_secrets/keyfolder.py
+    names them). The keys themselves are never inputs or outputs: they are read from the stack's config
+    here, and written only when their fingerprints match those the plan was made with. Outputs as for a
+    folder: the recorded fingerprints and the written ones.
     """
 
     NEEDS = _MASTER_KEYS
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """A published secret added, changed or withdrawn, or drift found by a refresh."""
-        replaces = [p for p in ("environment", "path") if olds.get(p) != news.get(p)]
-        recorded = olds.get("fingerprints") or {}
-        return DiffResult(
-            changes=reconcile.diff_verdict(
-                changed=bool(replaces) or recorded != news["fingerprints"],
-                replacing=bool(replaces),
-                recorded=recorded,
-                declared=olds.get("declared_fingerprints"),
-            ),
-            replaces=replaces,
-            delete_before_replace=True,
-        )
+        """A published secret added, changed or withdrawn, or drift found by a refresh
+        (reconcile.publication_diff)."""
+        return _diff_result(reconcile.publication_diff(olds, news))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` of a stack with a database store: publish the keys."""
         outs = self._write(props, withdraw=[])
-        role = "current" if props.get("current") else "versions"
-        return CreateResult(f"{props['environment']}:{props['path']}#{role}", outs)
+        role = "current" if props.get(c.CURRENT) else "versions"
+        return CreateResult(f"{props[c.ENVIRONMENT]}:{props[c.PATH]}#{role}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A version published or withdrawn, or MASTER_ENCRYPTION_KEY moved to the active version."""
-        withdraw = sorted(set(olds.get("declared_fingerprints") or olds["fingerprints"]) - set(news["fingerprints"]))
-        return UpdateResult(self._write(news, withdraw=withdraw))
+        return UpdateResult(self._write(news, withdraw=reconcile.withdrawn(olds, news)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what the key folder holds now, so a key changed by hand shows."""
-        live = _infisical().list_secrets(props["environment"], props["path"])
-        fp_key, owner = self._fingerprint_key(), props["owner"]
-        tracked = set(props.get("fingerprints") or {}) | set(props.get("declared_fingerprints") or {})
+        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
+        fp_key, owner = self._fingerprint_key(), props[c.OWNER]
+        tracked = reconcile.tracked_keys(props)
         found = {key: fingerprint(fp_key, owner, key, live[key]) for key in sorted(tracked) if key in live}
-        return ReadResult(id_, {**props, "fingerprints": found})
+        return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: found})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain, or no database store left: withdraw only the
         secrets this resource published; the folder and its other secrets stay."""
-        published = set(props.get("declared_fingerprints") or {}) | set(props.get("fingerprints") or {})
-        _infisical().apply_secrets(props["environment"], props["path"], upsert={}, delete=sorted(published))
+        published = reconcile.tracked_keys(props)
+        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert={}, delete=sorted(published))
 
     def _write(self, props: Mapping[str, Any], *, withdraw: list[str]) -> dict[str, Any]:
-        declared: dict[str, str] = dict(props["fingerprints"])
+        declared: dict[str, str] = dict(props[c.DECLARED_FINGERPRINTS])
         names = set(declared)
         keys = {version: key.hex() for version, key in self._stack.master_keys.keys.items()}
-        current = props.get("current")
+        current = props.get(c.CURRENT)
         values = keyfolder.published_values(
             keys, versions=keyfolder.published_versions(names), current=int(current) if current else None
         )
-        fp_key, owner = self._fingerprint_key(), props["owner"]
+        fp_key, owner = self._fingerprint_key(), props[c.OWNER]
         written = {key: fingerprint(fp_key, owner, key, value) for key, value in values.items()}
         if written != declared:
             stale = sorted(k for k in names | set(written) if written.get(k) != declared.get(k))
             raise ProviderError(
-                f"{props['path']}: {', '.join(stale)} would not be what the plan showed (the stack's masterKeys "
+                f"{props[c.PATH]}: {', '.join(stale)} would not be what the plan showed (the stack's masterKeys "
                 "changed since the preview); run the preview again"
             )
-        _infisical().apply_secrets(props["environment"], props["path"], upsert=values, delete=withdraw)
-        outs = {p: props.get(p) for p in ("owner", "environment", "path", "current")}
-        return {**outs, "fingerprints": written, "declared_fingerprints": written}
+        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert=values, delete=withdraw)
+        outs = {p: props.get(p) for p in (c.OWNER, c.ENVIRONMENT, c.PATH, c.CURRENT)}
+        return {**outs, c.RECORDED_FINGERPRINTS: written, c.WRITTEN_FINGERPRINTS: written}
 
 
 class RegistryProvider(ResourceProvider):
@@ -628,13 +572,11 @@ class RegistryProvider(ResourceProvider):
     """
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = reconcile.removed_tenant_failures(
-            olds.get("owners", []), news.get("owners", []), news.get("decommissioned", [])
-        )
-        return CheckResult(news, _check_failures(failures))
+        """Before any diff, in preview too: refuse an owner gone from tenants.yaml without its marker."""
+        return CheckResult(news, _check_failures(reconcile.registry_check(olds, news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=any(olds.get(p) != news.get(p) for p in ("owners", "decommissioned")))
+        return DiffResult(changes=c.REGISTRY_SCHEMA.changed(olds, news))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult("registry", dict(props))

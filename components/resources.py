@@ -1,4 +1,5 @@
-"""The dynamic resources and the components that group them (tokens `tenant-secrets:index:*`).
+"""The dynamic resources and the components that group them (tokens and property names:
+`tenant_secrets/contract.py`).
 
 Secret values enter as one secret input per key, named by the key. Their fingerprints are also a
 plain input (and, as recorded at the last write or refresh, an output): that is what lets a preview,
@@ -13,23 +14,22 @@ update every tenant although only the schema resource has work to do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 from pulumi.dynamic import Resource
 
 from components import providers
+from tenant_secrets import contract as c
 from tenant_secrets.reconcile import desired_fingerprints
 from tenant_secrets.values import fingerprint
-
-SCHEMA_SECRET_OUTPUTS = ["app_role_password", "provisioner_password"]
 
 
 def _secret_values(values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
     return {key: pulumi.Output.secret(value) for key, value in sorted(values.items())}
 
 
-class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
+class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER):
     """An Infisical folder holding exactly the declared secrets of one owner in one environment."""
 
     fingerprints: pulumi.Output[dict[str, str]]
@@ -47,31 +47,40 @@ class InfisicalFolder(Resource, module="tenants", name="InfisicalFolder"):
         fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "owner": owner,
-            "environment": environment,
-            "path": path,
-            "decommission": decommission,
-            "decommissioned": sorted(decommissioned),
-            "fingerprints": desired_fingerprints(owner, values, fingerprint_key),
-            **_secret_values(values),
-        }
+        inputs = c.FolderInputs(
+            owner=owner,
+            environment=environment,
+            path=path,
+            decommission=decommission,
+            decommissioned=decommissioned,
+            declared=desired_fingerprints(owner, values, fingerprint_key),
+        )
+        props = {**inputs.props(), **_secret_values(values)}
         super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
 
 
-class DatabaseSchema(Resource, module="tenants", name="DatabaseSchema"):
+class DatabaseSchema(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_SCHEMA):
     """The company_secrets tables, migrated, with every row on the active master key."""
 
     rows_rotated: pulumi.Output[int]
 
-    def __init__(self, name: str, *, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: c.SchemaSettings,
+        key_version: int,
+        key_versions: Sequence[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SCHEMA_SECRET_OUTPUTS)
+            opts, pulumi.ResourceOptions(additional_secret_outputs=list(c.SCHEMA_SECRET_OUTPUTS))
         )
-        super().__init__(providers.DatabaseSchemaProvider(), name, {**props, "rows_rotated": None}, opts)
+        props = settings.props(key_version=key_version, key_versions=key_versions)
+        super().__init__(providers.DatabaseSchemaProvider(), name, props, opts)
 
 
-class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
+class DatabaseTenant(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_TENANT):
     """One tenant's encrypted rows in company_secrets."""
 
     company_id: pulumi.Output[str]
@@ -92,21 +101,21 @@ class DatabaseTenant(Resource, module="tenants", name="DatabaseTenant"):
         unbound: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "owner": owner,
-            "decommission": decommission,
-            "unbound": sorted(unbound),
-            "decommissioned": sorted(decommissioned),
-            "table_prefix": table_prefix,
-            "company_id": company_id,
-            "company_name": company_name,
-            "fingerprints": desired_fingerprints(owner, values, fingerprint_key),
-            **_secret_values(values),
-        }
+        inputs = c.TenantRowsInputs(
+            owner=owner,
+            decommission=decommission,
+            decommissioned=decommissioned,
+            table_prefix=table_prefix,
+            company_id=company_id,
+            company_name=company_name,
+            declared=desired_fingerprints(owner, values, fingerprint_key),
+            unbound=unbound,
+        )
+        props = {**inputs.props(), **_secret_values(values)}
         super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
 
 
-class MasterKeyPublication(Resource, module="tenants", name="MasterKeyPublication"):
+class MasterKeyPublication(Resource, module=c.DYNAMIC_MODULE, name=c.MASTER_KEY_PUBLICATION):
     """Master keys published to the application's key folder: the versions rows use, or the current key.
 
     Only fingerprints are inputs; the provider reads the keys from the stack's config."""
@@ -125,19 +134,17 @@ class MasterKeyPublication(Resource, module="tenants", name="MasterKeyPublicatio
         fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "owner": owner,
-            "environment": environment,
-            "path": path,
-            "current": current,
-            "fingerprints": {
-                key: fingerprint(fingerprint_key, owner, key, value) for key, value in sorted(values.items())
-            },
-        }
-        super().__init__(providers.MasterKeyProvider(), name, props, opts)
+        inputs = c.PublicationInputs(
+            owner=owner,
+            environment=environment,
+            path=path,
+            current=current,
+            declared={key: fingerprint(fingerprint_key, owner, key, value) for key, value in sorted(values.items())},
+        )
+        super().__init__(providers.MasterKeyProvider(), name, inputs.props(), opts)
 
 
-class Registry(Resource, module="tenants", name="Registry"):
+class Registry(Resource, module=c.DYNAMIC_MODULE, name=c.REGISTRY):
     """The owners this stack manages, so an owner removed without its marker fails the preview."""
 
     def __init__(
@@ -148,8 +155,8 @@ class Registry(Resource, module="tenants", name="Registry"):
         decommissioned: Sequence[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"owners": sorted(owners), "decommissioned": sorted(decommissioned)}
-        super().__init__(providers.RegistryProvider(), name, props, opts)
+        inputs = c.RegistryInputs(owners=owners, decommissioned=decommissioned)
+        super().__init__(providers.RegistryProvider(), name, inputs.props(), opts)
 
 
 def _child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
@@ -157,13 +164,13 @@ def _child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None)
     return pulumi.ResourceOptions(parent=parent, retain_on_delete=opts.retain_on_delete if opts else None)
 
 
-class Folder(TypedDict):
-    """One owner's secrets for one store, already resolved."""
+class OwnerSecrets(TypedDict):
+    """One owner's secrets for one store, already resolved: an Infisical folder's, or a tenant's rows'."""
 
     owner: str
     """Tenant subdomain, or platform folder name."""
     path: NotRequired[str]
-    """Infisical folder path (/tenants/<subdomain> or /<platform folder>)."""
+    """Infisical folder path (/tenants/<subdomain> or /<platform folder>); unused for the database."""
     company_id: NotRequired[str | None]
     """The tenant's company, when tenants.yaml names it."""
     company_name: NotRequired[str | None]
@@ -181,7 +188,7 @@ class Folder(TypedDict):
 class InfisicalSecretsArgs(TypedDict):
     environment: str
     """The Infisical environment slug this stack writes to."""
-    folders: Sequence[Folder]
+    folders: Sequence[OwnerSecrets]
     """The folders to manage."""
     fingerprint_key: bytes
     """The key of the per-key fingerprints."""
@@ -195,7 +202,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
     """The folder resources by owner."""
 
     def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("tenant-secrets:index:InfisicalSecrets", name, {}, opts)
+        super().__init__(c.INFISICAL_SECRETS_COMPONENT, name, {}, opts)
         folders = {
             folder["owner"]: InfisicalFolder(
                 f"{folder['owner']}-infisical",
@@ -212,15 +219,14 @@ class InfisicalSecrets(pulumi.ComponentResource):
         }
         self.folders = folders
         self.fingerprints = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
-        self.register_outputs({"fingerprints": self.fingerprints})
+        self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})
 
 
 class DatabaseSecretsArgs(TypedDict):
-    tenants: Sequence[Folder]
+    tenants: Sequence[OwnerSecrets]
     """The tenants whose rows to manage."""
-    schema: Mapping[str, Any]
-    """Schema settings: table_prefix, create_companies, schema_version, rotation_pending, rotation_batch_size,
-    and the roles (app_role, provisioner_role and their passwords as secrets)."""
+    schema: c.SchemaSettings
+    """The schema resource's settings: table prefix, migrations, rotation, roles."""
     key_version: int
     """The active master key version."""
     key_versions: Sequence[str]
@@ -239,10 +245,12 @@ class DatabaseSecrets(pulumi.ComponentResource):
     """The schema and tenant resources: whatever waits for every row to be written depends on these."""
 
     def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("tenant-secrets:index:DatabaseSecrets", name, {}, opts)
+        super().__init__(c.DATABASE_SECRETS_COMPONENT, name, {}, opts)
         schema = DatabaseSchema(
             f"{name}-schema",
-            props={**args["schema"], "key_version": args["key_version"], "key_versions": list(args["key_versions"])},
+            settings=args["schema"],
+            key_version=args["key_version"],
+            key_versions=args["key_versions"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("after", []))),
         )
         tenants = {
@@ -252,7 +260,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
                 values=tenant["values"],
                 decommissioned=tenant["decommissioned"],
                 decommission=tenant["decommission"],
-                table_prefix=args["schema"]["table_prefix"],
+                table_prefix=args["schema"].table_prefix,
                 company_id=tenant.get("company_id") or "",
                 company_name=tenant.get("company_name") or tenant["owner"],
                 fingerprint_key=args["fingerprint_key"],
@@ -265,4 +273,4 @@ class DatabaseSecrets(pulumi.ComponentResource):
         }
         self.writers = [schema, *tenants.values()]
         self.fingerprints = pulumi.Output.all(**{owner: t.fingerprints for owner, t in tenants.items()})
-        self.register_outputs({"fingerprints": self.fingerprints})
+        self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})

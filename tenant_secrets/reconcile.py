@@ -1,9 +1,14 @@
 """The decisions the providers make, kept free of Pulumi so they can be tested directly.
 
-A provider's resource properties follow one convention: the secret keys themselves are top-level
-properties (UPPER_CASE, so they never collide with the lowercase bookkeeping properties). That is
-what makes a preview name the key that changes (`~ STRIPE_SECRET_KEY`) while the value stays
-`[secret]` (docs/decisions/0003-resource-granularity.md).
+Each provider's `check` and `diff` in `components/providers.py` is one call to a function here
+(``folder_check``, ``folder_diff``, ``tenant_rows_diff``, ...); what a property is named, which inputs
+force a replace and what counts as a secret key is the contract's (`tenant_secrets/contract.py`).
+The secret keys are top-level properties (UPPER_CASE, so they never collide with the lowercase
+bookkeeping properties): that is what makes a preview name the key that changes
+(`~ STRIPE_SECRET_KEY`) while the value stays `[secret]` (docs/decisions/0003-resource-granularity.md).
+
+In `check`, ``olds`` are the old inputs; in `diff`, the old outputs (the state), whose
+:data:`~tenant_secrets.contract.RECORDED_FINGERPRINTS` are what the store held at the last write or refresh.
 """
 
 from __future__ import annotations
@@ -12,13 +17,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tenant_secrets.contract import (
+    COMPANY_ID,
+    DECLARED_FINGERPRINTS,
+    DECOMMISSION,
+    DECOMMISSIONED,
+    FOLDER,
+    OWNER,
+    OWNERS,
+    PATH,
+    PUBLICATION,
+    RECORDED_FINGERPRINTS,
+    TENANT_ROWS,
+    UNBOUND,
+    WRITTEN_FINGERPRINTS,
+    secret_keys,
+)
 from tenant_secrets.names import TENANTS_FOLDER, few, folder_problem, subdomain_problem
 from tenant_secrets.values import fingerprint
-
-
-def secret_keys(props: Mapping[str, Any]) -> set[str]:
-    """The secret keys among a resource's properties (bookkeeping properties are lowercase)."""
-    return {name for name in props if name[:1].isupper()}
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ def removed_tenant_failures(
 
 
 def desired_fingerprints(owner: str, news: Mapping[str, Any], fp_key: bytes) -> dict[str, str]:
+    """The fingerprints of the secret keys among ``news`` (a resource's inputs, or key -> value)."""
     return {key: fingerprint(fp_key, owner, key, str(news[key])) for key in sorted(secret_keys(news))}
 
 
@@ -143,3 +160,112 @@ def folder_path_failures(owner: str, path: str) -> list[RemovalFailure]:
     if problem is None:
         return []
     return [RemovalFailure("path", f"{owner}: {problem.message} ({what}); {problem.hint}".rstrip("; "))]
+
+
+# --- the providers' decisions, one per method -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What a provider's `diff` answers: ``changes`` as for :func:`diff_verdict`, and the replacing inputs
+    (the provider asks for delete-before-replace whenever it names some)."""
+
+    changes: bool | None
+    replaces: list[str]
+
+
+def declared_values(props: Mapping[str, Any]) -> dict[str, str]:
+    """The secret inputs: key -> value."""
+    return {key: str(props[key]) for key in secret_keys(props)}
+
+
+def keys_to_delete(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Keys to delete: those marked one by one, or every recorded key when the owner is decommissioned."""
+    if news.get(DECOMMISSION):
+        return sorted(set(olds.get(RECORDED_FINGERPRINTS) or {}) | secret_keys(olds))
+    return list(news.get(DECOMMISSIONED, []))
+
+
+def tracked_keys(props: Mapping[str, Any]) -> set[str]:
+    """Keys a folder or publication has held: recorded at the last write or refresh, or last written."""
+    return set(props.get(RECORDED_FINGERPRINTS) or {}) | set(props.get(WRITTEN_FINGERPRINTS) or {})
+
+
+def folder_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
+    """An Infisical folder's `check`: no key dropped without its decommission marker, and no path other
+    than the owner's own folder."""
+    failures = folder_path_failures(news[OWNER], news[PATH])
+    failures += removed_key_failures(news[OWNER], olds, news, keys_to_delete(olds, news))
+    return failures
+
+
+def folder_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> Diff:
+    """An Infisical folder's `diff`: fingerprints recorded at the last write (or refresh) against the
+    declared values.
+
+    A change in the declared values is answered "unknown" so that the engine names the keys
+    (:func:`diff_verdict`); drift found by a refresh, or a new path, is answered "changed".
+    """
+    replaces = FOLDER.replaced_by(olds, news)
+    desired = desired_fingerprints(news[OWNER], news, fp_key)
+    recorded = olds.get(RECORDED_FINGERPRINTS) or {}
+    changed = needs_write(recorded, desired, keys_to_delete(olds, news))
+    return Diff(
+        diff_verdict(
+            changed=bool(replaces or changed or olds.get(DECOMMISSION) != news.get(DECOMMISSION)),
+            replacing=bool(replaces),
+            recorded=recorded,
+            declared=olds.get(WRITTEN_FINGERPRINTS),
+        ),
+        replaces,
+    )
+
+
+def tenant_rows_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
+    """A tenant's rows' `check`: no key dropped without its decommission marker."""
+    return removed_key_failures(news[OWNER], olds, news, keys_to_delete(olds, news))
+
+
+def tenant_rows_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> Diff:
+    """A tenant's rows' `diff`: a key to write or delete, the owner decommissioned, a row not bound to it,
+    or a replacing input."""
+    replaces = TENANT_ROWS.replaced_by(olds, news)
+    changed = (
+        bool(keys_to_write(olds, news, fp_key))
+        or olds.get(DECOMMISSION) != news.get(DECOMMISSION)
+        or bool(news.get(UNBOUND))  # rows the preflight found not bound to them: overwrite them
+    )
+    return Diff(bool(replaces or changed), replaces)
+
+
+def keys_to_write(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> list[str]:
+    """Keys whose value changed or that go, and every key when the tenant's company changed."""
+    desired = desired_fingerprints(news[OWNER], news, fp_key)
+    if news.get(COMPANY_ID) and olds.get(COMPANY_ID) and news[COMPANY_ID] != olds[COMPANY_ID]:
+        return sorted(desired)
+    return needs_write(olds.get(RECORDED_FINGERPRINTS) or {}, desired, keys_to_delete(olds, news))
+
+
+def publication_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
+    """A master key publication's `diff`: a published secret added, changed or withdrawn, or drift."""
+    replaces = PUBLICATION.replaced_by(olds, news)
+    recorded = olds.get(RECORDED_FINGERPRINTS) or {}
+    return Diff(
+        diff_verdict(
+            changed=bool(replaces) or recorded != news[DECLARED_FINGERPRINTS],
+            replacing=bool(replaces),
+            recorded=recorded,
+            declared=olds.get(WRITTEN_FINGERPRINTS),
+        ),
+        replaces,
+    )
+
+
+def withdrawn(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """The secrets a publication's update withdraws: written last time, no longer declared."""
+    return sorted(set(olds.get(WRITTEN_FINGERPRINTS) or olds[RECORDED_FINGERPRINTS]) - set(news[DECLARED_FINGERPRINTS]))
+
+
+def registry_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
+    """The registry's `check`: no owner gone from tenants.yaml without its decommission marker."""
+    return removed_tenant_failures(olds.get(OWNERS, []), news.get(OWNERS, []), news.get(DECOMMISSIONED, []))

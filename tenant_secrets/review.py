@@ -6,11 +6,13 @@
     run_plan(...)                    what `tenantctl plan` does
 
 Where the keys come from. Each tenant resource (`<owner>-infisical`, `<owner>-database`) has one
-secret input per key, named by the key (UPPER_CASE), and a plain input `fingerprints` mapping each
-key to an HMAC of its value (docs/decisions/0003-resource-granularity.md). A create lists the new
-state's keys, a delete the old state's, and an update compares the two fingerprint maps key by key:
-Python dynamic providers cannot report which properties differ, so the preview's own `diffReasons`
-and `detailedDiff` are empty for them; their key names are used too, when a provider does fill them.
+secret input per key, named by the key (UPPER_CASE), and a plain input mapping each key to an HMAC of
+its value, the declared fingerprints (docs/decisions/0003-resource-granularity.md; the type tokens and
+property names are `tenant_secrets/contract.py`'s). A create lists the new state's keys, a delete the
+old state's, and an update compares the two fingerprint maps key by key. The preview's own
+`diffReasons` and `detailedDiff` name the changed keys only when the provider lets the engine diff the
+inputs (the Infisical folders and key publications do, for declared changes: reconcile.diff_verdict;
+the database tenants do not), so they are read too, never relied on alone.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
@@ -35,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STORES = {"InfisicalFolder": "infisical", "MasterKeyPublication": "infisical", "DatabaseTenant": "database"}
-SCHEMA_TYPE = "DatabaseSchema"
-ENVIRONMENT_CONFIG = "tenant-secrets:environment"
+from tenant_secrets import contract as c
+
+ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
 # Deletions first: they are what a reviewer must not miss.
 ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
@@ -56,7 +58,6 @@ NOTES = {
     "create": "a new key is written",
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
 }
-_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 _CHECK_FAILURE = re.compile(
     r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
 )
@@ -127,37 +128,36 @@ def _key_names(inputs: Mapping[str, Any]) -> set[str]:
     """The secret keys a resource holds: its UPPER_CASE input names and its fingerprinted keys.
 
     Only names: the inputs' values are secrets and are not looked at."""
-    if inputs.get("decommission") is True:  # a decommissioned owner holds nothing
+    if inputs.get(c.DECOMMISSION) is True:  # a decommissioned owner holds nothing
         return set()
-    names = {str(name) for name in inputs if _KEY.fullmatch(str(name))}
-    return names | set(_fingerprints(inputs))
+    return c.secret_keys(inputs) | set(_fingerprints(inputs, c.DECLARED_FINGERPRINTS))
 
 
-def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
-    found = inputs.get("fingerprints")
-    if not isinstance(found, Mapping) or inputs.get("decommission") is True:
+def _fingerprints(props: Mapping[str, Any], name: str) -> dict[str, str]:
+    found = props.get(name)
+    if not isinstance(found, Mapping) or props.get(c.DECOMMISSION) is True:
         return {}
-    return {str(k): str(v) for k, v in found.items() if _KEY.fullmatch(str(k))}
+    return {str(k): str(v) for k, v in found.items() if c.is_secret_key(str(k))}
 
 
 def _recorded_fingerprints(step: Mapping[str, Any]) -> dict[str, str]:
-    """What the store held at the last write or refresh (the old state's output ``fingerprints``); after a
+    """What the store held at the last write or refresh (the old state's recorded fingerprints); after a
     refresh found drift it differs from the declared fingerprints. Empty when the state records none."""
     state = step.get("oldState")
     outputs = state.get("outputs") if isinstance(state, Mapping) else None
-    if not isinstance(outputs, Mapping) or not isinstance(outputs.get("fingerprints"), Mapping):
+    if not isinstance(outputs, Mapping):
         return {}
-    return _fingerprints(outputs)
+    return _fingerprints(outputs, c.RECORDED_FINGERPRINTS)
 
 
 def _reported_keys(step: Mapping[str, Any]) -> set[str]:
-    """Keys the engine itself names as changed (empty for Python dynamic providers)."""
+    """Keys the engine itself names as changed (those of an update the provider lets it diff)."""
     names: list[str] = [str(n) for n in step.get("diffReasons") or []]
     detailed = step.get("detailedDiff")
     if isinstance(detailed, Mapping):
         names += [str(n) for n in detailed]
     top = {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
-    return {name for name in top if _KEY.fullmatch(name)}
+    return c.secret_keys(top)
 
 
 def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
@@ -172,7 +172,7 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     if op in REPLACE_OPS:
         changes = dict.fromkeys(sorted(before - after), "delete")
         return changes | dict.fromkeys(sorted(after), "replace")
-    old_fp, new_fp = _fingerprints(old), _fingerprints(new)
+    old_fp, new_fp = _fingerprints(old, c.DECLARED_FINGERPRINTS), _fingerprints(new, c.DECLARED_FINGERPRINTS)
     changes = dict.fromkeys(sorted(before - after), "delete")
     changes |= dict.fromkeys(sorted(after - before), "create")
     both = before & after
@@ -181,16 +181,16 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     recorded = _recorded_fingerprints(step)
     drifted = {key for key in both - changed if key in new_fp and recorded.get(key, "") != new_fp[key]}
     changes |= dict.fromkeys(sorted(drifted), "restore")
-    if not changes and old.get("key_version") != new.get("key_version"):
+    if not changes and old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION):
         changes = dict.fromkeys(sorted(after), "re-encrypt")
     return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)
 
 
 def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) -> list[Row]:
     old, new = _inputs(step, "oldState"), _inputs(step, "newState")
-    owner = str(new.get("owner") or old.get("owner") or str(step.get("urn", "")).rsplit("::", 1)[-1])
-    environment = str(new.get("environment") or old.get("environment") or environment)
-    path = str(new.get("path") or old.get("path") or "")
+    owner = str(new.get(c.OWNER) or old.get(c.OWNER) or str(step.get("urn", "")).rsplit("::", 1)[-1])
+    environment = str(new.get(c.ENVIRONMENT) or old.get(c.ENVIRONMENT) or environment)
+    path = str(new.get(c.PATH) or old.get(c.PATH) or "")
     kind = "platform" if store == "infisical" and path and not path.startswith("/tenants/") else "tenant"
     changes = _key_changes(step, op)
     if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
@@ -204,9 +204,9 @@ def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row
         action = "create"
     elif op in DELETE_OPS:
         return []  # the schema is never dropped (DatabaseSchemaProvider.delete keeps it)
-    elif any(old.get(p) != new.get(p) for p in ("schema_version", "table_prefix")):
+    elif any(old.get(p) != new.get(p) for p in c.SCHEMA_MIGRATES):
         action = "migrate"
-    elif old.get("key_version") != new.get("key_version") or new.get("rotation_pending") is True:
+    elif old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION) or new.get(c.ROTATION_PENDING) is True:
         action = "re-encrypt"
     else:
         action = "update"  # roles, passwords, or the key versions the schema checks
@@ -270,9 +270,9 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
         if op in ("same", "read", "refresh"):
             continue
         kind = _type_name(step)
-        if kind in STORES:
-            rows.update(_owner_rows(step, op, STORES[kind], default_environment))
-        elif kind == SCHEMA_TYPE:
+        if kind in c.STORES:
+            rows.update(_owner_rows(step, op, c.STORES[kind], default_environment))
+        elif kind == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
     return sorted(rows, key=_order)
 

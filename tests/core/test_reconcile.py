@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenant_secrets import reconcile
+from tenant_secrets import contract, reconcile
 from tenant_secrets.store.errors import CompanyNotFoundError
 from tenant_secrets.values import fingerprint
 
@@ -11,7 +11,20 @@ FP_KEY = bytes(range(32))
 
 def test_secret_keys_are_the_uppercase_properties() -> None:
     props = {"owner": "acme", "path": "/tenants/acme", "STRIPE_SECRET_KEY": "x", "SMTP_HOST": "y"}
-    assert reconcile.secret_keys(props) == {"STRIPE_SECRET_KEY", "SMTP_HOST"}
+    assert contract.secret_keys(props) == {"STRIPE_SECRET_KEY", "SMTP_HOST"}
+
+
+def test_a_decommissioned_owner_deletes_every_key_it_held_and_declared() -> None:
+    olds = {"owner": "acme", "fingerprints": {"A_KEY": "fp", "B_KEY": "fp"}, "C_KEY": "value"}
+    assert reconcile.keys_to_delete(olds, {"owner": "acme", "decommission": True}) == ["A_KEY", "B_KEY", "C_KEY"]
+    assert reconcile.keys_to_delete(olds, {"owner": "acme", "decommissioned": ["B_KEY"]}) == ["B_KEY"]
+
+
+def test_a_publication_withdraws_what_it_last_wrote_and_no_longer_declares() -> None:
+    olds = {"fingerprints": {"V1": "a"}, "declared_fingerprints": {"V1": "a", "V2": "b"}}
+    assert reconcile.withdrawn(olds, {"fingerprints": {"V2": "b"}}) == ["V1"]
+    assert reconcile.withdrawn({"fingerprints": {"V1": "a"}}, {"fingerprints": {}}) == ["V1"]  # an older state
+    assert reconcile.tracked_keys(olds) == {"V1", "V2"}
 
 
 def test_unchanged_values_need_no_write() -> None:

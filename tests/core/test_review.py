@@ -278,7 +278,8 @@ def _step(name: str, urn_suffix: str) -> dict[str, Any]:
 
 
 def test_keys_named_in_detailed_diff_count_as_updates() -> None:
-    """A provider that fills detailedDiff / diffReasons (a future provider plugin) is read by key name."""
+    """A provider that fills detailedDiff / diffReasons (the Infisical folders for declared changes, or a
+    provider plugin) is read by key name."""
     step = _step("change-value", "::codewiser-database")
     step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
     assert rows_from_preview({"steps": [step]}, "dev") == [d("codewiser", "database", "-", "update")]

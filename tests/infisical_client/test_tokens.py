@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from infisical_server.testing import sample_config, start_server
-from tenant_secrets import infisical
-from tenant_secrets.infisical import InfisicalClient
+from tenant_secrets.infisical import InfisicalClient, transport
 from tests.infisical_client.conftest import FAST, credentials
 
 LOGIN = "POST /api/v1/auth/universal-auth/login"
@@ -64,7 +63,7 @@ def test_a_refused_token_triggers_one_new_login(tmp_path: Path) -> None:
     try:
         creds = credentials(server)
         # A cached token the server does not accept (as after a server-side revocation).
-        infisical._store_token((creds.site_url, creds.client_id), "not-a-valid-token", 3600)
+        transport._store_token((creds.site_url, creds.client_id), "not-a-valid-token", 3600)
         assert InfisicalClient(creds, FAST).list_secrets("dev", "/") == {}
         counts = server.request_counts()
         assert counts[LOGIN] == 1
