@@ -25,8 +25,11 @@ verify: setup ## tenantctl verify on the demo stack (after make demo): both stor
 	@source scripts/env.sh && $(PY) -m dev.services up && eval "$$($(PY) -m dev.services env)" && source .state/demo/env \
 	  && cd .state/demo/project && tenantctl verify --stack dev
 
-test: setup ## the whole test suite (starts its own services)
+test: setup ## the test suite (starts its own services); the long runs: make test-long
 	@source scripts/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+test-long: setup ## the long runs kept out of make test (faults, a killed migration, the README in a fresh clone); CI runs both
+	@source scripts/env.sh && $(PY) -m pytest -m long $(PYTEST_ARGS)
 
 lint: setup ## ruff, and mypy (strict on the core)
 	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy && actionlint
@@ -47,4 +50,4 @@ shell: ## a shell in the demo's project (after `make demo`): tenantctl, pulumi, 
 lock: ## re-pin requirements.lock from requirements.in
 	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
 
-.PHONY: help setup services-up services-down demo verify test lint bench validate plan shell lock
+.PHONY: help setup services-up services-down demo verify test test-long lint bench validate plan shell lock

@@ -24,7 +24,7 @@ from tenant_secrets.binding import BoundRow, check_rows
 from tenant_secrets.envelope import Keyring
 from tests.e2e.conftest import Project, configure, sdk_listing
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 RUNS = int(os.environ.get("TENANT_SECRETS_FAULT_RUNS", "1"))
 TENANTS, KEYS = 4, 5

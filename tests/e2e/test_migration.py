@@ -129,6 +129,7 @@ def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
                 os.killpg(engine.pid, signal.SIGKILL)
 
 
+@pytest.mark.long
 def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Project, master_key: str) -> None:
     infisical = project.infisical
     client = sdk(infisical)

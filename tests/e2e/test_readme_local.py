@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 def readme_local_commands() -> list[str]:
@@ -40,7 +40,9 @@ def clone(tmp_path: Path) -> Iterator[Path]:
 
 
 def shell(root: Path, command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "INFISICAL_", "DATABASE_URL"))}
+    # a person's shell: none of the test run's services, nor the make that may have started it
+    user = ("PULUMI_", "INFISICAL_", "DATABASE_URL", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(user)}
     env["SHELL"] = "/bin/bash"
     return subprocess.run(
         ["bash", "-c", command], cwd=root, env=env, input=stdin, capture_output=True, text=True, check=False
