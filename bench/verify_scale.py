@@ -11,6 +11,7 @@ Infisical client and PostgreSQL, and, for comparison, the same folders listed on
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -52,20 +53,12 @@ def _tenants(n: int) -> str:
 
 
 def run(n: int, root: Path) -> None:
-    settings = StackSettings(
-        environment="dev",
-        tenants_file=Path("tenants.yaml"),
-        keyring={"1": os.urandom(32).hex()},
-        key_version=1,
-        derivation_key=os.urandom(32),
-        table_prefix="",
-        create_companies=True,
-        history_retention=10,
-        retain_on_delete=False,
-        app_role=None,
-        provisioner_role=None,
-        rotation_batch_size=500,
-    )
+    stack_config = {
+        "masterKeys": json.dumps({"v1": os.urandom(32).hex()}),
+        "derivationKey": os.urandom(32).hex(),
+        "createCompanies": "true",
+    }
+    settings = StackSettings.load(stack_config.get, stack="dev")
     plan = plan_environment(parse_tenants(_tenants(n)), "dev")
     config = {t.subdomain: {"STRIPE_SECRET_KEY": f"fake-stripe-{t.subdomain}"} for t in plan.tenants}
 

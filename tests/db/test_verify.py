@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -85,24 +84,8 @@ def config(path: tuple[str, ...]) -> str | None:
 
 @pytest.fixture
 def settings() -> StackSettings:
-    derivation_key = os.urandom(32)
-    return StackSettings(
-        environment="dev",
-        tenants_file=Path("tenants.yaml"),
-        keyring={"1": KEY_V1},
-        key_version=1,
-        master_key_source="stack",
-        key_folder="/hono-api",
-        derivation_key=derivation_key,
-        fingerprint_source=derivation_key,
-        table_prefix="",
-        create_companies=True,
-        history_retention=10,
-        retain_on_delete=False,
-        app_role=None,
-        provisioner_role=None,
-        rotation_batch_size=500,
-    )
+    config = {"masterKeys": json.dumps({"v1": KEY_V1}), "createCompanies": "true", "retainOnDelete": "false"}
+    return StackSettings.load({**config, "derivationKey": os.urandom(32).hex()}.get, stack="dev")
 
 
 @pytest.fixture
