@@ -66,6 +66,17 @@ class DescriptorError(ValueError):
     """A descriptor in the state that is not one this version writes (a hand-edited state, say)."""
 
 
+def config_value(tree: object, path: tuple[str, ...]) -> str | None:
+    """The value a `{from: config}` source reads at ``path`` in the stack's structured ``secrets`` object;
+    None where there is nothing, or an object or a list."""
+    node = tree
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return None if node is None or isinstance(node, dict | list) else str(node)
+
+
 def describe(source: ValueSource) -> dict[str, Any]:
     """The descriptor of ``source``: plain JSON, never a value."""
     if isinstance(source, ConfigSource):

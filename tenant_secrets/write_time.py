@@ -18,7 +18,7 @@ from typing import Any
 
 from tenant_secrets.names import few
 from tenant_secrets.reconcile import stale_keys
-from tenant_secrets.sources import LiteralSource, TenantsFileLiteral, described, where
+from tenant_secrets.sources import LiteralSource, TenantsFileLiteral, config_value, described, where
 from tenant_secrets.values import Resolver, UnresolvedValueError
 
 
@@ -31,16 +31,7 @@ def config_lookup(secrets_json: str | None) -> Callable[[tuple[str, ...]], str |
     """A lookup of paths inside the stack's structured ``secrets`` config object, as the engine hands it to
     a provider (JSON text, decrypted): None where there is nothing, or an object or list."""
     tree: Any = json.loads(secrets_json) if secrets_json else {}
-
-    def lookup(path: tuple[str, ...]) -> str | None:
-        node = tree
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return None if node is None or isinstance(node, dict | list) else str(node)
-
-    return lookup
+    return lambda path: config_value(tree, path)
 
 
 @dataclass
