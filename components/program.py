@@ -349,8 +349,9 @@ def run() -> None:
         mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS))
 
     provider = dynamic_provider(pulumi.get_stack())
-    # the components' children inherit the provider; the publications take it themselves
+    # the components' children inherit the provider; the resources declared here take it themselves
     retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, providers=[provider])
+    retain_own = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, provider=provider)
     Registry(
         "registry",
         owners=[t.subdomain for t in plan.tenants if not t.decommission] + [f.name for f in plan.platform],
@@ -368,13 +369,7 @@ def run() -> None:
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
     if database_tenants and keyring is not None:
         published, declare_current = (
-            publish_master_keys(
-                settings,
-                keyring,
-                inspection,
-                pulumi.ResourceOptions.merge(retain, pulumi.ResourceOptions(provider=provider)),
-                key_folder,
-            )
+            publish_master_keys(settings, keyring, inspection, retain_own, key_folder)
             if settings.master_key_source == "stack"
             else (None, None)
         )
