@@ -1,0 +1,348 @@
+"""Creating shard stacks, and changing an environment's number of shards without touching a secret.
+
+    tenantctl shards init --environment prod --count 16   create the missing stacks prod-02 .. prod-16
+    tenantctl reshard --environment prod --from 2 --to 3  move each tenant whose shard changes
+
+A reshard moves state, never data (docs/decisions/0034): for each pair of stacks, `pulumi state move`
+takes the moved tenants' InfisicalFolder and DatabaseTenant resources (their secret inputs re-encrypted
+by the destination's secrets provider), then one `pulumi stack export`/`import` per stack puts the
+moved resources back under the destination's InfisicalSecrets / DatabaseSecrets component (state move
+parents a resource whose parent stays behind to the stack itself) and updates each stack's registry, so
+no tenant reads as removed. Last, each stack's `tenant-secrets:shard` becomes k/M. The next preview of
+every stack shows no change; no store is written or read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenant_secrets import contract as c
+from tenant_secrets.loader import load_tenants_file
+from tenant_secrets.model import TenantsFileError, plan_environment
+from tenant_secrets.shards import MAX_SHARDS, Shard, shard_of, stack_name
+from tenant_secrets.stack_settings import NAMESPACE
+from tenant_secrets.stacks import StackFileError, StackInfo, discover
+
+Runner = Callable[[Sequence[str]], str]
+MOVED_TYPES = (c.INFISICAL_FOLDER, c.DATABASE_TENANT)
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+PROVIDER_TYPE = "pulumi:providers:pulumi-python"
+"""The dynamic resources' default provider: its inputs are the whole stack config, so two stacks' differ."""
+URNS_PER_MOVE = 1000
+"""URNs per `pulumi state move` call, to stay well under the command line's limit."""
+
+
+class ReshardError(Exception):
+    """The reshard cannot start or go on; one line saying what and how to go on."""
+
+
+def moves(subdomains: Iterable[str], old: int, new: int) -> dict[tuple[int, int], list[str]]:
+    """(from shard, to shard) -> the tenants that move, for every pair that has any."""
+    found: dict[tuple[int, int], list[str]] = {}
+    for subdomain in sorted(set(subdomains)):
+        pair = (shard_of(subdomain, old), shard_of(subdomain, new))
+        if pair[0] != pair[1]:
+            found.setdefault(pair, []).append(subdomain)
+    return found
+
+
+def _type(urn: str) -> str:
+    """The last type of a URN's type chain: `pulumi-python:dynamic/tenants:InfisicalFolder`."""
+    return urn.split("::")[2].rsplit("$", 1)[-1]
+
+
+def _rename(urn: str, stack: str) -> str:
+    """The URN with another stack's name (the project stays)."""
+    head, rest = urn.split("::", 1)
+    return f"{head.rsplit(':', 1)[0]}:{stack}::{rest}"
+
+
+def _unparented(urn: str, stack: str) -> str:
+    """The URN `pulumi state move` gives a resource whose parent stays behind: in ``stack``, parented to the
+    stack, so its URN loses the parent's type."""
+    head, project, types, name = _rename(urn, stack).split("::", 3)
+    return f"{head}::{project}::{types.rsplit('$', 1)[-1]}::{name}"
+
+
+def tenant_resources(deployment: Mapping[str, Any], owners: Iterable[str]) -> dict[str, str]:
+    """URN -> parent URN of the InfisicalFolder and DatabaseTenant resources of ``owners``."""
+    wanted = set(owners)
+    found: dict[str, str] = {}
+    for res in deployment.get("resources") or []:
+        urn = str(res.get("urn", ""))
+        kind = _type(urn).rsplit(":", 1)[-1] if urn.count("::") >= 3 else ""
+        owner = (res.get("inputs") or {}).get(c.OWNER)
+        if kind in MOVED_TYPES and owner in wanted and res.get("custom"):
+            found[urn] = str(res.get("parent", ""))
+    return found
+
+
+def _registry(resources: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((r for r in resources if _type(str(r.get("urn", ""))).endswith(f":{c.REGISTRY}")), None)
+
+
+@dataclass
+class StackEdit:
+    """What one stack's state needs after the moves: parents to restore, owners to register or drop."""
+
+    parents: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Moved resource's URN as `pulumi state move` leaves it (parented to the stack, the component's type
+    dropped from its URN) -> its URN and its component's URN as the program declares them."""
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Component URN (in this stack) -> the source's component entry, to add when this stack has none."""
+    arrived: dict[str, bool] = field(default_factory=dict)
+    """Owner -> decommissioned, the owners that moved in."""
+    left: set[str] = field(default_factory=set)
+
+
+def apply_edit(deployment: dict[str, Any], stack: str, edit: StackEdit) -> None:
+    """Restore the moved resources' parents (adding the components a new stack lacks) and update the registry."""
+    resources: list[dict[str, Any]] = deployment.setdefault("resources", [])
+    root = next((r["urn"] for r in resources if r.get("type") == ROOT_STACK_TYPE and not r.get("parent")), None)
+    if root is None:
+        raise ReshardError(f"stack {stack} has no stack resource after the move; run `pulumi up` on it, then again")
+    present = {r["urn"] for r in resources}
+    added = []
+    for urn, entry in edit.components.items():
+        if urn not in present:
+            added.append({**entry, "urn": urn, "parent": root, "outputs": {}, "dependencies": []})
+            present.add(urn)
+    index = next(i for i, r in enumerate(resources) if r["urn"] == root) + 1
+    resources[index:index] = added  # a parent comes before its children
+    for res in resources:
+        if res["urn"] in edit.parents:
+            res["urn"], res["parent"] = edit.parents[res["urn"]]
+    registry = _registry(resources)
+    if registry is None and (edit.arrived or edit.left):
+        raise ReshardError(f"stack {stack} has no registry; run the reshard again")
+    if registry is not None:
+        for side in ("inputs", "outputs"):
+            props = registry.setdefault(side, {})
+            owners = set(props.get(c.OWNERS) or ()) - edit.left
+            gone = set(props.get(c.DECOMMISSIONED) or ()) - edit.left
+            owners |= {o for o, decommissioned in edit.arrived.items() if not decommissioned}
+            gone |= {o for o, decommissioned in edit.arrived.items() if decommissioned}
+            props[c.OWNERS], props[c.DECOMMISSIONED] = sorted(owners), sorted(gone)
+
+
+def _provider(resources: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((r for r in resources if r.get("type") == PROVIDER_TYPE and r["urn"].endswith("::default")), None)
+
+
+def align_provider(source: dict[str, Any], provider_id: str) -> bool:
+    """Give the source's default provider the destination's id, so `pulumi state move` takes the destination's
+    provider for the moved resources (it refuses a provider of the same URN with another id and other inputs,
+    and this provider's inputs are the stack's config). False when there was nothing to change."""
+    resources: list[dict[str, Any]] = source.get("resources") or []
+    provider = _provider(resources)
+    if provider is None or provider.get("id") == provider_id:
+        return False
+    old, new = f"{provider['urn']}::{provider['id']}", f"{provider['urn']}::{provider_id}"
+    for res in resources:
+        if res.get("provider") == old:
+            res["provider"] = new
+    next(r for r in resources if r is provider)["id"] = provider_id
+    return True
+
+
+def bootstrap(run: Runner, stack: str, registry_urn: str) -> None:
+    """A new shard stack's own registry (and so its own default provider), by a targeted `pulumi up` that
+    creates nothing else: the registry records the tenants the stack's shard setting assigns to it."""
+    run(["up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, "--target", registry_urn])
+
+
+def pulumi_runner(cwd: Path) -> Runner:
+    """Runs the `pulumi` on PATH in ``cwd``; a failure is a ReshardError with pulumi's last line."""
+
+    def run(args: Sequence[str]) -> str:
+        done = subprocess.run(["pulumi", *args], cwd=cwd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or [""]
+            raise ReshardError(f"`pulumi {' '.join(args[:2])}` failed: {last[0]}")
+        return done.stdout
+
+    return run
+
+
+def _export(run: Runner, stack: str) -> dict[str, Any]:
+    checkpoint: dict[str, Any] = json.loads(run(["stack", "export", "--stack", stack]))
+    return checkpoint
+
+
+def _import(run: Runner, stack: str, checkpoint: Mapping[str, Any]) -> None:
+    """`pulumi stack import` from a private directory; the checkpoint's secrets stay encrypted."""
+    with tempfile.TemporaryDirectory(prefix="tenantctl-reshard-") as directory:
+        path = Path(directory) / f"{stack}.json"
+        path.write_text(json.dumps(checkpoint))
+        run(["stack", "import", "--stack", stack, "--file", str(path)])
+
+
+def _stacks_by_index(stacks: Sequence[StackInfo], environment: str, count: int) -> dict[int, str]:
+    return {
+        s.index: s.name for s in stacks if s.environment == environment and (s.shard.count if s.shard else 1) == count
+    }
+
+
+def init_shards(root: Path, environment: str, count: int, run: Runner, secrets_provider: str | None) -> list[str]:
+    """Create the stacks of shards 2..count that do not exist yet, each with shard 1's config (secrets copied
+    by the CLI) and `shard: k/count`. Shard 1 is the environment's existing stack."""
+    if not 1 <= count <= MAX_SHARDS:
+        raise ReshardError(f"--count: a whole number from 1 to {MAX_SHARDS}")
+    known = discover(root)
+    owners = [s for s in known if s.environment == environment and s.index == 1]
+    if len(owners) != 1:
+        raise ReshardError(
+            f"environment {environment} needs exactly one stack of shard 1 (its own stack) to copy from; found "
+            f"{', '.join(s.name for s in owners) or 'none'}"
+        )
+    names = {s.name for s in known}
+    created = []
+    for index in range(2, count + 1):
+        name = stack_name(environment, index)
+        if name in names:
+            continue
+        command = ["stack", "init", name, "--copy-config-from", owners[0].name, "--no-select"]
+        run([*command, *(["--secrets-provider", secrets_provider] if secrets_provider else [])])
+        run(["config", "set", "--stack", name, f"{NAMESPACE}:environment", environment])
+        run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, count))])
+        created.append(name)
+    return created
+
+
+@dataclass(frozen=True)
+class ReshardSummary:
+    moved: dict[tuple[str, str], int]
+    stacks: list[str]
+    seconds: float
+
+    def lines(self) -> str:
+        pairs = "; ".join(f"{src} -> {dst}: {n} tenant(s)" for (src, dst), n in sorted(self.moved.items()))
+        total = sum(self.moved.values())
+        return (
+            f"moved {total} tenant(s) in {self.seconds:.1f} s ({pairs or 'none'}); shard settings updated on "
+            f"{', '.join(self.stacks)}; preview each stack: it shows no change\n"
+        )
+
+
+def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, tenants_file: str) -> ReshardSummary:
+    """Move each tenant whose shard changes from ``old`` to ``new`` shards, state only (see the module)."""
+    started = time.monotonic()
+    if not (1 <= old <= MAX_SHARDS and 1 <= new <= MAX_SHARDS) or old == new:
+        raise ReshardError(f"--from and --to: two different whole numbers from 1 to {MAX_SHARDS}")
+    known = discover(root)
+    before = _stacks_by_index(known, environment, old)
+    if old == 1:
+        before |= {s.index: s.name for s in known if s.environment == environment and s.shard is None}
+    if sorted(before) != list(range(1, old + 1)):
+        raise ReshardError(
+            f"environment {environment} is not in {old} shard(s) now: its stack files name shard(s) "
+            f"{', '.join(map(str, sorted(before))) or 'none'} of {old}"
+        )
+    after = {k: before.get(k) or _stacks_by_index(known, environment, new).get(k) for k in range(1, new + 1)}
+    missing = [stack_name(environment, k) for k, name in after.items() if name is None]
+    if missing:
+        raise ReshardError(
+            f"no stack for shard(s) {', '.join(missing)}: create them with "
+            f"`tenantctl shards init --environment {environment} --count {new}`, then run this again"
+        )
+    names: dict[int, str] = {k: str(name) for k, name in after.items()}
+    try:
+        plan = plan_environment(load_tenants_file(Path(root, tenants_file)), environment)
+    except TenantsFileError as err:
+        raise ReshardError(f"{tenants_file} is not valid ({err.issues[0]}): run `tenantctl validate`") from None
+    decommissioned = {t.subdomain: t.decommission for t in plan.tenants}
+    edits: dict[str, StackEdit] = {name: StackEdit() for name in {*before.values(), *names.values()}}
+    moved: dict[tuple[str, str], int] = {}
+    exports = {k: _export(run, name) for k, name in before.items()}
+    registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
+    if registry is None:
+        raise ReshardError(f"stack {before[1]} has never been applied: run `pulumi up` on every shard first")
+    for index, name in sorted(names.items()):
+        if (
+            index not in before
+            and _registry((_export(run, name).get("deployment") or {}).get("resources") or []) is None
+        ):
+            bootstrap(run, name, _rename(registry["urn"], name))
+    for (src_k, dst_k), owners in sorted(moves(decommissioned, old, new).items()):
+        src, dst = before[src_k], names[dst_k]
+        deployment = exports[src_k].get("deployment") or {}
+        found = tenant_resources(deployment, owners)
+        if not found:
+            continue  # tenants declared but never applied: nothing in state to move
+        target = _provider((_export(run, dst).get("deployment") or {}).get("resources") or [])
+        current = _export(run, src)
+        if target is not None and align_provider(current.setdefault("deployment", {}), str(target["id"])):
+            _import(run, src, current)
+        for start in range(0, len(found), URNS_PER_MOVE):
+            batch = sorted(found)[start : start + URNS_PER_MOVE]
+            run(["state", "move", "--source", src, "--dest", dst, "--yes", *batch])
+        by_urn = {r["urn"]: r for r in deployment.get("resources") or []}
+        for urn, parent in found.items():
+            edits[dst].parents[_unparented(urn, dst)] = (_rename(urn, dst), _rename(parent, dst))
+            if parent in by_urn and by_urn[parent].get("type") != ROOT_STACK_TYPE:
+                edits[dst].components[_rename(parent, dst)] = by_urn[parent]
+        moving = {o for o in owners if any((by_urn[u].get("inputs") or {}).get(c.OWNER) == o for u in found)}
+        edits[dst].arrived |= {o: decommissioned[o] for o in moving}
+        edits[src].left |= moving
+        moved[src, dst] = len(moving)
+    for name, edit in sorted(edits.items()):
+        if edit.parents or edit.left or edit.arrived:
+            checkpoint = _export(run, name)
+            apply_edit(checkpoint.setdefault("deployment", {}), name, edit)
+            _import(run, name, checkpoint)
+    for index, name in sorted(names.items()):
+        run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, new))])
+    return ReshardSummary(moved, [names[k] for k in sorted(names)], time.monotonic() - started)
+
+
+def init_command(args: argparse.Namespace) -> int:
+    try:
+        created = init_shards(
+            Path.cwd(), args.environment, args.count, pulumi_runner(Path.cwd()), args.secrets_provider
+        )
+    except (ReshardError, StackFileError) as err:
+        print(f"tenantctl shards init: {err}", file=sys.stderr)
+        return 1
+    print(f"created {', '.join(created) or 'no stack (all exist)'}; commit their Pulumi.<stack>.yaml files")
+    return 0
+
+
+def reshard_command(args: argparse.Namespace) -> int:
+    try:
+        summary = reshard(
+            Path.cwd(), args.environment, args.old, args.new, run=pulumi_runner(Path.cwd()), tenants_file=args.file
+        )
+    except (ReshardError, StackFileError) as err:
+        print(f"tenantctl reshard: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(summary.lines())
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    """`tenantctl shards init` and `tenantctl reshard`."""
+    group = commands.add_parser("shards", help="shard stacks of an environment")
+    sub = group.add_subparsers(dest="shards_command", required=True)
+    init = sub.add_parser("init", help="create the missing stacks of shards 2..N, config copied from shard 1's")
+    init.add_argument("--environment", required=True)
+    init.add_argument("--count", type=int, required=True, help="N, the number of shards")
+    init.add_argument("--secrets-provider", help="passed to `pulumi stack init` (default: the backend's)")
+    init.set_defaults(run=init_command)
+
+    move = commands.add_parser(
+        "reshard", help="change an environment's number of shards: moves state only, never a secret"
+    )
+    move.add_argument("--environment", required=True)
+    move.add_argument("--from", dest="old", type=int, required=True, help="the number of shards now")
+    move.add_argument("--to", dest="new", type=int, required=True, help="the number of shards wanted")
+    move.add_argument("--file", default="tenants.yaml", help="the tenants file (default: tenants.yaml)")
+    move.set_defaults(run=reshard_command)
