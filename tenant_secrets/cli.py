@@ -298,8 +298,7 @@ def plan_command(args: argparse.Namespace) -> int:
     except StackFileError as err:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
-    statuses = [review.run_plan(name, args.format, None, None, allow_unchecked=args.allow_unchecked) for name in names]
-    return max(statuses)
+    return review.run_environment_plan(names, args.format, allow_unchecked=args.allow_unchecked)
 
 
 def import_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,121 @@
+"""`tenantctl affected`: which stacks a change touches, in a temporary git repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tenant_secrets.cli import main
+from tenant_secrets.shards import shard_of
+
+SUBDOMAINS = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
+
+
+def tenants_yaml(plans: dict[str, str], *, from_address: str = "a@example.test", extra: str = "") -> str:
+    entries = "".join(f"  - subdomain: {s}\n    secrets:\n      PLAN: {{value: {p}}}\n" for s, p in plans.items())
+    return (
+        "version: 1\ndefaults: {storage: infisical, environments: [dev, prod]}\n"
+        f"platform:\n  hono-api:\n    secrets:\n      EMAIL_FROM: {{value: {from_address}}}\n"
+        f"tenants:\n{entries}{extra}"
+    )
+
+
+def stack_file(environment: str, shard: str | None) -> str:
+    lines = f"config:\n  tenant-secrets:environment: {environment}\n"
+    return lines + (f'  tenant-secrets:shard: "{shard}"\n' if shard else "")
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """dev in one stack; prod in three shards (prod, prod-02, prod-03); committed as the base."""
+    (tmp_path / "tenants.yaml").write_text(tenants_yaml({s: f"plan-{s}" for s in SUBDOMAINS}))
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file("dev", None))
+    for index, name in enumerate(["prod", "prod-02", "prod-03"], start=1):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(stack_file("prod", f"{index}/3"))
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "program.py").write_text("# the program\n")
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "-c", "user.email=t@example.test", "-c", "user.name=t", "add", ".")
+    git(tmp_path, "-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "-qm", "base")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def affected(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    assert main(["affected", "--base", "main", *args]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def prod_stack(subdomain: str) -> str:
+    return ["prod", "prod-02", "prod-03"][shard_of(subdomain, 3) - 1]
+
+
+def test_nothing_changed_touches_no_stack(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert affected(capsys) == []
+
+
+def test_one_tenant_changed_touches_its_shard_and_the_unsharded_dev(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = {s: f"plan-{s}" for s in SUBDOMAINS} | {"echo": "plan-echo-2"}
+    (repo / "tenants.yaml").write_text(tenants_yaml(plans))
+    assert affected(capsys) == sorted(["dev", prod_stack("echo")])
+
+
+def test_a_tenant_added_above_the_others_touches_only_its_own_shard(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every other entry moves down the file: positions are not part of a tenant's entry
+    plans = {"newco": "plan-newco"} | {s: f"plan-{s}" for s in SUBDOMAINS}
+    (repo / "tenants.yaml").write_text(tenants_yaml(plans))
+    assert affected(capsys) == sorted(["dev", prod_stack("newco")])
+
+
+def test_a_tenant_only_in_dev_touches_only_dev(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = "  - subdomain: devonly\n    environments: [dev]\n    secrets:\n      PLAN: {value: p}\n"
+    (repo / "tenants.yaml").write_text(tenants_yaml({s: f"plan-{s}" for s in SUBDOMAINS}, extra=extra))
+    assert affected(capsys) == ["dev"]
+
+
+def test_a_platform_folder_touches_the_owner_shard(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plans = {s: f"plan-{s}" for s in SUBDOMAINS}
+    (repo / "tenants.yaml").write_text(tenants_yaml(plans, from_address="b@example.test"))
+    assert affected(capsys) == ["dev", "prod"]
+
+
+def test_a_stack_file_touches_that_stack_and_code_touches_all(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "Pulumi.prod-02.yaml").write_text(stack_file("prod", "2/3") + "  tenant-secrets:tablePrefix: x_\n")
+    assert affected(capsys) == ["prod-02"]
+    (repo / "components" / "program.py").write_text("# the program, changed\n")
+    assert affected(capsys) == ["dev", "prod", "prod-02", "prod-03"]
+
+
+def test_json_is_a_matrix_with_the_owners_apart(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "components" / "program.py").write_text("# the program, changed\n")
+    matrix = json.loads(affected(capsys, "--json")[0])
+    assert [e["stack"] for e in matrix["owners"]] == ["dev", "prod"]
+    assert [e["stack"] for e in matrix["others"]] == ["prod-02", "prod-03"]
+    assert matrix["stacks"][2] == {"stack": "prod-02", "environment": "prod", "shard": "2/3", "owner": False}
+    assert matrix["untouched"] == []
+
+
+def test_a_broken_tenants_file_touches_every_stack(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "tenants.yaml").write_text("version: 1\ntenants: [\n")
+    assert affected(capsys) == ["dev", "prod", "prod-02", "prod-03"]
+
+
+def test_shards_that_do_not_cover_an_environment_are_one_clear_line(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "Pulumi.prod-03.yaml").unlink()
+    (repo / "tenants.yaml").write_text(tenants_yaml({"alpha": "x"}))
+    assert main(["affected", "--base", "main"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("tenantctl affected: environment prod: the stacks prod, prod-02 do not split it")

@@ -1,0 +1,111 @@
+"""The reshard's state edits and the owner shard's key publication check, without the engine (the real
+run: tests/e2e/test_shards.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from tenant_secrets.envelope import Keyring
+from tenant_secrets.keyfolder import published_values
+from tenant_secrets.reshard import StackEdit, align_provider, apply_edit, moves
+from tenant_secrets.shards import publication_problem, shard_of
+
+P = "urn:pulumi:{stack}::tenant-secrets::"
+ROOT = P + "pulumi:pulumi:Stack::tenant-secrets-{stack}"
+COMPONENT = P + "tenant-secrets:index:InfisicalSecrets::infisical"
+FOLDER = P + "tenant-secrets:index:InfisicalSecrets$pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
+MOVED = P + "pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
+PROVIDER = P + "pulumi:providers:pulumi-python::default"
+REGISTRY = P + "pulumi-python:dynamic/tenants:Registry::registry"
+
+
+def key(label: str) -> bytes:
+    return hashlib.sha256(f"fake-{label}".encode()).digest()
+
+
+def test_moves_are_the_tenants_whose_shard_changes() -> None:
+    names = [f"t{i}" for i in range(200)]
+    found = moves(names, 2, 3)
+    assert set(found) <= {(1, 3), (2, 3)}
+    assert sorted(n for group in found.values() for n in group) == sorted(n for n in names if shard_of(n, 3) == 3)
+    assert moves(names, 3, 3) == {}
+
+
+def state(stack: str, owners: list[str], *, moved: Sequence[str] = ()) -> dict[str, Any]:
+    root = ROOT.format(stack=stack)
+    provider = PROVIDER.format(stack=stack)
+    resources: list[dict[str, Any]] = [
+        {"urn": root, "type": "pulumi:pulumi:Stack", "custom": False},
+        {"urn": provider, "id": f"id-{stack}", "type": "pulumi:providers:pulumi-python", "custom": True},
+        {
+            "urn": REGISTRY.format(stack=stack),
+            "id": "registry",
+            "parent": root,
+            "provider": f"{provider}::id-{stack}",
+            "inputs": {"owners": owners, "decommissioned": []},
+            "outputs": {"owners": owners, "decommissioned": []},
+        },
+    ]
+    for owner in moved:
+        resources.append(
+            {"urn": MOVED.format(stack=stack, owner=owner), "parent": root, "provider": f"{provider}::id-{stack}"}
+        )
+    return {"resources": resources}
+
+
+def test_a_moved_resource_gets_its_urn_and_component_back_and_the_registries_follow() -> None:
+    dest = state("prod-03", ["charlie"], moved=["alpha"])
+    component = {"urn": COMPONENT.format(stack="prod"), "type": "tenant-secrets:index:InfisicalSecrets"}
+    edit = StackEdit(
+        parents={
+            MOVED.format(stack="prod-03", owner="alpha"): (
+                FOLDER.format(stack="prod-03", owner="alpha"),
+                COMPONENT.format(stack="prod-03"),
+            )
+        },
+        components={COMPONENT.format(stack="prod-03"): component},
+        arrived={"alpha": False},
+    )
+    apply_edit(dest, "prod-03", edit)
+    by_urn = {r["urn"]: r for r in dest["resources"]}
+    assert by_urn[FOLDER.format(stack="prod-03", owner="alpha")]["parent"] == COMPONENT.format(stack="prod-03")
+    assert by_urn[COMPONENT.format(stack="prod-03")]["parent"] == ROOT.format(stack="prod-03")
+    urns = [r["urn"] for r in dest["resources"]]
+    assert urns.index(COMPONENT.format(stack="prod-03")) < urns.index(FOLDER.format(stack="prod-03", owner="alpha"))
+    registry = by_urn[REGISTRY.format(stack="prod-03")]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["alpha", "charlie"]
+
+    source = state("prod", ["alpha", "hono-api", "hotel"])
+    apply_edit(source, "prod", StackEdit(left={"alpha"}))
+    assert {r["urn"]: r for r in source["resources"]}[REGISTRY.format(stack="prod")]["inputs"]["owners"] == [
+        "hono-api",
+        "hotel",
+    ]
+
+
+def test_the_source_provider_takes_the_destinations_id() -> None:
+    source = state("prod", ["alpha"], moved=["alpha"])
+    assert align_provider(source, "id-prod-03")
+    provider = PROVIDER.format(stack="prod")
+    assert {r.get("provider") for r in source["resources"] if r.get("provider")} == {f"{provider}::id-prod-03"}
+    assert not align_provider(source, "id-prod-03")
+
+
+def test_a_non_owner_shard_waits_until_shard_1_published_its_active_key() -> None:
+    v1, v2 = key("master-1"), key("master-2")
+    ring = Keyring({1: v1, 2: v2}, 2)
+    where = {"folder": "/hono-api", "owner_stack": "prod"}
+    assert "does not publish master key version 2 yet; apply shard 1 (prod) first" in str(
+        publication_problem({}, ring, **where)
+    )
+    only_v1 = published_values({1: v1.hex()}, versions=[1], current=1)
+    assert "publishes master key version 1, not this stack's version 2 yet; apply shard 1 (prod) first" in str(
+        publication_problem(only_v1, ring, **where)
+    )
+    both = published_values({1: v1.hex(), 2: v2.hex()}, versions=[1, 2], current=2)
+    assert publication_problem(both, ring, **where) is None
+    other = Keyring({1: v1, 2: key("another-2")}, 2)
+    problem = str(publication_problem(both, other, **where))
+    assert "publishes another key as version 2" in problem and v2.hex() not in problem
