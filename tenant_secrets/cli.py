@@ -9,7 +9,7 @@
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
     tenantctl verify (--stack NAME | --environment ENV) [--tenants a,b] [--format text|markdown|json]
                                                                                     (tenant_secrets/verify.py)
-    tenantctl affected --base GIT_REF [--json]                                      (tenant_secrets/affected.py)
+    tenantctl affected --base GIT_REF [--json] [--repo DIR]                         (tenant_secrets/affected.py)
     tenantctl shards init --environment ENV --count N                              (tenant_secrets/reshard.py)
     tenantctl reshard --environment ENV --from N --to M
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
@@ -425,7 +425,7 @@ def affected_command(args: argparse.Namespace) -> int:
     from tenant_secrets.stacks import StackFileError  # noqa: PLC0415
 
     try:
-        found = affected.affected(Path.cwd(), args.base)
+        found = affected.affected(Path(args.repo), args.base)
     except (affected.AffectedError, StackFileError) as err:
         print(f"tenantctl affected: {err}", file=sys.stderr)
         return 2
@@ -570,6 +570,9 @@ def parser() -> argparse.ArgumentParser:
     aff = commands.add_parser("affected", help="the stacks that the changes since a git ref touch")
     aff.add_argument("--base", required=True, help="the git ref to compare the working tree with, e.g. origin/main")
     aff.add_argument("--json", action="store_true", help="a JSON object for a GitHub Actions matrix")
+    aff.add_argument(
+        "--repo", default=".", help="the checkout to read (data only: its tenants.yaml and stack files), default ."
+    )
     aff.set_defaults(run=affected_command)
     reshard.add_parsers(commands)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from tenant_secrets.cli import main
 from tenant_secrets.shards import shard_of
 
+ROOT = Path(__file__).resolve().parents[2]
 SUBDOMAINS = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
 
 
@@ -119,3 +121,44 @@ def test_shards_that_do_not_cover_an_environment_are_one_clear_line(
     assert main(["affected", "--base", "main"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("tenantctl affected: environment prod: the stacks prod, prod-02 do not split it")
+
+
+def test_another_checkout_is_read_as_data(
+    repo: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plans = {s: f"plan-{s}" for s in SUBDOMAINS} | {"bravo": "plan-bravo-2"}
+    (repo / "tenants.yaml").write_text(tenants_yaml(plans))
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert affected(capsys, "--repo", str(repo)) == sorted(["dev", prod_stack("bravo")])
+
+
+def test_the_comment_names_the_stacks_previewed_and_those_untouched(repo: Path, tmp_path: Path) -> None:
+    plans = {s: f"plan-{s}" for s in SUBDOMAINS} | {"bravo": "plan-bravo-2"}
+    (repo / "tenants.yaml").write_text(tenants_yaml(plans))
+    matrix = subprocess.run(
+        ["python", "-m", "tenant_secrets.cli", "affected", "--base", "main", "--json"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    shard = prod_stack("bravo")
+    (tmp_path / "plans" / f"plan-base-{shard}").mkdir(parents=True)
+    (tmp_path / "plans" / f"plan-base-{shard}" / "plan.md").write_text(f"### tenant-secrets plan: stack `{shard}`\n")
+    script = str(ROOT / "scripts" / "pr-comment.sh")
+    body = subprocess.run(
+        [script, "--matrix", matrix, "--plans", str(tmp_path / "plans"), "--prefix", "plan-base"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    untouched = ", ".join(f"`{s}`" for s in ["prod", "prod-02", "prod-03"] if s != shard)
+    assert body.startswith("<!-- tenant-secrets plan -->\n### tenant-secrets plan: 2 stack(s) previewed\n")
+    assert f"Previewed, as this change touches their tenants or settings: `dev`, `{shard}`." in body
+    assert f"Not previewed: {untouched}. This change touches none of their tenants or settings" in body
+    assert f"### tenant-secrets plan: stack `{shard}`" in body
+    assert "The preview of dev failed; see the job log." in body
