@@ -20,8 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,39 @@ def _unparented(urn: str, stack: str) -> str:
     return f"{head}::{project}::{types.rsplit('$', 1)[-1]}::{name}"
 
 
+def _kind(urn: str) -> str:
+    """`InfisicalFolder` from `...$pulumi-python:dynamic/tenants:InfisicalFolder::x`; "" for anything else."""
+    return _type(urn).rsplit(":", 1)[-1] if urn.count("::") >= 3 else ""
+
+
 def tenant_resources(deployment: Mapping[str, Any], owners: Iterable[str]) -> dict[str, str]:
     """URN -> parent URN of the InfisicalFolder and DatabaseTenant resources of ``owners``."""
     wanted = set(owners)
     found: dict[str, str] = {}
     for res in deployment.get("resources") or []:
         urn = str(res.get("urn", ""))
-        kind = _type(urn).rsplit(":", 1)[-1] if urn.count("::") >= 3 else ""
-        owner = (res.get("inputs") or {}).get(c.OWNER)
-        if kind in MOVED_TYPES and owner in wanted and res.get("custom"):
+        if _kind(urn) in MOVED_TYPES and (res.get("inputs") or {}).get(c.OWNER) in wanted and res.get("custom"):
             found[urn] = str(res.get("parent", ""))
+    return found
+
+
+def held_tenants(deployment: Mapping[str, Any]) -> set[str]:
+    """The owners whose InfisicalFolder or DatabaseTenant resources the state holds."""
+    return {
+        str((r.get("inputs") or {}).get(c.OWNER))
+        for r in deployment.get("resources") or []
+        if _kind(str(r.get("urn", ""))) in MOVED_TYPES and r.get("custom")
+    }
+
+
+def components_of(deployment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Kind of child (InfisicalFolder, DatabaseTenant) -> its component's entry, from a stack that has them."""
+    by_urn = {r["urn"]: r for r in deployment.get("resources") or []}
+    found: dict[str, dict[str, Any]] = {}
+    for res in by_urn.values():
+        parent = by_urn.get(str(res.get("parent", "")))
+        if _kind(res["urn"]) in MOVED_TYPES and parent is not None and parent.get("type") != ROOT_STACK_TYPE:
+            found.setdefault(_kind(res["urn"]), parent)
     return found
 
 
@@ -90,48 +113,52 @@ def _registry(resources: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return next((r for r in resources if _type(str(r.get("urn", ""))).endswith(f":{c.REGISTRY}")), None)
 
 
-@dataclass
-class StackEdit:
-    """What one stack's state needs after the moves: parents to restore, owners to register or drop."""
-
-    parents: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Moved resource's URN as `pulumi state move` leaves it (parented to the stack, the component's type
-    dropped from its URN) -> its URN and its component's URN as the program declares them."""
-    components: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Component URN (in this stack) -> the source's component entry, to add when this stack has none."""
-    arrived: dict[str, bool] = field(default_factory=dict)
-    """Owner -> decommissioned, the owners that moved in."""
-    left: set[str] = field(default_factory=set)
-
-
-def apply_edit(deployment: dict[str, Any], stack: str, edit: StackEdit) -> None:
-    """Restore the moved resources' parents (adding the components a new stack lacks) and update the registry."""
+def settle(
+    deployment: dict[str, Any],
+    stack: str,
+    *,
+    components: Mapping[str, Mapping[str, Any]],
+    elsewhere: Collection[str],
+    decommissioned: Mapping[str, bool],
+) -> bool:
+    """Make one stack's state what its program declares after moves: each tenant resource that `pulumi state
+    move` parented to the stack back under its component (URN and parent; the component added when the stack
+    has none), and the registry listing the tenants held here, not those now held only ``elsewhere``.
+    Derived from the state alone, so a reshard run again after an interruption finishes the job. Returns
+    whether anything changed."""
     resources: list[dict[str, Any]] = deployment.setdefault("resources", [])
     root = next((r["urn"] for r in resources if r.get("type") == ROOT_STACK_TYPE and not r.get("parent")), None)
     if root is None:
-        raise ReshardError(f"stack {stack} has no stack resource after the move; run `pulumi up` on it, then again")
-    present = {r["urn"] for r in resources}
-    added = []
-    for urn, entry in edit.components.items():
-        if urn not in present:
-            added.append({**entry, "urn": urn, "parent": root, "outputs": {}, "dependencies": []})
-            present.add(urn)
+        return False
+    present = {r["urn"]: r for r in resources}
+    changed = False
+    added: list[dict[str, Any]] = []
+    for res in resources:
+        kind = _kind(res["urn"])
+        if kind not in MOVED_TYPES or res.get("parent") != root or kind not in components:
+            continue
+        entry = components[kind]
+        component = _rename(entry["urn"], stack)
+        if component not in present:
+            present[component] = {**entry, "urn": component, "parent": root, "outputs": {}, "dependencies": []}
+            added.append(present[component])
+        head, project, types, name = res["urn"].split("::", 3)
+        res["urn"], res["parent"] = f"{head}::{project}::{entry['type']}${types}::{name}", component
+        changed = True
     index = next(i for i, r in enumerate(resources) if r["urn"] == root) + 1
     resources[index:index] = added  # a parent comes before its children
-    for res in resources:
-        if res["urn"] in edit.parents:
-            res["urn"], res["parent"] = edit.parents[res["urn"]]
     registry = _registry(resources)
-    if registry is None and (edit.arrived or edit.left):
-        raise ReshardError(f"stack {stack} has no registry; run the reshard again")
-    if registry is not None:
-        for side in ("inputs", "outputs"):
-            props = registry.setdefault(side, {})
-            owners = set(props.get(c.OWNERS) or ()) - edit.left
-            gone = set(props.get(c.DECOMMISSIONED) or ()) - edit.left
-            owners |= {o for o, decommissioned in edit.arrived.items() if not decommissioned}
-            gone |= {o for o, decommissioned in edit.arrived.items() if decommissioned}
-            props[c.OWNERS], props[c.DECOMMISSIONED] = sorted(owners), sorted(gone)
+    if registry is None:
+        return changed
+    here = held_tenants(deployment)
+    for side in ("inputs", "outputs"):
+        props = registry.setdefault(side, {})
+        old = (list(props.get(c.OWNERS) or ()), list(props.get(c.DECOMMISSIONED) or ()))
+        owners = (set(old[0]) - (set(elsewhere) - here)) | {t for t in here if not decommissioned.get(t, False)}
+        gone = (set(old[1]) - (set(elsewhere) - here)) | {t for t in here if decommissioned.get(t, False)}
+        props[c.OWNERS], props[c.DECOMMISSIONED] = sorted(owners - gone), sorted(gone)
+        changed |= (props[c.OWNERS], props[c.DECOMMISSIONED]) != (sorted(old[0]), sorted(old[1]))
+    return changed
 
 
 def _provider(resources: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -222,15 +249,22 @@ def init_shards(root: Path, environment: str, count: int, run: Runner, secrets_p
 class ReshardSummary:
     moved: dict[tuple[str, str], int]
     stacks: list[str]
+    emptied: list[str]
+    """Stacks of shards past the new count (shrinking): nothing left in them but their registry."""
     seconds: float
 
     def lines(self) -> str:
         pairs = "; ".join(f"{src} -> {dst}: {n} tenant(s)" for (src, dst), n in sorted(self.moved.items()))
         total = sum(self.moved.values())
-        return (
+        text = (
             f"moved {total} tenant(s) in {self.seconds:.1f} s ({pairs or 'none'}); shard settings updated on "
-            f"{', '.join(self.stacks)}; preview each stack: it shows no change\n"
+            f"{', '.join(self.stacks)}; commit their Pulumi.<stack>.yaml files; a preview of each shows no change\n"
         )
+        for name in self.emptied:
+            text += (
+                f"{name} holds no tenant now: `pulumi stack rm --force --stack {name}`, and delete Pulumi.{name}.yaml\n"
+            )
+        return text
 
 
 def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, tenants_file: str) -> ReshardSummary:
@@ -260,12 +294,14 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     except TenantsFileError as err:
         raise ReshardError(f"{tenants_file} is not valid ({err.issues[0]}): run `tenantctl validate`") from None
     decommissioned = {t.subdomain: t.decommission for t in plan.tenants}
-    edits: dict[str, StackEdit] = {name: StackEdit() for name in {*before.values(), *names.values()}}
     moved: dict[tuple[str, str], int] = {}
     exports = {k: _export(run, name) for k, name in before.items()}
     registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
     if registry is None:
         raise ReshardError(f"stack {before[1]} has never been applied: run `pulumi up` on every shard first")
+    components: dict[str, dict[str, Any]] = {}
+    for checkpoint in exports.values():
+        components = components_of(checkpoint.get("deployment") or {}) | components
     for index, name in sorted(names.items()):
         if (
             index not in before
@@ -274,10 +310,9 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
             bootstrap(run, name, _rename(registry["urn"], name))
     for (src_k, dst_k), owners in sorted(moves(decommissioned, old, new).items()):
         src, dst = before[src_k], names[dst_k]
-        deployment = exports[src_k].get("deployment") or {}
-        found = tenant_resources(deployment, owners)
+        found = tenant_resources(exports[src_k].get("deployment") or {}, owners)
         if not found:
-            continue  # tenants declared but never applied: nothing in state to move
+            continue  # tenants declared but never applied, or moved by an earlier run: nothing to move
         target = _provider((_export(run, dst).get("deployment") or {}).get("resources") or [])
         current = _export(run, src)
         if target is not None and align_provider(current.setdefault("deployment", {}), str(target["id"])):
@@ -285,23 +320,20 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
         for start in range(0, len(found), URNS_PER_MOVE):
             batch = sorted(found)[start : start + URNS_PER_MOVE]
             run(["state", "move", "--source", src, "--dest", dst, "--yes", *batch])
-        by_urn = {r["urn"]: r for r in deployment.get("resources") or []}
-        for urn, parent in found.items():
-            edits[dst].parents[_unparented(urn, dst)] = (_rename(urn, dst), _rename(parent, dst))
-            if parent in by_urn and by_urn[parent].get("type") != ROOT_STACK_TYPE:
-                edits[dst].components[_rename(parent, dst)] = by_urn[parent]
-        moving = {o for o in owners if any((by_urn[u].get("inputs") or {}).get(c.OWNER) == o for u in found)}
-        edits[dst].arrived |= {o: decommissioned[o] for o in moving}
-        edits[src].left |= moving
-        moved[src, dst] = len(moving)
-    for name, edit in sorted(edits.items()):
-        if edit.parents or edit.left or edit.arrived:
-            checkpoint = _export(run, name)
-            apply_edit(checkpoint.setdefault("deployment", {}), name, edit)
+        by_urn = {r["urn"]: r for r in (exports[src_k].get("deployment") or {}).get("resources") or []}
+        moved[src, dst] = len({by_urn[urn]["inputs"][c.OWNER] for urn in found})
+    everything = sorted({*before.values(), *names.values()})
+    after_moves = {name: _export(run, name) for name in everything}
+    holders = {name: held_tenants(cp.get("deployment") or {}) for name, cp in after_moves.items()}
+    for name, checkpoint in after_moves.items():
+        elsewhere = set().union(*(held for other, held in holders.items() if other != name))
+        deployment = checkpoint.setdefault("deployment", {})
+        if settle(deployment, name, components=components, elsewhere=elsewhere, decommissioned=decommissioned):
             _import(run, name, checkpoint)
     for index, name in sorted(names.items()):
         run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, new))])
-    return ReshardSummary(moved, [names[k] for k in sorted(names)], time.monotonic() - started)
+    emptied = [name for k, name in sorted(before.items()) if k > new]
+    return ReshardSummary(moved, [names[k] for k in sorted(names)], emptied, time.monotonic() - started)
 
 
 def init_command(args: argparse.Namespace) -> int:

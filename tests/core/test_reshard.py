@@ -9,12 +9,13 @@ from typing import Any
 
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.keyfolder import published_values
-from tenant_secrets.reshard import StackEdit, align_provider, apply_edit, moves
+from tenant_secrets.reshard import align_provider, moves, settle
 from tenant_secrets.shards import publication_problem, shard_of
 
 P = "urn:pulumi:{stack}::tenant-secrets::"
 ROOT = P + "pulumi:pulumi:Stack::tenant-secrets-{stack}"
-COMPONENT = P + "tenant-secrets:index:InfisicalSecrets::infisical"
+COMPONENT_TYPE = "tenant-secrets:index:InfisicalSecrets"
+COMPONENT = P + COMPONENT_TYPE + "::infisical"
 FOLDER = P + "tenant-secrets:index:InfisicalSecrets$pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
 MOVED = P + "pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
 PROVIDER = P + "pulumi:providers:pulumi-python::default"
@@ -50,39 +51,44 @@ def state(stack: str, owners: list[str], *, moved: Sequence[str] = ()) -> dict[s
     ]
     for owner in moved:
         resources.append(
-            {"urn": MOVED.format(stack=stack, owner=owner), "parent": root, "provider": f"{provider}::id-{stack}"}
+            {
+                "urn": MOVED.format(stack=stack, owner=owner),
+                "custom": True,
+                "parent": root,
+                "provider": f"{provider}::id-{stack}",
+                "inputs": {"owner": owner},
+            }
         )
     return {"resources": resources}
 
 
 def test_a_moved_resource_gets_its_urn_and_component_back_and_the_registries_follow() -> None:
-    dest = state("prod-03", ["charlie"], moved=["alpha"])
-    component = {"urn": COMPONENT.format(stack="prod"), "type": "tenant-secrets:index:InfisicalSecrets"}
-    edit = StackEdit(
-        parents={
-            MOVED.format(stack="prod-03", owner="alpha"): (
-                FOLDER.format(stack="prod-03", owner="alpha"),
-                COMPONENT.format(stack="prod-03"),
-            )
-        },
-        components={COMPONENT.format(stack="prod-03"): component},
-        arrived={"alpha": False},
-    )
-    apply_edit(dest, "prod-03", edit)
+    dest = state("prod-03", [], moved=["alpha"])
+    components = {"InfisicalFolder": {"urn": COMPONENT.format(stack="prod"), "type": COMPONENT_TYPE}}
+    settled: dict[str, Any] = {"components": components, "decommissioned": {"alpha": False, "hotel": False}}
+    assert settle(dest, "prod-03", elsewhere={"hotel"}, **settled)
     by_urn = {r["urn"]: r for r in dest["resources"]}
     assert by_urn[FOLDER.format(stack="prod-03", owner="alpha")]["parent"] == COMPONENT.format(stack="prod-03")
     assert by_urn[COMPONENT.format(stack="prod-03")]["parent"] == ROOT.format(stack="prod-03")
     urns = [r["urn"] for r in dest["resources"]]
     assert urns.index(COMPONENT.format(stack="prod-03")) < urns.index(FOLDER.format(stack="prod-03", owner="alpha"))
     registry = by_urn[REGISTRY.format(stack="prod-03")]
-    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["alpha", "charlie"]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["alpha"]
+    assert not settle(dest, "prod-03", elsewhere={"hotel"}, **settled)
 
+    # the source: alpha now only elsewhere, so its registry drops it; the platform folder stays
     source = state("prod", ["alpha", "hono-api", "hotel"])
-    apply_edit(source, "prod", StackEdit(left={"alpha"}))
-    assert {r["urn"]: r for r in source["resources"]}[REGISTRY.format(stack="prod")]["inputs"]["owners"] == [
-        "hono-api",
-        "hotel",
-    ]
+    source["resources"].append(
+        {
+            "urn": FOLDER.format(stack="prod", owner="hotel"),
+            "custom": True,
+            "parent": COMPONENT.format(stack="prod"),
+            "inputs": {"owner": "hotel"},
+        }
+    )
+    assert settle(source, "prod", elsewhere={"alpha"}, **settled)
+    registry = {r["urn"]: r for r in source["resources"]}[REGISTRY.format(stack="prod")]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["hono-api", "hotel"]
 
 
 def test_the_source_provider_takes_the_destinations_id() -> None:

@@ -126,3 +126,24 @@ def test_two_shards_resharded_to_three_move_state_only(project: Project, master_
         assert plan["changes"] == [] and set(plan["resources"]) == {"same"}, plan
     assert project.infisical.writes() == 0
     assert ciphertexts(project) == stored
+
+    # and back to two: the moves go into stacks that have their own provider, components and registry
+    back = tenantctl(project, "reshard", "--environment", "prod", "--from", "3", "--to", "2")
+    assert back.returncode == 0, back.stderr
+    assert "prod-03 holds no tenant now: `pulumi stack rm --force --stack prod-03`" in back.stdout
+    assert owners_in_state(project, "prod-03")["tenants"] == []
+    subprocess.run(
+        ["pulumi", "stack", "rm", "--force", "--yes", "--stack", "prod-03"],
+        cwd=project.root,
+        env={**os.environ, **project.env},
+        check=True,
+        capture_output=True,
+    )
+    planned = tenantctl(project, "plan", "--environment", "prod", "--format", "json")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert [(p["stack"], p["changes"], set(p["resources"])) for p in json.loads(planned.stdout)] == [
+        ("prod", [], {"same"}),
+        ("prod-02", [], {"same"}),
+    ]
+    assert project.infisical.writes() == 0
+    assert ciphertexts(project) == stored
