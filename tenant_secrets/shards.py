@@ -119,6 +119,11 @@ def publication_problem(published: Mapping[str, str], keyring: Keyring, *, folde
         held = keyring_from_folder(published, folder=folder)
     except KeyFolderError:
         return f"{folder} does not publish master key version {active} yet; {first}"
+    if held.active > active:
+        return (
+            f"{folder} publishes master key version {held.active}, newer than this stack's version {active}: copy "
+            f"tenant-secrets:masterKeys and activeKeyVersion from {owner_stack}'s config"
+        )
     if active not in held.keys or held.active != active:
         return f"{folder} publishes master key version {held.active}, not this stack's version {active} yet; {first}"
     if held.keys[active] != keyring.keys[active]:

@@ -112,6 +112,8 @@ def test_a_non_owner_shard_waits_until_shard_1_published_its_active_key() -> Non
     )
     both = published_values({1: v1.hex(), 2: v2.hex()}, versions=[1, 2], current=2)
     assert publication_problem(both, ring, **where) is None
+    behind = str(publication_problem(both, Keyring({1: v1}, 1), **where))
+    assert "publishes master key version 2, newer than this stack's version 1: copy" in behind
     other = Keyring({1: v1, 2: key("another-2")}, 2)
     problem = str(publication_problem(both, other, **where))
     assert "publishes another key as version 2" in problem and v2.hex() not in problem
