@@ -295,14 +295,15 @@ def mark_unbound_rows(
             continue
         if entry is not None and declared:
             entry["unbound"] = sorted({*entry.get("unbound", ()), row.secret_key})
-        action = (
-            f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
-            if entry is not None and declared
-            else "no tenant of this stack declares it: delete the row, or restore it from a backup"
-            if settings.shard is None
-            else "no tenant of this shard declares it: if a tenant of another shard does, that shard's run "
-            "overwrites it; else delete the row, or restore it from a backup"
-        )
+        if entry is not None and declared:
+            action = f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
+        elif settings.shard is None:
+            action = "no tenant of this stack declares it: delete the row, or restore it from a backup"
+        else:
+            action = (
+                "no tenant of this shard declares it: if a tenant of another shard does, that shard's run "
+                "overwrites it; else delete the row, or restore it from a backup"
+            )
         pulumi.log.warn(f"{problem}; {action}")
 
 
