@@ -54,12 +54,15 @@ from tenant_secrets.model import (
 )
 from tenant_secrets.periods import period_problem
 from tenant_secrets.policy import MASTER_KEY_SETTING
+from tenant_secrets.shards import SETTING as SHARD_SETTING
+from tenant_secrets.shards import Shard, ShardError, select
 from tenant_secrets.validation import check_sources
 
 NAMESPACE = "tenant-secrets"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
 MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
+SHARD_KEY = f"{NAMESPACE}:{SHARD_SETTING}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,15 @@ class StackFile:
         """The stack's environment: tenant-secrets:environment, else the stack's name."""
         value = self.config.get(ENVIRONMENT_KEY)
         return str(value) if value else stack
+
+    def shard(self) -> tuple[Shard | None, list[Issue]]:
+        """The stack's shard (None: the whole environment), or the issue with its setting."""
+        raw = self.config.get(SHARD_KEY)
+        try:
+            return (Shard.parse(str(raw)) if raw else None), []
+        except ShardError as err:
+            hint = 'write it as k/N, e.g. "3/16"; `tenantctl reshard` changes it'
+            return None, [issue_at(self.path, self.positions, ("config", SHARD_KEY), str(err), hint, at_key=True)]
 
     def settings_issues(self, plan: EnvironmentPlan, stack: str) -> list[Issue]:
         """The stack settings the run needs, as far as the file shows them (values stay encrypted): the
@@ -241,11 +253,14 @@ def validate(args: argparse.Namespace) -> int:
         if args.stack:
             stack = StackFile.read(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
             environment = stack.environment(args.stack)
-            plan = plan_environment(tenants, environment)
+            shard, shard_issues = stack.shard()
+            plan = select(plan_environment(tenants, environment), shard)
+            issues += shard_issues
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
             issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
-            summary += f"; stack {args.stack} ({environment}): {_plan_counts(plan)}, every value source set"
+            where = f"{environment}, shard {shard}" if shard else environment
+            summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
         if args.base:
             environments = [environment] if args.stack else list(tenants.document.defaults.environments)
             issues += removal_issues(_base_file(args.base, file), tenants, file, environments)
