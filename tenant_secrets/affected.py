@@ -117,6 +117,9 @@ def changed_owners(base: TenantsFile, head: TenantsFile, environment: str) -> tu
 
 def affected(root: Path, base: str, stacks: Sequence[StackInfo] | None = None) -> Affected:
     """The stacks of the project in ``root`` that the changes since ``base`` touch."""
+    links = [p.name for p in (root / TENANTS_FILE, *root.glob("Pulumi.*.yaml")) if p.is_symlink()]
+    if links:  # read as data from a pull request's checkout: never follow a link out of it
+        raise AffectedError(f"{', '.join(sorted(links))}: a symbolic link; data files must be regular files")
     stacks = list(stacks if stacks is not None else discover(root))
     paths = changed_paths(root, base)
     reasons: dict[str, list[str]] = {}

@@ -162,3 +162,10 @@ def test_the_comment_names_the_stacks_previewed_and_those_untouched(repo: Path, 
     assert f"Not previewed: {untouched}. This change touches none of their tenants or settings" in body
     assert f"### tenant-secrets plan: stack `{shard}`" in body
     assert "The preview of dev failed; see the job log." in body
+
+
+def test_a_linked_data_file_is_refused(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "tenants.yaml").unlink()
+    (repo / "tenants.yaml").symlink_to(repo / "Pulumi.dev.yaml")
+    assert main(["affected", "--base", "main"]) == 2
+    assert "tenants.yaml: a symbolic link" in capsys.readouterr().err
