@@ -11,6 +11,7 @@
                                                                                     (tenant_secrets/verify.py)
     tenantctl affected --base GIT_REF [--json] [--repo DIR]                         (tenant_secrets/affected.py)
     tenantctl shards init --environment ENV --count N                              (tenant_secrets/reshard.py)
+    tenantctl shards which --environment ENV SUBDOMAIN...
     tenantctl reshard --environment ENV --from N --to M
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (tenant_secrets/rotation_cli.py)

@@ -27,7 +27,7 @@ from typing import Any
 
 from tenant_secrets import contract as c
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import TenantsFileError, plan_environment
+from tenant_secrets.model import ConfigSource, EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.shards import MAX_SHARDS, Shard, shard_of, stack_name
 from tenant_secrets.stack_settings import NAMESPACE
 from tenant_secrets.stacks import StackFileError, StackInfo, discover
@@ -219,6 +219,30 @@ def _stacks_by_index(stacks: Sequence[StackInfo], environment: str, count: int) 
     }
 
 
+def check_config(root: Path, plan: EnvironmentPlan, arriving: Mapping[str, Sequence[str]]) -> None:
+    """Before anything moves: each stack has the `{from: config}` values of the tenants it receives (an
+    environment's shards share one config; a value set on one stack only would be missing after the move)."""
+    from tenant_secrets.cli import StackFile  # noqa: PLC0415 - the CLI imports this module
+
+    tenants = {t.subdomain: t for t in plan.tenants}
+    missing = []
+    for stack, owners in sorted(arriving.items()):
+        try:
+            stack_file = StackFile.read(root / f"Pulumi.{stack}.yaml")
+        except TenantsFileError as err:
+            raise ReshardError(str(err.issues[0])) from None
+        for owner in owners:
+            for source in tenants[owner].secrets.values():
+                if isinstance(source, ConfigSource) and not stack_file.has_secret(source.path):
+                    missing.append(f"{stack}: secrets.{'.'.join(source.path)}")
+    if missing:
+        raise ReshardError(
+            f"{len(missing)} value(s) the moved tenants need are not in their new stack's config "
+            f"({', '.join(sorted(set(missing))[:5])}{', ...' if len(set(missing)) > 5 else ''}); set each there "
+            "(`pulumi config set --secret --path 'secrets.<path>' --stack <stack>`), then run this again; nothing moved"
+        )
+
+
 def init_shards(root: Path, environment: str, count: int, run: Runner, secrets_provider: str | None) -> list[str]:
     """Create the stacks of shards 2..count that do not exist yet, each with shard 1's config (secrets copied
     by the CLI) and `shard: k/count`. Shard 1 is the environment's existing stack."""
@@ -294,6 +318,8 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     except TenantsFileError as err:
         raise ReshardError(f"{tenants_file} is not valid ({err.issues[0]}): run `tenantctl validate`") from None
     decommissioned = {t.subdomain: t.decommission for t in plan.tenants}
+    planned = moves(decommissioned, old, new)
+    check_config(root, plan, {names[dst]: owners for (_src, dst), owners in planned.items()})
     moved: dict[tuple[str, str], int] = {}
     exports = {k: _export(run, name) for k, name in before.items()}
     registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
@@ -308,7 +334,7 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
             and _registry((_export(run, name).get("deployment") or {}).get("resources") or []) is None
         ):
             bootstrap(run, name, _rename(registry["urn"], name))
-    for (src_k, dst_k), owners in sorted(moves(decommissioned, old, new).items()):
+    for (src_k, dst_k), owners in sorted(planned.items()):
         src, dst = before[src_k], names[dst_k]
         found = tenant_resources(exports[src_k].get("deployment") or {}, owners)
         if not found:
@@ -348,6 +374,21 @@ def init_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def which_command(args: argparse.Namespace) -> int:
+    """The stack that applies each named tenant in an environment (where to `pulumi config set` its values)."""
+    from tenant_secrets.shards import shard_of  # noqa: PLC0415
+    from tenant_secrets.stacks import of_environment  # noqa: PLC0415
+
+    try:
+        stacks = of_environment(discover(Path.cwd()), args.environment)
+    except StackFileError as err:
+        print(f"tenantctl shards which: {err}", file=sys.stderr)
+        return 1
+    for subdomain in args.tenants:
+        print(f"{subdomain}: {stacks[shard_of(subdomain, len(stacks)) - 1].name}")
+    return 0
+
+
 def reshard_command(args: argparse.Namespace) -> int:
     try:
         summary = reshard(
@@ -369,6 +410,10 @@ def add_parsers(commands: Any) -> None:
     init.add_argument("--count", type=int, required=True, help="N, the number of shards")
     init.add_argument("--secrets-provider", help="passed to `pulumi stack init` (default: the backend's)")
     init.set_defaults(run=init_command)
+    which = sub.add_parser("which", help="the stack that applies each tenant (to set its config values there)")
+    which.add_argument("--environment", required=True)
+    which.add_argument("tenants", nargs="+", help="subdomains")
+    which.set_defaults(run=which_command)
 
     move = commands.add_parser(
         "reshard", help="change an environment's number of shards: moves state only, never a secret"

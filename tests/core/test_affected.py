@@ -169,3 +169,10 @@ def test_a_linked_data_file_is_refused(repo: Path, capsys: pytest.CaptureFixture
     (repo / "tenants.yaml").symlink_to(repo / "Pulumi.dev.yaml")
     assert main(["affected", "--base", "main"]) == 2
     assert "tenants.yaml: a symbolic link" in capsys.readouterr().err
+
+
+def test_shards_which_names_each_tenants_stack(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shards", "which", "--environment", "prod", "echo", "newco"]) == 0
+    assert capsys.readouterr().out == f"echo: {prod_stack('echo')}\nnewco: {prod_stack('newco')}\n"
+    assert main(["shards", "which", "--environment", "dev", "echo"]) == 0
+    assert capsys.readouterr().out == "echo: dev\n"

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.keyfolder import published_values
-from tenant_secrets.reshard import align_provider, moves, settle
+from tenant_secrets.loader import parse_tenants
+from tenant_secrets.model import plan_environment
+from tenant_secrets.reshard import ReshardError, align_provider, check_config, moves, settle
 from tenant_secrets.shards import publication_problem, shard_of
 
 P = "urn:pulumi:{stack}::tenant-secrets::"
@@ -117,3 +123,24 @@ def test_a_non_owner_shard_waits_until_shard_1_published_its_active_key() -> Non
     other = Keyring({1: v1, 2: key("another-2")}, 2)
     problem = str(publication_problem(both, other, **where))
     assert "publishes another key as version 2" in problem and v2.hex() not in problem
+
+
+def test_a_tenant_does_not_move_to_a_stack_without_its_config_values(tmp_path: Path) -> None:
+    tenants = parse_tenants(
+        "version: 1\ndefaults: {storage: infisical, environments: [prod]}\n"
+        "tenants:\n  - subdomain: alpha\n    secrets:\n      STRIPE_SECRET_KEY: {from: config}\n",
+        "tenants.yaml",
+    )
+    plan = plan_environment(tenants, "prod")
+    fake = {"secure": "v1:ZmFrZQ==:ZmFrZS1jaXBoZXJ0ZXh0"}
+    with_value = {"config": {"tenant-secrets:secrets": {"alpha": {"STRIPE_SECRET_KEY": fake}}}}
+    (tmp_path / "Pulumi.prod-02.yaml").write_text(yaml.safe_dump(with_value))
+    (tmp_path / "Pulumi.prod-03.yaml").write_text(yaml.safe_dump({"config": {}}))
+    check_config(tmp_path, plan, {"prod-02": ["alpha"]})
+    with pytest.raises(ReshardError) as err:
+        check_config(tmp_path, plan, {"prod-03": ["alpha"]})
+    assert str(err.value).startswith(
+        "1 value(s) the moved tenants need are not in their new stack's config "
+        "(prod-03: secrets.alpha.STRIPE_SECRET_KEY)"
+    )
+    assert str(err.value).endswith("nothing moved")
