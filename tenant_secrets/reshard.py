@@ -3,13 +3,14 @@
     tenantctl shards init --environment prod --count 16   create the missing stacks prod-02 .. prod-16
     tenantctl reshard --environment prod --from 2 --to 3  move each tenant whose shard changes
 
-A reshard moves state, never data (docs/decisions/0034): for each pair of stacks, `pulumi state move`
+A reshard moves state, never data (docs/decisions/0035): for each pair of stacks, `pulumi state move`
 takes the moved tenants' InfisicalFolder and DatabaseTenant resources (their secret inputs re-encrypted
 by the destination's secrets provider), then one `pulumi stack export`/`import` per stack puts the
 moved resources back under the destination's InfisicalSecrets / DatabaseSecrets component (state move
 parents a resource whose parent stays behind to the stack itself) and updates each stack's registry, so
-no tenant reads as removed. Last, each stack's `tenant-secrets:shard` becomes k/M. The next preview of
-every stack shows no change; no store is written or read.
+no tenant reads as removed. A new stack first gets its own registry and provider from a `pulumi up`
+targeting only its registry. Last, each stack's `tenant-secrets:shard` becomes k/M. The next preview of
+every stack shows no change; no store is written.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import ConfigSource, EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.shards import MAX_SHARDS, Shard, shard_of, stack_name
 from tenant_secrets.stack_settings import NAMESPACE
-from tenant_secrets.stacks import StackFileError, StackInfo, discover
+from tenant_secrets.stacks import StackFileError, StackInfo, discover, of_environment
 
 Runner = Callable[[Sequence[str]], str]
 MOVED_TYPES = (c.INFISICAL_FOLDER, c.DATABASE_TENANT)
@@ -376,9 +377,6 @@ def init_command(args: argparse.Namespace) -> int:
 
 def which_command(args: argparse.Namespace) -> int:
     """The stack that applies each named tenant in an environment (where to `pulumi config set` its values)."""
-    from tenant_secrets.shards import shard_of  # noqa: PLC0415
-    from tenant_secrets.stacks import of_environment  # noqa: PLC0415
-
     try:
         stacks = of_environment(discover(Path.cwd()), args.environment)
     except StackFileError as err:
