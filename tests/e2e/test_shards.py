@@ -1,6 +1,7 @@
-"""Shards on the real engine: an environment in two stacks, the owner shard first, then resharded to three
-by moving state only: every shard's preview shows no change, no Infisical secret is written and no row's
-ciphertext changes; `tenantctl verify --environment` checks every shard with one Infisical listing."""
+"""Shards on the real engine: an environment in two stacks, the owner shard first (shard 2 refuses to
+preview before), `tenantctl verify --environment` checking both with one Infisical listing; then (long)
+resharded to three and back by moving state only: every shard's preview shows no change, no Infisical
+secret is written and no row's ciphertext changes."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from psycopg import sql
 
 from tenant_secrets.shards import shard_of
 from tests.e2e.conftest import Project, configure
-
-pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 SUBDOMAINS = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
 TENANTS = (
@@ -73,7 +72,8 @@ def owners_in_state(project: Project, stack: str) -> dict[str, Any]:
     }
 
 
-def test_two_shards_resharded_to_three_move_state_only(project: Project, master_key: str) -> None:
+def two_shards(project: Project, master_key: str) -> None:
+    """prod in two shards, `shards init` making the second, applied owner first; each shard verified."""
     project.write_tenants(TENANTS)
     owner = project.stack("prod")
     configure(owner, secrets_config={}, master_keys={"v1": master_key}, shard="1/2")
@@ -87,9 +87,10 @@ def test_two_shards_resharded_to_three_move_state_only(project: Project, master_
 
     project.up(owner)
     project.up(second)
-    by_shard = {k: [s for s in SUBDOMAINS if shard_of(s, 2) == k] for k in (1, 2)}
-    assert owners_in_state(project, "prod")["tenants"] == by_shard[1]
-    assert owners_in_state(project, "prod-02")["tenants"] == by_shard[2]
+    for index, name in ((1, "prod"), (2, "prod-02")):
+        state = owners_in_state(project, name)
+        assert state["tenants"] == [s for s in SUBDOMAINS if shard_of(s, 2) == index]
+        assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
 
     project.infisical.reset_counts()
     verified = tenantctl(project, "verify", "--environment", "prod")
@@ -98,6 +99,16 @@ def test_two_shards_resharded_to_three_move_state_only(project: Project, master_
     reads = {route: n for route, n in project.infisical.request_counts().items() if "/auth/" not in route}
     assert sum(reads.values()) == 1, reads  # one recursive listing for both shards
 
+
+@pytest.mark.e2e
+def test_shard_1_owns_the_environment_and_goes_first(project: Project, master_key: str) -> None:
+    two_shards(project, master_key)
+
+
+@pytest.mark.e2e
+@pytest.mark.long
+def test_two_shards_resharded_to_three_and_back_move_state_only(project: Project, master_key: str) -> None:
+    two_shards(project, master_key)
     stored = ciphertexts(project)
     assert {s for s, _ in stored} == set(SUBDOMAINS)
     project.infisical.reset_counts()
