@@ -8,7 +8,6 @@ touched.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -25,25 +24,22 @@ from components.resources import (
     MasterKeyPublication,
     OwnerSecrets,
     Registry,
+    dynamic_provider,
 )
 from tenant_secrets import engine_logs, keyfolder, shards, store
 from tenant_secrets.contract import SchemaSettings
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import (
-    EnvironmentPlan,
-    FolderPlan,
-    InfisicalSource,
-    TenantPlan,
-    TenantsFileError,
-    plan_environment,
-)
+from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
 from tenant_secrets.names import few
+from tenant_secrets.reconcile import password_fingerprint
+from tenant_secrets.sources import InfisicalSource
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.store.settings import SECRETS
 from tenant_secrets.validation import check_sources
 from tenant_secrets.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
+from tenant_secrets.write_time import config_lookup
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -63,24 +59,19 @@ def load_settings() -> StackSettings:
 
 
 @cache
-def _secrets_config() -> dict[str, Any]:
-    """The stack's structured `secrets` config object (decrypted in memory, never printed)."""
-    raw = pulumi.Config(NAMESPACE).get("secrets")
-    return json.loads(raw) if raw else {}
+def _secrets_lookup() -> Callable[[tuple[str, ...]], str | None]:
+    """Paths in the stack's structured `secrets` config object (decrypted in memory, never printed)."""
+    return config_lookup(pulumi.Config(NAMESPACE).get("secrets"))
 
 
 def _config_lookup(path: tuple[str, ...]) -> str | None:
-    node: Any = _secrets_config()
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return None if node is None or isinstance(node, dict | list) else str(node)
+    return _secrets_lookup()(path)
 
 
-def _secret_config(key: str) -> pulumi.Output[str] | None:
-    """A secret setting (e.g. a role's password), kept as a secret Output; None when unset."""
-    return pulumi.Config(NAMESPACE).get_secret(key)
+def _password_fingerprint(settings: StackSettings, setting: str) -> str | None:
+    """A role password's fingerprint (None when unset): the schema resource records this, and its provider
+    reads the password itself from the stack's config."""
+    return password_fingerprint(settings.fingerprint_key, setting, pulumi.Config(NAMESPACE).get(setting))
 
 
 @cache
@@ -350,6 +341,7 @@ def run() -> None:
                 owner=folder.name,
                 path=folder.path,
                 values=resolve(folder.name, folder.secrets),
+                sources=folder.secrets,
                 decommissioned=sorted(folder.decommissioned_keys),
                 decommission=False,
             )
@@ -361,6 +353,7 @@ def run() -> None:
             company_id=tenant.company_id,
             company_name=tenant.name,
             values={} if tenant.decommission else resolve(tenant.subdomain, tenant.secrets),
+            sources=tenant.secrets,
             decommissioned=sorted(tenant.decommissioned_keys),
             decommission=tenant.decommission,
         )
@@ -391,11 +384,14 @@ def run() -> None:
     if inspection is not None:
         mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS), settings)
 
-    retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete)
+    provider = dynamic_provider(pulumi.get_stack())
+    # the components' children inherit the provider; the publications take it themselves
+    retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, providers=[provider])
     Registry(
         "registry",
         owners=[t.subdomain for t in plan.tenants if not t.decommission] + [f.name for f in plan.platform],
         decommissioned=[t.subdomain for t in plan.tenants if t.decommission],
+        opts=pulumi.ResourceOptions(provider=provider),
     )
     fp_key = settings.fingerprint_key
     key_folder: pulumi.Resource | None = None
@@ -408,7 +404,13 @@ def run() -> None:
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
     if database_tenants and keyring is not None:
         published, declare_current = (
-            publish_master_keys(settings, keyring, inspection, retain, key_folder)
+            publish_master_keys(
+                settings,
+                keyring,
+                inspection,
+                pulumi.ResourceOptions.merge(retain, pulumi.ResourceOptions(provider=provider)),
+                key_folder,
+            )
             if settings.master_key_source == "stack" and settings.owns_environment
             else (None, None)
         )
@@ -424,9 +426,9 @@ def run() -> None:
                     bindings_pending=bool(inspection and inspection.bindings_pending),
                     rotation_batch_size=settings.rotation_batch_size,
                     app_role=settings.app_role,
-                    app_role_password=_secret_config("appRolePassword"),
+                    app_role_password=_password_fingerprint(settings, "appRolePassword"),
                     provisioner_role=settings.provisioner_role,
-                    provisioner_password=_secret_config("provisionerRolePassword"),
+                    provisioner_password=_password_fingerprint(settings, "provisionerRolePassword"),
                 ),
                 key_version=keyring.active,
                 key_versions=sorted(str(v) for v in keyring.versions),

@@ -2,10 +2,12 @@
 
 Python dynamic providers are pickled into the state (`__provider`), so these classes hold no
 fields when pickled: connection settings come from the environment of the process that runs
-`pulumi up` (DATABASE_URL, INFISICAL_*), read at call time; the values to write reach them as secret
-inputs, which the state stores encrypted; and what is the same for the whole stack (the master
-keys, the fingerprint key, the store's settings) from the stack's config, which the engine hands
-every dynamic provider's `configure` in the provider process, after unpickling. Clients (one Infisical
+`pulumi up` (DATABASE_URL, INFISICAL_*), read at call time; what is the same for the whole stack (the
+master keys, the fingerprint key, the store's settings) from the stack's config, which the engine hands
+every dynamic provider's `configure` in the provider process, after unpickling. No value to write is
+an input: the providers resolve each from the source descriptor their inputs record, from the same
+sources the program read, and write only values whose fingerprints are the plan's
+(tenant_secrets/write_time.py, docs/decisions/0034-write-only-values.md). Clients (one Infisical
 client and one database connection per provider thread) are made there, on first use, because the
 methods run in another process than the program that declared the resources.
 
@@ -43,8 +45,11 @@ from pulumi.dynamic import (
 from tenant_secrets import contract as c
 from tenant_secrets import keyfolder, reconcile, store
 from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError, MasterKeyError
+from tenant_secrets.sources import DescriptorError
+from tenant_secrets.stack_config import StackConfig, StackConfigUnavailableError, read_stack_config
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
-from tenant_secrets.values import fingerprint
+from tenant_secrets.values import Resolver, UnresolvedValueError, fingerprint
+from tenant_secrets.write_time import StaleValueError, TenantsFileLiterals, WriteTimeValues, config_lookup
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -53,6 +58,13 @@ DEBUG_VAR = "TENANT_SECRETS_DEBUG"
 _local = threading.local()
 _keyrings: dict[tuple[str, str], Keyring] = {}
 _keyrings_lock = threading.Lock()
+_stack_configs: dict[str, StackConfig] = {}
+_stack_configs_lock = threading.Lock()
+_literals: dict[tuple[str, str], TenantsFileLiterals] = {}
+_source_folders: dict[tuple[str, str], dict[str, str]] = {}
+_sources_lock = threading.Lock()
+_secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
+"""The stack's `secrets` config, parsed once per provider process rather than once per resource."""
 
 
 class ProviderError(Exception):
@@ -73,6 +85,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         MasterKeyError,
         keyfolder.KeyFolderError,
         StackConfigError,
+        StackConfigUnavailableError,
+        UnresolvedValueError,
+        StaleValueError,
+        DescriptorError,
     )
     infisical = sys.modules.get("tenant_secrets.infisical")  # loaded when a call to Infisical failed
     return (*errors, infisical.InfisicalError) if infisical is not None else errors
@@ -150,6 +166,22 @@ def _infisical() -> InfisicalClient:
     return client
 
 
+def _stack_config(stack: str) -> StackConfig:
+    """The stack's config, decrypted by the CLI: read once per provider process, kept in its memory only."""
+    with _stack_configs_lock:
+        if stack not in _stack_configs:
+            _stack_configs[stack] = read_stack_config(stack)
+        return _stack_configs[stack]
+
+
+def _infisical_source(environment: str, path: str, key: str) -> str | None:
+    """A `{from: infisical}` source's value: each source folder is read once per provider process."""
+    with _sources_lock:
+        if (environment, path) not in _source_folders:
+            _source_folders[environment, path] = _infisical().list_secrets(environment, path)
+        return _source_folders[environment, path].get(key)
+
+
 def _database() -> psycopg.Connection[Any]:
     """One connection per provider thread, reused across calls (the engine calls us concurrently)."""
     conn: psycopg.Connection[Any] | None = getattr(_local, "db", None)
@@ -166,14 +198,19 @@ def _database() -> psycopg.Connection[Any]:
 
 
 class _StackConfigured(ResourceProvider):
-    """A provider that reads the stack's settings from the config the engine passes to `configure`.
+    """A provider that reads the stack's settings from the stack's config.
 
-    The engine gives dynamic providers the whole stack config, keys with their namespace, values as
-    strings (decrypted). The settings are parsed on first use, so a command that needs none of them
-    (a `pulumi destroy` of a folder, say) does not fail on a setting it does not use.
+    The stack's explicit provider (components/resources.py `dynamic_provider`) hands `configure` the
+    stack's name only; the config itself is read on first use, with `pulumi config --json --show-secrets`
+    in the provider process (the CLI decrypts it with the stack's own secrets provider), once per
+    process, and only by a call that needs a setting: a write, a refresh, a delete; never a diff. A
+    resource still on the engine's default provider (a state from before) is configured with the whole
+    config, as the engine hands it. Either way the settings are parsed on first use, so a command that
+    needs none of them (a `pulumi destroy` of a folder, say) does not fail on a setting it does not use.
     """
 
     _config: dict[str, str | None] | None = None
+    _stack_name: str | None = None
     _settings: StackSettings | None = None
     NEEDS: tuple[str, ...] = ()
     """The settings this provider keeps from the config; the rest (tenants' values, keys it has no use
@@ -181,20 +218,48 @@ class _StackConfigured(ResourceProvider):
 
     def configure(self, req: ConfigureRequest) -> None:
         # the engine sends every value as the program sees it: a string, objects as JSON
-        self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in self.NEEDS}
+        self._stack_name = req.config.get(c.PROVIDER_STACK)
+        if self._stack_name is None:  # the engine's default provider: the whole config
+            self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in self.NEEDS}
+        else:
+            self._config = None
         self._settings = None
+
+    @property
+    def _settings_config(self) -> dict[str, str | None]:
+        if self._config is None:
+            if self._stack_name is None:
+                raise RuntimeError("the provider was not configured")
+            config = _stack_config(self._stack_name)
+            self._config = {key: config.get(key) for key in self.NEEDS}
+        return self._config
 
     @property
     def _stack(self) -> StackSettings:
         if self._settings is None:
-            config = self._config
-            if config is None:
-                raise RuntimeError("the provider was not configured with the stack's config")
-            self._settings = StackSettings.load(config.get, stack="")
+            self._settings = StackSettings.load(self._settings_config.get, stack="")
         return self._settings
 
     def _fingerprint_key(self) -> bytes:
         return self._stack.fingerprint_key
+
+    def _values(self, props: Mapping[str, Any]) -> dict[str, str]:
+        """The owner's values, resolved from their sources now and checked against the plan's fingerprints."""
+        stack, config = self._stack, self._settings_config
+        with _sources_lock:
+            literals = _literals.setdefault(
+                (str(stack.tenants_file), stack.environment),
+                TenantsFileLiterals(stack.tenants_file, stack.environment),
+            )
+        resolver = Resolver(
+            environment=stack.environment,
+            derivation_key=stack.derivation_key,
+            config=_secrets_lookup(config.get("secrets")),
+            environ=os.environ,
+            infisical=_infisical_source,
+        )
+        writer = WriteTimeValues(resolver, literals, stack.fingerprint_key)
+        return writer.resolve(props[c.OWNER], props.get(c.SOURCES) or {}, props.get(c.DECLARED_FINGERPRINTS) or {})
 
     def _keyring(self) -> Keyring:
         """The master keys: the stack's config, or (masterKeySource infisical) the key folder, read once per
@@ -219,6 +284,8 @@ class _StackConfigured(ResourceProvider):
 
 
 _FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
+_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile")
+"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal."""
 _MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
 _STORE = (
     *_MASTER_KEYS,
@@ -229,6 +296,8 @@ _STORE = (
     "provisionerRole",
     "rotationBatchSize",
 )
+_ROLE_PASSWORDS = {c.APP_ROLE_PASSWORD: "appRolePassword", c.PROVISIONER_PASSWORD: "provisionerRolePassword"}
+"""The schema's password fingerprints, and the stack settings holding the passwords."""
 
 
 def _remove_managed(client: InfisicalClient, props: Mapping[str, Any], keys: list[str], created_folder: bool) -> None:
@@ -258,7 +327,7 @@ def _diff_result(diff: reconcile.Diff) -> DiffResult:
 class InfisicalFolderProvider(_StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
-    Keeps no master key: it needs the fingerprint key only.
+    Keeps no master key: it needs the fingerprint key, and what resolving a value reads.
 
     Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
     folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
@@ -267,7 +336,7 @@ class InfisicalFolderProvider(_StackConfigured):
     matches is never rewritten.
     """
 
-    NEEDS = _FINGERPRINTS
+    NEEDS = _VALUES
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
@@ -277,7 +346,7 @@ class InfisicalFolderProvider(_StackConfigured):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Compare fingerprints recorded at the last write (or refresh) with the declared values
         (reconcile.folder_diff)."""
-        return _diff_result(reconcile.folder_diff(olds, news, self._fingerprint_key()))
+        return _diff_result(reconcile.folder_diff(olds, news))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this folder: make it (mkdir -p) and write what differs; adopts what exists.
@@ -327,7 +396,7 @@ class InfisicalFolderProvider(_StackConfigured):
         if props[c.DECOMMISSION]:
             _remove_managed(client, props, sorted({*managed, *props.get(c.DECOMMISSIONED, [])}), created_folder)
             return {**outs, c.CREATED_FOLDER: created_folder, c.RECORDED_FINGERPRINTS: {}, c.WRITTEN_FINGERPRINTS: {}}
-        values = reconcile.declared_values(props)
+        values = self._values(props)
         # one read of the folder (none when this call made it), then at most one batch per kind of change
         applied = client.apply_secrets(
             props[c.ENVIRONMENT],
@@ -339,7 +408,7 @@ class InfisicalFolderProvider(_StackConfigured):
         made = applied.folder_created
         if not values:  # apply_secrets makes the folder only when it writes to it
             made = client.ensure_folder(props[c.ENVIRONMENT], props[c.PATH]) or made
-        written = reconcile.desired_fingerprints(props[c.OWNER], values, self._fingerprint_key())
+        written = dict(props[c.DECLARED_FINGERPRINTS])  # what _values checked the values against
         # a folder made by this stack, now or before, may be deleted by it once nothing else is in it
         return {
             **outs,
@@ -358,7 +427,7 @@ class DatabaseSchemaProvider(_StackConfigured):
     committed batches; then the tenants' rows. A failure here stops the tenants' writes.
     """
 
-    NEEDS = _STORE
+    NEEDS = (*_STORE, *_ROLE_PASSWORDS.values())
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Any watched setting changed (contract.TABLES); nothing replaces the schema."""
@@ -386,13 +455,14 @@ class DatabaseSchemaProvider(_StackConfigured):
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
         if props.get(c.APP_ROLE):
+            passwords = self._role_passwords(props)
             store.ensure_roles(
                 conn,
                 settings,
                 app_role=props[c.APP_ROLE],
-                app_password=props.get(c.APP_ROLE_PASSWORD),
+                app_password=passwords[c.APP_ROLE_PASSWORD],
                 provisioner_role=props.get(c.PROVISIONER_ROLE),
-                provisioner_password=props.get(c.PROVISIONER_PASSWORD),
+                provisioner_password=passwords[c.PROVISIONER_PASSWORD],
             )
         batch_size = int(props.get(c.ROTATION_BATCH_SIZE) or 500)
         rotated = store.rotate(conn, settings, keyring, batch_size=batch_size)
@@ -403,6 +473,19 @@ class DatabaseSchemaProvider(_StackConfigured):
             c.BINDINGS_PENDING: False,
             c.ROWS_ROTATED: rotated + bound,
         }
+
+    def _role_passwords(self, props: Mapping[str, Any]) -> dict[str, str | None]:
+        """The roles' passwords from the stack's config, each only if its fingerprint is the plan's."""
+        config, fp_key = self._settings_config, self._fingerprint_key()
+        passwords = {prop: config.get(setting) for prop, setting in _ROLE_PASSWORDS.items()}
+        for prop, setting in _ROLE_PASSWORDS.items():
+            password = passwords[prop]
+            if reconcile.password_fingerprint(fp_key, setting, password) != props.get(prop):
+                raise ProviderError(
+                    f"{NAMESPACE}:{setting} is not the password the plan was made with (the stack's config changed "
+                    "since the preview); run the preview again"
+                )
+        return passwords
 
 
 @_one_line_errors("database")
@@ -415,7 +498,7 @@ class DatabaseTenantProvider(_StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
-    NEEDS = _STORE
+    NEEDS = (*_STORE, "secrets", "tenantsFile")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker."""
@@ -424,7 +507,7 @@ class DatabaseTenantProvider(_StackConfigured):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A key to write or delete, the tenant decommissioned, or its owner or table prefix changed
         (reconcile.tenant_rows_diff)."""
-        return _diff_result(reconcile.tenant_rows_diff(olds, news, self._fingerprint_key()))
+        return _diff_result(reconcile.tenant_rows_diff(olds, news))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """First `up` for this tenant: write its rows (existing equal rows are adopted, not rewritten)."""
@@ -481,23 +564,23 @@ class DatabaseTenantProvider(_StackConfigured):
             if props[c.DECOMMISSION]:
                 self._delete_all(company_id, props)
                 return self._outputs(props, company_id, {})
-            values = reconcile.declared_values(props)
+            values = self._values(props)
             change = store.TenantChange(values, list(props.get(c.DECOMMISSIONED, [])))
             store.apply_tenants(_database(), self._store(props), {company_id: change}, self._keyring())
         except (store.StoreError, store.KeyringError) as err:
             # the whole apply is one transaction: nothing of this tenant was written
             message = " ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
             raise ProviderError(f"{owner}, database: {message}; nothing of this tenant was written") from err
-        return self._outputs(props, company_id, values)
+        return self._outputs(props, company_id, props[c.DECLARED_FINGERPRINTS])
 
-    def _outputs(self, props: Mapping[str, Any], company_id: str, values: Mapping[str, str]) -> dict[str, Any]:
+    def _outputs(self, props: Mapping[str, Any], company_id: str, written: Mapping[str, str]) -> dict[str, Any]:
         return {
             c.OWNER: props[c.OWNER],
             c.DECOMMISSION: props[c.DECOMMISSION],
             c.COMPANY_ID: company_id,
             c.COMPANY_NAME: props.get(c.COMPANY_NAME),
             c.TABLE_PREFIX: props[c.TABLE_PREFIX],
-            c.RECORDED_FINGERPRINTS: reconcile.desired_fingerprints(props[c.OWNER], values, self._fingerprint_key()),
+            c.RECORDED_FINGERPRINTS: dict(written),
         }
 
 

@@ -1,9 +1,11 @@
 """The dynamic resources and the components that group them (tokens and property names:
 `tenant_secrets/contract.py`).
 
-Secret values enter as one secret input per key, named by the key. Their fingerprints are also a
-plain input (and, as recorded at the last write or refresh, an output): that is what lets a preview,
-and `tenantctl plan`, name the key that changes while the value stays `[secret]`.
+No secret value is an input or an output, not even as a Pulumi secret: per key, a resource carries
+the fingerprint of its value (an input; and, as recorded at the last write or refresh, an output) and
+the descriptor of its source, from which the provider resolves the value when it writes
+(docs/decisions/0034-write-only-values.md). The fingerprints let a preview, and `tenantctl plan`, name
+the key that changes without showing anything of its value.
 
 What is the same for every resource of the stack (the master keys, the fingerprint key, the store's
 settings) is not an input: the providers read it from the stack's config (components/providers.py).
@@ -22,11 +24,26 @@ from pulumi.dynamic import Resource
 from components import providers
 from tenant_secrets import contract as c
 from tenant_secrets.reconcile import desired_fingerprints
+from tenant_secrets.sources import ValueSource, describe
 from tenant_secrets.values import fingerprint
 
 
-def _secret_values(values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
-    return {key: pulumi.Output.secret(value) for key, value in sorted(values.items())}
+def dynamic_provider(stack: str) -> pulumi.ProviderResource:
+    """The provider every dynamic resource of the stack uses, whose only input is the stack's name.
+
+    Without it, the engine's default provider for Python dynamic resources takes the whole stack config
+    as its inputs and records them in the state (encrypted: master keys, derivation key, every
+    `{from: config}` value). The providers read the stack's config themselves when they need it
+    (components/providers.py), so the state holds none of it (docs/decisions/0034-write-only-values.md).
+    The engine diffs a resource moved from the default provider to this one with this provider's
+    DiffConfig, which the dynamic-provider host does not implement: no resource is replaced.
+    """
+    return pulumi.ProviderResource(c.PROVIDER_PACKAGE, c.PROVIDER_NAME, {c.PROVIDER_STACK: stack})
+
+
+def _descriptors(sources: Mapping[str, ValueSource], values: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """The descriptor of every key's source: a value's source is recorded, never the value."""
+    return {key: describe(sources[key]) for key in sorted(values)}
 
 
 class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER):
@@ -42,6 +59,7 @@ class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER
         environment: str,
         path: str,
         values: Mapping[str, str],
+        sources: Mapping[str, ValueSource],
         decommissioned: Sequence[str],
         decommission: bool,
         fingerprint_key: bytes,
@@ -54,9 +72,9 @@ class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER
             decommission=decommission,
             decommissioned=decommissioned,
             declared=desired_fingerprints(owner, values, fingerprint_key),
+            sources=_descriptors(sources, values),
         )
-        props = {**inputs.props(), **_secret_values(values)}
-        super().__init__(providers.InfisicalFolderProvider(), name, props, opts)
+        super().__init__(providers.InfisicalFolderProvider(), name, inputs.props(), opts)
 
 
 class DatabaseSchema(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_SCHEMA):
@@ -73,9 +91,6 @@ class DatabaseSchema(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_SCHEMA):
         key_versions: Sequence[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=list(c.SCHEMA_SECRET_OUTPUTS))
-        )
         props = settings.props(key_version=key_version, key_versions=key_versions)
         super().__init__(providers.DatabaseSchemaProvider(), name, props, opts)
 
@@ -92,6 +107,7 @@ class DatabaseTenant(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_TENANT):
         *,
         owner: str,
         values: Mapping[str, str],
+        sources: Mapping[str, ValueSource],
         decommissioned: Sequence[str],
         decommission: bool,
         table_prefix: str,
@@ -109,10 +125,10 @@ class DatabaseTenant(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_TENANT):
             company_id=company_id,
             company_name=company_name,
             declared=desired_fingerprints(owner, values, fingerprint_key),
+            sources=_descriptors(sources, values),
             unbound=unbound,
         )
-        props = {**inputs.props(), **_secret_values(values)}
-        super().__init__(providers.DatabaseTenantProvider(), name, props, opts)
+        super().__init__(providers.DatabaseTenantProvider(), name, inputs.props(), opts)
 
 
 class MasterKeyPublication(Resource, module=c.DYNAMIC_MODULE, name=c.MASTER_KEY_PUBLICATION):
@@ -176,7 +192,9 @@ class OwnerSecrets(TypedDict):
     company_name: NotRequired[str | None]
     """Display name, used when the demo creates the company."""
     values: Mapping[str, str]
-    """Secret key -> value (resolved in the program, sent as secrets)."""
+    """Secret key -> value, resolved in the program for the checks and the fingerprints; never an input."""
+    sources: Mapping[str, ValueSource]
+    """Secret key -> where its value comes from: what the resource records, for its provider to resolve."""
     decommissioned: Sequence[str]
     """Keys marked for deletion."""
     decommission: bool
@@ -210,6 +228,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
                 environment=args["environment"],
                 path=folder["path"],
                 values=folder["values"],
+                sources=folder["sources"],
                 decommissioned=folder["decommissioned"],
                 decommission=folder["decommission"],
                 fingerprint_key=args["fingerprint_key"],
@@ -236,7 +255,7 @@ class DatabaseSecretsArgs(TypedDict):
     after: NotRequired[Sequence[pulumi.Resource]]
     """Resources the schema waits for (the key publication: no row may use a key not yet published)."""
     owns_schema: NotRequired[bool]
-    """False on a shard other than 1: the schema resource is shard 1's (docs/decisions/0034); default True."""
+    """False on a shard other than 1: the schema resource is shard 1's (docs/decisions/0035); default True."""
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
@@ -264,6 +283,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
                 f"{tenant['owner']}-database",
                 owner=tenant["owner"],
                 values=tenant["values"],
+                sources=tenant["sources"],
                 decommissioned=tenant["decommissioned"],
                 decommission=tenant["decommission"],
                 table_prefix=args["schema"].table_prefix,

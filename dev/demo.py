@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import ConfigSource, EnvSource, plan_environment
+from tenant_secrets.model import plan_environment
+from tenant_secrets.sources import ConfigSource, EnvSource
 
 log = logging.getLogger("demo")
 NAMESPACE = "tenant-secrets"

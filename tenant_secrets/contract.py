@@ -13,8 +13,12 @@ or refresh (:data:`RECORDED_FINGERPRINTS`); ``declared_fingerprints`` is an outp
 last write wrote (:data:`WRITTEN_FINGERPRINTS`), which differ from the recorded ones only after a refresh
 found drift.
 
-Besides its bookkeeping properties, a tenant or folder resource has one secret input per key, named by
-the key (docs/decisions/0003): :func:`is_secret_key` tells them apart.
+No property holds a secret value, not even as a Pulumi secret (docs/decisions/0034-write-only-values.md):
+a tenant or folder resource carries, per key, its value's source descriptor (:data:`SOURCES`,
+`tenant_secrets/sources.py`) and the fingerprint of the value (:data:`DECLARED_FINGERPRINTS`); its
+provider resolves the value itself at write time and refuses to write one whose fingerprint differs.
+States written before that held one secret input per key, named by the key (UPPER_CASE):
+:func:`secret_keys` still recognises them, in the old inputs a `check` or a plan reads.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ DATABASE_SCHEMA: Final = "DatabaseSchema"
 DATABASE_TENANT: Final = "DatabaseTenant"
 MASTER_KEY_PUBLICATION: Final = "MasterKeyPublication"
 REGISTRY: Final = "Registry"
+
+PROVIDER_PACKAGE: Final = "pulumi-python"
+"""The package of the Python dynamic providers: the stack declares one explicit provider of it."""
+PROVIDER_NAME: Final = PACKAGE
+PROVIDER_STACK: Final = f"{PACKAGE}:stack"
+"""The explicit provider's one input: the stack whose config the providers read (never a value of it)."""
 
 INFISICAL_SECRETS_COMPONENT: Final = f"{PACKAGE}:index:InfisicalSecrets"
 DATABASE_SECRETS_COMPONENT: Final = f"{PACKAGE}:index:DatabaseSecrets"
@@ -68,6 +78,8 @@ UNBOUND: Final = "unbound"
 """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
 CREATED_FOLDER: Final = "created_folder"
 """Output: whether this stack created the folder (only then may it delete the folder)."""
+SOURCES: Final = "sources"
+"""Input: key -> the descriptor of its value's source (tenant_secrets/sources.py), never the value."""
 OWNERS: Final = "owners"
 """The registry's owners (tenants and platform folders) this stack manages."""
 
@@ -81,9 +93,11 @@ BINDINGS_PENDING: Final = "bindings_pending"
 """Some row or history entry has no binding yet (written before migration 0005): the schema binds it."""
 ROTATION_BATCH_SIZE: Final = "rotation_batch_size"
 APP_ROLE: Final = "app_role"
-APP_ROLE_PASSWORD: Final = "app_role_password"  # noqa: S105 - a property name
+APP_ROLE_PASSWORD: Final = "app_role_password_fingerprint"  # noqa: S105 - a property name
+"""The fingerprint of the application role's password (the provider reads the password from the stack's config)."""
 PROVISIONER_ROLE: Final = "provisioner_role"
-PROVISIONER_PASSWORD: Final = "provisioner_password"  # noqa: S105 - a property name
+PROVISIONER_PASSWORD: Final = "provisioner_password_fingerprint"  # noqa: S105 - a property name
+"""The fingerprint of the provisioner role's password."""
 ROWS_ROTATED: Final = "rows_rotated"
 
 # --- secret keys ------------------------------------------------------------------------------------
@@ -93,12 +107,13 @@ SECRET_KEY: Final = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def is_secret_key(name: object) -> bool:
-    """Whether a property is a secret input (named by its key) rather than a bookkeeping property."""
+    """Whether a name is a secret's key (a bookkeeping property's name never is)."""
     return isinstance(name, str) and SECRET_KEY.fullmatch(name) is not None
 
 
 def secret_keys(props: Iterable[object]) -> set[str]:
-    """The secret keys among a resource's property names."""
+    """The secret keys among a resource's property names: the secret inputs of a state written before
+    values became write-only."""
     return {name for name in props if isinstance(name, str) and is_secret_key(name)}
 
 
@@ -120,8 +135,6 @@ class Schema:
     replaces: tuple[str, ...] = ()
     watched: tuple[str, ...] = ()
     store: str = ""
-    secret_inputs: bool = False
-    """One secret input per key, named by the key."""
 
     def replaced_by(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
         """The replace-forcing inputs that differ between the old state and the new inputs."""
@@ -134,11 +147,10 @@ class Schema:
 
 FOLDER = Schema(
     INFISICAL_FOLDER,
-    inputs=(OWNER, ENVIRONMENT, PATH, DECOMMISSION, DECOMMISSIONED, DECLARED_FINGERPRINTS),
+    inputs=(OWNER, ENVIRONMENT, PATH, DECOMMISSION, DECOMMISSIONED, DECLARED_FINGERPRINTS, SOURCES),
     outputs=(OWNER, ENVIRONMENT, PATH, DECOMMISSION, CREATED_FOLDER, RECORDED_FINGERPRINTS, WRITTEN_FINGERPRINTS),
     replaces=(ENVIRONMENT, PATH),
     store="infisical",
-    secret_inputs=True,
 )
 TENANT_ROWS = Schema(
     DATABASE_TENANT,
@@ -151,11 +163,11 @@ TENANT_ROWS = Schema(
         COMPANY_ID,
         COMPANY_NAME,
         DECLARED_FINGERPRINTS,
+        SOURCES,
     ),
     outputs=(OWNER, DECOMMISSION, COMPANY_ID, COMPANY_NAME, TABLE_PREFIX, RECORDED_FINGERPRINTS),
     replaces=(OWNER, TABLE_PREFIX),
     store="database",
-    secret_inputs=True,
 )
 PUBLICATION = Schema(
     MASTER_KEY_PUBLICATION,
@@ -183,7 +195,6 @@ TABLES = Schema(
     outputs=(*SCHEMA_WATCHED, ROWS_ROTATED),
     watched=SCHEMA_WATCHED,
 )
-SCHEMA_SECRET_OUTPUTS: Final = (APP_ROLE_PASSWORD, PROVISIONER_PASSWORD)
 SCHEMA_MIGRATES: Final = (SCHEMA_VERSION, TABLE_PREFIX)
 """The schema inputs whose change is a migration (the plan's ``migrate``)."""
 REGISTRY_SCHEMA = Schema(
@@ -203,7 +214,7 @@ STORES: Final = {s.token: s.store for s in SCHEMAS.values() if s.store}
 
 @dataclass(frozen=True)
 class FolderInputs:
-    """An Infisical folder's bookkeeping inputs (:data:`FOLDER`); the secret inputs are added beside them."""
+    """An Infisical folder's inputs (:data:`FOLDER`): per key, a fingerprint and a source descriptor."""
 
     owner: str
     environment: str
@@ -211,6 +222,7 @@ class FolderInputs:
     decommission: bool
     decommissioned: Sequence[str]
     declared: Mapping[str, str]
+    sources: Mapping[str, Mapping[str, Any]]
 
     def props(self) -> dict[str, Any]:
         return {
@@ -220,12 +232,13 @@ class FolderInputs:
             DECOMMISSION: self.decommission,
             DECOMMISSIONED: sorted(self.decommissioned),
             DECLARED_FINGERPRINTS: dict(self.declared),
+            SOURCES: {key: dict(self.sources[key]) for key in sorted(self.sources)},
         }
 
 
 @dataclass(frozen=True)
 class TenantRowsInputs:
-    """A tenant's rows' bookkeeping inputs (:data:`TENANT_ROWS`); the secret inputs are added beside them."""
+    """A tenant's rows' inputs (:data:`TENANT_ROWS`): per key, a fingerprint and a source descriptor."""
 
     owner: str
     decommission: bool
@@ -234,6 +247,7 @@ class TenantRowsInputs:
     company_id: str
     company_name: str
     declared: Mapping[str, str]
+    sources: Mapping[str, Mapping[str, Any]]
     unbound: Sequence[str] = ()
 
     def props(self) -> dict[str, Any]:
@@ -246,6 +260,7 @@ class TenantRowsInputs:
             COMPANY_ID: self.company_id,
             COMPANY_NAME: self.company_name,
             DECLARED_FINGERPRINTS: dict(self.declared),
+            SOURCES: {key: dict(self.sources[key]) for key in sorted(self.sources)},
         }
 
 
@@ -271,8 +286,8 @@ class PublicationInputs:
 
 @dataclass(frozen=True)
 class SchemaSettings:
-    """The schema resource's settings from the stack (:data:`TABLES`), the role passwords as secrets
-    (``Any``: the program passes them as secret Outputs, or None when unset)."""
+    """The schema resource's settings from the stack (:data:`TABLES`); of the role passwords, only their
+    fingerprints (None when unset): the provider reads the passwords from the stack's config."""
 
     schema_version: str
     table_prefix: str
@@ -281,9 +296,9 @@ class SchemaSettings:
     bindings_pending: bool
     rotation_batch_size: int
     app_role: str | None
-    app_role_password: Any
+    app_role_password: str | None
     provisioner_role: str | None
-    provisioner_password: Any
+    provisioner_password: str | None
 
     def props(self, *, key_version: int, key_versions: Sequence[str]) -> dict[str, Any]:
         return {

@@ -51,6 +51,14 @@ from tenant_secrets.names import (
     subdomain_problem,
 )
 from tenant_secrets.periods import DATE_PATTERN, PERIOD_PATTERN, date_problem, period_problem
+from tenant_secrets.sources import (
+    ConfigSource,
+    EnvSource,
+    GeneratedSource,
+    InfisicalSource,
+    LiteralSource,
+    ValueSource,
+)
 
 # --- names are checked by tenant_secrets/names.py; these are the file's own words -------------------
 
@@ -494,40 +502,6 @@ class TenantsFile:
 
 
 # --- the resolved view of one environment -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigSource:
-    path: tuple[str, ...]  # inside the stack config object `secrets`
-    allow_empty: bool = False
-
-
-@dataclass(frozen=True)
-class EnvSource:
-    var: str
-
-
-@dataclass(frozen=True)
-class GeneratedSource:
-    bytes: int
-    encoding: str
-    rotation: str
-
-
-@dataclass(frozen=True)
-class InfisicalSource:
-    path: str
-    key: str
-    environment: str | None
-    allow_empty: bool = False
-
-
-@dataclass(frozen=True)
-class LiteralSource:
-    value: str
-
-
-ValueSource = ConfigSource | EnvSource | GeneratedSource | InfisicalSource | LiteralSource
 
 
 @dataclass(frozen=True)

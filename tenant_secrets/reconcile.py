@@ -3,9 +3,9 @@
 Each provider's `check` and `diff` in `components/providers.py` is one call to a function here
 (``folder_check``, ``folder_diff``, ``tenant_rows_diff``, ...); what a property is named, which inputs
 force a replace and what counts as a secret key is the contract's (`tenant_secrets/contract.py`).
-The secret keys are top-level properties (UPPER_CASE, so they never collide with the lowercase
-bookkeeping properties): that is what makes a preview name the key that changes
-(`~ STRIPE_SECRET_KEY`) while the value stays `[secret]` (docs/decisions/0003-resource-granularity.md).
+No value is an input: per key, a resource carries its value's fingerprint and source descriptor, and
+the providers compare fingerprints (docs/decisions/0034-write-only-values.md); a preview names the key
+that changes (`~ fingerprints.STRIPE_SECRET_KEY`) without showing anything of its value.
 
 In `check`, ``olds`` are the old inputs; in `diff`, the old outputs (the state), whose
 :data:`~tenant_secrets.contract.RECORDED_FINGERPRINTS` are what the store held at the last write or refresh.
@@ -28,6 +28,7 @@ from tenant_secrets.contract import (
     PATH,
     PUBLICATION,
     RECORDED_FINGERPRINTS,
+    SOURCES,
     TENANT_ROWS,
     UNBOUND,
     WRITTEN_FINGERPRINTS,
@@ -58,7 +59,7 @@ def removed_key_failures(
     Deleting a production secret because a line disappeared from tenants.yaml is the mistake a
     reviewer is least likely to notice, so it is refused with the marker that would allow it.
     """
-    gone = sorted(secret_keys(olds) - secret_keys(news) - set(decommissioned))
+    gone = sorted(declared_keys(olds) - declared_keys(news) - set(decommissioned))
     failures = [
         RemovalFailure(
             property="",
@@ -109,9 +110,37 @@ def removed_tenant_failures(
     return failures
 
 
-def desired_fingerprints(owner: str, news: Mapping[str, Any], fp_key: bytes) -> dict[str, str]:
-    """The fingerprints of the secret keys among ``news`` (a resource's inputs, or key -> value)."""
-    return {key: fingerprint(fp_key, owner, key, str(news[key])) for key in sorted(secret_keys(news))}
+def declared_keys(props: Mapping[str, Any]) -> set[str]:
+    """The keys a resource's inputs declare: those it fingerprints, and (in a state written before values
+    became write-only) its secret inputs."""
+    return set(props.get(DECLARED_FINGERPRINTS) or {}) | secret_keys(props)
+
+
+def desired_fingerprints(owner: str, values: Mapping[str, str], fp_key: bytes) -> dict[str, str]:
+    """The fingerprints of ``values`` (key -> value), as a resource declares them."""
+    return {key: fingerprint(fp_key, owner, key, values[key]) for key in sorted(values)}
+
+
+def password_fingerprint(fp_key: bytes, setting: str, password: str | None) -> str | None:
+    """What the schema resource records of a role's password (None when unset): a change shows, the
+    password never does."""
+    return None if password is None else fingerprint(fp_key, "company_secrets", setting, password)
+
+
+def stale_keys(owner: str, declared: Mapping[str, str], values: Mapping[str, str], fp_key: bytes) -> list[str]:
+    """The keys whose value, resolved at write time, is not the one the plan was made with (its fingerprint
+    differs from the declared one), or that one side lacks."""
+    resolved = desired_fingerprints(owner, values, fp_key)
+    return sorted(key for key in set(declared) | set(resolved) if declared.get(key) != resolved.get(key))
+
+
+def source_failures(news: Mapping[str, Any]) -> list[RemovalFailure]:
+    """Every fingerprinted key has a source descriptor to resolve its value from, and no other key has one."""
+    fingerprinted, described = set(news.get(DECLARED_FINGERPRINTS) or {}), set(news.get(SOURCES) or {})
+    if fingerprinted == described:
+        return []
+    odd = few(sorted(fingerprinted ^ described))
+    return [RemovalFailure(SOURCES, f"{news[OWNER]}: keys without both a fingerprint and a value source: {odd}")]
 
 
 def needs_write(recorded: Mapping[str, str], desired: Mapping[str, str], decommissioned: Iterable[str]) -> list[str]:
@@ -127,8 +156,9 @@ def diff_verdict(
     """What a provider's `diff` tells the engine: False (nothing to do), True, or None.
 
     None means "my inputs decide": the engine then diffs the old and new inputs itself, and names each
-    changed input, so the preview shows `~ STRIPE_SECRET_KEY: [secret] => [secret]` and `diffReasons`
-    lists the key (a Python dynamic provider has no other way to report which property changed). That
+    changed input, so the preview shows the key's fingerprint change (`~ fingerprints: {~ STRIPE_SECRET_KEY:
+    ...}`) and `detailedDiff` names it (a Python dynamic provider has no other way to report which
+    property changed). That
     is right only when the change is in the declared inputs: ``recorded`` (fingerprints of what the
     store held at the last write or refresh) equal to ``declared`` (those written at the last write).
     After a refresh found drift, or for a replacement, or for a state that recorded nothing to compare
@@ -174,11 +204,6 @@ class Diff:
     replaces: list[str]
 
 
-def declared_values(props: Mapping[str, Any]) -> dict[str, str]:
-    """The secret inputs: key -> value."""
-    return {key: str(props[key]) for key in secret_keys(props)}
-
-
 def keys_to_delete(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     """Keys to delete: those marked one by one, or every recorded key when the owner is decommissioned."""
     if news.get(DECOMMISSION):
@@ -194,12 +219,12 @@ def tracked_keys(props: Mapping[str, Any]) -> set[str]:
 def folder_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
     """An Infisical folder's `check`: no key dropped without its decommission marker, and no path other
     than the owner's own folder."""
-    failures = folder_path_failures(news[OWNER], news[PATH])
+    failures = folder_path_failures(news[OWNER], news[PATH]) + source_failures(news)
     failures += removed_key_failures(news[OWNER], olds, news, keys_to_delete(olds, news))
     return failures
 
 
-def folder_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> Diff:
+def folder_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
     """An Infisical folder's `diff`: fingerprints recorded at the last write (or refresh) against the
     declared values.
 
@@ -207,7 +232,7 @@ def folder_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes)
     (:func:`diff_verdict`); drift found by a refresh, or a new path, is answered "changed".
     """
     replaces = FOLDER.replaced_by(olds, news)
-    desired = desired_fingerprints(news[OWNER], news, fp_key)
+    desired = dict(news.get(DECLARED_FINGERPRINTS) or {})
     recorded = olds.get(RECORDED_FINGERPRINTS) or {}
     changed = needs_write(recorded, desired, keys_to_delete(olds, news))
     return Diff(
@@ -223,24 +248,24 @@ def folder_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes)
 
 def tenant_rows_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
     """A tenant's rows' `check`: no key dropped without its decommission marker."""
-    return removed_key_failures(news[OWNER], olds, news, keys_to_delete(olds, news))
+    return source_failures(news) + removed_key_failures(news[OWNER], olds, news, keys_to_delete(olds, news))
 
 
-def tenant_rows_diff(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> Diff:
+def tenant_rows_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
     """A tenant's rows' `diff`: a key to write or delete, the owner decommissioned, a row not bound to it,
     or a replacing input."""
     replaces = TENANT_ROWS.replaced_by(olds, news)
     changed = (
-        bool(keys_to_write(olds, news, fp_key))
+        bool(keys_to_write(olds, news))
         or olds.get(DECOMMISSION) != news.get(DECOMMISSION)
         or bool(news.get(UNBOUND))  # rows the preflight found not bound to them: overwrite them
     )
     return Diff(bool(replaces or changed), replaces)
 
 
-def keys_to_write(olds: Mapping[str, Any], news: Mapping[str, Any], fp_key: bytes) -> list[str]:
+def keys_to_write(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     """Keys whose value changed or that go, and every key when the tenant's company changed."""
-    desired = desired_fingerprints(news[OWNER], news, fp_key)
+    desired = dict(news.get(DECLARED_FINGERPRINTS) or {})
     if news.get(COMPANY_ID) and olds.get(COMPANY_ID) and news[COMPANY_ID] != olds[COMPANY_ID]:
         return sorted(desired)
     return needs_write(olds.get(RECORDED_FINGERPRINTS) or {}, desired, keys_to_delete(olds, news))

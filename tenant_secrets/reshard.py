@@ -3,7 +3,7 @@
     tenantctl shards init --environment prod --count 16   create the missing stacks prod-02 .. prod-16
     tenantctl reshard --environment prod --from 2 --to 3  move each tenant whose shard changes
 
-A reshard moves state, never data (docs/decisions/0035): for each pair of stacks, `pulumi state move`
+A reshard moves state, never data (docs/decisions/0036): for each pair of stacks, `pulumi state move`
 takes the moved tenants' InfisicalFolder and DatabaseTenant resources (their secret inputs re-encrypted
 by the destination's secrets provider), then one `pulumi stack export`/`import` per stack puts the
 moved resources back under the destination's InfisicalSecrets / DatabaseSecrets component (state move
@@ -28,16 +28,15 @@ from typing import Any
 
 from tenant_secrets import contract as c
 from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import ConfigSource, EnvironmentPlan, TenantsFileError, plan_environment
+from tenant_secrets.model import EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.shards import MAX_SHARDS, Shard, shard_of, stack_name
+from tenant_secrets.sources import ConfigSource
 from tenant_secrets.stack_settings import NAMESPACE
 from tenant_secrets.stacks import StackFileError, StackInfo, discover, of_environment
 
 Runner = Callable[[Sequence[str]], str]
 MOVED_TYPES = (c.INFISICAL_FOLDER, c.DATABASE_TENANT)
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
-PROVIDER_TYPE = "pulumi:providers:pulumi-python"
-"""The dynamic resources' default provider: its inputs are the whole stack config, so two stacks' differ."""
 URNS_PER_MOVE = 1000
 """URNs per `pulumi state move` call, to stay well under the command line's limit."""
 
@@ -162,28 +161,34 @@ def settle(
     return changed
 
 
-def _provider(resources: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    return next((r for r in resources if r.get("type") == PROVIDER_TYPE and r["urn"].endswith("::default")), None)
+def registry_provider(resources: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
+    """The (URN, id) of the provider the stack's dynamic resources use (its registry's), if any."""
+    registry = _registry(resources)
+    ref = str((registry or {}).get("provider") or "")
+    urn, _, provider_id = ref.rpartition("::")
+    return (urn, provider_id) if urn else None
 
 
-def align_provider(source: dict[str, Any], provider_id: str) -> bool:
-    """Give the source's default provider the destination's id, so `pulumi state move` takes the destination's
-    provider for the moved resources (it refuses a provider of the same URN with another id and other inputs,
-    and this provider's inputs are the stack's config). False when there was nothing to change."""
+def align_provider(source: dict[str, Any], stack: str, target: tuple[str, str]) -> bool:
+    """Give the source's provider (the one named as the destination's, ``target``: URN and id) the destination's
+    id, so `pulumi state move` takes the destination's provider for the moved resources: it refuses a provider
+    of the same URN with another id and other inputs, and a provider's inputs name its stack (or hold its whole
+    config, the engine's default provider). False when there was nothing to change."""
     resources: list[dict[str, Any]] = source.get("resources") or []
-    provider = _provider(resources)
+    urn, provider_id = _rename(target[0], stack), target[1]
+    provider = next((r for r in resources if r.get("urn") == urn), None)
     if provider is None or provider.get("id") == provider_id:
         return False
-    old, new = f"{provider['urn']}::{provider['id']}", f"{provider['urn']}::{provider_id}"
+    old, new = f"{urn}::{provider['id']}", f"{urn}::{provider_id}"
     for res in resources:
         if res.get("provider") == old:
             res["provider"] = new
-    next(r for r in resources if r is provider)["id"] = provider_id
+    provider["id"] = provider_id
     return True
 
 
 def bootstrap(run: Runner, stack: str, registry_urn: str) -> None:
-    """A new shard stack's own registry (and so its own default provider), by a targeted `pulumi up` that
+    """A new shard stack's own registry (and so its own provider), by a targeted `pulumi up` that
     creates nothing else: the registry records the tenants the stack's shard setting assigns to it."""
     run(["up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, "--target", registry_urn])
 
@@ -340,9 +345,9 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
         found = tenant_resources(exports[src_k].get("deployment") or {}, owners)
         if not found:
             continue  # tenants declared but never applied, or moved by an earlier run: nothing to move
-        target = _provider((_export(run, dst).get("deployment") or {}).get("resources") or [])
+        target = registry_provider((_export(run, dst).get("deployment") or {}).get("resources") or [])
         current = _export(run, src)
-        if target is not None and align_provider(current.setdefault("deployment", {}), str(target["id"])):
+        if target is not None and align_provider(current.setdefault("deployment", {}), src, target):
             _import(run, src, current)
         for start in range(0, len(found), URNS_PER_MOVE):
             batch = sorted(found)[start : start + URNS_PER_MOVE]

@@ -5,10 +5,11 @@
     run_preview(stack, config_file)  runs the CLI                            (the only side effect)
     run_plan(...)                    what `tenantctl plan` does
 
-Where the keys come from. Each tenant resource (`<owner>-infisical`, `<owner>-database`) has one
-secret input per key, named by the key (UPPER_CASE), and a plain input mapping each key to an HMAC of
-its value, the declared fingerprints (docs/decisions/0003-resource-granularity.md; the type tokens and
-property names are `tenant_secrets/contract.py`'s). A create lists the new state's keys, a delete the
+Where the keys come from. Each tenant resource (`<owner>-infisical`, `<owner>-database`) has a plain
+input mapping each key to an HMAC of its value, the declared fingerprints, and one mapping each key to
+its value's source (docs/decisions/0034-write-only-values.md; a state written before that had one
+secret input per key, named by the key, which is read too; the type tokens and property names are
+`tenant_secrets/contract.py`'s). A create lists the new state's keys, a delete the
 old state's, and an update compares the two fingerprint maps key by key. The preview's own
 `diffReasons` and `detailedDiff` name the changed keys only when the provider lets the engine diff the
 inputs (the Infisical folders and key publications do, for declared changes: reconcile.diff_verdict;
@@ -16,8 +17,7 @@ the database tenants do not), so they are read too, never relied on alone.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
-The values of secret inputs are never read (the preview shows them as `[secret]` anyway), and the
-fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
+The fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
 invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
 
 A preview that warned (it could not check something: the database without DATABASE_URL, say) is
@@ -151,13 +151,19 @@ def _recorded_fingerprints(step: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _reported_keys(step: Mapping[str, Any]) -> set[str]:
-    """Keys the engine itself names as changed (those of an update the provider lets it diff)."""
+    """Keys the engine itself names as changed (those of an update the provider lets it diff): a
+    fingerprint's path (``fingerprints.STRIPE_SECRET_KEY``), or in a state written before values became
+    write-only, a secret input's name."""
     names: list[str] = [str(n) for n in step.get("diffReasons") or []]
     detailed = step.get("detailedDiff")
     if isinstance(detailed, Mapping):
         names += [str(n) for n in detailed]
-    top = {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
-    return c.secret_keys(top)
+    keys: set[str] = set()
+    for name in names:
+        parts = re.split(r"[.\[\]\"]+", name)
+        keyed = parts[0] == c.DECLARED_FINGERPRINTS and len(parts) > 1
+        keys.add(parts[1] if keyed else parts[0])
+    return c.secret_keys(keys)
 
 
 def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Shards: one environment's tenants split over N stacks, each applying one shard (docs/decisions/0034).
+"""Shards: one environment's tenants split over N stacks, each applying one shard (docs/decisions/0035).
 
 A tenant's shard depends only on its subdomain and N: jump consistent hash (Lamping & Veach, 2014)
 over the first 8 bytes of SHA-256(subdomain). Adding or removing a tenant never moves another, and

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.sources import config_value
 from tenant_secrets.stack_settings import NAMESPACE
 
 MAX_ERROR_LINES = 5
@@ -37,12 +38,7 @@ class StackConfig:
 
     def secret(self, path: tuple[str, ...]) -> str | None:
         """The value at `secrets.<path>`, as a `{from: config}` source reads it; None when there is none."""
-        node: Any = self.secrets
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return None if node is None or isinstance(node, dict | list) else str(node)
+        return config_value(self.secrets, path)
 
     @classmethod
     def from_cli_json(cls, document: Mapping[str, Any]) -> StackConfig:

@@ -178,7 +178,7 @@ class StackSettings:
     @property
     def owns_environment(self) -> bool:
         """Whether this stack declares the platform folders, the schema and the master-key publication
-        (unsharded, or shard 1: docs/decisions/0034)."""
+        (unsharded, or shard 1: docs/decisions/0035)."""
         return self.shard is None or self.shard.owner
 
     def applies(self, subdomain: str) -> bool:

@@ -1,7 +1,7 @@
 """The project's stacks as its stack files describe them: Pulumi.<stack>.yaml, their environment and shard.
 
 `tenantctl affected`, `plan --environment`, `verify --environment` and `reshard` find an environment's
-stacks here, so the set of stacks is what the repository declares (decision 0034), not a naming rule.
+stacks here, so the set of stacks is what the repository declares (decision 0035), not a naming rule.
 """
 
 from __future__ import annotations

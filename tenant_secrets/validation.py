@@ -17,13 +17,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tenant_secrets.model import (
-    ConfigSource,
     Defaults,
     EnvironmentPlan,
-    EnvSource,
     FromConfig,
     FromInfisical,
-    InfisicalSource,
     Issue,
     LiteralValue,
     Loc,
@@ -32,13 +29,13 @@ from tenant_secrets.model import (
     Position,
     Positions,
     Tenant,
-    ValueSource,
     did_you_mean,
     dotted,
     flatten,
     issue_at,
 )
 from tenant_secrets.names import KEY_MAX, SHARED_NAMESPACE, TENANTS_FOLDER, encoded_label_problem
+from tenant_secrets.sources import ConfigSource, EnvSource, InfisicalSource, ValueSource
 from tenant_secrets.values import reference_problem
 
 

@@ -19,13 +19,18 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-if TYPE_CHECKING:
-    from tenant_secrets.model import GeneratedSource, ValueSource
+from tenant_secrets.sources import (
+    ConfigSource,
+    EnvSource,
+    GeneratedSource,
+    InfisicalSource,
+    LiteralSource,
+    ValueSource,
+)
 
 FINGERPRINT_HEX_CHARS = 16
 # ECMAScript trim() whitespace: what Infisical strips from values (see infisical_keeps).
@@ -94,7 +99,6 @@ def empty_values(owner: str, sources: Mapping[str, ValueSource], values: Mapping
     """``owner.KEY`` of every empty value whose source does not declare ``allow_empty`` (a literal
     ``{value: ""}`` is declared by whoever wrote it). An empty secret is most often one nobody set; a
     store may refuse it, so it fails the preview instead of the write."""
-    from tenant_secrets.model import ConfigSource, InfisicalSource, LiteralSource  # noqa: PLC0415 - see resolve
 
     def allowed(source: ValueSource) -> bool:
         if isinstance(source, ConfigSource | InfisicalSource):
@@ -129,16 +133,6 @@ class Resolver:
     infisical: Callable[[str, str, str], str | None]
 
     def resolve(self, owner: str, key: str, source: ValueSource) -> str:
-        # imported here: the fingerprint functions above serve the dynamic provider, which has no use for
-        # the pydantic model behind the sources (~0.1 s to import on every engine command)
-        from tenant_secrets.model import (  # noqa: PLC0415
-            ConfigSource,
-            EnvSource,
-            GeneratedSource,
-            InfisicalSource,
-            LiteralSource,
-        )
-
         if isinstance(source, LiteralSource):
             value: str | None = source.value
             where = "its literal value"

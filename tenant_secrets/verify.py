@@ -28,8 +28,9 @@ from tenant_secrets import store
 from tenant_secrets.drift import Expected, Held, Report, compare, few
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.keyfolder import is_keyring_secret
-from tenant_secrets.model import EnvironmentPlan, InfisicalSource, TenantsFileError, ValueSource, plan_environment
+from tenant_secrets.model import EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.names import TENANTS_FOLDER
+from tenant_secrets.sources import InfisicalSource, ValueSource
 from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.settings import COMPANIES

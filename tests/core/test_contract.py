@@ -51,8 +51,8 @@ def test_every_resource_type_is_the_contracts() -> None:
 @pytest.mark.parametrize(
     ("inputs", "schema"),
     [
-        (c.FolderInputs("acme", "dev", "/tenants/acme", False, ["OLD"], {"A": "fp"}), c.FOLDER),
-        (c.TenantRowsInputs("acme", False, [], "", "", "acme", {"A": "fp"}), c.TENANT_ROWS),
+        (c.FolderInputs("acme", "dev", "/tenants/acme", False, ["OLD"], {"A": "fp"}, {"A": {"from": "env"}}), c.FOLDER),
+        (c.TenantRowsInputs("acme", False, [], "", "", "acme", {"A": "fp"}, {"A": {"from": "env"}}), c.TENANT_ROWS),
         (c.PublicationInputs("hono-api", "dev", "/hono-api", 1, {"MASTER_ENCRYPTION_KEY": "fp"}), c.PUBLICATION),
         (c.RegistryInputs(["acme"], []), c.REGISTRY_SCHEMA),
     ],
@@ -64,7 +64,6 @@ def test_the_inputs_the_program_builds_are_the_schemas(inputs: Any, schema: c.Sc
 def test_the_schema_settings_are_the_schema_resources_inputs() -> None:
     settings = c.SchemaSettings("0007", "", True, False, False, 500, None, None, None, None)
     assert set(settings.props(key_version=1, key_versions=["1"])) == set(c.TABLES.inputs)
-    assert set(c.SCHEMA_SECRET_OUTPUTS) <= set(c.TABLES.outputs)
     assert set(c.SCHEMA_MIGRATES) <= set(c.TABLES.watched)
 
 
@@ -95,13 +94,13 @@ def _recorded_states() -> list[tuple[str, str, str, dict[str, Any]]]:
 
 def test_the_engines_recorded_previews_hold_the_contracts_fields_only() -> None:
     """The previews tests/e2e/test_review.py records from the real program and engine: every type is the
-    contract's, every property a field of that type's schema or a secret key."""
+    contract's, every property a field of that type's schema: no secret value, not even as a secret."""
     states = _recorded_states()
     assert {token for _, token, _, _ in states} == set(c.SCHEMAS)
     for name, token, part, props in states:
         schema = c.SCHEMAS[token]
         allowed = set(getattr(schema, part)) | ENGINE_PROPERTIES
-        stray = {p for p in props if p not in allowed and not (schema.secret_inputs and c.is_secret_key(p))}
+        stray = {p for p in props if p not in allowed}
         assert not stray, f"{name}: {token} {part} {sorted(stray)}"
 
 

@@ -42,16 +42,22 @@ def test_the_ancestors_are_read_from_proc() -> None:
     assert len(lines) >= 2  # pytest's own parent at least
 
 
-def test_a_folder_provider_keeps_no_master_key_and_no_tenant_value() -> None:
+def test_each_provider_keeps_only_what_it_uses() -> None:
     master, derivation = os.urandom(32).hex(), os.urandom(32).hex()
     raw = {
         "tenant-secrets:masterKeys": json.dumps({"v1": master}),
         "tenant-secrets:derivationKey": derivation,
         "tenant-secrets:secrets": json.dumps({"acme": {"STRIPE_SECRET_KEY": "fake-acme-stripe-canary"}}),
+        "tenant-secrets:appRolePassword": "fake-app-role-password-canary",
     }
     folder, tenant = providers.InfisicalFolderProvider(), providers.DatabaseTenantProvider()
-    for provider in (folder, tenant):
+    schema, publication = providers.DatabaseSchemaProvider(), providers.MasterKeyProvider()
+    for provider in (folder, tenant, schema, publication):
         provider.configure(ConfigureRequest(Config(raw, "tenant-secrets")))
-        assert "fake-acme-stripe-canary" not in repr(vars(provider))
     assert master not in repr(vars(folder)) and derivation in repr(vars(folder))
     assert master in repr(vars(tenant))  # the database's providers encrypt: they need the keys
+    # the tenants' values are resolved at write time by the providers that write them, and only by them
+    assert "fake-acme-stripe-canary" in repr(vars(folder)) and "fake-acme-stripe-canary" in repr(vars(tenant))
+    assert "fake-acme-stripe-canary" not in repr(vars(schema)) + repr(vars(publication))
+    assert "fake-app-role-password-canary" in repr(vars(schema))
+    assert "fake-app-role-password-canary" not in repr(vars(folder)) + repr(vars(tenant)) + repr(vars(publication))

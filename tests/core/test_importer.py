@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tenant_secrets.importer import discover, render
 from tenant_secrets.loader import parse_tenants
-from tenant_secrets.model import InfisicalSource, plan_environment
+from tenant_secrets.model import plan_environment
+from tenant_secrets.sources import InfisicalSource
 
 
 class FakeInfisical:

@@ -10,7 +10,8 @@ import pytest
 from tenant_secrets import cli
 from tenant_secrets.loader import parse_tenants
 from tenant_secrets.migrate import MigrationError, choose, plan_migration, rewrite
-from tenant_secrets.model import InfisicalSource, plan_environment
+from tenant_secrets.model import plan_environment
+from tenant_secrets.sources import InfisicalSource
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from tenant_secrets.loader import load_tenants_file, parse_tenants
-from tenant_secrets.model import (
-    ConfigSource,
-    EnvSource,
-    GeneratedSource,
-    InfisicalSource,
-    LiteralSource,
-    TenantsFileError,
-    plan_environment,
-)
+from tenant_secrets.model import TenantsFileError, plan_environment
+from tenant_secrets.sources import ConfigSource, EnvSource, GeneratedSource, InfisicalSource, LiteralSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

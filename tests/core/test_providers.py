@@ -16,6 +16,8 @@ from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
 from components import providers
 from tenant_secrets import contract as c
 from tenant_secrets.reconcile import desired_fingerprints
+from tenant_secrets.sources import ConfigSource, describe
+from tenant_secrets.stack_config import StackConfig
 from tenant_secrets.values import fingerprint, fingerprint_key
 
 DERIVATION = bytes(range(32)).hex()  # a fake derivation key (not a repeated pattern, which is refused)
@@ -35,12 +37,15 @@ def configured(provider: P) -> P:
     return provider
 
 
+def sources(owner: str, values: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    return {key: describe(ConfigSource((owner, key))) for key in values}
+
+
 def folder_inputs(values: Mapping[str, str] = VALUES, /, **over: Any) -> dict[str, Any]:
     owner, decommissioned = over.pop("owner", "acme"), over.pop("decommissioned", [])
-    inputs = c.FolderInputs(
-        owner, "dev", f"/tenants/{owner}", False, decommissioned, desired_fingerprints(owner, values, FP_KEY)
-    )
-    return {**inputs.props(), **values, **over}
+    declared = desired_fingerprints(owner, values, FP_KEY)
+    inputs = c.FolderInputs(owner, "dev", f"/tenants/{owner}", False, decommissioned, declared, sources(owner, values))
+    return {**inputs.props(), **over}
 
 
 def folder_state(values: Mapping[str, str] = VALUES, /, **over: Any) -> dict[str, Any]:
@@ -52,10 +57,9 @@ def folder_state(values: Mapping[str, str] = VALUES, /, **over: Any) -> dict[str
 
 def rows_inputs(values: Mapping[str, str] = VALUES, /, **over: Any) -> dict[str, Any]:
     decommissioned = over.pop("decommissioned", [])
-    inputs = c.TenantRowsInputs(
-        "acme", False, decommissioned, "", "", "Acme", desired_fingerprints("acme", values, FP_KEY)
-    )
-    return {**inputs.props(), **values, **over}
+    declared = desired_fingerprints("acme", values, FP_KEY)
+    inputs = c.TenantRowsInputs("acme", False, decommissioned, "", "", "Acme", declared, sources("acme", values))
+    return {**inputs.props(), **over}
 
 
 def rows_state(values: Mapping[str, str] = VALUES, /, **over: Any) -> dict[str, Any]:
@@ -274,3 +278,28 @@ def test_registry_diff_is_a_change_of_its_lists_only() -> None:
     assert provider.diff("registry", registry(["acme"]), registry(["acme"])).changes is False
     assert provider.diff("registry", registry(["acme"]), registry(["acme", "globex"])).changes is True
     assert provider.diff("registry", registry(["acme"], []), registry(["acme"], ["old"])).changes is True
+
+
+# --- the stack's explicit provider ------------------------------------------------------------------------
+
+
+def test_with_the_stacks_provider_a_diff_reads_no_config_and_a_setting_is_read_from_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The explicit provider hands `configure` the stack's name only (its inputs are in the state); the
+    config is read from the stack when a call needs a setting, never by a diff."""
+    read: list[str] = []
+
+    def stack_config(stack: str) -> StackConfig:
+        read.append(stack)
+        return StackConfig({"derivationKey": DERIVATION, "environment": "dev"}, {})
+
+    monkeypatch.setattr(providers, "_stack_config", stack_config)
+    provider = providers.InfisicalFolderProvider()
+    provider.configure(ConfigureRequest(Config({c.PROVIDER_STACK: "dev"}, "tenant-secrets")))
+    changed = folder_inputs({**VALUES, "WEBHOOK_SECRET": "fake-webhook-0002"})
+    assert changes(provider.diff("dev:/tenants/acme", folder_state(), changed)) == (None, [])
+    assert failures(provider.check(folder_inputs(), changed)) == []
+    assert read == []
+    assert provider._fingerprint_key() == FP_KEY
+    assert read == ["dev"]

@@ -15,7 +15,7 @@ from tenant_secrets.envelope import Keyring
 from tenant_secrets.keyfolder import published_values
 from tenant_secrets.loader import parse_tenants
 from tenant_secrets.model import plan_environment
-from tenant_secrets.reshard import ReshardError, align_provider, check_config, moves, settle
+from tenant_secrets.reshard import ReshardError, align_provider, check_config, moves, registry_provider, settle
 from tenant_secrets.shards import publication_problem, shard_of
 
 P = "urn:pulumi:{stack}::tenant-secrets::"
@@ -24,7 +24,7 @@ COMPONENT_TYPE = "tenant-secrets:index:InfisicalSecrets"
 COMPONENT = P + COMPONENT_TYPE + "::infisical"
 FOLDER = P + "tenant-secrets:index:InfisicalSecrets$pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
 MOVED = P + "pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
-PROVIDER = P + "pulumi:providers:pulumi-python::default"
+PROVIDER = P + "pulumi:providers:pulumi-python::tenant-secrets"
 REGISTRY = P + "pulumi-python:dynamic/tenants:Registry::registry"
 
 
@@ -99,10 +99,12 @@ def test_a_moved_resource_gets_its_urn_and_component_back_and_the_registries_fol
 
 def test_the_source_provider_takes_the_destinations_id() -> None:
     source = state("prod", ["alpha"], moved=["alpha"])
-    assert align_provider(source, "id-prod-03")
+    target = registry_provider(state("prod-03", [])["resources"])
+    assert target == (PROVIDER.format(stack="prod-03"), "id-prod-03")
+    assert align_provider(source, "prod", target)
     provider = PROVIDER.format(stack="prod")
     assert {r.get("provider") for r in source["resources"] if r.get("provider")} == {f"{provider}::id-prod-03"}
-    assert not align_provider(source, "id-prod-03")
+    assert not align_provider(source, "prod", target)
 
 
 def test_a_non_owner_shard_waits_until_shard_1_published_its_active_key() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from infisical_server.references import has_references
 from tenant_secrets.loader import parse_tenants
-from tenant_secrets.model import ConfigSource, EnvSource, InfisicalSource, LiteralSource, TenantsFileError
+from tenant_secrets.model import TenantsFileError
+from tenant_secrets.sources import ConfigSource, EnvSource, InfisicalSource, LiteralSource
 from tenant_secrets.values import Resolver, UnresolvedValueError, reference_problem
 
 REFERENCE = "fake-prefix-${dev.tenants.codewiser.STRIPE_SECRET_KEY}"

@@ -132,20 +132,25 @@ class Project:
         return result
 
     def persisted(self, stack: auto.Stack) -> str:
-        """Everything persisted or shown about the stack: `pulumi stack export` (as a user runs it,
-        without --show-secrets), every file of the backend, and the stack's config file."""
-        exported = subprocess.run(
-            ["pulumi", "stack", "export", "--stack", stack.name],
-            cwd=self.root,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        """Everything persisted or shown about the stack: `pulumi stack export` as a user runs it, and with
+        --show-secrets as anyone holding the state and its secrets provider's key reads it (issue 18: a
+        value is not in the state, not even encrypted), every file of the backend, and the stack's config
+        file."""
+        exported = [
+            subprocess.run(
+                ["pulumi", "stack", "export", "--stack", stack.name, *flags],
+                cwd=self.root,
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for flags in ([], ["--show-secrets"])
+        ]
         backend = Path(self.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
         files = [p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()]
         config = [p.read_text() for p in self.root.glob("Pulumi.*.yaml")]
-        return "\n".join([exported, *files, *config])
+        return "\n".join([*exported, *files, *config])
 
     def plan(self, stack: auto.Stack) -> tuple[int, list[Row], str]:
         """`pulumi preview --json` as `tenantctl plan` reads it: exit status, rows, error text."""

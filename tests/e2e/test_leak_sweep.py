@@ -1,7 +1,9 @@
-"""Issue 13, the sweep: canaries in every value source (config, env, Infisical, generated) and in the
-keys (master keys, derivation key) on the real engine, through `up`, `preview`, `refresh`, a failed
+"""Issue 13, the sweep: canaries in every value source (config, env, Infisical, generated, a literal) and
+in the keys (master keys, derivation key) on the real engine, through `up`, `preview`, `refresh`, a failed
 `up`, the migrations of a first run, a master key rotation and `destroy`; after each, everything a user
-or an attacker with read access to the logs could see is scanned. Zero hits, or the test names where."""
+or an attacker with read access to the logs could see is scanned. Zero hits, or the test names where.
+Issue 18: that includes `pulumi stack export --show-secrets`: the state holds no value, not even encrypted,
+while both stores hold the right ones."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import pytest
 from pulumi import automation as auto
 
 from dev.pg import Cluster
-from tenant_secrets.model import GeneratedSource
+from tenant_secrets.envelope import decrypt
+from tenant_secrets.sources import GeneratedSource
 from tenant_secrets.values import generate
 from tests.e2e.conftest import Project, configure, sdk
+from tests.e2e.test_walking_skeleton import folder_values
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +34,23 @@ tenants:
       SENDGRID_API_KEY: {from: env, var: ACME_SENDGRID_API_KEY}
       LEGACY_TOKEN: {from: infisical, path: /legacy/acme, key: TOKEN}
       WEBHOOK_SIGNING_SECRET: {generate: {bytes: 32, encoding: hex}}
+      PLAN_NAME: {value: LITERAL}
   - subdomain: globex
     storage: infisical
     secrets:
       STRIPE_SECRET_KEY: {from: config}
 """
 TABLES = ("company_secrets", "company_secret_versions", "company_secret_audit", "company_secret_access", "companies")
+
+
+def database_values(project: Project, *, master_key: str) -> dict[str, str]:
+    """acme's rows, decrypted as the seed's application does (every row is on ``master_key``)."""
+    with project.db() as conn:
+        found = conn.execute(
+            "SELECT s.secret_key, s.secret_value_encrypted FROM company_secrets s "
+            "JOIN companies c ON c.id = s.company_id WHERE c.subdomain = 'acme'"
+        ).fetchall()
+    return {key: decrypt(ciphertext, bytes.fromhex(master_key)) for key, ciphertext in found}
 
 
 def canary(label: str) -> str:
@@ -88,6 +103,7 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
         "config value (changed)": canary("config-2"),
         "env value": canary("env"),
         "Infisical value": canary("infisical"),
+        "literal value": canary("literal"),
         "globex config value": canary("globex"),
         "master key v1": master_key,
         "master key v2": second_key,
@@ -96,7 +112,7 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
             bytes.fromhex(derivation), "dev", "acme", "WEBHOOK_SIGNING_SECRET", GeneratedSource(32, "hex", "1")
         ),
     }
-    project.write_tenants(TENANTS)
+    project.write_tenants(TENANTS.replace("LITERAL", canaries["literal value"]))
     project.env["ACME_SENDGRID_API_KEY"] = canaries["env value"]
     client = sdk(project.infisical)
     client.folders.create_folder(
@@ -162,6 +178,15 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
     with project.db() as conn:
         assert conn.execute("SELECT DISTINCT key_version FROM company_secrets").fetchall() == [(2,)]
     hits += scan("rotation")
+    expected = {
+        "STRIPE_SECRET_KEY": canaries["config value (changed)"],
+        "SENDGRID_API_KEY": canaries["env value"],
+        "LEGACY_TOKEN": canaries["Infisical value"],
+        "WEBHOOK_SIGNING_SECRET": canaries["generated value"],
+        "PLAN_NAME": canaries["literal value"],
+    }
+    assert folder_values(project.infisical, "dev", "/tenants/acme") == expected
+    assert database_values(project, master_key=second_key) == expected
 
     stack.destroy(on_output=project.capture, color="never")
     hits += scan("destroy")

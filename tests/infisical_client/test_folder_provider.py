@@ -4,6 +4,7 @@ hand stay, and a folder is deleted only when the stack created it and nothing el
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from components import providers
 from infisical_server.testing import RunningServer
 from tenant_secrets.infisical import InfisicalClient
 from tenant_secrets.reconcile import desired_fingerprints
+from tenant_secrets.sources import ConfigSource, describe
 from tenant_secrets.values import fingerprint_key
 from tests.infisical_client.conftest import credentials
 
@@ -42,12 +44,23 @@ def client(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[I
 @pytest.fixture
 def provider() -> providers.InfisicalFolderProvider:
     configured = providers.InfisicalFolderProvider()
-    configured.configure(ConfigureRequest(Config({"tenant-secrets:derivationKey": DERIVATION}, "tenant-secrets")))
+    config = {"tenant-secrets:derivationKey": DERIVATION, "tenant-secrets:environment": "dev"}
+    configured.configure(ConfigureRequest(Config(config, "tenant-secrets")))
     return configured
 
 
-def props(owner: str, path: str, values: dict[str, str], *, decommission: bool = False) -> dict[str, Any]:
+def props(
+    provider: providers.InfisicalFolderProvider,
+    owner: str,
+    path: str,
+    values: dict[str, str],
+    *,
+    decommission: bool = False,
+) -> dict[str, Any]:
+    """The folder's inputs, its values in the stack's `secrets` config as the provider reads them."""
     fp_key = fingerprint_key(bytes.fromhex(DERIVATION))
+    assert provider._config is not None
+    provider._config["secrets"] = json.dumps({owner: values})
     return {
         "owner": owner,
         "environment": "dev",
@@ -55,7 +68,7 @@ def props(owner: str, path: str, values: dict[str, str], *, decommission: bool =
         "decommission": decommission,
         "decommissioned": [],
         "fingerprints": desired_fingerprints(owner, values, fp_key),
-        **values,
+        "sources": {key: describe(ConfigSource((owner, key))) for key in values},
     }
 
 
@@ -64,7 +77,7 @@ def test_destroy_of_a_folder_made_by_hand_leaves_its_other_keys_and_subfolders(
 ) -> None:
     client.apply_secrets("dev", "/hono-api", upsert={"EMAIL_FROM": "fake@example.test"})
     client.ensure_folder("dev", "/hono-api/by-hand")
-    outs = provider.create(props("hono-api", "/hono-api", {"SENTRY_DSN": "fake-sentry-dsn"})).outs
+    outs = provider.create(props(provider, "hono-api", "/hono-api", {"SENTRY_DSN": "fake-sentry-dsn"})).outs
     assert outs is not None and outs["created_folder"] is False
     assert client.list_secrets("dev", "/hono-api") == {
         "EMAIL_FROM": "fake@example.test",
@@ -79,7 +92,7 @@ def test_destroy_of_a_folder_made_by_hand_leaves_its_other_keys_and_subfolders(
 def test_a_folder_the_stack_made_goes_only_when_nothing_else_is_in_it(
     client: InfisicalClient, provider: providers.InfisicalFolderProvider
 ) -> None:
-    outs = provider.create(props("acme", "/tenants/acme", {"STRIPE_SECRET_KEY": "fake-acme-stripe"})).outs
+    outs = provider.create(props(provider, "acme", "/tenants/acme", {"STRIPE_SECRET_KEY": "fake-acme-stripe"})).outs
     assert outs is not None and outs["created_folder"] is True
     client.apply_secrets("dev", "/tenants/acme", upsert={"ADDED_BY_HAND": "fake-by-hand"})
     provider.delete("dev:/tenants/acme", outs)
@@ -93,13 +106,17 @@ def test_a_folder_the_stack_made_goes_only_when_nothing_else_is_in_it(
 def test_decommission_deletes_the_managed_keys_only(
     client: InfisicalClient, provider: providers.InfisicalFolderProvider
 ) -> None:
-    declared = props("acme", "/tenants/acme", {"STRIPE_SECRET_KEY": "fake-acme-stripe", "SENTRY_DSN": "fake-dsn"})
+    declared = props(
+        provider, "acme", "/tenants/acme", {"STRIPE_SECRET_KEY": "fake-acme-stripe", "SENTRY_DSN": "fake-dsn"}
+    )
     outs = provider.create(declared).outs
     assert outs is not None
     client.ensure_folder("dev", "/tenants/acme/by-hand")
     client.apply_secrets("dev", "/tenants/acme", upsert={"ADDED_BY_HAND": "fake-by-hand"})
 
-    after = provider.update("dev:/tenants/acme", outs, props("acme", "/tenants/acme", {}, decommission=True)).outs
+    after = provider.update(
+        "dev:/tenants/acme", outs, props(provider, "acme", "/tenants/acme", {}, decommission=True)
+    ).outs
     assert after is not None and after["created_folder"] is True
     assert client.list_secrets("dev", "/tenants/acme") == {"ADDED_BY_HAND": "fake-by-hand"}
     assert client.list_folders("dev", "/tenants/acme") == ["by-hand"]
