@@ -408,7 +408,9 @@ def run() -> None:
                 settings,
                 keyring,
                 inspection,
-                pulumi.ResourceOptions.merge(retain, pulumi.ResourceOptions(provider=provider)),
+                # `provider`, not `retain`'s `providers` map too: both at once is the engine's warning
+                # (pulumi/pulumi#8799), which a plan reports as "not fully checked"
+                pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, provider=provider),
                 key_folder,
             )
             if settings.master_key_source == "stack" and settings.owns_environment
