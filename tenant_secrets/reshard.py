@@ -381,7 +381,7 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 def which_command(args: argparse.Namespace) -> int:
-    """The stack that applies each named tenant in an environment (where to `pulumi config set` its values)."""
+    """The stack that applies each named tenant in an environment."""
     try:
         stacks = of_environment(discover(Path.cwd()), args.environment)
     except StackFileError as err:
@@ -413,7 +413,7 @@ def add_parsers(commands: Any) -> None:
     init.add_argument("--count", type=int, required=True, help="N, the number of shards")
     init.add_argument("--secrets-provider", help="passed to `pulumi stack init` (default: the backend's)")
     init.set_defaults(run=init_command)
-    which = sub.add_parser("which", help="the stack that applies each tenant (to set its config values there)")
+    which = sub.add_parser("which", help="the stack that applies each tenant")
     which.add_argument("--environment", required=True)
     which.add_argument("tenants", nargs="+", help="subdomains")
     which.set_defaults(run=which_command)
