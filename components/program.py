@@ -26,7 +26,7 @@ from components.resources import (
     Registry,
     dynamic_provider,
 )
-from tenant_secrets import engine_logs, keyfolder, store
+from tenant_secrets import engine_logs, keyfolder, shards, store
 from tenant_secrets.contract import SchemaSettings
 from tenant_secrets.envelope import Keyring
 from tenant_secrets.loader import load_tenants_file
@@ -94,10 +94,13 @@ def _infisical_lookup(environment: str, path: str, key: str) -> str | None:
 
 
 def load_plan(settings: StackSettings) -> EnvironmentPlan:
-    """tenants.yaml for this stack's environment, with every value source checked."""
+    """tenants.yaml for this stack's environment (its shard's tenants, and the platform folders on the owner
+    shard: tenant_secrets/shards.py), with every value source checked."""
     file = str(settings.tenants_file)
     try:
-        plan = plan_environment(load_tenants_file(settings.tenants_file), settings.environment)
+        plan = shards.select(
+            plan_environment(load_tenants_file(settings.tenants_file), settings.environment), settings.shard
+        )
     except TenantsFileError as err:
         raise _fail(f"{file} is not valid:\n{err}") from None
     issues = check_sources(
@@ -206,6 +209,28 @@ def publish_master_keys(
     return published, current
 
 
+def check_published(settings: StackSettings, keyring: Keyring) -> None:
+    """A shard other than 1 writes rows with the active master key only once shard 1 has published it as the
+    key folder's current key (masterKeySource stack): otherwise the application could not read them."""
+    if settings.owns_environment or settings.master_key_source != "stack":
+        return
+    owner = shards.stack_name(settings.environment, 1)
+    from tenant_secrets.infisical import InfisicalError  # noqa: PLC0415 - see _infisical_client
+
+    try:
+        published = _infisical_folder(settings.environment, settings.key_folder)
+    except InfisicalError as err:
+        raise _fail(f"stack {pulumi.get_stack()}: cannot read the key folder {settings.key_folder}: {err}") from None
+    problem = shards.publication_problem(
+        published,
+        keyring,
+        folder=settings.key_folder,
+        owner_stack=owner,
+    )
+    if problem:
+        raise _fail(f"stack {pulumi.get_stack()} (shard {settings.shard}): {problem}")
+
+
 def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[TenantPlan]) -> Inspection | None:
     """One look at the database before anything is declared: companies, key versions in use.
 
@@ -242,9 +267,12 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     return found
 
 
-def mark_unbound_rows(inspection: Inspection, tenants: Sequence[OwnerSecrets], secrets_table: str) -> None:
+def mark_unbound_rows(
+    inspection: Inspection, tenants: Sequence[OwnerSecrets], secrets_table: str, settings: StackSettings
+) -> None:
     """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
-    altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it."""
+    altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it. A sharded
+    stack names only its own tenants' rows, and the owner shard the rows of no tenant of its shard."""
     by_company = {
         cid: entry
         for entry in tenants
@@ -254,13 +282,19 @@ def mark_unbound_rows(inspection: Inspection, tenants: Sequence[OwnerSecrets], s
         row = problem.row
         entry = by_company.get(row.company_id)
         declared = entry is not None and row.table == secrets_table and row.secret_key in entry["values"]
+        if entry is None and not settings.owns_environment:
+            continue
         if entry is not None and declared:
             entry["unbound"] = sorted({*entry.get("unbound", ()), row.secret_key})
-        action = (
-            f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
-            if entry is not None and declared
-            else "no tenant of this stack declares it: delete the row, or restore it from a backup"
-        )
+        if entry is not None and declared:
+            action = f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
+        elif settings.shard is None:
+            action = "no tenant of this stack declares it: delete the row, or restore it from a backup"
+        else:
+            action = (
+                "no tenant of this shard declares it: if a tenant of another shard does, that shard's run "
+                "overwrites it; else delete the row, or restore it from a backup"
+            )
         pulumi.log.warn(f"{problem}; {action}")
 
 
@@ -339,6 +373,8 @@ def run() -> None:
     if database_plans:  # without a database store the key folder holds no keyring of this stack's
         check_key_folder(settings, plan.platform, str(settings.tenants_file))
     keyring = load_keyring(settings) if database_plans else None
+    if keyring is not None:
+        check_published(settings, keyring)
     inspection = inspect_database(settings, keyring, database_plans) if keyring else None
     # A stack that creates its companies (the demo) finds none before its first `up`: its providers
     # resolve them at write time and record the id, so that input stays the same from run to run.
@@ -346,7 +382,7 @@ def run() -> None:
         for entry in database_tenants:
             entry["company_id"] = entry.get("company_id") or inspection.company_ids.get(entry["owner"])
     if inspection is not None:
-        mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS))
+        mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS), settings)
 
     provider = dynamic_provider(pulumi.get_stack())
     # the components' children inherit the provider; the resources declared here take it themselves
@@ -370,7 +406,7 @@ def run() -> None:
     if database_tenants and keyring is not None:
         published, declare_current = (
             publish_master_keys(settings, keyring, inspection, retain_own, key_folder)
-            if settings.master_key_source == "stack"
+            if settings.master_key_source == "stack" and settings.owns_environment
             else (None, None)
         )
         database = DatabaseSecrets(
@@ -393,6 +429,7 @@ def run() -> None:
                 key_versions=sorted(str(v) for v in keyring.versions),
                 fingerprint_key=fp_key,
                 after=[published] if published else [],
+                owns_schema=settings.owns_environment,
             ),
             opts=retain,
         )
@@ -407,6 +444,8 @@ def run() -> None:
     # as deleted (`-`) when that resource fails, and a per-tenant map prints thousands of lines on every
     # `up`. Each resource's own outputs hold its fingerprints (`pulumi stack export`).
     pulumi.export("environment", settings.environment)
+    if settings.shard is not None:
+        pulumi.export("shard", str(settings.shard))
     pulumi.export(
         "counts",
         {

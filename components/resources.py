@@ -254,6 +254,8 @@ class DatabaseSecretsArgs(TypedDict):
     """The key of the per-key fingerprints."""
     after: NotRequired[Sequence[pulumi.Resource]]
     """Resources the schema waits for (the key publication: no row may use a key not yet published)."""
+    owns_schema: NotRequired[bool]
+    """False on a shard other than 1: the schema resource is shard 1's (docs/decisions/0035); default True."""
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
@@ -265,12 +267,16 @@ class DatabaseSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(c.DATABASE_SECRETS_COMPONENT, name, {}, opts)
-        schema = DatabaseSchema(
-            f"{name}-schema",
-            settings=args["schema"],
-            key_version=args["key_version"],
-            key_versions=args["key_versions"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("after", []))),
+        schema = (
+            DatabaseSchema(
+                f"{name}-schema",
+                settings=args["schema"],
+                key_version=args["key_version"],
+                key_versions=args["key_versions"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("after", []))),
+            )
+            if args.get("owns_schema", True)
+            else None
         )
         tenants = {
             tenant["owner"]: DatabaseTenant(
@@ -286,11 +292,11 @@ class DatabaseSecrets(pulumi.ComponentResource):
                 fingerprint_key=args["fingerprint_key"],
                 unbound=tenant.get("unbound", ()),
                 opts=pulumi.ResourceOptions.merge(
-                    _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema])
+                    _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema] if schema else [])
                 ),
             )
             for tenant in args["tenants"]
         }
-        self.writers = [schema, *tenants.values()]
+        self.writers = [*([schema] if schema else []), *tenants.values()]
         self.fingerprints = pulumi.Output.all(**{owner: t.fingerprints for owner, t in tenants.items()})
         self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})

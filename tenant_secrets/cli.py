@@ -2,12 +2,17 @@
 
     tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--base GIT_REF] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
-    tenantctl plan --stack NAME [--format markdown|json] [--preview-json FILE] [--allow-unchecked]
-                                                                                    (tenant_secrets/review.py)
+    tenantctl plan (--stack NAME | --environment ENV) [--format markdown|json] [--preview-json FILE]
+                   [--allow-unchecked]                                              (tenant_secrets/review.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (tenant_secrets/importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (tenant_secrets/pullrequest.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
-    tenantctl verify --stack NAME [--tenants a,b] [--format text|markdown|json]   (tenant_secrets/verify.py)
+    tenantctl verify (--stack NAME | --environment ENV) [--tenants a,b] [--format text|markdown|json]
+                                                                                    (tenant_secrets/verify.py)
+    tenantctl affected --base GIT_REF [--json] [--repo DIR]                         (tenant_secrets/affected.py)
+    tenantctl shards init --environment ENV --count N                              (tenant_secrets/reshard.py)
+    tenantctl shards which --environment ENV SUBDOMAIN...
+    tenantctl reshard --environment ENV --from N --to M
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (tenant_secrets/migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (tenant_secrets/rotation_cli.py)
     tenantctl recover --stack NAME [--exclusive]                                   (tenant_secrets/recover.py)
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets import pullrequest, reconcile, review, rotation_cli, schema
+from tenant_secrets import pullrequest, reconcile, reshard, review, rotation_cli, schema
 from tenant_secrets.loader import load_tenants_file, read_yaml
 from tenant_secrets.model import (
     EnvironmentPlan,
@@ -50,12 +55,15 @@ from tenant_secrets.model import (
 )
 from tenant_secrets.periods import period_problem
 from tenant_secrets.policy import MASTER_KEY_SETTING
+from tenant_secrets.shards import SETTING as SHARD_SETTING
+from tenant_secrets.shards import Shard, ShardError, select
 from tenant_secrets.validation import check_sources
 
 NAMESPACE = "tenant-secrets"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
 MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
+SHARD_KEY = f"{NAMESPACE}:{SHARD_SETTING}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,15 @@ class StackFile:
         """The stack's environment: tenant-secrets:environment, else the stack's name."""
         value = self.config.get(ENVIRONMENT_KEY)
         return str(value) if value else stack
+
+    def shard(self) -> tuple[Shard | None, list[Issue]]:
+        """The stack's shard (None: the whole environment), or the issue with its setting."""
+        raw = self.config.get(SHARD_KEY)
+        try:
+            return (Shard.parse(str(raw)) if raw else None), []
+        except ShardError as err:
+            hint = 'write it as k/N, e.g. "3/16"; `tenantctl reshard` changes it'
+            return None, [issue_at(self.path, self.positions, ("config", SHARD_KEY), str(err), hint, at_key=True)]
 
     def settings_issues(self, plan: EnvironmentPlan, stack: str) -> list[Issue]:
         """The stack settings the run needs, as far as the file shows them (values stay encrypted): the
@@ -237,11 +254,14 @@ def validate(args: argparse.Namespace) -> int:
         if args.stack:
             stack = StackFile.read(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
             environment = stack.environment(args.stack)
-            plan = plan_environment(tenants, environment)
+            shard, shard_issues = stack.shard()
+            plan = select(plan_environment(tenants, environment), shard)
+            issues += shard_issues
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
             issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
-            summary += f"; stack {args.stack} ({environment}): {_plan_counts(plan)}, every value source set"
+            where = f"{environment}, shard {shard}" if shard else environment
+            summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
         if args.base:
             environments = [environment] if args.stack else list(tenants.document.defaults.environments)
             issues += removal_issues(_base_file(args.base, file), tenants, file, environments)
@@ -271,10 +291,30 @@ def schema_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _environment_stacks(environment: str) -> list[str]:
+    """The stacks of an environment, as the Pulumi.<stack>.yaml files here declare them (all its shards)."""
+    from tenant_secrets import stacks  # noqa: PLC0415
+
+    return [s.name for s in stacks.of_environment(stacks.discover(Path.cwd()), environment)]
+
+
 def plan_command(args: argparse.Namespace) -> int:
-    return review.run_plan(
-        args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
-    )
+    """One stack's plan, or each of an environment's stacks' in turn (one section per shard)."""
+    if args.stack:
+        return review.run_plan(
+            args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
+        )
+    if args.preview_json or args.config_file:
+        print("tenantctl plan: --preview-json and --config-file need --stack", file=sys.stderr)
+        return 2
+    from tenant_secrets.stacks import StackFileError  # noqa: PLC0415
+
+    try:
+        names = _environment_stacks(args.environment)
+    except StackFileError as err:
+        print(f"tenantctl plan: {err}", file=sys.stderr)
+        return 2
+    return review.run_environment_plan(names, args.format, allow_unchecked=args.allow_unchecked)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -375,10 +415,40 @@ def _names(text: str | None) -> list[str]:
 def verify_command(args: argparse.Namespace) -> int:
     """Exit 0: the stores hold what is declared; 1: drift, every difference listed; 2: could not check."""
     from tenant_secrets import drift, verify  # noqa: PLC0415
+    from tenant_secrets.stacks import StackFileError  # noqa: PLC0415
 
-    report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
-    sys.stdout.write(drift.render(report, args.format))
-    return report.status
+    if args.stack:
+        report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
+        sys.stdout.write(drift.render(report, args.format))
+        return report.status
+    try:
+        names = _environment_stacks(args.environment)
+    except StackFileError as err:
+        print(f"tenantctl verify: {err}", file=sys.stderr)
+        return 2
+    shared: dict[str, verify.SharedTree] = {}  # one Infisical listing for every shard of the environment
+    reports = [verify.run_verify(name, tenants=(), shared=shared) for name in names]
+    if args.format == "json":
+        sys.stdout.write("[\n" + ",\n".join(drift.render(r, "json").rstrip() for r in reports) + "\n]\n")
+    else:
+        sys.stdout.write("\n".join(drift.render(r, args.format) for r in reports))
+    return max(r.status for r in reports)
+
+
+def affected_command(args: argparse.Namespace) -> int:
+    """The stacks the changes since --base touch: one per line, or JSON for a GitHub Actions matrix."""
+    from tenant_secrets import affected  # noqa: PLC0415
+    from tenant_secrets.stacks import StackFileError  # noqa: PLC0415
+
+    try:
+        found = affected.affected(Path(args.repo), args.base)
+    except (affected.AffectedError, StackFileError) as err:
+        print(f"tenantctl affected: {err}", file=sys.stderr)
+        return 2
+    for stack in found.stacks:
+        print(f"{stack.name}: {'; '.join(found.reasons[stack.name])}", file=sys.stderr)
+    sys.stdout.write(found.matrix() + "\n" if args.json else found.lines())
+    return 0
 
 
 def _held_keys(environments: Sequence[str]) -> dict[str, dict[str, list[str]]]:
@@ -449,7 +519,9 @@ def parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=schema_command)
 
     plan = commands.add_parser("plan", help="a reviewer's table of what a preview would change")
-    plan.add_argument("--stack", required=True)
+    plan_which = plan.add_mutually_exclusive_group(required=True)
+    plan_which.add_argument("--stack")
+    plan_which.add_argument("--environment", help="every stack (shard) of this environment, one plan each")
     plan.add_argument("--format", choices=["markdown", "json"], default="markdown")
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
@@ -490,7 +562,11 @@ def parser() -> argparse.ArgumentParser:
     ver = commands.add_parser(
         "verify", help="compare what is declared with what Infisical and the database hold (exit 0, 1 drift, 2 error)"
     )
-    ver.add_argument("--stack", required=True)
+    ver_which = ver.add_mutually_exclusive_group(required=True)
+    ver_which.add_argument("--stack")
+    ver_which.add_argument(
+        "--environment", help="every stack (shard) of this environment, with one Infisical listing for all"
+    )
     ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
     ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")
@@ -506,6 +582,15 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
     mig.set_defaults(run=migrate_command)
     rotation_cli.add_parser(commands)
+
+    aff = commands.add_parser("affected", help="the stacks that the changes since a git ref touch")
+    aff.add_argument("--base", required=True, help="the git ref to compare the working tree with, e.g. origin/main")
+    aff.add_argument("--json", action="store_true", help="a JSON object for a GitHub Actions matrix")
+    aff.add_argument(
+        "--repo", default=".", help="the checkout to read (data only: its tenants.yaml and stack files), default ."
+    )
+    aff.set_defaults(run=affected_command)
+    reshard.add_parsers(commands)
 
     rescue = commands.add_parser(
         "recover", help="after a killed run: clear the stack's stale lock and pending operations"

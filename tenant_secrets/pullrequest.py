@@ -50,10 +50,10 @@ SECRET_SETTINGS = frozenset(
     | {"webhookUrl", "webhookSigningKey"}
 )
 """Secret settings: every leaf a `{secure: <ciphertext>}` of the stack's own secrets provider."""
-FIXED_SETTINGS = frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder"})
+FIXED_SETTINGS = frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder", "shard"})
 """Settings that say what the stack is (which file it reads, which Infisical environment its credentials
-serve, where its master keys live): taken from the base; a pull request that changes them is previewed
-only after approval or merge."""
+serve, where its master keys live, which shard it applies: `tenantctl reshard` changes that): taken from
+the base; a pull request that changes them is previewed only after approval or merge."""
 
 DOCUMENTATION = re.compile(r"docs/.+|.+\.md|LICENSE")
 """Files a preview neither runs nor reads."""

@@ -32,7 +32,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -440,6 +440,21 @@ def run_plan(
     ``allow_unchecked``, when it warned that it could not check something."""
     plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
     sys.stdout.write(render(plan, fmt))
+    return plan_status(plan, stack, allow_unchecked=allow_unchecked)
+
+
+def run_environment_plan(stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False) -> int:
+    """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
+    plans = [(stack, run_preview(stack)) for stack in stacks]
+    if fmt == "json":
+        sys.stdout.write("[\n" + ",\n".join(render(plan, fmt).rstrip() for _, plan in plans) + "\n]\n")
+    else:
+        sys.stdout.write("\n".join(render(plan, fmt) for _, plan in plans))
+    return max(plan_status(plan, stack, allow_unchecked=allow_unchecked) for stack, plan in plans)
+
+
+def plan_status(plan: ReviewPlan, stack: str, *, allow_unchecked: bool) -> int:
+    """0 when the preview succeeded; 1 when it failed or, unless ``allow_unchecked``, warned."""
     if not plan.ok:
         return 1
     if plan.warnings and not allow_unchecked:

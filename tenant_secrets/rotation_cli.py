@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenant_secrets.model import Loc, TenantsFile, TenantsFileError, plan_environment
+from tenant_secrets.shards import select
 from tenant_secrets.stack_settings import NAMESPACE, ConfigGetter, StackConfigError, StackSettings
 
 if TYPE_CHECKING:  # imported where used: `tenantctl validate` starts without psycopg or the Infisical SDK
@@ -68,7 +69,7 @@ def _records(stack: Stack, environ: Mapping[str, str]) -> Records:
     from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
     from tenant_secrets.records import gather  # noqa: PLC0415
 
-    plan = plan_environment(stack.tenants, stack.settings.environment)
+    plan = select(plan_environment(stack.tenants, stack.settings.environment), stack.settings.shard)
     needs_infisical = bool(plan.platform) or any("infisical" in t.storage for t in plan.tenants)
     needs_database = any("database" in t.storage for t in plan.tenants)
     dsn = environ.get("DATABASE_URL")
@@ -96,7 +97,14 @@ def _report(stack: Stack, records: Records, as_of: datetime | None = None) -> St
         period = master_key_period(stack.get, stack.settings.environment)
     except MasterKeyPolicyError as err:
         raise RotationCommandError(str(err)) from None
-    found = policies(stack.tenants, stack.settings.environment)
+    settings = stack.settings
+    # a shard reports its own tenants; the owner shard also the platform folders and the master key
+    found = [
+        p
+        for p in policies(stack.tenants, settings.environment)
+        if (settings.owns_environment if p.platform else settings.applies(p.owner))
+    ]
+    period = period if settings.owns_environment else None
     return evaluate(found, records, period, as_of or datetime.now(UTC), stack=stack.name)
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 from tenant_secrets.envelope import Keyring, MasterKeyError, parse_master_key, weak_key_problem
 from tenant_secrets.keyfolder import DEFAULT_FOLDER, KeyFolderError, keyring_from_folder
 from tenant_secrets.names import TENANTS_FOLDER, infisical_path_problem
+from tenant_secrets.shards import Shard, ShardError
 from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.values import fingerprint_key
 
@@ -171,6 +172,18 @@ class StackSettings:
     app_role: str | None
     provisioner_role: str | None
     rotation_batch_size: int
+    shard: Shard | None = None
+    """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
+
+    @property
+    def owns_environment(self) -> bool:
+        """Whether this stack declares the platform folders, the schema and the master-key publication
+        (unsharded, or shard 1: docs/decisions/0035)."""
+        return self.shard is None or self.shard.owner
+
+    def applies(self, subdomain: str) -> bool:
+        """Whether this stack declares the tenant's resources."""
+        return self.shard is None or self.shard.holds(subdomain)
 
     @property
     def store(self) -> StoreSettings:
@@ -248,6 +261,10 @@ class StackSettings:
                 f"{NAMESPACE}:rotationBatchSize: a whole number >= 1 of rows re-encrypted per transaction"
             )
         history_retention = _int(get, "historyRetention")
+        try:
+            shard = Shard.parse(raw) if (raw := get("shard")) else None
+        except ShardError as err:
+            raise StackConfigError(str(err)) from None
         settings = cls(
             environment=get("environment") or stack,
             tenants_file=Path(get("tenantsFile") or "tenants.yaml"),
@@ -264,6 +281,7 @@ class StackSettings:
             app_role=app_role,
             provisioner_role=provisioner_role,
             rotation_batch_size=batch_size or 500,
+            shard=shard,
         )
         try:
             settings.store  # noqa: B018 - validates tablePrefix and historyRetention

@@ -244,6 +244,20 @@ def _progress(message: str) -> None:
     print(f"verify: {message}", file=sys.stderr, flush=True)
 
 
+class SharedTree:
+    """A TreeReader that lists each environment once for every stack checked in this process: `verify
+    --environment` checks all of an environment's shards with one Infisical listing."""
+
+    def __init__(self, reader: TreeReader) -> None:
+        self._reader = reader
+        self._trees: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+
+    def list_tree(self, environment: str, path: str = "/") -> dict[str, dict[str, str]]:
+        if (environment, path) not in self._trees:
+            self._trees[environment, path] = self._reader.list_tree(environment, path)
+        return self._trees[environment, path]
+
+
 def run_verify(
     stack: str,
     *,
@@ -251,11 +265,15 @@ def run_verify(
     fmt: str = "text",
     config_file: str | None = None,
     environ: Mapping[str, str] = os.environ,
+    shared: dict[str, SharedTree] | None = None,
 ) -> Report:
-    """What `tenantctl verify` does, from the current directory (the Pulumi project's)."""
+    """What `tenantctl verify` does, from the current directory (the Pulumi project's). A sharded stack checks
+    its shard's tenants (and the platform folders on shard 1). ``shared`` keeps one Infisical listing per
+    environment across calls (`verify --environment`)."""
     # imported here: `tenantctl validate` and `plan` need none of these (the Infisical SDK pulls in boto3)
     from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
     from tenant_secrets.loader import load_tenants_file  # noqa: PLC0415
+    from tenant_secrets.shards import select  # noqa: PLC0415
     from tenant_secrets.stack_config import StackConfigUnavailableError, read_stack_config  # noqa: PLC0415
 
     environment = ""
@@ -264,14 +282,20 @@ def run_verify(
         config = read_stack_config(stack, config_file=config_file)
         settings = StackSettings.load(config.get, stack=stack)
         environment = settings.environment
-        plan = plan_environment(load_tenants_file(Path(settings.tenants_file)), environment)
+        plan = select(plan_environment(load_tenants_file(Path(settings.tenants_file)), environment), settings.shard)
         if tenants:
             plan = _select(plan, tenants)
         needs_infisical = bool(plan.platform) or any(
             "infisical" in t.storage or any(isinstance(s, InfisicalSource) for s in t.secrets.values())
             for t in plan.tenants
         )
-        client = InfisicalClient(InfisicalCredentials.from_env(environ)) if needs_infisical else None
+        client: TreeReader | None = None
+        if needs_infisical and shared is not None:
+            if environment not in shared:
+                shared[environment] = SharedTree(InfisicalClient(InfisicalCredentials.from_env(environ)))
+            client = shared[environment]
+        elif needs_infisical:
+            client = InfisicalClient(InfisicalCredentials.from_env(environ))
         dsn = environ.get("DATABASE_URL")
         conn = store.connect(dsn) if dsn and any("database" in t.storage for t in plan.tenants) else None
         try:

@@ -189,3 +189,17 @@ def test_validate_with_a_base_refuses_removals_without_the_marker(
     assert "`SMTP_PASSWORD: {decommission: true}`" in out
     assert main(["validate", "--base", "no-such-ref"]) == 1
     assert "cannot read it at no-such-ref" in capsys.readouterr().out
+
+
+def test_validate_a_shard_checks_its_own_tenants(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (project / "Pulumi.ci.yaml").read_text()
+    (project / "Pulumi.ci.yaml").write_text(text.replace("config:\n", 'config:\n  tenant-secrets:shard: "2/2"\n', 1))
+    assert main(["validate", "--stack", "ci"]) == 0
+    out = capsys.readouterr().out
+    # of codewiser, acmecorp and another-company, shard 2 of 2 holds codewiser; no platform folder
+    assert "; stack ci (dev, shard 2/2): 1 tenant(s) and 0 platform folder(s) with " in out
+    (project / "Pulumi.ci.yaml").write_text(text.replace("config:\n", 'config:\n  tenant-secrets:shard: "3/2"\n', 1))
+    assert main(["validate", "--stack", "ci"]) == 1
+    assert "Pulumi.ci.yaml:3:3: config.tenant-secrets:shard: tenant-secrets:shard: shard 3 of 2 does not exist" in (
+        capsys.readouterr().out
+    )

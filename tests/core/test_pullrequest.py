@@ -83,6 +83,7 @@ def test_how_secrets_are_decrypted_comes_from_the_base(key: str) -> None:
         ("tenant-secrets:environment", "staging", "`tenant-secrets:environment` differs"),
         ("tenant-secrets:keyFolder", "/other-app", "`tenant-secrets:keyFolder` differs"),
         ("tenant-secrets:masterKeySource", "infisical", "`tenant-secrets:masterKeySource` differs"),
+        ("tenant-secrets:shard", "2/2", "`tenant-secrets:shard` differs"),
         ("pulumi:disable-default-providers", ["*"], "is not a tenant-secrets setting"),
         ("aws:region", "eu-west-1", "is not a tenant-secrets setting"),
         ("tenant-secrets:somethingNew", "x", "is not a setting of this project"),

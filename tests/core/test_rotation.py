@@ -348,3 +348,18 @@ def test_validate_stack_checks_the_master_key_period_at_its_line(
     (tmp_path / "Pulumi.prod.yaml").write_text(stack.replace("3 months", "off"))
     main(["validate", "--stack", "prod"])
     assert "masterKeyRotateEvery" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_a_shard_reports_its_own_tenants_and_the_owner_also_the_platform_and_master_key(index: int) -> None:
+    from tenant_secrets import rotation_cli  # noqa: PLC0415
+    from tenant_secrets.shards import shard_of  # noqa: PLC0415
+    from tenant_secrets.stack_settings import StackSettings  # noqa: PLC0415
+    from tests.core.test_stack_settings import load  # noqa: PLC0415
+
+    config = {"environment": "prod", "shard": f"{index}/2"}
+    settings: StackSettings = load(**config)
+    stack = rotation_cli.Stack("prod-shard", settings, parse_tenants(TENANTS, "t"), config.get)
+    owners = {r.owner for r in rotation_cli._report(stack, records(), NOW).rows}
+    mine = {t for t in ("codewiser", "acmecorp") if shard_of(t, 2) == index}
+    assert owners == mine | ({"hono-api", "(stack)"} if index == 1 else set())
