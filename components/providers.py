@@ -332,8 +332,8 @@ class InfisicalFolderProvider(_StackConfigured):
     Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
     folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
     differ only after a refresh found drift. Every write first lists the folder and sends only what
-    differs (one batch per kind of change), so a hand-made folder is adopted and a value that already
-    matches is never rewritten.
+    differs (creates and updates in a batch upsert shared with the folder writes in flight, decision 0036),
+    so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
 
     NEEDS = _VALUES
@@ -369,7 +369,7 @@ class InfisicalFolderProvider(_StackConfigured):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
-        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
+        live = _infisical().shared_folder(props[c.ENVIRONMENT], props[c.PATH])  # one listing per environment
         fp_key = self._fingerprint_key()
         tracked = reconcile.tracked_keys(props)
         fingerprints = {
@@ -397,8 +397,9 @@ class InfisicalFolderProvider(_StackConfigured):
             _remove_managed(client, props, sorted({*managed, *props.get(c.DECOMMISSIONED, [])}), created_folder)
             return {**outs, c.CREATED_FOLDER: created_folder, c.RECORDED_FINGERPRINTS: {}, c.WRITTEN_FINGERPRINTS: {}}
         values = self._values(props)
-        # one read of the folder (none when this call made it), then at most one batch per kind of change
-        applied = client.apply_secrets(
+        # one read of the folder (none when this call made it); creates and updates in a batch shared with
+        # the other folder writes in flight in this process; deletes in one batch
+        applied = client.apply_folder(
             props[c.ENVIRONMENT],
             props[c.PATH],
             upsert=values,
