@@ -615,7 +615,7 @@ class MasterKeyProvider(_StackConfigured):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what the key folder holds now, so a key changed by hand shows."""
-        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
+        live = _infisical().shared_folder(props[c.ENVIRONMENT], props[c.PATH])  # one listing per environment
         fp_key, owner = self._fingerprint_key(), props[c.OWNER]
         tracked = reconcile.tracked_keys(props)
         found = {key: fingerprint(fp_key, owner, key, live[key]) for key in sorted(tracked) if key in live}
