@@ -61,7 +61,6 @@ _keyrings_lock = threading.Lock()
 _stack_configs: dict[str, StackConfig] = {}
 _stack_configs_lock = threading.Lock()
 _literals: dict[tuple[str, str], TenantsFileLiterals] = {}
-_source_folders: dict[tuple[str, str], dict[str, str]] = {}
 _sources_lock = threading.Lock()
 _secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
 """The stack's `secrets` config, parsed once per provider process rather than once per resource."""
@@ -175,11 +174,9 @@ def _stack_config(stack: str) -> StackConfig:
 
 
 def _infisical_source(environment: str, path: str, key: str) -> str | None:
-    """A `{from: infisical}` source's value: each source folder is read once per provider process."""
-    with _sources_lock:
-        if (environment, path) not in _source_folders:
-            _source_folders[environment, path] = _infisical().list_secrets(environment, path)
-        return _source_folders[environment, path].get(key)
+    """A `{from: infisical}` source's value, from the environment's one listing per provider process
+    (tenant_secrets/infisical/listing.py); the plan's fingerprint check catches a value changed since."""
+    return _infisical().shared_value(environment, path, key)
 
 
 def _database() -> psycopg.Connection[Any]:
