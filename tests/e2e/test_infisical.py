@@ -425,9 +425,9 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
     project.up(staging)
     # each folder's create is tried first and refused (it exists); nothing is written
     assert writes(infisical) == {f"POST {FOLDERS}": 2}
-    # the program reads every `{from: infisical}` source from one recursive listing of staging; each folder's
-    # write then lists its own folder (it plans from what the folder holds now)
-    assert infisical.request_counts()[LIST] == 1 + 2
+    # the program, and the provider process at write time, each read every `{from: infisical}` source from one
+    # recursive listing of staging; each folder's write lists its own folder (it plans from what it holds now)
+    assert infisical.request_counts()[LIST] == 1 + 1 + 2
     assert infisical.server.audit()[audit_before:] == []
     assert live(infisical, "/tenants/acme", "staging") == {"A_KEY": ("fake-acme-a", 1), "B_KEY": ("fake-acme-b", 1)}
     assert live(infisical, "/hono-api", "staging") == {"BETTER_AUTH_SECRET": ("fake-better-auth", 1)}
