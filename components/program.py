@@ -84,9 +84,9 @@ def _infisical_client() -> InfisicalClient:
 
 @cache
 def _infisical_folder(environment: str, path: str) -> dict[str, str]:
-    """An existing folder's secrets, for `{from: infisical}` sources: one request per folder, not per key
-    (an imported environment reads every key from its own folder on each run)."""
-    return _infisical_client().list_secrets(environment, path)
+    """An existing folder's secrets, for `{from: infisical}` sources: one recursive listing of the environment
+    for every folder and key of the run (an imported environment reads every key from its own folder)."""
+    return _infisical_client().shared_folder(environment, path)
 
 
 def _infisical_lookup(environment: str, path: str, key: str) -> str | None:

@@ -61,7 +61,6 @@ _keyrings_lock = threading.Lock()
 _stack_configs: dict[str, StackConfig] = {}
 _stack_configs_lock = threading.Lock()
 _literals: dict[tuple[str, str], TenantsFileLiterals] = {}
-_source_folders: dict[tuple[str, str], dict[str, str]] = {}
 _sources_lock = threading.Lock()
 _secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
 """The stack's `secrets` config, parsed once per provider process rather than once per resource."""
@@ -175,11 +174,9 @@ def _stack_config(stack: str) -> StackConfig:
 
 
 def _infisical_source(environment: str, path: str, key: str) -> str | None:
-    """A `{from: infisical}` source's value: each source folder is read once per provider process."""
-    with _sources_lock:
-        if (environment, path) not in _source_folders:
-            _source_folders[environment, path] = _infisical().list_secrets(environment, path)
-        return _source_folders[environment, path].get(key)
+    """A `{from: infisical}` source's value, from the environment's one listing per provider process
+    (tenant_secrets/infisical/listing.py); the plan's fingerprint check catches a value changed since."""
+    return _infisical().shared_value(environment, path, key)
 
 
 def _database() -> psycopg.Connection[Any]:
@@ -332,8 +329,8 @@ class InfisicalFolderProvider(_StackConfigured):
     Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
     folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
     differ only after a refresh found drift. Every write first lists the folder and sends only what
-    differs (one batch per kind of change), so a hand-made folder is adopted and a value that already
-    matches is never rewritten.
+    differs (creates and updates in a batch upsert shared with the folder writes in flight, decision 0036),
+    so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
 
     NEEDS = _VALUES
@@ -369,7 +366,7 @@ class InfisicalFolderProvider(_StackConfigured):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what Infisical holds now, so out-of-band changes show as drift."""
-        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
+        live = _infisical().shared_folder(props[c.ENVIRONMENT], props[c.PATH])  # one listing per environment
         fp_key = self._fingerprint_key()
         tracked = reconcile.tracked_keys(props)
         fingerprints = {
@@ -397,8 +394,9 @@ class InfisicalFolderProvider(_StackConfigured):
             _remove_managed(client, props, sorted({*managed, *props.get(c.DECOMMISSIONED, [])}), created_folder)
             return {**outs, c.CREATED_FOLDER: created_folder, c.RECORDED_FINGERPRINTS: {}, c.WRITTEN_FINGERPRINTS: {}}
         values = self._values(props)
-        # one read of the folder (none when this call made it), then at most one batch per kind of change
-        applied = client.apply_secrets(
+        # one read of the folder (none when this call made it); creates and updates in a batch shared with
+        # the other folder writes in flight in this process; deletes in one batch
+        applied = client.apply_folder(
             props[c.ENVIRONMENT],
             props[c.PATH],
             upsert=values,
@@ -614,7 +612,7 @@ class MasterKeyProvider(_StackConfigured):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: fingerprint what the key folder holds now, so a key changed by hand shows."""
-        live = _infisical().list_secrets(props[c.ENVIRONMENT], props[c.PATH])
+        live = _infisical().shared_folder(props[c.ENVIRONMENT], props[c.PATH])  # one listing per environment
         fp_key, owner = self._fingerprint_key(), props[c.OWNER]
         tracked = reconcile.tracked_keys(props)
         found = {key: fingerprint(fp_key, owner, key, live[key]) for key in sorted(tracked) if key in live}

@@ -1,8 +1,8 @@
 """The request pipeline every API route shares, in Infisical's order.
 
-Fastify runs the auth hook (``onRequest``), then the rate limiter (``preValidation``), then zod
-validation, then the handler; errors become ``{reqId, statusCode, message, error}``. :func:`endpoint`
-wraps a handler with the same steps.
+Fastify runs the auth hook (``onRequest``), then reads the body (at most :data:`BODY_LIMIT`), then the
+rate limiter (``preValidation``), then zod validation, then the handler; errors become
+``{reqId, statusCode, message, error}``. :func:`endpoint` wraps a handler with the same steps.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from infisical_server.secret_store import SecretStore
 log = logging.getLogger("infisical_server")
 
 JSON_ERROR = "Body is not valid JSON but content-type is set to 'application/json'"
+BODY_LIMIT = 1_048_576
+"""Fastify's default ``bodyLimit`` (1 MiB), which Infisical does not change (``server/app.ts``)."""
 
 
 @dataclass
@@ -129,6 +131,12 @@ def endpoint(category: str, *, authenticated: bool = True) -> Callable[[Handler]
                 guard = None
                 if authenticated:
                     guard = Guard(services.auth.authenticate(request.headers.get("authorization")))
+                if len(await request.body()) > BODY_LIMIT:
+                    # Fastify's FST_ERR_CTP_BODY_TOO_LARGE (413), raised while parsing the body (after the
+                    # auth hook, before the rate limiter), reaches Infisical's error handler, which knows
+                    # no such class: its catch-all answers 500 "Something went wrong", and Fastify closes
+                    # the connection.
+                    return JSONResponse(ApiError().body(rid), status_code=500, headers={"connection": "close"})
                 headers = admit(services, request, category)
                 return JSONResponse(await handler(Context(request, services, guard)), headers=headers)
             except Throttled as exc:

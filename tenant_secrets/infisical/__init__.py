@@ -8,6 +8,11 @@ as `tenant_secrets/store/` keeps its pure ``_decide`` apart from its statements:
 - ``transport.py``: how it is sent (credentials, the retry policy, the token cache, the raw calls);
 - ``client.py``: :class:`InfisicalClient`, the reads and writes the rest of the project calls.
 
+And two shared by the threads of a process (a provider process serves several calls at once):
+
+- ``batcher.py``: the folder writes of a process's concurrent calls, coalesced into shared batch upserts;
+- ``listing.py``: one recursive listing per environment and process, shared by every reader.
+
 No secret value, client secret or token ever appears in an exception, a log line or a repr.
 """
 

@@ -2,7 +2,11 @@
 to send is planned in ``plan.py``, and sent, with retries and the token cache, by ``transport.py``.
 
 :meth:`InfisicalClient.apply_secrets` writes only differences, at most one batch request per kind of
-change, so a second run with nothing changed sends no write at all.
+change, so a second run with nothing changed sends no write at all. :meth:`InfisicalClient.apply_folder`
+does the same for the many folder writes of a provider process, their creates and updates sharing batch
+upserts with the other writes in flight (``batcher.py``). :meth:`InfisicalClient.shared_folder` and
+:meth:`InfisicalClient.shared_value` read from one recursive listing per environment and process
+(``listing.py``), for reads that report or resolve values, never for deciding a write.
 
 An ``InfisicalClient`` is meant for one thread: the providers keep one per provider thread (they are
 cheap, and every client of the process shares the token cache).
@@ -15,7 +19,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
+from tenant_secrets.infisical.batcher import Coalescer, coalescer
 from tenant_secrets.infisical.errors import RERUN, InfisicalError
+from tenant_secrets.infisical.listing import LISTINGS, Key
 from tenant_secrets.infisical.plan import (
     ApplyResult,
     _by_folder,
@@ -33,6 +39,25 @@ class InfisicalClient(Transport):
     """Folders and secrets of one Infisical project, for one machine identity."""
 
     # --- reads -----------------------------------------------------------------------------------
+
+    def shared_folder(self, environment: str, path: str) -> dict[str, str]:
+        """Key -> value of the folder's own secrets ({} when it has none or does not exist), from the
+        environment's one recursive listing in this process (read on first use, shared by all threads).
+
+        For reads that report or resolve values (refresh, ``{from: infisical}``); a write never plans from it.
+        """
+        return LISTINGS.folder(self._listing_key(environment), path, lambda: self._environment_listing(environment))
+
+    def shared_value(self, environment: str, path: str, key: str) -> str | None:
+        """One secret's value from the shared listing (:meth:`shared_folder`), or None when it does not exist."""
+        return self.shared_folder(environment, path).get(key)
+
+    def _environment_listing(self, environment: str) -> list[Any]:
+        return self._listing(environment, "/", with_values=True, recursive=True) or []
+
+    def _listing_key(self, environment: str) -> Key:
+        creds = self._creds
+        return (creds.site_url.rstrip("/"), creds.client_id, creds.project_id, environment)
 
     def list_secrets(self, environment: str, path: str) -> dict[str, str]:
         """Key -> value of the folder's own secrets; {} when the folder does not exist."""
@@ -178,7 +203,29 @@ class InfisicalClient(Transport):
             expected={404},
             context={"environment": environment, "path": path},
         )
+        LISTINGS.note_folder_deleted(self._listing_key(environment), path)
         return reply.status != 404 or reply.ambiguous
+
+    def apply_folder(
+        self,
+        environment: str,
+        path: str,
+        *,
+        upsert: Mapping[str, str],
+        delete: Collection[str] = (),
+        folder_is_new: bool = False,
+    ) -> ApplyResult:
+        """:meth:`apply_secrets` for one of many folders written concurrently in this process: the keys to
+        create and to update go in one batch upsert shared with the other folder writes in flight (a
+        ``secretPath`` per item), and this call waits for its own answer; deletes stay one batch per folder.
+
+        The folder is read (unless this call creates it) and only differences are sent, as for
+        :meth:`apply_secrets`.
+        """
+        with self._coalescer.writing():
+            return self._apply(
+                environment, path, upsert, delete, existing=None, folder_is_new=folder_is_new, coalesce=True
+            )
 
     def apply_secrets(
         self,
@@ -201,6 +248,21 @@ class InfisicalClient(Transport):
         ``existing``, a retried write that had been applied), the folder is read again and the rest
         re-planned, once.
         """
+        return self._apply(
+            environment, path, upsert, delete, existing=existing, folder_is_new=folder_is_new, coalesce=False
+        )
+
+    def _apply(
+        self,
+        environment: str,
+        path: str,
+        upsert: Mapping[str, str],
+        delete: Collection[str],
+        *,
+        existing: Mapping[str, str] | None,
+        folder_is_new: bool,
+        coalesce: bool,
+    ) -> ApplyResult:
         path = _folder_path(path)
         _check_input(environment, path, upsert, delete)
         current = existing
@@ -215,7 +277,9 @@ class InfisicalClient(Transport):
                 current = {}
         progress = _Progress()
         try:
-            self._execute(environment, path, _Plan.of(upsert, delete, current), upsert.values(), progress)
+            self._execute(
+                environment, path, _Plan.of(upsert, delete, current), upsert.values(), progress, coalesce=coalesce
+            )
         except _Conflict as conflict:
             log.info("Infisical %s:%s is not in the state planned against; reading it again", environment, path)
             if conflict.folder_missing:
@@ -227,14 +291,22 @@ class InfisicalClient(Transport):
                 settled = [k for k in keys if (k not in fresh if verb == "delete" else fresh.get(k) == upsert[k])]
                 progress.keys(verb).update(settled)
             try:
-                self._execute(environment, path, _Plan.of(upsert, delete, fresh), upsert.values(), progress)
+                self._execute(
+                    environment, path, _Plan.of(upsert, delete, fresh), upsert.values(), progress, coalesce=coalesce
+                )
             except _Conflict:
                 raise InfisicalError(
                     f"{environment}:{path} keeps changing while secrets are written to it; {RERUN}",
                     environment=environment,
                     path=path,
                 ) from None
+        LISTINGS.note_write(self._listing_key(environment), path, upsert, delete)
         return replace(progress.result(), folder_created=made)
+
+    @property
+    def _coalescer(self) -> Coalescer:
+        creds = self._creds
+        return coalescer(creds.site_url.rstrip("/"), creds.client_id, creds.project_id)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -281,17 +353,22 @@ class InfisicalClient(Transport):
             return None
         return [s for s in reply.body.secrets if s.type == "shared"]
 
-    def _execute(self, environment: str, path: str, plan: _Plan, sensitive: Iterable[str], progress: _Progress) -> None:
-        """Send the plan's batches (create, update, delete), recording each in ``progress``.
+    def _execute(
+        self, environment: str, path: str, plan: _Plan, sensitive: Iterable[str], progress: _Progress, *, coalesce: bool
+    ) -> None:
+        """Send the plan's batches (create, update, delete; or, coalesced, one shared upsert and the
+        delete), recording each in ``progress``.
 
         A 404, or a 400 "already exists", means the folder is not as planned: raise _Conflict.
         """
         values = list(sensitive)
         batches: list[tuple[str, dict[str, Any]]] = []
-        if plan.create:
+        if coalesce and (plan.create or plan.update):
+            self._coalesced_upsert(environment, path, plan, values, progress)
+        elif plan.create:
             items = [{"secretKey": k, "secretValue": v} for k, v in plan.create.items()]
             batches.append(("create", {"secrets": items}))
-        if plan.update:
+        if plan.update and not coalesce:
             items = [{"secretKey": k, "secretValue": v} for k, v in plan.update.items()]
             batches.append(("update", {"mode": "upsert", "secrets": items}))
         if plan.delete:
@@ -309,6 +386,21 @@ class InfisicalClient(Transport):
                 context = {"environment": environment, "path": path, "keys": keys}
                 raise self._rejected(what, reply, context, values)
             progress.keys(verb).update(keys)
+
+    def _coalesced_upsert(
+        self, environment: str, path: str, plan: _Plan, values: list[str], progress: _Progress
+    ) -> None:
+        """The plan's creates and updates in one upsert shared with the other writes in flight. A batch
+        whose answer was lost is checked before it is resent (``batcher.py``), so none is uncertain here."""
+        reply = self._coalescer.upsert(self, environment, path, {**plan.create, **plan.update})
+        if reply.status == 404:
+            raise _Conflict("Folder with path" in reply.message, None)
+        if reply.status >= 400:
+            keys = [*plan.create, *plan.update]
+            what = f"batch upsert of {', '.join(keys)} in {environment}:{path}"
+            raise self._rejected(what, reply, {"environment": environment, "path": path, "keys": keys}, values)
+        progress.created.update(plan.create)
+        progress.updated.update(plan.update)
 
     def _update_applied(self, environment: str, path: str, body: Mapping[str, Any]) -> Callable[[], bool]:
         def applied() -> bool:

@@ -15,6 +15,7 @@ contents. No secret value, client secret or token ever appears in an exception o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -41,6 +42,8 @@ BATCH_ENDPOINT = "/api/v3/secrets/batch/raw"
 BATCH_METHODS = {"create": "POST", "update": "PATCH", "delete": "DELETE"}
 WAIT_IN_MESSAGE = re.compile(r"try again in (\d+) seconds?", re.IGNORECASE)
 RETRIES_VAR = "TENANT_SECRETS_INFISICAL_RETRIES"
+BODY_LIMIT = 1_048_576
+"""Infisical's request body limit (Fastify's default, 1 MiB): a larger body is answered 500, never applied."""
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,49 @@ class Transport:
             sensitive=sensitive,
             applied=applied,
         )
+
+    def _upsert_many(
+        self,
+        environment: str,
+        body: bytes,
+        *,
+        what: str,
+        keys: list[str],
+        sensitive: list[str],
+        applied: Callable[[], bool] | None = None,
+    ) -> _Reply:
+        """One ``PATCH`` batch upsert whose items name their own folders (``secretPath`` per item): ``body``
+        is the encoded request, made by :func:`upsert_body`, under :data:`BODY_LIMIT`."""
+        url = f"{self._creds.site_url.rstrip('/')}{BATCH_ENDPOINT}"
+
+        def send() -> _Reply:
+            headers = {**self._auth_header(), "Content-Type": "application/json"}
+            response = self._session.request("PATCH", url, data=body, headers=headers)
+            try:
+                parsed: Any = response.json()
+            except ValueError:
+                parsed = {"message": response.text[:200]}
+            return _Reply(response.status_code, parsed, dict(response.headers))
+
+        return self._call(
+            what,
+            f"PATCH {BATCH_ENDPOINT}",
+            send,
+            expected={400, 403, 404, 422},
+            context={"environment": environment, "keys": keys},
+            sensitive=sensitive,
+            applied=applied,
+        )
+
+    def upsert_body(self, environment: str, items: Iterable[tuple[str, str, str]]) -> bytes:
+        """The encoded body of a batch upsert of ``(folder path, key, value)`` items."""
+        payload = {
+            "workspaceId": self._creds.project_id,
+            "environment": environment,
+            "mode": "upsert",
+            "secrets": [{"secretPath": path, "secretKey": key, "secretValue": value} for path, key, value in items],
+        }
+        return json.dumps(payload, separators=(",", ":")).encode()
 
     def _auth_header(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token()}"}

@@ -74,6 +74,14 @@ def writes(infisical: Infisical) -> dict[str, int]:
     return {r: n for r, n in infisical.request_counts().items() if not r.startswith("GET") and r != LOGIN}
 
 
+def shared_upserts(sent: dict[str, int], folders: int) -> int:
+    """The batch upserts among ``sent``: the creates and updates of folders written at once share them (a
+    ``secretPath`` per item), so ``folders`` folders take between one and that many, as they overlap."""
+    upserts = sent.get(f"PATCH {BATCH}", 0)
+    assert 1 <= upserts <= folders, sent
+    return upserts
+
+
 def set_value(stack: auto.Stack, owner: str, key: str, value: str) -> None:
     stack.set_config(f"tenant-secrets:secrets.{owner}.{key}", auto.ConfigValue(value, secret=True), path=True)
 
@@ -200,7 +208,8 @@ def test_changes_are_reviewed_per_tenant_and_key_written_once_and_deletions_need
     assert "globex-infisical" in text
     infisical.reset_counts()
     project.up(stack)
-    assert writes(infisical) == {f"POST {BATCH}": 2, f"POST {FOLDERS}": 1}
+    sent = writes(infisical)
+    assert sent == {f"POST {FOLDERS}": 1, f"PATCH {BATCH}": shared_upserts(sent, 2)}
     assert values(infisical, "/tenants/globex") == VALUES["globex"]
     assert values(infisical, "/tenants/another-company") == VALUES["another-company"]
     declared = BASE + CODEWISER + ANOTHER + "      PAGER_API_KEY: {from: config}\n" + GLOBEX
@@ -367,8 +376,10 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
         secret_path="/tenants/beta",
         environment_slug="dev",
     )
+    infisical.reset_counts()
     refreshed = stack.refresh(on_output=project.capture, color="never")
     assert (refreshed.summary.resource_changes or {}).get(auto.OpType.UPDATE) == 2
+    assert infisical.request_counts() == {LOGIN: 1, LIST: 1}, "one recursive listing for every folder"
     outputs = {str(r["urn"]).rsplit("::", 1)[-1]: r.get("outputs") or {} for r in stack_resources(project, stack)}
     cw, beta = outputs["codewiser-infisical"], outputs["beta-infisical"]
     assert cw["fingerprints"]["STRIPE_SECRET_KEY"] != cw["declared_fingerprints"]["STRIPE_SECRET_KEY"]
@@ -377,7 +388,8 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
     assert {name for name, n in changes(project.preview(stack)).items() if n} == {"update"}
     infisical.reset_counts()
     project.up(stack)
-    assert writes(infisical) == {f"PATCH {BATCH}": 1, f"POST {BATCH}": 1}
+    sent = writes(infisical)
+    assert sent == {f"PATCH {BATCH}": shared_upserts(sent, 2)}
     assert values(infisical, "/tenants/codewiser") == {**ADOPT_VALUES["codewiser"], "LEGACY_NOTE": "fake-legacy-note"}
     assert values(infisical, "/tenants/beta") == ADOPT_VALUES["beta"]
     assert changes(project.preview(stack)) == {}
@@ -413,6 +425,9 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
     project.up(staging)
     # each folder's create is tried first and refused (it exists); nothing is written
     assert writes(infisical) == {f"POST {FOLDERS}": 2}
+    # the program, and the provider process at write time, each read every `{from: infisical}` source from one
+    # recursive listing of staging; each folder's write lists its own folder (it plans from what it holds now)
+    assert infisical.request_counts()[LIST] == 1 + 1 + 2
     assert infisical.server.audit()[audit_before:] == []
     assert live(infisical, "/tenants/acme", "staging") == {"A_KEY": ("fake-acme-a", 1), "B_KEY": ("fake-acme-b", 1)}
     assert live(infisical, "/hono-api", "staging") == {"BETTER_AUTH_SECRET": ("fake-better-auth", 1)}
@@ -449,11 +464,13 @@ DELTA = """\
     secrets:
       STRIPE_SECRET_KEY: {from: config}
 """
+ECHO = DELTA.replace("delta", "echo")
 RETRY_VALUES = {
     "alpha": {"STRIPE_SECRET_KEY": "fake-stripe-alpha-0001", "SENDGRID_API_KEY": "fake-sendgrid-alpha-0001"},
     "bravo": {"STRIPE_SECRET_KEY": "fake-stripe-bravo-0001"},
     "charlie": {"STRIPE_SECRET_KEY": "fake-stripe-charlie-0001"},
     "delta": {"STRIPE_SECRET_KEY": "fake-stripe-delta-0001"},
+    "echo": {"STRIPE_SECRET_KEY": "fake-stripe-echo-0001"},
 }
 UNLIMITED = {"read": 0, "write": 0, "secrets": 0}
 
@@ -482,9 +499,9 @@ def test_rate_limits_and_server_errors_are_retried_within_a_bound_and_a_failed_r
     stack = project.stack("dev")
     configure(stack, secrets_config=RETRY_VALUES, master_keys={"v1": master_key})
 
-    # A storm: 3 secret operations per 2 s window for a run that needs 9, and two 503s on the first batch create.
+    # A storm: 3 secret operations per 2 s window for a run that needs up to 9, and two 503s on the first batch.
     server.settings(rate_limits={**UNLIMITED, "secrets": 3}, rate_limit_window_seconds=2)
-    server.add_fault(BATCH, method="POST", status=503, count=2)
+    server.add_fault(BATCH, method="PATCH", status=503, count=2)
     project.up(stack)
     server.settings(rate_limits=UNLIMITED)  # the checks below share the client IP
     assert statuses(infisical, 429) >= 1
@@ -518,23 +535,32 @@ def test_rate_limits_and_server_errors_are_retried_within_a_bound_and_a_failed_r
         ("/tenants/bravo", "STRIPE_SECRET_KEY"): 1,
     }
 
-    # A write applied whose answer was lost (503 after the commit), then 503s to the bound: the run fails; the
-    # next one finds the value in place and writes nothing.
+    # A write applied whose answer was lost (503 after the commit): before sending it again the provider looks,
+    # finds the value in place, and does not resend it.
     project.write_tenants(RETRY_TENANTS + DELTA)
-    server.add_fault(BATCH, method="POST", status=503, count=1, after=True)
-    server.add_fault(BATCH, method="POST", status=503, count=5)
+    server.add_fault(BATCH, method="PATCH", status=503, count=1, after=True)
+    infisical.reset_counts()
+    project.up(stack)
+    assert writes(infisical) == {f"POST {FOLDERS}": 1, f"PATCH {BATCH}": 1}
+    assert live(infisical, "/tenants/delta") == {"STRIPE_SECRET_KEY": ("fake-stripe-delta-0001", 1)}
+
+    # 503s to the bound: the run fails, naming the folder; the next one finds the folder the failed run made
+    # (its create is refused) and writes the value once.
+    project.write_tenants(RETRY_TENANTS + DELTA + ECHO)
+    server.add_fault(BATCH, method="PATCH", status=503, count=5)
     with pytest.raises(auto.CommandError) as failed:
         project.up(stack)
     message = str(failed.value)
-    assert "batch create of 1 secrets (STRIPE_SECRET_KEY) in dev:/tenants/delta failed after 3 attempts" in message
+    assert "batch upsert of STRIPE_SECRET_KEY in dev:/tenants/echo failed after 3 attempts" in message
     assert "(last: 503" in message
-    assert live(infisical, "/tenants/delta") == {"STRIPE_SECRET_KEY": ("fake-stripe-delta-0001", 1)}
+    assert live(infisical, "/tenants/echo") == {}
     server.clear_faults()
     infisical.reset_counts()
     project.up(stack)
-    assert writes(infisical) == {f"POST {FOLDERS}": 1}  # the folder's create, refused: the failed run made it
-    assert live(infisical, "/tenants/delta") == {"STRIPE_SECRET_KEY": ("fake-stripe-delta-0001", 1)}
+    assert writes(infisical) == {f"POST {FOLDERS}": 1, f"PATCH {BATCH}": 1}
+    assert live(infisical, "/tenants/echo") == {"STRIPE_SECRET_KEY": ("fake-stripe-echo-0001", 1)}
     assert audited(infisical, "create-secret")[("/tenants/delta", "STRIPE_SECRET_KEY")] == 1
+    assert audited(infisical, "create-secret")[("/tenants/echo", "STRIPE_SECRET_KEY")] == 1
     assert changes(project.preview(stack)) == {}
 
     everything = "".join(project.outputs) + project.persisted(stack) + server.log()
@@ -587,10 +613,17 @@ def test_requests_per_run_on_the_example_tenants_file(
     one_change = measured("one value changed")
 
     # dev: /hono-api, /tenants/codewiser and /tenants/another-company (acmecorp is database-only):
-    # per folder one folder create and one batch create (a folder just made is empty: no listing); one login per
-    # run that calls Infisical. Then the master keys published to /hono-api: the versions, and once the rows
-    # are written MASTER_ENCRYPTION_KEY, each a listing and a batch create (docs/decisions/0020).
-    assert first == {LOGIN: 1, f"POST {FOLDERS}": 3, f"POST {BATCH}": 5, LIST: 2}
+    # per folder one folder create (a folder just made is empty: no listing), and their secrets in batch upserts
+    # shared by the folders written at once; one login per run that calls Infisical. Then the master keys
+    # published to /hono-api: the versions, and once the rows are written MASTER_ENCRYPTION_KEY, each a listing
+    # and a batch create (docs/decisions/0020).
+    assert first == {
+        LOGIN: 1,
+        f"POST {FOLDERS}": 3,
+        f"PATCH {BATCH}": shared_upserts(first, 3),
+        f"POST {BATCH}": 2,
+        LIST: 2,
+    }
     assert no_op == {}
     assert one_change == {LOGIN: 1, LIST: 1, f"PATCH {BATCH}": 1}
     after = values(infisical, "/tenants/another-company") or {}

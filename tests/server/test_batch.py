@@ -163,3 +163,58 @@ def test_v4_batch(api: Api, project_id: str, folder: str) -> None:
         "B4": ("fake-b4b", 2)
     }
     assert api.delete("/api/v4/secrets/batch", json={**where, "secrets": [{"secretKey": "B4"}]}).status_code == 200
+
+
+def _new_folder(api: Api, project_id: str, parent: str, name: str) -> str:
+    body = {"projectId": project_id, "environment": "dev", "name": name, "path": parent}
+    assert api.post("/api/v2/folders", json=body).status_code == 200
+    return f"{parent}/{name}"
+
+
+def test_one_upsert_writes_many_folders_by_item_path(api: Api, where: dict[str, str], project_id: str) -> None:
+    """What the client's coalesced writes rely on: ``mode: upsert`` with a ``secretPath`` per item creates
+    missing keys and updates existing ones in each named folder, in one request."""
+    one = _new_folder(api, project_id, where["secretPath"], "one")
+    two = _new_folder(api, project_id, where["secretPath"], "two")
+    api.post(BATCH, json={**where, "secretPath": one, "secrets": [{"secretKey": "OLD", "secretValue": "fake-old"}]})
+    items = [
+        {"secretKey": "OLD", "secretValue": "fake-old2", "secretPath": one},
+        {"secretKey": "NEW", "secretValue": "fake-new", "secretPath": one},
+        {"secretKey": "NEW", "secretValue": "fake-new-two", "secretPath": two},
+    ]
+    response = api.patch(
+        BATCH, json={"workspaceId": project_id, "environment": "dev", "mode": "upsert", "secrets": items}
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["secrets"]) == 3
+    assert values(api, {**where, "secretPath": one}) == {"OLD": ("fake-old2", 2), "NEW": ("fake-new", 1)}
+    assert values(api, {**where, "secretPath": two}) == {"NEW": ("fake-new-two", 1)}
+
+
+def test_an_upsert_naming_one_missing_folder_writes_nothing(api: Api, where: dict[str, str], project_id: str) -> None:
+    """Upstream looks up every item's folder first: one missing answers 404 ``UpdateManySecret`` (with its
+    literal 'null' path, so the answer does not say which) and no folder of the batch is written."""
+    here = _new_folder(api, project_id, where["secretPath"], "here")
+    items = [
+        {"secretKey": "K", "secretValue": "fake-k", "secretPath": here},
+        {"secretKey": "K", "secretValue": "fake-k", "secretPath": f"{where['secretPath']}/gone"},
+    ]
+    body = error_body(api.patch(BATCH, json={**where, "mode": "upsert", "secrets": items}), 404)
+    assert (body["error"], body["message"]) == (
+        "UpdateManySecret",
+        "Folder with path 'null' in environment with slug 'dev' not found",
+    )
+    assert values(api, {**where, "secretPath": here}) == {}
+
+
+def test_a_body_over_one_mebibyte_is_refused_whole(api: Api, where: dict[str, str]) -> None:
+    """Fastify's default body limit (1 MiB): the parser's 413 reaches Infisical's catch-all error handler,
+    which answers 500 "Something went wrong" and closes the connection; nothing is written."""
+    big = [{"secretKey": f"K{i}", "secretValue": "fake-" + "x" * 1000} for i in range(1100)]
+    response = api.post(BATCH, json={**where, "secrets": big})
+    body = error_body(response, 500)
+    assert (body["error"], body["message"]) == ("InternalServerError", "Something went wrong")
+    assert response.headers["connection"] == "close"
+    assert values(api, where) == {}
+    fits = api.post(BATCH, json={**where, "secrets": big[:900]})
+    assert fits.status_code == 200, fits.text[:200]
