@@ -329,7 +329,7 @@ class InfisicalFolderProvider(_StackConfigured):
     Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
     folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
     differ only after a refresh found drift. Every write first lists the folder and sends only what
-    differs (creates and updates in a batch upsert shared with the folder writes in flight, decision 0036),
+    differs (creates and updates in a batch upsert shared with the folder writes in flight, decision 0037),
     so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
 

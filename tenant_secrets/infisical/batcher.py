@@ -7,7 +7,7 @@ calls in flight can go in one request: a call submits its folder's items and wai
 sends everything queued for the environment once every folder write in progress has submitted and
 either every thread that writes in this process is waiting (no other write can come) or the oldest has
 waited :data:`LINGER` (for the engine's next calls); a write still creating its folder is waited for
-:data:`MAX_WAIT` at most. Measured in docs/decisions/0036-fewer-infisical-requests.md.
+:data:`MAX_WAIT` at most. Measured in docs/decisions/0037-fewer-infisical-requests.md.
 
 What each call gets back is its own answer: a batch is atomic upstream, so when a shared batch is
 refused (a missing folder answers 404 without saying which; a 403 or 400 names no folder either), each
