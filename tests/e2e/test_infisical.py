@@ -490,6 +490,7 @@ def retries(project: Project, policy: str) -> None:
     project.env["TENANT_SECRETS_INFISICAL_RETRIES"] = policy
 
 
+@pytest.mark.long  # a fault run: make test-long
 def test_rate_limits_and_server_errors_are_retried_within_a_bound_and_a_failed_run_converges(
     project: Project, master_key: str
 ) -> None:

@@ -163,6 +163,7 @@ def set_value(stack: auto.Stack, owner: str, key: str, value: str) -> None:
     stack.set_config(f"tenant-secrets:secrets.{owner}.{key}", auto.ConfigValue(value, secret=True), path=True)
 
 
+@pytest.mark.long  # a dozen engine runs (~55 s): make test-long
 @pytest.mark.usefixtures("cleanup")
 def test_plans_of_real_changes(
     project: Project, master_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
