@@ -37,6 +37,9 @@ lint: setup ## ruff, and mypy (strict on the core)
 bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100 tenants vs the engine's floor and a naive design; BENCH_ARGS="--sizes 1000 --engine-env PULUMI_SKIP_CHECKPOINTS=true"
 	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)
 
+bench-shards: setup ## the sharded benchmark (issue 14), docs/performance.md "Shards": SHARD_ARGS="--tenants 10000 --shards 8,16 --apply 3"
+	@source scripts/env.sh && $(PY) -m bench.shards $(SHARD_ARGS)
+
 validate: setup ## tenantctl validate tenants.yaml; after `make demo`, with the demo dev stack's value sources too
 	@if [ -f .state/demo/project/Pulumi.dev.yaml ]; then bash scripts/local.sh tenantctl validate tenants.yaml --stack dev; \
 	else source scripts/env.sh && tenantctl validate tenants.yaml; fi
@@ -50,4 +53,4 @@ shell: ## a shell in the demo's project (after `make demo`): tenantctl, pulumi, 
 lock: ## re-pin requirements.lock from requirements.in
 	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
 
-.PHONY: help setup services-up services-down demo verify test test-long lint bench validate plan shell lock
+.PHONY: help setup services-up services-down demo verify test test-long lint bench bench-shards validate plan shell lock

@@ -136,10 +136,12 @@ def descendants(root: int, exclude: Collection[int]) -> dict[int, int]:
 
 @dataclass
 class MemorySampler:
-    """Samples the tree under this process every `interval` seconds until stopped."""
+    """Samples the tree under this process (or under `root`, and `root` itself) every `interval` seconds
+    until stopped."""
 
     exclude: Collection[int]
     interval: float = 0.1
+    root: int | None = None
     peak_bytes: int = 0
     role_hwm_kib: dict[str, int] = field(default_factory=dict)
     cpu_ticks: dict[int, int] = field(default_factory=dict)  # pid -> last seen CPU ticks
@@ -159,9 +161,11 @@ class MemorySampler:
             self._thread.join(5)
 
     def _run(self) -> None:
-        root = os.getpid()
+        root = os.getpid() if self.root is None else self.root
         while not self._stop.is_set():
             tree = descendants(root, self.exclude)
+            if self.root is not None and (own := _stat(root)) is not None:
+                tree[root] = own[1] * PAGE
             self.peak_bytes = max(self.peak_bytes, sum(tree.values()))
             self.samples += 1
             for pid in tree:

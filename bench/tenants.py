@@ -24,8 +24,8 @@ def env_value(index: int) -> str:
     return f"fake-stripe-{index:05d}-not-a-secret"
 
 
-def plan_value(index: int, changed: bool) -> str:
-    return "enterprise" if changed and index == CHANGED_TENANT else "pro"
+def plan_value(index: int, changed: bool, changed_tenant: int = CHANGED_TENANT) -> str:
+    return "enterprise" if changed and index == changed_tenant else "pro"
 
 
 def environment_variables(count: int) -> dict[str, str]:
@@ -33,8 +33,8 @@ def environment_variables(count: int) -> dict[str, str]:
     return {env_var(i): env_value(i) for i in range(count)}
 
 
-def tenants_yaml(count: int, *, changed: bool = False) -> str:
-    """A valid tenants.yaml of `count` tenants; `changed` edits one literal of one tenant."""
+def tenants_yaml(count: int, *, changed: bool = False, changed_tenant: int = CHANGED_TENANT) -> str:
+    """A valid tenants.yaml of `count` tenants; `changed` edits one literal of one tenant (`changed_tenant`)."""
     lines = [
         "version: 1",
         "defaults:",
@@ -51,6 +51,6 @@ def tenants_yaml(count: int, *, changed: bool = False) -> str:
             "      WEBHOOK_SIGNING_SECRET: {generate: {bytes: 32, encoding: hex}}",
             '      API_TOKEN: {generate: {bytes: 32, encoding: base64url}, rotation: "1"}',
             "      SMTP_HOST: {value: smtp.example.test}",
-            f"      PLAN: {{value: {plan_value(index, changed)}}}",
+            f"      PLAN: {{value: {plan_value(index, changed, changed_tenant)}}}",
         ]
     return "\n".join(lines) + "\n"
