@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tenant_secrets.infisical.batcher import Coalescer, coalescer
-from tenant_secrets.infisical.errors import RERUN, InfisicalError
+from tenant_secrets.infisical.errors import RERUN, InfisicalError, hidden_values
 from tenant_secrets.infisical.listing import LISTINGS, Key
 from tenant_secrets.infisical.plan import (
     ApplyResult,
@@ -315,15 +315,8 @@ class InfisicalClient(Transport):
         secrets = self._shared_secrets(environment, path, with_values=True)
         if secrets is None:
             return None
-        hidden = sorted(s.secretKey for s in secrets if s.secretValueHidden)
-        if hidden:
-            raise InfisicalError(
-                f"the identity may not read the values of {', '.join(hidden)} in {environment}:{path}; "
-                "grant it read access to that path",
-                environment=environment,
-                path=path,
-                keys=hidden,
-            )
+        if refused := hidden_values(environment, path, [str(s.secretKey) for s in secrets if s.secretValueHidden]):
+            raise refused
         return {str(s.secretKey): str(s.secretValue) for s in secrets}
 
     def _shared_secrets(self, environment: str, path: str, *, with_values: bool) -> list[Any] | None:

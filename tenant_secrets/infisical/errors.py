@@ -24,3 +24,17 @@ class InfisicalError(Exception):
         self.environment = environment
         self.path = path
         self.keys = tuple(keys)
+
+
+def hidden_values(environment: str, path: str, keys: Collection[str]) -> InfisicalError | None:
+    """The error for a listing whose values the identity may not read (``keys``), or None when there are none."""
+    hidden = sorted(keys)
+    if not hidden:
+        return None
+    return InfisicalError(
+        f"the identity may not read the values of {', '.join(hidden)} in {environment}:{path}; "
+        "grant it read access to that path",
+        environment=environment,
+        path=path,
+        keys=hidden,
+    )

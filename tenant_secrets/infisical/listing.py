@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenant_secrets.infisical.errors import InfisicalError
+from tenant_secrets.infisical.errors import hidden_values
 from tenant_secrets.infisical.plan import _folder_path
 
 Key = tuple[str, str, str, str]
@@ -44,15 +44,8 @@ class _Tree:
         return tree
 
     def folder(self, environment: str, path: str) -> dict[str, str]:
-        hidden = sorted(self.hidden.get(path, ()))
-        if hidden:
-            raise InfisicalError(
-                f"the identity may not read the values of {', '.join(hidden)} in {environment}:{path}; "
-                "grant it read access to that path",
-                environment=environment,
-                path=path,
-                keys=hidden,
-            )
+        if refused := hidden_values(environment, path, self.hidden.get(path, ())):
+            raise refused
         return dict(self.folders.get(path, {}))
 
 

@@ -151,6 +151,15 @@ class _GuardedAdapter(HTTPAdapter):
         return response
 
 
+def _reply(response: requests.Response) -> _Reply:
+    """A raw HTTP answer as the retry loop reads it (a body that is not JSON is kept as a short message)."""
+    try:
+        parsed: Any = response.json()
+    except ValueError:
+        parsed = {"message": response.text[:200]}
+    return _Reply(response.status_code, parsed, dict(response.headers))
+
+
 def _guarded_session(session: requests.Session, site_url: str) -> requests.Session:
     """Mounts the guarded adapter, and reads the environment's proxy and CA settings once, for the site.
 
@@ -299,12 +308,7 @@ class Transport:
         url = f"{self._creds.site_url.rstrip('/')}{BATCH_ENDPOINT}"
 
         def send() -> _Reply:
-            response = self._session.request(method, url, json=payload, headers=self._auth_header())
-            try:
-                parsed: Any = response.json()
-            except ValueError:
-                parsed = {"message": response.text[:200]}
-            return _Reply(response.status_code, parsed, dict(response.headers))
+            return _reply(self._session.request(method, url, json=payload, headers=self._auth_header()))
 
         return self._call(
             f"batch {verb} of {len(keys)} secrets ({', '.join(keys)}) in {environment}:{path}",
@@ -332,12 +336,7 @@ class Transport:
 
         def send() -> _Reply:
             headers = {**self._auth_header(), "Content-Type": "application/json"}
-            response = self._session.request("PATCH", url, data=body, headers=headers)
-            try:
-                parsed: Any = response.json()
-            except ValueError:
-                parsed = {"message": response.text[:200]}
-            return _Reply(response.status_code, parsed, dict(response.headers))
+            return _reply(self._session.request("PATCH", url, data=body, headers=headers))
 
         return self._call(
             what,
