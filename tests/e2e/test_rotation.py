@@ -117,6 +117,7 @@ def stores(project: Project) -> dict[tuple[str, str, str], str]:
     return held
 
 
+@pytest.mark.long  # a scheduled rotation end to end, several engine runs (~35 s): make test-long
 def test_a_due_secret_and_the_master_key_are_rotated_and_notified(
     project: Project, master_key: str, hook: tuple[str, type[Hook]], stacks: list[auto.Stack]
 ) -> None:
