@@ -60,10 +60,10 @@ _keyrings: dict[tuple[str, str], Keyring] = {}
 _keyrings_lock = threading.Lock()
 _stack_configs: dict[str, StackConfig] = {}
 _stack_configs_lock = threading.Lock()
-_literals: dict[tuple[str, str], TenantsFileLiterals] = {}
-_sources_lock = threading.Lock()
 _secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
 """The stack's `secrets` config, parsed once per provider process rather than once per resource."""
+_literals = functools.lru_cache(maxsize=2)(TenantsFileLiterals)
+"""tenants.yaml's literals, one reader per file and environment in the provider process."""
 
 
 class ProviderError(Exception):
@@ -243,11 +243,7 @@ class _StackConfigured(ResourceProvider):
     def _values(self, props: Mapping[str, Any]) -> dict[str, str]:
         """The owner's values, resolved from their sources now and checked against the plan's fingerprints."""
         stack, config = self._stack, self._settings_config
-        with _sources_lock:
-            literals = _literals.setdefault(
-                (str(stack.tenants_file), stack.environment),
-                TenantsFileLiterals(stack.tenants_file, stack.environment),
-            )
+        literals = _literals(stack.tenants_file, stack.environment)
         resolver = Resolver(
             environment=stack.environment,
             derivation_key=stack.derivation_key,
