@@ -111,7 +111,7 @@ class Ours(Design):
         settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
         (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
         shutil.copy(REPO / "__main__.py", self.work_dir / "__main__.py")
-        for package in ("components", "tenant_secrets"):
+        for package in ("components", "tenant_secrets", "provider"):
             (self.work_dir / package).symlink_to(REPO / package)
 
     def configure(self, stack: auto.Stack) -> None:

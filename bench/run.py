@@ -217,7 +217,7 @@ def _versions() -> dict[str, str]:
         return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO).stdout.strip()
 
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "components", "tenant_secrets", "__main__.py"],
+        ["git", "status", "--porcelain", "--", "components", "tenant_secrets", "provider", "__main__.py"],
         capture_output=True,
         text=True,
         check=False,

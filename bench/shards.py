@@ -131,7 +131,7 @@ def _layout(project: Project, count: int) -> None:
     settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
     (work / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
     shutil.copy(REPO / "__main__.py", work / "__main__.py")
-    for package in ("components", "tenant_secrets"):
+    for package in ("components", "tenant_secrets", "provider"):
         (work / package).symlink_to(REPO / package)
     (work / "tenants.yaml").write_text(tenants.tenants_yaml(count))
 

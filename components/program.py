@@ -24,7 +24,7 @@ from components.resources import (
     MasterKeyPublication,
     OwnerSecrets,
     Registry,
-    dynamic_provider,
+    stack_provider,
 )
 from tenant_secrets import engine_logs, keyfolder, shards, store
 from tenant_secrets.contract import SchemaSettings
@@ -384,7 +384,7 @@ def run() -> None:
     if inspection is not None:
         mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS), settings)
 
-    provider = dynamic_provider(pulumi.get_stack())
+    provider = stack_provider(pulumi.get_stack())
     # the components' children inherit the provider; the resources declared here take it themselves
     retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, providers=[provider])
     retain_own = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, provider=provider)

@@ -71,7 +71,7 @@ class ProviderError(Exception):
     naming the owner and store, what failed and what to do; never a value."""
 
 
-def _debug() -> bool:
+def debug() -> bool:
     return os.environ.get(DEBUG_VAR, "") not in ("", "0", "false")
 
 
@@ -138,7 +138,7 @@ class _HostTraceback:
     @staticmethod
     def format_exc(limit: int | None = None, chain: bool = True) -> str:
         err = sys.exc_info()[1]
-        if isinstance(err, ProviderError) and not _debug():
+        if isinstance(err, ProviderError) and not debug():
             return str(err)
         return traceback.format_exc(limit, chain)
 
@@ -194,10 +194,10 @@ def _database() -> psycopg.Connection[Any]:
     return conn
 
 
-class _StackConfigured(ResourceProvider):
+class StackConfigured(ResourceProvider):
     """A provider that reads the stack's settings from the stack's config.
 
-    The stack's explicit provider (components/resources.py `dynamic_provider`) hands `configure` the
+    The stack's explicit provider (components/resources.py `stack_provider`) hands `configure` the
     stack's name only; the config itself is read on first use, with `pulumi config --json --show-secrets`
     in the provider process (the CLI decrypts it with the stack's own secrets provider), once per
     process, and only by a call that needs a setting: a write, a refresh, a delete; never a diff. A
@@ -214,13 +214,18 @@ class _StackConfigured(ResourceProvider):
     for) is dropped as it arrives (issue 13, item 10)."""
 
     def configure(self, req: ConfigureRequest) -> None:
+        """As a dynamic provider (a state from before the plugin, still deleting a resource it holds)."""
         # the engine sends every value as the program sees it: a string, objects as JSON
-        self._stack_name = req.config.get(c.PROVIDER_STACK)
-        if self._stack_name is None:  # the engine's default provider: the whole config
+        stack = req.config.get(c.DYNAMIC_PROVIDER_STACK)
+        if stack is None:  # the engine's default provider: the whole config
             self._config = {key: req.config.get(f"{NAMESPACE}:{key}") for key in self.NEEDS}
+            self._stack_name, self._settings = None, None
         else:
-            self._config = None
-        self._settings = None
+            self.use_stack(stack)
+
+    def use_stack(self, stack: str) -> None:
+        """Read the settings from this stack's config, on first use (the provider plugin's `configure`)."""
+        self._stack_name, self._config, self._settings = stack, None, None
 
     @property
     def _settings_config(self) -> dict[str, str | None]:
@@ -317,7 +322,7 @@ def _diff_result(diff: reconcile.Diff) -> DiffResult:
 
 
 @_one_line_errors("infisical")
-class InfisicalFolderProvider(_StackConfigured):
+class InfisicalFolderProvider(StackConfigured):
     """One Infisical folder (a tenant's /tenants/<subdomain>, or a platform folder) in one environment.
 
     Keeps no master key: it needs the fingerprint key, and what resolving a value reads.
@@ -413,7 +418,7 @@ class InfisicalFolderProvider(_StackConfigured):
 
 
 @_one_line_errors("database schema company_secrets")
-class DatabaseSchemaProvider(_StackConfigured):
+class DatabaseSchemaProvider(StackConfigured):
     """The company_secrets schema (versioned migrations), the roles, and the master-key version rows are on.
 
     Tenants' resources depend on this one, so the order of a run is: the keyring checked against what
@@ -483,7 +488,7 @@ class DatabaseSchemaProvider(_StackConfigured):
 
 
 @_one_line_errors("database")
-class DatabaseTenantProvider(_StackConfigured):
+class DatabaseTenantProvider(StackConfigured):
     """One tenant's rows in company_secrets, encrypted with the stack's active master key.
 
     The program resolves the tenant's company (from tenants.yaml or by subdomain, in one query for
@@ -579,7 +584,7 @@ class DatabaseTenantProvider(_StackConfigured):
 
 
 @_one_line_errors("infisical key folder")
-class MasterKeyProvider(_StackConfigured):
+class MasterKeyProvider(StackConfigured):
     """Master keys published to the application's key folder (masterKeySource stack).
 
     Inputs and outputs: `tenant_secrets/contract.py` (``PUBLICATION``): the version ``MASTER_ENCRYPTION_KEY``

@@ -1,5 +1,5 @@
-"""The dynamic resources and the components that group them (tokens and property names:
-`tenant_secrets/contract.py`).
+"""The resources, served by the tenant-secrets provider plugin (components/plugin.py), and the components
+that group them (tokens and property names: `tenant_secrets/contract.py`).
 
 No secret value is an input or an output, not even as a Pulumi secret: per key, a resource carries
 the fingerprint of its value (an input; and, as recorded at the last write or refresh, an output) and
@@ -16,29 +16,38 @@ update every tenant although only the schema resource has work to do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from typing import ClassVar, NotRequired, TypedDict
 
 import pulumi
-from pulumi.dynamic import Resource
 
-from components import providers
 from tenant_secrets import contract as c
 from tenant_secrets.reconcile import desired_fingerprints
 from tenant_secrets.sources import ValueSource, describe
 from tenant_secrets.values import fingerprint
 
 
-def dynamic_provider(stack: str) -> pulumi.ProviderResource:
-    """The provider every dynamic resource of the stack uses, whose only input is the stack's name.
+def stack_provider(stack: str) -> pulumi.ProviderResource:
+    """The provider every resource of the stack uses: the plugin, whose only input is the stack's name.
 
-    Without it, the engine's default provider for Python dynamic resources takes the whole stack config
-    as its inputs and records them in the state (encrypted: master keys, derivation key, every
-    `{from: config}` value). The providers read the stack's config themselves when they need it
-    (components/providers.py), so the state holds none of it (docs/decisions/0034-write-only-values.md).
-    The engine diffs a resource moved from the default provider to this one with this provider's
-    DiffConfig, which the dynamic-provider host does not implement: no resource is replaced.
+    A default provider would take its package's whole config (`tenant-secrets:*`: master keys, derivation
+    key, every `{from: config}` value) as its inputs and record them in the state, encrypted. The provider
+    reads the stack's config itself when it needs it (components/providers.py), so the state holds none of
+    it (docs/decisions/0034-write-only-values.md). A resource moved from the dynamic provider a stack used
+    before (decision 0039) is not replaced: the plugin's DiffConfig says so.
     """
     return pulumi.ProviderResource(c.PROVIDER_PACKAGE, c.PROVIDER_NAME, {c.PROVIDER_STACK: stack})
+
+
+class PluginResource(pulumi.CustomResource):
+    """A resource of the tenant-secrets plugin, also known by the type it had as a Python dynamic resource
+    (its alias), so that a stack made with the dynamic providers keeps every resource (decision 0039)."""
+
+    TYPE: ClassVar[str]
+    """The type's name in the contract (``InfisicalFolder``)."""
+
+    def _register(self, name: str, props: dict[str, object], opts: pulumi.ResourceOptions | None) -> None:
+        alias = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=c.dynamic_type(self.TYPE))])
+        super().__init__(c.resource_type(self.TYPE), name, props, pulumi.ResourceOptions.merge(opts, alias))
 
 
 def _descriptors(sources: Mapping[str, ValueSource], values: Mapping[str, str]) -> dict[str, dict[str, object]]:
@@ -46,8 +55,10 @@ def _descriptors(sources: Mapping[str, ValueSource], values: Mapping[str, str]) 
     return {key: describe(sources[key]) for key in sorted(values)}
 
 
-class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER):
+class InfisicalFolder(PluginResource):
     """An Infisical folder holding exactly the declared secrets of one owner in one environment."""
+
+    TYPE = c.INFISICAL_FOLDER
 
     fingerprints: pulumi.Output[dict[str, str]]
 
@@ -74,11 +85,13 @@ class InfisicalFolder(Resource, module=c.DYNAMIC_MODULE, name=c.INFISICAL_FOLDER
             declared=desired_fingerprints(owner, values, fingerprint_key),
             sources=_descriptors(sources, values),
         )
-        super().__init__(providers.InfisicalFolderProvider(), name, inputs.props(), opts)
+        self._register(name, inputs.props(), opts)
 
 
-class DatabaseSchema(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_SCHEMA):
+class DatabaseSchema(PluginResource):
     """The company_secrets tables, migrated, with every row on the active master key."""
+
+    TYPE = c.DATABASE_SCHEMA
 
     rows_rotated: pulumi.Output[int]
 
@@ -92,11 +105,13 @@ class DatabaseSchema(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_SCHEMA):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = settings.props(key_version=key_version, key_versions=key_versions)
-        super().__init__(providers.DatabaseSchemaProvider(), name, props, opts)
+        self._register(name, props, opts)
 
 
-class DatabaseTenant(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_TENANT):
+class DatabaseTenant(PluginResource):
     """One tenant's encrypted rows in company_secrets."""
+
+    TYPE = c.DATABASE_TENANT
 
     company_id: pulumi.Output[str]
     fingerprints: pulumi.Output[dict[str, str]]
@@ -128,13 +143,15 @@ class DatabaseTenant(Resource, module=c.DYNAMIC_MODULE, name=c.DATABASE_TENANT):
             sources=_descriptors(sources, values),
             unbound=unbound,
         )
-        super().__init__(providers.DatabaseTenantProvider(), name, inputs.props(), opts)
+        self._register(name, inputs.props(), opts)
 
 
-class MasterKeyPublication(Resource, module=c.DYNAMIC_MODULE, name=c.MASTER_KEY_PUBLICATION):
+class MasterKeyPublication(PluginResource):
     """Master keys published to the application's key folder: the versions rows use, or the current key.
 
     Only fingerprints are inputs; the provider reads the keys from the stack's config."""
+
+    TYPE = c.MASTER_KEY_PUBLICATION
 
     fingerprints: pulumi.Output[dict[str, str]]
 
@@ -157,11 +174,13 @@ class MasterKeyPublication(Resource, module=c.DYNAMIC_MODULE, name=c.MASTER_KEY_
             current=current,
             declared={key: fingerprint(fingerprint_key, owner, key, value) for key, value in sorted(values.items())},
         )
-        super().__init__(providers.MasterKeyProvider(), name, inputs.props(), opts)
+        self._register(name, inputs.props(), opts)
 
 
-class Registry(Resource, module=c.DYNAMIC_MODULE, name=c.REGISTRY):
+class Registry(PluginResource):
     """The owners this stack manages, so an owner removed without its marker fails the preview."""
+
+    TYPE = c.REGISTRY
 
     def __init__(
         self,
@@ -172,7 +191,7 @@ class Registry(Resource, module=c.DYNAMIC_MODULE, name=c.REGISTRY):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         inputs = c.RegistryInputs(owners=owners, decommissioned=decommissioned)
-        super().__init__(providers.RegistryProvider(), name, inputs.props(), opts)
+        self._register(name, inputs.props(), opts)
 
 
 def _child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:

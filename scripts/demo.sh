@@ -13,7 +13,7 @@ eval "$(python -m dev.services env)"
 root=$(pwd)
 project=.state/demo/project
 mkdir -p "$project"
-for f in __main__.py components tenant_secrets tenants.yaml tenants.schema.json; do
+for f in __main__.py components tenant_secrets provider tenants.yaml tenants.schema.json; do
   ln -sfn "$root/$f" "$project/$f"
 done
 sed "s|virtualenv: .venv|virtualenv: $root/.venv|" Pulumi.yaml > "$project/Pulumi.yaml"

@@ -4,7 +4,7 @@ _root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$_root/.state/toolchain/bin:$_root/.venv/bin:$PATH"
 export PULUMI_HOME="${PULUMI_HOME:-$_root/.state/pulumi-home}"
 export PULUMI_SKIP_UPDATE_CHECK=true
-# the dynamic-provider plugin imports components.providers from here
+# the program and the provider plugin import components and tenant_secrets from here
 export PYTHONPATH="$_root${PYTHONPATH:+:$PYTHONPATH}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$_root/.state/backend}"
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then

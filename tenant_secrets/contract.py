@@ -1,6 +1,6 @@
 """The resource contract: what the program declares, what the providers read and record, what the plan reads.
 
-Every dynamic resource's type token and property name is spelled here and nowhere else; the program
+Every resource's type token and property name is spelled here and nowhere else; the program
 (`components/resources.py`), the providers (`components/providers.py`, deciding in
 `tenant_secrets/reconcile.py`) and the reviewer's plan (`tenant_secrets/review.py`) import them, and
 `tests/core/test_contract.py` fails when one of them drifts from it (docs/decisions/0033).
@@ -31,8 +31,12 @@ from typing import Any, Final
 # --- type tokens ------------------------------------------------------------------------------------
 
 PACKAGE: Final = "tenant-secrets"
+RESOURCE_MODULE: Final = "index"
+"""The module of the provider plugin's resources: their types are ``tenant-secrets:index:<Type>``."""
 DYNAMIC_MODULE: Final = "tenants"
-"""The module of the dynamic resources: their URNs end in ``dynamic/tenants:<Type>::<name>``."""
+"""The module the same resources had as Python dynamic resources (``pulumi-python:dynamic/tenants:<Type>``),
+before the provider plugin (docs/decisions/0039-provider-plugin.md): their aliases, so that a stack made
+then keeps every resource."""
 
 INFISICAL_FOLDER: Final = "InfisicalFolder"
 DATABASE_SCHEMA: Final = "DatabaseSchema"
@@ -40,11 +44,31 @@ DATABASE_TENANT: Final = "DatabaseTenant"
 MASTER_KEY_PUBLICATION: Final = "MasterKeyPublication"
 REGISTRY: Final = "Registry"
 
-PROVIDER_PACKAGE: Final = "pulumi-python"
-"""The package of the Python dynamic providers: the stack declares one explicit provider of it."""
+
+def resource_type(name: str) -> str:
+    """The type token of one of the plugin's resources: ``tenant-secrets:index:InfisicalFolder``."""
+    return f"{PACKAGE}:{RESOURCE_MODULE}:{name}"
+
+
+def dynamic_type(name: str) -> str:
+    """The type token the resource had as a Python dynamic resource: its alias."""
+    return f"pulumi-python:dynamic/{DYNAMIC_MODULE}:{name}"
+
+
+def type_name(token: str) -> str:
+    """``InfisicalFolder`` from either type token."""
+    return token.rsplit(":", 1)[-1]
+
+
+PROVIDER_PACKAGE: Final = PACKAGE
+"""The provider plugin's package (`provider/pulumi-resource-tenant-secrets`): the stack declares one explicit
+provider of it."""
 PROVIDER_NAME: Final = PACKAGE
-PROVIDER_STACK: Final = f"{PACKAGE}:stack"
-"""The explicit provider's one input: the stack whose config the providers read (never a value of it)."""
+PROVIDER_STACK: Final = "stack"
+"""The explicit provider's one input: the stack whose config the provider reads (never a value of it)."""
+DYNAMIC_PROVIDER_STACK: Final = f"{PACKAGE}:stack"
+"""The same input of the explicit dynamic provider (``pulumi:providers:pulumi-python``) stacks held before the
+plugin: what the dynamic providers' ``configure`` reads, for a resource of such a state still deleted by it."""
 
 INFISICAL_SECRETS_COMPONENT: Final = f"{PACKAGE}:index:InfisicalSecrets"
 DATABASE_SECRETS_COMPONENT: Final = f"{PACKAGE}:index:DatabaseSecrets"

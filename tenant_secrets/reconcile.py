@@ -163,6 +163,8 @@ def diff_verdict(
     store held at the last write or refresh) equal to ``declared`` (those written at the last write).
     After a refresh found drift, or for a replacement, or for a state that recorded nothing to compare
     (``declared`` None), the answer is True: the engine's input diff would see no change there.
+    The provider plugin (components/plugin.py) takes None as True and names the changed keys itself
+    (tenant_secrets/property_diff.py), drift included; None is for the dynamic-provider host.
     """
     if not changed:
         return False

@@ -56,7 +56,8 @@ def moves(subdomains: Iterable[str], old: int, new: int) -> dict[tuple[int, int]
 
 
 def _type(urn: str) -> str:
-    """The last type of a URN's type chain: `pulumi-python:dynamic/tenants:InfisicalFolder`."""
+    """The last type of a URN's type chain: `tenant-secrets:index:InfisicalFolder` (or, in an older state,
+    `pulumi-python:dynamic/tenants:InfisicalFolder`)."""
     return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
@@ -74,7 +75,7 @@ def _unparented(urn: str, stack: str) -> str:
 
 
 def _kind(urn: str) -> str:
-    """`InfisicalFolder` from `...$pulumi-python:dynamic/tenants:InfisicalFolder::x`; "" for anything else."""
+    """`InfisicalFolder` from `...$tenant-secrets:index:InfisicalFolder::x`; "" for anything else."""
     return _type(urn).rsplit(":", 1)[-1] if urn.count("::") >= 3 else ""
 
 
@@ -162,7 +163,7 @@ def settle(
 
 
 def registry_provider(resources: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
-    """The (URN, id) of the provider the stack's dynamic resources use (its registry's), if any."""
+    """The (URN, id) of the provider the stack's resources use (its registry's), if any."""
     registry = _registry(resources)
     ref = str((registry or {}).get("provider") or "")
     urn, _, provider_id = ref.rpartition("::")

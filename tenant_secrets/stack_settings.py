@@ -1,7 +1,7 @@
 """The stack's `tenant-secrets:*` configuration, read and checked once, with Pulumi-free parsing.
 
-Two processes read it: the program (through `pulumi.Config`) and the dynamic providers (through the
-full stack configuration the engine hands every dynamic provider's `configure`). Both see the same
+Two processes read it: the program (through `pulumi.Config`) and the provider plugin (through
+`pulumi config --json`, components/providers.py). Both see the same
 raw strings, so both parse them here and agree; a value that only the providers need (the master
 keys, the derivation key) therefore never travels as a resource input and is never copied into the
 state once per resource.

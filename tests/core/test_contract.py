@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.dynamic import Resource
 
 from components import resources
 from tenant_secrets import contract as c
@@ -31,7 +30,7 @@ READERS = {
     "tenant_secrets/review.py": (True, False),
 }
 
-RESOURCES: dict[type[Resource], c.Schema] = {
+RESOURCES: dict[type[resources.PluginResource], c.Schema] = {
     resources.InfisicalFolder: c.FOLDER,
     resources.DatabaseTenant: c.TENANT_ROWS,
     resources.MasterKeyPublication: c.PUBLICATION,
@@ -41,11 +40,11 @@ RESOURCES: dict[type[Resource], c.Schema] = {
 
 
 def test_every_resource_type_is_the_contracts() -> None:
-    assert {cls._resource_type_name for cls in RESOURCES} == {
-        f"dynamic/{c.DYNAMIC_MODULE}:{token}" for token in c.SCHEMAS
-    }
+    assert {cls.TYPE for cls in RESOURCES} == set(c.SCHEMAS)
     for cls, schema in RESOURCES.items():
-        assert cls._resource_type_name.endswith(f":{schema.token}")
+        assert schema.token == cls.TYPE
+        assert c.resource_type(cls.TYPE) == f"tenant-secrets:index:{schema.token}"
+        assert c.dynamic_type(cls.TYPE) == f"pulumi-python:dynamic/tenants:{schema.token}"  # as older states hold
 
 
 @pytest.mark.parametrize(
@@ -84,9 +83,9 @@ def _recorded_states() -> list[tuple[str, str, str, dict[str, Any]]]:
         for step in json.loads(Path(path).read_text(encoding="utf-8")).get("steps") or []:
             for side in ("oldState", "newState"):
                 state = step.get(side) or {}
-                prefix = f"pulumi-python:dynamic/{c.DYNAMIC_MODULE}:"
-                if str(state.get("type", "")).startswith(prefix):
-                    token = state["type"].removeprefix(prefix)
+                kind = str(state.get("type", ""))
+                if kind in {c.resource_type(t) for t in c.SCHEMAS} | {c.dynamic_type(t) for t in c.SCHEMAS}:
+                    token = c.type_name(kind)
                     for part in ("inputs", "outputs"):
                         found.append((Path(path).name, token, part, state.get(part) or {}))
     return found

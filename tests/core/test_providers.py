@@ -283,8 +283,9 @@ def test_registry_diff_is_a_change_of_its_lists_only() -> None:
 # --- the stack's explicit provider ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dynamic", [False, True], ids=["plugin", "dynamic provider of an older state"])
 def test_with_the_stacks_provider_a_diff_reads_no_config_and_a_setting_is_read_from_the_stack(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, dynamic: bool
 ) -> None:
     """The explicit provider hands `configure` the stack's name only (its inputs are in the state); the
     config is read from the stack when a call needs a setting, never by a diff."""
@@ -296,7 +297,10 @@ def test_with_the_stacks_provider_a_diff_reads_no_config_and_a_setting_is_read_f
 
     monkeypatch.setattr(providers, "_stack_config", stack_config)
     provider = providers.InfisicalFolderProvider()
-    provider.configure(ConfigureRequest(Config({c.PROVIDER_STACK: "dev"}, "tenant-secrets")))
+    if dynamic:
+        provider.configure(ConfigureRequest(Config({c.DYNAMIC_PROVIDER_STACK: "dev"}, "tenant-secrets")))
+    else:
+        provider.use_stack("dev")
     changed = folder_inputs({**VALUES, "WEBHOOK_SECRET": "fake-webhook-0002"})
     assert changes(provider.diff("dev:/tenants/acme", folder_state(), changed)) == (None, [])
     assert failures(provider.check(folder_inputs(), changed)) == []

@@ -189,7 +189,7 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
     settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
     (root / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
     shutil.copy(REPO / "__main__.py", root / "__main__.py")
-    for package in ("components", "tenant_secrets"):
+    for package in ("components", "tenant_secrets", "provider"):
         (root / package).symlink_to(REPO / package)
     backend = tmp_path / "backend"
     backend.mkdir()

@@ -1,6 +1,7 @@
 """Issue 18: the stack's state holds per key a fingerprint and a source descriptor, never a value, not even
 encrypted; a stack written by the version that kept values as secret inputs moves over on its next `up`
-without a write to either store."""
+without a write to either store. So does a stack whose resources were Python dynamic resources, moving to
+the provider plugin (issue 14, decision 0039)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.e2e
 
 SECRET_INPUTS_RELEASE = "b7d737e"
 """The last commit whose resources took each value as a secret input."""
+DYNAMIC_RELEASE = "4188de3"
+"""The last commit whose resources were Python dynamic resources (docs/decisions/0039-provider-plugin.md)."""
 
 
 def tenants(literal: str) -> str:
@@ -87,7 +90,7 @@ def test_an_existing_stack_moves_over_on_its_next_up_writing_neither_store(
     status, document, output = project.preview_json(stack)
     assert status == 0 and document is not None, output
     changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
-    assert changed == {("create", "pulumi:providers:pulumi-python")}  # the stack's provider; no resource changes
+    assert changed == {("create", "pulumi:providers:tenant-secrets")}  # the stack's provider; no resource changes
     project.infisical.reset_counts()
     result = project.up(stack)
     assert set((result.summary.resource_changes or {}).keys()) <= {"same", "create", "delete"}
@@ -95,3 +98,39 @@ def test_an_existing_stack_moves_over_on_its_next_up_writing_neither_store(
     assert stores(project) == written  # no value, ciphertext or version rewritten
     after = project.persisted(stack)
     assert [name for name, value in canaries.items() if value in after] == []
+
+
+def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_nothing(
+    project: Project, master_key: str, tmp_path: Path
+) -> None:
+    project.write_tenants(tenants("fake-plan-literal"))
+    project.env["ACME_SENDGRID_API_KEY"] = "fake-sendgrid-write-only-0001"
+    use_code(project, release(DYNAMIC_RELEASE, tmp_path / "release"))
+    stack = project.stack("dev")
+    configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": "fake-stripe-0001"}}, master_keys={"v1": master_key})
+    project.up(stack)
+    written = stores(project)
+
+    use_code(project, REPO)
+    status, document, output = project.preview_json(stack)
+    assert status == 0 and document is not None, output
+    changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
+    # the plugin's provider replaces the dynamic one; no resource changes
+    assert changed == {("create", "pulumi:providers:tenant-secrets"), ("delete", "pulumi:providers:pulumi-python")}
+    project.infisical.reset_counts()
+    result = project.up(stack)
+    assert set((result.summary.resource_changes or {}).keys()) <= {"same", "create", "delete"}
+    assert project.infisical.writes() == 0
+    assert stores(project) == written  # no value, ciphertext or version rewritten
+
+    custom = [r for r in stack.export_stack().deployment["resources"] if r.get("custom")]
+    assert {r["type"] for r in custom if not r["type"].startswith("pulumi:providers:")} <= {
+        f"tenant-secrets:index:{t}"
+        for t in ("InfisicalFolder", "DatabaseTenant", "DatabaseSchema", "Registry", "MasterKeyPublication")
+    }
+    assert {r["type"] for r in custom if r["type"].startswith("pulumi:providers:")} == {
+        "pulumi:providers:tenant-secrets"
+    }
+    status, document, output = project.preview_json(stack)
+    assert status == 0 and document is not None, output
+    assert {s["op"] for s in document["steps"]} == {"same"}, output

@@ -1,0 +1,271 @@
+"""The tenant-secrets provider plugin: the one provider of every resource of a stack.
+
+The engine starts it as `pulumi-resource-tenant-secrets` (`provider/`, named in Pulumi.yaml under
+`plugins: providers:`) and calls it over gRPC, served by the SDK's `pulumi.provider.experimental`
+(docs/decisions/0039-provider-plugin.md). It adapts the providers of `components/providers.py`, one per
+resource type, which keep the interface they were written for (the dynamic-provider host, which still
+serves a resource of a state from before if it is deleted before the program declares it again):
+
+- Properties: the engine's property values become plain values and back (no value is a secret:
+  docs/decisions/0034-write-only-values.md).
+- `diff`: the type's provider decides whether the resource changes and what replaces it;
+  `tenant_secrets/property_diff.py` names what changed, key by key, drift included.
+- Concurrency: the framework runs each call as a coroutine on one event loop; a call that writes or reads
+  a store runs in a thread. Infisical's calls get a pool as wide as the engine's `--parallel` may ask for,
+  so that the folder writes in flight share batch upserts (decision 0037); the database's a pool of
+  four threads, each with its connection, as under the dynamic-provider host. `check` and `diff` need
+  no store and run on the loop.
+- Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
+  bug and keeps its traceback. `TENANT_SECRETS_DEBUG=1` shows every traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import os
+import traceback
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from pulumi.dynamic import ResourceProvider
+from pulumi.provider.experimental import provider as p
+from pulumi.provider.experimental.property_value import Computed, PropertyValue
+from pulumi.provider.experimental.server import ProviderServicer
+from pulumi.runtime.proto import provider_pb2_grpc
+
+from components import providers
+from tenant_secrets import contract as c
+from tenant_secrets.property_diff import PropertyChange, detailed_diff
+
+VERSION = "0.1.0"
+THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
+"""Infisical calls at once (default 64): at least the `--parallel` the deploy runs `pulumi up` with."""
+DATABASE_THREADS = 4
+"""Database calls at once: one connection each, per stack (16 shards applied at once hold 64)."""
+
+_STORES: dict[str, str | None] = {
+    c.INFISICAL_FOLDER: "infisical",
+    c.MASTER_KEY_PUBLICATION: "infisical",
+    c.DATABASE_SCHEMA: "database",
+    c.DATABASE_TENANT: "database",
+    c.REGISTRY: None,
+}
+"""Type name -> the pool its writes and reads run in (None: on the loop; the registry touches no store)."""
+_PROVIDERS: dict[str, Callable[[], ResourceProvider]] = {
+    c.INFISICAL_FOLDER: providers.InfisicalFolderProvider,
+    c.MASTER_KEY_PUBLICATION: providers.MasterKeyProvider,
+    c.DATABASE_SCHEMA: providers.DatabaseSchemaProvider,
+    c.DATABASE_TENANT: providers.DatabaseTenantProvider,
+    c.REGISTRY: providers.RegistryProvider,
+}
+_KINDS = {
+    ("add", False): p.PropertyDiffKind.ADD,
+    ("add", True): p.PropertyDiffKind.ADD_REPLACE,
+    ("update", False): p.PropertyDiffKind.UPDATE,
+    ("update", True): p.PropertyDiffKind.UPDATE_REPLACE,
+    ("delete", False): p.PropertyDiffKind.DELETE,
+    ("delete", True): p.PropertyDiffKind.DELETE_REPLACE,
+}
+_OLD_INPUTS: contextvars.ContextVar[dict[str, PropertyValue]] = contextvars.ContextVar("old_inputs")
+"""The old inputs of the resource a `Diff` call is about: the framework's request leaves them out."""
+_T = TypeVar("_T")
+
+
+def plain(value: PropertyValue) -> Any:
+    """The Python value of a property value (an unknown, which no input of ours is, as None)."""
+    inner = value.value
+    if isinstance(inner, Mapping):
+        return {key: plain(item) for key, item in inner.items()}
+    if isinstance(inner, Sequence) and not isinstance(inner, str):
+        return [plain(item) for item in inner]
+    return None if isinstance(inner, Computed) else inner
+
+
+def plain_map(props: Mapping[str, PropertyValue]) -> dict[str, Any]:
+    return {key: plain(value) for key, value in props.items()}
+
+
+def wrap(value: Any) -> PropertyValue:
+    """A plain value (a provider's output) as a property value; numbers are floats on the wire."""
+    if isinstance(value, Mapping):
+        return PropertyValue({str(key): wrap(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return PropertyValue([wrap(item) for item in value])
+    if isinstance(value, int) and not isinstance(value, bool):
+        return PropertyValue(float(value))
+    return PropertyValue(value)
+
+
+def wrap_map(props: Mapping[str, Any]) -> dict[str, PropertyValue]:
+    return {key: wrap(value) for key, value in props.items()}
+
+
+def _type_name(urn: str) -> str:
+    """``InfisicalFolder`` from ``urn:pulumi:dev::tenant-secrets::...$tenant-secrets:index:InfisicalFolder::acme``."""
+    return c.type_name(urn.split("::")[2].rsplit("$", 1)[-1])
+
+
+def _property_diff(change: PropertyChange) -> p.PropertyDiff:
+    return p.PropertyDiff(_KINDS[change.kind, change.replace], input_diff=change.input_diff)
+
+
+class TenantSecretsProvider(p.Provider):
+    """Every resource type of `tenant_secrets/contract.py`, served by its provider of `components/providers.py`."""
+
+    def __init__(self) -> None:
+        self._providers = {name: make() for name, make in _PROVIDERS.items()}
+        self._pools = {
+            "infisical": ThreadPoolExecutor(int(os.environ.get(THREADS_VAR) or 64), "infisical"),
+            "database": ThreadPoolExecutor(DATABASE_THREADS, "database"),
+        }
+
+    def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
+        name = _type_name(urn)
+        if name not in self._providers:
+            raise providers.ProviderError(f"{urn}: not a resource type of tenant-secrets")
+        return name, self._providers[name]
+
+    async def _run(self, name: str, call: Callable[..., _T], *args: Any) -> _T:
+        store = _STORES[name]
+        if store is None:
+            return call(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pools[store], call, *args)
+
+    async def configure(self, request: p.ConfigureRequest) -> p.ConfigureResponse:
+        """The provider's one input is the stack's name; the settings are read from its config on first use."""
+        stack = request.args.get(c.PROVIDER_STACK)
+        if stack is None or not isinstance(stack.value, str):
+            raise providers.ProviderError(
+                "the tenant-secrets provider was not given its stack: every resource must use the stack's "
+                "explicit provider (components/resources.py stack_provider), never a default one"
+            )
+        for provider in self._providers.values():
+            if isinstance(provider, providers.StackConfigured):
+                provider.use_stack(stack.value)
+        return p.ConfigureResponse(accept_secrets=True, supports_preview=False)
+
+    async def diff_config(self, request: p.DiffRequest) -> p.DiffResponse:
+        """The stack's name never replaces a resource; nor does a move from the dynamic provider (0039)."""
+        return p.DiffResponse(changes=False)
+
+    async def check(self, request: p.CheckRequest) -> p.CheckResponse:
+        _, provider = self._provider(request.urn)
+        result = provider.check(plain_map(request.old_inputs), plain_map(request.new_inputs))
+        failures = [p.CheckFailure(f.property, f.reason) for f in result.failures or []]
+        # the providers' checks refuse, never rewrite, an input: the engine's own values go back as they came
+        return p.CheckResponse(inputs=request.new_inputs, failures=failures)
+
+    async def diff(self, request: p.DiffRequest) -> p.DiffResponse:
+        _, provider = self._provider(request.urn)
+        olds, news = plain_map(request.old_state), plain_map(request.new_inputs)
+        verdict = provider.diff(request.resource_id, olds, news)
+        if verdict.changes is False:
+            return p.DiffResponse(changes=False)
+        replaces = list(verdict.replaces or [])
+        recorded = {c.RECORDED_FINGERPRINTS: olds[c.RECORDED_FINGERPRINTS]} if c.RECORDED_FINGERPRINTS in olds else {}
+        changes = detailed_diff(plain_map(_OLD_INPUTS.get({})), news, recorded=recorded, replaces=replaces)
+        return p.DiffResponse(
+            changes=True,
+            replaces=replaces,
+            delete_before_replace=bool(verdict.delete_before_replace),
+            diffs=sorted({path.split(".", 1)[0].split("[", 1)[0] for path in changes}),
+            detailed_diff={path: _property_diff(change) for path, change in changes.items()},
+        )
+
+    async def create(self, request: p.CreateRequest) -> p.CreateResponse:
+        name, provider = self._provider(request.urn)
+        result = await self._run(name, provider.create, plain_map(request.properties))
+        return p.CreateResponse(resource_id=str(result.id), properties=wrap_map(result.outs or {}))
+
+    async def update(self, request: p.UpdateRequest) -> p.UpdateResponse:
+        name, provider = self._provider(request.urn)
+        olds, news = plain_map(request.olds), plain_map(request.news)
+        result = await self._run(name, provider.update, request.resource_id, olds, news)
+        return p.UpdateResponse(properties=wrap_map(result.outs or {}))
+
+    async def read(self, request: p.ReadRequest) -> p.ReadResponse:
+        """`pulumi refresh`: what the store holds now, recorded as outputs; the inputs stay the program's."""
+        name, provider = self._provider(request.urn)
+        result = await self._run(name, provider.read, request.resource_id, plain_map(request.properties))
+        return p.ReadResponse(resource_id=result.id, properties=wrap_map(result.outs or {}), inputs=request.inputs)
+
+    async def delete(self, request: p.DeleteRequest) -> None:
+        name, provider = self._provider(request.urn)
+        await self._run(name, provider.delete, request.resource_id, plain_map(request.properties))
+
+
+def _provider_error(err: BaseException) -> providers.ProviderError | None:
+    """Our error behind the framework's (it re-raises every error with its traceback in the message)."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, providers.ProviderError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+async def _reported(call: Awaitable[_T], context: grpc.aio.ServicerContext[Any, Any]) -> _T:
+    try:
+        return await call
+    except Exception as err:
+        if providers.debug():  # the whole traceback of the error behind the framework's
+            original = err.__context__ or err
+            await context.abort(grpc.StatusCode.UNKNOWN, "".join(traceback.format_exception(original)))
+        problem = _provider_error(err)
+        if problem is None:
+            raise
+        await context.abort(grpc.StatusCode.UNKNOWN, str(problem))
+        raise  # abort raises; this line is never reached
+
+
+class _Servicer(ProviderServicer):
+    """The SDK's servicer, giving `diff` the old inputs and reporting our errors as their one line."""
+
+    async def Configure(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Configure(request, context), context)
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Check(request, context), context)
+
+    async def Diff(self, request: Any, context: Any) -> Any:
+        _OLD_INPUTS.set(PropertyValue.unmarshal_map(request.old_inputs))
+        return await _reported(super().Diff(request, context), context)
+
+    async def Create(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Create(request, context), context)
+
+    async def Update(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Update(request, context), context)
+
+    async def Read(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Read(request, context), context)
+
+    async def Delete(self, request: Any, context: Any) -> Any:
+        return await _reported(super().Delete(request, context), context)
+
+
+def main() -> None:
+    """Serve on a free local port and tell the engine which (the first line of stdout), as plugins do."""
+    parser = argparse.ArgumentParser(description="the tenant-secrets provider plugin (started by the engine)")
+    parser.add_argument("engine", help="the engine's address")
+    args, _ = parser.parse_known_args()
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        servicer = _Servicer([], VERSION, TenantSecretsProvider(), engine_address=args.engine)
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(port, flush=True)
+        await server.wait_for_termination()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
