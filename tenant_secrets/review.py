@@ -11,9 +11,9 @@ its value's source (docs/decisions/0034-write-only-values.md; a state written be
 secret input per key, named by the key, which is read too; the type tokens and property names are
 `tenant_secrets/contract.py`'s). A create lists the new state's keys, a delete the
 old state's, and an update compares the two fingerprint maps key by key. The preview's own
-`diffReasons` and `detailedDiff` name the changed keys only when the provider lets the engine diff the
-inputs (the Infisical folders and key publications do, for declared changes: reconcile.diff_verdict;
-the database tenants do not), so they are read too, never relied on alone.
+`diffReasons` and `detailedDiff` name the changed keys too (the provider plugin reports them per key,
+drift included: tenant_secrets/property_diff.py), so they are read as well, never relied on alone: a
+preview made against an older state, or by the dynamic providers before the plugin, may name none.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
