@@ -182,10 +182,12 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     changes = dict.fromkeys(sorted(before - after), "delete")
     changes |= dict.fromkeys(sorted(after - before), "create")
     both = before & after
-    changed = {key for key in both if old_fp.get(key) != new_fp.get(key)} | (_reported_keys(step) & both)
-    changes |= dict.fromkeys(sorted(changed), "update")
+    declared = {key for key in both if old_fp.get(key) != new_fp.get(key)}
     recorded = _recorded_fingerprints(step)
-    drifted = {key for key in both - changed if key in new_fp and recorded.get(key, "") != new_fp[key]}
+    drifted = {key for key in both - declared if key in new_fp and recorded.get(key, "") != new_fp[key]}
+    # the plugin names drifted keys too (fingerprints.<KEY>): those are restores, not updates
+    changed = declared | ((_reported_keys(step) & both) - drifted)
+    changes |= dict.fromkeys(sorted(changed), "update")
     changes |= dict.fromkeys(sorted(drifted), "restore")
     if not changes and old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION):
         changes = dict.fromkeys(sorted(after), "re-encrypt")

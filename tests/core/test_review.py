@@ -277,11 +277,19 @@ def _step(name: str, urn_suffix: str) -> dict[str, Any]:
     return copy.deepcopy(step)
 
 
-def test_keys_named_in_detailed_diff_count_as_updates() -> None:
-    """A provider that fills detailedDiff / diffReasons (the Infisical folders for declared changes, or a
-    provider plugin) is read by key name."""
-    step = _step("change-value", "::codewiser-database")
+def _unchanged_values(step: dict[str, Any]) -> None:
+    """Make a recorded update one whose declared values did not change: the same fingerprints, and nothing
+    the engine names (the provider plugin names the changed keys in detailedDiff)."""
     step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
+    step.pop("detailedDiff", None)
+    step.pop("diffReasons", None)
+
+
+def test_keys_named_in_detailed_diff_count_as_updates() -> None:
+    """A provider that fills detailedDiff / diffReasons (the provider plugin, or the dynamic Infisical folders
+    for declared changes) is read by key name."""
+    step = _step("change-value", "::codewiser-database")
+    _unchanged_values(step)
     assert rows_from_preview({"steps": [step]}, "dev") == [d("codewiser", "database", "-", "update")]
     assert "Key `-`: the folder or rows change, but no value does." in render_markdown(
         parse_preview({"steps": [step]}, "dev")
@@ -310,7 +318,7 @@ def test_a_delete_that_does_not_retain_is_a_deletion() -> None:
 
 def test_a_new_master_key_version_is_a_re_encryption() -> None:
     step = _step("change-value", "::codewiser-database")
-    step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
+    _unchanged_values(step)
     step["newState"]["inputs"]["key_version"] = 2
     assert rows_from_preview({"steps": [step]}, "dev") == [
         d("codewiser", "database", "SENDGRID_API_KEY", "re-encrypt"),
@@ -355,10 +363,11 @@ def test_withdrawing_an_old_key_version_does_not_say_a_value_changed() -> None:
 def test_drift_found_by_a_refresh_is_a_restore_of_that_key() -> None:
     """After `pulumi refresh` found STRIPE_SECRET_KEY changed by hand, `up` writes the declared value back."""
     step = _step("change-value", "::codewiser-database")
-    step["newState"]["inputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"]
+    _unchanged_values(step)
     step["oldState"]["outputs"]["fingerprints"] = step["oldState"]["inputs"]["fingerprints"] | {
         "STRIPE_SECRET_KEY": "0" * 16
     }
+    step["detailedDiff"] = {"fingerprints.STRIPE_SECRET_KEY": {"kind": "update", "inputDiff": False}}  # the plugin's
     plan = parse_preview({"steps": [step]}, "dev")
     assert list(plan.rows) == [d("codewiser", "database", "STRIPE_SECRET_KEY", "restore")]
     text = render_markdown(plan)

@@ -123,7 +123,7 @@ def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_
     assert project.infisical.writes() == 0
     assert stores(project) == written  # no value, ciphertext or version rewritten
 
-    custom = [r for r in stack.export_stack().deployment["resources"] if r.get("custom")]
+    custom = [r for r in (stack.export_stack().deployment or {})["resources"] if r.get("custom")]
     assert {r["type"] for r in custom if not r["type"].startswith("pulumi:providers:")} <= {
         f"tenant-secrets:index:{t}"
         for t in ("InfisicalFolder", "DatabaseTenant", "DatabaseSchema", "Registry", "MasterKeyPublication")
