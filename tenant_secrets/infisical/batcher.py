@@ -4,10 +4,10 @@ Each Infisical folder is its own resource, written by its own provider call; the
 serves as many at once as the engine sends (its `--parallel`; a pool of 64 threads, decision 0039).
 Infisical's batch upsert (``PATCH /api/v3/secrets/batch/raw``, ``mode: upsert``) takes a ``secretPath``
 per item, so the writes of the calls in flight can go in one request: a call submits its folder's items
-and waits; the first one due sends everything queued for the environment once every folder write in progress has submitted and
-either every thread that writes in this process is waiting (no other write can come) or the oldest has
-waited :data:`LINGER` (for the engine's next calls); a write still creating its folder is waited for
-:data:`MAX_WAIT` at most. Measured in docs/decisions/0037-fewer-infisical-requests.md.
+and waits; the first one due sends everything queued for the environment once every folder write in
+progress has submitted and either every thread that writes in this process is waiting (no other write
+can come) or the oldest has waited :data:`LINGER` (for the engine's next calls); a write still creating
+its folder is waited for :data:`MAX_WAIT` at most. Measured in docs/decisions/0037-fewer-infisical-requests.md.
 
 What each call gets back is its own answer: a batch is atomic upstream, so when a shared batch is
 refused (a missing folder answers 404 without saying which; a 403 or 400 names no folder either), each
