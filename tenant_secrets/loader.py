@@ -8,27 +8,30 @@ parser keeps its own stack, while the composer recurses once per level (its C ve
 process somewhere between 20,000 and 50,000 levels). Then three passes, all of whose findings are
 reported together:
 
-1. ruamel.yaml composes the node tree (YAML 1.2: `no` stays a string), and `read_yaml` turns it
-   into plain values, recording the position of every key and value and every duplicate key;
+1. `read_yaml` turns the text into plain values (YAML 1.2: `no` stays a string), recording the
+   position of every key and value. The common file, with no anchor, alias, tag, duplicate key or
+   other oddity, is read in one pass over the C parser's events (`_read_plain`, decision 0039);
+   anything else, and any file that pass declines, goes the full path (`_read_composed`): the
+   nesting checked on the events, ruamel.yaml's composer, and a walk over its nodes that expands
+   aliases within a budget and reports every duplicate key, tag and key that is not text;
 2. pydantic validates the values against `TenantsDocument`; each error is mapped back to the
    data path, its position, and a message with a hint (`_describe`);
 3. `validation.document_issues` checks what a schema cannot (unique subdomains, overrides for
    environments a tenant is in, ...), on whatever parts of the file are valid.
 
 Why ruamel's composer rather than its constructor: the constructor stops at the first duplicate
-key; walking the nodes reports all of them (docs/decisions/0014-yaml-positions.md).
+key; walking the nodes reports all of them (docs/decisions/0014-yaml-positions.md). The one pass
+returns exactly what the full path would, or declines (tests/core/test_loader.py compares them).
 """
 
 from __future__ import annotations
 
 import difflib
-import gc
 import re
 import types
 import typing
 import unicodedata
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -54,6 +57,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tenant_secrets import validation
+from tenant_secrets.gc_pause import gc_paused
 from tenant_secrets.model import (
     FROM_KINDS,
     MAX_ISSUES,
@@ -613,21 +617,8 @@ def load_tenants_file(path: str | Path) -> TenantsFile:
 
 def parse_tenants(text: str, file: str = "tenants.yaml") -> TenantsFile:
     """Validate tenants.yaml's text; raise TenantsFileError listing every issue found."""
-    with _gc_paused():
+    with gc_paused():
         return _parse(text, file)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building a large tree of new objects sets off the cyclic collector again and again, for
-    nothing (the tree has no cycles): pausing it halves the time on 1,000 tenants."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parse(text: str, file: str) -> TenantsFile:
