@@ -10,7 +10,7 @@ reported together:
 
 1. `read_yaml` turns the text into plain values (YAML 1.2: `no` stays a string), recording the
    position of every key and value. The common file, with no anchor, alias, tag, duplicate key or
-   other oddity, is read in one pass over the C parser's events (`_read_plain`, decision 0039);
+   other oddity, is read in one pass over the C parser's events (`_read_plain`, decision 0040);
    anything else, and any file that pass declines, goes the full path (`_read_composed`): the
    nesting checked on the events, ruamel.yaml's composer, and a walk over its nodes that expands
    aliases within a budget and reports every duplicate key, tag and key that is not text;
