@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tenant_secrets.gc_pause import gc_paused
 from tenant_secrets.loader import load_tenants_file
 from tenant_secrets.model import (
     EnvironmentPlan,
@@ -108,11 +109,32 @@ def _owners(plan: EnvironmentPlan) -> tuple[dict[str, TenantPlan], dict[str, Fol
 
 
 def changed_owners(base: TenantsFile, head: TenantsFile, environment: str) -> tuple[set[str], bool]:
-    """The tenants whose entry differs in ``environment``, and whether a platform folder does."""
-    old_tenants, old_folders = _owners(plan_environment(base, environment))
-    new_tenants, new_folders = _owners(plan_environment(head, environment))
-    tenants = {s for s in old_tenants.keys() | new_tenants.keys() if old_tenants.get(s) != new_tenants.get(s)}
-    return tenants, old_folders != new_folders
+    """The tenants whose entry differs in ``environment``, and whether a platform folder does.
+
+    A tenant's entry is made of its own part of the file and the defaults alone: when the defaults are
+    the same at both ends, the tenants written the same are left out before planning (a pull request
+    changes a few tenants of thousands), and only the others are planned and compared."""
+    with gc_paused():
+        if base.document.defaults == head.document.defaults:
+            base, head = _differing_tenants(base, head)
+        old_tenants, old_folders = _owners(plan_environment(base, environment))
+        new_tenants, new_folders = _owners(plan_environment(head, environment))
+        tenants = {s for s in old_tenants.keys() | new_tenants.keys() if old_tenants.get(s) != new_tenants.get(s)}
+        return tenants, old_folders != new_folders
+
+
+def _differing_tenants(base: TenantsFile, head: TenantsFile) -> tuple[TenantsFile, TenantsFile]:
+    """Both files with only the tenants that are not written the same in both (by subdomain, which a
+    valid file has once). Their positions no longer match their indexes: `_owners` leaves them out."""
+    old = {t.subdomain: t for t in base.document.tenants}
+    new = {t.subdomain: t for t in head.document.tenants}
+    differing = {s for s in old.keys() | new.keys() if old.get(s) != new.get(s)}
+
+    def only(tf: TenantsFile) -> TenantsFile:
+        kept = [t for t in tf.document.tenants if t.subdomain in differing]
+        return replace(tf, document=tf.document.model_copy(update={"tenants": kept}))
+
+    return only(base), only(head)
 
 
 def affected(root: Path, base: str, stacks: Sequence[StackInfo] | None = None) -> Affected:

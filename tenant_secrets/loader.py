@@ -8,27 +8,30 @@ parser keeps its own stack, while the composer recurses once per level (its C ve
 process somewhere between 20,000 and 50,000 levels). Then three passes, all of whose findings are
 reported together:
 
-1. ruamel.yaml composes the node tree (YAML 1.2: `no` stays a string), and `read_yaml` turns it
-   into plain values, recording the position of every key and value and every duplicate key;
+1. `read_yaml` turns the text into plain values (YAML 1.2: `no` stays a string), recording the
+   position of every key and value. The common file, with no anchor, alias, tag, duplicate key or
+   other oddity, is read in one pass over the C parser's events (`_read_plain`, decision 0040);
+   anything else, and any file that pass declines, goes the full path (`_read_composed`): the
+   nesting checked on the events, ruamel.yaml's composer, and a walk over its nodes that expands
+   aliases within a budget and reports every duplicate key, tag and key that is not text;
 2. pydantic validates the values against `TenantsDocument`; each error is mapped back to the
    data path, its position, and a message with a hint (`_describe`);
 3. `validation.document_issues` checks what a schema cannot (unique subdomains, overrides for
    environments a tenant is in, ...), on whatever parts of the file are valid.
 
 Why ruamel's composer rather than its constructor: the constructor stops at the first duplicate
-key; walking the nodes reports all of them (docs/decisions/0014-yaml-positions.md).
+key; walking the nodes reports all of them (docs/decisions/0014-yaml-positions.md). The one pass
+returns exactly what the full path would, or declines (tests/core/test_loader.py compares them).
 """
 
 from __future__ import annotations
 
 import difflib
-import gc
 import re
 import types
 import typing
 import unicodedata
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -39,6 +42,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import (
     CollectionEndEvent,
     CollectionStartEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
     Event,
     MappingEndEvent,
     MappingStartEvent,
@@ -46,10 +51,13 @@ from ruamel.yaml.events import (
     ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tenant_secrets import validation
+from tenant_secrets.gc_pause import gc_paused
 from tenant_secrets.model import (
     FROM_KINDS,
     MAX_ISSUES,
@@ -144,6 +152,98 @@ def read_yaml(text: str, file: str) -> YamlDocument:
     hostile = _refused_characters(text, file)
     if hostile:
         raise TenantsFileError(hostile)
+    return _read_plain(text) or _read_composed(text, file)
+
+
+_KEY = object()  # a mapping's next node is a key
+_ITEM = object()  # a sequence's next node is an item
+
+
+def _read_plain(text: str) -> YamlDocument | None:
+    """The common file in one pass over the C parser's events, without a node tree; None for anything
+    else, which `_read_composed` reads and reports: more than one document, a directive, an anchor, an
+    alias, a tag (explicit, or resolved to one the walk refuses, such as a merge key), a key that is not
+    text or appears twice, nesting deeper than MAX_DEPTH, a syntax error. Without aliases there is no
+    budget to keep: every value is written out. On what it reads, it returns exactly what
+    `_read_composed` returns (tests/core/test_loader.py compares them), in about half the time: the
+    events are made once instead of twice, and no node is."""
+    if _CLoader is None:  # pragma: no cover - the pure-Python parser: the full path only
+        return None
+    parser = _CLoader(text)
+    get, resolve = parser.get_event, parser.resolve
+    tags: dict[tuple[str, Any], str] = {}  # (text, implicit) -> tag: most scalars repeat
+    values: dict[Loc, Position] = {}
+    keys: dict[Loc, Position] = {}
+    root: Any = None
+    open_: list[list[Any]] = []  # [container, its loc, _KEY | _ITEM | the key whose value comes next]
+    try:
+        if type(get()) is not StreamStartEvent:
+            return None
+        event = get()
+        if type(event) is StreamEndEvent:  # an empty file
+            return YamlDocument(None, Positions(values, keys), ()) if get() is None else None
+        if type(event) is not DocumentStartEvent or event.version is not None or event.tags is not None:
+            return None
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
+                open_.pop()
+                continue
+            if kind is ScalarEvent:
+                if event.anchor is not None or event.ctag is not None:
+                    return None
+                raw, implicit = event.value, event.implicit
+                tag = tags.get((raw, implicit))
+                if tag is None:
+                    tag = tags[(raw, implicit)] = str(resolve(ScalarNode, raw, implicit))
+                if tag not in _PLAIN_TAGS:
+                    return None
+                value: Any = _scalar(raw, tag)
+                opened: list[Any] | None = None
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if event.anchor is not None or event.ctag is not None or len(open_) >= MAX_DEPTH:
+                    return None
+                value = {} if kind is MappingStartEvent else []
+                opened = [value, (), _KEY if kind is MappingStartEvent else _ITEM]
+            elif kind is DocumentEndEvent and not open_:
+                break
+            else:
+                return None
+            mark = event.start_mark
+            where = (mark.line + 1, mark.column + 1)
+            if open_:
+                top = open_[-1]
+                container, parent, next_ = top
+                if next_ is _ITEM:
+                    loc: Loc = (*parent, len(container))
+                    container.append(value)
+                elif next_ is _KEY:
+                    if type(value) is not str or value in container:
+                        return None
+                    keys[(*parent, value)] = where
+                    top[2] = value
+                    continue
+                else:
+                    loc = (*parent, next_)
+                    container[next_] = value
+                    top[2] = _KEY
+            else:
+                loc, root = (), value
+            values[loc] = where
+            if opened is not None:
+                opened[1] = loc
+                open_.append(opened)
+        if type(get()) is not StreamEndEvent or get() is not None:
+            return None
+    except MarkedYAMLError:
+        return None
+    return YamlDocument(root, Positions(values, keys), ())
+
+
+def _read_composed(text: str, file: str) -> YamlDocument:
+    """Any YAML: the nesting checked on the events, then ruamel's composer, then our walk over its nodes,
+    which expands aliases within a budget and reports each duplicate key, tag and key that is not text."""
     try:
         too_deep = _too_deep(text, file)
         if too_deep:
@@ -517,21 +617,8 @@ def load_tenants_file(path: str | Path) -> TenantsFile:
 
 def parse_tenants(text: str, file: str = "tenants.yaml") -> TenantsFile:
     """Validate tenants.yaml's text; raise TenantsFileError listing every issue found."""
-    with _gc_paused():
+    with gc_paused():
         return _parse(text, file)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building a large tree of new objects sets off the cyclic collector again and again, for
-    nothing (the tree has no cycles): pausing it halves the time on 1,000 tenants."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parse(text: str, file: str) -> TenantsFile:

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from tenant_secrets.gc_pause import gc_paused
 from tenant_secrets.names import (
     KEY_MAX,
     RESERVED_FOLDERS,
@@ -609,6 +610,11 @@ def plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
     there (with no secrets) in every environment, so each stack deletes what it holds of them.
     Raises TenantsFileError for an environment the file does not declare, rather than planning nothing.
     """
+    with gc_paused():
+        return _plan_environment(tf, environment)
+
+
+def _plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
     doc = tf.document
     if environment not in doc.defaults.environments:
         raise TenantsFileError(

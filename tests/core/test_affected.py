@@ -86,6 +86,22 @@ def test_a_tenant_only_in_dev_touches_only_dev(repo: Path, capsys: pytest.Captur
     assert affected(capsys) == ["dev"]
 
 
+def test_a_change_for_prod_alone_does_not_touch_dev(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    override = "    overrides:\n      prod:\n        secrets:\n          PLAN: {value: plan-prod}\n"
+    text = tenants_yaml({s: f"plan-{s}" for s in SUBDOMAINS})
+    text = text.replace("      PLAN: {value: plan-echo}\n", "      PLAN: {value: plan-echo}\n" + override)
+    (repo / "tenants.yaml").write_text(text)
+    assert affected(capsys) == [prod_stack("echo")]
+
+
+def test_a_changed_default_touches_every_tenant_it_reaches(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """alpha keeps the old default as its own: its entry is the same, every other tenant's is not."""
+    text = tenants_yaml({s: f"plan-{s}" for s in SUBDOMAINS}).replace("storage: infisical", "storage: both")
+    text = text.replace("  - subdomain: alpha\n", "  - subdomain: alpha\n    storage: infisical\n")
+    (repo / "tenants.yaml").write_text(text)
+    assert affected(capsys) == sorted({"dev", *(prod_stack(s) for s in SUBDOMAINS if s != "alpha")})
+
+
 def test_a_platform_folder_touches_the_owner_shard(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plans = {s: f"plan-{s}" for s in SUBDOMAINS}
     (repo / "tenants.yaml").write_text(tenants_yaml(plans, from_address="b@example.test"))

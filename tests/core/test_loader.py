@@ -7,13 +7,17 @@ the text is read.)
 from __future__ import annotations
 
 import string
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenant_secrets.loader import parse_tenants, read_yaml
+from tenant_secrets.loader import MAX_DEPTH, YamlDocument, _read_composed, _read_plain, parse_tenants, read_yaml
 from tenant_secrets.model import Issue, TenantsFileError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HEAD = "version: 1\ndefaults:\n  storage: both\n  environments: [dev, staging, prod]\n"  # 4 lines
 
@@ -139,3 +143,119 @@ def test_every_duplicate_key_is_reported_at_its_own_line(keys: list[str], repeat
     expected = [line for line, key in enumerate(written, start=2) if key in written[: line - 2]]
     assert [issue.line for issue in document.issues] == expected
     assert all(issue.message.startswith("duplicate key") for issue in document.issues)
+
+
+# --- the one-pass reading against the composer ---------------------------------------------------------
+
+
+def composed(text: str) -> YamlDocument | TenantsFileError:
+    try:
+        return _read_composed(text, "t.yaml")
+    except TenantsFileError as err:
+        return err
+
+
+ONE_PASS = [
+    pytest.param((ROOT / "tenants.yaml").read_text(), id="tenants.yaml"),
+    pytest.param("", id="empty"),
+    pytest.param("# only a comment\n", id="comment"),
+    pytest.param("---\na: 1\n...\n", id="explicit document"),
+    pytest.param("a: no\nb: yes\nc: on\nd: ~\ne: null\nf: true\ng: False\n", id="YAML 1.2 words"),
+    pytest.param("a: 0x1F\nb: 017\nc: 1_000\nd: 0o17\ne: -1.5e3\nf: .inf\ng: .nan\nh: 2026-11-28\n", id="numbers"),
+    pytest.param("a: '1'\nb: \"true\"\nc: |\n  two\n  lines\nd: >\n  folded\n  text\n", id="quoted and block"),
+    pytest.param("'1': a\n\"true\": b\n? c\n: d\n", id="quoted and explicit keys"),
+    pytest.param("a:\nb: []\nc: {}\nd:\n  -\n  - [x, {y: [z]}]\n", id="empty and nested"),
+    pytest.param("- a\n- - b\n  - c\n- {d: e}\n", id="a list at the top"),
+    pytest.param("plain text\n", id="a scalar at the top"),
+    pytest.param("a: x\r\nb:\r\n  c: y\r\n", id="CRLF"),
+    pytest.param("\ufeffa: x\n", id="byte order mark"),
+    pytest.param("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n", id="as deep as allowed"),
+]
+COMPOSER_ONLY = [
+    pytest.param("a: &x {b: 1}\nc: *x\n", id="anchor and alias"),
+    pytest.param("a: *nope\n", id="undefined alias"),
+    pytest.param("a: &x [*x]\n", id="alias inside itself"),
+    pytest.param("a: !secret x\n", id="tag"),
+    pytest.param("a: !!str 1\n", id="core tag"),
+    pytest.param("a: 1\na: 2\n", id="duplicate key"),
+    pytest.param("1: a\n", id="number key"),
+    pytest.param("~: a\n", id="null key"),
+    pytest.param("[a]: b\n", id="list key"),
+    pytest.param("<<: {a: 1}\n", id="merge key"),
+    pytest.param("a: =\n", id="value tag"),
+    pytest.param("a: 1\n---\nb: 2\n", id="two documents"),
+    pytest.param("%YAML 1.1\n---\na: no\n", id="directive"),
+    pytest.param("a: [1, 2\n", id="syntax error"),
+    pytest.param("a: b: c\n", id="syntax error in a block"),
+    pytest.param("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n", id="too deep"),
+]
+
+
+@pytest.mark.parametrize("text", ONE_PASS)
+def test_the_one_pass_reading_returns_what_the_composer_does(text: str) -> None:
+    document = _read_plain(text)
+    assert document is not None
+    assert document == composed(text)
+
+
+@pytest.mark.parametrize("text", COMPOSER_ONLY)
+def test_what_the_one_pass_reading_leaves_to_the_composer(text: str) -> None:
+    """Each of these is reported, refused or expanded by the composer's path: the one pass declines it."""
+    assert _read_plain(text) is None
+
+
+# Words that YAML 1.2 reads as text, numbers, booleans or null, as keys and as values; and what the one
+# pass declines: merge keys, the value tag, anchors, aliases, tags.
+WORDS = "a | b | tenant-1 | yes | no | on | null | ~ | true | False | 1 | 017 | 0x1F | 1_0 | -2 | .5 | .inf"
+WORDS += " | 2026-11-28 | 'x y' | \"1\" | '' | a b | = | << | &k v | *k | !t v | !!str 2"
+DECLINED = ("=", "<<", "&", "*", "!", "%", "---")
+
+# A tree is a word or (flow, "map", [(key, tree), ...]) or (flow, "seq", [tree, ...]); keys may repeat.
+Tree = Any
+
+
+def block(tree: Tree, indent: int) -> list[str]:
+    """The tree as YAML lines: block collections, flow where the tree says so (and when empty)."""
+    if isinstance(tree, str) or tree[0] or not tree[2]:
+        return [" " * indent + flow(tree)]
+    _, kind, items = tree
+    lines = []
+    for item in items:
+        head, value = (f"{item[0]}:", item[1]) if kind == "map" else ("-", item)
+        nested = block(value, indent + 2)
+        if len(nested) == 1:
+            lines.append(f"{' ' * indent}{head} {nested[0].lstrip()}")
+        else:
+            lines += [" " * indent + head, *nested]
+    return lines
+
+
+def flow(tree: Tree) -> str:
+    if isinstance(tree, str):
+        return tree
+    _, kind, items = tree
+    if kind == "map":
+        return "{" + ", ".join(f"{key}: {flow(value)}" for key, value in items) + "}"
+    return "[" + ", ".join(flow(item) for item in items) + "]"
+
+
+words = st.sampled_from(WORDS.split(" | "))
+trees = st.recursive(
+    words,
+    lambda children: st.one_of(
+        st.tuples(st.booleans(), st.just("map"), st.lists(st.tuples(words, children), max_size=4)),
+        st.tuples(st.booleans(), st.just("seq"), st.lists(children, max_size=4)),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=trees, start=st.sampled_from(["", "---\n", "%YAML 1.2\n---\n"]), second=st.booleans())
+def test_the_one_pass_reading_agrees_with_the_composer_or_declines(tree: Tree, start: str, second: bool) -> None:
+    """Whatever the one pass reads is what the composer's path reads; it declines only what it must."""
+    text = start + "\n".join(block(tree, 0)) + ("\n---\nx: 1\n" if second else "\n")
+    document, expected = _read_plain(text), composed(text)
+    assert document is None or document == expected
+    if not any(mark in text for mark in DECLINED) and isinstance(expected, YamlDocument) and not expected.issues:
+        assert document is not None
