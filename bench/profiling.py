@@ -1,7 +1,7 @@
-"""Where a step's Python time goes: py-spy attached to the program and the dynamic provider.
+"""Where a step's Python time goes: py-spy attached to the program and the provider (plugin or dynamic).
 
 `--profile ours:100:first_up` samples every Python process the engine starts during that step
-(the program, the dynamic-provider plugin) with `py-spy record` (raw collapsed stacks, 100 Hz, only
+(the program, the provider plugin or the dynamic-provider host) with `py-spy record` (raw collapsed stacks, 100 Hz, only
 the thread holding the GIL, so waiting threads do not count), then prints the functions that hold
 the most samples: by self time, and by inclusive time for the project's own modules. py-spy is not a dependency of the
 project: `.venv/bin/pip install py-spy` to use this. A profiled step is slower than an unprofiled one
@@ -58,7 +58,7 @@ class Profiler:
                         continue
                     seen.add(pid)
                     role = role_of(pid)
-                    if role not in ("program", "dynamic provider") or not _is_python(pid):
+                    if role not in ("program", "dynamic provider", "provider plugin") or not _is_python(pid):
                         continue
                     target = self.out / f"{role.replace(' ', '-')}-{pid}.txt"
                     spy = subprocess.Popen(
