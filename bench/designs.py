@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import yaml
 from pulumi import automation as auto
 
 from bench import tenants
+from dev.project import lay_out
 from tenant_secrets import store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,12 +107,7 @@ class Ours(Design):
     project_name = "tenant-secrets"
 
     def layout(self) -> None:
-        settings = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-        settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
-        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
-        shutil.copy(REPO / "__main__.py", self.work_dir / "__main__.py")
-        for package in ("components", "tenant_secrets", "provider"):
-            (self.work_dir / package).symlink_to(REPO / package)
+        lay_out(self.work_dir)
 
     def configure(self, stack: auto.Stack) -> None:
         ns = "tenant-secrets"

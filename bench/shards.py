@@ -42,12 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench import ratelimits, tenants
 from bench.designs import PASSPHRASE, REPO, Keys, toolchain_path
 from bench.probe import MemorySampler
 from bench.services import Infisical, Postgres
+from dev.project import lay_out
 from tenant_secrets.shards import shard_of, stack_name
 
 log = logging.getLogger("bench.shards")
@@ -127,12 +126,7 @@ def _layout(project: Project, count: int) -> None:
     """The project as a repository checkout: Pulumi.yaml, __main__.py, the code linked, tenants.yaml."""
     work = project.work_dir
     work.mkdir(parents=True)
-    settings = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
-    (work / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
-    shutil.copy(REPO / "__main__.py", work / "__main__.py")
-    for package in ("components", "tenant_secrets", "provider"):
-        (work / package).symlink_to(REPO / package)
+    lay_out(work)
     (work / "tenants.yaml").write_text(tenants.tenants_yaml(count))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,11 +16,11 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-import yaml
 from infisical_sdk import InfisicalSDKClient
 from infisical_sdk.infisical_requests import APIError
 from pulumi import automation as auto
 
+from dev.project import lay_out
 from infisical_server.testing import RunningServer, sample_config, start_server
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.review import Row, rows_from_preview
@@ -185,12 +184,7 @@ class Project:
 def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
     root = tmp_path / "project"
     root.mkdir()
-    settings = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    settings["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
-    (root / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
-    shutil.copy(REPO / "__main__.py", root / "__main__.py")
-    for package in ("components", "tenant_secrets", "provider"):
-        (root / package).symlink_to(REPO / package)
+    lay_out(root)
     backend = tmp_path / "backend"
     backend.mkdir()
     env = {
