@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import tenants
-from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import plan_environment
-from tenant_secrets.shards import shard_of, stack_name
+from tenant_secrets.stack.shards import shard_of, stack_name
+from tenant_secrets.tenants_file.loader import load_tenants_file
+from tenant_secrets.tenants_file.model import plan_environment
 
 
 def _load() -> str:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         loaded = load_tenants_file(path)
         plan = _times(lambda: plan_environment(loaded, tenants.ENVIRONMENT), args.repeat)
         print(f"plan_environment                  {_load()}  {plan}")
-        command = [sys.executable, "-m", "tenant_secrets.cli", "affected", "--base", "HEAD", "--repo", str(root)]
+        command = [sys.executable, "-m", "tenant_secrets.tenantctl", "affected", "--base", "HEAD", "--repo", str(root)]
         outputs: list[str] = []
 
         def affected() -> None:

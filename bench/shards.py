@@ -47,7 +47,7 @@ from bench.designs import PASSPHRASE, REPO, Keys, toolchain_path
 from bench.probe import MemorySampler
 from bench.services import Infisical, Postgres
 from dev.project import lay_out
-from tenant_secrets.shards import shard_of, stack_name
+from tenant_secrets.stack.shards import shard_of, stack_name
 
 log = logging.getLogger("bench.shards")
 NS = "tenant-secrets"
@@ -111,7 +111,7 @@ class Project:
         return self.run("pulumi", *args, "--non-interactive", check=check)
 
     def tenantctl(self, *args: str, check: bool = True) -> Timed:
-        return self.run("python", "-m", "tenant_secrets.cli", *args, check=check)
+        return self.run("python", "-m", "tenant_secrets.tenantctl", *args, check=check)
 
     def git(self, *args: str) -> None:
         subprocess.run(["git", *args], cwd=self.work_dir, check=True, capture_output=True)
@@ -238,11 +238,12 @@ def run_shards(
                 tenants.tenants_yaml(count, changed=True, changed_tenant=changed)
             )
             affected = steps.measure(
-                "pull request: affected", [["python", "-m", "tenant_secrets.cli", "affected", "--base", "HEAD"]]
+                "pull request: affected", [["python", "-m", "tenant_secrets.tenantctl", "affected", "--base", "HEAD"]]
             )
             touched = affected[0].output.split()
             plans = steps.measure(
-                "pull request: plan", [["python", "-m", "tenant_secrets.cli", "plan", "--stack", s] for s in touched]
+                "pull request: plan",
+                [["python", "-m", "tenant_secrets.tenantctl", "plan", "--stack", s] for s in touched],
             )
             comment = "\n".join(p.output for p in plans)
             # the rotation: every shard's config (not timed), the owner re-encrypts every row, then shard 2

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tenant_secrets import loader
-from tenant_secrets.model import TenantsFile, TenantsFileError, plan_environment
+from tenant_secrets.tenants_file import loader
+from tenant_secrets.tenants_file.model import TenantsFile, TenantsFileError, plan_environment
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 
@@ -100,7 +100,10 @@ def _validate_end_to_end(path: Path) -> tuple[float, str]:
     """`tenantctl validate FILE` as a process: wall time, and its first line (what a user sees)."""
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "tenant_secrets.cli", "validate", str(path)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tenant_secrets.tenantctl", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - start
     traceback = " TRACEBACK" if "Traceback" in done.stderr else ""

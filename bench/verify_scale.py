@@ -3,7 +3,7 @@
     python -m bench.verify_scale [--sizes 1000,5000]
 
 For each size: N tenants in both stores (3 keys each, one of them `{from: infisical}` from its own
-folder), then the check itself (`tenant_secrets.verify.check`, without `pulumi config`) with the real
+folder), then the check itself (`tenant_secrets.tenantctl.verify.check`, without `pulumi config`) with the real
 Infisical client and PostgreSQL, and, for comparison, the same folders listed one request each, as
 `pulumi refresh` reads them. Figures, not a test.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 from dev.pg import Cluster
 from infisical_server.testing import sample_config, start_server
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
-from tenant_secrets.loader import parse_tenants
-from tenant_secrets.model import plan_environment
-from tenant_secrets.stack_settings import StackSettings
+from tenant_secrets.secret.values import Resolver
+from tenant_secrets.stack.settings import StackSettings
 from tenant_secrets.store import TenantChange, apply_tenants, connect, ensure_companies, migrate
-from tenant_secrets.values import Resolver
-from tenant_secrets.verify import check
+from tenant_secrets.tenantctl.verify import check
+from tenant_secrets.tenants_file.loader import parse_tenants
+from tenant_secrets.tenants_file.model import plan_environment
 
 
 class _Listed:

@@ -9,7 +9,7 @@ serves a resource of a state from before if it is deleted before the program dec
 - Properties: the engine's property values become plain values and back (no value is a secret:
   docs/decisions/0034-write-only-values.md).
 - `diff`: the type's provider decides whether the resource changes and what replaces it;
-  `tenant_secrets/property_diff.py` names what changed, key by key, drift included.
+  `tenant_secrets/engine/property_diff.py` names what changed, key by key, drift included.
 - Concurrency: the framework runs each call as a coroutine on one event loop; a call that writes or reads
   a store runs in a thread. Infisical's calls get a pool as wide as the engine's `--parallel` may ask for,
   so that the folder writes in flight share batch upserts (decision 0037); the database's a pool of
@@ -40,8 +40,8 @@ from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2_grpc
 
 from components import providers
-from tenant_secrets import contract as c
-from tenant_secrets.property_diff import PropertyChange, detailed_diff
+from tenant_secrets.engine import contract as c
+from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff
 
 VERSION = "0.1.0"
 THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
@@ -116,7 +116,8 @@ def _property_diff(change: PropertyChange) -> p.PropertyDiff:
 
 
 class TenantSecretsProvider(p.Provider):
-    """Every resource type of `tenant_secrets/contract.py`, served by its provider of `components/providers.py`."""
+    """Every resource type of `tenant_secrets/engine/contract.py`, served by its provider of
+    `components/providers.py`."""
 
     def __init__(self) -> None:
         self._providers = {name: make() for name, make in _PROVIDERS.items()}

@@ -22,24 +22,32 @@ from components.resources import (
     InfisicalSecrets,
     InfisicalSecretsArgs,
     MasterKeyPublication,
-    OwnerSecrets,
     Registry,
     stack_provider,
 )
-from tenant_secrets import engine_logs, keyfolder, shards, store
-from tenant_secrets.contract import SchemaSettings
-from tenant_secrets.envelope import Keyring
-from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import EnvironmentPlan, FolderPlan, TenantPlan, TenantsFileError, plan_environment
-from tenant_secrets.names import few
-from tenant_secrets.reconcile import password_fingerprint
-from tenant_secrets.sources import InfisicalSource
-from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
+from tenant_secrets import store
+from tenant_secrets.engine import verbose_logs
+from tenant_secrets.engine.contract import OwnerSecrets, SchemaSettings
+from tenant_secrets.engine.reconcile import password_fingerprint
+from tenant_secrets.engine.resolve_at_write import config_lookup
+from tenant_secrets.secret import keyfolder
+from tenant_secrets.secret.envelope import Keyring
+from tenant_secrets.secret.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
+from tenant_secrets.stack import shards
+from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.store.settings import SECRETS
-from tenant_secrets.validation import check_sources
-from tenant_secrets.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
-from tenant_secrets.write_time import config_lookup
+from tenant_secrets.tenants_file.loader import load_tenants_file
+from tenant_secrets.tenants_file.model import (
+    EnvironmentPlan,
+    FolderPlan,
+    TenantPlan,
+    TenantsFileError,
+    plan_environment,
+)
+from tenant_secrets.tenants_file.names import few
+from tenant_secrets.tenants_file.sources import InfisicalSource
+from tenant_secrets.tenants_file.validation import check_sources
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -95,7 +103,7 @@ def _infisical_lookup(environment: str, path: str, key: str) -> str | None:
 
 def load_plan(settings: StackSettings) -> EnvironmentPlan:
     """tenants.yaml for this stack's environment (its shard's tenants, and the platform folders on the owner
-    shard: tenant_secrets/shards.py), with every value source checked."""
+    shard: tenant_secrets/stack/shards.py), with every value source checked."""
     file = str(settings.tenants_file)
     try:
         plan = shards.select(
@@ -138,7 +146,7 @@ def check_key_folder(settings: StackSettings, platform: Sequence[FolderPlan], fi
 def check_storable(infisical_folders: Sequence[OwnerSecrets]) -> None:
     """Values Infisical would alter (leading or trailing whitespace) fail the preview, naming owner and key,
     before anything is written to either store (a tenant in both is never written to one only)."""
-    altered = infisical_alterations({f["owner"]: f["values"] for f in infisical_folders})
+    altered = infisical_alterations({f.owner: f.values for f in infisical_folders})
     if altered:
         raise _fail(
             f"{len(altered)} value(s) begin or end with whitespace, which Infisical trims (only one trailing "
@@ -271,23 +279,21 @@ def mark_unbound_rows(
     inspection: Inspection, tenants: Sequence[OwnerSecrets], secrets_table: str, settings: StackSettings
 ) -> None:
     """Name every stored ciphertext that is not bound to its row (moved from another row, copied,
-    altered: tenant_secrets.binding), and have the tenant that declares the key overwrite it. A sharded
+    altered: tenant_secrets.secret.binding), and have the tenant that declares the key overwrite it. A sharded
     stack names only its own tenants' rows, and the owner shard the rows of no tenant of its shard."""
     by_company = {
-        cid: entry
-        for entry in tenants
-        if (cid := entry.get("company_id") or inspection.company_ids.get(entry["owner"]))
+        cid: entry for entry in tenants if (cid := entry.company_id or inspection.company_ids.get(entry.owner))
     }
     for problem in inspection.binding_problems:
         row = problem.row
         entry = by_company.get(row.company_id)
-        declared = entry is not None and row.table == secrets_table and row.secret_key in entry["values"]
+        declared = entry is not None and row.table == secrets_table and row.secret_key in entry.values
         if entry is None and not settings.owns_environment:
             continue
         if entry is not None and declared:
-            entry["unbound"] = sorted({*entry.get("unbound", ()), row.secret_key})
+            entry.unbound = sorted({*entry.unbound, row.secret_key})
         if entry is not None and declared:
-            action = f"tenant {entry['owner']}'s run overwrites it from tenants.yaml"
+            action = f"tenant {entry.owner}'s run overwrites it from tenants.yaml"
         elif settings.shard is None:
             action = "no tenant of this stack declares it: delete the row, or restore it from a backup"
         else:
@@ -300,7 +306,7 @@ def mark_unbound_rows(
 
 def refuse_verbose_engine_logs() -> None:
     """Stop before any provider is configured or any secret input sent when the engine logs verbosely."""
-    reason = engine_logs.verbose_logging(os.environ, engine_logs.ancestor_command_lines())
+    reason = verbose_logs.verbose_logging(os.environ, verbose_logs.ancestor_command_lines())
     if reason:
         raise _fail(
             f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
@@ -380,7 +386,7 @@ def run() -> None:
     # resolve them at write time and record the id, so that input stays the same from run to run.
     if inspection is not None and not settings.create_companies:
         for entry in database_tenants:
-            entry["company_id"] = entry.get("company_id") or inspection.company_ids.get(entry["owner"])
+            entry.company_id = entry.company_id or inspection.company_ids.get(entry.owner)
     if inspection is not None:
         mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS), settings)
 

@@ -7,7 +7,7 @@ master keys, the fingerprint key, the store's settings) from the stack's config,
 every dynamic provider's `configure` in the provider process, after unpickling. No value to write is
 an input: the providers resolve each from the source descriptor their inputs record, from the same
 sources the program read, and write only values whose fingerprints are the plan's
-(tenant_secrets/write_time.py, docs/decisions/0034-write-only-values.md). Clients (one Infisical
+(tenant_secrets/engine/resolve_at_write.py, docs/decisions/0034-write-only-values.md). Clients (one Infisical
 client and one database connection per provider thread) are made there, on first use, because the
 methods run in another process than the program that declared the resources.
 
@@ -42,14 +42,16 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from tenant_secrets import contract as c
-from tenant_secrets import keyfolder, reconcile, store
-from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError, MasterKeyError
-from tenant_secrets.sources import DescriptorError
-from tenant_secrets.stack_config import StackConfig, StackConfigUnavailableError, read_stack_config
-from tenant_secrets.stack_settings import NAMESPACE, StackConfigError, StackSettings
-from tenant_secrets.values import Resolver, UnresolvedValueError, fingerprint
-from tenant_secrets.write_time import StaleValueError, TenantsFileLiterals, WriteTimeValues, config_lookup
+from tenant_secrets import store
+from tenant_secrets.engine import contract as c
+from tenant_secrets.engine import reconcile
+from tenant_secrets.engine.resolve_at_write import StaleValueError, TenantsFileLiterals, WriteTimeValues, config_lookup
+from tenant_secrets.secret import keyfolder
+from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError, MasterKeyError
+from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint
+from tenant_secrets.stack.config import StackConfig, StackConfigUnavailableError, read_stack_config
+from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
+from tenant_secrets.tenants_file.sources import DescriptorError
 
 if TYPE_CHECKING:
     from tenant_secrets.infisical import InfisicalClient
@@ -327,7 +329,7 @@ class InfisicalFolderProvider(StackConfigured):
 
     Keeps no master key: it needs the fingerprint key, and what resolving a value reads.
 
-    Inputs and outputs: `tenant_secrets/contract.py` (``FOLDER``). The recorded fingerprints (what the
+    Inputs and outputs: `tenant_secrets/engine/contract.py` (``FOLDER``). The recorded fingerprints (what the
     folder held at the last write or refresh, per key) and the written ones (what the last write wrote)
     differ only after a refresh found drift. Every write first lists the folder and sends only what
     differs (creates and updates in a batch upsert shared with the folder writes in flight, decision 0037),
@@ -587,8 +589,8 @@ class DatabaseTenantProvider(StackConfigured):
 class MasterKeyProvider(StackConfigured):
     """Master keys published to the application's key folder (masterKeySource stack).
 
-    Inputs and outputs: `tenant_secrets/contract.py` (``PUBLICATION``): the version ``MASTER_ENCRYPTION_KEY``
-    holds (or None) and the declared fingerprints, one per published secret (tenant_secrets/keyfolder.py
+    Inputs and outputs: `tenant_secrets/engine/contract.py` (``PUBLICATION``): the version ``MASTER_ENCRYPTION_KEY``
+    holds (or None) and the declared fingerprints, one per published secret (tenant_secrets/secret/keyfolder.py
     names them). The keys themselves are never inputs or outputs: they are read from the stack's config
     here, and written only when their fingerprints match those the plan was made with. Outputs as for a
     folder: the recorded fingerprints and the written ones.

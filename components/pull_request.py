@@ -13,8 +13,8 @@ import os
 import pulumi
 
 from tenant_secrets import store
-from tenant_secrets.pullrequest import PULL_REQUEST_ENV, is_pull_request_run
-from tenant_secrets.stack_settings import StackSettings
+from tenant_secrets.stack.head_data import PULL_REQUEST_ENV, is_pull_request_run
+from tenant_secrets.stack.settings import StackSettings
 from tenant_secrets.store.preflight import preview_role_problems
 
 

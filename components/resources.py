@@ -1,5 +1,5 @@
 """The resources, served by the tenant-secrets provider plugin (components/plugin.py), and the components
-that group them (tokens and property names: `tenant_secrets/contract.py`).
+that group them (tokens and property names: `tenant_secrets/engine/contract.py`).
 
 No secret value is an input or an output, not even as a Pulumi secret: per key, a resource carries
 the fingerprint of its value (an input; and, as recorded at the last write or refresh, an output) and
@@ -16,14 +16,15 @@ update every tenant although only the schema resource has work to do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, NotRequired, TypedDict
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 
-from tenant_secrets import contract as c
-from tenant_secrets.reconcile import desired_fingerprints
-from tenant_secrets.sources import ValueSource, describe
-from tenant_secrets.values import fingerprint
+from tenant_secrets.engine import contract as c
+from tenant_secrets.engine.reconcile import desired_fingerprints
+from tenant_secrets.secret.values import fingerprint
+from tenant_secrets.tenants_file.sources import ValueSource, describe
 
 
 def stack_provider(stack: str) -> pulumi.ProviderResource:
@@ -199,33 +200,13 @@ def _child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None)
     return pulumi.ResourceOptions(parent=parent, retain_on_delete=opts.retain_on_delete if opts else None)
 
 
-class OwnerSecrets(TypedDict):
-    """One owner's secrets for one store, already resolved: an Infisical folder's, or a tenant's rows'."""
+@dataclass(frozen=True)
+class InfisicalSecretsArgs:
+    """What the Infisical component declares: one folder resource per owner."""
 
-    owner: str
-    """Tenant subdomain, or platform folder name."""
-    path: NotRequired[str]
-    """Infisical folder path (/tenants/<subdomain> or /<platform folder>); unused for the database."""
-    company_id: NotRequired[str | None]
-    """The tenant's company, when tenants.yaml names it."""
-    company_name: NotRequired[str | None]
-    """Display name, used when the demo creates the company."""
-    values: Mapping[str, str]
-    """Secret key -> value, resolved in the program for the checks and the fingerprints; never an input."""
-    sources: Mapping[str, ValueSource]
-    """Secret key -> where its value comes from: what the resource records, for its provider to resolve."""
-    decommissioned: Sequence[str]
-    """Keys marked for deletion."""
-    decommission: bool
-    """The whole owner is marked for deletion."""
-    unbound: NotRequired[Sequence[str]]
-    """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
-
-
-class InfisicalSecretsArgs(TypedDict):
     environment: str
     """The Infisical environment slug this stack writes to."""
-    folders: Sequence[OwnerSecrets]
+    folders: Sequence[c.OwnerSecrets]
     """The folders to manage."""
     fingerprint_key: bytes
     """The key of the per-key fingerprints."""
@@ -241,27 +222,30 @@ class InfisicalSecrets(pulumi.ComponentResource):
     def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(c.INFISICAL_SECRETS_COMPONENT, name, {}, opts)
         folders = {
-            folder["owner"]: InfisicalFolder(
-                f"{folder['owner']}-infisical",
-                owner=folder["owner"],
-                environment=args["environment"],
-                path=folder["path"],
-                values=folder["values"],
-                sources=folder["sources"],
-                decommissioned=folder["decommissioned"],
-                decommission=folder["decommission"],
-                fingerprint_key=args["fingerprint_key"],
+            folder.owner: InfisicalFolder(
+                f"{folder.owner}-infisical",
+                owner=folder.owner,
+                environment=args.environment,
+                path=folder.path,
+                values=folder.values,
+                sources=folder.sources,
+                decommissioned=folder.decommissioned,
+                decommission=folder.decommission,
+                fingerprint_key=args.fingerprint_key,
                 opts=_child_options(self, opts),
             )
-            for folder in args["folders"]
+            for folder in args.folders
         }
         self.folders = folders
         self.fingerprints = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
         self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})
 
 
-class DatabaseSecretsArgs(TypedDict):
-    tenants: Sequence[OwnerSecrets]
+@dataclass(frozen=True)
+class DatabaseSecretsArgs:
+    """What the database component declares: the schema resource and one rows resource per tenant."""
+
+    tenants: Sequence[c.OwnerSecrets]
     """The tenants whose rows to manage."""
     schema: c.SchemaSettings
     """The schema resource's settings: table prefix, migrations, rotation, roles."""
@@ -271,9 +255,9 @@ class DatabaseSecretsArgs(TypedDict):
     """The versions in the keyring (the keys themselves are read by the provider from the stack's config)."""
     fingerprint_key: bytes
     """The key of the per-key fingerprints."""
-    after: NotRequired[Sequence[pulumi.Resource]]
+    after: Sequence[pulumi.Resource] = ()
     """Resources the schema waits for (the key publication: no row may use a key not yet published)."""
-    owns_schema: NotRequired[bool]
+    owns_schema: bool = True
     """False on a shard other than 1: the schema resource is shard 1's (docs/decisions/0035); default True."""
 
 
@@ -289,32 +273,32 @@ class DatabaseSecrets(pulumi.ComponentResource):
         schema = (
             DatabaseSchema(
                 f"{name}-schema",
-                settings=args["schema"],
-                key_version=args["key_version"],
-                key_versions=args["key_versions"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("after", []))),
+                settings=args.schema,
+                key_version=args.key_version,
+                key_versions=args.key_versions,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
-            if args.get("owns_schema", True)
+            if args.owns_schema
             else None
         )
         tenants = {
-            tenant["owner"]: DatabaseTenant(
-                f"{tenant['owner']}-database",
-                owner=tenant["owner"],
-                values=tenant["values"],
-                sources=tenant["sources"],
-                decommissioned=tenant["decommissioned"],
-                decommission=tenant["decommission"],
-                table_prefix=args["schema"].table_prefix,
-                company_id=tenant.get("company_id") or "",
-                company_name=tenant.get("company_name") or tenant["owner"],
-                fingerprint_key=args["fingerprint_key"],
-                unbound=tenant.get("unbound", ()),
+            tenant.owner: DatabaseTenant(
+                f"{tenant.owner}-database",
+                owner=tenant.owner,
+                values=tenant.values,
+                sources=tenant.sources,
+                decommissioned=tenant.decommissioned,
+                decommission=tenant.decommission,
+                table_prefix=args.schema.table_prefix,
+                company_id=tenant.company_id or "",
+                company_name=tenant.company_name or tenant.owner,
+                fingerprint_key=args.fingerprint_key,
+                unbound=tenant.unbound,
                 opts=pulumi.ResourceOptions.merge(
                     _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema] if schema else [])
                 ),
             )
-            for tenant in args["tenants"]
+            for tenant in args.tenants
         }
         self.writers = [*([schema] if schema else []), *tenants.values()]
         self.fingerprints = pulumi.Output.all(**{owner: t.fingerprints for owner, t in tenants.items()})

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import plan_environment
-from tenant_secrets.sources import ConfigSource, EnvSource
+from tenant_secrets.tenants_file.loader import load_tenants_file
+from tenant_secrets.tenants_file.model import plan_environment
+from tenant_secrets.tenants_file.sources import ConfigSource, EnvSource
 
 log = logging.getLogger("demo")
 NAMESPACE = "tenant-secrets"

@@ -97,7 +97,7 @@ for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resour
 done
 ln -sfn "$actionlint_dir/actionlint" .state/toolchain/bin/actionlint
 # the project's own command, run from this checkout
-printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s/.venv/bin/python" -m tenant_secrets.cli "$@"\n' \
+printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s/.venv/bin/python" -m tenant_secrets.tenantctl "$@"\n' \
   "$root" "$root" > .state/toolchain/bin/tenantctl
 chmod +x .state/toolchain/bin/tenantctl
 log "ready: $(.state/toolchain/bin/pulumi version), Python $(.venv/bin/python -c 'import platform; print(platform.python_version())')"

@@ -17,9 +17,9 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from bench.naive.providers import NaiveSecretProvider, NaiveTenantProvider
-from tenant_secrets.loader import load_tenants_file
-from tenant_secrets.model import plan_environment
-from tenant_secrets.values import Resolver
+from tenant_secrets.secret.values import Resolver
+from tenant_secrets.tenants_file.loader import load_tenants_file
+from tenant_secrets.tenants_file.model import plan_environment
 
 
 class NaiveTenant(Resource, module="naive", name="Tenant"):

@@ -19,7 +19,7 @@ import psycopg
 from infisical_sdk import InfisicalSDKClient
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from tenant_secrets.envelope import Keyring
+from tenant_secrets.secret.envelope import Keyring
 
 PROVIDER_KEY = "__provider"
 _local = threading.local()

@@ -1,7 +1,7 @@
 """(a) The floor's folder as a Python dynamic provider, answering as the project's folder provider does.
 
 `diff` answers "unknown" when the declared inputs changed, so that the engine diffs the inputs itself
-and names the keys (tenant_secrets/reconcile.py `diff_verdict`), "changed" with the replacing inputs
+and names the keys (tenant_secrets/engine/reconcile.py `diff_verdict`), "changed" with the replacing inputs
 when the environment or path moved, and "no change" otherwise.
 """
 

@@ -17,7 +17,7 @@ from typing import Any
 STORE_ENV = "BENCH_FLOOR_STORE"
 LATENCY_ENV = "BENCH_FLOOR_LATENCY_MS"
 KEYS = ("API_TOKEN", "PLAN", "SMTP_HOST", "STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET")
-# the plain inputs, as the project's folder has them (tenant_secrets/contract.py FolderInputs)
+# the plain inputs, as the project's folder has them (tenant_secrets/engine/contract.py FolderInputs)
 PLAIN = ("owner", "environment", "path", "decommission", "decommissioned", "unbound", "fingerprints")
 REPLACES = ("environment", "path")
 

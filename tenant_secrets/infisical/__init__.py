@@ -4,7 +4,7 @@ It uses the official SDK (``infisicalsdk``) for every call the SDK has (login, l
 secrets, folders) and plain ``requests`` for the batch endpoints, which the SDK lacks. Three layers,
 as `tenant_secrets/store/` keeps its pure ``_decide`` apart from its statements:
 
-- ``plan.py``: what to send (checks before any write, the differences to write), pure;
+- ``folder_changes.py``: what to send (checks before any write, the differences to write), pure;
 - ``transport.py``: how it is sent (credentials, the retry policy, the token cache, the raw calls);
 - ``client.py``: :class:`InfisicalClient`, the reads and writes the rest of the project calls.
 
@@ -14,11 +14,13 @@ And two shared by the threads of a process (a provider process serves several ca
 - ``listing.py``: one recursive listing per environment and process, shared by every reader.
 
 No secret value, client secret or token ever appears in an exception, a log line or a repr.
+
+May import secret and tenants_file.
 """
 
 from tenant_secrets.infisical.client import InfisicalClient
 from tenant_secrets.infisical.errors import InfisicalError
-from tenant_secrets.infisical.plan import ApplyResult
+from tenant_secrets.infisical.folder_changes import ApplyResult
 from tenant_secrets.infisical.transport import ENV_VARS, RETRIES_VAR, InfisicalCredentials, RetryPolicy
 
 __all__ = [

@@ -23,15 +23,12 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tenant_secrets.infisical.errors import InfisicalError
 from tenant_secrets.infisical.transport import BODY_LIMIT, _Reply
-
-if TYPE_CHECKING:
-    from tenant_secrets.infisical.client import InfisicalClient
 
 LINGER = 0.2
 """Seconds a submitted write waits for writes not begun yet (the engine's next calls), unless every thread
@@ -40,6 +37,33 @@ MAX_WAIT = 0.5
 """Seconds a submitted write waits, at most, for the writes in progress to submit theirs."""
 BUDGET = BODY_LIMIT - 1024
 """Bytes of one request body: the limit, less a margin for what the HTTP layer might add."""
+
+
+class SendBatch(Protocol):
+    """Sends one encoded batch upsert; ``applied`` says whether a batch whose answer was lost is in place."""
+
+    def __call__(
+        self,
+        environment: str,
+        body: bytes,
+        *,
+        what: str,
+        keys: list[str],
+        sensitive: list[str],
+        applied: Callable[[], bool] | None = None,
+    ) -> _Reply: ...
+
+
+@dataclass(frozen=True)
+class BatchCalls:
+    """What the coalescer needs of one client: its calls, not the client, so either can change alone."""
+
+    body: Callable[[str, Iterable[tuple[str, str, str]]], bytes]
+    """The encoded body of a batch upsert of ``(folder path, key, value)`` items in an environment."""
+    send: SendBatch
+    """Sends a body, with the client's retry policy."""
+    read: Callable[[str, str], dict[str, str] | None]
+    """A folder's secrets by key (None when it does not exist), given (environment, path)."""
 
 
 @dataclass(eq=False)
@@ -116,11 +140,11 @@ class Coalescer:
                 self._working -= 1
                 self._cond.notify_all()
 
-    def upsert(self, client: InfisicalClient, environment: str, path: str, items: Mapping[str, str]) -> _Reply:
+    def upsert(self, calls: BatchCalls, environment: str, path: str, items: Mapping[str, str]) -> _Reply:
         """Write ``items`` to the folder in a batch shared with the other writes in flight; the answer for
         this folder (a refusal is this folder's own). Called inside :meth:`writing`."""
         write = _Write(environment, path, dict(items), time.monotonic())
-        envelope = len(client.upsert_body(environment, []))
+        envelope = len(calls.body(environment, []))
         for key, value in write.items.items():
             if envelope + _item_size(path, key, value) > BUDGET:
                 raise InfisicalError(
@@ -132,12 +156,12 @@ class Coalescer:
                 )
         taken = self._enqueue(write)
         if taken:
-            self._send(client, environment, taken)
+            self._send(calls, environment, taken)
         write.done.wait()
         if write.alone:
             write.done.clear()
             write.alone, write.parts = False, 0
-            self._send(client, environment, [write])
+            self._send(calls, environment, [write])
         if write.error is not None:
             raise write.error
         if write.reply is None:
@@ -167,13 +191,13 @@ class Coalescer:
             finally:
                 self._working += 1
 
-    def _send(self, client: InfisicalClient, environment: str, writes: list[_Write]) -> None:
+    def _send(self, calls: BatchCalls, environment: str, writes: list[_Write]) -> None:
         """Send the writes in as few requests as fit, and give each its answer."""
         try:
-            for chunk in _chunks(writes, len(client.upsert_body(environment, []))):
+            for chunk in _chunks(writes, len(calls.body(environment, []))):
                 live = [(w, keys) for w, keys in chunk if not w.done.is_set()]
                 if live:
-                    self._send_chunk(client, environment, live)
+                    self._send_chunk(calls, environment, live)
         except BaseException as err:  # each unanswered write gets the error; the sender's own is one of them
             for write in writes:
                 if not write.done.is_set():
@@ -182,7 +206,7 @@ class Coalescer:
             if not isinstance(err, Exception):
                 raise
 
-    def _send_chunk(self, client: InfisicalClient, environment: str, chunk: list[tuple[_Write, list[str]]]) -> None:
+    def _send_chunk(self, calls: BatchCalls, environment: str, chunk: list[tuple[_Write, list[str]]]) -> None:
         items = [(w.path, key, w.items[key]) for w, keys in chunk for key in keys]
         folders = list(dict.fromkeys(w.path for w, _ in chunk))
         keys = [key for _, keys in chunk for key in keys]
@@ -195,16 +219,16 @@ class Coalescer:
             """Whether a batch whose answer was lost is in place (every folder holds what was sent)."""
             try:
                 for folder in folders:
-                    held = client._read_folder(environment, folder) or {}
+                    held = calls.read(environment, folder) or {}
                     if any(held.get(k) != v for path, k, v in items if path == folder):
                         return False
             except InfisicalError:
                 return False
             return True
 
-        reply = client._upsert_many(
+        reply = calls.send(
             environment,
-            client.upsert_body(environment, items),
+            calls.body(environment, items),
             what=what,
             keys=keys,
             sensitive=[value for _, _, value in items],

@@ -19,10 +19,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from tenant_secrets.infisical.batcher import Coalescer, coalescer
+from tenant_secrets.infisical.batcher import BatchCalls, Coalescer, coalescer
 from tenant_secrets.infisical.errors import RERUN, InfisicalError, hidden_values
-from tenant_secrets.infisical.listing import LISTINGS, Key
-from tenant_secrets.infisical.plan import (
+from tenant_secrets.infisical.folder_changes import (
     ApplyResult,
     _by_folder,
     _check_input,
@@ -32,6 +31,7 @@ from tenant_secrets.infisical.plan import (
     _Progress,
     _split,
 )
+from tenant_secrets.infisical.listing import LISTINGS, Key
 from tenant_secrets.infisical.transport import Transport, log
 
 
@@ -308,6 +308,11 @@ class InfisicalClient(Transport):
         creds = self._creds
         return coalescer(creds.site_url.rstrip("/"), creds.client_id, creds.project_id)
 
+    @property
+    def batch_calls(self) -> BatchCalls:
+        """This client's calls that a shared batch is sent and checked with."""
+        return BatchCalls(body=self.upsert_body, send=self._upsert_many, read=self._read_folder)
+
     # --- internals -------------------------------------------------------------------------------
 
     def _read_folder(self, environment: str, path: str) -> dict[str, str] | None:
@@ -385,7 +390,7 @@ class InfisicalClient(Transport):
     ) -> None:
         """The plan's creates and updates in one upsert shared with the other writes in flight. A batch
         whose answer was lost is checked before it is resent (``batcher.py``), so none is uncertain here."""
-        reply = self._coalescer.upsert(self, environment, path, {**plan.create, **plan.update})
+        reply = self._coalescer.upsert(self.batch_calls, environment, path, {**plan.create, **plan.update})
         if reply.status == 404:
             raise _Conflict("Folder with path" in reply.message, None)
         if reply.status >= 400:

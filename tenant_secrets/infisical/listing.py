@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenant_secrets.infisical.errors import hidden_values
-from tenant_secrets.infisical.plan import _folder_path
+from tenant_secrets.infisical.folder_changes import _folder_path
 
 Key = tuple[str, str, str, str]
 """(site URL, client id, project id, environment): what one identity sees of one environment."""

@@ -7,6 +7,8 @@ secrets in a service"; docs/decisions/0021-reader-library.md). Pure Python, no P
         fallback=TenantFolders(credentials, "prod"),           # /tenants/<subdomain> when the row is absent
     )
     stripe_key = reader.get("codewiser", "STRIPE_SECRET_KEY")
+
+May import infisical, store, secret and tenants_file.
 """
 
 from tenant_secrets.reader.access_log import AccessEvent, AccessLog, LoggerAccessLog, Outcome, Source, TableAccessLog

@@ -31,7 +31,7 @@ Connections must be in autocommit mode (the reader's transaction is the pipeline
 @dataclass(frozen=True)
 class StoredRow:
     """A row as stored: the envelope (never shown), the master key version it was encrypted with, the
-    secret's version and the row's binding (:mod:`tenant_secrets.binding`; None before it is bound)."""
+    secret's version and the row's binding (:mod:`tenant_secrets.secret.binding`; None before it is bound)."""
 
     envelope: str = field(repr=False)
     key_version: int

@@ -17,11 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import psycopg
 
-from tenant_secrets.binding import BoundRow, Problem, check_row
-from tenant_secrets.envelope import EnvelopeError, Keyring
 from tenant_secrets.infisical import InfisicalError
-from tenant_secrets.keyfolder import KeyFolderError
-from tenant_secrets.names import subdomain_problem
 from tenant_secrets.reader.access_log import AccessEvent, AccessLog, LoggerAccessLog, Outcome, Source
 from tenant_secrets.reader.cache import SecretCache, TenantRef
 from tenant_secrets.reader.database import ConnectionFactory, StoredRow, read_secret
@@ -35,9 +31,13 @@ from tenant_secrets.reader.errors import (
     WriteBackError,
 )
 from tenant_secrets.reader.sources import KeyringSource, StaticKeyring, TenantFolders
+from tenant_secrets.secret.binding import BoundRow, Problem, check_row
+from tenant_secrets.secret.envelope import EnvelopeError, Keyring
+from tenant_secrets.secret.keyfolder import KeyFolderError
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.secrets import MAX_KEY_LENGTH, insert_if_absent
 from tenant_secrets.store.settings import StoreSettings
+from tenant_secrets.tenants_file.names import subdomain_problem
 
 _OUTCOMES: dict[type[ReaderError], Outcome] = {
     UnknownTenantError: Outcome.UNKNOWN_TENANT,
@@ -79,11 +79,11 @@ class SecretReader:
     """Tenants' secrets for a service: :meth:`get` by subdomain or company id.
 
     ``database`` lends autocommit connections as the application role; ``keyring`` is a
-    :class:`~tenant_secrets.envelope.Keyring` or a :class:`KeyringSource` such as
+    :class:`~tenant_secrets.secret.envelope.Keyring` or a :class:`KeyringSource` such as
     :class:`~tenant_secrets.reader.KeyFolder`; ``fallback`` (optional) reads the tenant's Infisical
     folder when the database has no row. Every call is recorded on each of ``access_logs``.
 
-    A row is served only if its ciphertext is bound to it (:mod:`tenant_secrets.binding`): a ciphertext
+    A row is served only if its ciphertext is bound to it (:mod:`tenant_secrets.secret.binding`): a ciphertext
     moved from another tenant's row is an :class:`UndecryptableSecretError`, never that tenant's value.
     ``allow_unbound`` also serves rows that have no binding yet, for the window between deploying this
     version and the stack's next `pulumi up`, which binds every row; an attacker who can write the table

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from tenant_secrets.envelope import Keyring
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, RetryPolicy
-from tenant_secrets.keyfolder import DEFAULT_FOLDER, keyring_from_folder
-from tenant_secrets.names import TENANTS_FOLDER
 from tenant_secrets.reader.database import ConnectionFactory
+from tenant_secrets.secret.envelope import Keyring
+from tenant_secrets.secret.keyfolder import DEFAULT_FOLDER, keyring_from_folder
+from tenant_secrets.tenants_file.names import TENANTS_FOLDER
 
 
 class KeyringSource(Protocol):
@@ -61,7 +61,7 @@ class _InfisicalReader:
 
 
 class KeyFolder:
-    """The keyring an Infisical key folder publishes (:mod:`tenant_secrets.keyfolder`), read with one
+    """The keyring an Infisical key folder publishes (:mod:`tenant_secrets.secret.keyfolder`), read with one
     listing and kept for ``ttl`` seconds, so a rotation's new version is picked up.
 
     :meth:`keyring_with` re-reads the folder once, before the ``ttl`` is up, when a row names a version

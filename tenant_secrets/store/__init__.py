@@ -4,9 +4,11 @@ Pure Python over psycopg 3 (no Pulumi). Every function takes an open connection 
 :class:`StoreSettings`; :func:`connect` opens one with errors that never show the password. Each
 function runs in its own transaction (a savepoint if the caller has one open) and leaves the
 connection as it found it, autocommit or not.
+
+May import secret and tenants_file.
 """
 
-from tenant_secrets.envelope import Keyring, KeyringError
+from tenant_secrets.secret.envelope import Keyring, KeyringError
 from tenant_secrets.store.companies import ensure_companies, find_companies, lookup_companies, require_companies
 from tenant_secrets.store.connection import connect, redact_dsn
 from tenant_secrets.store.errors import (

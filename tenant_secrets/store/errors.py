@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tenant_secrets.names import few
+from tenant_secrets.tenants_file.names import few
 
 
 class StoreError(Exception):

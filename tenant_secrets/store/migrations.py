@@ -22,7 +22,7 @@ def migrate(conn: psycopg.Connection[Any], settings: StoreSettings) -> list[str]
     with conn.transaction():
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            [f"tenant_secrets.migrate:{settings.table_prefix}"],
+            [f"tenant_secrets.tenantctl.migrate:{settings.table_prefix}"],
         )
         conn.execute(
             sql.SQL(

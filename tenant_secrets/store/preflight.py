@@ -6,7 +6,7 @@
 still need, with one stored value per version decrypted as a proof that the configured key is the
 one it was written with. Every problem found is reported in one :class:`PreflightError`, naming
 subdomains and key versions, never a value. It also checks that every stored ciphertext is bound to its
-row (:mod:`tenant_secrets.binding`); what is not is returned, for the run to name and overwrite.
+row (:mod:`tenant_secrets.secret.binding`); what is not is returned, for the run to name and overwrite.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tenant_secrets.binding import BindingProblem, BoundRow, Problem, check_rows
-from tenant_secrets.envelope import EnvelopeError, Keyring
-from tenant_secrets.names import few
+from tenant_secrets.secret.binding import BindingProblem, BoundRow, Problem, check_rows
+from tenant_secrets.secret.envelope import EnvelopeError, Keyring
 from tenant_secrets.store.companies import company_id, find_companies
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
+from tenant_secrets.tenants_file.names import few
 
 
 class PreflightError(StoreError):

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
-from tenant_secrets.binding import BoundRow, Problem, bind, check_row
-from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
+from tenant_secrets.secret.binding import BoundRow, Problem, bind, check_row
+from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.settings import HISTORY, SECRETS, StoreSettings
 
@@ -67,7 +67,7 @@ def iter_rotate(
     ``conn`` must not be inside a transaction (each batch commits on its own). Rows changed
     concurrently are left to a later batch or are already on the active key: each update checks
     that the row still has the key version it was read with. A row whose ciphertext is not bound to it
-    (:mod:`tenant_secrets.binding`: moved from another row, altered) is left as it is, so a rotation
+    (:mod:`tenant_secrets.secret.binding`: moved from another row, altered) is left as it is, so a rotation
     never blesses it with a fresh binding; the preflight names it and its tenant's run overwrites it.
     """
     return _batches(conn, settings, keyring, batch_size, which=sql.SQL("key_version <> %s"), params=[keyring.active])

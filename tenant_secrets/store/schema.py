@@ -187,7 +187,7 @@ ACCESS_LOG = Migration(
 ROW_BINDINGS = Migration(
     "0005_company_secret_bindings",
     """
-    -- A MAC binding each ciphertext to its row (tenant_secrets.binding, decision 0027), which the seed's
+    -- A MAC binding each ciphertext to its row (tenant_secrets.secret.binding, decision 0027), which the seed's
     -- decryptSecret never reads. NULL until the next run binds the row (schema resource, rotation).
     ALTER TABLE {secrets} ADD COLUMN binding text;
     ALTER TABLE {history} ADD COLUMN binding text;

@@ -5,7 +5,7 @@ transaction and a fixed handful of statements, whatever the number of rows:
 
 1. lock (one provisioning run at a time), check the companies exist, read their rows ``FOR UPDATE``;
 2. decide in Python, decrypting current values: a value that is equal, on the active key and bound to
-   its row (:mod:`tenant_secrets.binding`) is left alone (no write, so no fresh IV and no churn); a value
+   its row (:mod:`tenant_secrets.secret.binding`) is left alone (no write, so no fresh IV and no churn); a value
    that is equal but on an older key or not yet bound is re-encrypted in place; a different value is
    updated, its previous ciphertext kept as history; a row holding a ciphertext that was not written for
    it (moved from another row, altered) is overwritten without reading it, and not kept as history;
@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tenant_secrets.binding import BoundRow, Problem, bind, check_row, check_rows
-from tenant_secrets.envelope import EnvelopeError, Keyring, KeyringError
+from tenant_secrets.secret.binding import BoundRow, Problem, bind, check_row, check_rows
+from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import CompanyNotFoundError, StoreError
 from tenant_secrets.store.settings import COMPANIES, HISTORY, SECRETS, StoreSettings

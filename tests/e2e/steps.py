@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pulumi import automation as auto
 
-from tenant_secrets.review import Row
+from tenant_secrets.tenantctl.plan_comment import Row
 from tests.e2e.conftest import Project, sdk, sdk_listing
 
 ENVIRONMENT = "dev"

@@ -21,8 +21,8 @@ from pulumi import automation as auto
 
 from dev.pg import SUPERUSER, Cluster
 from tenant_secrets.store.schema import MIGRATIONS
-from tests.db.test_node_compat import run_node
 from tests.e2e.conftest import Project, configure, example_stack
+from tests.store.test_node_compat import run_node
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from pulumi import automation as auto
 
-from tenant_secrets.binding import BoundRow, check_rows
-from tenant_secrets.envelope import Keyring
+from tenant_secrets.secret.binding import BoundRow, check_rows
+from tenant_secrets.secret.envelope import Keyring
 from tests.e2e.conftest import Project, configure, sdk_listing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]

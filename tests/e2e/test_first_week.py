@@ -2,7 +2,7 @@
 and provider errors as one readable line.
 
 With TENANT_SECRETS_RECORD_PREVIEWS=1 the unchecked preview is saved to
-tests/core/fixtures/previews/unchecked-database.json for tests/core/test_review.py.
+tests/fixtures/previews/unchecked-database.json for tests/tenantctl/test_plan_comment.py.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run(project: Project, *args: str, env: dict[str, str] | None = None) -> subp
 
 
 def tenantctl_plan(project: Project, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    done = run(project, sys.executable, "-m", "tenant_secrets.cli", "plan", "--stack", "dev", *extra, env=env)
+    done = run(project, sys.executable, "-m", "tenant_secrets.tenantctl", "plan", "--stack", "dev", *extra, env=env)
     project.capture(done.stdout + done.stderr)
     return done.returncode, done.stdout, done.stderr
 

@@ -1,6 +1,6 @@
 """A hostile tenants.yaml through the real engine: `pulumi preview`, and `tenantctl plan` (which runs
 `pulumi preview --json`), fail with the loader's one line, no traceback, and nothing written (issue 19).
-The families of hostile files are generated in tests/core/test_hostile_input.py; this checks the
+The families of hostile files are generated in tests/tenants_file/test_hostile_input.py; this checks the
 entry point once."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tenant_secrets.cli import main
-from tests.core.test_hostile_input import DEEP_LIST
+from tenant_secrets.tenantctl.main import main
 from tests.e2e.conftest import Project, configure
+from tests.tenants_file.test_hostile_input import DEEP_LIST
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from tenant_secrets.review import Row, rows_from_preview
+from tenant_secrets.tenantctl.plan_comment import Row, rows_from_preview
 from tests.e2e.conftest import Infisical, Project, configure, example_stack, sdk, sdk_listing, start_infisical
 
 pytestmark = pytest.mark.e2e
@@ -383,7 +383,7 @@ def test_hand_made_folders_are_adopted_drift_is_restored_and_an_environment_impo
         [
             sys.executable,
             "-m",
-            "tenant_secrets.cli",
+            "tenant_secrets.tenantctl",
             "import",
             "--environments",
             "staging",

@@ -17,8 +17,8 @@ import pytest
 import requests
 from pulumi import automation as auto
 
-from tenant_secrets.keyfolder import keyring_from_folder
-from tenant_secrets.review import Row
+from tenant_secrets.secret.keyfolder import keyring_from_folder
+from tenant_secrets.tenantctl.plan_comment import Row
 from tests.e2e.conftest import REPO, Infisical, Project, configure, example_stack, sdk, sdk_listing
 
 pytestmark = pytest.mark.e2e

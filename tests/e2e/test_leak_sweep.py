@@ -16,9 +16,9 @@ import pytest
 from pulumi import automation as auto
 
 from dev.pg import Cluster
-from tenant_secrets.envelope import decrypt
-from tenant_secrets.sources import GeneratedSource
-from tenant_secrets.values import generate
+from tenant_secrets.secret.envelope import decrypt
+from tenant_secrets.secret.values import generate
+from tenant_secrets.tenants_file.sources import GeneratedSource
 from tests.e2e.conftest import Project, configure, sdk
 from tests.e2e.test_walking_skeleton import folder_values
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenant_secrets.review import Row
+from tenant_secrets.tenantctl.plan_comment import Row
 from tests.e2e.conftest import Project, configure, sdk
 from tests.e2e.steps import Step, run_steps
 

@@ -65,7 +65,7 @@ def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
 
 def tenantctl(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "tenant_secrets.cli", *args],
+        [sys.executable, "-m", "tenant_secrets.tenantctl", *args],
         cwd=project.root,
         env=env or {**os.environ, **project.env},
         capture_output=True,

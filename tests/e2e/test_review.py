@@ -2,11 +2,11 @@
 
 One stack goes through a series of tenants.yaml edits (a changed value, a new key, a new tenant, a
 decommissioned key, guarded removals, a missing value, a decommissioned tenant, a store dropped on a
-retaining stack, a new table prefix); after each, `review.run_plan` runs `pulumi preview --json`
+retaining stack, a new table prefix); after each, `plan_comment.run_plan` runs `pulumi preview --json`
 itself, as CI does, and the rows it prints are checked. No value appears in anything it printed.
 
 With TENANT_SECRETS_RECORD_PREVIEWS=1 the test also saves each preview, scrubbed, to
-tests/core/fixtures/previews/, which tests/core/test_review.py reads: the unit tests run on what the
+tests/fixtures/previews/, which tests/tenantctl/test_plan_comment.py reads: the unit tests run on what the
 real engine printed, not on hand-written JSON.
 """
 
@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from tenant_secrets import review
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
-from tenant_secrets.review import Row
+from tenant_secrets.tenantctl import plan_comment
+from tenant_secrets.tenantctl.plan_comment import Row
 from tests.e2e.conftest import PASSPHRASE, Project, configure
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = Path(__file__).resolve().parents[1] / "core" / "fixtures" / "previews"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "previews"
 RECORD = os.environ.get("TENANT_SECRETS_RECORD_PREVIEWS") == "1"
 
 V1 = """\
@@ -99,7 +99,7 @@ def secret_leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
 
 
 class Reviewer:
-    """Runs `tenantctl plan` (review.run_plan) in the project, as the pull-request workflow does."""
+    """Runs `tenantctl plan` (plan_comment.run_plan) in the project, as the pull-request workflow does."""
 
     def __init__(self, project: Project, stack: auto.Stack, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
         self.project, self.stack, self.capsys = project, stack, capsys
@@ -112,7 +112,7 @@ class Reviewer:
     def plan(self, name: str, fmt: str = "json") -> tuple[int, dict[str, Any]]:
         """Exit status and the JSON plan (or, for markdown, {"markdown": text})."""
         self.capsys.readouterr()
-        status = review.run_plan(self.stack.name, fmt, None, None)
+        status = plan_comment.run_plan(self.stack.name, fmt, None, None)
         out = self.capsys.readouterr().out
         self.printed.append(out)
         if RECORD and fmt == "json":
@@ -137,7 +137,7 @@ class Reviewer:
 
     def record(self, name: str) -> None:
         done = subprocess.run(
-            review.preview_command(self.stack.name, None), capture_output=True, text=True, check=False
+            plan_comment.preview_command(self.stack.name, None), capture_output=True, text=True, check=False
         )
         document = scrub(json.loads(done.stdout))
         text = json.dumps(document, indent=1, sort_keys=True) + "\n"

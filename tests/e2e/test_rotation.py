@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import pytest
 from pulumi import automation as auto
 
-from tenant_secrets.keyfolder import keyring_from_folder
+from tenant_secrets.secret.keyfolder import keyring_from_folder
 from tests.e2e.conftest import Project, configure, sdk_listing
 from tests.e2e.test_migration import tenantctl
 

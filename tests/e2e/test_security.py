@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tenant_secrets.envelope import Keyring
+from tenant_secrets.secret.envelope import Keyring
 from tests.e2e.conftest import Project, configure, sdk_listing
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def pulumi(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 def tenantctl(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "tenant_secrets.cli", *args],
+        [sys.executable, "-m", "tenant_secrets.tenantctl", *args],
         cwd=project.root,
         env={**os.environ, **project.env},
         capture_output=True,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tenant_secrets.shards import shard_of
+from tenant_secrets.stack.shards import shard_of
 from tests.e2e.conftest import Project, configure
 
 SUBDOMAINS = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
@@ -29,7 +29,7 @@ TENANTS = (
 
 def tenantctl(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["python", "-m", "tenant_secrets.cli", *args],
+        ["python", "-m", "tenant_secrets.tenantctl", *args],
         cwd=project.root,
         env={**os.environ, **project.env},
         capture_output=True,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from tenant_secrets.envelope import decrypt
-from tests.db.test_node_compat import run_node
+from tenant_secrets.secret.envelope import decrypt
 from tests.e2e.conftest import Infisical, Project, configure, sdk_listing
+from tests.store.test_node_compat import run_node
 
 pytestmark = pytest.mark.e2e
 

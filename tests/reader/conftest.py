@@ -21,12 +21,12 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dev.pg import Cluster
 from infisical_server.testing import RunningServer, sample_config, start_server
-from tenant_secrets.envelope import Keyring
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, RetryPolicy
-from tenant_secrets.keyfolder import published_values
 from tenant_secrets.reader import DsnConnections
+from tenant_secrets.secret.envelope import Keyring
+from tenant_secrets.secret.keyfolder import published_values
 from tenant_secrets.store import StoreSettings, connect, ensure_companies, ensure_roles, migrate
-from tests.db.conftest import ACME, GLOBEX
+from tests.store.conftest import ACME, GLOBEX
 
 ENVIRONMENT = "dev"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
@@ -177,7 +177,7 @@ def services(
 
 
 def publish(client: InfisicalClient, keys: dict[int, str], versions: list[int], current: int) -> Keyring:
-    """Put a keyring into the key folder as the key publication does (tenant_secrets.keyfolder)."""
+    """Put a keyring into the key folder as the key publication does (tenant_secrets.secret.keyfolder)."""
     client.apply_secrets(ENVIRONMENT, "/hono-api", upsert=published_values(keys, versions=versions, current=current))
     return Keyring.from_hex({v: keys[v] for v in {*versions, current}}, current)
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from tenant_secrets.envelope import Keyring
 from tenant_secrets.reader import (
     AccessEvent,
     AccessLogError,
@@ -21,6 +20,7 @@ from tenant_secrets.reader import (
     TableAccessLog,
     UnknownTenantError,
 )
+from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants
 from tests.reader.conftest import ACME, GLOBEX, Connections, Database, canary
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import pytest
 
 from infisical_server.testing import RunningServer
-from tenant_secrets.envelope import Keyring, encrypt
 from tenant_secrets.infisical import InfisicalCredentials
 from tenant_secrets.reader import (
     DsnConnections,
@@ -23,8 +22,8 @@ from tenant_secrets.reader import (
     UndecryptableSecretError,
     UnknownTenantError,
 )
+from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import TenantChange, apply_tenants, rotate
-from tests.db.conftest import fake_value
 from tests.reader.conftest import (
     ACME,
     ENVIRONMENT,
@@ -37,6 +36,7 @@ from tests.reader.conftest import (
     canary,
     publish,
 )
+from tests.store.conftest import fake_value
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tenant_secrets.envelope import Keyring
 from tenant_secrets.reader import (
     AccessEvent,
     KeyFolder,
@@ -18,10 +17,8 @@ from tenant_secrets.reader import (
     TenantFolders,
     WriteBackError,
 )
+from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants, read_tenant
-from tests.db.conftest import fake_value
-from tests.db.helpers import audit_rows
-from tests.db.test_node_compat import run_node
 from tests.reader.conftest import (
     ACME,
     ENVIRONMENT,
@@ -33,6 +30,9 @@ from tests.reader.conftest import (
     canary,
     publish,
 )
+from tests.store.conftest import fake_value
+from tests.store.helpers import audit_rows
+from tests.store.test_node_compat import run_node
 
 
 class Events:

@@ -1,0 +1,8 @@
+"""`tenantctl`: the command line, the top of the house. `main` parses the arguments and runs one command;
+each larger command has its own module: the reviewer's plan comment (`plan_comment`), stores against
+tenants.yaml (`verify`, its pure core `drift`), tenants moved between stores (`migrate`), an Infisical
+environment adopted (`importer`), the stacks a change touches (`affected`), shards changed (`reshard`),
+a killed run made safe (`recover`).
+
+May import every other package of tenant_secrets; nothing imports it but the shell's own entry points.
+"""

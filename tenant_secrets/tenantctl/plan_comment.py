@@ -1,0 +1,469 @@
+"""`tenantctl plan`: what a preview would change, one row per owner, store and key, never a value.
+
+    parse_preview(document, stack)   `pulumi preview --json` -> ReviewPlan   (pure)
+    render_markdown / render_json    ReviewPlan -> text                      (pure)
+    run_preview(stack, config_file)  runs the CLI                            (the only side effect)
+    run_plan(...)                    what `tenantctl plan` does
+
+Where the keys come from. Each tenant resource (`<owner>-infisical`, `<owner>-database`) has a plain
+input mapping each key to an HMAC of its value, the declared fingerprints, and one mapping each key to
+its value's source (docs/decisions/0034-write-only-values.md; a state written before that had one
+secret input per key, named by the key, which is read too; the type tokens and property names are
+`tenant_secrets/engine/contract.py`'s). A create lists the new state's keys, a delete the
+old state's, and an update compares the two fingerprint maps key by key. The preview's own
+`diffReasons` and `detailedDiff` name the changed keys too (the provider plugin reports them per key,
+drift included: tenant_secrets/engine/property_diff.py), so they are read as well, never relied on alone: a
+preview made against an older state, or by the dynamic providers before the plugin, may name none.
+
+What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
+plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
+The fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
+invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
+
+A preview that warned (it could not check something: the database without DATABASE_URL, say) is
+never shown as a clean plan: its warnings head the comment and `tenantctl plan` exits 1 unless
+`--allow-unchecked` (docs/decisions/0025-first-week.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenant_secrets.engine import contract as c
+
+ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
+# Deletions first: they are what a reviewer must not miss.
+ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
+REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
+CREATE_OPS = frozenset({"create", "import"})
+DELETE_OPS = frozenset({"delete", "discard"})
+NOTES = {
+    "delete": "the key is deleted from the store on `pulumi up`",
+    "replace": "the folder or rows are deleted and written again (a path, environment or table prefix changed)",
+    "retain": "the stack stops managing the key; it stays in the store (retainOnDelete)",
+    "re-encrypt": "same values, written again under the active master key (for the schema: every row and "
+    "history entry still on another key version, in committed batches)",
+    "migrate": "the company_secrets schema is migrated (a new schema version or table prefix)",
+    "update": "the value changed (its fingerprint did)",
+    "restore": "the store holds another value than tenants.yaml declares (changed outside it, found by "
+    "`pulumi refresh`); `pulumi up` writes the declared value back",
+    "create": "a new key is written",
+    "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
+}
+_CHECK_FAILURE = re.compile(
+    r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
+)
+_GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True, order=True)
+class Row:
+    """One key of one owner in one store, and what the preview would do to it."""
+
+    owner: str  # tenant subdomain, or platform folder name
+    environment: str
+    store: str  # infisical | database
+    key: str  # the secret's key; "-" when the change is to the folder or schema itself
+    action: str  # one of ACTIONS
+    kind: str = "tenant"  # tenant | platform | schema
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """What a reviewer reads: the rows, or why there are none (the preview failed)."""
+
+    stack: str
+    environment: str
+    rows: tuple[Row, ...] = ()
+    errors: tuple[str, ...] = ()
+    summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
+    warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def checked(self) -> bool:
+        """Whether the preview checked everything it checks before `pulumi up` (it raised no warning)."""
+        return self.ok and not self.warnings
+
+    @property
+    def deletions(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.action in ("delete", "replace"))
+
+    @property
+    def released(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.action == "retain")
+
+
+# --- parsing (pure) --------------------------------------------------------------------------------
+
+
+def _type_name(step: Mapping[str, Any]) -> str:
+    """'InfisicalFolder' from a URN ...$pulumi-python:dynamic/tenants:InfisicalFolder::codewiser-infisical."""
+    urn = str(step.get("urn", ""))
+    parts = urn.split("::")
+    if len(parts) < 4:
+        return ""
+    return parts[-2].rsplit("$", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _inputs(step: Mapping[str, Any], side: str) -> Mapping[str, Any]:
+    state = step.get(side)
+    inputs = state.get("inputs") if isinstance(state, Mapping) else None
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
+def _key_names(inputs: Mapping[str, Any]) -> set[str]:
+    """The secret keys a resource holds: its UPPER_CASE input names and its fingerprinted keys.
+
+    Only names: the inputs' values are secrets and are not looked at."""
+    if inputs.get(c.DECOMMISSION) is True:  # a decommissioned owner holds nothing
+        return set()
+    return c.secret_keys(inputs) | set(_fingerprints(inputs, c.DECLARED_FINGERPRINTS))
+
+
+def _fingerprints(props: Mapping[str, Any], name: str) -> dict[str, str]:
+    found = props.get(name)
+    if not isinstance(found, Mapping) or props.get(c.DECOMMISSION) is True:
+        return {}
+    return {str(k): str(v) for k, v in found.items() if c.is_secret_key(str(k))}
+
+
+def _recorded_fingerprints(step: Mapping[str, Any]) -> dict[str, str]:
+    """What the store held at the last write or refresh (the old state's recorded fingerprints); after a
+    refresh found drift it differs from the declared fingerprints. Empty when the state records none."""
+    state = step.get("oldState")
+    outputs = state.get("outputs") if isinstance(state, Mapping) else None
+    if not isinstance(outputs, Mapping):
+        return {}
+    return _fingerprints(outputs, c.RECORDED_FINGERPRINTS)
+
+
+def _reported_keys(step: Mapping[str, Any]) -> set[str]:
+    """Keys the engine itself names as changed (those of an update the provider lets it diff): a
+    fingerprint's path (``fingerprints.STRIPE_SECRET_KEY``), or in a state written before values became
+    write-only, a secret input's name."""
+    names: list[str] = [str(n) for n in step.get("diffReasons") or []]
+    detailed = step.get("detailedDiff")
+    if isinstance(detailed, Mapping):
+        names += [str(n) for n in detailed]
+    keys: set[str] = set()
+    for name in names:
+        parts = re.split(r"[.\[\]\"]+", name)
+        keyed = parts[0] == c.DECLARED_FINGERPRINTS and len(parts) > 1
+        keys.add(parts[1] if keyed else parts[0])
+    return c.secret_keys(keys)
+
+
+def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    before, after = _key_names(old), _key_names(new)
+    if op in CREATE_OPS:
+        return dict.fromkeys(sorted(after), "create")
+    if op in DELETE_OPS:
+        state = step.get("oldState")
+        retained = isinstance(state, Mapping) and state.get("retainOnDelete") is True
+        return dict.fromkeys(sorted(before), "retain" if retained else "delete")
+    if op in REPLACE_OPS:
+        changes = dict.fromkeys(sorted(before - after), "delete")
+        return changes | dict.fromkeys(sorted(after), "replace")
+    old_fp, new_fp = _fingerprints(old, c.DECLARED_FINGERPRINTS), _fingerprints(new, c.DECLARED_FINGERPRINTS)
+    changes = dict.fromkeys(sorted(before - after), "delete")
+    changes |= dict.fromkeys(sorted(after - before), "create")
+    both = before & after
+    declared = {key for key in both if old_fp.get(key) != new_fp.get(key)}
+    recorded = _recorded_fingerprints(step)
+    drifted = {key for key in both - declared if key in new_fp and recorded.get(key, "") != new_fp[key]}
+    # the plugin names drifted keys too (fingerprints.<KEY>): those are restores, not updates
+    changed = declared | ((_reported_keys(step) & both) - drifted)
+    changes |= dict.fromkeys(sorted(changed), "update")
+    changes |= dict.fromkeys(sorted(drifted), "restore")
+    if not changes and old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION):
+        changes = dict.fromkeys(sorted(after), "re-encrypt")
+    return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)
+
+
+def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) -> list[Row]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    owner = str(new.get(c.OWNER) or old.get(c.OWNER) or str(step.get("urn", "")).rsplit("::", 1)[-1])
+    environment = str(new.get(c.ENVIRONMENT) or old.get(c.ENVIRONMENT) or environment)
+    path = str(new.get(c.PATH) or old.get(c.PATH) or "")
+    kind = "platform" if store == "infisical" and path and not path.startswith("/tenants/") else "tenant"
+    changes = _key_changes(step, op)
+    if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
+        changes = {"-": "forget"}
+    return [Row(owner, environment, store, key, action, kind) for key, action in changes.items()]
+
+
+def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row]:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    if op in CREATE_OPS:
+        action = "create"
+    elif op in DELETE_OPS:
+        return []  # the schema is never dropped (DatabaseSchemaProvider.delete keeps it)
+    elif any(old.get(p) != new.get(p) for p in c.SCHEMA_MIGRATES):
+        action = "migrate"
+    elif old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION) or new.get(c.ROTATION_PENDING) is True:
+        action = "re-encrypt"
+    else:
+        action = "update"  # roles, passwords, or the key versions the schema checks
+    return [Row("company_secrets", environment, "database", "-", action, "schema")]
+
+
+def _message(diagnostic: Mapping[str, Any]) -> str:
+    """An engine diagnostic as a reviewer reads it. A check failure keeps the resource's name and our
+    reason, and drops the engine's `value {...}` part, which could show a property's value."""
+    text = str(diagnostic.get("message", "")).strip()
+    text = text.removeprefix("error:").strip()
+    found = _CHECK_FAILURE.match(text)
+    if found:
+        text = f"{found['name']}: {text[found.end() :]}"
+    return text[:MAX_ERROR_CHARS]
+
+
+def _diagnostics(document: Mapping[str, Any], severity: str) -> list[str]:
+    return [
+        _message(d)
+        for d in document.get("diagnostics") or []
+        if isinstance(d, Mapping) and d.get("severity") == severity
+    ]
+
+
+def preview_errors(document: Mapping[str, Any]) -> list[str]:
+    """The preview's error diagnostics, the program's generic exit line left out when others say why."""
+    errors = _diagnostics(document, "error")
+    specific = [e for e in errors if not e.startswith(_GENERIC_FAILURE)]
+    return list(dict.fromkeys(specific or errors))
+
+
+def preview_warnings(document: Mapping[str, Any]) -> list[str]:
+    """The preview's warnings: each is something it could not check, so the plan may be greener than
+    the `pulumi up` after it (decision 0025)."""
+    return list(dict.fromkeys(w.removeprefix("warning:").strip() for w in _diagnostics(document, "warning")))
+
+
+def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
+    """A `pulumi preview --json` document as the reviewer's plan. Pure: no I/O."""
+    config = document.get("config")
+    configured = config.get(ENVIRONMENT_CONFIG) if isinstance(config, Mapping) else None
+    environment = str(configured or stack)
+    summary = document.get("changeSummary")
+    counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
+    errors = preview_errors(document)
+    warnings = tuple(preview_warnings(document))
+    if errors:
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
+    rows = tuple(rows_from_preview(document, environment))
+    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings)
+
+
+def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
+    """One row per changed key of every tenant and platform-folder resource, deletions first."""
+    rows: set[Row] = set()
+    for step in document.get("steps") or []:
+        if not isinstance(step, Mapping):
+            continue
+        op = str(step.get("op", "same"))
+        if op in ("same", "read", "refresh"):
+            continue
+        kind = _type_name(step)
+        if kind in c.STORES:
+            rows.update(_owner_rows(step, op, c.STORES[kind], default_environment))
+        elif kind == c.DATABASE_SCHEMA:
+            rows.update(_schema_rows(step, op, default_environment))
+    return sorted(rows, key=_order)
+
+
+def _order(row: Row) -> tuple[int, bool, str, str, str, str]:
+    """Deletions first, then by owner (the schema after the owners), store and key."""
+    rank = ACTIONS.index(row.action) if row.action in ACTIONS else len(ACTIONS)
+    return (rank, row.kind == "schema", row.owner, row.store, row.key, row.environment)
+
+
+def failed(stack: str, message: str) -> ReviewPlan:
+    """A plan that could not be made (the preview did not run, or its output is unreadable)."""
+    return ReviewPlan(stack, stack, errors=(message.strip()[:MAX_ERROR_CHARS] or "the preview failed",))
+
+
+# --- rendering (pure) ------------------------------------------------------------------------------
+
+
+def _owner(row: Row) -> str:
+    return {"platform": f"{row.owner} (platform)", "schema": f"{row.owner} (schema)"}.get(row.kind, row.owner)
+
+
+def _fenced(text: str) -> str:
+    fence = "````" if "```" in text else "```"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def render_markdown(plan: ReviewPlan) -> str:
+    """The pull-request comment: errors or deletions first, then one table; values never appear."""
+    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`"
+    if not plan.ok:
+        lines = [
+            f"### tenant-secrets plan: stack `{plan.stack}`: the preview failed",
+            "",
+            "**Nothing can be applied until this is fixed:**",
+            "",
+            _fenced("\n\n".join(plan.errors)),
+        ]
+        return "\n".join(lines) + "\n"
+    lines = [title, ""]
+    if plan.warnings:
+        lines[0] = f"{title}: not fully checked"
+        lines += [
+            f"**The preview could not check everything ({len(plan.warnings)} warning(s)): `pulumi up` may fail "
+            "or change more than this plan shows. Fix what it says and run the plan again.**",
+            "",
+            _fenced("\n\n".join(plan.warnings)),
+            "",
+        ]
+    if not plan.rows:
+        if plan.warnings:
+            lines.append("No changes found in what the preview could check.")
+        else:
+            lines.append("No changes: nothing would be written to Infisical or the database.")
+        return "\n".join(lines) + "\n"
+    if plan.deletions:
+        lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
+        lines += [
+            f"- {_owner(r)}, {r.store}: `{r.key}`" + (" (deleted, then written again)" if r.action == "replace" else "")
+            for r in plan.deletions
+        ]
+        lines.append("")
+    if plan.released:
+        lines += [f"**{len(plan.released)} secret(s) would stay in their store, no longer managed:**", ""]
+        lines += [f"- {_owner(r)}, {r.store}: `{r.key}`" for r in plan.released]
+        lines.append("")
+    lines += ["| tenant / folder | environment | store | key | action |", "| --- | --- | --- | --- | --- |"]
+    for r in plan.rows:
+        action = f"**{r.action}**" if r.action in ("delete", "replace") else r.action
+        key = f"`{r.key}`" if r.key != "-" else "-"
+        cells = (_owner(r), r.environment, r.store, key, action)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    counts = Counter(r.action for r in plan.rows)
+    owners = {(r.owner, r.kind) for r in plan.rows if r.kind != "schema"}
+    tally = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a])
+    scope = f", for {len(owners)} tenant(s) or folder(s)" if owners else ", the schema only"
+    lines += ["", f"Totals: {tally}{scope}."]
+    value_updates = any(r.action == "update" and r.kind != "schema" for r in plan.rows)
+    notes = [f"*{a}*: {NOTES[a]}." for a in ACTIONS if counts[a] and (a != "update" or value_updates)]
+    if any(r.key == "-" and r.kind != "schema" and r.action == "update" for r in plan.rows):
+        notes.append("Key `-`: the folder or rows change, but no value does.")
+    if any(r.kind == "schema" and r.action == "update" for r in plan.rows):
+        notes.append(
+            "`company_secrets (schema)` *update*: its roles, or the master key versions it checks, change; "
+            "no value does."
+        )
+    lines += ["", "Values are never shown. " + " ".join(notes)]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: ReviewPlan) -> str:
+    document = {
+        "stack": plan.stack,
+        "environment": plan.environment,
+        "ok": plan.ok,
+        "checked": plan.checked,
+        "errors": list(plan.errors),
+        "warnings": list(plan.warnings),
+        "deletions": len(plan.deletions),
+        "changes": [asdict(r) for r in plan.rows],
+        "resources": dict(plan.summary),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render(plan: ReviewPlan, fmt: str) -> str:
+    return render_json(plan) if fmt == "json" else render_markdown(plan)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def preview_command(stack: str, config_file: str | None) -> list[str]:
+    command = ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack]
+    return [*command, "--config-file", config_file] if config_file else command
+
+
+def run_preview(stack: str, config_file: str | None = None, cwd: str | Path | None = None) -> ReviewPlan:
+    """Run `pulumi preview --json` and parse what it prints; a run without JSON fails with its stderr."""
+    try:
+        done = subprocess.run(preview_command(stack, config_file), capture_output=True, text=True, check=False, cwd=cwd)
+    except OSError as err:
+        return failed(stack, f"cannot run pulumi: {err.strerror}")
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return failed(stack, done.stderr or done.stdout or f"pulumi preview exited with {done.returncode}")
+    if not isinstance(document, dict):
+        return failed(stack, "pulumi preview printed JSON that is not a preview")
+    plan = parse_preview(document, stack)
+    if done.returncode != 0 and plan.ok:
+        return failed(stack, done.stderr or f"pulumi preview exited with {done.returncode}")
+    return plan
+
+
+def read_preview(path: str, stack: str) -> ReviewPlan:
+    """A saved `pulumi preview --json` document ('-' for standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        document = json.loads(text)
+    except OSError as err:
+        return failed(stack, f"cannot read {path}: {err.strerror}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return failed(stack, f"{path} is not the JSON that `pulumi preview --json` prints")
+    if not isinstance(document, dict):
+        return failed(stack, f"{path} is not the JSON that `pulumi preview --json` prints")
+    return parse_preview(document, stack)
+
+
+def run_plan(
+    stack: str,
+    fmt: str,
+    preview_json_path: str | None,
+    config_file: str | None,
+    *,
+    allow_unchecked: bool = False,
+) -> int:
+    """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed or, unless
+    ``allow_unchecked``, when it warned that it could not check something."""
+    plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
+    sys.stdout.write(render(plan, fmt))
+    return plan_status(plan, stack, allow_unchecked=allow_unchecked)
+
+
+def run_environment_plan(stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False) -> int:
+    """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
+    plans = [(stack, run_preview(stack)) for stack in stacks]
+    if fmt == "json":
+        sys.stdout.write("[\n" + ",\n".join(render(plan, fmt).rstrip() for _, plan in plans) + "\n]\n")
+    else:
+        sys.stdout.write("\n".join(render(plan, fmt) for _, plan in plans))
+    return max(plan_status(plan, stack, allow_unchecked=allow_unchecked) for stack, plan in plans)
+
+
+def plan_status(plan: ReviewPlan, stack: str, *, allow_unchecked: bool) -> int:
+    """0 when the preview succeeded; 1 when it failed or, unless ``allow_unchecked``, warned."""
+    if not plan.ok:
+        return 1
+    if plan.warnings and not allow_unchecked:
+        print(
+            f"tenantctl plan: the preview of stack {stack} could not check everything ({len(plan.warnings)} "
+            "warning(s), at the top of the plan); fix them, or pass --allow-unchecked to accept the plan as it is",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

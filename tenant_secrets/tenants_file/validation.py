@@ -1,0 +1,296 @@
+"""The checks beyond one field's type.
+
+`document_issues`: rules across the file that a schema cannot say (unique subdomains, overrides
+only for environments a tenant is in, group keys that collide, a tenant reading another's config or
+another owner's Infisical folder, no encoded (xn--) subdomain but on a decommissioned tenant).
+
+`check_sources`: needs a stack. Does every config path and environment variable that the plan
+reads have a value? Run by the program before any resource is declared and by
+`tenantctl validate --stack`, so a missing value is reported at the line that declares it, with
+the command that fixes it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tenant_secrets.tenants_file.model import (
+    Defaults,
+    EnvironmentPlan,
+    FromConfig,
+    FromInfisical,
+    Issue,
+    LiteralValue,
+    Loc,
+    Override,
+    PlatformFolder,
+    Position,
+    Positions,
+    Tenant,
+    did_you_mean,
+    dotted,
+    flatten,
+    issue_at,
+)
+from tenant_secrets.tenants_file.names import KEY_MAX, SHARED_NAMESPACE, TENANTS_FOLDER, encoded_label_problem
+from tenant_secrets.tenants_file.sources import ConfigSource, EnvSource, InfisicalSource, ValueSource, reference_problem
+
+
+class _Report:
+    def __init__(self, file: str, positions: Positions) -> None:
+        self.file = file
+        self.positions = positions
+        self.issues: list[Issue] = []
+
+    def add(self, loc: Loc, message: str, hint: str = "", *, at_key: bool = False) -> None:
+        self.issues.append(issue_at(self.file, self.positions, loc, message, hint, at_key=at_key))
+
+
+def document_issues(
+    file: str,
+    positions: Positions,
+    defaults: Defaults | None,
+    tenants: Sequence[tuple[int, Tenant]],
+    platform: Sequence[tuple[str, PlatformFolder]],
+) -> list[Issue]:
+    """Cross-field rules over the parts of a file that are valid on their own (defaults None if invalid)."""
+    report = _Report(file, positions)
+    declared = list(defaults.environments) if defaults else None
+    owners = {t.subdomain for _, t in tenants} | {name for name, _ in platform}
+    if defaults:
+        _unique_names(report, ("defaults", "environments"), defaults.environments)
+        _layer(report, defaults.secrets, ("defaults", "secrets"), owner=None, owners=owners)
+    _unique_tenants(report, tenants)
+    for index, tenant in tenants:
+        where: Loc = ("tenants", index)
+        encoded = None if tenant.decommission else encoded_label_problem(tenant.subdomain)
+        if encoded:  # a decommissioned tenant keeps its name, so that one made before the rule can go
+            report.add((*where, "subdomain"), encoded.message, encoded.hint)
+        environments = tenant.environments or declared
+        if tenant.environments is not None:
+            _unique_names(report, (*where, "environments"), tenant.environments)
+            if declared is not None:
+                _declared(report, (*where, "environments"), tenant.environments, declared)
+        _overrides(
+            report, where, tenant.overrides, environments=environments, declared=declared, owner=tenant.subdomain
+        )
+        _secrets(report, where, tenant.secrets, tenant.overrides, owner=tenant.subdomain, owners=owners)
+    subdomains = {t.subdomain: i for i, t in tenants}
+    for name, folder in platform:
+        where = ("platform", name)
+        if name in subdomains:
+            report.add(
+                where,
+                f"the platform folder '{name}' has the name of tenant '{name}' (tenants[{subdomains[name]}])",
+                "both would read stack config secrets.<name>.*; rename the folder",
+                at_key=True,
+            )
+        _overrides(
+            report, where, folder.overrides, environments=declared, declared=declared, owner=f"platform folder {name}"
+        )
+        _secrets(report, where, folder.secrets, folder.overrides, owner=name, owners=owners)
+    return report.issues
+
+
+def _unique_tenants(report: _Report, tenants: Sequence[tuple[int, Tenant]]) -> None:
+    first_subdomain: dict[str, int] = {}
+    first_company: dict[str, int] = {}
+    for index, tenant in tenants:
+        if tenant.subdomain in first_subdomain:
+            report.add(
+                ("tenants", index, "subdomain"),
+                f"duplicate subdomain '{tenant.subdomain}'",
+                f"it is already tenants[{first_subdomain[tenant.subdomain]}]'s; merge the two entries",
+            )
+        first_subdomain.setdefault(tenant.subdomain, index)
+        if tenant.company_id is None:
+            continue
+        company = str(tenant.company_id)
+        if company in first_company:
+            report.add(
+                ("tenants", index, "company_id"),
+                f"company_id {company} is already tenants[{first_company[company]}]'s",
+                "one company has one subdomain",
+            )
+        first_company.setdefault(company, index)
+
+
+def _unique_names(report: _Report, loc: Loc, names: Sequence[str]) -> None:
+    for name, count in Counter(names).items():
+        if count > 1:
+            report.add((*loc, len(names) - 1 - names[::-1].index(name)), f"'{name}' is listed twice", "keep one")
+
+
+def _declared(report: _Report, loc: Loc, names: Sequence[str], declared: Sequence[str]) -> None:
+    for position, name in enumerate(names):
+        if name not in declared:
+            report.add(
+                (*loc, position),
+                f"'{name}' is not one of the environments in defaults.environments",
+                did_you_mean(name, declared) + f"Declared: {', '.join(declared)}",
+            )
+
+
+def _overrides(
+    report: _Report,
+    where: Loc,
+    overrides: Mapping[str, Override],
+    *,
+    environments: Sequence[str] | None,
+    declared: Sequence[str] | None,
+    owner: str,
+) -> None:
+    if environments is None:
+        return
+    for env in overrides:
+        if env in environments:
+            continue
+        if declared is not None and env in declared:
+            hint = f"add '{env}' to its environments ({', '.join(environments)}), or remove the override"
+        else:
+            hint = did_you_mean(env, declared or environments) + f"Declared: {', '.join(declared or environments)}"
+        report.add(
+            (*where, "overrides", env), f"an override for '{env}', where {owner} does not exist", hint, at_key=True
+        )
+
+
+def _secrets(
+    report: _Report,
+    where: Loc,
+    secrets: Mapping[str, Any],
+    overrides: Mapping[str, Override],
+    *,
+    owner: str,
+    owners: set[str],
+) -> None:
+    _layer(report, secrets, (*where, "secrets"), owner, owners)
+    for env, override in overrides.items():
+        _layer(report, override.secrets, (*where, "overrides", env, "secrets"), owner, owners)
+
+
+def _layer(report: _Report, secrets: Mapping[str, Any], loc: Loc, owner: str | None, owners: set[str]) -> None:
+    """One mapping of secrets: flattened keys must be unique and short enough, config paths our own."""
+    seen: dict[str, Loc] = {}
+    for key, spec in secrets.items():
+        entries = flatten({key: spec}, loc)
+        for flat, (source, source_loc) in entries.items():
+            if len(flat) > KEY_MAX:
+                report.add(source_loc, f"the key {flat[:40]}... is {len(flat)} characters", f"at most {KEY_MAX}")
+            if flat in seen:
+                report.add(
+                    source_loc,
+                    f"gives the key {flat}, which {dotted(seen[flat])} also declares",
+                    "keep one of the two",
+                    at_key=True,
+                )
+            seen.setdefault(flat, source_loc)
+            if isinstance(source, FromConfig) and source.key:
+                _own_config(report, (*source_loc, "key"), source.key, owner, owners)
+            if isinstance(source, FromInfisical):
+                _own_folder(report, (*source_loc, "path"), source.path, owner, owners)
+            if isinstance(source, LiteralValue) and (problem := reference_problem(source.value)):
+                report.add((*source_loc, "value"), problem)
+
+
+def _own_config(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
+    """A `key:` must not read another owner's namespace: secrets.acmecorp.* is for acmecorp only."""
+    first = path.split(".", maxsplit=1)[0]
+    if first in owners and first != owner:
+        report.add(
+            loc,
+            f"reads secrets.{path}, which belongs to '{first}'",
+            f"an owner reads its own secrets.<name>.*, or a shared path such as {SHARED_NAMESPACE}.<name>",
+        )
+
+
+def _own_folder(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
+    """The same rule for `{from: infisical}`: /tenants/<name> is that tenant's alone, /<name> that platform
+    folder's (compared without regard to case); shared values live under /shared (issue 13, item 2)."""
+    parts = [p.lower() for p in path.strip("/").split("/") if p]
+    if not parts:
+        return
+    hint = f"an owner reads its own folder; put a value several owners read under /{SHARED_NAMESPACE}/<name>"
+    if parts[0] == TENANTS_FOLDER:
+        if len(parts) < 2 or parts[1] != (owner or "").lower():
+            whose = f"tenant '{parts[1]}'" if len(parts) >= 2 else "every tenant"
+            report.add(loc, f"reads Infisical {path}, which belongs to {whose}", hint)
+    elif parts[0] in {o.lower() for o in owners} and parts[0] != (owner or "").lower():
+        report.add(loc, f"reads Infisical {path}, which belongs to platform folder or tenant '{parts[0]}'", hint)
+
+
+# --- value sources against a stack -----------------------------------------------------------------
+
+
+def _owners(
+    plan: EnvironmentPlan,
+) -> Iterable[tuple[str, str, Mapping[str, ValueSource], Mapping[str, Position], Mapping[str, str]]]:
+    for tenant in plan.tenants:
+        yield tenant.subdomain, f"tenant {tenant.subdomain}", tenant.secrets, tenant.locations, tenant.fields
+    for folder in plan.platform:
+        yield folder.name, f"platform folder {folder.name}", folder.secrets, folder.locations, folder.fields
+
+
+def check_sources(
+    plan: EnvironmentPlan,
+    file: str,
+    *,
+    config_has: Callable[[tuple[str, ...]], bool],
+    environ: Mapping[str, str],
+    stack: str | None = None,
+) -> list[Issue]:
+    """One issue per config path that is not set and per environment variable that is unset or empty.
+
+    `config_has(path)` says whether the stack config object `secrets` has a value at path; `stack`,
+    when given, goes into the hint's command.
+    """
+    issues = []
+    stack_flag = f" --stack {stack}" if stack else ""
+    for owner, label, secrets, locations, fields in _owners(plan):
+        for key, source in sorted(secrets.items()):
+            line, column = locations.get(key, (1, 1))
+            field = fields.get(key, f"{owner}.{key}")
+            if isinstance(source, ConfigSource) and not config_has(source.path):
+                path = ".".join(source.path)
+                issues.append(
+                    Issue(
+                        file,
+                        line,
+                        column,
+                        field,
+                        f"{label}, {key}: the stack config has no value at secrets.{path} ({plan.environment})",
+                        f"set it with `pulumi config set --secret --path 'secrets.{path}'{stack_flag}`"
+                        " (it prompts for the value)",
+                    )
+                )
+            elif (
+                isinstance(source, InfisicalSource)
+                and source.environment not in {None, plan.environment}
+                and source.path.strip("/").split("/")[0].lower() != SHARED_NAMESPACE
+            ):
+                issues.append(
+                    Issue(
+                        file,
+                        line,
+                        column,
+                        field,
+                        f"{label}, {key}: reads Infisical {source.environment}:{source.path}, another environment "
+                        f"than the stack's ({plan.environment})",
+                        f"a stack reads its own environment; a value several environments read goes under "
+                        f"/{SHARED_NAMESPACE}/<name>",
+                    )
+                )
+            elif isinstance(source, EnvSource) and not environ.get(source.var):
+                state = "empty" if source.var in environ else "not set"
+                issues.append(
+                    Issue(
+                        file,
+                        line,
+                        column,
+                        field,
+                        f"{label}, {key}: the environment variable {source.var} is {state} ({plan.environment})",
+                        f"`export {source.var}=<value>` where pulumi runs (in CI: from a repository secret)",
+                    )
+                )
+    return issues

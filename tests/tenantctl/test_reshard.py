@@ -1,0 +1,155 @@
+"""The reshard's state edits and the owner shard's key publication check, without the engine (the real
+run: tests/e2e/test_shards.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tenant_secrets.secret.envelope import Keyring
+from tenant_secrets.secret.keyfolder import published_values
+from tenant_secrets.stack.shards import publication_problem, shard_of
+from tenant_secrets.tenantctl.reshard import (
+    ReshardError,
+    align_provider,
+    check_config,
+    moves,
+    registry_provider,
+    settle,
+)
+from tenant_secrets.tenants_file.loader import parse_tenants
+from tenant_secrets.tenants_file.model import plan_environment
+
+P = "urn:pulumi:{stack}::tenant-secrets::"
+ROOT = P + "pulumi:pulumi:Stack::tenant-secrets-{stack}"
+COMPONENT_TYPE = "tenant-secrets:index:InfisicalSecrets"
+COMPONENT = P + COMPONENT_TYPE + "::infisical"
+FOLDER = P + "tenant-secrets:index:InfisicalSecrets$pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
+MOVED = P + "pulumi-python:dynamic/tenants:InfisicalFolder::{owner}-infisical"
+PROVIDER = P + "pulumi:providers:pulumi-python::tenant-secrets"
+REGISTRY = P + "pulumi-python:dynamic/tenants:Registry::registry"
+
+
+def key(label: str) -> bytes:
+    return hashlib.sha256(f"fake-{label}".encode()).digest()
+
+
+def test_moves_are_the_tenants_whose_shard_changes() -> None:
+    names = [f"t{i}" for i in range(200)]
+    found = moves(names, 2, 3)
+    assert set(found) <= {(1, 3), (2, 3)}
+    assert sorted(n for group in found.values() for n in group) == sorted(n for n in names if shard_of(n, 3) == 3)
+    assert moves(names, 3, 3) == {}
+
+
+def state(stack: str, owners: list[str], *, moved: Sequence[str] = ()) -> dict[str, Any]:
+    root = ROOT.format(stack=stack)
+    provider = PROVIDER.format(stack=stack)
+    resources: list[dict[str, Any]] = [
+        {"urn": root, "type": "pulumi:pulumi:Stack", "custom": False},
+        {"urn": provider, "id": f"id-{stack}", "type": "pulumi:providers:pulumi-python", "custom": True},
+        {
+            "urn": REGISTRY.format(stack=stack),
+            "id": "registry",
+            "parent": root,
+            "provider": f"{provider}::id-{stack}",
+            "inputs": {"owners": owners, "decommissioned": []},
+            "outputs": {"owners": owners, "decommissioned": []},
+        },
+    ]
+    for owner in moved:
+        resources.append(
+            {
+                "urn": MOVED.format(stack=stack, owner=owner),
+                "custom": True,
+                "parent": root,
+                "provider": f"{provider}::id-{stack}",
+                "inputs": {"owner": owner},
+            }
+        )
+    return {"resources": resources}
+
+
+def test_a_moved_resource_gets_its_urn_and_component_back_and_the_registries_follow() -> None:
+    dest = state("prod-03", [], moved=["alpha"])
+    components = {"InfisicalFolder": {"urn": COMPONENT.format(stack="prod"), "type": COMPONENT_TYPE}}
+    settled: dict[str, Any] = {"components": components, "decommissioned": {"alpha": False, "hotel": False}}
+    assert settle(dest, "prod-03", elsewhere={"hotel"}, **settled)
+    by_urn = {r["urn"]: r for r in dest["resources"]}
+    assert by_urn[FOLDER.format(stack="prod-03", owner="alpha")]["parent"] == COMPONENT.format(stack="prod-03")
+    assert by_urn[COMPONENT.format(stack="prod-03")]["parent"] == ROOT.format(stack="prod-03")
+    urns = [r["urn"] for r in dest["resources"]]
+    assert urns.index(COMPONENT.format(stack="prod-03")) < urns.index(FOLDER.format(stack="prod-03", owner="alpha"))
+    registry = by_urn[REGISTRY.format(stack="prod-03")]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["alpha"]
+    assert not settle(dest, "prod-03", elsewhere={"hotel"}, **settled)
+
+    # the source: alpha now only elsewhere, so its registry drops it; the platform folder stays
+    source = state("prod", ["alpha", "hono-api", "hotel"])
+    source["resources"].append(
+        {
+            "urn": FOLDER.format(stack="prod", owner="hotel"),
+            "custom": True,
+            "parent": COMPONENT.format(stack="prod"),
+            "inputs": {"owner": "hotel"},
+        }
+    )
+    assert settle(source, "prod", elsewhere={"alpha"}, **settled)
+    registry = {r["urn"]: r for r in source["resources"]}[REGISTRY.format(stack="prod")]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["hono-api", "hotel"]
+
+
+def test_the_source_provider_takes_the_destinations_id() -> None:
+    source = state("prod", ["alpha"], moved=["alpha"])
+    target = registry_provider(state("prod-03", [])["resources"])
+    assert target == (PROVIDER.format(stack="prod-03"), "id-prod-03")
+    assert align_provider(source, "prod", target)
+    provider = PROVIDER.format(stack="prod")
+    assert {r.get("provider") for r in source["resources"] if r.get("provider")} == {f"{provider}::id-prod-03"}
+    assert not align_provider(source, "prod", target)
+
+
+def test_a_non_owner_shard_waits_until_shard_1_published_its_active_key() -> None:
+    v1, v2 = key("master-1"), key("master-2")
+    ring = Keyring({1: v1, 2: v2}, 2)
+    where = {"folder": "/hono-api", "owner_stack": "prod"}
+    assert "does not publish master key version 2 yet; apply shard 1 (prod) first" in str(
+        publication_problem({}, ring, **where)
+    )
+    only_v1 = published_values({1: v1.hex()}, versions=[1], current=1)
+    assert "publishes master key version 1, not this stack's version 2 yet; apply shard 1 (prod) first" in str(
+        publication_problem(only_v1, ring, **where)
+    )
+    both = published_values({1: v1.hex(), 2: v2.hex()}, versions=[1, 2], current=2)
+    assert publication_problem(both, ring, **where) is None
+    behind = str(publication_problem(both, Keyring({1: v1}, 1), **where))
+    assert "publishes master key version 2, newer than this stack's version 1: copy" in behind
+    other = Keyring({1: v1, 2: key("another-2")}, 2)
+    problem = str(publication_problem(both, other, **where))
+    assert "publishes another key as version 2" in problem and v2.hex() not in problem
+
+
+def test_a_tenant_does_not_move_to_a_stack_without_its_config_values(tmp_path: Path) -> None:
+    tenants = parse_tenants(
+        "version: 1\ndefaults: {storage: infisical, environments: [prod]}\n"
+        "tenants:\n  - subdomain: alpha\n    secrets:\n      STRIPE_SECRET_KEY: {from: config}\n",
+        "tenants.yaml",
+    )
+    plan = plan_environment(tenants, "prod")
+    fake = {"secure": "v1:ZmFrZQ==:ZmFrZS1jaXBoZXJ0ZXh0"}
+    with_value = {"config": {"tenant-secrets:secrets": {"alpha": {"STRIPE_SECRET_KEY": fake}}}}
+    (tmp_path / "Pulumi.prod-02.yaml").write_text(yaml.safe_dump(with_value))
+    (tmp_path / "Pulumi.prod-03.yaml").write_text(yaml.safe_dump({"config": {}}))
+    check_config(tmp_path, plan, {"prod-02": ["alpha"]})
+    with pytest.raises(ReshardError) as err:
+        check_config(tmp_path, plan, {"prod-03": ["alpha"]})
+    assert str(err.value).startswith(
+        "1 value(s) the moved tenants need are not in their new stack's config "
+        "(prod-03: secrets.alpha.STRIPE_SECRET_KEY)"
+    )
+    assert str(err.value).endswith("nothing moved")
