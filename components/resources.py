@@ -67,24 +67,19 @@ class InfisicalFolder(PluginResource):
         self,
         name: str,
         *,
-        owner: str,
+        folder: c.OwnerSecrets,
         environment: str,
-        path: str,
-        values: Mapping[str, str],
-        sources: Mapping[str, ValueSource],
-        decommissioned: Sequence[str],
-        decommission: bool,
         fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         inputs = c.FolderInputs(
-            owner=owner,
+            owner=folder.owner,
             environment=environment,
-            path=path,
-            decommission=decommission,
-            decommissioned=decommissioned,
-            declared=desired_fingerprints(owner, values, fingerprint_key),
-            sources=_descriptors(sources, values),
+            path=folder.path,
+            decommission=folder.decommission,
+            decommissioned=folder.decommissioned,
+            declared=desired_fingerprints(folder.owner, folder.values, fingerprint_key),
+            sources=_descriptors(folder.sources, folder.values),
         )
         self._register(name, inputs.props(), opts)
 
@@ -121,28 +116,21 @@ class DatabaseTenant(PluginResource):
         self,
         name: str,
         *,
-        owner: str,
-        values: Mapping[str, str],
-        sources: Mapping[str, ValueSource],
-        decommissioned: Sequence[str],
-        decommission: bool,
+        tenant: c.OwnerSecrets,
         table_prefix: str,
-        company_id: str,
-        company_name: str,
         fingerprint_key: bytes,
-        unbound: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         inputs = c.TenantRowsInputs(
-            owner=owner,
-            decommission=decommission,
-            decommissioned=decommissioned,
+            owner=tenant.owner,
+            decommission=tenant.decommission,
+            decommissioned=tenant.decommissioned,
             table_prefix=table_prefix,
-            company_id=company_id,
-            company_name=company_name,
-            declared=desired_fingerprints(owner, values, fingerprint_key),
-            sources=_descriptors(sources, values),
-            unbound=unbound,
+            company_id=tenant.company_id or "",
+            company_name=tenant.company_name or tenant.owner,
+            declared=desired_fingerprints(tenant.owner, tenant.values, fingerprint_key),
+            sources=_descriptors(tenant.sources, tenant.values),
+            unbound=tenant.unbound,
         )
         self._register(name, inputs.props(), opts)
 
@@ -224,13 +212,8 @@ class InfisicalSecrets(pulumi.ComponentResource):
         folders = {
             folder.owner: InfisicalFolder(
                 f"{folder.owner}-infisical",
-                owner=folder.owner,
+                folder=folder,
                 environment=args.environment,
-                path=folder.path,
-                values=folder.values,
-                sources=folder.sources,
-                decommissioned=folder.decommissioned,
-                decommission=folder.decommission,
                 fingerprint_key=args.fingerprint_key,
                 opts=_child_options(self, opts),
             )
@@ -284,16 +267,9 @@ class DatabaseSecrets(pulumi.ComponentResource):
         tenants = {
             tenant.owner: DatabaseTenant(
                 f"{tenant.owner}-database",
-                owner=tenant.owner,
-                values=tenant.values,
-                sources=tenant.sources,
-                decommissioned=tenant.decommissioned,
-                decommission=tenant.decommission,
+                tenant=tenant,
                 table_prefix=args.schema.table_prefix,
-                company_id=tenant.company_id or "",
-                company_name=tenant.company_name or tenant.owner,
                 fingerprint_key=args.fingerprint_key,
-                unbound=tenant.unbound,
                 opts=pulumi.ResourceOptions.merge(
                     _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema] if schema else [])
                 ),

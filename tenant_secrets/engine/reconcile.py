@@ -13,7 +13,7 @@ In `check`, ``olds`` are the old inputs; in `diff`, the old outputs (the state),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,16 @@ class RemovalFailure:
 MAX_NAMED = 3  # removals named one by one in a check's failures; the rest are counted in one more
 
 
+def _removal_failures(
+    gone: Sequence[str], each: Callable[[str], str], rest: Callable[[list[str]], str]
+) -> list[RemovalFailure]:
+    """One failure per removal for the first few, then one that counts the rest: short at any fleet size."""
+    failures = [RemovalFailure(property="", reason=each(name)) for name in gone[:MAX_NAMED]]
+    if len(gone) > MAX_NAMED:
+        failures.append(RemovalFailure("", rest(list(gone[MAX_NAMED:]))))
+    return failures
+
+
 def removed_key_failures(
     owner: str, olds: Mapping[str, Any], news: Mapping[str, Any], decommissioned: Iterable[str]
 ) -> list[RemovalFailure]:
@@ -59,55 +69,35 @@ def removed_key_failures(
     Deleting a production secret because a line disappeared from tenants.yaml is the mistake a
     reviewer is least likely to notice, so it is refused with the marker that would allow it.
     """
-    gone = sorted(declared_keys(olds) - declared_keys(news) - set(decommissioned))
-    failures = [
-        RemovalFailure(
-            property="",
-            reason=(
-                f"{owner}: {key} is no longer declared in tenants.yaml, and deleting a secret needs an "
-                f"explicit marker; to delete it, declare `{key}: {{decommission: true}}` under {owner}'s "
-                f"secrets (or restore its declaration to keep it)"
-            ),
-        )
-        for key in gone[:MAX_NAMED]
-    ]
-    if len(gone) > MAX_NAMED:
-        rest = gone[MAX_NAMED:]
-        failures.append(
-            RemovalFailure(
-                "",
-                f"{owner}: {len(rest)} more key(s) are no longer declared ({few(rest)}); declare each "
-                "`<KEY>: {decommission: true}` to delete it, or restore it",
-            )
-        )
-    return failures
+    return _removal_failures(
+        sorted(declared_keys(olds) - declared_keys(news) - set(decommissioned)),
+        lambda key: (
+            f"{owner}: {key} is no longer declared in tenants.yaml, and deleting a secret needs an "
+            f"explicit marker; to delete it, declare `{key}: {{decommission: true}}` under {owner}'s "
+            f"secrets (or restore its declaration to keep it)"
+        ),
+        lambda rest: (
+            f"{owner}: {len(rest)} more key(s) are no longer declared ({few(rest)}); declare each "
+            "`<KEY>: {decommission: true}` to delete it, or restore it"
+        ),
+    )
 
 
 def removed_tenant_failures(
     olds: Iterable[str], news: Iterable[str], decommissioned: Iterable[str]
 ) -> list[RemovalFailure]:
     """Owners (tenants, platform folders) that disappeared from tenants.yaml without the marker."""
-    gone = sorted(set(olds) - set(news) - set(decommissioned))
-    failures = [
-        RemovalFailure(
-            property="",
-            reason=(
-                f"{owner} is no longer declared in tenants.yaml, and deleting its secrets needs an explicit "
-                f"marker; to delete them, keep the entry with `decommission: true` (or restore it)"
-            ),
-        )
-        for owner in gone[:MAX_NAMED]
-    ]
-    if len(gone) > MAX_NAMED:
-        rest = gone[MAX_NAMED:]
-        failures.append(
-            RemovalFailure(
-                "",
-                f"{len(rest)} more tenant(s) or folder(s) are no longer declared in tenants.yaml ({few(rest)}); "
-                "keep each entry with `decommission: true` to delete its secrets, or restore it",
-            )
-        )
-    return failures
+    return _removal_failures(
+        sorted(set(olds) - set(news) - set(decommissioned)),
+        lambda owner: (
+            f"{owner} is no longer declared in tenants.yaml, and deleting its secrets needs an explicit "
+            f"marker; to delete them, keep the entry with `decommission: true` (or restore it)"
+        ),
+        lambda rest: (
+            f"{len(rest)} more tenant(s) or folder(s) are no longer declared in tenants.yaml ({few(rest)}); "
+            "keep each entry with `decommission: true` to delete its secrets, or restore it"
+        ),
+    )
 
 
 def declared_keys(props: Mapping[str, Any]) -> set[str]:

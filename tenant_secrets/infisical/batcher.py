@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from tenant_secrets.infisical.errors import InfisicalError
 from tenant_secrets.infisical.transport import BODY_LIMIT, _Reply
@@ -39,29 +38,15 @@ BUDGET = BODY_LIMIT - 1024
 """Bytes of one request body: the limit, less a margin for what the HTTP layer might add."""
 
 
-class SendBatch(Protocol):
-    """Sends one encoded batch upsert; ``applied`` says whether a batch whose answer was lost is in place."""
-
-    def __call__(
-        self,
-        environment: str,
-        body: bytes,
-        *,
-        what: str,
-        keys: list[str],
-        sensitive: list[str],
-        applied: Callable[[], bool] | None = None,
-    ) -> _Reply: ...
-
-
 @dataclass(frozen=True)
 class BatchCalls:
     """What the coalescer needs of one client: its calls, not the client, so either can change alone."""
 
     body: Callable[[str, Iterable[tuple[str, str, str]]], bytes]
     """The encoded body of a batch upsert of ``(folder path, key, value)`` items in an environment."""
-    send: SendBatch
-    """Sends a body, with the client's retry policy."""
+    send: Callable[..., _Reply]
+    """Sends a body with the client's retry policy: ``send(environment, body, *, what, keys, sensitive, applied)``,
+    where ``applied`` says whether a batch whose answer was lost is in place."""
     read: Callable[[str, str], dict[str, str] | None]
     """A folder's secrets by key (None when it does not exist), given (environment, path)."""
 

@@ -174,9 +174,9 @@ def test_the_committed_example_plans_every_environment() -> None:
 
 
 def test_a_thousand_tenants_validate_and_plan() -> None:
-    """The benchmark's file (bench/validate_bench.py measures its time; a test asserts no time)."""
+    """The benchmark's file (bench/core/validate.py measures its time; a test asserts no time)."""
     sys.path.insert(0, str(ROOT))
-    from bench.validate_bench import synthetic_tenants  # noqa: PLC0415 - the bench is not a package on the path
+    from bench.core.validate import synthetic_tenants  # noqa: PLC0415 - the bench is not a package on the path
 
     tenants = parse_tenants(synthetic_tenants(1000), "bench.yaml")
     dev = plan_environment(tenants, "dev")

@@ -1,6 +1,6 @@
 """The part of a sharded pull request that does not need the engine: reading the whole tenants.yaml.
 
-    .venv/bin/python -m bench.pull_request_parse [--tenants 10000] [--shards 16] [--repeat 5]
+    .venv/bin/python -m bench.core.pull_request [--tenants 10000] [--shards 16] [--repeat 5]
 
 On the sharded benchmark's file (bench/tenants.py: N tenants, 5 secrets each, storage both), times
 
@@ -73,7 +73,7 @@ def _checkout(root: Path, count: int, shards: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.pull_request_parse", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.core.pull_request", description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10000, help="tenants in the file (default 10000)")
     parser.add_argument("--shards", type=int, default=16, help="shard stacks of the environment (default 16)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each, best and median shown (default 5)")

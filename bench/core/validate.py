@@ -1,6 +1,6 @@
 """How long tenantctl's checks take on a large tenants.yaml: parse + validate, then plan each environment.
 
-    .venv/bin/python -m bench.validate_bench [--tenants 1000,5000] [--repeat 5] [--hostile]
+    .venv/bin/python -m bench.core.validate [--tenants 1000,5000] [--repeat 5] [--hostile]
 
 Prints figures, never fails on a time (DESIGN: benchmarks are not tests). The target is well under
 a second for 1,000 tenants, the file a CI job validates on every pull request.

@@ -1,6 +1,6 @@
 """What one `tenantctl verify` costs at scale (docs/decisions/0024), against the local services.
 
-    python -m bench.verify_scale [--sizes 1000,5000]
+    python -m bench.core.verify [--sizes 1000,5000]
 
 For each size: N tenants in both stores (3 keys each, one of them `{from: infisical}` from its own
 folder), then the check itself (`tenant_secrets.tenantctl.verify.check`, without `pulumi config`) with the real
