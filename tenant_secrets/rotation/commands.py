@@ -191,9 +191,12 @@ _DUE = ("overdue", "due-soon")
 
 def _due_from(file: Path) -> tuple[str, set[tuple[str, str]]]:
     """The environment and the due generated secrets of a `rotation status --format json` report."""
+    from tenant_secrets.rotation.status import Status  # noqa: PLC0415
+
     try:
         report = json.loads(file.read_text(encoding="utf-8"))
-        due = {(r["owner"], r["key"]) for r in report["rows"] if r["kind"] == "rotate" and r["state"] in _DUE}
+        rows = [Status(**r) for r in report["rows"]]
+        due = {(r.owner, r.key) for r in rows if r.kind == "rotate" and r.state in _DUE}
         return str(report["environment"]), due
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RotationCommandError(f"--due-from {file}: not a `rotation status --format json` report ({err})") from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -61,6 +61,18 @@ class MasterKeyRecord:
 
 
 @dataclass(frozen=True)
+class SnapshotRow:
+    """One secret's record as `tenantctl rotation snapshot` writes it (JSON), never a value."""
+
+    store: str
+    owner: str
+    key: str
+    at: str | None = None
+    """ISO 8601, or None when the store keeps no date for the value."""
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class Records:
     environment: str
     secrets: Mapping[tuple[str, str, str], Record] = field(default_factory=dict)
@@ -68,10 +80,7 @@ class Records:
     master_key: MasterKeyRecord | None = None
 
     def to_json(self) -> str:
-        rows = [
-            {"store": s, "owner": o, "key": k, "at": _iso(r.at), "version": r.version}
-            for (s, o, k), r in sorted(self.secrets.items())
-        ]
+        rows = [asdict(SnapshotRow(s, o, k, _iso(r.at), r.version)) for (s, o, k), r in sorted(self.secrets.items())]
         master = None
         if self.master_key is not None:
             m = self.master_key
@@ -84,10 +93,11 @@ class Records:
         data: Any = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("secrets"), list):
             raise ValueError("not a snapshot written by `tenantctl rotation snapshot`")  # noqa: TRY004 - the file's fault
-        secrets = {
-            (str(r["store"]), str(r["owner"]), str(r["key"])): Record(_parse(r.get("at")), r.get("version"))
-            for r in data["secrets"]
-        }
+        try:
+            rows = [SnapshotRow(**r) for r in data["secrets"]]
+        except TypeError:
+            raise ValueError("not a snapshot written by `tenantctl rotation snapshot`") from None
+        secrets = {(r.store, r.owner, r.key): Record(_parse(r.at), r.version) for r in rows}
         m = data.get("master_key")
         master = MasterKeyRecord(m.get("key_version"), _parse(m.get("at")), str(m.get("source"))) if m else None
         return cls(str(data.get("environment", "")), secrets, master)

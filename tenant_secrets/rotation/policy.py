@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any, Literal
 
 from tenant_secrets.stack.settings import MASTER_KEY_SETTING
@@ -88,28 +89,27 @@ def _policy(
     inherited: str | None,
     tenant_index: int | None = None,
 ) -> SecretPolicy | None:
-    common: dict[str, Any] = {
-        "tenant_index": tenant_index,
-        "owner": owner,
-        "platform": platform,
-        "key": key,
-        "stores": stores,
-        "loc": loc,
-        "position": tf.positions.value(loc),
-    }
+    policy = partial(
+        SecretPolicy,
+        tenant_index=tenant_index,
+        owner=owner,
+        platform=platform,
+        key=key,
+        stores=stores,
+        loc=loc,
+        position=tf.positions.value(loc),
+    )
     if isinstance(spec, Generated):
         period = spec.rotate_every or inherited
         if period is None:
             return None
-        return SecretPolicy(kind="rotate", period_days=period_days(period), marker=spec.rotation, **common)
+        return policy(kind="rotate", period_days=period_days(period), marker=spec.rotation)
     if isinstance(spec, FromConfig | FromEnv | FromInfisical):
         dated = [(d, k) for d, k in ((spec.expires, "expires"), (spec.review_by, "review")) if d is not None]
         if not dated:
             return None
         when, kind = min(dated)
-        return SecretPolicy(
-            kind="expires" if kind == "expires" else "review", due_date=date.fromisoformat(when), **common
-        )
+        return policy(kind="expires" if kind == "expires" else "review", due_date=date.fromisoformat(when))
     return None
 
 

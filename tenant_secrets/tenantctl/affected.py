@@ -17,7 +17,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tenant_secrets.stack.files import STACK_FILE, StackInfo, discover, of_environment
@@ -42,6 +42,22 @@ class AffectedError(Exception):
 
 
 @dataclass(frozen=True)
+class MatrixEntry:
+    """One stack as a GitHub Actions matrix entry: the deploy's jobs read these fields."""
+
+    stack: str
+    environment: str
+    shard: str
+    """k/N, or 1/1 for an unsharded stack."""
+    owner: bool
+    """Whether the stack owns the environment (its schema and key folder): owners are applied first."""
+
+    @classmethod
+    def of(cls, s: StackInfo) -> MatrixEntry:
+        return cls(s.name, s.environment, str(s.shard or "1/1"), s.owner)
+
+
+@dataclass(frozen=True)
 class Affected:
     """The stacks to preview or apply, each with why."""
 
@@ -58,7 +74,7 @@ class Affected:
         (the deploy applies owners first)."""
 
         def entry(s: StackInfo) -> dict[str, str | bool]:
-            return {"stack": s.name, "environment": s.environment, "shard": str(s.shard or "1/1"), "owner": s.owner}
+            return asdict(MatrixEntry.of(s))
 
         return json.dumps(
             {
