@@ -176,7 +176,7 @@ def test_a_rotation_interrupted_at_a_random_batch_keeps_every_row_readable(
     assert [published.decrypt(envelope, version) for envelope, version in rows] == values, why
     versioned = seed_app(project.infisical, rows, "versioned")
     assert [r.get("value") for r in versioned] == values, why
-    # the seed's unchanged reader fails on exactly the rows already moved: the window the README states
+    # the seed's unchanged reader fails on exactly the rows already moved: the window the master key guide states
     unchanged = seed_app(project.infisical, rows, "seed")
     assert [not r["ok"] for r in unchanged] == [version == 2 for _, version in rows], why
 

@@ -179,7 +179,7 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     up_killed_half_way(project, ("cedar", "dogwood", "elm"))
     deployment = stack.export_stack().deployment or {}
     assert deployment.get("pending_operations"), "the killed run left operations in flight"
-    # the file backend keeps the dead run's lock: `pulumi cancel` is what a person runs (README runbook)
+    # the file backend keeps the dead run's lock: `pulumi cancel` clears it here (the runbook has `tenantctl recover`)
     cancel = subprocess.run(
         ["pulumi", "cancel", "--yes", "--stack", "dev"],
         cwd=project.root,

@@ -1,6 +1,10 @@
 """The README's local path, pasted into a shell at the root of a fresh clone: `make demo`, then the
 commands the README lists after it. None of them may edit a tracked file (issue 17 #4).
 
+Then every ```sh block of the guides (docs/guides/*.md), pasted into `make shell` on the demo's stack,
+except the blocks marked `<!-- not run: <why> -->` on the line before their fence (they need real
+services or stacks the demo does not have).
+
 The clone reuses this checkout's virtualenv and Node packages (the toolchain comes from the per-user
 cache, as on any machine that ran `make setup` once); its services and stacks are its own, under its
 own `.state/`, and are stopped at the end.
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +32,25 @@ def readme_local_commands() -> list[str]:
     block = re.search(r"After it, from the\s+repository root:\s+```sh\n(.*?)```", text, re.S)
     assert block, "the README no longer lists the commands to run after `make demo`"
     return [line.split("#", 1)[0].strip() for line in block[1].splitlines() if line.split("#", 1)[0].strip()]
+
+
+NOT_RUN = re.compile(r"<!-- not run: [^>]+ -->")
+
+
+def guide_blocks() -> list[tuple[str, str]]:
+    """The guides' ```sh blocks that run locally after `make demo`: (guide, block), in file order."""
+    blocks: list[tuple[str, str]] = []
+    for guide in sorted((REPO / "docs" / "guides").glob("*.md")):
+        lines = guide.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() != "```sh":
+                continue
+            if i > 0 and NOT_RUN.fullmatch(lines[i - 1].strip()):
+                continue
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+            indent = len(line) - len(line.lstrip())
+            blocks.append((guide.name, "\n".join(text[indent:] for text in lines[i + 1 : end]) + "\n"))
+    return blocks
 
 
 @pytest.fixture
@@ -80,3 +104,13 @@ def test_the_readme_local_commands_work_from_the_root_of_a_fresh_clone(clone: Pa
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "| another-company | dev | infisical | `SENDGRID_API_KEY` | **delete** |" in planned.stdout
     assert shell(clone, tracked).stdout == " M tenants.yaml\n"
+
+    # The guides' local blocks, on the demo's stack as `make shell` gives it (scripts/local.sh), tenants.yaml
+    # as committed; each block stops at its first failing command.
+    assert shell(clone, "git checkout -- tenants.yaml").returncode == 0
+    blocks = guide_blocks()
+    assert [guide for guide, _ in blocks] == ["operations.md"] * 3
+    for guide, block in blocks:
+        ran = shell(clone, "bash scripts/local.sh bash -ec " + shlex.quote(block))
+        assert ran.returncode == 0, f"{guide}:\n{block}\n{ran.stdout[-3000:]}{ran.stderr[-3000:]}"
+    assert shell(clone, tracked).stdout == ""

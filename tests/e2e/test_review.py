@@ -294,7 +294,7 @@ def test_plans_of_real_changes(
     ]
 
     # A pull request as engineers write them: a rotated value, a new key, a retired key, a new tenant,
-    # a platform key from CI's environment. (The README's example is this plan.)
+    # a platform key from CI's environment. (docs/guides/pull-requests.md's example is this plan.)
     stack.remove_config("tenant-secrets:tablePrefix")
     set_value(stack, "codewiser", "STRIPE_SECRET_KEY", "fake-stripe-cw-0003")
     set_value(stack, "newco", "SENDGRID_API_KEY", "fake-sendgrid-newco-0001")

@@ -1,6 +1,6 @@
 """The pull-request preview's database role: reads every row of the store, writes nothing.
 
-The role is made with the statements the README gives ("The pull-request flow"); the check names
+The role is made with the statements docs/guides/pull-requests.md gives ("Setting it up"); the check names
 what a role could write, and rows that row-level security would hide from the preflight."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def preview_role(
 
 
 def grant_as_documented(db: psycopg.Connection[Any], role: str) -> None:
-    """README: SELECT on the three tables the preflight reads, and a policy that shows it every row."""
+    """The guide (pull-requests.md): SELECT on the three tables the preflight reads, and a policy showing every row."""
     ident = sql.Identifier(role)
     db.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
     db.execute(sql.SQL("GRANT SELECT ON companies, company_secrets, company_secret_versions TO {}").format(ident))
