@@ -311,7 +311,7 @@ def refuse_verbose_engine_logs() -> None:
         raise _fail(
             f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
             "and every secret value in the clear to its logs (and to a file in $TMPDIR); nothing was declared. "
-            "Run again without it, and delete any log it wrote (README, 'Engine logs')"
+            "Run again without it, and delete any log it wrote (docs/guides/operations.md, 'Engine logs')"
         )
 
 

@@ -3,7 +3,7 @@
 The pull-request workflow marks its runs with TENANT_SECRETS_PULL_REQUEST=true. Such a run only
 previews, and with a database role that can write nothing and read every row of the store; the
 Infisical identity's rights cannot be read back without attempting a write, so they are the setup's
-(README, "The pull-request flow").
+(docs/guides/pull-requests.md).
 """
 
 from __future__ import annotations
@@ -35,5 +35,5 @@ def guard(settings: StackSettings) -> None:
     if problems:
         raise pulumi.RunError(
             f"a pull request's preview needs a read-only database role in DATABASE_URL: {'; '.join(problems)} "
-            "(README, 'The pull-request flow')"
+            "(docs/guides/pull-requests.md)"
         )

@@ -1,5 +1,6 @@
-"""Reading tenants' secrets in a service: the seed's ``getTenantSecret`` and its hybrid (README, "Reading
-secrets in a service"; docs/decisions/0021-reader-library.md). Pure Python, no Pulumi.
+"""Reading tenants' secrets in a service: the seed's ``getTenantSecret`` and its hybrid
+(docs/guides/master-key-and-readers.md, "Reading secrets in a service"; docs/decisions/0021-reader-library.md).
+Pure Python, no Pulumi.
 
     reader = SecretReader(
         database=DsnConnections(app_dsn),                      # the application role (decision 0010)

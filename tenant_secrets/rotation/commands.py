@@ -214,7 +214,7 @@ def master_key_command(args: argparse.Namespace) -> int:
     print(
         f"stack {args.stack}: masterKeys.v{version} added (a secret) and activeKeyVersion set to {version}; "
         f"commit Pulumi.{args.stack}.yaml in a pull request: `pulumi up` publishes v{version}, re-encrypts "
-        "every row, then moves MASTER_ENCRYPTION_KEY (README, the application's master key)"
+        "every row, then moves MASTER_ENCRYPTION_KEY (docs/guides/master-key-and-readers.md)"
     )
     return 0
 

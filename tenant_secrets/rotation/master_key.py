@@ -1,6 +1,6 @@
 """`tenantctl rotation master-key`: a new master key version in the stack's encrypted config, made active.
 
-The command does the first step of the README's rotation ("The application's master key"): it adds
+The command does the first step of the rotation in docs/guides/master-key-and-readers.md: it adds
 `masterKeys.v<n+1>` (32 random bytes, set as a secret through the stack's own secrets provider) and sets
 `activeKeyVersion: <n+1>`. Nothing else changes: the stack file is committed in a pull request, whose
 preview shows the three updates, and `pulumi up` then runs them in the safe order (docs/decisions/0020).
@@ -35,7 +35,7 @@ def next_version(settings: StackSettings) -> int:
     if settings.master_key_source != "stack":
         raise MasterKeyRotationError(
             f"{NAMESPACE}:masterKeySource is infisical: the keys are kept by hand in {settings.key_folder} "
-            "(README, the application's master key)"
+            "(docs/guides/master-key-and-readers.md)"
         )
     if not settings.keyring or settings.key_version is None:
         raise MasterKeyRotationError(f"{NAMESPACE}:masterKeys is not set: there is no key to rotate")

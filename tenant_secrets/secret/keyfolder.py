@@ -10,7 +10,8 @@ the seed reads it. Beside it:
 
 A reader that picks the key by each row's ``key_version`` (``MASTER_ENCRYPTION_KEY_V<key_version>``)
 reads every row at every moment of a rotation; one that reads ``MASTER_ENCRYPTION_KEY`` alone reads
-every row once the rotation has finished (README, "Master key rotation and the application").
+every row once the rotation has finished (docs/guides/master-key-and-readers.md, "Master key rotation and the
+application").
 
 A folder that holds only ``MASTER_ENCRYPTION_KEY`` (the seed's own layout) is a keyring of one key,
 version 1. No error raised here contains a key: messages name the folder, the secret and the format.

@@ -272,7 +272,7 @@ def _paths(paths: Sequence[str], limit: int = 8) -> str:
 
 CREDENTIALS_NOTE = (
     "Credentials: read-only. The program refuses a database role that can write; the Infisical identity "
-    "is read-only by its setup, which cannot be checked without attempting a write (README, the pull-request flow)."
+    "is read-only by its setup, which cannot be checked without attempting a write (docs/guides/pull-requests.md)."
 )
 
 

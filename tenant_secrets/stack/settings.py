@@ -129,7 +129,8 @@ def _fingerprint_source(get: ConfigGetter, derivation_key: bytes) -> bytes:
     if len(key) < 32 or weak_key_problem(key):
         raise StackConfigError(
             f"{NAMESPACE}:fingerprintKey must be a secret of 64 random hex chars: the derivation key fingerprints "
-            "were made with, kept while derivationKey changes (README, 'Changing the derivation key')"
+            "were made with, kept while derivationKey changes "
+            "(docs/guides/operations.md, 'Changing the derivation key')"
         )
     return key
 

@@ -4,7 +4,7 @@
 //
 // Two readers, chosen by `mode`:
 //   "seed"      the seed's code unchanged: every row is decrypted with MASTER_ENCRYPTION_KEY;
-//   "versioned" the smallest change that survives a rotation (README, "Master key rotation and the
+//   "versioned" the smallest change that survives a rotation (docs/guides/master-key-and-readers.md, "Master key rotation and the
 //               application"): getMasterKey takes the row's key_version and reads
 //               MASTER_ENCRYPTION_KEY_V<key_version>, falling back to MASTER_ENCRYPTION_KEY.
 //
