@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tenant_secrets.stack.settings import MASTER_KEY_SETTING, NAMESPACE
 from tenant_secrets.stack.shards import SETTING as SHARD_SETTING
 from tenant_secrets.stack.shards import Shard, ShardError
@@ -21,6 +19,10 @@ from tenant_secrets.tenants_file.loader import read_yaml
 from tenant_secrets.tenants_file.model import EnvironmentPlan, Issue, Loc, Positions, TenantsFileError, dotted, issue_at
 from tenant_secrets.tenants_file.periods import period_problem
 
+SECRETS_KEY = f"{NAMESPACE}:secrets"
+ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
+MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
+SHARD_KEY = f"{NAMESPACE}:{SHARD_SETTING}"
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>[A-Za-z0-9][A-Za-z0-9_.-]*)\.yaml")
 
 
@@ -46,18 +48,15 @@ def from_text(name: str, text: str | None) -> StackInfo:
     """A stack from its file's text (None: no file, so the stack's name is its environment, unsharded)."""
     file = f"Pulumi.{name}.yaml"
     try:
-        document = yaml.safe_load(text or "") or {}
-    except yaml.YAMLError:
+        stack_file = StackFile.parse(text or "", file)
+    except TenantsFileError:
         raise StackFileError(f"{file}: not valid YAML") from None
-    config = document.get("config") if isinstance(document, dict) else None
-    config = config if isinstance(config, dict) else {}
-    environment = config.get(f"{NAMESPACE}:environment") or name
-    raw = config.get(f"{NAMESPACE}:shard")
+    raw = stack_file.config.get(SHARD_KEY)
     try:
-        shard = Shard.parse(str(raw), field=f"{file}: {NAMESPACE}:shard") if raw else None
+        shard = Shard.parse(str(raw), field=f"{file}: {SHARD_KEY}") if raw else None
     except ShardError as err:
         raise StackFileError(str(err)) from None
-    return StackInfo(str(environment), shard.index if shard else 1, name, shard)
+    return StackInfo(stack_file.environment(name), shard.index if shard else 1, name, shard)
 
 
 def discover(root: Path) -> list[StackInfo]:
@@ -91,12 +90,6 @@ def check_complete(stacks: Sequence[StackInfo], environment: str) -> None:
         )
 
 
-SECRETS_KEY = f"{NAMESPACE}:secrets"
-ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
-MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
-SHARD_KEY = f"{NAMESPACE}:{SHARD_SETTING}"
-
-
 @dataclass(frozen=True)
 class StackFile:
     """The config map of a stack file, Pulumi.<stack>.yaml, with positions for messages."""
@@ -116,6 +109,11 @@ class StackFile:
             hint = "run from the project directory, or pass --config-file"
             message = f"cannot read the stack file: {err.strerror}"
             raise TenantsFileError([Issue(file, 1, 1, "(file)", message, hint)]) from None
+        return cls.parse(text, file)
+
+    @classmethod
+    def parse(cls, text: str, file: str) -> StackFile:
+        """The stack file's settings from its text; raises TenantsFileError when it is not valid YAML."""
         document = read_yaml(text, file)
         data = document.data if isinstance(document.data, dict) else {}
         config: dict[str, Any] = data["config"] if isinstance(data.get("config"), dict) else {}
