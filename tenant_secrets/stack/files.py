@@ -2,6 +2,10 @@
 
 `tenantctl affected`, `plan --environment`, `verify --environment` and `reshard` find an environment's
 stacks here, so the set of stacks is what the repository declares (decision 0035), not a naming rule.
+
+:class:`StackFile` is the one reading of a stack file, with positions: what `tenantctl validate --stack`
+checks (a secret in the clear, the settings a run needs) and what the discovery above reads (environment,
+shard). Values stay encrypted here; a command that needs them decrypted asks the CLI (`stack/config.py`).
 """
 
 from __future__ import annotations
