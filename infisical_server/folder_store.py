@@ -110,15 +110,31 @@ def serialize(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _missing_parent(where: Location, name: str | None = None) -> NotFound:
+def _missing_folder(where: Location, name: str | None = None) -> NotFound:
     return NotFound(
         f"Folder with path '{where.path}' in environment with slug '{where.environment}' not found", name=name
     )
 
 
+def require_folder(conn: sqlite3.Connection, where: Location, error_name: str | None = None) -> sqlite3.Row:
+    """The folder at ``where``; a 404 (named ``error_name``) when it or its environment does not exist."""
+    folder = locate(conn, where)
+    if folder is None:
+        raise _missing_folder(where, error_name)
+    return folder
+
+
 def unknown_environment(where: Location, *, quote_project: bool = True) -> NotFound:
     project = f"'{where.project_id}'" if quote_project else where.project_id
     return NotFound(f"Environment with slug '{where.environment}' in project with ID {project} not found")
+
+
+def locate_in_known_env(conn: sqlite3.Connection, where: Location) -> sqlite3.Row | None:
+    """The folder at ``where`` (None when it does not exist); 404 when the environment does not."""
+    env = find_env(conn, where.project_id, where.environment)
+    if env is None:
+        raise NotFound(f"Environment with slug '{where.environment}' not found")
+    return find_folder(conn, env.id, where.path)
 
 
 def _modified_since(folder: dict[str, Any], cutoff: datetime) -> bool:
@@ -179,10 +195,7 @@ class FolderStore:
         [] when the path does not exist. As upstream, listing needs only project membership.
         """
         with self.db.reader() as conn:
-            env = find_env(conn, where.project_id, where.environment)
-            if env is None:
-                raise NotFound(f"Environment with slug '{where.environment}' not found")
-            parent = find_folder(conn, env.id, where.path)
+            parent = locate_in_known_env(conn, where)
             if parent is None:
                 return []
             if recursive:
@@ -227,9 +240,7 @@ class FolderStore:
         """Rename (and re-describe) ``folder_id`` (an id, or a name for old CLIs) under ``where.path``."""
         guard.require("edit", FOLDERS, where.environment, where.path)
         with self.db.transaction() as conn:
-            parent = locate(conn, where)
-            if parent is None:
-                raise _missing_parent(where, "UpdateFolder")
+            parent = require_folder(conn, where, "UpdateFolder")
             folder = fetch_optional(
                 conn,
                 "SELECT * FROM folders WHERE parent_id = ? AND is_reserved = 0 AND (id = ? OR name = ?) "
@@ -253,12 +264,9 @@ class FolderStore:
         """Delete a folder found by name, else by id (children cascade); a non-empty one needs ``force``."""
         guard.require("delete", FOLDERS, where.environment, where.path)
         with self.db.transaction() as conn:
-            env = find_env(conn, where.project_id, where.environment)
-            if env is None:
-                raise NotFound(f"Environment with slug '{where.environment}' not found")
-            parent = find_folder(conn, env.id, where.path)
+            parent = locate_in_known_env(conn, where)
             if parent is None:
-                raise _missing_parent(where)
+                raise _missing_folder(where)
             folder = fetch_optional(conn, CHILD, (parent["id"], id_or_name))
             if folder is None and _is_uuid(id_or_name):
                 folder = fetch_optional(

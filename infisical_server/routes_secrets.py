@@ -26,8 +26,10 @@ NAME_RULE: Refinement = (
     "Secret name cannot contain colon or forward slash.",
 )
 REMINDER_NOTE_MAX = "Secret reminder note cannot exceed 1024 characters"
+MISSING_BODY_PROJECT = "Must provide either project slug or projectId"
 
 ProjectResolver = Callable[[Context], str]
+LocationResolver = Callable[[Context], Location]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class Flavor:
         workspace_id = p.optional_text("workspaceId")
         slug = p.optional_text("workspaceSlug" if in_query else "projectSlug")
         return lambda ctx: ctx.project_from(workspace_id, slug)
+
+    def body_location(self, p: Parser) -> LocationResolver:
+        """Read a body's project, ``environment`` and ``secretPath`` now; build the Location after validation."""
+        project = self.project(p, in_query=False, required=True, missing=MISSING_BODY_PROJECT)
+        environment, path = p.text("environment"), _secret_path(p)
+        return lambda ctx: Location(project(ctx), environment, path)
 
 
 V3 = Flavor(single="/api/v3/secrets/raw", batch="/api/v3/secrets/batch/raw", v4=False)
@@ -167,10 +175,7 @@ def routes(flavor: Flavor) -> list[Route]:
         params = Parser(ctx.params)
         name = _key(params, "secretName")
         p = Parser(await ctx.body(), issues=params.issues)
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
-        environment, path = p.text("environment"), _secret_path(p)
+        resolve = flavor.body_location(p)
         value = p.text("secretValue", trim=False, transform=transform_secret_value)
         comment = p.text("secretComment", default="")
         p.raw("secretMetadata")
@@ -179,7 +184,7 @@ def routes(flavor: Flavor) -> list[Route]:
         kind = p.enum("type", SECRET_TYPES, default="shared")
         note, repeat_days = _reminder(p)
         p.check()
-        where = Location(project(ctx), environment, path)
+        where = resolve(ctx)
         _no_tags(tag_ids)
         item = SecretInput(name, value, comment, skip, note, repeat_days)
         return {"secret": ctx.services.secrets.create(ctx.guard, where, item, kind=kind)}
@@ -189,9 +194,7 @@ def routes(flavor: Flavor) -> list[Route]:
         params = Parser(ctx.params)
         name = params.text("secretName", min_length=1)
         p = Parser(await ctx.body(), issues=params.issues)
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
+        project = flavor.project(p, in_query=False, required=True, missing=MISSING_BODY_PROJECT)
         environment = p.text("environment")
         value = p.optional_text("secretValue", trim=False, transform=transform_secret_value)
         path = _secret_path(p)
@@ -215,14 +218,10 @@ def routes(flavor: Flavor) -> list[Route]:
         params = Parser(ctx.params)
         name = params.text("secretName", trim=False, min_length=1)
         p = Parser(await ctx.body(), issues=params.issues)
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
-        environment, path = p.text("environment"), _secret_path(p)
+        resolve = flavor.body_location(p)
         kind = p.enum("type", SECRET_TYPES, default="shared")
         p.check()
-        where = Location(project(ctx), environment, path)
-        return {"secret": ctx.services.secrets.delete(ctx.guard, where, name, kind=kind)}
+        return {"secret": ctx.services.secrets.delete(ctx.guard, resolve(ctx), name, kind=kind)}
 
     def create_item(p: Parser) -> tuple[SecretInput, list[str] | None]:
         key = _key(p, "secretKey")
@@ -253,27 +252,21 @@ def routes(flavor: Flavor) -> list[Route]:
     @endpoint("secrets")
     async def create_many(ctx: Context) -> dict[str, Any]:
         p = Parser(await ctx.body())
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
-        environment, path = p.text("environment"), _secret_path(p)
+        resolve = flavor.body_location(p)
         items = p.objects("secrets", create_item, min_items=1)
         p.check()
-        where = Location(project(ctx), environment, path)
+        where = resolve(ctx)
         _no_tags([tag for _, tags in items for tag in tags or ()])
         return {"secrets": ctx.services.secrets.create_many(ctx.guard, where, [item for item, _ in items])}
 
     @endpoint("secrets")
     async def update_many(ctx: Context) -> dict[str, Any]:
         p = Parser(await ctx.body())
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
-        environment, path = p.text("environment"), _secret_path(p)
+        resolve = flavor.body_location(p)
         mode = p.enum("mode", UPDATE_MODES, default="failOnNotFound")
         changes = p.objects("secrets", update_item, min_items=1)
         p.check()
-        where = Location(project(ctx), environment, path)
+        where = resolve(ctx)
         _no_tags([tag for _, tags in changes for tag in tags or ()])
         updated = ctx.services.secrets.update_many(ctx.guard, where, [change for change, _ in changes], mode=mode)
         return {"secrets": updated}
@@ -281,14 +274,10 @@ def routes(flavor: Flavor) -> list[Route]:
     @endpoint("secrets")
     async def delete_many(ctx: Context) -> dict[str, Any]:
         p = Parser(await ctx.body())
-        project = flavor.project(
-            p, in_query=False, required=True, missing="Must provide either project slug or projectId"
-        )
-        environment, path = p.text("environment"), _secret_path(p)
+        resolve = flavor.body_location(p)
         keys = p.objects("secrets", delete_item, min_items=1)
         p.check()
-        where = Location(project(ctx), environment, path)
-        return {"secrets": ctx.services.secrets.delete_many(ctx.guard, where, keys)}
+        return {"secrets": ctx.services.secrets.delete_many(ctx.guard, resolve(ctx), keys)}
 
     single = f"{flavor.single}/{{secretName}}"
     return [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from infisical_server.errors import ValidationFailure
 from infisical_server.paths import js_trim
@@ -18,6 +18,21 @@ T = TypeVar("T")
 Issue = dict[str, Any]
 Refinement = tuple[Callable[[str], bool], str]
 PathPart = str | int
+
+
+class StringRules(TypedDict, total=False):
+    """The rules :meth:`Parser.text` and :meth:`Parser.optional_text` share (see ``Parser._string``)."""
+
+    trim: bool
+    """Trim JavaScript white space first (default true)."""
+    min_length: int
+    max_length: int | None
+    max_message: str | None
+    """The ``too_big`` message, instead of zod's."""
+    refinements: Sequence[Refinement]
+    """Predicates with the message of the custom issue each adds when it fails."""
+    transform: Callable[[str], str] | None
+    """Applied to a valid value (and to a default)."""
 
 
 def received_type(value: object) -> str:
@@ -69,6 +84,21 @@ class Parser:
             }
         )
 
+    def _size(self, path: list[PathPart], bound: str, limit: int, kind: str, message: str) -> None:
+        """zod's ``too_small`` (``bound`` "minimum") or ``too_big`` ("maximum") issue for a string or array."""
+        code = "too_small" if bound == "minimum" else "too_big"
+        self._add(
+            {
+                "code": code,
+                bound: limit,
+                "type": kind,
+                "inclusive": True,
+                "exact": False,
+                "message": message,
+                "path": path,
+            }
+        )
+
     def custom(self, key: str, message: str) -> None:
         self._add({"code": "custom", "message": message, "path": [*self.path, key]})
 
@@ -82,56 +112,14 @@ class Parser:
     def present(self, key: str) -> bool:
         return key in self.data
 
-    def text(
-        self,
-        key: str,
-        *,
-        default: str | None = None,
-        trim: bool = True,
-        min_length: int = 0,
-        max_length: int | None = None,
-        refinements: Sequence[Refinement] = (),
-        transform: Callable[[str], str] | None = None,
-    ) -> str:
+    def text(self, key: str, *, default: str | None = None, **rules: Unpack[StringRules]) -> str:
         """A required string (or one with a ``default``); "" when invalid, as :meth:`check` will raise."""
-        value = self._string(
-            key,
-            default=default,
-            optional=False,
-            nullable=False,
-            trim=trim,
-            min_length=min_length,
-            max_length=max_length,
-            refinements=refinements,
-            transform=transform,
-        )
+        value = self._string(key, default=default, optional=False, nullable=False, **rules)
         return "" if value is None else value
 
-    def optional_text(
-        self,
-        key: str,
-        *,
-        nullable: bool = False,
-        trim: bool = True,
-        min_length: int = 0,
-        max_length: int | None = None,
-        max_message: str | None = None,
-        refinements: Sequence[Refinement] = (),
-        transform: Callable[[str], str] | None = None,
-    ) -> str | None:
+    def optional_text(self, key: str, *, nullable: bool = False, **rules: Unpack[StringRules]) -> str | None:
         """An optional string: None when missing (or null, if ``nullable``)."""
-        return self._string(
-            key,
-            default=None,
-            optional=True,
-            nullable=nullable,
-            trim=trim,
-            min_length=min_length,
-            max_length=max_length,
-            refinements=refinements,
-            transform=transform,
-            max_message=max_message,
-        )
+        return self._string(key, default=None, optional=True, nullable=nullable, **rules)
 
     def _string(
         self,
@@ -140,12 +128,12 @@ class Parser:
         default: str | None,
         optional: bool,
         nullable: bool,
-        trim: bool,
-        min_length: int,
-        max_length: int | None,
-        refinements: Sequence[Refinement],
-        transform: Callable[[str], str] | None,
+        trim: bool = True,
+        min_length: int = 0,
+        max_length: int | None = None,
         max_message: str | None = None,
+        refinements: Sequence[Refinement] = (),
+        transform: Callable[[str], str] | None = None,
     ) -> str | None:
         path = [*self.path, key]
         if key not in self.data:
@@ -162,30 +150,11 @@ class Parser:
             return None
         text = js_trim(value) if trim else value
         if len(text) < min_length:
-            self._add(
-                {
-                    "code": "too_small",
-                    "minimum": min_length,
-                    "type": "string",
-                    "inclusive": True,
-                    "exact": False,
-                    "message": f"String must contain at least {min_length} character(s)",
-                    "path": path,
-                }
-            )
+            self._size(path, "minimum", min_length, "string", f"String must contain at least {min_length} character(s)")
             return None
         if max_length is not None and len(text) > max_length:
-            self._add(
-                {
-                    "code": "too_big",
-                    "maximum": max_length,
-                    "type": "string",
-                    "inclusive": True,
-                    "exact": False,
-                    "message": max_message or f"String must contain at most {max_length} character(s)",
-                    "path": path,
-                }
-            )
+            message = max_message or f"String must contain at most {max_length} character(s)"
+            self._size(path, "maximum", max_length, "string", message)
             return None
         failed = False
         for predicate, message in refinements:
@@ -329,16 +298,6 @@ class Parser:
             self._invalid_type(path, "array", value, missing=False)
             return []
         if len(value) < min_items:
-            self._add(
-                {
-                    "code": "too_small",
-                    "minimum": min_items,
-                    "type": "array",
-                    "inclusive": True,
-                    "exact": False,
-                    "message": f"Array must contain at least {min_items} element(s)",
-                    "path": path,
-                }
-            )
+            self._size(path, "minimum", min_items, "array", f"Array must contain at least {min_items} element(s)")
             return []
         return [read(Parser(item, (*self.path, key, index), self.issues)) for index, item in enumerate(value)]

@@ -17,7 +17,14 @@ from infisical_server import audit
 from infisical_server.auth import Guard
 from infisical_server.db import Database, fetch_one, fetch_optional, new_id, now_iso
 from infisical_server.errors import BadRequest, ForbiddenRequest, NotFound
-from infisical_server.folder_store import descendants, find_env, find_folder, locate, unknown_environment
+from infisical_server.folder_store import (
+    descendants,
+    find_env,
+    find_folder,
+    locate,
+    require_folder,
+    unknown_environment,
+)
 from infisical_server.paths import Location, is_within
 from infisical_server.references import expand
 
@@ -101,12 +108,6 @@ def with_details(secret: dict[str, Any], path: str, hidden: bool) -> dict[str, A
     return {**with_visibility(secret, hidden), "secretPath": path, "tags": [], "secretMetadata": []}
 
 
-def _folder_missing(where: Location, name: str) -> NotFound:
-    return NotFound(
-        f"Folder with path '{where.path}' in environment with slug '{where.environment}' not found", name=name
-    )
-
-
 def _refuse_personal(kind: str, verb: str) -> None:
     """Machine identities cannot own personal secrets."""
     if kind == PERSONAL:
@@ -183,9 +184,7 @@ class SecretStore:
     ) -> dict[str, Any]:
         guard.require_read(where.environment, where.path)
         with self.db.reader() as conn:
-            folder = locate(conn, where)
-            if folder is None:
-                raise _folder_missing(where, "GetSecretByName")
+            folder = require_folder(conn, where, "GetSecretByName")
             row = fetch_optional(
                 conn,
                 "SELECT * FROM secrets WHERE folder_id = ? AND key = ? AND type = ?",
@@ -233,7 +232,7 @@ class SecretStore:
 
     def create(self, guard: Guard, where: Location, item: SecretInput, *, kind: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
-            folder = self._folder(conn, where, "CreateSecret")
+            folder = require_folder(conn, where, "CreateSecret")
             _refuse_personal(kind, "create")
             if fetch_optional(conn, SHARED_BY_KEY, (folder["id"], item.key)) is not None:
                 raise BadRequest("Secret already exists")
@@ -245,7 +244,7 @@ class SecretStore:
 
     def update(self, guard: Guard, where: Location, change: SecretChange, *, kind: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
-            folder = self._folder(conn, where, "UpdateSecret")
+            folder = require_folder(conn, where, "UpdateSecret")
             _refuse_personal(kind, "create")
             row = fetch_optional(conn, SHARED_BY_KEY, (folder["id"], change.key))
             if row is None:
@@ -262,7 +261,7 @@ class SecretStore:
 
     def delete(self, guard: Guard, where: Location, key: str, *, kind: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
-            folder = self._folder(conn, where, "DeleteSecret")
+            folder = require_folder(conn, where, "DeleteSecret")
             _refuse_personal(kind, "delete")
             row = fetch_optional(conn, SHARED_BY_KEY, (folder["id"], key))
             if row is None:
@@ -277,7 +276,7 @@ class SecretStore:
 
     def create_many(self, guard: Guard, where: Location, items: Sequence[SecretInput]) -> list[dict[str, Any]]:
         with self.db.transaction() as conn:
-            folder = self._folder(conn, where, "CreateManySecret")
+            folder = require_folder(conn, where, "CreateManySecret")
             keys = [item.key for item in items]
             existing = [k for k in dict.fromkeys(keys) if fetch_optional(conn, SHARED_BY_KEY, (folder["id"], k))]
             # Keys repeated within one request would collide the same way.
@@ -360,7 +359,7 @@ class SecretStore:
 
     def delete_many(self, guard: Guard, where: Location, keys: Sequence[str]) -> list[dict[str, Any]]:
         with self.db.transaction() as conn:
-            folder = self._folder(conn, where, "DeleteManySecret")
+            folder = require_folder(conn, where, "DeleteManySecret")
             found = [fetch_optional(conn, SHARED_BY_KEY, (folder["id"], key)) for key in dict.fromkeys(keys)]
             rows = [row for row in found if row is not None]
             if len(rows) != len(keys):
@@ -374,13 +373,6 @@ class SecretStore:
             return [with_visibility(shape(row, where)) for row in rows]
 
     # --- helpers ---------------------------------------------------------------------------------
-
-    @staticmethod
-    def _folder(conn: sqlite3.Connection, where: Location, error_name: str) -> sqlite3.Row:
-        folder = locate(conn, where)
-        if folder is None:
-            raise _folder_missing(where, error_name)
-        return folder
 
     @staticmethod
     def _touch_folder(conn: sqlite3.Connection, folder_id: str) -> None:

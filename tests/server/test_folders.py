@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import requests
 from infisical_sdk import InfisicalSDKClient
 from infisical_sdk.infisical_requests import APIError
 
@@ -201,3 +202,29 @@ def test_v1_routes_take_workspace_id_and_directory(api: Api, project_id: str, fo
     deleted = api.delete("/api/v1/folders/old", json={"workspaceId": project_id, "environment": "dev", "path": folder})
     assert deleted.status_code == 200, deleted.text
     assert "path" not in deleted.json()["folder"]
+
+
+@pytest.mark.parametrize(("version", "project_key"), [("v2", "projectId"), ("v1", "workspaceId")])
+def test_both_versions_list_422_issues_in_field_order(api: Api, version: str, project_key: str) -> None:
+    def issue_paths(response: requests.Response) -> list[list[str]]:
+        return [issue["path"] for issue in error_body(response, 422)["message"]]
+
+    base = f"/api/{version}/folders"
+    scope = [[project_key], ["environment"]]
+    assert issue_paths(api.post(base, json={"path": 1})) == [*scope, ["name"], ["path"]]
+    assert issue_paths(api.patch(f"{base}/x", json={"path": 1})) == [*scope, ["name"], ["path"]]
+    # Only v2 reads forceDelete; only v2 requires the list path.
+    force = [["forceDelete"]] if version == "v2" else []
+    assert issue_paths(api.delete(f"{base}/x", json={"forceDelete": "yes"})) == [*scope, *force]
+    required_path = [["path"]] if version == "v2" else []
+    listed = api.get(base, params={"lastSecretModified": "yesterday"})
+    assert issue_paths(listed) == [*scope, ["lastSecretModified"], *required_path]
+
+
+def test_v1_ignores_force_delete_false_and_lists_the_root_by_default(api: Api, project_id: str, folder: str) -> None:
+    scope = {"workspaceId": project_id, "environment": "dev"}
+    api.post("/api/v1/folders", json={**scope, "name": "inner", "path": f"{folder}/outer"})
+    deleted = api.delete("/api/v1/folders/outer", json={**scope, "path": folder, "forceDelete": False})
+    assert deleted.status_code == 200, deleted.text
+    root = api.get("/api/v1/folders", params=scope)
+    assert folder.strip("/") in [f["name"] for f in root.json()["folders"]]
