@@ -7,4 +7,8 @@ bodies, keeps its state in one SQLite file, and adds test-only admin endpoints u
 
 Start it with ``python -m infisical_server --config CONFIG.yaml --data PATH.sqlite3 --port N``;
 tests use :func:`infisical_server.testing.start_server`.
+
+Two packages: `api/` (the HTTP side: pipeline, validation, routes, rate limits, admin) over `data/` (the
+SQLite file, folders, secrets, identities, audit); beside them the configuration (`config`), the wire
+errors (`errors`) and the path rules (`paths`) both use, and `app`, which assembles the application.
 """

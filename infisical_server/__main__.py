@@ -17,9 +17,9 @@ from pathlib import Path
 
 import uvicorn
 
+from infisical_server.api.protocol import DroppableH11Protocol
 from infisical_server.app import build_services, create_app
 from infisical_server.config import ConfigError, load_config
-from infisical_server.protocol import DroppableH11Protocol
 
 log = logging.getLogger("infisical_server")
 READY = "infisical_server ready on"

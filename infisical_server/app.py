@@ -10,16 +10,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from infisical_server import routes_auth, routes_folders, routes_secrets
-from infisical_server.admin import AdminState, Settings, admin_routes
-from infisical_server.auth import Authenticator, TokenSigner
+from infisical_server.api import routes_auth, routes_folders, routes_secrets
+from infisical_server.api.admin import AdminState, Settings, admin_routes
+from infisical_server.api.gate import Gate
+from infisical_server.api.http import Services
+from infisical_server.api.ratelimit import RateLimiter
 from infisical_server.config import ServerConfig
-from infisical_server.db import Database
-from infisical_server.folder_store import FolderStore
-from infisical_server.gate import Gate
-from infisical_server.http import Services
-from infisical_server.ratelimit import RateLimiter
-from infisical_server.secret_store import SecretStore
+from infisical_server.data.auth import Authenticator, TokenSigner
+from infisical_server.data.db import Database
+from infisical_server.data.folder_store import FolderStore
+from infisical_server.data.secret_store import SecretStore
 
 
 async def not_found(request: Request, _: Exception) -> Response:

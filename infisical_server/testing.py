@@ -117,7 +117,7 @@ class RunningServer:
         latency_ms: int = 0,
         after: bool = False,
     ) -> None:
-        """Make the next ``count`` matching requests fail (see ``infisical_server.admin.Fault``)."""
+        """Make the next ``count`` matching requests fail (see ``infisical_server.api.admin.Fault``)."""
         body = {"path": path, "method": method, "count": count, "status": status, "drop": drop}
         self.admin("POST", "faults", {**body, "latency_ms": latency_ms, "after": after})
 

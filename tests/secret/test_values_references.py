@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from infisical_server.references import has_references
+from infisical_server.data.references import has_references
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError
 from tenant_secrets.tenants_file.loader import parse_tenants
 from tenant_secrets.tenants_file.model import TenantsFileError
@@ -61,7 +61,7 @@ def test_a_literal_with_a_reference_fails_validation() -> None:
     [REFERENCE, "${KEY}", "a${x.y}b", "${}", "$KEY", "${KEY", "{KEY}", "fake-$-{KEY}", "${a b}", "$${KEY}", "plain"],
 )
 def test_refused_exactly_when_the_server_would_expand(value: str) -> None:
-    """The same pattern as the local server's expansion (infisical_server/references.py, from Infisical's)."""
+    """The same pattern as the local server's expansion (infisical_server/data/references.py, from Infisical's)."""
     assert (reference_problem(value) is not None) == has_references(value)
     if not has_references(value):
         assert resolver(value).resolve("acme", "K", LiteralSource(value)) == value

@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infisical_server.admin import ADMIN_PREFIX, AdminState, Fault
+from infisical_server.api.admin import ADMIN_PREFIX, AdminState, Fault
+from infisical_server.api.protocol import DROP_EXTENSION
 from infisical_server.errors import ApiError, RateLimitExceeded, new_request_id
-from infisical_server.protocol import DROP_EXTENSION
 
 log = logging.getLogger("infisical_server.access")
 

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infisical_server import audit
-from infisical_server.auth import Guard
-from infisical_server.db import Database, fetch_one, fetch_optional, new_id, now_iso
-from infisical_server.errors import BadRequest, ForbiddenRequest, NotFound
-from infisical_server.folder_store import (
+from infisical_server.data import audit
+from infisical_server.data.auth import Guard
+from infisical_server.data.db import Database, fetch_one, fetch_optional, new_id, now_iso
+from infisical_server.data.folder_store import (
     descendants,
     find_env,
     find_folder,
@@ -25,8 +24,9 @@ from infisical_server.folder_store import (
     require_folder,
     unknown_environment,
 )
+from infisical_server.data.references import expand
+from infisical_server.errors import BadRequest, ForbiddenRequest, NotFound
 from infisical_server.paths import Location, is_within
-from infisical_server.references import expand
 
 HIDDEN_VALUE = "<hidden-by-infisical>"
 SECRETS = "secrets"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from infisical_server import audit
-from infisical_server.auth import Guard
-from infisical_server.db import Database, fetch_one, fetch_optional, new_id, now_iso
+from infisical_server.data import audit
+from infisical_server.data.auth import Guard
+from infisical_server.data.db import Database, fetch_one, fetch_optional, new_id, now_iso
 from infisical_server.errors import BadRequest, ForbiddenRequest, NotFound
 from infisical_server.paths import Location, is_valid_secret_path, join, segments
 

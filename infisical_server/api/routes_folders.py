@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.routing import Route
 
-from infisical_server.http import Context, endpoint
+from infisical_server.api.http import Context, endpoint
+from infisical_server.api.schema import Parser
 from infisical_server.paths import Location, is_valid_folder_name, normalize_folder_path
-from infisical_server.schema import Parser
 
 INVALID_NAME = "Invalid folder name. Only alphanumeric characters, dashes, and underscores are allowed."
 

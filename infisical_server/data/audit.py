@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from infisical_server.db import Database, now_iso
+from infisical_server.data.db import Database, now_iso
 from infisical_server.paths import Location
 
 

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from infisical_server.db import now_iso
-from infisical_server.http import Context, endpoint
-from infisical_server.schema import Parser
+from infisical_server.api.http import Context, endpoint
+from infisical_server.api.schema import Parser
+from infisical_server.data.db import now_iso
 
 
 @endpoint("write", authenticated=False)

@@ -16,14 +16,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from infisical_server.admin import AdminState
-from infisical_server.auth import Authenticator, Guard
+from infisical_server.api.admin import AdminState
+from infisical_server.api.ratelimit import Decision, RateLimiter
 from infisical_server.config import ServerConfig
-from infisical_server.db import Database
+from infisical_server.data.auth import Authenticator, Guard
+from infisical_server.data.db import Database
+from infisical_server.data.folder_store import FolderStore
+from infisical_server.data.secret_store import SecretStore
 from infisical_server.errors import ApiError, BadRequest, NotFound, RateLimitExceeded, new_request_id
-from infisical_server.folder_store import FolderStore
-from infisical_server.ratelimit import Decision, RateLimiter
-from infisical_server.secret_store import SecretStore
 
 log = logging.getLogger("infisical_server")
 

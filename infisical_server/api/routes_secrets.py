@@ -14,11 +14,11 @@ from typing import Any
 
 from starlette.routing import Route
 
+from infisical_server.api.http import Context, endpoint
+from infisical_server.api.schema import Parser, Refinement
+from infisical_server.data.secret_store import UPDATE_MODES, SecretChange, SecretInput
 from infisical_server.errors import BadRequest, NotFound
-from infisical_server.http import Context, endpoint
 from infisical_server.paths import Location, remove_trailing_slash, transform_secret_value
-from infisical_server.schema import Parser, Refinement
-from infisical_server.secret_store import UPDATE_MODES, SecretChange, SecretInput
 
 SECRET_TYPES = ("shared", "personal")
 NAME_RULE: Refinement = (

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from infisical_server import audit
+from infisical_server.api.ratelimit import WINDOW_SECONDS, RateLimiter
 from infisical_server.config import ConfigError, RateLimits, parse_rate_limits
-from infisical_server.db import Database
-from infisical_server.ratelimit import WINDOW_SECONDS, RateLimiter
+from infisical_server.data import audit
+from infisical_server.data.db import Database
 
 ADMIN_PREFIX = "/__admin"
 
