@@ -7,6 +7,8 @@ the literal the "change one value" step edits, so that step changes one key of o
 
 from __future__ import annotations
 
+import hashlib
+
 ENVIRONMENT = "dev"
 SECRETS_PER_TENANT = 5
 CHANGED_TENANT = 0  # the tenant whose PLAN the "change one value" step edits
@@ -54,3 +56,21 @@ def tenants_yaml(count: int, *, changed: bool = False, changed_tenant: int = CHA
             f"      PLAN: {{value: {plan_value(index, changed, changed_tenant)}}}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def stand_in_values(index: int, changed: bool) -> dict[str, str]:
+    """A tenant's five values as the floors declare them: stand-ins of the sizes the real values have (the
+    engine's cost depends on sizes, not content)."""
+    seed = hashlib.sha256(f"floor-{index}".encode()).hexdigest()
+    return {
+        "API_TOKEN": seed[:43],
+        "PLAN": plan_value(index, changed),
+        "SMTP_HOST": "smtp.example.test",
+        "STRIPE_SECRET_KEY": env_value(index),
+        "WEBHOOK_SIGNING_SECRET": seed,
+    }
+
+
+def stand_in_fingerprints(owner: str, values: dict[str, str]) -> dict[str, str]:
+    """Fingerprints of the floors' stand-in values, as long as the project's."""
+    return {k: hashlib.sha256(f"{owner}\0{k}\0{v}".encode()).hexdigest()[:16] for k, v in sorted(values.items())}

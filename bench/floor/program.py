@@ -11,7 +11,6 @@ active one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from bench.floor.providers import NoWorkProvider
-from bench.tenants import CHANGED_TENANT, subdomain
+from bench.tenants import stand_in_fingerprints, stand_in_values, subdomain
 
 KEYS = ("API_TOKEN", "PLAN", "SMTP_HOST", "STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET")
 
@@ -43,22 +42,6 @@ class FloorRegistry(Resource, module="floor", name="Registry"):
 class FloorSchema(Resource, module="floor", name="Schema"):
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NoWorkProvider(), name, props, opts)
-
-
-def _values(index: int, changed: bool) -> dict[str, str]:
-    """Stand-ins of the sizes the real values have (the engine cost depends on sizes, not content)."""
-    seed = hashlib.sha256(f"floor-{index}".encode()).hexdigest()
-    return {
-        "API_TOKEN": seed[:43],
-        "PLAN": "enterprise" if changed and index == CHANGED_TENANT else "pro",
-        "SMTP_HOST": "smtp.example.test",
-        "STRIPE_SECRET_KEY": f"fake-stripe-{index:05d}-not-a-secret",
-        "WEBHOOK_SIGNING_SECRET": seed,
-    }
-
-
-def _fingerprints(owner: str, values: dict[str, str]) -> dict[str, str]:
-    return {k: hashlib.sha256(f"{owner}\0{k}\0{v}".encode()).hexdigest()[:16] for k, v in sorted(values.items())}
 
 
 def run() -> None:
@@ -85,7 +68,7 @@ def run() -> None:
     folder_fps: dict[str, Any] = {}
     tenant_fps: dict[str, Any] = {}
     for index, owner in enumerate(owners):
-        values = _values(index, changed)
+        values = stand_in_values(index, changed)
         secret_values = {k: pulumi.Output.secret(v) for k, v in values.items()}
         common = {"owner": owner, "decommission": False, "decommissioned": []}
         folder = FloorFolder(
@@ -94,7 +77,7 @@ def run() -> None:
                 **common,
                 "environment": "dev",
                 "path": f"/tenants/{owner}",
-                "fingerprints": _fingerprints(owner, values),
+                "fingerprints": stand_in_fingerprints(owner, values),
                 **secret_values,
             },
             pulumi.ResourceOptions(parent=infisical),
@@ -106,7 +89,7 @@ def run() -> None:
                 "company_id": "",
                 "company_name": f"Tenant {index}",
                 "table_prefix": "",
-                "fingerprints": _fingerprints(owner, values),
+                "fingerprints": stand_in_fingerprints(owner, values),
                 **secret_values,
             },
             pulumi.ResourceOptions(parent=database, depends_on=[schema]),

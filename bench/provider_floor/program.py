@@ -10,7 +10,6 @@ class differs.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pulumi
 from bench.provider_floor import store
 from bench.provider_floor.dynamic import DYNAMIC_TOKEN, DynamicFolder
 from bench.provider_floor.plugin import TOKEN
-from bench.tenants import CHANGED_TENANT, subdomain
+from bench.tenants import stand_in_fingerprints, stand_in_values, subdomain
 
 
 class PluginFolder(pulumi.CustomResource):
@@ -30,26 +29,10 @@ class PluginFolder(pulumi.CustomResource):
         super().__init__(TOKEN, name, props, opts)
 
 
-def values(index: int, changed: bool) -> dict[str, str]:
-    """Stand-ins of the sizes the real values have (the engine cost depends on sizes, not content)."""
-    seed = hashlib.sha256(f"floor-{index}".encode()).hexdigest()
-    return {
-        "API_TOKEN": seed[:43],
-        "PLAN": "enterprise" if changed and index == CHANGED_TENANT else "pro",
-        "SMTP_HOST": "smtp.example.test",
-        "STRIPE_SECRET_KEY": f"fake-stripe-{index:05d}-not-a-secret",
-        "WEBHOOK_SIGNING_SECRET": seed,
-    }
-
-
-def fingerprints(owner: str, secrets: dict[str, str]) -> dict[str, str]:
-    return {k: hashlib.sha256(f"{owner}\0{k}\0{v}".encode()).hexdigest()[:16] for k, v in sorted(secrets.items())}
-
-
 def inputs(index: int, changed: bool) -> dict[str, Any]:
     """One folder's inputs: the plain bookkeeping the project's folder carries, and five secret values."""
     owner = subdomain(index)
-    secrets = values(index, changed)
+    secrets = stand_in_values(index, changed)
     return {
         "owner": owner,
         "environment": "dev",
@@ -57,7 +40,7 @@ def inputs(index: int, changed: bool) -> dict[str, Any]:
         "decommission": False,
         "decommissioned": [],
         "unbound": [],
-        "fingerprints": fingerprints(owner, secrets),
+        "fingerprints": stand_in_fingerprints(owner, secrets),
         **{k: pulumi.Output.secret(v) for k, v in secrets.items()},
     }
 
