@@ -26,7 +26,7 @@ from tenant_secrets.reader import DsnConnections
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.keyfolder import published_values
 from tenant_secrets.store import StoreSettings, connect, ensure_companies, ensure_roles, migrate
-from tests.store.conftest import ACME, GLOBEX
+from tests.conftest import ACME, GLOBEX
 
 ENVIRONMENT = "dev"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)

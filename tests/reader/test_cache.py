@@ -13,8 +13,8 @@ from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.reader import AccessEvent, SecretReader, TenantFolders
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants
+from tests.conftest import fake_value
 from tests.reader.conftest import ACME, ENVIRONMENT, FAST, GLOBEX, SECRET_ROUTE, Connections, Database
-from tests.store.conftest import fake_value
 
 
 class Clock:

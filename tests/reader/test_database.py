@@ -24,6 +24,7 @@ from tenant_secrets.reader import (
 )
 from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import TenantChange, apply_tenants, rotate
+from tests.conftest import fake_value
 from tests.reader.conftest import (
     ACME,
     ENVIRONMENT,
@@ -36,7 +37,6 @@ from tests.reader.conftest import (
     canary,
     publish,
 )
-from tests.store.conftest import fake_value
 
 
 @pytest.fixture

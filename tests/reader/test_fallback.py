@@ -19,6 +19,7 @@ from tenant_secrets.reader import (
 )
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants, read_tenant
+from tests.conftest import fake_value
 from tests.reader.conftest import (
     ACME,
     ENVIRONMENT,
@@ -30,9 +31,8 @@ from tests.reader.conftest import (
     canary,
     publish,
 )
-from tests.store.conftest import fake_value
+from tests.secret.test_node_compat import run_node
 from tests.store.helpers import audit_rows
-from tests.store.test_node_compat import run_node
 
 
 class Events:

@@ -22,7 +22,7 @@ from tenant_secrets.store import (
     read_tenants,
     require_companies,
 )
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 from tests.store.helpers import audit_rows, count, history_rows, secret_rows
 
 ACME_SECRETS = {"STRIPE_SECRET_KEY": fake_value("stripe"), "SENDGRID_API_KEY": fake_value("sendgrid")}

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, rotate
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 from tests.store.helpers import audit_rows
 
 

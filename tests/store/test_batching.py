@@ -10,7 +10,7 @@ import psycopg
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, ensure_companies, rotate
-from tests.store.conftest import fake_value
+from tests.conftest import fake_value
 
 COMPANIES = 200
 KEYS_PER_COMPANY = 5

@@ -14,7 +14,7 @@ from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants, bind_rows, read_tenants, rotate
 from tenant_secrets.store.preflight import TenantRef, inspect
 from tenant_secrets.store.settings import StoreSettings
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 from tests.store.helpers import history_rows
 
 KEY = "STRIPE_SECRET_KEY"

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tenant_secrets.store import StoreError, StoreSettings, ensure_companies, lookup_companies
-from tests.store.conftest import ACME, GLOBEX
+from tests.conftest import ACME, GLOBEX
 
 
 def test_lookup_returns_only_existing_companies(db: psycopg.Connection[Any], settings: StoreSettings) -> None:

@@ -20,7 +20,7 @@ from tenant_secrets.store import (
     read_tenant,
 )
 from tenant_secrets.store.schema import MIGRATIONS
-from tests.store.conftest import ACME, fake_value
+from tests.conftest import ACME, fake_value
 
 ALL = [m.name for m in MIGRATIONS]
 

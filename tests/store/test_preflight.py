@@ -12,7 +12,7 @@ from tenant_secrets.secret.binding import Problem
 from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants
 from tenant_secrets.store.preflight import PreflightError, TenantRef, inspect
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 from tests.store.helpers import secret_rows
 from tests.store.test_batching import statements
 

@@ -22,7 +22,7 @@ from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.stack.settings import StackSettings
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, connect, ensure_roles
 from tenant_secrets.store.preflight import preview_role_problems
-from tests.store.conftest import ACME, fake_value
+from tests.conftest import ACME, fake_value
 
 
 @pytest.fixture

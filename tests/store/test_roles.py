@@ -24,7 +24,7 @@ from tenant_secrets.store import (
     read_tenant,
 )
 from tenant_secrets.store.roles import app_role_problems
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 
 
 @dataclass(frozen=True)

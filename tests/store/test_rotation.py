@@ -23,7 +23,7 @@ from tenant_secrets.store import (
     read_tenants,
     rotate,
 )
-from tests.store.conftest import fake_value
+from tests.conftest import fake_value
 from tests.store.helpers import audit_rows, history_rows, secret_rows
 
 COMPANIES = 4

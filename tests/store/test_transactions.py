@@ -21,7 +21,7 @@ from tenant_secrets.store import (
     read_tenant,
     rotate,
 )
-from tests.store.conftest import ACME, fake_value
+from tests.conftest import ACME, fake_value
 
 
 def test_a_non_autocommit_connection_is_left_idle_and_everything_is_committed(

@@ -18,7 +18,7 @@ import pytest
 
 from tenant_secrets.secret.envelope import Keyring, decrypt
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, rotate
-from tests.store.conftest import ACME, GLOBEX, fake_value
+from tests.conftest import ACME, GLOBEX, fake_value
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 VALUES = {

@@ -16,7 +16,7 @@ from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
 from components import providers
 from tenant_secrets.secret.envelope import Keyring, KeyringError
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants
-from tests.store.conftest import ACME, fake_value
+from tests.conftest import ACME, fake_value
 from tests.store.helpers import audit_rows, secret_rows
 
 
