@@ -10,7 +10,10 @@ an engine command runs only when a step expects something of it: a plan or a pre
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +157,36 @@ def assert_nothing_persisted(project: Project, stack: auto.Stack, secret_values:
     everything = project.persisted(stack) + "".join(project.outputs) + project.infisical.server.log()
     found = [value for value in [*secret_values, project.infisical.client_secret] if value in everything]
     assert not found, f"{len(found)} secret value(s) persisted or printed: {[v[:12] + '...' for v in found]}"
+
+
+def command(
+    project: Project, *args: str, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command in the project's directory as a user runs it there, with the project's environment changed
+    by ``env`` (None unsets a variable); its output is kept for the secret scans."""
+    environment = {**os.environ, **project.env}
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    done = subprocess.run(args, cwd=project.root, env=environment, capture_output=True, text=True, check=False)
+    project.capture(done.stdout + done.stderr)
+    return done
+
+
+def tenantctl(
+    project: Project, *args: str, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`tenantctl <args>` in the project."""
+    return command(project, sys.executable, "-m", "tenant_secrets.tenantctl", *args, env=env)
+
+
+def pulumi(
+    project: Project, *args: str, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`pulumi <args> --non-interactive` in the project (the stack is named in ``args``)."""
+    return command(project, "pulumi", *args, "--non-interactive", env=env)
 
 
 def _ops(summary: Mapping[Any, int] | None) -> dict[str, int]:
