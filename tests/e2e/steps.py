@@ -58,7 +58,8 @@ class Step:
     plan_includes: Sequence[Row] = ()
     """Rows the plan shows, among others."""
     refused: Sequence[str] = ()
-    """The plan fails, its error saying each of these; the step runs no `up` (the stores are still checked)."""
+    """The plan fails, its error saying each of these; the step runs no `up` unless ``fails`` expects it to fail
+    too (the stores are still checked)."""
     preview: Mapping[str, int] | None = None
     """`pulumi preview`'s changes by operation, "same" left out ({}: the preview shows no change)."""
     preview_fails: Sequence[str] = ()
@@ -234,7 +235,7 @@ def _run(project: Project, stack: auto.Stack, step: Step) -> None:
         if step.refresh_requests is not None:
             counts = project.infisical.request_counts()
             assert counts == dict(step.refresh_requests), f"refresh sent Infisical {counts}"
-    if step.refused or not step.up:
+    if (step.refused and not step.fails) or not step.up:
         if step.destroy:
             stack.destroy(on_output=project.capture, color="never")
         return
