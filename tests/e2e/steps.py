@@ -37,6 +37,8 @@ class Step:
     """One phase; every expectation left at its default is not checked."""
 
     name: str
+    stack: str | None = None
+    """The step runs on this stack of the project (a shard, another environment) instead of the scenario's."""
 
     # --- what changes before the run ---
     tenants: str | None = None
@@ -50,7 +52,8 @@ class Step:
     env: Mapping[str, str | None] = field(default_factory=dict)
     """The engine's environment from this step on (None unsets a variable)."""
     by_hand: Callable[[Project], None] | None = None
-    """A change made outside tenants.yaml before the plan (a hand-made folder, drift, a trigger)."""
+    """A change made outside tenants.yaml before the plan (a hand-made folder, drift, a trigger, a command);
+    it runs before the stack's config is changed."""
 
     # --- what the reviewer sees (`pulumi preview --json`, as `tenantctl plan` reads it) ---
     plan: Sequence[Row] | None = None
@@ -194,9 +197,20 @@ def _ops(summary: Mapping[Any, int] | None) -> dict[str, int]:
     return {str(op): n for op, n in (summary or {}).items() if str(op) != "same" and n}
 
 
-def _configure(project: Project, stack: auto.Stack, step: Step) -> None:
+def _change(project: Project, step: Step) -> None:
+    """What changes outside the stack's config: tenants.yaml, the environment, anything done by hand."""
     if step.tenants is not None:
         project.write_tenants(step.tenants)
+    for variable, value in step.env.items():
+        if value is None:
+            project.env.pop(variable, None)
+        else:
+            project.env[variable] = value
+    if step.by_hand is not None:
+        step.by_hand(project)
+
+
+def _configure(stack: auto.Stack, step: Step) -> None:
     changed = {
         f"tenant-secrets:secrets.{owner}.{key}": auto.ConfigValue(value, secret=True)
         for (owner, key), value in step.config.items()
@@ -209,13 +223,6 @@ def _configure(project: Project, stack: auto.Stack, step: Step) -> None:
                 changed[f"tenant-secrets:{name}"] = auto.ConfigValue(setting, secret=secret)
     if changed:
         stack.set_all_config(changed, path=True)
-    for variable, value in step.env.items():
-        if value is None:
-            project.env.pop(variable, None)
-        else:
-            project.env[variable] = value
-    if step.by_hand is not None:
-        step.by_hand(project)
 
 
 def _run(project: Project, stack: auto.Stack, step: Step) -> None:
@@ -322,9 +329,11 @@ def run_steps(project: Project, stack: auto.Stack, steps: Sequence[Step], scenar
     failed: list[str] = []
     for number, step in enumerate(steps, 1):
         try:
-            _configure(project, stack, step)
-            _run(project, stack, step)
-            _check_stores(project, stack, step)
+            _change(project, step)
+            on = stack if step.stack is None else project.stack(step.stack)  # after `by_hand`, which may make it
+            _configure(on, step)
+            _run(project, on, step)
+            _check_stores(project, on, step)
         except Exception as err:  # any step's failure is named, and the next steps still run
             why = str(err).strip() or type(err).__name__
             failed.append(f"step {number} ({step.name}): {why[:3000]}")

@@ -57,11 +57,13 @@ def canary(label: str) -> str:
     return f"fake-canary-{label}-{secrets.token_hex(6)}"
 
 
-def scanner(project: Project, pg_cluster: Cluster, canaries: dict[str, str]) -> Callable[[str], list[str]]:
+def scanner(
+    project: Project, stack: auto.Stack, pg_cluster: Cluster, canaries: dict[str, str]
+) -> Callable[[str], list[str]]:
     """'<step>: <canary> in <where>' for every hit, wherever a user or an attacker with read access looks."""
 
     def places() -> dict[str, str]:
-        stack = project.persisted(project.stack("dev"))
+        persisted = project.persisted(stack)
         with project.db() as conn:
             tables = {
                 f"table {t}": json.dumps(conn.execute(f"SELECT json_agg(t) FROM {t} AS t").fetchone())  # noqa: S608
@@ -74,7 +76,7 @@ def scanner(project: Project, pg_cluster: Cluster, canaries: dict[str, str]) -> 
             if p.is_file() and ".state" in p.parts
         }
         return {
-            "stack export, backend files and stack config": stack,
+            "stack export, backend files and stack config": persisted,
             "engine and command output, error messages": "\n".join(project.outputs),
             "Infisical stand-in's log": project.infisical.server.log(),
             "Infisical stand-in's audit": json.dumps(project.infisical.server.audit()),
@@ -142,7 +144,7 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
         },
     )
     stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(derivation, secret=True))
-    scan = scanner(project, pg_cluster, canaries)
+    scan = scanner(project, stack, pg_cluster, canaries)
     control = canary("control")
     canaries["control"] = control
     project.capture(f"planted {control}")  # the scan finds what is there

@@ -10,6 +10,7 @@ tests/e2e/test_database.py; the committed example tenants.yaml, tests/e2e/test_e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from pulumi import automation as auto
 
 from tenant_secrets.secret.envelope import decrypt
 from tenant_secrets.tenantctl.plan_comment import Row
-from tests.e2e.conftest import Project, configure, sdk
+from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
 from tests.e2e.steps import (
     BATCH,
     FOLDERS,
@@ -36,6 +37,15 @@ from tests.e2e.steps import (
 from tests.store.test_node_compat import run_node
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
+    """A server of this test's own: its audit, which the adoption step reads, holds this test's requests only."""
+    running = start_infisical(tmp_path_factory.mktemp("infisical"))
+    yield running
+    running.server.stop()
+
 
 PLATFORM = """\
 version: 1
