@@ -299,6 +299,7 @@ def steps(master_key: str) -> list[Step]:
             ],
             shows=[rf"~ STRIPE_SECRET_KEY\s*: {FINGERPRINT} => {FINGERPRINT}"],
             hides=[CHANGED, "~ SENDGRID_API_KEY"],
+            changes={"update": 2},  # codewiser's folder and rows, nothing else
             requests={LOGIN: 1, LIST: 1, f"PATCH {BATCH}": 1},
             versions={CW: {"STRIPE_SECRET_KEY": 2, "SENDGRID_API_KEY": 2}},
             check=one_row_written,
