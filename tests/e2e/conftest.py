@@ -210,17 +210,24 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
 
 
 def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str) -> None:
-    """Stack config as a user would set it: plain settings, and secrets as secrets."""
-    stack.set_config("tenant-secrets:environment", auto.ConfigValue(stack.name))
-    stack.set_config("tenant-secrets:createCompanies", auto.ConfigValue("true"))
-    stack.set_config("tenant-secrets:retainOnDelete", auto.ConfigValue("false"))
-    for key, value in plain.items():
-        stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value))
-    stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(secrets.token_hex(32), secret=True))
-    for version, key in master_keys.items():
-        stack.set_config(f"tenant-secrets:masterKeys.{version}", auto.ConfigValue(key, secret=True), path=True)
-    for path, value in flatten(secrets_config).items():
-        stack.set_config(f"tenant-secrets:secrets.{path}", auto.ConfigValue(value, secret=True), path=True)
+    """Stack config as a user would set it: plain settings, and secrets as secrets (one `pulumi config
+    set-all`: each `pulumi` command costs a fraction of a second)."""
+    config = {
+        "tenant-secrets:environment": auto.ConfigValue(stack.name),
+        "tenant-secrets:createCompanies": auto.ConfigValue("true"),
+        "tenant-secrets:retainOnDelete": auto.ConfigValue("false"),
+        **{f"tenant-secrets:{key}": auto.ConfigValue(value) for key, value in plain.items()},
+        "tenant-secrets:derivationKey": auto.ConfigValue(secrets.token_hex(32), secret=True),
+        **{
+            f"tenant-secrets:masterKeys.{version}": auto.ConfigValue(key, secret=True)
+            for version, key in master_keys.items()
+        },
+        **{
+            f"tenant-secrets:secrets.{path}": auto.ConfigValue(value, secret=True)
+            for path, value in flatten(secrets_config).items()
+        },
+    }
+    stack.set_all_config(config, path=True)
 
 
 def example_stack(project: Project, master_key: str) -> auto.Stack:

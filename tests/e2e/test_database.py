@@ -1,6 +1,9 @@
-"""Strategy B through `pulumi up` on the real engine and a real PostgreSQL: schema and prefix, roles
-and row-level security, the application's Node.js reader, no churn, master key rotation, bad input,
-a failure half-way, the audit trail and decommissioning, and nothing secret in state or output."""
+"""Strategy B through `pulumi up` on the real engine and a real PostgreSQL, as declared steps: the schema
+under a table prefix, roles and row-level security, the application's Node.js reader, a failure half-way
+rolled back, a master key rotation in batches, a key removed too early, the audit trail and
+decommissioning, and nothing secret in state or output; then bad input refused before anything is
+written. A no-op and a one-value change in both stores are steps of tests/e2e/test_lifecycle.py; the
+statements of each run on the example tenants.yaml, tests/e2e/test_example.py."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +24,9 @@ from pulumi import automation as auto
 
 from dev.pg import SUPERUSER, Cluster
 from tenant_secrets.store.schema import MIGRATIONS
-from tests.e2e.conftest import Project, configure, example_stack
-from tests.store.test_node_compat import run_node
+from tests.e2e.conftest import Project, configure
+from tests.e2e.steps import Step, assert_nothing_persisted, resources, run_steps
+from tests.secret.test_node_compat import run_node
 
 pytestmark = pytest.mark.e2e
 
@@ -123,34 +127,6 @@ def node_read(rows: dict[Any, Row], keys: dict[int, str]) -> dict[Any, str]:
     return dict(zip(order, run_node("decrypt.mjs", items), strict=True))
 
 
-# --- driving the engine ----------------------------------------------------------------------------
-
-
-def failed(project: Project, action: Callable[[], object]) -> str:
-    """Run an engine command that must fail; return (and keep, for the secret scan) its output."""
-    with pytest.raises(auto.CommandError) as info:
-        action()
-    return project.capture(str(info.value))
-
-
-def changes(result: auto.UpResult) -> set[str]:
-    return set((result.summary.resource_changes or {}).keys())
-
-
-def set_secret(stack: auto.Stack, key: str, value: str) -> None:
-    stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value, secret=True), path=True)
-
-
-def set_plain(stack: auto.Stack, key: str, value: str) -> None:
-    stack.set_config(f"tenant-secrets:{key}", auto.ConfigValue(value))
-
-
-def declared(stack: auto.Stack) -> list[str]:
-    """The project's own resources in the stack's state (the engine's root Stack resource left out)."""
-    deployment = stack.export_stack().deployment or {}
-    return [r["urn"] for r in deployment.get("resources") or [] if "dynamic" in r["type"]]
-
-
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -175,13 +151,257 @@ def roles(project: Project, pg_cluster: Cluster) -> Iterator[tuple[Role, Role]]:
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role.name)))
 
 
-# --- the tests -------------------------------------------------------------------------------------
+# --- the database's life, on one stack under a table prefix ------------------------------------------
+
+PREFIX = "deliverychat_"
+NEW_TOKEN = ("acmecorp", "NEW_TOKEN")
 
 
-def test_schema_prefix_roles_node_reader_no_churn_and_one_change(
+def migrations_applied(project: Project) -> list[tuple[str, Any]]:
+    with project.db() as conn:
+        found = conn.execute(
+            sql.SQL("SELECT name, applied_at FROM {} ORDER BY name").format(table(PREFIX, "tenant_secrets_migrations"))
+        ).fetchall()
+    return [(str(name), applied) for name, applied in found]
+
+
+def life(master_key: str, app_role: Role, provisioner: Role) -> list[Step]:
+    """The scenario; its checks compare with what earlier steps saw (``seen``)."""
+    second = os.urandom(32).hex()
+    seen: dict[str, Any] = {}
+
+    def schema_rows_audit_and_roles(project: Project, stack: auto.Stack) -> None:
+        assert [name for name, _ in migrations_applied(project)] == [m.name for m in MIGRATIONS]
+        for base in ("company_secrets", "company_secret_versions", "company_secret_audit", "companies"):
+            assert exists(project, PREFIX + base), f"{PREFIX}{base} is missing"
+            assert not exists(project, base), f"{base} exists without the prefix"
+        # The rows: one per declared key, the application's own reader gets the declared values back.
+        stored = secret_rows(project, PREFIX)
+        assert set(stored) == {*DECLARED, GENERATED}
+        assert all((row.version, row.key_version) == (1, 1) for row in stored.values())
+        plain = node_read(stored, {1: master_key})
+        assert {k: plain[k] for k in DECLARED} == DECLARED, "the application's reader reads other values"
+        assert re.fullmatch(r"[0-9a-f]{64}", plain[GENERATED]), "codewiser's WEBHOOK_SIGNING_SECRET"
+        # The audit trail: an insert per row, by the role that ran `pulumi up`, with versions and no value.
+        audit = audit_rows(project, PREFIX)
+        assert sorted((a["subdomain"], a["secret_key"]) for a in audit) == sorted(stored)
+        assert {(a["action"], a["version"], a["key_version"], a["db_role"]) for a in audit} == {
+            ("insert", 1, 1, SUPERUSER)
+        }
+        # The application role: reads its company's rows only, nothing without app.company_id, writes nothing.
+        ids = company_ids(project, PREFIX)
+        secrets_table = table(PREFIX, "company_secrets")
+        query = sql.SQL("SELECT secret_key FROM {}").format(secrets_table)
+        with psycopg.connect(app_role.dsn, autocommit=True) as app:
+            assert app.execute(query).fetchall() == [], "the application role reads rows without app.company_id"
+            app.execute("SELECT set_config('app.company_id', %s, false)", [ids["acmecorp"]])
+            assert {k for (k,) in app.execute(query)} == {"STRIPE_SECRET_KEY", "SMTP_HOST", "SMTP_PASSWORD"}
+            app.execute("SELECT set_config('app.company_id', %s, false)", [ids["codewiser"]])
+            assert {k for (k,) in app.execute(query)} == {"STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET"}
+            refused = [
+                sql.SQL("UPDATE {} SET secret_value_encrypted = 'x'").format(secrets_table),
+                sql.SQL("DELETE FROM {}").format(secrets_table),
+                sql.SQL(
+                    "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
+                    " VALUES ({}, 'K', 'x', 1)"
+                ).format(secrets_table, sql.Literal(ids["codewiser"])),
+                sql.SQL("SELECT * FROM {}").format(table(PREFIX, "company_secret_versions")),
+                sql.SQL("SELECT * FROM {}").format(table(PREFIX, "company_secret_audit")),
+                sql.SQL("SELECT * FROM {}").format(table(PREFIX, "companies")),
+            ]
+            for statement in refused:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    app.execute(statement)
+        # The provisioning role sees every company's rows and may write them (rolled back here).
+        with psycopg.connect(provisioner.dsn) as prov:
+            assert len(prov.execute(query).fetchall()) == len(stored)
+            prov.execute(sql.SQL("UPDATE {} SET version = version").format(secrets_table))
+            prov.rollback()
+        assert secret_rows(project, PREFIX) == stored
+        seen.update(rows=stored, audit=audit, applied=migrations_applied(project), generated=plain[GENERATED])
+
+    def fail_inserts(project: Project) -> None:
+        with project.db() as conn:
+            conn.execute(
+                "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'injected failure for the test'; END $$"
+            )
+            conn.execute(
+                sql.SQL(
+                    "CREATE TRIGGER fail_insert BEFORE INSERT ON {} FOR EACH STATEMENT EXECUTE FUNCTION fail_insert()"
+                ).format(table(PREFIX, "company_secrets"))
+            )
+
+    def rolled_back(project: Project, stack: auto.Stack) -> None:
+        assert secret_rows(project, PREFIX) == seen["rows"], "the update before the failing insert was not rolled back"
+        assert history_rows(project, PREFIX) == {}
+        assert audit_rows(project, PREFIX) == seen["audit"]
+
+    def cause_gone(project: Project) -> None:
+        with project.db() as conn:
+            conn.execute(sql.SQL("DROP TRIGGER fail_insert ON {}").format(table(PREFIX, "company_secrets")))
+
+    def converged(project: Project, stack: auto.Stack) -> None:
+        after = secret_rows(project, PREFIX)
+        changed = ("acmecorp", "STRIPE_SECRET_KEY")
+        assert set(after) == {*seen["rows"], NEW_TOKEN}
+        assert after[changed].version == 2
+        plain = node_read(after, {1: master_key})
+        assert (plain[changed], plain[NEW_TOKEN]) == ("fake-stripe-acmecorp-db-0002", "fake-new-token-acmecorp-0001")
+        history = history_rows(project, PREFIX)
+        assert list(history) == [(*changed, 1)]
+        assert history[(*changed, 1)].ciphertext == seen["rows"][changed].ciphertext, "the old ciphertext is not kept"
+        new_audit = audit_rows(project, PREFIX)[len(seen["audit"]) :]
+        assert sorted((a["subdomain"], a["secret_key"], a["action"], a["version"]) for a in new_audit) == [
+            (*NEW_TOKEN, "insert", 1),
+            (*changed, "update", 2),
+        ]
+        seen.update(rows=after, history=history, audit=audit_rows(project, PREFIX), plain=plain)
+
+    def rotated(project: Project, stack: auto.Stack) -> None:
+        before, history_before = seen["rows"], seen["history"]
+        after, history_after = secret_rows(project, PREFIX), history_rows(project, PREFIX)
+        assert set(after) == set(before)
+        for key, row in after.items():
+            assert row.key_version == 2, f"{key} is on key version {row.key_version}"
+            assert row.ciphertext != before[key].ciphertext, f"{key} was not re-encrypted"
+            assert (row.version, row.updated_at) == (before[key].version, before[key].updated_at), f"{key}'s value"
+        assert {k: (r.key_version, r.version) for k, r in history_after.items()} == {
+            k: (2, r.version) for k, r in history_before.items()
+        }
+        assert len({row.xmin for row in after.values()}) == math.ceil(len(after) / 2)  # one transaction per batch
+        reencrypted = audit_rows(project, PREFIX)[len(seen["audit"]) :]
+        assert sorted((a["subdomain"], a["secret_key"]) for a in reencrypted) == sorted(after)
+        assert {(a["action"], a["key_version"]) for a in reencrypted} == {("reencrypt", 2)}
+        keys = {1: master_key, 2: second}
+        assert node_read(after, keys) == seen["plain"]
+        assert list(node_read(history_after, keys).values()) == ["fake-stripe-acmecorp-db-0001"]
+        assert migrations_applied(project) == seen["applied"], "the schema resource ran its migrations again"
+        seen.update(rotated=after, audited=len(audit_rows(project, PREFIX)))
+
+    def application_writes_with_v1(project: Project) -> None:
+        """The application, not yet redeployed with v2, writes a secret of its own (the seed's encryptSecret)."""
+        (envelope,) = run_node("encrypt.mjs", [{"value": "fake-app-managed-0001", "keyHex": master_key}])
+        with project.db() as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version)"
+                    " SELECT id, 'APP_MANAGED_TOKEN', %s, 1 FROM {} WHERE subdomain = 'acmecorp'"
+                ).format(table(PREFIX, "company_secrets"), table(PREFIX, "companies")),
+                [envelope],
+            )
+        seen.update(envelope=envelope, mixed=secret_rows(project, PREFIX))
+
+    def nothing_written(project: Project, stack: auto.Stack) -> None:
+        assert secret_rows(project, PREFIX) == seen["mixed"]
+        assert len(audit_rows(project, PREFIX)) == seen["audited"] + 1  # the application's insert
+
+    def all_on_v2(project: Project, stack: auto.Stack) -> None:
+        final = secret_rows(project, PREFIX)
+        assert {row.key_version for row in [*final.values(), *history_rows(project, PREFIX).values()]} == {2}
+        assert node_read(final, {2: second}) == {
+            **seen["plain"],
+            ("acmecorp", "APP_MANAGED_TOKEN"): "fake-app-managed-0001",
+        }
+
+    def rows_deleted_and_audited(project: Project, stack: auto.Stack) -> None:
+        assert set(secret_rows(project, PREFIX)) == {("codewiser", "STRIPE_SECRET_KEY"), GENERATED}
+        deleted = audit_rows(project, PREFIX)[seen["before decommission"] :]
+        assert sorted(a["secret_key"] for a in deleted) == [
+            "APP_MANAGED_TOKEN",
+            "NEW_TOKEN",
+            "SMTP_HOST",
+            "SMTP_PASSWORD",
+            "STRIPE_SECRET_KEY",
+        ]
+        assert {(a["action"], a["db_role"], a["key_version"]) for a in deleted} == {("delete", SUPERUSER, 2)}
+        assert {(a["secret_key"], a["version"]) for a in deleted if a["secret_key"] != "APP_MANAGED_TOKEN"} == {
+            ("NEW_TOKEN", 1),
+            ("SMTP_HOST", 1),
+            ("SMTP_PASSWORD", 1),
+            ("STRIPE_SECRET_KEY", 2),
+        }
+
+    def audit_count(project: Project) -> None:
+        seen["before decommission"] = len(audit_rows(project, PREFIX))
+
+    def nothing_secret(project: Project, stack: auto.Stack) -> None:
+        # The audit names, never values: no column of any audit row holds a value or a ciphertext.
+        audit_text = repr(audit_rows(project, PREFIX))
+        ciphertexts = [row.ciphertext for row in [*seen["rows"].values(), *seen["rotated"].values()]]
+        plain = [v for v in seen["plain"].values() if v != "smtp.example.test"]  # a literal, not a secret
+        leaked = [v for v in [*plain, "fake-app-managed-0001", seen["envelope"], *ciphertexts] if v in audit_text]
+        assert leaked == [], f"{len(leaked)} value(s) or ciphertext(s) in the audit"
+        secret_values = [*plain, "fake-stripe-acmecorp-db-0001", master_key, second]
+        assert_nothing_persisted(project, stack, [*secret_values, app_role.password, provisioner.password])
+
+    return [
+        Step(
+            "the first up: every migration once under the prefix, a row per key read back by the application,"
+            " an audited insert each, and the roles' rights",
+            check=schema_rows_audit_and_roles,
+        ),
+        Step(
+            "acmecorp's apply fails half-way (a trigger refuses its insert): its update is rolled back too",
+            tenants=TENANTS + "      NEW_TOKEN: {from: config}\n",
+            config={
+                ("acmecorp", "STRIPE_SECRET_KEY"): "fake-stripe-acmecorp-db-0002",
+                NEW_TOKEN: "fake-new-token-acmecorp-0001",
+            },
+            by_hand=fail_inserts,
+            fails=["injected failure for the test"],
+            check=rolled_back,
+        ),
+        Step(
+            "the cause gone, the next up converges: the old value kept as history, both writes audited",
+            by_hand=cause_gone,
+            check=converged,
+        ),
+        Step(
+            "a second key made active: only the schema (which re-encrypts every row and history entry, two per"
+            " transaction) and the key publications change",
+            secret_settings={"masterKeys.v2": second},
+            settings={"activeKeyVersion": "2"},
+            changes={"update": 3},
+            shows=["database-schema", r"~ key_version\s*: 1 => 2", "hono-api-master-key-versions"],
+            check=rotated,
+        ),
+        Step(
+            "the application, not yet redeployed, writes a row with v1: v1 removed, the preview and the up fail"
+            " naming it, and write nothing",
+            by_hand=application_writes_with_v1,
+            secret_settings={"masterKeys.v1": None},
+            preview_fails=[
+                "tenant-secrets:masterKeys.v1 is missing",
+                "values stored with key version 1 still need it (secrets: 1)",
+            ],
+            fails=[
+                "tenant-secrets:masterKeys.v1 is missing",
+                "values stored with key version 1 still need it (secrets: 1)",
+            ],
+            check=nothing_written,
+        ),
+        Step("with v1 back, the next up re-encrypts the straggler", secret_settings={"masterKeys.v1": master_key}),
+        Step(
+            "then v1 can go: every row and history entry reads with v2 alone",
+            secret_settings={"masterKeys.v1": None},
+            check=all_on_v2,
+        ),
+        Step(
+            "decommissioning a tenant deletes its rows, its own and the application's, audited with role and version",
+            tenants=(TENANTS + "      NEW_TOKEN: {from: config}\n").replace(
+                "  - subdomain: acmecorp\n", "  - subdomain: acmecorp\n    decommission: true\n"
+            ),
+            by_hand=audit_count,
+            check=rows_deleted_and_audited,
+        ),
+        Step("the audit names, never values; nothing secret persisted or printed", up=False, check=nothing_secret),
+    ]
+
+
+def test_the_database_through_a_failure_a_rotation_and_a_decommission(
     project: Project, master_key: str, roles: tuple[Role, Role]
 ) -> None:
-    prefix = "deliverychat_"
     app_role, provisioner = roles
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
@@ -189,217 +409,113 @@ def test_schema_prefix_roles_node_reader_no_churn_and_one_change(
         stack,
         secrets_config=VALUES,
         master_keys={"v1": master_key},
-        tablePrefix=prefix,
+        tablePrefix=PREFIX,
         appRole=app_role.name,
         provisionerRole=provisioner.name,
+        rotationBatchSize="2",
     )
-    set_secret(stack, "appRolePassword", app_role.password)
-    set_secret(stack, "provisionerRolePassword", provisioner.password)
-    project.up(stack)
+    stack.set_all_config(
+        {
+            "tenant-secrets:appRolePassword": auto.ConfigValue(app_role.password, secret=True),
+            "tenant-secrets:provisionerRolePassword": auto.ConfigValue(provisioner.password, secret=True),
+        }
+    )
+    run_steps(project, stack, life(master_key, app_role, provisioner), "the database's life")
 
-    # The schema: every migration applied once, every table under the stack's prefix.
-    with project.db() as conn:
-        applied = conn.execute(
-            sql.SQL("SELECT name, applied_at FROM {} ORDER BY name").format(table(prefix, "tenant_secrets_migrations"))
-        ).fetchall()
-    assert [name for name, _ in applied] == [m.name for m in MIGRATIONS]
-    for base in ("company_secrets", "company_secret_versions", "company_secret_audit", "companies"):
-        assert exists(project, prefix + base)
-        assert not exists(project, base)
 
-    # The rows: one per declared key, the application's own reader gets the declared values back.
-    stored = secret_rows(project, prefix)
-    assert set(stored) == {*DECLARED, GENERATED}
-    assert all((row.version, row.key_version) == (1, 1) for row in stored.values())
-    plain = node_read(stored, {1: master_key})
-    assert {k: plain[k] for k in DECLARED} == DECLARED
-    assert re.fullmatch(r"[0-9a-f]{64}", plain[GENERATED])
+# --- bad input: refused before anything is written ---------------------------------------------------
 
-    # The audit trail: an insert per row, by the role that ran `pulumi up`, with versions and no value.
-    audit = audit_rows(project, prefix)
-    assert sorted((a["subdomain"], a["secret_key"]) for a in audit) == sorted(stored)
-    assert {(a["action"], a["version"], a["key_version"], a["db_role"]) for a in audit} == {("insert", 1, 1, SUPERUSER)}
 
-    # The application role: reads its company's rows only, nothing without app.company_id, writes nothing.
-    ids = company_ids(project, prefix)
-    with psycopg.connect(app_role.dsn, autocommit=True) as app:
-        secrets_table = table(prefix, "company_secrets")
-        query = sql.SQL("SELECT secret_key FROM {}").format(secrets_table)
-        assert app.execute(query).fetchall() == []
-        app.execute("SELECT set_config('app.company_id', %s, false)", [ids["acmecorp"]])
-        assert {k for (k,) in app.execute(query)} == {"STRIPE_SECRET_KEY", "SMTP_HOST", "SMTP_PASSWORD"}
-        app.execute("SELECT set_config('app.company_id', %s, false)", [ids["codewiser"]])
-        assert {k for (k,) in app.execute(query)} == {"STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET"}
-        refused = [
-            sql.SQL("UPDATE {} SET secret_value_encrypted = 'x'").format(secrets_table),
-            sql.SQL("DELETE FROM {}").format(secrets_table),
-            sql.SQL(
-                "INSERT INTO {} (company_id, secret_key, secret_value_encrypted, key_version) VALUES ({}, 'K', 'x', 1)"
-            ).format(secrets_table, sql.Literal(ids["codewiser"])),
-            sql.SQL("SELECT * FROM {}").format(table(prefix, "company_secret_versions")),
-            sql.SQL("SELECT * FROM {}").format(table(prefix, "company_secret_audit")),
-            sql.SQL("SELECT * FROM {}").format(table(prefix, "companies")),
-        ]
-        for statement in refused:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                app.execute(statement)
-    # The provisioning role sees every company's rows and may write them (rolled back here).
-    with psycopg.connect(provisioner.dsn) as prov:
-        assert len(prov.execute(query).fetchall()) == len(stored)
-        prov.execute(sql.SQL("UPDATE {} SET version = version").format(secrets_table))
-        prov.rollback()
-    assert secret_rows(project, prefix) == stored
+def database_resources(stack: auto.Stack) -> list[str]:
+    """The stack's database resources (schema, tenants) in its state."""
+    return [name for name, r in resources(stack).items() if r["type"].startswith("tenant-secrets:index:Database")]
 
-    # A no-op: the preview says so, and `up` touches no row (same ciphertext, updated_at, xmin), no audit.
-    assert set(project.preview(stack).change_summary) == {"same"}
-    assert changes(project.up(stack)) == {"same"}
-    assert secret_rows(project, prefix) == stored
-    assert audit_rows(project, prefix) == audit
-    assert history_rows(project, prefix) == {}
 
-    # One changed value: that row alone is written, its version raised, the old ciphertext kept as history.
-    set_secret(stack, "secrets.acmecorp.SMTP_PASSWORD", "fake-smtp-acmecorp-db-0002")
-    project.up(stack)
-    after = secret_rows(project, prefix)
-    changed = ("acmecorp", "SMTP_PASSWORD")
-    assert {k: v for k, v in after.items() if k != changed} == {k: v for k, v in stored.items() if k != changed}
-    assert after[changed].version == 2
-    assert after[changed].ciphertext != stored[changed].ciphertext
-    assert node_read({changed: after[changed]}, {1: master_key}) == {changed: "fake-smtp-acmecorp-db-0002"}
-    history = history_rows(project, prefix)
-    assert list(history) == [(*changed, 1)]
-    assert history[(*changed, 1)].ciphertext == stored[changed].ciphertext
-    new_audit = audit_rows(project, prefix)[len(audit) :]
-    assert [(a["subdomain"], a["secret_key"], a["action"], a["version"]) for a in new_audit] == [
-        (*changed, "update", 2)
-    ]
-    with project.db() as conn:  # still applied once
-        assert (
-            conn.execute(
-                sql.SQL("SELECT name, applied_at FROM {} ORDER BY name").format(
-                    table(prefix, "tenant_secrets_migrations")
-                )
-            ).fetchall()
-            == applied
+def bad_input(master_key: str, dsn: str) -> list[Step]:
+    short, not_hex = "0123456789abcdef" * 3, "fake-not-hex-" + "z" * 51
+    db_password = "fake-db-password-0042"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    ids: dict[str, str] = {}
+
+    def nothing_written(project: Project, stack: auto.Stack) -> None:
+        assert not exists(project, "company_secrets"), "company_secrets was created"
+        assert database_resources(stack) == [], f"the state holds {database_resources(stack)}"
+
+    def codewiser_is_another_company(project: Project) -> None:
+        with project.db() as conn:
+            conn.execute("INSERT INTO companies (subdomain, name) VALUES ('codewiser', 'CodeWiser')")
+        ids.update(company_ids(project))
+        project.write_tenants(
+            TENANTS.replace(
+                "  - subdomain: codewiser\n", f"  - subdomain: codewiser\n    company_id: {ids['acmecorp']}\n"
+            )
         )
 
-    # Nothing secret in the state, the backend's files, the stack config or anything the engine printed.
-    everything = project.persisted(stack) + "".join(project.outputs)
-    secret_values = (*DECLARED.values(), plain[GENERATED], "fake-smtp-acmecorp-db-0002", master_key)
-    for value in (*secret_values, app_role.password, provisioner.password):
-        if value != "smtp.example.test":  # a literal from tenants.yaml, not a secret
-            assert value not in everything
-
-
-def test_master_key_rotation_in_batches_key_removal_and_decommission(project: Project, master_key: str) -> None:
-    project.write_tenants(TENANTS)
-    stack = project.stack("dev")
-    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key}, rotationBatchSize="2")
-    project.up(stack)
-    set_secret(stack, "secrets.codewiser.STRIPE_SECRET_KEY", "fake-stripe-codewiser-db-0002")
-    project.up(stack)  # leaves one history entry, encrypted with v1
-    before, history_before = secret_rows(project), history_rows(project)
-    assert {row.key_version for row in [*before.values(), *history_before.values()]} == {1}
-    audited = len(audit_rows(project))
-    migrations = "SELECT name, applied_at FROM tenant_secrets_migrations ORDER BY name"
-    with project.db() as conn:
-        applied = conn.execute(migrations).fetchall()
-
-    # A second key, made active: every row and history entry moves to it, two per transaction.
-    second = os.urandom(32).hex()
-    set_secret(stack, "masterKeys.v2", second)
-    set_plain(stack, "activeKeyVersion", "2")
-    # The rotation is the schema resource's work, between publishing v2 to the key folder and moving
-    # MASTER_ENCRYPTION_KEY to it (tests/e2e/test_keyring.py): every tenant stays unchanged.
-    preview = project.preview(stack)
-    assert {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"} == {"update": 3}
-    assert "database-schema" in preview.stdout and re.search(r"~ key_version\s*: 1 => 2", preview.stdout)
-    assert "hono-api-master-key-versions" in preview.stdout and "hono-api-master-key" in preview.stdout
-    rotated = project.up(stack)
-    assert {str(op): n for op, n in (rotated.summary.resource_changes or {}).items() if str(op) != "same"} == {
-        "update": 3
-    }
-    after, history_after = secret_rows(project), history_rows(project)
-    assert set(after) == set(before)
-    for key, row in after.items():
-        assert row.key_version == 2
-        assert row.ciphertext != before[key].ciphertext
-        assert (row.version, row.updated_at) == (before[key].version, before[key].updated_at)  # same value
-    assert {k: (r.key_version, r.version) for k, r in history_after.items()} == {
-        k: (2, r.version) for k, r in history_before.items()
-    }
-    assert len({row.xmin for row in after.values()}) == math.ceil(len(after) / 2)  # one transaction per batch
-    reencrypted = audit_rows(project)[audited:]
-    assert sorted((a["subdomain"], a["secret_key"]) for a in reencrypted) == sorted(after)
-    assert {(a["action"], a["key_version"]) for a in reencrypted} == {("reencrypt", 2)}
-    keys = {1: master_key, 2: second}
-    plain = node_read(after, keys)
-    assert plain[("codewiser", "STRIPE_SECRET_KEY")] == "fake-stripe-codewiser-db-0002"
-    assert plain == {**node_read(before, keys), ("codewiser", "STRIPE_SECRET_KEY"): "fake-stripe-codewiser-db-0002"}
-    assert list(node_read(history_after, keys).values()) == ["fake-stripe-codewiser-db-0001"]
-    with project.db() as conn:  # the schema resource ran again; its migrations were not
-        assert conn.execute(migrations).fetchall() == applied
-
-    # The application, not yet redeployed with v2, writes a secret of its own with v1 (the seed's encryptSecret).
-    (envelope,) = run_node("encrypt.mjs", [{"value": "fake-app-managed-0001", "keyHex": master_key}])
-    with project.db() as conn:
-        conn.execute(
-            "INSERT INTO company_secrets (company_id, secret_key, secret_value_encrypted, key_version)"
-            " SELECT id, 'APP_MANAGED_TOKEN', %s, 1 FROM companies WHERE subdomain = 'acmecorp'",
-            [envelope],
+    def acmecorp_by_id(project: Project) -> None:
+        project.write_tenants(
+            TENANTS.replace(
+                "  - subdomain: acmecorp\n", f"  - subdomain: acmecorp\n    company_id: {ids['acmecorp']}\n"
+            )
         )
-    mixed = secret_rows(project)
-    assert node_read(mixed, keys)[("acmecorp", "APP_MANAGED_TOKEN")] == "fake-app-managed-0001"
 
-    # Removing v1 while that row needs it fails, in preview already, naming the key; nothing is written.
-    stack.remove_config("tenant-secrets:masterKeys.v1", path=True)
-    for error in (failed(project, lambda: project.preview(stack)), failed(project, lambda: project.up(stack))):
-        assert "tenant-secrets:masterKeys.v1 is missing" in error
-        assert "values stored with key version 1 still need it (secrets: 1)" in error
-    assert secret_rows(project) == mixed
-    assert len(audit_rows(project)) == audited + len(after) + 1
+    def rows_in_the_applications_companies(project: Project, stack: auto.Stack) -> None:
+        with project.db() as conn:
+            owners = conn.execute("SELECT DISTINCT company_id::text FROM company_secrets").fetchall()
+        assert {cid for (cid,) in owners} == {ids["acmecorp"], ids["codewiser"]}
+        assert set(secret_rows(project)) == {*DECLARED, GENERATED}
+        assert "codewiser-database" in database_resources(stack)  # what the refused runs did not record
 
-    # With v1 back, the next up re-encrypts the straggler; then v1 can go.
-    set_secret(stack, "masterKeys.v1", master_key)
-    project.up(stack)
-    assert {row.key_version for row in secret_rows(project).values()} == {2}
-    stack.remove_config("tenant-secrets:masterKeys.v1", path=True)
-    project.up(stack)
-    final = secret_rows(project)
-    assert {row.key_version for row in [*final.values(), *history_rows(project).values()]} == {2}
-    assert node_read(final, {2: second}) == {
-        **{k: v for k, v in plain.items()},
-        ("acmecorp", "APP_MANAGED_TOKEN"): "fake-app-managed-0001",
-    }
-
-    # Decommissioning a tenant deletes its rows (its own and the application's), audited with role and version.
-    audited = len(audit_rows(project))
-    project.write_tenants(
-        TENANTS.replace("  - subdomain: acmecorp\n", "  - subdomain: acmecorp\n    decommission: true\n")
-    )
-    project.up(stack)
-    assert set(secret_rows(project)) == {("codewiser", "STRIPE_SECRET_KEY"), GENERATED}
-    deleted = audit_rows(project)[audited:]
-    assert sorted(a["secret_key"] for a in deleted) == [
-        "APP_MANAGED_TOKEN",
-        "SMTP_HOST",
-        "SMTP_PASSWORD",
-        "STRIPE_SECRET_KEY",
+    return [
+        Step(
+            "a master key of the wrong length is refused, without showing it",
+            secret_settings={"masterKeys.v1": short},
+            fails=["tenant-secrets:masterKeys.v1: expected 64 hex characters, got 48"],
+            hides=[short],
+            check=nothing_written,
+        ),
+        Step(
+            "a master key that is not hex is refused, without showing it",
+            secret_settings={"masterKeys.v1": not_hex},
+            fails=["tenant-secrets:masterKeys.v1: contains characters other than 0-9 and a-f"],
+            hides=[not_hex],
+            check=nothing_written,
+        ),
+        Step(
+            "an active key version without its key is refused",
+            secret_settings={"masterKeys.v1": master_key},
+            settings={"activeKeyVersion": "3"},
+            fails=["tenant-secrets:activeKeyVersion is 3, but masterKeys has no v3"],
+            check=nothing_written,
+        ),
+        Step(
+            "a database that cannot be reached is named, without its password",
+            settings={"activeKeyVersion": "1"},
+            env={"DATABASE_URL": f"postgresql://tenant_admin:{db_password}@127.0.0.1:{closed_port}/tenants"},
+            fails=["DATABASE_URL: cannot connect to postgresql://tenant_admin:***@127.0.0.1"],
+            hides=[db_password],
+            check=nothing_written,
+        ),
+        Step(
+            "a tenant whose company does not exist: the plan already names it, and the up fails",
+            env={"DATABASE_URL": dsn},
+            refused=["no company with subdomain codewiser in 'companies'"],
+            fails=["no company with subdomain codewiser in 'companies'"],
+            check=nothing_written,
+        ),
+        Step(
+            "a company_id in tenants.yaml that is another tenant's company is refused",
+            by_hand=codewiser_is_another_company,
+            fails=["codewiser: the company_id in tenants.yaml is the company with subdomain 'acmecorp'"],
+            check=nothing_written,
+        ),
+        Step(
+            "fixed: the rows go to the application's companies, one given by id, the other found by subdomain",
+            by_hand=acmecorp_by_id,
+            check=rows_in_the_applications_companies,
+        ),
     ]
-    assert {(a["action"], a["db_role"], a["key_version"]) for a in deleted} == {("delete", SUPERUSER, 2)}
-    assert {a["version"] for a in deleted if a["secret_key"] != "APP_MANAGED_TOKEN"} == {1}
-
-    # The audit names, never values: no column of any audit row holds a value or a ciphertext.
-    audit_text = repr(audit_rows(project))
-    for value in (*plain.values(), "fake-app-managed-0001", envelope):
-        assert value not in audit_text
-    for row in [*before.values(), *after.values()]:
-        assert row.ciphertext not in audit_text
-
-    everything = project.persisted(stack) + "".join(project.outputs)
-    for value in (*plain.values(), "fake-stripe-codewiser-db-0001", master_key, second):
-        if value != "smtp.example.test":
-            assert value not in everything
 
 
 def test_bad_input_fails_before_anything_is_written(project: Project, master_key: str) -> None:
@@ -413,157 +529,4 @@ def test_bad_input_fails_before_anything_is_written(project: Project, master_key
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
     configure(stack, secrets_config=VALUES, master_keys={"v1": master_key}, createCompanies="false")
-
-    def nothing_written() -> None:
-        assert not exists(project, "company_secrets")
-        assert declared(stack) == []
-
-    # Master keys: of the wrong length, not hex, or an active version that has none.
-    short = "0123456789abcdef" * 3
-    set_secret(stack, "masterKeys.v1", short)
-    error = failed(project, lambda: project.up(stack))
-    assert "tenant-secrets:masterKeys.v1: expected 64 hex characters, got 48" in error
-    assert short not in error
-    not_hex = "fake-not-hex-" + "z" * 51
-    set_secret(stack, "masterKeys.v1", not_hex)
-    error = failed(project, lambda: project.up(stack))
-    assert "tenant-secrets:masterKeys.v1: contains characters other than 0-9 and a-f" in error
-    assert not_hex not in error
-    set_secret(stack, "masterKeys.v1", master_key)
-    set_plain(stack, "activeKeyVersion", "3")
-    error = failed(project, lambda: project.up(stack))
-    assert "tenant-secrets:activeKeyVersion is 3, but masterKeys has no v3" in error
-    set_plain(stack, "activeKeyVersion", "1")
-    nothing_written()
-
-    # A database that cannot be reached: named, without its password.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    db_password = "fake-db-password-0042"
-    unreachable = Project(
-        project.root,
-        {**project.env, "DATABASE_URL": f"postgresql://tenant_admin:{db_password}@127.0.0.1:{closed_port}/tenants"},
-        project.dsn,
-        project.infisical,
-        project.outputs,
-    )
-    error = failed(project, lambda: unreachable.up(unreachable.stack("dev")))
-    assert "DATABASE_URL: cannot connect to postgresql://tenant_admin:***@127.0.0.1" in error
-    assert db_password not in error
-    nothing_written()
-
-    # A tenant whose company does not exist: the preview (the reviewer's plan) already names it.
-    status, _, error = project.plan(stack)
-    assert status != 0
-    assert "no company with subdomain codewiser in 'companies'" in error
-    error = failed(project, lambda: project.up(stack))
-    assert "no company with subdomain codewiser in 'companies'" in error
-    nothing_written()
-
-    # A company_id in tenants.yaml that is another tenant's company.
-    with project.db() as conn:
-        conn.execute("INSERT INTO companies (subdomain, name) VALUES ('codewiser', 'CodeWiser')")
-    ids = company_ids(project)
-    wrong = TENANTS.replace(
-        "  - subdomain: codewiser\n", f"  - subdomain: codewiser\n    company_id: {ids['acmecorp']}\n"
-    )
-    project.write_tenants(wrong)
-    error = failed(project, lambda: project.up(stack))
-    assert "codewiser: the company_id in tenants.yaml is the company with subdomain 'acmecorp'" in error
-    nothing_written()
-
-    # Fixed: the rows go to the application's companies, one given by id, the other looked up by subdomain.
-    right = TENANTS.replace(
-        "  - subdomain: acmecorp\n", f"  - subdomain: acmecorp\n    company_id: {ids['acmecorp']}\n"
-    )
-    project.write_tenants(right)
-    project.up(stack)
-    with project.db() as conn:
-        owners = conn.execute("SELECT DISTINCT company_id::text FROM company_secrets").fetchall()
-    assert {cid for (cid,) in owners} == {ids["acmecorp"], ids["codewiser"]}
-    assert set(secret_rows(project)) == {*DECLARED, GENERATED}
-
-
-def test_a_failure_half_way_rolls_back_and_the_next_up_converges(project: Project, master_key: str) -> None:
-    project.write_tenants(TENANTS)
-    stack = project.stack("dev")
-    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key})
-    project.up(stack)
-    before, audited = secret_rows(project), audit_rows(project)
-
-    # acmecorp's next apply updates a value, keeps history, then inserts a new key; the insert fails.
-    with project.db() as conn:
-        conn.execute(
-            "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'injected failure for the test'; END $$"
-        )
-        conn.execute(
-            "CREATE TRIGGER fail_insert BEFORE INSERT ON company_secrets"
-            " FOR EACH STATEMENT EXECUTE FUNCTION fail_insert()"
-        )
-    set_secret(stack, "secrets.acmecorp.STRIPE_SECRET_KEY", "fake-stripe-acmecorp-db-0002")
-    project.write_tenants(TENANTS + "      NEW_TOKEN: {from: config}\n")
-    set_secret(stack, "secrets.acmecorp.NEW_TOKEN", "fake-new-token-acmecorp-0001")
-    error = failed(project, lambda: project.up(stack))
-    assert "injected failure for the test" in error
-    assert secret_rows(project) == before  # the update before the failing insert was rolled back too
-    assert history_rows(project) == {}
-    assert audit_rows(project) == audited
-
-    # The cause gone, the next up converges, and the one after has nothing to do.
-    with project.db() as conn:
-        conn.execute("DROP TRIGGER fail_insert ON company_secrets")
-    project.up(stack)
-    after = secret_rows(project)
-    assert set(after) == {*before, ("acmecorp", "NEW_TOKEN")}
-    assert after[("acmecorp", "STRIPE_SECRET_KEY")].version == 2
-    plain = node_read(after, {1: master_key})
-    assert plain[("acmecorp", "STRIPE_SECRET_KEY")] == "fake-stripe-acmecorp-db-0002"
-    assert plain[("acmecorp", "NEW_TOKEN")] == "fake-new-token-acmecorp-0001"
-    assert list(history_rows(project)) == [("acmecorp", "STRIPE_SECRET_KEY", 1)]
-    assert set(project.preview(stack).change_summary) == {"same"}
-
-
-def statements(project: Project, action: Callable[[], object]) -> dict[str, int]:
-    """Statements the server ran in the test's database during ``action`` (pg_stat_statements), by text."""
-    with project.db() as conn:
-        found = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
-        assert found is not None
-        conn.execute("SELECT pg_stat_statements_reset(0, %s::oid, 0)", [found[0]])
-        action()
-        rows = conn.execute(
-            "SELECT query, calls FROM pg_stat_statements WHERE dbid = %s::oid AND query NOT LIKE %s",
-            [found[0], "%pg_stat_statements%"],
-        ).fetchall()
-    return {str(query): int(calls) for query, calls in rows}
-
-
-def test_the_example_tenants_file_first_and_no_op_up_statement_counts(
-    project: Project, master_key: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    stack = example_stack(project, master_key)
-    with project.db() as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-
-    try:
-        first = statements(project, lambda: project.up(stack))
-        no_op = statements(project, lambda: project.up(stack))
-        rows = secret_rows(project)
-    finally:  # the Infisical server is shared by the session's tests: leave its folders as found
-        stack.destroy(on_output=project.capture, color="never")
-    with capsys.disabled():
-        print(
-            f"\nexample tenants.yaml, dev stack: first up {sum(first.values())} statements, "
-            f"no-op up {sum(no_op.values())} statements"
-        )
-        for query, calls in sorted(no_op.items()):
-            print(f"  no-op: {calls} x {query[:110]}")
-
-    # codewiser (both stores): WEBHOOK_SIGNING_SECRET, STRIPE_SECRET_KEY, SENDGRID_API_KEY; acmecorp (database):
-    # WEBHOOK_SIGNING_SECRET, STRIPE_SECRET_KEY, SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD
-    assert len(rows) == 9
-    assert any('INSERT INTO "company_secrets"' in q for q in first)
-    writes = re.compile(r"^\s*(INSERT|UPDATE|DELETE|CREATE|ALTER|GRANT|BEGIN)", re.IGNORECASE)
-    assert [q for q in no_op if writes.match(q)] == []  # the no-op reads (the program's look) and writes nothing
-    assert sum(no_op.values()) == 4  # the preflight's four reads (the fourth: row bindings), whatever the tenants
+    run_steps(project, stack, bad_input(master_key, project.dsn), "bad input")

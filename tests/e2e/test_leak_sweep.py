@@ -20,7 +20,7 @@ from tenant_secrets.secret.envelope import decrypt
 from tenant_secrets.secret.values import generate
 from tenant_secrets.tenants_file.sources import GeneratedSource
 from tests.e2e.conftest import Project, configure, sdk
-from tests.e2e.test_walking_skeleton import folder_values
+from tests.e2e.steps import Step, run_steps, values
 
 pytestmark = pytest.mark.e2e
 
@@ -57,11 +57,13 @@ def canary(label: str) -> str:
     return f"fake-canary-{label}-{secrets.token_hex(6)}"
 
 
-def scanner(project: Project, pg_cluster: Cluster, canaries: dict[str, str]) -> Callable[[str], list[str]]:
-    """After a step: '<step>: <canary> in <where>' for every hit."""
+def scanner(
+    project: Project, stack: auto.Stack, pg_cluster: Cluster, canaries: dict[str, str]
+) -> Callable[[str], list[str]]:
+    """'<step>: <canary> in <where>' for every hit, wherever a user or an attacker with read access looks."""
 
     def places() -> dict[str, str]:
-        stack = project.persisted(project.stack("dev"))
+        persisted = project.persisted(stack)
         with project.db() as conn:
             tables = {
                 f"table {t}": json.dumps(conn.execute(f"SELECT json_agg(t) FROM {t} AS t").fetchone())  # noqa: S608
@@ -74,7 +76,7 @@ def scanner(project: Project, pg_cluster: Cluster, canaries: dict[str, str]) -> 
             if p.is_file() and ".state" in p.parts
         }
         return {
-            "stack export, backend files and stack config": stack,
+            "stack export, backend files and stack config": persisted,
             "engine and command output, error messages": "\n".join(project.outputs),
             "Infisical stand-in's log": project.infisical.server.log(),
             "Infisical stand-in's audit": json.dumps(project.infisical.server.audit()),
@@ -142,52 +144,56 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
         },
     )
     stack.set_config("tenant-secrets:derivationKey", auto.ConfigValue(derivation, secret=True))
-    scan = scanner(project, pg_cluster, canaries)
+    scan = scanner(project, stack, pg_cluster, canaries)
     control = canary("control")
     canaries["control"] = control
     project.capture(f"planted {control}")  # the scan finds what is there
     assert scan("control") == ["control: control in engine and command output, error messages"]
     project.outputs.clear()
     del canaries["control"]
-    hits: list[str] = []
 
-    project.up(stack)  # the first run applies every migration
-    hits += scan("up (migrations)")
-    project.preview(stack, expect_no_changes=True)
-    hits += scan("preview")
-    stack.refresh(on_output=project.capture, color="never")
-    hits += scan("refresh")
+    def clean(project: Project, stack: auto.Stack) -> None:
+        hits = scan("canary")
+        assert hits == [], "; ".join(hits)
 
-    stack.set_config(
-        "tenant-secrets:secrets.acme.STRIPE_SECRET_KEY",
-        auto.ConfigValue(canaries["config value (changed)"], secret=True),
-        path=True,
+    def both_stores_hold_the_values(project: Project, stack: auto.Stack) -> None:
+        with project.db() as conn:
+            assert conn.execute("SELECT DISTINCT key_version FROM company_secrets").fetchall() == [(2,)]
+        expected = {
+            "STRIPE_SECRET_KEY": canaries["config value (changed)"],
+            "SENDGRID_API_KEY": canaries["env value"],
+            "LEGACY_TOKEN": canaries["Infisical value"],
+            "WEBHOOK_SIGNING_SECRET": canaries["generated value"],
+            "PLAN_NAME": canaries["literal value"],
+        }
+        assert values(project, "/tenants/acme") == expected, "acme's folder (values not shown)"
+        assert database_values(project, master_key=second_key) == expected, "acme's rows (values not shown)"
+        clean(project, stack)
+
+    faults = project.infisical.server
+    run_steps(
+        project,
+        stack,
+        [
+            Step("the first up, which applies every migration", check=clean),
+            Step("a preview", preview={}, up=False, check=clean),
+            Step("a refresh", refresh=0, up=False, check=clean),
+            Step(
+                "an up that fails (Infisical answers 503)",
+                config={("acme", "STRIPE_SECRET_KEY"): canaries["config value (changed)"]},
+                env={"TENANT_SECRETS_INFISICAL_RETRIES": "attempts=2,max_delay=0.1"},
+                by_hand=lambda _: faults.add_fault("/api/v3/secrets/batch/raw", count=100, status=503),
+                fails=["failed after 2 attempts"],
+                check=clean,
+            ),
+            Step("the up after the failure", by_hand=lambda _: faults.clear_faults(), check=clean),
+            Step(
+                "a master key rotation",
+                secret_settings={"masterKeys.v2": second_key},
+                settings={"activeKeyVersion": "2"},
+                check=both_stores_hold_the_values,
+            ),
+            Step("destroy", up=False, destroy=True, check=clean),
+        ],
+        "the canary sweep",
     )
-    project.infisical.server.add_fault("/api/v3/secrets/batch/raw", count=100, status=503)
-    with pytest.raises(auto.CommandError) as failed:
-        project.up(stack)
-    project.capture(str(failed.value))
-    project.infisical.server.clear_faults()
-    hits += scan("failed up")
-    project.up(stack)
-    hits += scan("up after the failure")
-
-    stack.set_config("tenant-secrets:masterKeys.v2", auto.ConfigValue(second_key, secret=True), path=True)
-    stack.set_config("tenant-secrets:activeKeyVersion", auto.ConfigValue("2"))
-    project.up(stack)
-    with project.db() as conn:
-        assert conn.execute("SELECT DISTINCT key_version FROM company_secrets").fetchall() == [(2,)]
-    hits += scan("rotation")
-    expected = {
-        "STRIPE_SECRET_KEY": canaries["config value (changed)"],
-        "SENDGRID_API_KEY": canaries["env value"],
-        "LEGACY_TOKEN": canaries["Infisical value"],
-        "WEBHOOK_SIGNING_SECRET": canaries["generated value"],
-        "PLAN_NAME": canaries["literal value"],
-    }
-    assert folder_values(project.infisical, "dev", "/tenants/acme") == expected
-    assert database_values(project, master_key=second_key) == expected
-
-    stack.destroy(on_output=project.capture, color="never")
-    hits += scan("destroy")
-    assert hits == []

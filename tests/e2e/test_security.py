@@ -1,5 +1,6 @@
 """Issue 13 on the real engine: a SIGKILLed `pulumi up` recovered by `tenantctl recover` (item 8), and a
-run with verbose engine logging refused before any resource is declared (item 10)."""
+run with verbose engine logging refused before any resource is declared (item 10). A swapped ciphertext
+(item 1) is a step of tests/e2e/test_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tenant_secrets.secret.envelope import Keyring
 from tests.e2e.conftest import Project, configure, sdk_listing
+from tests.e2e.steps import pulumi, tenantctl
 
 pytestmark = pytest.mark.e2e
 
@@ -23,32 +23,6 @@ TEXT = "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants
     f"  - subdomain: kill{n}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for n in range(TENANTS)
 )
 VALUES = {f"kill{n}": {"STRIPE_SECRET_KEY": f"fake-stripe-kill{n}-canary-0001"} for n in range(TENANTS)}
-
-
-def pulumi(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["pulumi", *args, "--non-interactive", "--stack", "dev"],
-        cwd=project.root,
-        env={**os.environ, **project.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    project.capture(done.stdout + done.stderr)
-    return done
-
-
-def tenantctl(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tenant_secrets.tenantctl", *args],
-        cwd=project.root,
-        env={**os.environ, **project.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    project.capture(done.stdout + done.stderr)
-    return done
 
 
 def kill_session(sid: int) -> None:
@@ -89,7 +63,7 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
     finally:
         project.infisical.server.settings(latency_ms=0)
 
-    refused = pulumi(project, "up", "--yes")
+    refused = pulumi(project, "up", "--yes", "--stack", "dev")
     assert refused.returncode != 0 and "locked" in refused.stderr + refused.stdout
 
     recovered = tenantctl(project, "recover", "--stack", "dev")
@@ -98,13 +72,13 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
     assert "dropped pending operations (" in recovered.stdout  # the creates the kill cut short
     assert not locks(project)
 
-    up = pulumi(project, "up", "--yes")
+    up = pulumi(project, "up", "--yes", "--stack", "dev")
     assert up.returncode == 0, up.stderr
     assert "pending operation" not in up.stdout + up.stderr
     for n in range(TENANTS):
         listed = sdk_listing(project.infisical, "dev", f"/tenants/kill{n}") or []
         assert {s.secretKey: s.secretValue for s in listed} == VALUES[f"kill{n}"]
-    again = pulumi(project, "preview", "--expect-no-changes")
+    again = pulumi(project, "preview", "--expect-no-changes", "--stack", "dev")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "warning" not in again.stdout.lower()
     assert tenantctl(project, "recover", "--stack", "dev").stdout.strip() == (
@@ -119,50 +93,10 @@ def test_verbose_engine_logging_is_refused_before_anything_is_declared(project: 
     configure(project.stack("dev"), secrets_config=VALUES, master_keys={"v1": master_key})
     project.infisical.reset_counts()
     for args in (("preview", "-v=3"), ("up", "--yes", "--verbose=1")):
-        done = pulumi(project, *args)
+        done = pulumi(project, *args, "--stack", "dev")
         assert done.returncode != 0
         assert "verbose engine logging is on (`pulumi` runs with" in done.stdout + done.stderr
     assert project.infisical.request_counts() == {}  # no provider was configured, no folder read
-    debug = subprocess.run(
-        ["pulumi", "preview", "--non-interactive", "--stack", "dev"],
-        cwd=project.root,
-        env={**os.environ, **project.env, "PULUMI_DEBUG_GRPC": str(project.root / "grpc.log")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    debug = pulumi(project, "preview", "--stack", "dev", env={"PULUMI_DEBUG_GRPC": str(project.root / "grpc.log")})
     assert debug.returncode != 0
     assert "the environment variable PULUMI_DEBUG_GRPC is set" in debug.stdout + debug.stderr
-
-
-def test_a_swapped_ciphertext_is_named_by_the_preview_and_overwritten_by_up(project: Project, master_key: str) -> None:
-    """Item 1 on the engine: before, `preview` and `up` reported no change after a swap."""
-    project.write_tenants(
-        "version: 1\ndefaults: {storage: database, environments: [dev]}\ntenants:\n"
-        + "".join(
-            f"  - subdomain: {t}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for t in ("acme", "globex")
-        )
-    )
-    values = {t: {"STRIPE_SECRET_KEY": f"fake-stripe-{t}-0001"} for t in ("acme", "globex")}
-    stack = project.stack("dev")
-    configure(stack, secrets_config=values, master_keys={"v1": master_key})
-    project.up(stack)
-    with project.db() as conn:
-        conn.execute(
-            "UPDATE company_secrets AS s SET (secret_value_encrypted, binding) = (SELECT secret_value_encrypted,"
-            " binding FROM company_secrets o WHERE o.secret_key = s.secret_key AND o.company_id <> s.company_id)"
-        )
-    preview = project.preview(stack)
-    assert preview.change_summary == {"same": 7, "update": 2}  # 6 resources and the stack's provider
-    shown = preview.stdout + preview.stderr  # the warnings
-    assert shown.count("holds the ciphertext of another row, which holds this row's (swapped)") >= 2
-    assert "tenant acme's run overwrites it from tenants.yaml" in shown
-    project.up(stack)
-    keyring = Keyring({1: bytes.fromhex(master_key)}, active=1)
-    with project.db() as conn:
-        rows = conn.execute(
-            "SELECT c.subdomain, s.secret_value_encrypted"
-            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
-        ).fetchall()
-    assert {sub: keyring.decrypt(ct, 1) for sub, ct in rows} == {t: v["STRIPE_SECRET_KEY"] for t, v in values.items()}
-    project.preview(stack, expect_no_changes=True)

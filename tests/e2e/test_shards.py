@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from typing import Any
 
 import pytest
 from psycopg import sql
+from pulumi import automation as auto
 
 from tenant_secrets.stack.shards import shard_of
 from tests.e2e.conftest import Project, configure
+from tests.e2e.steps import Check, Step, pulumi, run_steps, tenantctl
 
 SUBDOMAINS = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
 TENANTS = (
@@ -25,17 +26,6 @@ TENANTS = (
     "platform:\n  hono-api:\n    secrets:\n      EMAIL_FROM: {value: shards@example.test}\n"
     "tenants:\n" + "".join(f"  - subdomain: {s}\n    secrets:\n      PLAN: {{value: plan-{s}}}\n" for s in SUBDOMAINS)
 )
-
-
-def tenantctl(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["python", "-m", "tenant_secrets.tenantctl", *args],
-        cwd=project.root,
-        env={**os.environ, **project.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def ciphertexts(project: Project) -> dict[tuple[str, str], str]:
@@ -72,89 +62,125 @@ def owners_in_state(project: Project, stack: str) -> dict[str, Any]:
     }
 
 
-def two_shards(project: Project, master_key: str) -> None:
+def two_shards(master_key: str) -> list[Step]:
     """prod in two shards, `shards init` making the second, applied owner first; each shard verified."""
+
+    def second_shard_made(project: Project) -> None:
+        made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "2")
+        assert made.returncode == 0, made.stderr
+
+    def each_shard_holds_its_tenants(project: Project, stack: auto.Stack) -> None:
+        for index, name in ((1, "prod"), (2, "prod-02")):
+            state = owners_in_state(project, name)
+            assert state["tenants"] == [s for s in SUBDOMAINS if shard_of(s, 2) == index], name
+            assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
+
+    def verified_with_one_listing(project: Project, stack: auto.Stack) -> None:
+        project.infisical.reset_counts()
+        verified = tenantctl(project, "verify", "--environment", "prod")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert verified.stdout.count("no drift on stack") == 2
+        reads = {route: n for route, n in project.infisical.request_counts().items() if "/auth/" not in route}
+        assert sum(reads.values()) == 1, reads  # one recursive listing for both shards
+
+    return [
+        Step(
+            "`tenantctl shards init` makes shard 2, which refuses to preview before shard 1 publishes the master key",
+            by_hand=second_shard_made,
+            stack="prod-02",
+            refused=["apply shard 1 (prod) first"],
+        ),
+        Step("shard 1, the environment's owner, goes first"),
+        Step(
+            "then shard 2: each holds its own tenants, shard 1 the environment's own resources",
+            stack="prod-02",
+            check=each_shard_holds_its_tenants,
+        ),
+        Step(
+            "`tenantctl verify --environment` checks both shards with one Infisical listing",
+            up=False,
+            check=verified_with_one_listing,
+        ),
+    ]
+
+
+def owner_shard(project: Project, master_key: str) -> auto.Stack:
     project.write_tenants(TENANTS)
     owner = project.stack("prod")
     configure(owner, secrets_config={}, master_keys={"v1": master_key}, shard="1/2")
-    made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "2")
-    assert made.returncode == 0, made.stderr
-    second = project.stack("prod-02")
-
-    # shard 2 waits for shard 1, which publishes the master key
-    code, _document, output = project.preview_json(second)
-    assert code != 0 and "apply shard 1 (prod) first" in output
-
-    project.up(owner)
-    project.up(second)
-    for index, name in ((1, "prod"), (2, "prod-02")):
-        state = owners_in_state(project, name)
-        assert state["tenants"] == [s for s in SUBDOMAINS if shard_of(s, 2) == index]
-        assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
-
-    project.infisical.reset_counts()
-    verified = tenantctl(project, "verify", "--environment", "prod")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.count("no drift on stack") == 2
-    reads = {route: n for route, n in project.infisical.request_counts().items() if "/auth/" not in route}
-    assert sum(reads.values()) == 1, reads  # one recursive listing for both shards
+    return owner
 
 
 @pytest.mark.e2e
 def test_shard_1_owns_the_environment_and_goes_first(project: Project, master_key: str) -> None:
-    two_shards(project, master_key)
+    run_steps(project, owner_shard(project, master_key), two_shards(master_key), "two shards")
+
+
+def plans_unchanged(stacks: list[str], seen: dict[str, Any]) -> Check:
+    """Every shard's preview, through `tenantctl plan --environment`: nothing to change; nothing written, no
+    row's ciphertext changed."""
+
+    def check(project: Project, stack: auto.Stack) -> None:
+        planned = tenantctl(project, "plan", "--environment", "prod", "--format", "json")
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        plans = json.loads(planned.stdout)
+        assert [(p["stack"], p["changes"], set(p["resources"])) for p in plans] == [
+            (name, [], {"same"}) for name in stacks
+        ]
+        assert project.infisical.writes() == 0
+        assert ciphertexts(project) == seen["ciphertexts"]
+
+    return check
 
 
 @pytest.mark.e2e
 @pytest.mark.long
 def test_two_shards_resharded_to_three_and_back_move_state_only(project: Project, master_key: str) -> None:
-    two_shards(project, master_key)
-    stored = ciphertexts(project)
-    assert {s for s, _ in stored} == set(SUBDOMAINS)
-    project.infisical.reset_counts()
+    seen: dict[str, Any] = {}
 
-    made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "3")
-    assert made.returncode == 0, made.stderr
-    started = time.monotonic()
-    moved = tenantctl(project, "reshard", "--environment", "prod", "--from", "2", "--to", "3")
-    print(f"reshard 2 -> 3 of {len(SUBDOMAINS)} tenants: {time.monotonic() - started:.1f} s; {moved.stdout.strip()}")
-    assert moved.returncode == 0, moved.stderr
+    def stored(project: Project, stack: auto.Stack) -> None:
+        seen["ciphertexts"] = ciphertexts(project)
+        assert {s for s, _ in seen["ciphertexts"]} == set(SUBDOMAINS)
+        project.infisical.reset_counts()
 
-    for index, name in enumerate(["prod", "prod-02", "prod-03"], start=1):
-        expected = sorted(s for s in SUBDOMAINS if shard_of(s, 3) == index)
-        state = owners_in_state(project, name)
-        assert state["tenants"] == expected, name
-        assert sorted(set(state["registry"]) - {"hono-api"}) == expected, name
-        assert ("hono-api" in state["registry"]) == (index == 1)
-        assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
+    def to_three(project: Project) -> None:
+        made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "3")
+        assert made.returncode == 0, made.stderr
+        moved = tenantctl(project, "reshard", "--environment", "prod", "--from", "2", "--to", "3")
+        assert moved.returncode == 0, moved.stderr
 
-    # every shard's preview, through `tenantctl plan --environment`: nothing to change
-    planned = tenantctl(project, "plan", "--environment", "prod", "--format", "json")
-    assert planned.returncode == 0, planned.stdout + planned.stderr
-    plans = json.loads(planned.stdout)
-    assert [p["stack"] for p in plans] == ["prod", "prod-02", "prod-03"]
-    for plan in plans:
-        assert plan["changes"] == [] and set(plan["resources"]) == {"same"}, plan
-    assert project.infisical.writes() == 0
-    assert ciphertexts(project) == stored
+    def three_shards(project: Project, stack: auto.Stack) -> None:
+        for index, name in enumerate(["prod", "prod-02", "prod-03"], start=1):
+            expected = sorted(s for s in SUBDOMAINS if shard_of(s, 3) == index)
+            state = owners_in_state(project, name)
+            assert state["tenants"] == expected, name
+            assert sorted(set(state["registry"]) - {"hono-api"}) == expected, name
+            assert ("hono-api" in state["registry"]) == (index == 1)
+            assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
+        plans_unchanged(["prod", "prod-02", "prod-03"], seen)(project, stack)
 
-    # and back to two: the moves go into stacks that have their own provider, components and registry
-    back = tenantctl(project, "reshard", "--environment", "prod", "--from", "3", "--to", "2")
-    assert back.returncode == 0, back.stderr
-    assert "prod-03 holds no tenant now: `pulumi stack rm --force --stack prod-03`" in back.stdout
-    assert owners_in_state(project, "prod-03")["tenants"] == []
-    subprocess.run(
-        ["pulumi", "stack", "rm", "--force", "--yes", "--stack", "prod-03"],
-        cwd=project.root,
-        env={**os.environ, **project.env},
-        check=True,
-        capture_output=True,
-    )
-    planned = tenantctl(project, "plan", "--environment", "prod", "--format", "json")
-    assert planned.returncode == 0, planned.stdout + planned.stderr
-    assert [(p["stack"], p["changes"], set(p["resources"])) for p in json.loads(planned.stdout)] == [
-        ("prod", [], {"same"}),
-        ("prod-02", [], {"same"}),
+    def back_to_two(project: Project) -> None:
+        back = tenantctl(project, "reshard", "--environment", "prod", "--from", "3", "--to", "2")
+        assert back.returncode == 0, back.stderr
+        assert "prod-03 holds no tenant now: `pulumi stack rm --force --stack prod-03`" in back.stdout
+        assert owners_in_state(project, "prod-03")["tenants"] == []
+        removed = pulumi(project, "stack", "rm", "--force", "--yes", "--stack", "prod-03")
+        assert removed.returncode == 0, removed.stderr
+
+    steps = [
+        *two_shards(master_key),
+        Step("the rows as two shards wrote them", up=False, check=stored),
+        Step(
+            "resharded to three by moving state only: each shard's tenants, every preview unchanged",
+            by_hand=to_three,
+            up=False,
+            check=three_shards,
+        ),
+        Step(
+            "and back to two, into stacks that have their own provider, components and registry",
+            by_hand=back_to_two,
+            up=False,
+            check=plans_unchanged(["prod", "prod-02"], seen),
+        ),
     ]
-    assert project.infisical.writes() == 0
-    assert ciphertexts(project) == stored
+    run_steps(project, owner_shard(project, master_key), steps, "resharded and back")
