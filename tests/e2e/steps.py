@@ -67,6 +67,9 @@ class Step:
     """`pulumi preview`'s changes by operation, "same" left out ({}: the preview shows no change)."""
     preview_fails: Sequence[str] = ()
     """`pulumi preview` fails, its error saying each of these."""
+    before: Check | None = None
+    """Anything checked before the run (after the plan), in code: what a reviewer or a command reports of the
+    change, as the stack is before it is applied."""
 
     # --- what the run does ---
     refresh: int | None = None
@@ -77,6 +80,9 @@ class Step:
     """Whether the step runs `pulumi up` (a refused plan runs none)."""
     fails: Sequence[str] = ()
     """The `up` fails, its error saying each of these."""
+    may_fail: bool = False
+    """The `up` may fail or not (a fault at a random point); either way its output is kept for the secret scans,
+    and the outcome is the stack's last update's (`stack.info()`)."""
     changes: Mapping[str, int] | None = None
     """The `up`'s resource changes by operation, "same" left out ({}: nothing changed)."""
     shows: Sequence[str] = ()
@@ -233,6 +239,8 @@ def _run(project: Project, stack: auto.Stack, step: Step) -> None:
         assert _ops(preview.change_summary) == dict(step.preview), f"the preview: {_ops(preview.change_summary)}"
     if step.preview_fails:
         with_error(project, lambda: project.preview(stack), step.preview_fails, "the preview")
+    if step.before is not None:
+        step.before(project, stack)
     if step.refresh is not None:
         project.infisical.reset_counts()
         refreshed = stack.refresh(on_output=project.capture, color="never")
@@ -249,6 +257,13 @@ def _run(project: Project, stack: auto.Stack, step: Step) -> None:
     project.infisical.reset_counts()
     if step.fails:
         output = with_error(project, lambda: project.up(stack), step.fails, "the up")
+    elif step.may_fail:
+        try:
+            result = project.up(stack)
+        except auto.CommandError as err:
+            output = project.capture(str(err))
+        else:
+            output = result.stdout + result.stderr
     else:
         result = project.up(stack, diff=bool(step.shows))
         output = result.stdout + result.stderr

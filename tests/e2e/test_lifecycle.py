@@ -106,6 +106,7 @@ BY_HAND = "fake-changed-by-hand"
 CW, AC, GX = "/tenants/codewiser", "/tenants/another-company", "/tenants/globex"
 EMAIL_FROM = {"EMAIL_FROM": "Delivery Chat <onboarding@example.test>"}
 FINGERPRINT = '"[0-9a-f]{16}"'
+MASTER_KEYS = ("MASTER_ENCRYPTION_KEY", "MASTER_ENCRYPTION_KEY_VERSION", "MASTER_ENCRYPTION_KEY_V1")
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,31 @@ def steps(master_key: str) -> list[Step]:
 
     def by_hand_before_the_tool(project: Project) -> None:
         hand_made(project, CW, {"STRIPE_SECRET_KEY": "fake-stripe-cw-0001", "SENDGRID_API_KEY": STALE, "NOTE": LEGACY})
+        seen["by_hand"] = len(project.infisical.server.audit())
+
+    def adopted_writing_only_what_differs(project: Project) -> None:
+        """The up's writes, each one the server recorded: the two new folders, the stale value, the new keys.
+        Each folder's create is tried first (codewiser's is refused: it exists); the folders' upserts may
+        share one request."""
+        written = sorted(
+            (e["action"], e["path"], e["key"]) for e in project.infisical.server.audit()[seen["by_hand"] :]
+        )
+        assert written == sorted(
+            [
+                ("create-folder", "/", "hono-api"),
+                ("create-folder", "/tenants", "another-company"),
+                ("update-secret", CW, "SENDGRID_API_KEY"),
+                ("create-secret", CW, "WEBHOOK_SIGNING_SECRET"),
+                ("create-secret", AC, "SENDGRID_API_KEY"),
+                *[("create-secret", "/hono-api", key) for key in ("EMAIL_FROM", *MASTER_KEYS)],
+            ]
+        ), f"the up wrote {written}"
+        writes = sent(project)
+        assert writes.pop(f"PATCH {BATCH}", 0) in (1, 2), "codewiser's and another-company's upserts not shared"
+        assert writes == {f"POST {FOLDERS}": 3, f"POST {BATCH}": 2}, f"the up sent {sent(project)}"
 
     def both_stores_written(project: Project, stack: auto.Stack) -> None:
+        adopted_writing_only_what_differs(project)
         assert audited(project, "create-folder")[("/tenants", "codewiser")] == 1, "codewiser's folder made twice"
         generated = (values(project, CW) or {})["WEBHOOK_SIGNING_SECRET"]
         assert re.fullmatch(r"[0-9a-f]{64}", generated), "codewiser's WEBHOOK_SIGNING_SECRET is not 32 bytes hex"
@@ -266,7 +290,7 @@ def steps(master_key: str) -> list[Step]:
     return [
         Step(
             "hand-made folders are adopted and both stores written: an equal value is not rewritten, a stale one"
-            " is updated, an undeclared one is left alone",
+            " is updated, an undeclared one is left alone, and nothing else is written",
             tenants=FIRST,
             by_hand=by_hand_before_the_tool,
             folders={
@@ -384,7 +408,13 @@ def steps(master_key: str) -> list[Step]:
             changes={"update": 2},
             check=swap_repaired,
         ),
-        Step("the state holds no pickled provider and one provider per stack", up=False, check=one_provider),
+        Step(
+            "once both rows are overwritten, a preview shows no change; the state holds no pickled provider and"
+            " one provider per stack",
+            preview={},
+            up=False,
+            check=one_provider,
+        ),
         Step(
             "destroy deletes what the stack made: its secrets and folders, and every row",
             up=False,
