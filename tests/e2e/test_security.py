@@ -1,6 +1,6 @@
-"""Issue 13 on the real engine: a SIGKILLed `pulumi up` recovered by `tenantctl recover` (item 8), and a
-run with verbose engine logging refused before any resource is declared (item 10). A swapped ciphertext
-(item 1) is a step of tests/e2e/test_lifecycle.py."""
+"""Issue 13 on the real engine, as declared steps: a SIGKILLed `pulumi up` recovered by `tenantctl recover`
+(item 8), and a run with verbose engine logging refused before any resource is declared (item 10). A swapped
+ciphertext (item 1) is a step of tests/e2e/test_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from pulumi import automation as auto
 
-from tests.e2e.conftest import Project, configure, sdk_listing
-from tests.e2e.steps import pulumi, tenantctl
+from tests.e2e.conftest import Project, configure
+from tests.e2e.steps import Check, Step, pulumi, run_steps, tenantctl
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +24,7 @@ TEXT = "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants
     f"  - subdomain: kill{n}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for n in range(TENANTS)
 )
 VALUES = {f"kill{n}": {"STRIPE_SECRET_KEY": f"fake-stripe-kill{n}-canary-0001"} for n in range(TENANTS)}
+VERBOSE = "verbose engine logging is on (`pulumi` runs with"
 
 
 def kill_session(sid: int) -> None:
@@ -39,10 +41,10 @@ def locks(project: Project) -> list[Path]:
     return list((backend / ".pulumi" / "locks").glob("**/dev/*.json"))
 
 
-def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, master_key: str) -> None:
-    project.write_tenants(TEXT)
-    configure(project.stack("dev"), secrets_config=VALUES, master_keys={"v1": master_key})
-    project.infisical.server.settings(latency_ms=400)  # each request slow: the kill lands mid-run
+def killed_while_writing(project: Project) -> None:
+    """`pulumi up` SIGKILLed once it writes to Infisical (each request slow, so the kill lands mid-run),
+    holding the stack's lock: the CLI only, as a runner that vanishes would, then its orphaned plugins."""
+    project.infisical.server.settings(latency_ms=400)
     try:
         run = subprocess.Popen(
             ["pulumi", "up", "--yes", "--non-interactive", "--stack", "dev"],
@@ -56,31 +58,24 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
         while project.infisical.writes() == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert locks(project), "the run holds the stack's lock while it writes"
-        os.kill(run.pid, signal.SIGKILL)  # the CLI only, as a runner that vanishes would
+        os.kill(run.pid, signal.SIGKILL)
         run.wait()
         time.sleep(1)
-        kill_session(run.pid)  # then its orphaned plugins (each in a process group of its own)
+        kill_session(run.pid)  # its plugins, each in a process group of its own
     finally:
         project.infisical.server.settings(latency_ms=0)
 
-    refused = pulumi(project, "up", "--yes", "--stack", "dev")
-    assert refused.returncode != 0 and "locked" in refused.stderr + refused.stdout
 
-    recovered = tenantctl(project, "recover", "--stack", "dev")
-    assert recovered.returncode == 0, recovered.stderr
-    assert recovered.stdout.startswith("stack dev: removed 1 stale lock(s)")
-    assert "dropped pending operations (" in recovered.stdout  # the creates the kill cut short
+def recovered(project: Project, stack: auto.Stack) -> None:
+    done = tenantctl(project, "recover", "--stack", "dev")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("stack dev: removed 1 stale lock(s)")
+    assert "dropped pending operations (" in done.stdout  # the creates the kill cut short
     assert not locks(project)
 
-    up = pulumi(project, "up", "--yes", "--stack", "dev")
-    assert up.returncode == 0, up.stderr
-    assert "pending operation" not in up.stdout + up.stderr
-    for n in range(TENANTS):
-        listed = sdk_listing(project.infisical, "dev", f"/tenants/kill{n}") or []
-        assert {s.secretKey: s.secretValue for s in listed} == VALUES[f"kill{n}"]
-    again = pulumi(project, "preview", "--expect-no-changes", "--stack", "dev")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "warning" not in again.stdout.lower()
+
+def settled(project: Project, stack: auto.Stack) -> None:
+    assert "warning" not in project.outputs[-1].lower(), "the preview warns"
     assert tenantctl(project, "recover", "--stack", "dev").stdout.strip() == (
         "stack dev: no stale lock and no pending operation; nothing to do"
     )
@@ -88,15 +83,57 @@ def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, mast
     assert leaked == []
 
 
+def test_a_sigkilled_up_is_recovered_by_tenantctl_recover(project: Project, master_key: str) -> None:
+    project.write_tenants(TEXT)
+    stack = project.stack("dev")
+    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key})
+    steps = [
+        Step("an up SIGKILLed while it writes, holding the stack's lock", by_hand=killed_while_writing, up=False),
+        Step("the next up is refused: the stack is locked", fails=["locked"]),
+        Step("`tenantctl recover` removes the stale lock and the pending operations", up=False, check=recovered),
+        Step(
+            "the next up converges, with no pending operation left",
+            hides=["pending operation"],
+            folders={f"/tenants/{owner}": values for owner, values in VALUES.items()},
+        ),
+        Step(
+            "then a preview shows no change and no warning, recover has nothing to do, and no value was printed",
+            preview={},
+            up=False,
+            check=settled,
+        ),
+    ]
+    run_steps(project, stack, steps, "a SIGKILLed up")
+
+
+def refused(*args: str, env: dict[str, str | None] | None = None, says: str = VERBOSE) -> Check:
+    def check(project: Project, stack: auto.Stack) -> None:
+        project.infisical.reset_counts()
+        done = pulumi(project, *args, "--stack", "dev", env=env)
+        assert done.returncode != 0
+        assert says in done.stdout + done.stderr
+        assert project.infisical.request_counts() == {}, "a provider was configured, or a folder read"
+
+    return check
+
+
 def test_verbose_engine_logging_is_refused_before_anything_is_declared(project: Project, master_key: str) -> None:
     project.write_tenants(TEXT)
-    configure(project.stack("dev"), secrets_config=VALUES, master_keys={"v1": master_key})
-    project.infisical.reset_counts()
-    for args in (("preview", "-v=3"), ("up", "--yes", "--verbose=1")):
-        done = pulumi(project, *args, "--stack", "dev")
-        assert done.returncode != 0
-        assert "verbose engine logging is on (`pulumi` runs with" in done.stdout + done.stderr
-    assert project.infisical.request_counts() == {}  # no provider was configured, no folder read
-    debug = pulumi(project, "preview", "--stack", "dev", env={"PULUMI_DEBUG_GRPC": str(project.root / "grpc.log")})
-    assert debug.returncode != 0
-    assert "the environment variable PULUMI_DEBUG_GRPC is set" in debug.stdout + debug.stderr
+    stack = project.stack("dev")
+    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key})
+    steps = [
+        Step("`pulumi preview -v=3`: refused, no request sent", up=False, check=refused("preview", "-v=3")),
+        Step(
+            "`pulumi up --verbose=1`: refused, no request sent", up=False, check=refused("up", "--yes", "--verbose=1")
+        ),
+        Step(
+            "PULUMI_DEBUG_GRPC set: refused too",
+            up=False,
+            check=refused(
+                "preview",
+                env={"PULUMI_DEBUG_GRPC": str(project.root / "grpc.log")},
+                says="the environment variable PULUMI_DEBUG_GRPC is set",
+            ),
+        ),
+    ]
+    run_steps(project, stack, steps, "verbose engine logging")

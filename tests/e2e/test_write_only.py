@@ -1,7 +1,8 @@
 """Issue 18: the stack's state holds per key a fingerprint and a source descriptor, never a value, not even
 encrypted; a stack written by the version that kept values as secret inputs moves over on its next `up`
 without a write to either store. So does a stack whose resources were Python dynamic resources, moving to
-the provider plugin (issue 14, decision 0039)."""
+the provider plugin (issue 14, decision 0039). Each move is declared steps: the old release's up, this
+version's preview, its up."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi import automation as auto
 
 from tests.e2e.conftest import REPO, Project, configure, sdk_listing
+from tests.e2e.steps import Step, run_steps
 
 pytestmark = pytest.mark.e2e
 
@@ -72,57 +75,60 @@ def stores(project: Project) -> tuple[dict[str, tuple[Any, ...]], dict[tuple[str
     return infisical, {(sub, key): (ct, version) for sub, key, ct, version in found}
 
 
+def moved_over(old: Path, expected: set[tuple[str, str]], canaries: dict[str, str] | None = None) -> list[Step]:
+    """The stack written by the release at ``old``; with this version's code, a preview that changes no resource
+    (``expected``: the providers' steps), and an up that writes neither store."""
+    seen: dict[str, Any] = {}
+
+    def written(project: Project, stack: auto.Stack) -> None:
+        seen["stores"] = stores(project)
+        if canaries:
+            assert all(value in project.persisted(stack) for value in canaries.values()), "that release kept them"
+
+    def previewed(project: Project, stack: auto.Stack) -> None:
+        status, document, output = project.preview_json(stack)
+        assert status == 0 and document is not None, output
+        changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
+        assert changed == expected
+
+    def nothing_rewritten(project: Project, stack: auto.Stack) -> None:
+        assert stores(project) == seen["stores"], "a value, ciphertext or version was rewritten"
+        if canaries:
+            after = project.persisted(stack)
+            assert [name for name, value in canaries.items() if value in after] == []
+
+    return [
+        Step("the stack written by the older release", by_hand=lambda project: use_code(project, old), check=written),
+        Step(
+            "with this version's code, the preview changes no resource, the stack's provider aside",
+            by_hand=lambda project: use_code(project, REPO),
+            up=False,
+            check=previewed,
+        ),
+        Step(
+            "its up writes neither store: no value, ciphertext or version rewritten",
+            changes={op: 1 for op, _ in expected},
+            writes=0,
+            check=nothing_rewritten,
+        ),
+    ]
+
+
 def test_an_existing_stack_moves_over_on_its_next_up_writing_neither_store(
     project: Project, master_key: str, tmp_path: Path
 ) -> None:
+    """A stack whose resources kept each value as a secret input: no value is in its state after its next up."""
     canaries = {name: f"fake-canary-{name}-{secrets.token_hex(6)}" for name in ("config", "env", "literal")}
     project.write_tenants(tenants(canaries["literal"]))
     project.env["ACME_SENDGRID_API_KEY"] = canaries["env"]
-    use_code(project, release(SECRET_INPUTS_RELEASE, tmp_path / "release"))
     stack = project.stack("dev")
     configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": canaries["config"]}}, master_keys={"v1": master_key})
-    project.up(stack)
-    before = project.persisted(stack)
-    assert all(value in before for value in canaries.values())  # that release kept them, encrypted
-    written = stores(project)
-
-    use_code(project, REPO)
-    status, document, output = project.preview_json(stack)
-    assert status == 0 and document is not None, output
-    changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
-    assert changed == {("create", "pulumi:providers:tenant-secrets")}  # the stack's provider; no resource changes
-    project.infisical.reset_counts()
-    result = project.up(stack)
-    assert set((result.summary.resource_changes or {}).keys()) <= {"same", "create", "delete"}
-    assert project.infisical.writes() == 0
-    assert stores(project) == written  # no value, ciphertext or version rewritten
-    after = project.persisted(stack)
-    assert [name for name, value in canaries.items() if value in after] == []
+    old = release(SECRET_INPUTS_RELEASE, tmp_path / "release")
+    steps = moved_over(old, {("create", "pulumi:providers:tenant-secrets")}, canaries)
+    run_steps(project, stack, steps, "values as secret inputs to write-only")
 
 
-def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_nothing(
-    project: Project, master_key: str, tmp_path: Path
-) -> None:
-    project.write_tenants(tenants("fake-plan-literal"))
-    project.env["ACME_SENDGRID_API_KEY"] = "fake-sendgrid-write-only-0001"
-    use_code(project, release(DYNAMIC_RELEASE, tmp_path / "release"))
-    stack = project.stack("dev")
-    configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": "fake-stripe-0001"}}, master_keys={"v1": master_key})
-    project.up(stack)
-    written = stores(project)
-
-    use_code(project, REPO)
-    status, document, output = project.preview_json(stack)
-    assert status == 0 and document is not None, output
-    changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
-    # the plugin's provider replaces the dynamic one; no resource changes
-    assert changed == {("create", "pulumi:providers:tenant-secrets"), ("delete", "pulumi:providers:pulumi-python")}
-    project.infisical.reset_counts()
-    result = project.up(stack)
-    assert set((result.summary.resource_changes or {}).keys()) <= {"same", "create", "delete"}
-    assert project.infisical.writes() == 0
-    assert stores(project) == written  # no value, ciphertext or version rewritten
-
+def plugin_resources_only(project: Project, stack: auto.Stack) -> None:
     custom = [r for r in (stack.export_stack().deployment or {})["resources"] if r.get("custom")]
     assert {r["type"] for r in custom if not r["type"].startswith("pulumi:providers:")} <= {
         f"tenant-secrets:index:{t}"
@@ -131,6 +137,25 @@ def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_
     assert {r["type"] for r in custom if r["type"].startswith("pulumi:providers:")} == {
         "pulumi:providers:tenant-secrets"
     }
-    status, document, output = project.preview_json(stack)
-    assert status == 0 and document is not None, output
-    assert {s["op"] for s in document["steps"]} == {"same"}, output
+
+
+def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_nothing(
+    project: Project, master_key: str, tmp_path: Path
+) -> None:
+    """A stack of Python dynamic resources: the plugin's provider replaces the dynamic one, no resource changes."""
+    project.write_tenants(tenants("fake-plan-literal"))
+    project.env["ACME_SENDGRID_API_KEY"] = "fake-sendgrid-write-only-0001"
+    stack = project.stack("dev")
+    configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": "fake-stripe-0001"}}, master_keys={"v1": master_key})
+    old = release(DYNAMIC_RELEASE, tmp_path / "release")
+    providers = {("create", "pulumi:providers:tenant-secrets"), ("delete", "pulumi:providers:pulumi-python")}
+    steps = [
+        *moved_over(old, providers),
+        Step(
+            "then every resource is the plugin's, and a preview shows no change",
+            preview={},
+            up=False,
+            check=plugin_resources_only,
+        ),
+    ]
+    run_steps(project, stack, steps, "dynamic resources to the plugin")
