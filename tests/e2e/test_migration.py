@@ -1,7 +1,7 @@
-"""Strategy A to B through the real engine (issue 12): `tenantctl migrate` in two batches, the second
-`pulumi up` killed half-way and run again, `tenantctl verify` proving every value in both stores, and
-verify's reports through the CLI: drift planted in the real stores, a check that cannot run, and
-what one check costs (Infisical requests, database statements)."""
+"""Strategy A to B through the real engine (issue 12), as declared steps: `tenantctl migrate` in two
+batches, the second `pulumi up` killed half-way and run again, `tenantctl verify` proving every value in
+both stores, and verify's reports through the CLI: drift planted in the real stores, a check that cannot
+run, and what one check costs (Infisical requests, database statements)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from pulumi import automation as auto
 
 from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
+from tests.e2e.steps import LIST, LOGIN, Check, Step, hand_made, pulumi, run_steps, tenantctl
 
 pytestmark = pytest.mark.e2e
 
@@ -61,19 +62,6 @@ def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
     running = start_infisical(tmp_path_factory.mktemp("infisical"))
     yield running
     running.server.stop()
-
-
-def tenantctl(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tenant_secrets.tenantctl", *args],
-        cwd=project.root,
-        env=env or {**os.environ, **project.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    project.capture(done.stdout + done.stderr)
-    return done
 
 
 def verify(project: Project, *args: str) -> tuple[int, dict[str, Any]]:
@@ -129,90 +117,83 @@ def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
                 os.killpg(engine.pid, signal.SIGKILL)
 
 
-@pytest.mark.long
-def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Project, master_key: str) -> None:
-    infisical = project.infisical
-    client = sdk(infisical)
-    for name, secrets in LEGACY.items():
-        client.folders.create_folder(
-            name=name, environment_slug="dev", project_id=infisical.project_id, path="/tenants"
-        )
-        for key, value in secrets.items():
-            client.secrets.create_secret_by_name(
-                secret_name=key,
-                project_id=infisical.project_id,
-                secret_path=f"/tenants/{name}",
-                environment_slug="dev",
-                secret_value=value,
-            )
-    project.write_tenants(TENANTS)
-    stack = project.stack("dev")
-    configure(stack, secrets_config=STRIPE, master_keys={"v1": master_key})
-    project.up(stack)
+def migrated(*args: str, says: str, holds: tuple[str, ...] = ()) -> Callable[[Project], None]:
+    """`tenantctl migrate <args>`: it reports ``says``, and tenants.yaml then holds each of ``holds``."""
 
-    # Before the migration: the hand-made keys are in managed folders, undeclared.
+    def run(project: Project) -> None:
+        done = tenantctl(project, "migrate", *args)
+        assert done.returncode == 0, done.stderr
+        assert says in done.stderr, done.stderr
+        text = (project.root / "tenants.yaml").read_text()
+        assert [line for line in holds if line not in text] == [], text
+
+    return run
+
+
+def verified(*args: str, counts: dict[str, dict[str, int]] | None = None) -> Check:
+    """`tenantctl verify <args>` finds nothing; each tenant of ``counts`` has that many keys in each store."""
+
+    def check(project: Project, stack: auto.Stack) -> None:
+        status, report = verify(project, *args)
+        assert (status, report["findings"]) == (0, [])
+        found = {tenant: report["counts"][tenant] for tenant in counts or {}}
+        assert found == (counts or {}), report["counts"]
+
+    return check
+
+
+def legacy_folders(project: Project) -> None:
+    for name, secrets in LEGACY.items():
+        hand_made(project, f"/tenants/{name}", secrets)
+
+
+def undeclared_before(project: Project, stack: auto.Stack) -> None:
     status, report = verify(project)
     assert status == 1
     assert findings(report) == {
         (name, "infisical", key, "undeclared") for name in NAMES for key in ("LEGACY_API_KEY", "WEBHOOK_SECRET")
     }
 
-    # Batch 1: two tenants. The pull request's plan creates rows and deletes nothing.
-    done = tenantctl(project, "migrate", "--to", "database", "--batch", "2")
-    assert done.returncode == 0, done.stderr
-    assert "2 tenant(s) now storage: both (alder, birch); 4 key(s) now read {from: infisical}" in done.stderr
-    text = (project.root / "tenants.yaml").read_text()
-    assert "  - subdomain: alder                     # the first customer\n    storage: both\n" in text
-    assert "      LEGACY_API_KEY: {from: infisical, path: /tenants/alder, key: LEGACY_API_KEY}\n" in text
+
+def creates_only(project: Project, stack: auto.Stack) -> None:
     code, plan, output = project.plan(stack)
     assert code == 0, output
     assert {r.action for r in plan} == {"create"}
     assert {r.owner for r in plan if r.store == "database"} == {"alder", "birch"}
-    project.up(stack)
-    status, report = verify(project, "--tenants", "alder,birch")
-    assert (status, report["findings"]) == (0, [])
-    assert report["counts"] == {"alder": {"database": 3, "infisical": 3}, "birch": {"database": 3, "infisical": 3}}
 
-    # Batch 2: the other three, with the `up` killed while their rows are written; run again, it converges.
-    done = tenantctl(project, "migrate", "--to", "database", "--batch", "5")
-    assert "3 tenant(s) now storage: both (cedar, dogwood, elm)" in done.stderr
+
+def batch_two_killed(project: Project) -> None:
+    migrated("--to", "database", "--batch", "5", says="3 tenant(s) now storage: both (cedar, dogwood, elm)")(project)
     up_killed_half_way(project, ("cedar", "dogwood", "elm"))
+
+
+def operations_in_flight(project: Project, stack: auto.Stack) -> None:
     deployment = stack.export_stack().deployment or {}
     assert deployment.get("pending_operations"), "the killed run left operations in flight"
-    # the file backend keeps the dead run's lock: `pulumi cancel` clears it here (the runbook has `tenantctl recover`)
-    cancel = subprocess.run(
-        ["pulumi", "cancel", "--yes", "--stack", "dev"],
-        cwd=project.root,
-        env={**os.environ, **project.env},
-        capture_output=True,
-        check=False,
-        text=True,
-    )
+
+
+def cancelled(project: Project) -> None:
+    """The file backend keeps the dead run's lock: `pulumi cancel` clears it (the runbook has `tenantctl recover`)."""
+    cancel = pulumi(project, "cancel", "--yes", "--stack", "dev")
     assert "The currently running update for 'dev' has been canceled" in cancel.stdout, cancel.stderr
-    project.up(stack)
+
+
+def every_row_once(project: Project, stack: auto.Stack) -> None:
     assert rows(project) == sorted(
         {(name, key) for name in NAMES for key in ("LEGACY_API_KEY", "WEBHOOK_SECRET")}
         | {(name, "STRIPE_SECRET_KEY") for name in ("alder", "birch", "fir")}
-    )  # every row once
-    status, report = verify(project)
-    assert (status, report["findings"]) == (0, [])
-    assert report["counts"]["elm"] == {"database": 2, "infisical": 2}
-    assert set(project.preview(stack).change_summary) == {"same"}  # a second run changes nothing
+    )
+    verified(counts={"elm": {"database": 2, "infisical": 2}})(project, stack)
 
-    # The reverse: a tenant only in the database gains its folder, from its declared sources.
-    done = tenantctl(project, "migrate", "--to", "infisical", "--batch", "10")
-    assert "1 tenant(s) now storage: both (fir)" in done.stderr
-    project.up(stack)
-    status, report = verify(project, "--tenants", "fir")
-    assert (status, report["counts"]) == (0, {"fir": {"database": 1, "infisical": 1}})
 
-    # What one check costs: one login and one listing; two queries in the database (the companies, the rows).
+def one_check_costs(project: Project, stack: auto.Stack) -> None:
+    """One login and one listing; two queries in the database (the companies, the rows)."""
     with project.db() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("SELECT pg_stat_statements_reset()")
-    infisical.reset_counts()
+    project.infisical.reset_counts()
     assert verify(project)[0] == 0
-    assert infisical.request_counts() == {"POST /api/v1/auth/universal-auth/login": 1, "GET /api/v3/secrets/raw": 1}
+    assert project.infisical.request_counts() == {LOGIN: 1, LIST: 1}
     with project.db() as conn:
         statements = conn.execute(
             "SELECT query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = "
@@ -222,17 +203,26 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     queries = sorted(q.split(" FROM ")[1].split()[0] for (q,) in statements if q not in ("BEGIN", "COMMIT"))
     assert queries == ['"companies"', '"company_secrets"'], statements
 
-    # Each kind of drift planted in the real stores, read back through the CLI.
-    def set_in_infisical(tenant: str, key: str, value: str) -> None:
-        where = {"project_id": infisical.project_id, "secret_path": f"/tenants/{tenant}", "environment_slug": "dev"}
-        if key == "EXTRA_KEY":
-            client.secrets.create_secret_by_name(secret_name=key, secret_value=value, **where)
-        else:
-            client.secrets.update_secret_by_name(current_secret_name=key, secret_value=value, **where)
 
-    set_in_infisical("alder", "STRIPE_SECRET_KEY", "fake-changed-by-hand-0002")  # a {from: config} key changed
-    set_in_infisical("cedar", "LEGACY_API_KEY", "fake-changed-by-hand-0003")  # a source changed, the row did not
-    set_in_infisical("dogwood", "EXTRA_KEY", "fake-extra-0001")  # undeclared
+DRIFT = ("fake-changed-by-hand-0002", "fake-changed-by-hand-0003", "fake-extra-0001")
+
+
+def plant_drift(project: Project) -> None:
+    """Each kind of drift, in the real stores."""
+    client = sdk(project.infisical)
+
+    def set_in_infisical(tenant: str, key: str, value: str) -> None:
+        where = {"project_id": project.infisical.project_id, "secret_path": f"/tenants/{tenant}"}
+        if key == "EXTRA_KEY":
+            client.secrets.create_secret_by_name(secret_name=key, secret_value=value, environment_slug="dev", **where)
+        else:
+            client.secrets.update_secret_by_name(
+                current_secret_name=key, secret_value=value, environment_slug="dev", **where
+            )
+
+    set_in_infisical("alder", "STRIPE_SECRET_KEY", DRIFT[0])  # a {from: config} key changed
+    set_in_infisical("cedar", "LEGACY_API_KEY", DRIFT[1])  # a source changed, the row did not
+    set_in_infisical("dogwood", "EXTRA_KEY", DRIFT[2])  # undeclared
     with project.db() as conn:
         row = "secret_key = %s AND company_id = (SELECT id FROM companies WHERE subdomain = %s)"
         deleted, withdrawn, tampered = (
@@ -248,6 +238,9 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
             ).format(sql.SQL(row)),
             tampered,
         )
+
+
+def drift_reported(project: Project, stack: auto.Stack) -> None:
     done = tenantctl(project, "verify", "--stack", "dev")
     assert done.returncode == 1
     lines = done.stdout.splitlines()
@@ -271,16 +264,73 @@ def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Proje
     )
     assert "verify: listing Infisical dev (one recursive request)" in done.stderr
 
-    # Could not check: exit 2, one line, no traceback.
-    env = {k: v for k, v in {**os.environ, **project.env}.items() if k != "DATABASE_URL"}
-    done = tenantctl(project, "verify", "--stack", "dev", env=env)
+
+def could_not_check(project: Project, stack: auto.Stack) -> None:
+    done = tenantctl(project, "verify", "--stack", "dev", env={"DATABASE_URL": None})
     assert done.returncode == 2
     assert done.stdout.startswith("could not check stack dev (environment dev): DATABASE_URL is not set")
     assert "Traceback" not in done.stderr
 
+
+def nothing_printed(project: Project, stack: auto.Stack) -> None:
     everything = "\n".join(project.outputs)
-    for secrets in (*LEGACY.values(), *STRIPE.values()):
-        for value in secrets.values():
-            assert value not in everything
-    for value in ("fake-changed-by-hand-0002", "fake-changed-by-hand-0003", "fake-extra-0001"):
-        assert value not in everything
+    values = [*(v for s in (*LEGACY.values(), *STRIPE.values()) for v in s.values()), *DRIFT]
+    assert [value for value in values if value in everything] == []
+
+
+STEPS = [
+    Step(
+        "the legacy folders, made by hand, are adopted: verify reports their keys undeclared",
+        tenants=TENANTS,
+        by_hand=legacy_folders,
+        check=undeclared_before,
+    ),
+    Step(
+        "batch 1, two tenants: the pull request's plan creates rows and deletes nothing; verify proves them",
+        by_hand=migrated(
+            "--to",
+            "database",
+            "--batch",
+            "2",
+            says="2 tenant(s) now storage: both (alder, birch); 4 key(s) now read {from: infisical}",
+            holds=(
+                "  - subdomain: alder                     # the first customer\n    storage: both\n",
+                "      LEGACY_API_KEY: {from: infisical, path: /tenants/alder, key: LEGACY_API_KEY}\n",
+            ),
+        ),
+        before=creates_only,
+        check=verified(
+            "--tenants",
+            "alder,birch",
+            counts={"alder": {"database": 3, "infisical": 3}, "birch": {"database": 3, "infisical": 3}},
+        ),
+    ),
+    Step(
+        "batch 2, three tenants: the up killed while their rows are written leaves operations in flight",
+        by_hand=batch_two_killed,
+        up=False,
+        check=operations_in_flight,
+    ),
+    Step(
+        "the lock cancelled, the next up converges: every row once, verify proves both stores",
+        by_hand=cancelled,
+        check=every_row_once,
+    ),
+    Step("a second run changes nothing", preview={}, up=False),
+    Step(
+        "the reverse: a tenant only in the database gains its folder, from its declared sources",
+        by_hand=migrated("--to", "infisical", "--batch", "10", says="1 tenant(s) now storage: both (fir)"),
+        check=verified("--tenants", "fir", counts={"fir": {"database": 1, "infisical": 1}}),
+    ),
+    Step("one check costs one Infisical listing and two queries", up=False, check=one_check_costs),
+    Step("each kind of drift, planted, is reported by the CLI", by_hand=plant_drift, up=False, check=drift_reported),
+    Step("without DATABASE_URL, could not check: exit 2, one line, no traceback", up=False, check=could_not_check),
+    Step("no value was printed", up=False, check=nothing_printed),
+]
+
+
+@pytest.mark.long
+def test_two_batches_one_up_killed_then_verify_proves_both_stores(project: Project, master_key: str) -> None:
+    stack = project.stack("dev")
+    configure(stack, secrets_config=STRIPE, master_keys={"v1": master_key})
+    run_steps(project, stack, STEPS, "strategy A to B")
