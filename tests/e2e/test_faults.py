@@ -2,13 +2,15 @@
 connections and lost answers; PostgreSQL connections dropped in the middle of an `up` and of a master
 key rotation. Whatever the first `up` does (it may fail, with its error shown), the next one converges:
 every value in both stores, every row on the active key and bound to its row, and a preview with no
-change. SIGKILL with recovery: tests/e2e/test_security.py.
+change. SIGKILL with recovery: tests/e2e/test_security.py. Each run is declared steps: the fault and the
+`up` it meets, the next `up`, a preview.
 
 One seed per kind runs in `make test`; `TENANT_SECRETS_FAULT_RUNS=<n>` runs n seeds per kind (the
 figures in docs/reliability.md). Each seed is reproduced with `-k '<kind> and <seed>'`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -22,7 +24,8 @@ from pulumi import automation as auto
 
 from tenant_secrets.secret.binding import BoundRow, check_rows
 from tenant_secrets.secret.envelope import Keyring
-from tests.e2e.conftest import Project, configure, sdk_listing
+from tests.e2e.conftest import Project, configure
+from tests.e2e.steps import Check, Step, run_steps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
@@ -69,30 +72,71 @@ def drop_connections_later(dsn: str, delay: float) -> threading.Thread:
     return thread
 
 
-def up_may_fail(project: Project, stack: auto.Stack) -> bool:
-    try:
-        project.up(stack)
-    except auto.CommandError as err:
-        project.capture(str(err))
-        return False
-    return True
+def converged(keyring: Keyring) -> Check:
+    """Every row on the active key, bound to its row, holding the declared value."""
+
+    def check(project: Project, stack: auto.Stack) -> None:
+        with project.db() as conn:
+            rows = conn.execute(
+                "SELECT c.subdomain, s.company_id::text, s.secret_key, s.key_version, s.version,"
+                " s.secret_value_encrypted, s.binding FROM company_secrets s JOIN companies c ON c.id = s.company_id"
+            ).fetchall()
+        stored = {(sub, key): keyring.decrypt(ct, kv) for sub, _cid, key, kv, _v, ct, _b in rows}
+        assert stored == {(owner, key): value for owner, values in VALUES.items() for key, value in values.items()}
+        assert {kv for *_, kv, _v, _ct, _b in rows} == {keyring.active}
+        assert check_rows(keyring, [BoundRow(cid, key, kv, v, ct, b) for _s, cid, key, kv, v, ct, b in rows]) == []
+
+    return check
 
 
-def assert_converged(project: Project, stack: auto.Stack, keyring: Keyring) -> None:
-    project.up(stack)
-    project.preview(stack, expect_no_changes=True)
-    for owner, values in VALUES.items():
-        listed = sdk_listing(project.infisical, "dev", f"/tenants/{owner}") or []
-        assert {s.secretKey: s.secretValue for s in listed} == values
-    with project.db() as conn:
-        rows = conn.execute(
-            "SELECT c.subdomain, s.company_id::text, s.secret_key, s.key_version, s.version,"
-            " s.secret_value_encrypted, s.binding FROM company_secrets s JOIN companies c ON c.id = s.company_id"
-        ).fetchall()
-    stored = {(sub, key): keyring.decrypt(ct, kv) for sub, _cid, key, kv, _v, ct, _b in rows}
-    assert stored == {(owner, key): value for owner, values in VALUES.items() for key, value in values.items()}
-    assert {kv for *_, kv, _v, _ct, _b in rows} == {keyring.active}
-    assert check_rows(keyring, [BoundRow(cid, key, kv, v, ct, b) for _s, cid, key, kv, v, ct, b in rows]) == []
+def fault(kind: str, rng: random.Random, master_key: str) -> tuple[list[Step], Keyring]:
+    """The steps up to the `up` that meets the fault, and the keyring the stack ends on."""
+    keyring = Keyring({1: bytes.fromhex(master_key)}, active=1)
+    if kind in INFISICAL_KINDS:
+        route, count = rng.choice(ROUTES), rng.randint(1, 12)
+        return [
+            Step(
+                f"{count} x {kind} on {route}: the up may fail",
+                by_hand=lambda project: project.infisical.server.add_fault(route, count=count, **INFISICAL_KINDS[kind]),
+                may_fail=True,
+            )
+        ], keyring
+    if kind == "postgres-dropped-mid-up":
+        delay = rng.uniform(0.5, 4.0)
+
+        def drop(project: Project) -> None:
+            drop_connections_later(project.dsn, delay)
+
+        return [
+            Step(
+                f"every database connection dropped {delay:.1f} s into the up: it may fail",
+                by_hand=drop,
+                may_fail=True,
+            )
+        ], keyring
+    second = os.urandom(32)
+    delay = rng.uniform(0.2, 3.0)
+
+    def rotate_then_drop(project: Project) -> None:
+        """v2 active (set here: the drop is timed from just before the up), then the drop, later."""
+        project.stack("dev").set_all_config(
+            {
+                "tenant-secrets:masterKeys.v2": auto.ConfigValue(second.hex(), secret=True),
+                "tenant-secrets:activeKeyVersion": auto.ConfigValue("2"),
+            },
+            path=True,
+        )
+        drop_connections_later(project.dsn, delay)
+
+    steps = [
+        Step("the first up, on v1"),
+        Step(
+            f"a rotation to v2, every database connection dropped {delay:.1f} s into its up: it may fail",
+            by_hand=rotate_then_drop,
+            may_fail=True,
+        ),
+    ]
+    return steps, Keyring({1: bytes.fromhex(master_key), 2: second}, active=2)
 
 
 @pytest.mark.parametrize("seed", range(RUNS))
@@ -100,26 +144,27 @@ def assert_converged(project: Project, stack: auto.Stack, keyring: Keyring) -> N
 def test_a_fault_at_a_random_point_converges(
     project: Project, stack: auto.Stack, *, master_key: str, kind: str, seed: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rng = random.Random(f"{kind}-{seed}")
-    keyring = Keyring({1: bytes.fromhex(master_key)}, active=1)
-    if kind in INFISICAL_KINDS:
-        route = rng.choice(ROUTES)
-        project.infisical.server.add_fault(route, count=rng.randint(1, 12), **INFISICAL_KINDS[kind])
-        survived = up_may_fail(project, stack)
-        project.infisical.server.clear_faults()
-    elif kind == "postgres-dropped-mid-up":
-        drop_connections_later(project.dsn, rng.uniform(0.5, 4.0))
-        survived = up_may_fail(project, stack)
-    else:
-        project.up(stack)
-        second = os.urandom(32)
-        stack.set_config("tenant-secrets:masterKeys.v2", auto.ConfigValue(second.hex(), secret=True), path=True)
-        stack.set_config("tenant-secrets:activeKeyVersion", auto.ConfigValue("2"))
-        keyring = Keyring({1: bytes.fromhex(master_key), 2: second}, active=2)
-        drop_connections_later(project.dsn, rng.uniform(0.2, 3.0))
-        survived = up_may_fail(project, stack)
-    assert_converged(project, stack, keyring)
+    steps, keyring = fault(kind, random.Random(f"{kind}-{seed}"), master_key)
+    outcome: list[str] = []
+
+    def first_up(project: Project, stack: auto.Stack) -> None:
+        info = stack.info()
+        outcome.append("completed" if info is not None and info.result == "succeeded" else "failed")
+
+    def nothing_printed(project: Project, stack: auto.Stack) -> None:
+        leaked = [v for values in VALUES.values() for v in values.values() if v in "\n".join(project.outputs)]
+        assert leaked == []
+
+    steps[-1] = dataclasses.replace(steps[-1], check=first_up)
+    steps += [
+        Step(
+            "the fault gone, the next up converges: every value in both stores",
+            by_hand=lambda project: project.infisical.server.clear_faults(),
+            folders={f"/tenants/{owner}": values for owner, values in VALUES.items()},
+            check=converged(keyring),
+        ),
+        Step("then nothing is left to change, and no value was printed", preview={}, up=False, check=nothing_printed),
+    ]
+    run_steps(project, stack, steps, f"{kind}, seed {seed}")
     with capsys.disabled():  # the figures of docs/reliability.md
-        print(f"\nfault {kind} seed {seed}: first up {'completed' if survived else 'failed'}; converged")
-    leaked = [v for values in VALUES.values() for v in values.values() if v in "\n".join(project.outputs)]
-    assert leaked == []
+        print(f"\nfault {kind} seed {seed}: first up {outcome[0] if outcome else 'unknown'}; converged")
