@@ -9,7 +9,8 @@ environment: `make -C base setup`, then `base/scripts/pr-plan.sh --stack dev --h
 
 The plan shows the head's new tenant (its data was used) and nothing of the head ran: neither its
 mark nor any credential appears anywhere. The control, the approved job (`--code head`), runs the
-head's code, and its mark does appear; and a database role that can write is refused.
+head's code, and its mark does appear; and a database role that can write is refused. The job's runs are
+declared steps on the base branch's dev stack.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from pulumi import automation as auto
 
 from dev.pg import Cluster
-from tests.e2e.conftest import REPO, Infisical
+from tests.e2e.conftest import REPO, Infisical, Project
+from tests.e2e.steps import Step, run_steps
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +110,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     return {**keep, "PATH": path, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(tmp_path / "pulumi-home")}
 
 
-def make_origin(origin: Path, env: dict[str, str], leak: Path) -> tuple[str, str]:
+def make_origin(origin: Path, env: dict[str, str], leak: Path) -> tuple[auto.Stack, str, str]:
     """The base branch (this project, a dev stack with its secrets set) and the hostile head commit."""
     tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout
     for name in tracked.decode().split("\0"):
@@ -117,19 +120,23 @@ def make_origin(origin: Path, env: dict[str, str], leak: Path) -> tuple[str, str
             shutil.copy2(source, origin / name)
     (origin / "tenants.yaml").write_text(BASE_TENANTS)
     git(origin, "init", "-q", "-b", "main")
-    pulumi = str(REPO / ".state" / "toolchain" / "bin" / "pulumi")
-
-    def pulumi_cli(*args: str) -> None:
-        done = subprocess.run([pulumi, *args], cwd=origin, env=env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-
-    pulumi_cli("stack", "init", "dev", "--secrets-provider", "passphrase")
-    for path, value in (
-        ("tenant-secrets:masterKeys.v1", os.urandom(32).hex()),
-        ("tenant-secrets:derivationKey", os.urandom(32).hex()),
-        ("tenant-secrets:secrets.codewiser.STRIPE_SECRET_KEY", "fake-stripe-codewiser-0001"),
-    ):
-        pulumi_cli("config", "set", "--secret", "--path", path, value, "--stack", "dev")
+    # `pulumi stack init`, then `pulumi config set --secret --path` of each at once (with this checkout's PATH:
+    # neither runs the program)
+    options = auto.LocalWorkspaceOptions(
+        env_vars={k: v for k, v in env.items() if k != "PATH"}, secrets_provider="passphrase"
+    )
+    stack = auto.create_stack("dev", work_dir=str(origin), opts=options)
+    stack.set_all_config(
+        {
+            path: auto.ConfigValue(value, secret=True)
+            for path, value in (
+                ("tenant-secrets:masterKeys.v1", os.urandom(32).hex()),
+                ("tenant-secrets:derivationKey", os.urandom(32).hex()),
+                ("tenant-secrets:secrets.codewiser.STRIPE_SECRET_KEY", "fake-stripe-codewiser-0001"),
+            )
+        },
+        path=True,
+    )
     git(origin, "add", "-A")
     git(origin, "commit", "-qm", "base")
     base = git(origin, "rev-parse", "HEAD")
@@ -150,7 +157,7 @@ def make_origin(origin: Path, env: dict[str, str], leak: Path) -> tuple[str, str
         first, _, rest = shell.read_text().partition("\n")
         shell.write_text(f"{first}\n{leaking_shell(leak, script)}{rest}")
     git(origin, "commit", "-qam", "a new tenant, and code that prints the credentials")
-    return base, git(origin, "rev-parse", "HEAD")
+    return stack, base, git(origin, "rev-parse", "HEAD")
 
 
 @pytest.fixture
@@ -178,7 +185,7 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
     origin = tmp_path / "origin"
     origin.mkdir()
     leak = tmp_path / "leaked.txt"
-    base_sha, head_sha = make_origin(origin, env, leak)
+    stack, base_sha, head_sha = make_origin(origin, env, leak)
 
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -189,40 +196,62 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
         (workspace / folder / ".venv").symlink_to(REPO / ".venv")
         (workspace / folder / "tests" / "node" / "node_modules").symlink_to(REPO / "tests" / "node" / "node_modules")
     job = Job(workspace, env)
+    plan_for_head = ("base/scripts/pr-plan.sh", "--stack", "dev", "--head", "head")
 
-    assert job.run("make", "-C", "base", "setup") == 0, job.printed[-1]
-    status = job.run("base/scripts/pr-plan.sh", "--stack", "dev", "--head", "head", "--out", "plan.md")
-    plan = (workspace / "plan.md").read_text()
-    assert status == 0, job.everything()
-    assert f"the base branch's code at `{base_sha[:12]}`, never this pull request's" in plan
-    assert "| globex | dev | infisical | `API_TOKEN` | create |" in plan  # the head's data was previewed
-    assert (
-        "This pull request also changes code (`Makefile`, `components/program.py`, `scripts/pr-plan.sh`, "
-        "`scripts/setup.sh`)" in plan
-    )
-    printed = job.everything()
-    assert not leak.exists(), leak.read_text()
-    assert MARK not in printed
-    for name, value in credentials.items():
-        if name != "PULUMI_BACKEND_URL":
-            assert value not in printed, f"{name} appears in the job's output"
+    def set_up(project: Project, stack: auto.Stack) -> None:
+        assert job.run("make", "-C", "base", "setup") == 0, job.printed[-1]
 
-    # The same preview with the deploy's database role (it can write): refused, and the comment says why.
-    refused = Job(workspace, {**env, "DATABASE_URL": pg_dsn})
-    assert refused.run("base/scripts/pr-plan.sh", "--stack", "dev", "--head", "head", "--out", "refused.md") == 1
-    assert (
-        "a pull request's preview needs a read-only database role in DATABASE_URL: role "
-        in (workspace / "refused.md").read_text()
-    )
+    def base_code_head_data(project: Project, stack: auto.Stack) -> None:
+        status = job.run(*plan_for_head, "--out", "plan.md")
+        plan = (workspace / "plan.md").read_text()
+        assert status == 0, job.everything()
+        assert f"the base branch's code at `{base_sha[:12]}`, never this pull request's" in plan
+        assert "| globex | dev | infisical | `API_TOKEN` | create |" in plan  # the head's data was previewed
+        assert (
+            "This pull request also changes code (`Makefile`, `components/program.py`, `scripts/pr-plan.sh`, "
+            "`scripts/setup.sh`)" in plan
+        )
+        printed = job.everything()
+        assert not leak.exists(), leak.read_text()
+        assert MARK not in printed
+        shown = [name for name, value in credentials.items() if name != "PULUMI_BACKEND_URL" and value in printed]
+        assert not shown, f"{shown} appear in the job's output"
 
-    # The control: the job a reviewer approves runs the head's own code, and its mark shows.
-    approved = Job(workspace, env)
-    approved.run(
-        "base/scripts/pr-plan.sh", "--stack", "dev", "--head", "head", "--out", "approved.md", "--code", "head"
-    )
-    approved_plan = (workspace / "approved.md").read_text()
-    assert "this pull request's own code and data" in approved_plan
-    assert "| globex | dev | infisical | `API_TOKEN` | create |" in approved_plan
-    ran = leak.read_text()
-    for who in ("Makefile", "setup.sh", "program"):
-        assert f"{MARK} {who} {credentials['INFISICAL_CLIENT_SECRET']}" in ran, approved.everything()
+    def writable_role_refused(project: Project, stack: auto.Stack) -> None:
+        refused = Job(workspace, {**env, "DATABASE_URL": pg_dsn})
+        assert refused.run(*plan_for_head, "--out", "refused.md") == 1
+        assert (
+            "a pull request's preview needs a read-only database role in DATABASE_URL: role "
+            in (workspace / "refused.md").read_text()
+        )
+
+    def head_code_ran(project: Project, stack: auto.Stack) -> None:
+        approved = Job(workspace, env)
+        approved.run(*plan_for_head, "--out", "approved.md", "--code", "head")
+        approved_plan = (workspace / "approved.md").read_text()
+        assert "this pull request's own code and data" in approved_plan
+        assert "| globex | dev | infisical | `API_TOKEN` | create |" in approved_plan
+        ran = leak.read_text()
+        for who in ("Makefile", "setup.sh", "program"):
+            assert f"{MARK} {who} {credentials['INFISICAL_CLIENT_SECRET']}" in ran, approved.everything()
+
+    steps = [
+        Step("`make -C base setup`: the base branch's setup", up=False, check=set_up),
+        Step(
+            "the job's plan: the head's data with the base's code; nothing of the head ran, no credential shown",
+            up=False,
+            check=base_code_head_data,
+        ),
+        Step(
+            "the same preview with the deploy's database role, which can write: refused, the comment says why",
+            up=False,
+            check=writable_role_refused,
+        ),
+        Step(
+            "the control: the approved job (`--code head`) runs the head's own code, and its mark shows",
+            up=False,
+            check=head_code_ran,
+        ),
+    ]
+    job_project = Project(root=workspace, env=credentials, dsn=read_only_dsn, infisical=infisical)
+    run_steps(job_project, stack, steps, "a hostile pull request")
