@@ -1,6 +1,6 @@
 """Declared steps for scenarios on the real engine: each step says what changes (tenants.yaml, the stack's
 config, the environment, something done by hand), what the reviewer's plan shows, what the run does
-(`refresh`, `up`, or an `up` that must fail) and what the stores hold after it.
+(`refresh`, `up`, an `up` that must or may fail) and what the stores hold after it.
 
 `run_steps` runs them in order on one stack and checks every step, so one failing phase is reported by
 the scenario's and the step's names without hiding the next ones (as Terraform providers' declarative
@@ -81,8 +81,8 @@ class Step:
     fails: Sequence[str] = ()
     """The `up` fails, its error saying each of these."""
     may_fail: bool = False
-    """The `up` may fail or not (a fault at a random point); either way its output is kept for the secret scans,
-    and the outcome is the stack's last update's (`stack.info()`)."""
+    """The `up` may fail or not (a fault at a random point); either way its output is kept for the secret scans
+    (a check reads which from `stack.info()`)."""
     changes: Mapping[str, int] | None = None
     """The `up`'s resource changes by operation, "same" left out ({}: nothing changed)."""
     shows: Sequence[str] = ()
