@@ -40,20 +40,25 @@ MAX_DATA_BYTES = 1 << 20
 """A data file larger than this (1 MiB) is refused before it is parsed."""
 
 PLAIN_SETTINGS = frozenset(
-    {"activeKeyVersion", "tablePrefix", "createCompanies", "historyRetention", "retainOnDelete", "rotationBatchSize"}
-    | {"appRole", "provisionerRole", "masterKeyRotateEvery"}
+    {"activeKeyVersion", "historyRetention", "retainOnDelete", "rotationBatchSize", "masterKeyRotateEvery"}
 )
 """Plain settings a pull request may change: scalars, never `{secure: ...}` (whose decrypted value the
 program could otherwise print where a plain setting appears, e.g. in an error naming the environment)."""
 SECRET_SETTINGS = frozenset(
-    {"masterKeys", "derivationKey", "fingerprintKey", "secrets", "appRolePassword", "provisionerRolePassword"}
-    | {"webhookUrl", "webhookSigningKey"}
+    {"masterKeys", "derivationKey", "fingerprintKey", "secrets", "webhookUrl", "webhookSigningKey"}
 )
 """Secret settings: every leaf a `{secure: <ciphertext>}` of the stack's own secrets provider."""
-FIXED_SETTINGS = frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder", "shard"})
+RIGHTS_SETTINGS = frozenset(
+    {"appRole", "provisionerRole", "appRolePassword", "provisionerRolePassword", "tablePrefix", "createCompanies"}
+)
+"""Settings that decide which database role gets which rights, and on which tables: the roles' names, the
+passwords that log in as them, the tables the grants and policies go on, and whether the run writes the
+application's companies table (docs/decisions/0042-role-settings-are-not-pull-request-data.md)."""
+FIXED_SETTINGS = frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder", "shard"}) | RIGHTS_SETTINGS
 """Settings that say what the stack is (which file it reads, which Infisical environment its credentials
-serve, where its master keys live, which shard it applies: `tenantctl reshard` changes that): taken from
-the base; a pull request that changes them is previewed only after approval or merge."""
+serve, where its master keys live, which shard it applies: `tenantctl reshard` changes that, and
+:data:`RIGHTS_SETTINGS`): taken from the base; a pull request that changes them is previewed only after
+approval or merge."""
 
 DOCUMENTATION = re.compile(r"docs/.+|.+\.md|LICENSE")
 """Files a preview neither runs nor reads."""
@@ -149,9 +154,14 @@ def stack_file_problems(stack: str, base: Mapping[str, Any], head: Mapping[str, 
             problems.append(f"{file}: `{key}` is not a {NAMESPACE} setting; a pull request may not set it")
         elif name in FIXED_SETTINGS:
             if value != base_config.get(key):
+                what = (
+                    "it decides which database role gets which rights"
+                    if name in RIGHTS_SETTINGS
+                    else "it changes what the stack reads or which environment its credentials serve"
+                )
                 problems.append(
-                    f"{file}: `{key}` differs from the base branch's: it changes what the stack reads or which "
-                    "environment its credentials serve, so it is previewed only after approval or merge"
+                    f"{file}: `{key}` differs from the base branch's: {what}, so it is previewed only after "
+                    "approval or merge"
                 )
         elif name in PLAIN_SETTINGS:
             if isinstance(value, Mapping | list):

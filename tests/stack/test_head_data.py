@@ -62,7 +62,7 @@ def test_only_tenants_yaml_and_stack_files_are_data() -> None:
 
 
 def test_a_tenants_change_in_the_stack_file_is_taken() -> None:
-    changed = head(**{"tenant-secrets:activeKeyVersion": 2, "tenant-secrets:tablePrefix": "deliverychat_"})
+    changed = head(**{"tenant-secrets:activeKeyVersion": 2, "tenant-secrets:historyRetention": 3})
     changed["config"]["tenant-secrets:masterKeys"]["v2"] = {"secure": "v1:fake-ciphertext-new-master-key"}
     changed["config"]["tenant-secrets:secrets"]["globex"] = {"STRIPE_SECRET_KEY": {"secure": "v1:fake-new"}}
     assert stack_file_problems("prod", BASE, changed) == []
@@ -87,7 +87,7 @@ def test_how_secrets_are_decrypted_comes_from_the_base(key: str) -> None:
         ("pulumi:disable-default-providers", ["*"], "is not a tenant-secrets setting"),
         ("aws:region", "eu-west-1", "is not a tenant-secrets setting"),
         ("tenant-secrets:somethingNew", "x", "is not a setting of this project"),
-        ("tenant-secrets:tablePrefix", {"secure": "v1:fake-ciphertext-new"}, "must be a plain value"),
+        ("tenant-secrets:historyRetention", {"secure": "v1:fake-ciphertext-new"}, "must be a plain value"),
         ("tenant-secrets:derivationKey", "00" * 32, "must be set with `pulumi config set --secret`"),
     ],
 )
@@ -95,6 +95,55 @@ def test_settings_a_pull_request_may_not_change(key: str, value: Any, expected: 
     [problem] = stack_file_problems("prod", BASE, head(**{key: value}))
     assert expected in problem
     assert FAKE_CIPHERTEXT_MASTER not in problem
+
+
+ROLES_BASE = head(
+    **{
+        "tenant-secrets:appRole": "deliverychat_app",
+        "tenant-secrets:provisionerRole": "tenant_secrets_provisioner",
+        "tenant-secrets:appRolePassword": {"secure": "v1:fake-ciphertext-app-password"},
+        "tenant-secrets:tablePrefix": "deliverychat_",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        pytest.param(  # the attack of issue 26, item 2: the application's login role becomes the provisioner
+            {"tenant-secrets:appRole": "decoy_app", "tenant-secrets:provisionerRole": "deliverychat_app"},
+            ["tenant-secrets:appRole", "tenant-secrets:provisionerRole"],
+            id="app-role-made-provisioner",
+        ),
+        pytest.param({"tenant-secrets:appRole": None}, ["tenant-secrets:appRole"], id="app-role-removed"),
+        pytest.param(
+            {"tenant-secrets:provisionerRolePassword": {"secure": "v1:fake-ciphertext-known-to-the-author"}},
+            ["tenant-secrets:provisionerRolePassword"],
+            id="provisioner-password-added",
+        ),
+        pytest.param(
+            {"tenant-secrets:appRolePassword": {"secure": "v1:fake-ciphertext-known-to-the-author"}},
+            ["tenant-secrets:appRolePassword"],
+            id="app-password-changed",
+        ),
+        pytest.param({"tenant-secrets:tablePrefix": "other_app_"}, ["tenant-secrets:tablePrefix"], id="table-prefix"),
+        pytest.param({"tenant-secrets:createCompanies": "true"}, ["tenant-secrets:createCompanies"], id="companies"),
+    ],
+)
+def test_who_gets_which_database_rights_is_not_a_pull_requests_to_change(
+    changes: dict[str, Any], named: list[str]
+) -> None:
+    changed = copy.deepcopy(ROLES_BASE)
+    for key, value in changes.items():
+        if value is None:
+            del changed["config"][key]
+        else:
+            changed["config"][key] = value
+    problems = stack_file_problems("prod", ROLES_BASE, changed)
+    assert [p.split("`")[1] for p in problems] == named
+    for problem in problems:
+        assert "previewed only after approval or merge" in problem
+        assert "fake-ciphertext" not in problem
 
 
 def test_a_ciphertext_moved_to_another_setting_is_refused() -> None:
