@@ -1,6 +1,7 @@
 """Before a provisioning run declares or writes anything: is the database ready for this run?
 
-:func:`inspect` answers, read-only and in four statements whatever the number of tenants, what
+:func:`inspect` answers, read-only and in four statements whatever the number of tenants (two more when
+a provisioning role is configured, to check it is not the application's), what
 `pulumi up` must know up front: whether the companies table exists, which company each tenant is
 (by the id tenants.yaml gives, else by subdomain), and which master key versions the stored values
 still need, with one stored value per version decrypted as a proof that the configured key is the
@@ -22,7 +23,8 @@ from tenant_secrets.secret.binding import BindingProblem, BoundRow, Problem, che
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring
 from tenant_secrets.store.companies import company_id, find_companies
 from tenant_secrets.store.errors import StoreError
-from tenant_secrets.store.settings import AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
+from tenant_secrets.store.roles import provisioner_problems
+from tenant_secrets.store.settings import APP_ROLES, AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
 from tenant_secrets.tenants_file.names import few
 
 
@@ -73,6 +75,8 @@ def inspect(
     keyring: Keyring,
     *,
     key_field: str = "masterKeys",
+    app_role: str | None = None,
+    provisioner_role: str | None = None,
 ) -> Inspection:
     """Check companies and keyring against the database; :class:`PreflightError` lists what is wrong.
 
@@ -80,7 +84,9 @@ def inspect(
     tenant is decommissioned (its rows go with it either way). A company id given in tenants.yaml
     must belong to that subdomain. The keyring must hold every key version still stored, and each of
     those keys must decrypt a value stored with it. ``key_field`` names the keys in messages
-    (``<key_field>.v<version>``), so they point at the configuration to fix.
+    (``<key_field>.v<version>``), so they point at the configuration to fix. A ``provisioner_role`` that
+    is, was or is tied to the application's role is refused (:func:`~tenant_secrets.store.roles.provisioner_problems`),
+    so a swap of the two fails the preview, not only the `up`.
     """
     problems: list[str] = []
     given: dict[str, str] = {}
@@ -109,6 +115,8 @@ def inspect(
         problems += _key_problems(usage, wrong_key, keyring, key_field)
         if not problems:
             bindings = _binding_problems(conn, settings, keyring, has_column=bound)
+    if provisioner_role is not None and secrets_exist:
+        problems += provisioner_problems(conn, settings, provisioner_role, app_role)
     if problems:
         raise PreflightError(problems)
     resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}
@@ -309,7 +317,7 @@ def preview_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings
         )
         if holds
     ]
-    bases = (COMPANIES, SECRETS, HISTORY, AUDIT, MIGRATIONS)
+    bases = (COMPANIES, SECRETS, HISTORY, AUDIT, MIGRATIONS, APP_ROLES)
     names = [settings.name(base) for base in bases]
     idents = [sql.Identifier(name).as_string(conn) for name in names]
     checks = ", ".join(check for _, check in _WRITE_CHECKS)

@@ -10,6 +10,11 @@ function (the reader library, :mod:`tenant_secrets.reader`), and nothing else.
 
 Passwords are sent as SCRAM-SHA-256 verifiers computed on this side, so the plaintext never reaches the
 server's statement log or ``pg_stat_statements``.
+
+Which role is the application's is recorded in the database (``tenant_secrets_app_roles``, migration 0007)
+when a role is first given its rights, and the provisioner's write rights are never given to a role that is
+or was the application's, or that can act as one or be acted as by one: a stack setting that swaps the two
+names cannot hand the application every company's rows (docs/decisions/0042).
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ from psycopg import sql
 
 from tenant_secrets.store.errors import StoreError
 from tenant_secrets.store.migrations import current_schema
-from tenant_secrets.store.settings import ACCESS, AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
+from tenant_secrets.store.settings import (
+    ACCESS,
+    APP_ROLES,
+    AUDIT,
+    COMPANIES,
+    HISTORY,
+    MIGRATIONS,
+    SECRETS,
+    StoreSettings,
+)
 
 APP_POLICY = "tenant_secrets_app_read"
 PROVISIONER_POLICY = "tenant_secrets_provisioner"
@@ -40,7 +54,8 @@ def ensure_roles(
 
     A role given without a password is created ``NOLOGIN`` (grant it to the login role that uses it)
     or, if it exists, keeps its login and password. Without ``provisioner_role`` the owner provisions
-    and any earlier provisioner policy is dropped.
+    and any earlier provisioner policy is dropped. A ``provisioner_role`` that is, was or is tied to the
+    application's role (:func:`provisioner_problems`) is refused before anything is written.
     """
     for role in (app_role, provisioner_role):
         if role is not None and not 0 < len(role) <= 63:
@@ -50,13 +65,18 @@ def ensure_roles(
     secrets = settings.table(SECRETS)
     with conn.transaction():
         owner = _table_owner(conn, settings)
+        if provisioner_role is not None and (
+            refused := provisioner_problems(conn, settings, provisioner_role, app_role)
+        ):
+            raise StoreError("; ".join(refused))
         schema_name = current_schema(conn)
         schema = sql.Identifier(schema_name)
         _ensure_role(conn, app_role, app_password, owner)
+        _record_app_role(conn, settings, app_role)
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(app_role)))
         conn.execute(
             sql.SQL("REVOKE ALL ON {} FROM {}").format(
-                sql.SQL(", ").join(settings.table(t) for t in (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS)),
+                sql.SQL(", ").join(settings.table(t) for t in (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES)),
                 sql.Identifier(app_role),
             )
         )
@@ -85,30 +105,31 @@ def ensure_roles(
                     "FOR SELECT TO {} USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
                 ).format(sql.Identifier(app_role)),
             )
-        if problems := app_role_problems(conn, settings, app_role):
-            raise StoreError(f"role {app_role!r} would read more than its company's rows: " + "; ".join(problems))
         if provisioner_role is None:
             for table in fenced:
                 conn.execute(
                     sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(PROVISIONER_POLICY), table)
                 )
-            return
-        provisioner = sql.Identifier(provisioner_role)
-        _ensure_role(conn, provisioner_role, provisioner_password, owner)
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, provisioner))
-        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(settings.table(COMPANIES), provisioner))
-        conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {} TO {}").format(
-                secrets, settings.table(HISTORY), provisioner
+        else:
+            provisioner = sql.Identifier(provisioner_role)
+            _ensure_role(conn, provisioner_role, provisioner_password, owner)
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, provisioner))
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(settings.table(COMPANIES), provisioner))
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {} TO {}").format(
+                    secrets, settings.table(HISTORY), provisioner
+                )
             )
-        )
-        for table in fenced:
-            _replace_policy(
-                conn,
-                table,
-                PROVISIONER_POLICY,
-                sql.SQL("FOR ALL TO {} USING (true) WITH CHECK (true)").format(provisioner),
-            )
+            for table in fenced:
+                _replace_policy(
+                    conn,
+                    table,
+                    PROVISIONER_POLICY,
+                    sql.SQL("FOR ALL TO {} USING (true) WITH CHECK (true)").format(provisioner),
+                )
+        # checked once every grant is made, so that what the provisioner's got counts too
+        if problems := app_role_problems(conn, settings, app_role):
+            raise StoreError(f"role {app_role!r} would read more than its company's rows: " + "; ".join(problems))
 
 
 def app_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings, role: str) -> list[str]:
@@ -132,7 +153,7 @@ def app_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings, ro
             [role],
         ).fetchall()
     ]
-    bases = (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, COMPANIES)
+    bases = (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES, COMPANIES)
     names = [settings.name(base) for base in bases]
     idents = [sql.Identifier(name).as_string(conn) for name in names]
     rows = conn.execute(
@@ -154,6 +175,74 @@ def app_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings, ro
         elif granted:
             problems.append(f"it has {'/'.join(granted)} on {name!r}")
     return problems
+
+
+def provisioner_problems(
+    conn: psycopg.Connection[Any], settings: StoreSettings, role: str, app_role: str | None
+) -> list[str]:
+    """Why ``role`` must not be given the provisioner's write rights: empty when it may.
+
+    The application's roles are ``app_role`` (the one this run names), those the read policy on
+    company_secrets names now, and those recorded in ``tenant_secrets_app_roles`` (when the connection
+    may read it: a pull request's preview role need not). ``role`` is refused when it is one of them (by
+    name, or by oid after a rename), when it can act as one (the application's login role is a member of a
+    ``NOLOGIN`` application role) or when one can act as it: in each case the application would hold
+    INSERT, UPDATE and DELETE on every company's rows. Reads the catalog only, so a preview can check it.
+    """
+    secrets = settings.table(SECRETS).as_string(conn)
+    recorded = settings.table(APP_ROLES).as_string(conn)
+    readable = conn.execute(
+        "SELECT CASE WHEN to_regclass(%s) IS NULL THEN false ELSE has_table_privilege(to_regclass(%s), 'SELECT') END",
+        [recorded, recorded],
+    ).fetchone()
+    known = sql.SQL(" UNION ALL SELECT role_name, role_oid, false FROM {}").format(settings.table(APP_ROLES))
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT a.name, a.now, r.rolname, r.rolname = %s OR a.name = %s,"
+            " CASE WHEN p.oid IS NULL OR r.oid IS NULL THEN false ELSE pg_has_role(p.oid, r.oid, 'MEMBER') END,"
+            " CASE WHEN p.oid IS NULL OR r.oid IS NULL THEN false ELSE pg_has_role(r.oid, p.oid, 'MEMBER') END"
+            " FROM (SELECT %s::text AS name, NULL::oid AS oid, true AS now"
+            "   UNION ALL SELECT r.rolname::text, r.oid, false"
+            "   FROM pg_policy p JOIN pg_roles r ON r.oid = ANY (p.polroles)"
+            "   WHERE p.polrelid = to_regclass(%s) AND p.polname = %s{}) a"
+            " LEFT JOIN pg_roles r ON r.oid = a.oid OR r.rolname = a.name"
+            " LEFT JOIN pg_roles p ON p.rolname = %s"
+            " WHERE a.name IS NOT NULL ORDER BY a.now DESC, a.name"
+        ).format(known if readable and readable[0] else sql.SQL("")),
+        [role, role, app_role, secrets, APP_POLICY, role],
+    ).fetchall()
+    reasons: dict[str, None] = {}
+    for name, now, existing, same, acts_as, acted_as in rows:
+        job = "the application's role" if now else "a former application role"
+        held = existing or name
+        if same:
+            renamed = f" (named {name!r} then)" if existing == role and name != role else ""
+            reasons[f"is {job}{renamed}"] = None
+        elif acts_as:
+            reasons[f"can act as {held!r}, {job}"] = None
+        elif acted_as:
+            reasons[f"can be acted as by {held!r}, {job}"] = None
+    if not reasons:
+        return []
+    return [
+        f"role {role!r} {'; '.join(reasons)}: as the provisioner it would give the application INSERT, UPDATE "
+        f"and DELETE on every company's rows of {settings.name(SECRETS)!r}; name as provisioner a role the "
+        f"application never used ({settings.name(APP_ROLES)!r} lists the roles that were the application's)"
+    ]
+
+
+def _record_app_role(conn: psycopg.Connection[Any], settings: StoreSettings, role: str) -> None:
+    """Remember ``role`` as one that had the application's rights, by oid and name, for good."""
+    try:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (role_oid, role_name) SELECT oid, rolname FROM pg_roles WHERE rolname = %s"
+                " ON CONFLICT DO NOTHING"
+            ).format(settings.table(APP_ROLES)),
+            [role],
+        )
+    except psycopg.errors.UndefinedTable:
+        raise StoreError(f"table {settings.name(APP_ROLES)!r} does not exist: run migrate first") from None
 
 
 def _ensure_role(conn: psycopg.Connection[Any], role: str, password: str | None, owner: str) -> None:

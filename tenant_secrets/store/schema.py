@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tenant_secrets.store.settings import ACCESS, AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
+from tenant_secrets.store.settings import ACCESS, APP_ROLES, AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ class Migration:
         companies = settings.name(COMPANIES)
         return sql.SQL(self.template).format(
             companies=sql.Identifier(companies),
+            qualified_companies=sql.Identifier(schema, companies),
             secrets=sql.Identifier(secrets),
+            secrets_name=sql.Literal(secrets),
             history=sql.Identifier(settings.name(HISTORY)),
             audit=sql.Identifier(settings.name(AUDIT)),
             qualified_audit=sql.Identifier(schema, settings.name(AUDIT)),
@@ -34,6 +36,7 @@ class Migration:
             access=sql.Identifier(settings.name(ACCESS)),
             qualified_access=sql.Identifier(schema, settings.name(ACCESS)),
             access_function=sql.Identifier(schema, settings.access_function()),
+            app_roles=sql.Identifier(settings.name(APP_ROLES)),
             secrets_unique=sql.Identifier(f"{secrets}_company_id_secret_key_unique"),
             secrets_fk=sql.Identifier(f"{secrets}_company_id_{companies}_id_fk"),
         )
@@ -194,7 +197,66 @@ ROW_BINDINGS = Migration(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (COMPANY_SECRETS, SECRET_VERSIONS, AUDIT_TRAIL, ACCESS_LOG, ROW_BINDINGS)
+ACCESS_LOG_CHECKS_TENANT = Migration(
+    "0006_access_log_checks_tenant",
+    """
+    -- The application role sets app.company_id itself, so the log is only as true as the pair it is
+    -- given: an entry for a company must name it as the reader was asked for it, by its subdomain or by
+    -- its id (docs/decisions/0042). An entry without a company (the tenant was not found) names none.
+    CREATE OR REPLACE FUNCTION {access_function}(
+        company_id uuid, tenant text, secret_key text, source text, outcome text, wrote_back boolean
+    ) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    BEGIN
+        IF $1 IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM {qualified_companies} c WHERE c.id = $1 AND (c.subdomain = $2 OR c.id::text = lower($2))
+        ) THEN
+            RAISE EXCEPTION 'access log: tenant "%" is neither the subdomain nor the id of company %', $2, $1
+                USING ERRCODE = 'check_violation';
+        END IF;
+        INSERT INTO {qualified_access}
+            (company_id, tenant, secret_key, source, outcome, wrote_back, db_role, session_role)
+        VALUES ($1, $2, $3, $4, $5, $6,
+                CASE current_setting('role') WHEN 'none' THEN session_user::text
+                ELSE current_setting('role') END,
+                session_user);
+    END
+    $fn$;
+    """,
+)
+
+APP_ROLES_RECORD = Migration(
+    "0007_tenant_secrets_app_roles",
+    """
+    -- Every role ever given the application's rights (store.roles.ensure_roles records it in the same
+    -- transaction as the grants), so that none is later given the provisioner's write rights. By oid and
+    -- by name: a renamed role is still the one the application logs in as, and so is a role dropped and
+    -- made again under the name the application's configuration holds. Only the owner reads or writes it.
+    CREATE TABLE {app_roles} (
+        role_oid oid NOT NULL,
+        role_name text NOT NULL,
+        first_granted_at timestamptz DEFAULT now() NOT NULL,
+        PRIMARY KEY (role_oid, role_name)
+    );
+    -- The application's roles before this migration: those its read policy names.
+    INSERT INTO {app_roles} (role_oid, role_name)
+    SELECT r.oid, r.rolname FROM pg_policy p
+    JOIN pg_class c ON c.oid = p.polrelid AND c.relname = {secrets_name}
+        AND c.relnamespace = current_schema()::regnamespace
+    JOIN pg_roles r ON r.oid = ANY (p.polroles)
+    WHERE p.polname = 'tenant_secrets_app_read';
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    COMPANY_SECRETS,
+    SECRET_VERSIONS,
+    AUDIT_TRAIL,
+    ACCESS_LOG,
+    ROW_BINDINGS,
+    ACCESS_LOG_CHECKS_TENANT,
+    APP_ROLES_RECORD,
+)
 # The newest migration's name: changes exactly when a release adds a migration.
 SCHEMA_VERSION = MIGRATIONS[-1].name
 

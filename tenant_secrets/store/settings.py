@@ -14,9 +14,10 @@ HISTORY = "company_secret_versions"
 AUDIT = "company_secret_audit"
 ACCESS = "company_secret_access"
 MIGRATIONS = "tenant_secrets_migrations"
+APP_ROLES = "tenant_secrets_app_roles"
 
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
-_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS))
+_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES))
 MAX_PREFIX = _MAX_IDENTIFIER - _LONGEST_BASE
 # Drizzle's createTable prefixes are often a project name plus "_" (hyphens included: every name is
 # quoted, here as in Drizzle). The first character must not be a digit or a hyphen.

@@ -42,6 +42,7 @@ def test_migrate_applies_everything_once_and_records_it(conn: psycopg.Connection
         "company_secret_audit",
         "company_secret_access",
         "tenant_secrets_migrations",
+        "tenant_secrets_app_roles",
     }
 
 
@@ -98,6 +99,7 @@ def test_prefix_is_honoured_and_prefixed_stores_are_independent(
             "company_secret_audit",
             "company_secret_access",
             "tenant_secrets_migrations",
+            "tenant_secrets_app_roles",
         )
     }
     ensure_companies(conn, acme_app, {"acme": (ACME, None)})
@@ -177,3 +179,31 @@ def test_a_database_newer_than_the_code_is_refused(conn: psycopg.Connection[Any]
     conn.execute("INSERT INTO tenant_secrets_migrations (name) VALUES ('9999_from_the_future')")
     with pytest.raises(MigrationError, match=r"9999_from_the_future.*upgrade tenant-secrets"):
         migrate(conn, settings)
+
+
+def test_a_database_made_before_the_role_record_learns_its_application_role_and_the_log_check_on_the_next_up(
+    conn: psycopg.Connection[Any], settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26, items 2 and 10, on an existing database: the application's role as its read policy names it
+    is recorded before any run can rename it, and the access log's function is replaced by the checking one."""
+    monkeypatch.setattr(
+        "tenant_secrets.store.migrations.MIGRATIONS", MIGRATIONS[:5]
+    )  # the schema as the release before made it
+    assert migrate(conn, settings) == ALL[:5]
+    ensure_companies(conn, settings, {"acme": (ACME, None)})
+    conn.execute("CREATE ROLE fake_old_app NOLOGIN")
+    try:
+        conn.execute(
+            "CREATE POLICY tenant_secrets_app_read ON company_secrets FOR SELECT TO fake_old_app"
+            " USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
+        )
+        record = "SELECT tenant_secrets_record_access(%s, 'globex', 'K', 'cache', 'found', false)"
+        conn.execute(record, [ACME])  # the old function logs any pair
+        monkeypatch.undo()
+        assert migrate(conn, settings) == ALL[5:]
+        assert conn.execute("SELECT role_name FROM tenant_secrets_app_roles").fetchall() == [("fake_old_app",)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(record, [ACME])
+    finally:
+        conn.execute("DROP OWNED BY fake_old_app")
+        conn.execute("DROP ROLE fake_old_app")

@@ -131,3 +131,26 @@ def test_it_reads_in_four_statements_whatever_the_number_of_tenants_and_writes_n
     tenants = [TenantRef("acme"), TenantRef("globex"), *(TenantRef(f"t{n}", decommission=True) for n in range(50))]
     assert statements(db, lambda: inspect(db, settings, tenants, keyring)) == 4
     assert secret_rows(db) == before
+
+
+def test_a_provisioner_that_is_the_application_role_fails_the_preview_read_only(
+    db: psycopg.Connection[Any], keyring: Keyring
+) -> None:
+    """Issue 26, item 2: the swap is refused by the preview's own look at the database, before any `up`."""
+    db.execute("CREATE ROLE fake_app_login LOGIN")
+    try:
+        db.execute(
+            "CREATE POLICY tenant_secrets_app_read ON company_secrets FOR SELECT TO fake_app_login"
+            " USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
+        )
+        db.execute("DELETE FROM tenant_secrets_app_roles")  # what a preview role, which may not read it, sees
+        db.execute("REVOKE ALL ON tenant_secrets_app_roles FROM PUBLIC")
+        with pytest.raises(PreflightError) as info:
+            inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_decoy", provisioner_role="fake_app_login")
+        [problem] = info.value.problems
+        assert problem.startswith("role 'fake_app_login' is a former application role: as the provisioner it would")
+        # the roles as they were: nothing to refuse
+        inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_app_login", provisioner_role="fake_provisioner")
+    finally:
+        db.execute("DROP OWNED BY fake_app_login")
+        db.execute("DROP ROLE fake_app_login")

@@ -258,3 +258,90 @@ def test_inherited_rights_are_counted_not_only_the_roles_own_attributes(
         for role in (owner, bypass):
             db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# --- the application's role never gets the provisioner's rights (issue 26, item 2) -------------------
+
+
+@pytest.fixture
+def decoy(db: psycopg.Connection[Any], roles: Roles) -> Iterator[str]:
+    """A third role name, for the role a swap names as the application's; dropped afterwards."""
+    name = f"{roles.app}_decoy"
+    yield name
+    if db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def assert_app_is_still_fenced(app_dsn: str) -> None:
+    """What the attack got: the application role reading every company's rows, and UPDATE/DELETE; it has neither."""
+    with connect(app_dsn) as app:
+        assert app.execute("SELECT count(*) FROM company_secrets").fetchone() == (0,), "unset app.company_id"
+        for statement in ("UPDATE company_secrets SET version = version", "DELETE FROM company_secrets"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(statement)
+
+
+def test_the_application_role_named_as_provisioner_is_refused_before_anything_is_written(
+    db: psycopg.Connection[Any], settings: StoreSettings, secured: Roles, decoy: str
+) -> None:
+    """The swap of issue 26: appRole renamed to a decoy, the application's login role named provisionerRole."""
+    with pytest.raises(StoreError) as refused:
+        ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=secured.app)
+    assert str(refused.value).startswith(f"role {secured.app!r} is a former application role: as the provisioner")
+    assert "name as provisioner a role the application never used" in str(refused.value)
+    assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [decoy]).fetchone() is None, "nothing written"
+    assert_app_is_still_fenced(secured.app_dsn)
+
+
+def test_a_former_application_role_stays_refused_once_the_policy_has_moved_on(
+    db: psycopg.Connection[Any], settings: StoreSettings, secured: Roles, decoy: str
+) -> None:
+    """The record in the database remembers what the policies no longer say: two runs instead of one."""
+    ensure_roles(db, settings, app_role=decoy, app_password=None)  # the first run: only the rename
+    policy_roles = db.execute("SELECT DISTINCT roles::text FROM pg_policies").fetchall()
+    assert policy_roles == [(f"{{{decoy}}}",)], "the old application role is no longer in any policy"
+    with pytest.raises(StoreError, match=f"role {secured.app!r} is a former application role"):
+        ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=secured.app)
+    recorded = db.execute("SELECT role_name FROM tenant_secrets_app_roles ORDER BY 1").fetchall()
+    assert recorded == sorted([(secured.app,), (decoy,)])
+    renamed = f"{secured.app}_renamed"
+    db.execute(sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(secured.app), sql.Identifier(renamed)))
+    try:
+        with pytest.raises(StoreError, match=f"role {renamed!r} is a former application role \\(named"):
+            ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=renamed)
+    finally:
+        db.execute(sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(renamed), sql.Identifier(secured.app)))
+    assert_app_is_still_fenced(secured.app_dsn)
+
+
+def test_a_member_of_the_application_role_is_refused_and_so_is_a_role_it_can_act_as(
+    db: psycopg.Connection[Any], settings: StoreSettings, roles: Roles, decoy: str
+) -> None:
+    """A NOLOGIN application role granted to the application's login role: that login role is the application."""
+    ensure_roles(db, settings, app_role=decoy, app_password=None)
+    db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(roles.provisioner)))
+    db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(decoy), sql.Identifier(roles.provisioner)))
+    with pytest.raises(StoreError, match=f"role {roles.provisioner!r} can act as {decoy!r}, the application's role"):
+        ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=roles.provisioner)
+    db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(decoy), sql.Identifier(roles.provisioner)))
+    db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(roles.provisioner), sql.Identifier(decoy)))
+    with pytest.raises(StoreError, match=f"can be acted as by {decoy!r}, the application's role"):
+        ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=roles.provisioner)
+    db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(roles.provisioner), sql.Identifier(decoy)))
+    ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=roles.provisioner)  # now it may
+
+
+def test_the_access_log_refuses_a_tenant_that_is_not_the_companys(db: psycopg.Connection[Any], secured: Roles) -> None:
+    """Issue 26, item 10: the application role could log reads of any company under any tenant's name."""
+    record = "SELECT tenant_secrets_record_access(%s, %s, 'K', 'database', 'found', false)"
+    with connect(secured.app_dsn) as app:
+        with pytest.raises(psycopg.errors.CheckViolation, match='tenant "globex" is neither the subdomain nor'):
+            app.execute(record, [ACME, "globex"])
+        with pytest.raises(psycopg.errors.CheckViolation):
+            app.execute(record, [ACME, "no-such-tenant"])
+        app.execute(record, [ACME, "acme"])  # by subdomain
+        app.execute(record, [GLOBEX, GLOBEX.upper()])  # by id, as the reader was asked
+        app.execute(record, [None, "no-such-tenant"])  # not found: no company named
+    logged = db.execute("SELECT company_id::text, tenant FROM company_secret_access ORDER BY id").fetchall()
+    assert logged == [(ACME, "acme"), (GLOBEX, GLOBEX.upper()), (None, "no-such-tenant")]
