@@ -36,6 +36,7 @@ from tenant_secrets.secret.values import Resolver, UnresolvedValueError, empty_v
 from tenant_secrets.stack import shards
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
+from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import SECRETS
 from tenant_secrets.tenants_file.loader import load_tenants_file
 from tenant_secrets.tenants_file.model import (
@@ -261,7 +262,15 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     try:
         with store.connect(dsn) as conn:
             key_field = f"{NAMESPACE}:masterKeys" if settings.master_key_source == "stack" else settings.key_folder
-            found = inspect(conn, settings.store, refs, keyring, key_field=key_field)
+            found = inspect(
+                conn,
+                settings.store,
+                refs,
+                keyring,
+                key_field=key_field,
+                app_role=settings.app_role,
+                provisioner_role=settings.provisioner_role,
+            )
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
     except PreflightError as err:
@@ -430,6 +439,7 @@ def run() -> None:
                     app_role_password=_password_fingerprint(settings, "appRolePassword"),
                     provisioner_role=settings.provisioner_role,
                     provisioner_password=_password_fingerprint(settings, "provisionerRolePassword"),
+                    role_rights=role_rights(settings.store, settings.app_role, settings.provisioner_role),
                 ),
                 key_version=keyring.active,
                 key_versions=sorted(str(v) for v in keyring.versions),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from tenant_secrets.tenants_file.sources import ValueSource
@@ -125,6 +125,9 @@ PROVISIONER_ROLE: Final = "provisioner_role"
 PROVISIONER_PASSWORD: Final = "provisioner_password_fingerprint"  # noqa: S105 - a property name
 """The fingerprint of the provisioner role's password."""
 ROWS_ROTATED: Final = "rows_rotated"
+ROLE_RIGHTS: Final = "role_rights"
+"""Role -> the rights the schema gives it, in words (tenant_secrets.store.roles.role_rights): not watched, since
+it follows the role names, but an input, so the preview's diff and the plan say who gains which rights."""
 
 # --- secret keys ------------------------------------------------------------------------------------
 
@@ -217,7 +220,7 @@ SCHEMA_WATCHED: Final = (
 )
 TABLES = Schema(
     DATABASE_SCHEMA,
-    inputs=(*SCHEMA_WATCHED, ROTATION_BATCH_SIZE, ROWS_ROTATED),
+    inputs=(*SCHEMA_WATCHED, ROTATION_BATCH_SIZE, ROWS_ROTATED, ROLE_RIGHTS),
     outputs=(*SCHEMA_WATCHED, ROWS_ROTATED),
     watched=SCHEMA_WATCHED,
 )
@@ -351,6 +354,7 @@ class SchemaSettings:
     app_role_password: str | None
     provisioner_role: str | None
     provisioner_password: str | None
+    role_rights: Mapping[str, str] = field(default_factory=dict)
 
     def props(self, *, key_version: int, key_versions: Sequence[str]) -> dict[str, Any]:
         return {
@@ -367,6 +371,7 @@ class SchemaSettings:
             KEY_VERSION: key_version,
             KEY_VERSIONS: list(key_versions),
             ROWS_ROTATED: None,
+            ROLE_RIGHTS: dict(self.role_rights),
         }
 
 

@@ -132,6 +132,24 @@ def ensure_roles(
             raise StoreError(f"role {app_role!r} would read more than its company's rows: " + "; ".join(problems))
 
 
+def role_rights(settings: StoreSettings, app_role: str | None, provisioner_role: str | None) -> dict[str, str]:
+    """Role -> the rights :func:`ensure_roles` gives it, in words: what the preview's diff of the schema
+    resource and `tenantctl plan` show a reviewer, so that a change of role names reads as who gains what."""
+    secrets, history, companies = (settings.name(base) for base in (SECRETS, HISTORY, COMPANIES))
+    rights: dict[str, str] = {}
+    if app_role:
+        rights[app_role] = (
+            f"the application's role: SELECT on {secrets}, one company's rows at a time (app.company_id, "
+            f"row-level security); SELECT (id, subdomain) on {companies}; EXECUTE on {settings.access_function()}"
+        )
+    if app_role and provisioner_role:
+        rights[provisioner_role] = (
+            f"the provisioner: SELECT, INSERT, UPDATE and DELETE on {secrets} and {history}, every company's "
+            f"rows; SELECT on {companies}"
+        )
+    return rights
+
+
 def app_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings, role: str) -> list[str]:
     """Why ``role`` could read rows of other companies or write the store: empty when it cannot.
 

@@ -87,6 +87,7 @@ class ReviewPlan:
     errors: tuple[str, ...] = ()
     summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
     warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
+    rights: tuple[str, ...] = ()  # which database role gains or loses which rights, in words
 
     @property
     def ok(self) -> bool:
@@ -221,6 +222,36 @@ def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row
     return [Row("company_secrets", environment, "database", "-", action, "schema")]
 
 
+def _role_rights(props: Mapping[str, Any]) -> dict[str, str] | None:
+    found = props.get(c.ROLE_RIGHTS)
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, Mapping) else None
+
+
+def rights_changes(document: Mapping[str, Any]) -> list[str]:
+    """Which database role gains or loses which rights, from the schema resource's `role_rights` inputs
+    (tenant_secrets.store.roles.role_rights): one sentence per role whose rights change. A state written
+    before the schema recorded them gives no "before": then the rights after the run are listed."""
+    lines: list[str] = []
+    for step in document.get("steps") or []:
+        if not isinstance(step, Mapping) or _type_name(step) != c.DATABASE_SCHEMA:
+            continue
+        if str(step.get("op", "same")) in ("same", "read", "refresh", *DELETE_OPS):
+            continue
+        before = _role_rights(_inputs(step, "oldState")) if step.get("oldState") else {}
+        after = _role_rights(_inputs(step, "newState")) or {}
+        if before is None:
+            lines += [f"`{role}` holds {rights}" for role, rights in sorted(after.items())]
+            continue
+        lines += [f"`{role}` gains {rights}" for role, rights in sorted(after.items()) if before.get(role) != rights]
+        lines += [
+            f"`{role}` is no longer {rights.split(':', 1)[0]}: its row-level security policy goes, so it sees no row "
+            "of the store; what was granted to it stays until revoked by hand"
+            for role, rights in sorted(before.items())
+            if role not in after
+        ]
+    return lines
+
+
 def _message(diagnostic: Mapping[str, Any]) -> str:
     """An engine diagnostic as a reviewer reads it. A check failure keeps the resource's name and our
     reason, and drops the engine's `value {...}` part, which could show a property's value."""
@@ -265,7 +296,8 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     if errors:
         return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
     rows = tuple(rows_from_preview(document, environment))
-    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings)
+    rights = tuple(rights_changes(document))
+    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights)
 
 
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
@@ -347,6 +379,10 @@ def render_markdown(plan: ReviewPlan) -> str:
         lines += [f"**{len(plan.released)} secret(s) would stay in their store, no longer managed:**", ""]
         lines += [f"- {_owner(r)}, {r.store}: `{r.key}`" for r in plan.released]
         lines.append("")
+    if plan.rights:
+        lines += ["**Database roles' rights change:**", ""]
+        lines += [f"- {line}" for line in plan.rights]
+        lines.append("")
     lines += ["| tenant / folder | environment | store | key | action |", "| --- | --- | --- | --- | --- |"]
     for r in plan.rows:
         action = f"**{r.action}**" if r.action in ("delete", "replace") else r.action
@@ -380,6 +416,7 @@ def render_json(plan: ReviewPlan) -> str:
         "errors": list(plan.errors),
         "warnings": list(plan.warnings),
         "deletions": len(plan.deletions),
+        "rights": list(plan.rights),
         "changes": [asdict(r) for r in plan.rows],
         "resources": dict(plan.summary),
     }

@@ -375,6 +375,38 @@ def test_drift_found_by_a_refresh_is_a_restore_of_that_key() -> None:
     assert "`pulumi up` writes the declared value back" in text
 
 
+APP_RIGHTS = "the application's role: SELECT on company_secrets, one company's rows at a time"
+WRITER_RIGHTS = "the provisioner: SELECT, INSERT, UPDATE and DELETE on company_secrets, every company's rows"
+
+
+def test_a_swap_of_the_role_names_says_in_words_which_role_gains_which_rights() -> None:
+    """Issue 26, item 2: the plan showed one `company_secrets (schema) update` and nothing of who got what."""
+    step = _schema_step(
+        app_role="decoy_app",
+        provisioner_role="deliverychat_app",
+        role_rights={"decoy_app": APP_RIGHTS, "deliverychat_app": WRITER_RIGHTS},
+    )
+    step["oldState"]["inputs"] |= {
+        "app_role": "deliverychat_app",
+        "provisioner_role": "tenant_secrets_provisioner",
+        "role_rights": {"deliverychat_app": APP_RIGHTS, "tenant_secrets_provisioner": WRITER_RIGHTS},
+    }
+    plan = parse_preview({"steps": [step]}, "dev")
+    text = render_markdown(plan)
+    assert "**Database roles' rights change:**" in text
+    assert f"- `deliverychat_app` gains {WRITER_RIGHTS}\n" in text
+    assert f"- `decoy_app` gains {APP_RIGHTS}\n" in text
+    assert "- `tenant_secrets_provisioner` is no longer the provisioner: its row-level security policy goes" in text
+    assert text.index("rights change") < text.index("| company_secrets (schema) |"), "above the table"
+    assert json.loads(render_json(plan))["rights"] == list(plan.rights)
+    # the same roles with the same rights: nothing said; a state from before the words: what the run leaves
+    unchanged = _schema_step(key_versions=["2"], role_rights={"deliverychat_app": APP_RIGHTS})
+    unchanged["oldState"]["inputs"]["role_rights"] = {"deliverychat_app": APP_RIGHTS}
+    assert parse_preview({"steps": [unchanged]}, "dev").rights == ()
+    older = _schema_step(key_versions=["2"], role_rights={"deliverychat_app": APP_RIGHTS})
+    assert parse_preview({"steps": [older]}, "dev").rights == (f"`deliverychat_app` holds {APP_RIGHTS}",)
+
+
 def test_a_table_cell_cannot_be_split() -> None:
     plan = plan_comment.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
     assert "| a\\|b | dev | infisical | `K` | create |" in render_markdown(plan)
