@@ -213,37 +213,42 @@ def provisioner_problems(
         "SELECT CASE WHEN to_regclass(%s) IS NULL THEN false ELSE has_table_privilege(to_regclass(%s), 'SELECT') END",
         [recorded, recorded],
     ).fetchone()
-    known = sql.SQL(" UNION ALL SELECT role_name, role_oid, false FROM {}").format(settings.table(APP_ROLES))
+    known = sql.SQL(" UNION ALL SELECT role_name, role_oid, 3 FROM {}").format(settings.table(APP_ROLES))
     rows = conn.execute(
         sql.SQL(
-            "SELECT a.name, a.now, r.rolname, r.rolname = %s OR a.name = %s,"
+            "SELECT a.name, a.how, r.rolname, r.rolname = %s OR a.name = %s,"
             " CASE WHEN p.oid IS NULL OR r.oid IS NULL THEN false ELSE pg_has_role(p.oid, r.oid, 'MEMBER') END,"
             " CASE WHEN p.oid IS NULL OR r.oid IS NULL THEN false ELSE pg_has_role(r.oid, p.oid, 'MEMBER') END"
-            " FROM (SELECT %s::text AS name, NULL::oid AS oid, true AS now"
-            "   UNION ALL SELECT r.rolname::text, r.oid, false"
+            " FROM (SELECT %s::text AS name, NULL::oid AS oid, 1 AS how"
+            "   UNION ALL SELECT r.rolname::text, r.oid, 2"
             "   FROM pg_policy p JOIN pg_roles r ON r.oid = ANY (p.polroles)"
             "   WHERE p.polrelid = to_regclass(%s) AND p.polname = %s{}) a"
             " LEFT JOIN pg_roles r ON r.oid = a.oid OR r.rolname = a.name"
             " LEFT JOIN pg_roles p ON p.rolname = %s"
-            " WHERE a.name IS NOT NULL ORDER BY a.now DESC, a.name"
+            " WHERE a.name IS NOT NULL ORDER BY a.how, a.name"
         ).format(known if readable and readable[0] else sql.SQL("")),
         [role, role, app_role, secrets, APP_POLICY, role],
     ).fetchall()
-    reasons: dict[str, None] = {}
-    for name, now, existing, same, acts_as, acted_as in rows:
-        job = "the application's role" if now else "a former application role"
+    jobs = {
+        1: "the application's role",
+        2: f"the application's role (the read policy on {settings.name(SECRETS)} names it)",
+        3: "a former application role",
+    }
+    reasons: dict[str, str] = {}  # the application's role it is tied to -> how, its first reason only
+    for name, how, existing, same, acts_as, acted_as in rows:
         held = existing or name
         if same:
             renamed = f" (named {name!r} then)" if existing == role and name != role else ""
-            reasons[f"is {job}{renamed}"] = None
+            reasons.setdefault(held, f"is {jobs[how]}{renamed}")
         elif acts_as:
-            reasons[f"can act as {held!r}, {job}"] = None
+            reasons.setdefault(held, f"can act as {held!r}, {jobs[how]}")
         elif acted_as:
-            reasons[f"can be acted as by {held!r}, {job}"] = None
+            reasons.setdefault(held, f"can be acted as by {held!r}, {jobs[how]}")
     if not reasons:
         return []
+    why = "; ".join(dict.fromkeys(reasons.values()))
     return [
-        f"role {role!r} {'; '.join(reasons)}: as the provisioner it would give the application INSERT, UPDATE "
+        f"role {role!r} {why}: as the provisioner it would give the application INSERT, UPDATE "
         f"and DELETE on every company's rows of {settings.name(SECRETS)!r}; name as provisioner a role the "
         f"application never used ({settings.name(APP_ROLES)!r} lists the roles that were the application's)"
     ]

@@ -148,7 +148,10 @@ def test_a_provisioner_that_is_the_application_role_fails_the_preview_read_only(
         with pytest.raises(PreflightError) as info:
             inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_decoy", provisioner_role="fake_app_login")
         [problem] = info.value.problems
-        assert problem.startswith("role 'fake_app_login' is a former application role: as the provisioner it would")
+        assert problem.startswith(
+            "role 'fake_app_login' is the application's role (the read policy on company_secrets names it): "
+            "as the provisioner it would give the application INSERT, UPDATE and DELETE"
+        )
         # the roles as they were: nothing to refuse
         inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_app_login", provisioner_role="fake_provisioner")
     finally:

@@ -288,7 +288,10 @@ def test_the_application_role_named_as_provisioner_is_refused_before_anything_is
     """The swap of issue 26: appRole renamed to a decoy, the application's login role named provisionerRole."""
     with pytest.raises(StoreError) as refused:
         ensure_roles(db, settings, app_role=decoy, app_password=None, provisioner_role=secured.app)
-    assert str(refused.value).startswith(f"role {secured.app!r} is a former application role: as the provisioner")
+    assert str(refused.value).startswith(
+        f"role {secured.app!r} is the application's role (the read policy on company_secrets names it): "
+        "as the provisioner it would give the application INSERT, UPDATE and DELETE on every company's rows"
+    )
     assert "name as provisioner a role the application never used" in str(refused.value)
     assert db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [decoy]).fetchone() is None, "nothing written"
     assert_app_is_still_fenced(secured.app_dsn)
