@@ -136,15 +136,19 @@ def test_it_reads_in_four_statements_whatever_the_number_of_tenants_and_writes_n
 def test_a_provisioner_that_is_the_application_role_fails_the_preview_read_only(
     db: psycopg.Connection[Any], keyring: Keyring
 ) -> None:
-    """Issue 26, item 2: the swap is refused by the preview's own look at the database, before any `up`."""
+    """Issue 26, item 2: the swap is refused by the preview's own look at the database, before any `up`, as
+    the pull-request guide's preview role (no privilege on the role record) runs it."""
     db.execute("CREATE ROLE fake_app_login LOGIN")
+    db.execute("CREATE ROLE fake_preview NOLOGIN")
     try:
         db.execute(
             "CREATE POLICY tenant_secrets_app_read ON company_secrets FOR SELECT TO fake_app_login"
             " USING (company_id = nullif(current_setting('app.company_id', true), '')::uuid)"
         )
-        db.execute("DELETE FROM tenant_secrets_app_roles")  # what a preview role, which may not read it, sees
-        db.execute("REVOKE ALL ON tenant_secrets_app_roles FROM PUBLIC")
+        db.execute("GRANT SELECT ON companies, company_secrets, company_secret_versions TO fake_preview")
+        for table in ("company_secrets", "company_secret_versions"):
+            db.execute(f"CREATE POLICY preview_read ON {table} FOR SELECT TO fake_preview USING (true)")
+        db.execute("SET ROLE fake_preview")
         with pytest.raises(PreflightError) as info:
             inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_decoy", provisioner_role="fake_app_login")
         [problem] = info.value.problems
@@ -155,5 +159,7 @@ def test_a_provisioner_that_is_the_application_role_fails_the_preview_read_only(
         # the roles as they were: nothing to refuse
         inspect(db, APP, [TenantRef("acme")], keyring, app_role="fake_app_login", provisioner_role="fake_provisioner")
     finally:
-        db.execute("DROP OWNED BY fake_app_login")
-        db.execute("DROP ROLE fake_app_login")
+        db.execute("RESET ROLE")
+        for role in ("fake_app_login", "fake_preview"):
+            db.execute(f"DROP OWNED BY {role}")
+            db.execute(f"DROP ROLE {role}")
