@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tenant_secrets.engine import contract as c
+from tenant_secrets.store.roles import role_rights
+from tenant_secrets.store.settings import StoreSettings
 
 ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
 # Deletions first: they are what a reviewer must not miss.
@@ -222,26 +224,27 @@ def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row
     return [Row("company_secrets", environment, "database", "-", action, "schema")]
 
 
-def _role_rights(props: Mapping[str, Any]) -> dict[str, str] | None:
+def _role_rights(props: Mapping[str, Any]) -> dict[str, str]:
+    """The schema's `role_rights` input; for a state written before it, what the roles it names were given."""
     found = props.get(c.ROLE_RIGHTS)
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, Mapping) else None
+    if isinstance(found, Mapping):
+        return {str(k): str(v) for k, v in found.items()}
+    app, provisioner = props.get(c.APP_ROLE), props.get(c.PROVISIONER_ROLE)
+    settings = StoreSettings(table_prefix=str(props.get(c.TABLE_PREFIX) or ""))
+    return role_rights(settings, str(app) if app else None, str(provisioner) if provisioner else None)
 
 
 def rights_changes(document: Mapping[str, Any]) -> list[str]:
     """Which database role gains or loses which rights, from the schema resource's `role_rights` inputs
-    (tenant_secrets.store.roles.role_rights): one sentence per role whose rights change. A state written
-    before the schema recorded them gives no "before": then the rights after the run are listed."""
+    (tenant_secrets.store.roles.role_rights): one sentence per role whose rights change."""
     lines: list[str] = []
     for step in document.get("steps") or []:
         if not isinstance(step, Mapping) or _type_name(step) != c.DATABASE_SCHEMA:
             continue
         if str(step.get("op", "same")) in ("same", "read", "refresh", *DELETE_OPS):
             continue
-        before = _role_rights(_inputs(step, "oldState")) if step.get("oldState") else {}
-        after = _role_rights(_inputs(step, "newState")) or {}
-        if before is None:
-            lines += [f"`{role}` holds {rights}" for role, rights in sorted(after.items())]
-            continue
+        before = _role_rights(_inputs(step, "oldState"))
+        after = _role_rights(_inputs(step, "newState"))
         lines += [f"`{role}` gains {rights}" for role, rights in sorted(after.items()) if before.get(role) != rights]
         lines += [
             f"`{role}` is no longer {rights.split(':', 1)[0]}: its row-level security policy goes, so it sees no row "

@@ -20,6 +20,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tenant_secrets.store.roles import role_rights
+from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.tenantctl import plan_comment
 from tenant_secrets.tenantctl.main import main
 from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_json, render_markdown, rows_from_preview
@@ -399,12 +401,32 @@ def test_a_swap_of_the_role_names_says_in_words_which_role_gains_which_rights() 
     assert "- `tenant_secrets_provisioner` is no longer the provisioner: its row-level security policy goes" in text
     assert text.index("rights change") < text.index("| company_secrets (schema) |"), "above the table"
     assert json.loads(render_json(plan))["rights"] == list(plan.rights)
-    # the same roles with the same rights: nothing said; a state from before the words: what the run leaves
+    # the same roles with the same rights: nothing said
     unchanged = _schema_step(key_versions=["2"], role_rights={"deliverychat_app": APP_RIGHTS})
     unchanged["oldState"]["inputs"]["role_rights"] = {"deliverychat_app": APP_RIGHTS}
     assert parse_preview({"steps": [unchanged]}, "dev").rights == ()
-    older = _schema_step(key_versions=["2"], role_rights={"deliverychat_app": APP_RIGHTS})
-    assert parse_preview({"steps": [older]}, "dev").rights == (f"`deliverychat_app` holds {APP_RIGHTS}",)
+
+
+def test_a_state_from_before_the_words_is_read_by_its_role_names() -> None:
+    """The first preview after an upgrade: the old state names the roles but holds no `role_rights`."""
+    before = {"app_role": "deliverychat_app", "provisioner_role": "tenant_secrets_provisioner"}
+    same = _schema_step(schema_version=7, **before, role_rights=role_rights(StoreSettings(), *before.values()))
+    same["oldState"]["inputs"] |= before
+    assert parse_preview({"steps": [same]}, "dev").rights == (), "the roles keep their rights: nothing to say"
+    swapped = _schema_step(
+        schema_version=7,
+        app_role="decoy_app",
+        provisioner_role="deliverychat_app",
+        role_rights=role_rights(StoreSettings(), "decoy_app", "deliverychat_app"),
+    )
+    swapped["oldState"]["inputs"] |= before
+    said = parse_preview({"steps": [swapped]}, "dev").rights
+    assert [line.split(" ", 2)[:2] for line in said] == [
+        ["`decoy_app`", "gains"],
+        ["`deliverychat_app`", "gains"],
+        ["`tenant_secrets_provisioner`", "is"],
+    ]
+    assert said[1].startswith("`deliverychat_app` gains the provisioner: SELECT, INSERT, UPDATE and DELETE")
 
 
 def test_a_table_cell_cannot_be_split() -> None:
