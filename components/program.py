@@ -244,7 +244,8 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
     """One look at the database before anything is declared: companies, key versions in use.
 
     Runs in preview too, so a missing company or a master key still needed fails the preview, naming
-    the subdomain or the config key, and nothing anywhere is written. Read-only, four statements.
+    the subdomain or the config key, and nothing anywhere is written. Read-only, four statements (six with
+    a provisioning role, checked not to be the application's: docs/decisions/0042).
     Without DATABASE_URL a preview goes on (diffs need no database) with a warning; an update stops.
     """
     dsn = os.environ.get("DATABASE_URL")

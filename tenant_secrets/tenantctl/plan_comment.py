@@ -17,8 +17,10 @@ preview made against an older state, or by the dynamic providers before the plug
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
-The fingerprints are compared, never printed. A failed preview (the removal guard's check failure, an
-invalid tenants.yaml, a missing value) is reported by its error messages alone, with no table.
+The fingerprints are compared, never printed. The schema's `role_rights` (role -> its rights in words) are
+compared too, to say above the table which database role gains which rights (docs/decisions/0042).
+A failed preview (the removal guard's check failure, an invalid tenants.yaml, a missing value) is
+reported by its error messages alone, with no table.
 
 A preview that warned (it could not check something: the database without DATABASE_URL, say) is
 never shown as a clean plan: its warnings head the comment and `tenantctl plan` exits 1 unless
