@@ -25,7 +25,12 @@ PLANS = {s: f"plan-{s}" for s in SUBDOMAINS}
 def commit(root: Path, plans: dict[str, str], message: str) -> str:
     (root / "tenants.yaml").write_text(tenants_yaml(plans))
     git(root, "-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "--allow-empty", "-qam", message)
-    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return rev(root)
+
+
+def rev(root: Path) -> str:
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 class Backend:
@@ -73,7 +78,7 @@ def test_a_failed_deploy_is_finished_by_the_next_push(
 ) -> None:
     """Push 1 changes echo; its prod shard's deploy fails (its tag stays at the base). Push 2 changes a
     tenant of another shard: the shard that failed is applied again, for echo's change."""
-    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    base = rev(repo)
     first = commit(repo, PLANS | {"echo": "plan-echo-2"}, "push 1: echo")
     other = other_shard_tenant("echo")
     commit(repo, PLANS | {"echo": "plan-echo-2", other: f"plan-{other}-2"}, f"push 2: {other}")
@@ -138,7 +143,7 @@ def test_record_applied_sets_the_full_commit(repo: Path, backend: Backend, capsy
 def test_verify_names_the_stack_behind_head_one_line_per_stack(
     repo: Path, backend: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    base = rev(repo)
     head = commit(repo, PLANS | {"echo": "plan-echo-2"}, "echo")
     untouched = next(s for s in ("prod", "prod-02", "prod-03") if s != prod_stack("echo"))
     backend.tags = applied_at({prod_stack("echo"): base, untouched: base})  # the third never applied
