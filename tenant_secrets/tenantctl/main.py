@@ -24,9 +24,10 @@ many more) and exits 1, or prints a one-line summary and exits 0. With --stack i
 every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
 (present is enough: secure values are never decrypted here) and environment variables in this
 process's environment, and the stack settings the run needs (derivationKey; with a database store,
-the active master key; masterKeyRotateEvery a period). With --base (the pull request's base, e.g.
-origin/main) it also refuses what `plan` refuses: a tenant, platform folder or key that was declared
-there and is gone without its decommission marker.
+the active master key; masterKeyRotateEvery a period), and that no `{from: infisical}` source reads
+a folder or key the stack's run deletes (tenants_file/deleted_reads.py). With --base (the pull
+request's base, e.g. origin/main) it also refuses what `plan` refuses: a tenant, platform folder or
+key that was declared there and is gone without its decommission marker.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from tenant_secrets.stack.files import StackFile
 from tenant_secrets.stack.shards import select
 from tenant_secrets.tenantctl import plan_comment, reshard
 from tenant_secrets.tenants_file import schema
+from tenant_secrets.tenants_file.deleted_reads import deleted_reads
 from tenant_secrets.tenants_file.loader import load_tenants_file
 from tenant_secrets.tenants_file.model import (
     EnvironmentPlan,
@@ -155,6 +157,7 @@ def validate(args: argparse.Namespace) -> int:
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
             issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
+            issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
             where = f"{environment}, shard {shard}" if shard else environment
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
         if args.base:

@@ -48,6 +48,16 @@ def push(plans: dict[str, str], message: str) -> Callable[[Project], None]:
     return commit
 
 
+def then(*actions: Callable[[Project], None]) -> Callable[[Project], None]:
+    """The actions in turn (a push, then its deploy)."""
+
+    def run(project: Project) -> None:
+        for action in actions:
+            action(project)
+
+    return run
+
+
 def deploy(project: Project, outcome: dict[str, str]) -> dict[str, list[str]]:
     """The deploy workflow's prod part: the stacks not yet at HEAD, owners first, an `up` each, and the
     commit recorded after each successful `up`. ``outcome``: stack -> applied or failed. Returns the
@@ -124,22 +134,19 @@ def test_a_failed_deploy_is_finished_by_the_next_push(project: Project, master_k
     steps = [
         Step(
             "push 1: both shards deployed (neither recorded a commit: each in full), each commit recorded",
-            by_hand=lambda p: (push({}, "push 1")(p), deployed("push 1")(p)),
+            by_hand=then(push({}, "push 1"), deployed("push 1")),
             up=False,
             check=both_applied,
         ),
         Step(
             f"push 2 changes {SECOND} (shard 2); Infisical is down during its deploy: shard 2 fails",
-            by_hand=lambda p: (push({SECOND: f"plan-{SECOND}-2"}, "push 2")(p), infisical_down_for_shard_2(p)),
+            by_hand=then(push({SECOND: f"plan-{SECOND}-2"}, "push 2"), infisical_down_for_shard_2),
             up=False,
             check=shard_2_failed_and_is_behind,
         ),
         Step(
             f"push 3 changes {FIRST} (shard 1) alone; its deploy applies shard 2 too, with push 2's change",
-            by_hand=lambda p: (
-                push({SECOND: f"plan-{SECOND}-2", FIRST: f"plan-{FIRST}-3"}, "push 3")(p),
-                deployed("push 3")(p),
-            ),
+            by_hand=then(push({SECOND: f"plan-{SECOND}-2", FIRST: f"plan-{FIRST}-3"}, "push 3"), deployed("push 3")),
             up=False,
             check=push_3_finishes_push_2,
         ),
