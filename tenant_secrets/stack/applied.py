@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 TAG = "tenant-secrets:applied-commit"
@@ -25,12 +25,11 @@ class AppliedError(Exception):
     """The backend could not say (or record) a stack's applied commit; one line, the CLI's own reason."""
 
 
-def pulumi_runner(cwd: Path, environ: Mapping[str, str] | None = None) -> Runner:
-    """The `pulumi` on PATH, run in ``cwd`` (the project) with the backend login of the environment."""
+def pulumi_runner(cwd: Path) -> Runner:
+    """The `pulumi` on PATH, run in ``cwd`` (the project) with this process's backend login."""
 
     def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        env = dict(environ) if environ is not None else None
-        return subprocess.run(["pulumi", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        return subprocess.run(["pulumi", *args], cwd=cwd, capture_output=True, text=True, check=False)
 
     return run
 
@@ -52,7 +51,7 @@ def read_applied(stack: str, run: Runner) -> str | None:
     except ValueError:
         raise AppliedError(f"stack {stack}: `pulumi stack tag ls --json` printed no JSON") from None
     value = tags.get(TAG) if isinstance(tags, dict) else None
-    return value.strip() or None if isinstance(value, str) else None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def record_applied(stack: str, commit: str, run: Runner) -> None:

@@ -55,7 +55,7 @@ class Backend:
 @pytest.fixture
 def backend(monkeypatch: pytest.MonkeyPatch) -> Backend:
     fake = Backend({})
-    monkeypatch.setattr(applied, "pulumi_runner", lambda cwd, environ=None: fake.run)
+    monkeypatch.setattr(applied, "pulumi_runner", lambda cwd: fake.run)
     return fake
 
 
