@@ -38,6 +38,7 @@ from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSett
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import SECRETS
+from tenant_secrets.tenants_file.deleted_reads import deleted_reads
 from tenant_secrets.tenants_file.loader import load_tenants_file
 from tenant_secrets.tenants_file.model import (
     EnvironmentPlan,
@@ -104,7 +105,8 @@ def _infisical_lookup(environment: str, path: str, key: str) -> str | None:
 
 def load_plan(settings: StackSettings) -> EnvironmentPlan:
     """tenants.yaml for this stack's environment (its shard's tenants, and the platform folders on the owner
-    shard: tenant_secrets/stack/shards.py), with every value source checked."""
+    shard: tenant_secrets/stack/shards.py), with every value source checked, and none reading what the run
+    deletes (tenant_secrets/tenants_file/deleted_reads.py)."""
     file = str(settings.tenants_file)
     try:
         plan = shards.select(
@@ -118,6 +120,11 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     if issues:
         raise _fail(
             f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
+        )
+    deleting = deleted_reads(plan, file, retain_on_delete=settings.retain_on_delete)
+    if deleting:
+        raise _fail(
+            f"{file}: a source reads what this run would delete; nothing was written:\n" + "\n".join(map(str, deleting))
         )
     return plan
 

@@ -181,6 +181,10 @@ class StackFile:
                 )
         return issues
 
+    def retains_on_delete(self) -> bool:
+        """`retainOnDelete` as the program reads it: anything but an explicit false retains."""
+        return str(self.config.get(f"{NAMESPACE}:retainOnDelete", "true")) not in ("false", "False")
+
     def has_secret(self, path: tuple[str, ...]) -> bool:
         """Whether secrets.<path> holds a value (a `{secure: ...}` leaf or a plain one)."""
         node: Any = self.config.get(SECRETS_KEY)

@@ -9,6 +9,11 @@
 Defaults and groups reach a tenant through its resolved plan, so a changed default touches exactly the
 tenants (in the environments) it changes. The stacks are the repository's Pulumi.<stack>.yaml files
 (tenant_secrets/stack/files.py).
+
+`--since-applied` compares each stack with the commit it last applied (its stack tag, tenant_secrets/
+stack/applied.py) rather than one base for all: what a failed or never-approved deploy left undone is
+applied by the next one, whatever that one's push touched. A stack that never recorded a commit, or
+whose commit this checkout lacks, is applied in full (docs/decisions/0045).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -193,3 +198,66 @@ def affected(root: Path, base: str, stacks: Sequence[StackInfo] | None = None) -
     chosen = tuple(s for s in stacks if s.name in reasons)
     untouched = tuple(s.name for s in stacks if s.name not in reasons)
     return Affected(chosen, reasons, untouched)
+
+
+def _has_commit(root: Path, commit: str) -> bool:
+    try:
+        _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
+    except AffectedError:
+        return False
+    return True
+
+
+def since_applied(root: Path, applied: Mapping[str, str | None], stacks: Sequence[StackInfo] | None = None) -> Affected:
+    """The stacks whose changes since the commit each last applied (``applied``: stack -> commit or None)
+    are not yet applied. A stack without a commit, or with one this checkout lacks, is applied in full."""
+    stacks = list(stacks if stacks is not None else discover(root))
+    reasons: dict[str, list[str]] = {}
+    by_base: dict[str, list[StackInfo]] = {}
+    for stack in stacks:
+        commit = applied.get(stack.name)
+        if not commit:
+            reasons[stack.name] = ["no applied commit recorded (every change applies)"]
+        elif not _has_commit(root, commit):
+            missing = f"its last applied commit {commit[:12]} is not in this checkout (every change applies)"
+            reasons[stack.name] = [missing]
+        else:
+            by_base.setdefault(commit, []).append(stack)
+    for commit, group in by_base.items():
+        found = affected(root, commit, stacks)  # all of them: a tenant's shard is counted among its environment's
+        for name in {s.name for s in group} & found.reasons.keys():
+            reasons[name] = [f"since {commit[:12]} (its last applied commit): {w}" for w in found.reasons[name]]
+    chosen = tuple(s for s in stacks if s.name in reasons)
+    untouched = tuple(s.name for s in stacks if s.name not in reasons)
+    return Affected(chosen, reasons, untouched)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a stack stands against the checkout's HEAD (the nightly verify prints one line each)."""
+
+    stack: str
+    behind: bool
+    line: str
+
+
+def standings(root: Path, applied: Mapping[str, str | None], stacks: Sequence[StackInfo]) -> list[Standing]:
+    """Each stack: behind HEAD when a change since its applied commit (or no commit at all) is not applied;
+    a stack whose later commits touch nothing of it is up to date though its commit is older."""
+    head = _git(root, "rev-parse", "HEAD").strip()
+    pending = since_applied(root, applied, stacks)
+    found: list[Standing] = []
+    for stack in stacks:
+        commit = applied.get(stack.name)
+        if stack.name in pending.reasons:
+            line = (
+                f"stack {stack.name} is behind HEAD {head[:12]}: {'; '.join(pending.reasons[stack.name])}. Rerun the "
+                "failed deploy jobs, or run the deploy workflow by hand (it applies every stack)"
+            )
+            found.append(Standing(stack.name, True, line))
+        elif commit == head:
+            found.append(Standing(stack.name, False, f"stack {stack.name} applied HEAD {head[:12]}"))
+        else:
+            line = f"stack {stack.name} is up to date: last applied {(commit or '')[:12]}, and nothing since touches it"
+            found.append(Standing(stack.name, False, line))
+    return found

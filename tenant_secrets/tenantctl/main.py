@@ -7,9 +7,11 @@
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (stack/head_data.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
-    tenantctl verify (--stack NAME | --environment ENV) [--tenants a,b] [--format text|markdown|json]
+    tenantctl verify (--stack NAME | --environment ENV) [--tenants a,b] [--format text|markdown|json] [--applied]
                                                                                     (verify.py)
-    tenantctl affected --base GIT_REF [--json] [--repo DIR]                         (affected.py)
+    tenantctl affected (--base GIT_REF | --since-applied) [--environment ENV] [--json] [--repo DIR]
+                                                                                    (affected.py)
+    tenantctl record-applied --stack NAME [--commit REV] [--repo DIR]            (stack/applied.py)
     tenantctl shards init --environment ENV --count N                              (reshard.py)
     tenantctl shards which --environment ENV SUBDOMAIN...
     tenantctl reshard --environment ENV --from N --to M
@@ -22,9 +24,10 @@ many more) and exits 1, or prints a one-line summary and exits 0. With --stack i
 every value source has a value for that stack: config paths in the stack file `Pulumi.<stack>.yaml`
 (present is enough: secure values are never decrypted here) and environment variables in this
 process's environment, and the stack settings the run needs (derivationKey; with a database store,
-the active master key; masterKeyRotateEvery a period). With --base (the pull request's base, e.g.
-origin/main) it also refuses what `plan` refuses: a tenant, platform folder or key that was declared
-there and is gone without its decommission marker.
+the active master key; masterKeyRotateEvery a period), and that no `{from: infisical}` source reads
+a folder or key the stack's run deletes (tenants_file/deleted_reads.py). With --base (the pull
+request's base, e.g. origin/main) it also refuses what `plan` refuses: a tenant, platform folder or
+key that was declared there and is gone without its decommission marker.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from tenant_secrets.stack.files import StackFile
 from tenant_secrets.stack.shards import select
 from tenant_secrets.tenantctl import plan_comment, reshard
 from tenant_secrets.tenants_file import schema
+from tenant_secrets.tenants_file.deleted_reads import deleted_reads
 from tenant_secrets.tenants_file.loader import load_tenants_file
 from tenant_secrets.tenants_file.model import (
     EnvironmentPlan,
@@ -153,6 +157,7 @@ def validate(args: argparse.Namespace) -> int:
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
             issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
+            issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
             where = f"{environment}, shard {shard}" if shard else environment
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
         if args.base:
@@ -306,41 +311,98 @@ def _names(text: str | None) -> list[str]:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """Exit 0: the stores hold what is declared; 1: drift, every difference listed; 2: could not check."""
+    """Exit 0: the stores hold what is declared; 1: drift, every difference listed (or, with --applied, a
+    stack behind HEAD); 2: could not check."""
     from tenant_secrets.stack.files import StackFileError  # noqa: PLC0415
     from tenant_secrets.tenantctl import drift, verify  # noqa: PLC0415
 
-    if args.stack:
-        report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
-        sys.stdout.write(drift.render(report, args.format))
-        return report.status
     try:
-        names = _environment_stacks(args.environment)
+        names = [args.stack] if args.stack else _environment_stacks(args.environment)
     except StackFileError as err:
         print(f"tenantctl verify: {err}", file=sys.stderr)
         return 2
+    applied_status = _print_applied(names, args.format) if args.applied else 0
+    if args.stack:
+        report = verify.run_verify(args.stack, tenants=_names(args.tenants), config_file=args.config_file)
+        sys.stdout.write(drift.render(report, args.format))
+        return max(report.status, applied_status)
     shared: dict[str, verify.SharedTree] = {}  # one Infisical listing for every shard of the environment
     reports = [verify.run_verify(name, tenants=(), shared=shared) for name in names]
     if args.format == "json":
         sys.stdout.write("[\n" + ",\n".join(drift.render(r, "json").rstrip() for r in reports) + "\n]\n")
     else:
         sys.stdout.write("\n".join(drift.render(r, args.format) for r in reports))
-    return max(r.status for r in reports)
+    return max(applied_status, *(r.status for r in reports))
+
+
+def _print_applied(names: Sequence[str], fmt: str) -> int:
+    """One line per stack: applied HEAD, up to date, or behind HEAD and why (first, so that a report's summary
+    stays the output's last line); on standard error with --format json. 1 when a stack is behind, 2 when
+    a stack's applied commit cannot be read."""
+    from tenant_secrets.stack import applied  # noqa: PLC0415
+    from tenant_secrets.stack.files import discover  # noqa: PLC0415
+    from tenant_secrets.tenantctl import affected  # noqa: PLC0415
+
+    out = sys.stderr if fmt == "json" else sys.stdout
+    stacks = [s for s in discover(Path.cwd()) if s.name in names]
+    run = applied.pulumi_runner(Path.cwd())
+    try:
+        found = affected.standings(Path.cwd(), {s.name: applied.read_applied(s.name, run) for s in stacks}, stacks)
+    except (applied.AppliedError, affected.AffectedError) as err:
+        out.write(f"tenantctl verify --applied: {err}\n")
+        return 2
+    lines = [f"{'- ' if fmt == 'markdown' else ''}{s.line}" for s in found]
+    if fmt == "markdown":
+        lines = ["### tenant-secrets verify: the commit each stack applied", "", *lines, ""]
+    out.write("\n".join(lines) + "\n")
+    return 1 if any(s.behind for s in found) else 0
 
 
 def affected_command(args: argparse.Namespace) -> int:
-    """The stacks the changes since --base touch: one per line, or JSON for a GitHub Actions matrix."""
-    from tenant_secrets.stack.files import StackFileError  # noqa: PLC0415
+    """The stacks the changes since --base (or since each stack's applied commit) touch: one per line, or
+    JSON for a GitHub Actions matrix."""
+    from tenant_secrets.stack import applied  # noqa: PLC0415
+    from tenant_secrets.stack.files import StackFileError, discover, of_environment  # noqa: PLC0415
     from tenant_secrets.tenantctl import affected  # noqa: PLC0415
 
+    root = Path(args.repo)
     try:
-        found = affected.affected(Path(args.repo), args.base)
-    except (affected.AffectedError, StackFileError) as err:
+        stacks = discover(root)
+        if args.environment:
+            stacks = of_environment(stacks, args.environment)
+        if args.since_applied:
+            run = applied.pulumi_runner(Path.cwd())
+            found = affected.since_applied(root, {s.name: applied.read_applied(s.name, run) for s in stacks}, stacks)
+        else:
+            found = affected.affected(root, args.base, stacks)
+    except (affected.AffectedError, StackFileError, applied.AppliedError) as err:
         print(f"tenantctl affected: {err}", file=sys.stderr)
         return 2
     for stack in found.stacks:
         print(f"{stack.name}: {'; '.join(found.reasons[stack.name])}", file=sys.stderr)
     sys.stdout.write(found.matrix() + "\n" if args.json else found.lines())
+    return 0
+
+
+def record_applied_command(args: argparse.Namespace) -> int:
+    """After a successful `pulumi up`: record the commit the stack now applies (its stack tag)."""
+    from tenant_secrets.stack import applied  # noqa: PLC0415
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", args.repo, "rev-parse", "--verify", f"{args.commit}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        applied.record_applied(args.stack, commit, applied.pulumi_runner(Path.cwd()))
+    except subprocess.CalledProcessError:
+        print(f"tenantctl record-applied: {args.commit} is not a commit of {args.repo}", file=sys.stderr)
+        return 1
+    except applied.AppliedError as err:
+        print(f"tenantctl record-applied: {err}", file=sys.stderr)
+        return 1
+    print(f"stack {args.stack}: applied {commit}")
     return 0
 
 
@@ -463,6 +525,12 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
     ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")
+    ver.add_argument(
+        "--applied",
+        action="store_true",
+        help="also say, one line per stack, whether it applied HEAD or is behind it (its applied-commit tag); "
+        "behind is exit 1",
+    )
     ver.set_defaults(run=verify_command)
 
     mig = commands.add_parser(
@@ -477,12 +545,27 @@ def parser() -> argparse.ArgumentParser:
     rotation_commands.add_parser(commands)
 
     aff = commands.add_parser("affected", help="the stacks that the changes since a git ref touch")
-    aff.add_argument("--base", required=True, help="the git ref to compare the working tree with, e.g. origin/main")
+    aff_base = aff.add_mutually_exclusive_group(required=True)
+    aff_base.add_argument("--base", help="the git ref to compare the working tree with, e.g. origin/main")
+    aff_base.add_argument(
+        "--since-applied",
+        action="store_true",
+        help="compare each stack with the commit it last applied (its stack tag); none recorded: every change",
+    )
+    aff.add_argument("--environment", help="only this environment's stacks")
     aff.add_argument("--json", action="store_true", help="a JSON object for a GitHub Actions matrix")
     aff.add_argument(
         "--repo", default=".", help="the checkout to read (data only: its tenants.yaml and stack files), default ."
     )
     aff.set_defaults(run=affected_command)
+
+    rec = commands.add_parser(
+        "record-applied", help="after a successful `pulumi up`: record the commit the stack applied (a stack tag)"
+    )
+    rec.add_argument("--stack", required=True)
+    rec.add_argument("--commit", default="HEAD", help="the commit the up ran from (default: HEAD)")
+    rec.add_argument("--repo", default=".", help="the checkout the commit is read from, default .")
+    rec.set_defaults(run=record_applied_command)
     reshard.add_parsers(commands)
 
     rescue = commands.add_parser(
