@@ -315,13 +315,14 @@ def mark_unbound_rows(
 
 
 def refuse_verbose_engine_logs() -> None:
-    """Stop before any provider is configured or any secret input sent when the engine logs verbosely."""
-    reason = verbose_logs.verbose_logging(os.environ, verbose_logs.ancestor_command_lines())
+    """Stop before any provider is configured or any secret input sent when the engine logs or traces payloads."""
+    reason = verbose_logs.payload_recording(os.environ, verbose_logs.ancestor_command_lines())
     if reason:
         raise _fail(
-            f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
-            "and every secret value in the clear to its logs (and to a file in $TMPDIR); nothing was declared. "
-            "Run again without it, and delete any log it wrote (docs/guides/operations.md, 'Engine logs')"
+            f"engine logging or tracing is on ({reason}): the engine records this stack's master keys, derivation "
+            "key and every secret value in the clear (in its logs, a file in $TMPDIR, a trace file or a trace "
+            "collector); nothing was declared. Run again without it, and delete what it wrote "
+            "(docs/guides/operations.md, 'Engine logs')"
         )
 
 
