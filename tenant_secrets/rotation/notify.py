@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -35,8 +35,11 @@ from urllib3.util.retry import Retry
 
 from tenant_secrets.rotation.last_written import Records
 from tenant_secrets.rotation.status import MASTER_KEY_NAME, MASTER_KEY_OWNER, StatusReport
-from tenant_secrets.rotation.webhook_verify import SIGNATURE_HEADER, TIMESTAMP_HEADER, expected_signature
 from tenant_secrets.rotation.webhook_target import ALLOW_SETTING, Target, WebhookTargetError, allowed_hosts, resolve
+from tenant_secrets.rotation.webhook_verify import SIGNATURE_HEADER, TIMESTAMP_HEADER, expected_signature
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 URL_VARIABLE = "TENANT_SECRETS_WEBHOOK_URL"
 KEY_VARIABLE = "TENANT_SECRETS_WEBHOOK_SIGNING_KEY"
@@ -173,11 +176,12 @@ class _PinnedAdapter(HTTPAdapter):
 
     def build_connection_pool_key_attributes(
         self, request: PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[_HostParams, _PoolKwargs]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         host_params["host"] = self._target.address
-        if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = pool_kwargs["assert_hostname"] = self._target.hostname
+        if host_params["scheme"] == "https":  # urllib3 keywords the stubs' TypedDict does not list
+            tls = cast(dict[str, Any], pool_kwargs)
+            tls["server_hostname"] = tls["assert_hostname"] = self._target.hostname
         return host_params, pool_kwargs
 
 

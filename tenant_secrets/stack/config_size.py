@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenant_secrets.stack.settings import NAMESPACE
-from tenant_secrets.tenants_file.model import Loc
+from tenant_secrets.tenants_file.model import Loc, dotted
 
 VARIABLE = "PULUMI_CONFIG"
 PREFIX = f"{NAMESPACE}:"
@@ -50,7 +50,7 @@ class ConfigSize:
 
     def largest(self) -> str:
         """The largest values, for a message: `secrets.acme.CERT (140 KiB), derivationKey (64 B)`."""
-        return ", ".join(f"{'.'.join(loc).removeprefix(PREFIX)} ({kib(size)})" for loc, size in self.values[:SHOWN])
+        return ", ".join(f"{dotted(loc).removeprefix(PREFIX)} ({kib(size)})" for loc, size in self.values[:SHOWN])
 
 
 def kib(size: int) -> str:
@@ -120,4 +120,3 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
-

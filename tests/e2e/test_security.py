@@ -139,13 +139,18 @@ def test_verbose_engine_logging_is_refused_before_anything_is_declared(project: 
         Step(
             "`pulumi up --tracing=file:<path>`: refused, no request sent",
             up=False,
-            check=refused("up", "--yes", f"--tracing=file:{project.root / 'trace.out'}", says=f"{VERBOSE} --tracing=file:"),
+            check=refused(
+                "up", "--yes", f"--tracing=file:{project.root / 'trace.out'}", says=f"{VERBOSE} --tracing=file:"
+            ),
         ),
         Step(
             "`pulumi preview --otel-traces file://<path>`: refused too",
             up=False,
             check=refused(
-                "preview", "--otel-traces", f"file://{project.root / 'otel.json'}", says=f"{VERBOSE} --otel-traces file:"
+                "preview",
+                "--otel-traces",
+                f"file://{project.root / 'otel.json'}",
+                says=f"{VERBOSE} --otel-traces file:",
             ),
         ),
     ]

@@ -44,7 +44,10 @@ def test_verbose_engine_logging_is_named(environ: dict[str, str], argv: list[str
         ([PULUMI, "up", "--tracing", "file:trace.out", "--yes"], "--tracing file:trace.out"),
         ([PULUMI, "preview", "--tracing=file:///tmp/t"], "--tracing=file:///tmp/t"),
         ([PULUMI, "up", "--tracing", "tcp://collector:7777"], "--tracing tcp://collector:7777"),
-        ([PULUMI, "up", "--tracing=https://zipkin.example/api/v2/spans"], "--tracing=https://zipkin.example/api/v2/spans"),
+        (
+            [PULUMI, "up", "--tracing=https://zipkin.example/api/v2/spans"],
+            "--tracing=https://zipkin.example/api/v2/spans",
+        ),
         ([PULUMI, "--tracing", "file:t", "up"], "--tracing file:t"),  # a root flag, before the command
         ([PULUMI, "up", "--otel-traces=file:///tmp/otel.json"], "--otel-traces=file:///tmp/otel.json"),
         ([PULUMI, "up", "--otel-traces", "grpc://collector:4317"], "--otel-traces grpc://collector:4317"),

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+import requests
 
 from tenant_secrets.rotation import notify
 from tenant_secrets.rotation.webhook_target import WebhookTargetError, allowed_hosts, resolve
@@ -64,7 +65,7 @@ def receiver() -> Iterator[tuple[int, type[Receiver]]]:
         ("http://0x7f000001:{port}/", "0x7f000001", "127.0.0.1", "a loopback address"),
         ("http://127.1:{port}/", "127.1", "127.0.0.1", "a loopback address"),
         ("http://[::ffff:127.0.0.1]:{port}/", "::ffff:127.0.0.1", "::ffff:7f00:1", "a loopback address"),
-        ("http://0.0.0.0:{port}/", "0.0.0.0", "0.0.0.0", "an unspecified address"),
+        ("http://0.0.0.0:{port}/", "0.0.0.0", "0.0.0.0", "an unspecified address"),  # noqa: S104 (a URL, not a bind)
         ("https://10.1.2.3/", "10.1.2.3", "10.1.2.3", "a private address"),
         ("http://192.168.1.10:8080/", "192.168.1.10", "192.168.1.10", "a private address"),
         ("http://[fd00::1]/", "fd00::1", "fd00::1", "a private address"),
@@ -169,3 +170,13 @@ def test_the_verifier_refuses_forgeries_stale_and_replayed_notifications() -> No
     with pytest.raises(WebhookVerificationError, match="does not match"):
         verifier.verify(retimed, raw)
     assert KEY not in repr(verifier)
+
+
+def test_over_https_the_pinned_connection_still_verifies_the_url_s_host_name() -> None:
+    """TLS checks the certificate against the name in the URL, not the address connected to."""
+    target = resolve("https://hooks.example.test/T/B/x", resolver=fake_dns({"hooks.example.test": ["93.184.215.14"]}))
+    adapter = notify._PinnedAdapter(target)
+    request = requests.Request("POST", "https://hooks.example.test/T/B/x").prepare()
+    pool = adapter.get_connection_with_tls_context(request, True)
+    assert (pool.host, pool.port, pool.conn_kw["server_hostname"]) == ("93.184.215.14", 443, "hooks.example.test")
+    assert pool.assert_hostname == "hooks.example.test"
