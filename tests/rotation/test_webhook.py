@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 import requests
+from urllib3 import HTTPSConnectionPool
 
 from tenant_secrets.rotation import notify
 from tenant_secrets.rotation.webhook_target import WebhookTargetError, allowed_hosts, resolve
@@ -178,5 +179,6 @@ def test_over_https_the_pinned_connection_still_verifies_the_url_s_host_name() -
     adapter = notify._PinnedAdapter(target)
     request = requests.Request("POST", "https://hooks.example.test/T/B/x").prepare()
     pool = adapter.get_connection_with_tls_context(request, True)
+    assert isinstance(pool, HTTPSConnectionPool)
     assert (pool.host, pool.port, pool.conn_kw["server_hostname"]) == ("93.184.215.14", 443, "hooks.example.test")
     assert pool.assert_hostname == "hooks.example.test"
