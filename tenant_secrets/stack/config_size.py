@@ -9,9 +9,10 @@ The cap is on the sum of all values, not on one: three values of 60 KiB fail as 
 Nothing is written then, but nothing can be until the config shrinks.
 
 The stack file holds values encrypted, so their plaintext sizes are read from the ciphertext: exact
-for the passphrase provider's ``v1:<nonce>:<ciphertext>`` (AES-GCM: the plaintext plus a 16-byte tag),
-three quarters of the text for other providers. Values are taken as needing no JSON escaping, so the
-size found is a lower bound, and a refusal is never a false one.
+for ``v1:<nonce>:<ciphertext>`` (AES-GCM: the plaintext plus a 16-byte tag), the format of the
+passphrase and the cloud (KMS, Vault) secrets providers alike; three quarters of the text otherwise.
+Values are taken as needing no JSON escaping, so with that format the size found is a lower bound, and
+a refusal is never a false one.
 """
 
 from __future__ import annotations
