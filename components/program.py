@@ -33,7 +33,7 @@ from tenant_secrets.engine.resolve_at_write import config_lookup
 from tenant_secrets.secret import keyfolder
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, empty_values, infisical_alterations
-from tenant_secrets.stack import shards
+from tenant_secrets.stack import config_size, shards
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.preflight import Inspection, PreflightError, TenantRef, inspect
 from tenant_secrets.store.roles import role_rights
@@ -322,19 +322,33 @@ def mark_unbound_rows(
 
 
 def refuse_verbose_engine_logs() -> None:
-    """Stop before any provider is configured or any secret input sent when the engine logs verbosely."""
-    reason = verbose_logs.verbose_logging(os.environ, verbose_logs.ancestor_command_lines())
+    """Stop before any provider is configured or any secret input sent when the engine logs or traces payloads."""
+    reason = verbose_logs.payload_recording(os.environ, verbose_logs.ancestor_command_lines())
     if reason:
         raise _fail(
-            f"verbose engine logging is on ({reason}): the engine writes this stack's master keys, derivation key "
-            "and every secret value in the clear to its logs (and to a file in $TMPDIR); nothing was declared. "
-            "Run again without it, and delete any log it wrote (docs/guides/operations.md, 'Engine logs')"
+            f"engine logging or tracing is on ({reason}): the engine records this stack's master keys, derivation "
+            "key and every secret value in the clear (in its logs, a file in $TMPDIR, a trace file or a trace "
+            "collector); nothing was declared. Run again without it, and delete what it wrote "
+            "(docs/guides/operations.md, 'Engine logs')"
+        )
+
+
+def warn_near_config_limit(stack: str) -> None:
+    """Say so while the config still fits: past the limit the engine cannot start the program at all, and
+    its error names no key (`tenant_secrets/stack/config_size.py`)."""
+    size = config_size.environment_size(os.environ)
+    if size > config_size.WARN_AT * config_size.LIMIT:
+        pulumi.log.warn(
+            f"the stack's config takes {config_size.kib(size)} of the {config_size.kib(config_size.LIMIT)} the "
+            f"engine can start the program with ({config_size.VARIABLE}); past it every run fails with `argument "
+            f"list too long`. `tenantctl validate --stack {stack}` names the largest values"
         )
 
 
 def run() -> None:
     """Declare every resource of the stack (synchronously: `main` is the program's entry point)."""
     refuse_verbose_engine_logs()
+    warn_near_config_limit(pulumi.get_stack())
     settings = load_settings()
     pull_request_guard(settings)
     plan = load_plan(settings)

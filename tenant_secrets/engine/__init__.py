@@ -3,7 +3,7 @@
 Owns the resource contract, every type token and property name (`contract`); the providers' decisions,
 check and diff (`reconcile`); values resolved by a provider when it writes, never stored
 (`resolve_at_write`); the detailed diff reported to the engine (`property_diff`); and the refusal of
-engine channels that would log secrets (`verbose_logs`).
+engine channels that would log or trace secrets (`verbose_logs`).
 
 May import secret and tenants_file.
 """

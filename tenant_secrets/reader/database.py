@@ -48,8 +48,25 @@ class Lookup:
     row: StoredRow | None
 
 
+def tenant_ref(tenant: str | uuid.UUID) -> str | uuid.UUID:
+    """``tenant`` as the reader resolves it: text that reads as a UUID is a company id, never a subdomain.
+
+    Validation refuses subdomains that read as one (`uuid_label_problem`); a company named so before that
+    rule is still never found by that text, so a tenant cannot stand in for the company whose id it took
+    as its name (issue 26, item 6).
+    """
+    if isinstance(tenant, str):
+        try:
+            return uuid.UUID(tenant)
+        except ValueError:
+            return tenant
+    return tenant
+
+
 def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: str | uuid.UUID, key: str) -> Lookup:
-    """The company named by ``tenant`` (a subdomain, or a company id as a UUID) and its row for ``key``."""
+    """The company named by ``tenant`` (a subdomain, or a company id: a UUID, or text that reads as one) and
+    its row for ``key``."""
+    tenant = tenant_ref(tenant)
     if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
         raise ValueError(
             "the reader needs an idle autocommit connection: app.company_id is set for one implicit transaction"

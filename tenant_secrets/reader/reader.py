@@ -20,7 +20,7 @@ import psycopg
 from tenant_secrets.infisical import InfisicalError
 from tenant_secrets.reader.access_log import AccessEvent, AccessLog, LoggerAccessLog, Outcome, Source
 from tenant_secrets.reader.cache import SecretCache, TenantRef
-from tenant_secrets.reader.database import ConnectionFactory, StoredRow, read_secret
+from tenant_secrets.reader.database import ConnectionFactory, StoredRow, read_secret, tenant_ref
 from tenant_secrets.reader.errors import (
     AccessLogError,
     ReaderError,
@@ -117,7 +117,8 @@ class SecretReader:
         return f"SecretReader(cache={self._cache!r}, fallback={self._fallback!r})"
 
     def get(self, tenant: str | uuid.UUID, key: str) -> str:
-        """The value of ``key`` for ``tenant`` (a subdomain, or a company id as a :class:`uuid.UUID`).
+        """The value of ``key`` for ``tenant`` (a subdomain, or a company id: a :class:`uuid.UUID`, or text
+        that reads as one, which is never taken for a subdomain).
 
         Raises :class:`UnknownTenantError`, :class:`SecretNotFoundError`, :class:`UndecryptableSecretError`,
         :class:`SourceUnavailableError`, :class:`WriteBackError` or :class:`AccessLogError`; none of their
@@ -125,6 +126,7 @@ class SecretReader:
         """
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
             raise ValueError(f"secret key {key!r}: 1 to {MAX_KEY_LENGTH} characters, no NUL")
+        tenant = tenant_ref(tenant)
         name = str(tenant)[:MAX_KEY_LENGTH]  # as recorded: a caller may pass any text as a subdomain
         try:
             found = self._find(tenant, key)
@@ -138,7 +140,7 @@ class SecretReader:
     def invalidate(self, tenant: str | uuid.UUID | None = None, key: str | None = None) -> int:
         """Forget cached values: of ``tenant`` (by subdomain or id; all if None), of ``key`` (all if None).
         Returns how many were dropped. The next :meth:`get` of each reads the database again."""
-        return self._cache.invalidate(tenant, key)
+        return self._cache.invalidate(None if tenant is None else tenant_ref(tenant), key)
 
     # --- lookup ----------------------------------------------------------------------------------
 
@@ -191,8 +193,7 @@ class SecretReader:
             raise at.error(SourceUnavailableError, f"cannot read it from the database: {_describe(error)}") from None
         if lookup.company_id is None or lookup.subdomain is None:
             by = "id" if isinstance(tenant, uuid.UUID) else "subdomain"
-            hint = "; to look up a company id, pass it as a uuid.UUID" if by == "subdomain" and _is_uuid(tenant) else ""
-            raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}{hint}")
+            raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}")
         company, subdomain = lookup.company_id, lookup.subdomain
         at = replace(at, company_id=company)
         if lookup.row is not None:
@@ -262,14 +263,6 @@ class SecretReader:
                     source=event.source,
                     company_id=event.company_id,
                 ) from None
-
-
-def _is_uuid(text: str | uuid.UUID) -> bool:
-    try:
-        uuid.UUID(str(text))
-    except ValueError:
-        return False
-    return True
 
 
 def _describe(error: Exception) -> str:

@@ -2,30 +2,32 @@
 
     changes(before, after)            the secrets written or deleted between two records (pure)
     due_events(report)                the policies due soon or overdue (pure)
-    payload(...) / signature(...)     the body, Slack-compatible and generic at once, and its HMAC
-    deliver(...)                      one POST, bounded retries (urllib3 Retry), never raises
+    payload(...)                      the body, Slack-compatible and generic at once (signed with
+                                      webhook_verify.expected_signature, the receiver's own check)
+    deliver(...)                      one POST to a checked public address (webhook_target), bounded
+                                      retries (urllib3 Retry), never raises
 
 The body is one JSON object: `text` (what a Slack incoming webhook shows; other fields are ignored by
 Slack) and `events` (stack, environment, tenant, key, what happened, the new version), so one URL serves
 a Slack channel or a service that checks the signature: `X-Tenant-Secrets-Signature: sha256=<hex>`, the
-HMAC-SHA256 of `<X-Tenant-Secrets-Timestamp>.<body>` with the signing key. No value, no fingerprint,
+HMAC-SHA256 of `<X-Tenant-Secrets-Timestamp>.<body>` with the signing key, the timestamp in Unix
+seconds; a receiver checks both with `tenant_secrets.rotation.webhook_verify`. No value, no fingerprint,
 and never the URL (a Slack URL is itself a secret) appears in a body, a log line or an error.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlsplit
 
 import requests
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 from urllib3 import BaseHTTPResponse
 from urllib3.connectionpool import ConnectionPool
@@ -33,13 +35,16 @@ from urllib3.util.retry import Retry
 
 from tenant_secrets.rotation.last_written import Records
 from tenant_secrets.rotation.status import MASTER_KEY_NAME, MASTER_KEY_OWNER, StatusReport
+from tenant_secrets.rotation.webhook_target import ALLOW_SETTING, Target, WebhookTargetError, allowed_hosts, resolve
+from tenant_secrets.rotation.webhook_verify import SIGNATURE_HEADER, TIMESTAMP_HEADER, expected_signature
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 URL_VARIABLE = "TENANT_SECRETS_WEBHOOK_URL"
 KEY_VARIABLE = "TENANT_SECRETS_WEBHOOK_SIGNING_KEY"
 URL_SETTING = "webhookUrl"
 KEY_SETTING = "webhookSigningKey"
-SIGNATURE_HEADER = "X-Tenant-Secrets-Signature"
-TIMESTAMP_HEADER = "X-Tenant-Secrets-Timestamp"
 ATTEMPTS = 4  # the first try and three retries
 BACKOFF = 0.5  # seconds, doubled after each retry (0.5, 1, 2): a few seconds in all
 TIMEOUT = 5.0  # seconds, per attempt
@@ -107,15 +112,11 @@ def payload(stack: str, environment: str, events: Sequence[Event]) -> dict[str, 
     }
 
 
-def signature(key: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
 @dataclass(frozen=True)
 class Webhook:
     url: str
     signing_key: str
+    allow: frozenset[str] = frozenset()  # hosts exempt from the public-address rule (webhookAllowHosts)
 
     def __repr__(self) -> str:
         return f"Webhook({self.where})"
@@ -133,7 +134,7 @@ class WebhookConfigError(ValueError):
 
 def webhook_from(environ: Mapping[str, str], get: Callable[[str], str | None]) -> Webhook | None:
     """The environment's TENANT_SECRETS_WEBHOOK_* first, else the stack's secrets webhookUrl and
-    webhookSigningKey; None when no URL is set."""
+    webhookSigningKey, with the hosts the stack's webhookAllowHosts exempts; None when no URL is set."""
     url = environ.get(URL_VARIABLE) or get(URL_SETTING)
     if not url:
         return None
@@ -145,7 +146,7 @@ def webhook_from(environ: Mapping[str, str], get: Callable[[str], str | None]) -
             f"the webhook has no signing key: set {KEY_VARIABLE}, or "
             f"`pulumi config set --secret tenant-secrets:{KEY_SETTING} $(openssl rand -hex 32)`"
         )
-    return Webhook(url, key)
+    return Webhook(url, key, allowed_hosts(get(ALLOW_SETTING)))
 
 
 class _LoggedRetry(Retry):
@@ -166,6 +167,24 @@ class _LoggedRetry(Retry):
         return retry
 
 
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the checked address, whatever a later DNS answer says; TLS still verifies the host name."""
+
+    def __init__(self, target: Target, **kwargs: Any) -> None:
+        self._target = target
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params["host"] = self._target.address
+        if host_params["scheme"] == "https":  # urllib3 keywords the stubs' TypedDict does not list
+            tls = cast(dict[str, Any], pool_kwargs)
+            tls["server_hostname"] = tls["assert_hostname"] = self._target.hostname
+        return host_params, pool_kwargs
+
+
 @dataclass(frozen=True)
 class Delivery:
     delivered: bool
@@ -174,14 +193,20 @@ class Delivery:
 
 
 def deliver(webhook: Webhook, body: dict[str, Any], *, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> Delivery:
-    """POST the body, signed; retried on a connection error, a timeout, 429 and 5xx, at most ``attempts``
-    times in all. Never raises: a failed notification is reported by the caller, not fatal."""
+    """POST the body, signed, to the webhook host's checked address; retried on a connection error, a
+    timeout, 429 and 5xx, at most ``attempts`` times in all. Never raises: a failed notification is
+    reported by the caller, not fatal."""
+    try:
+        target = resolve(webhook.url, webhook.allow)
+    except WebhookTargetError as err:
+        return Delivery(False, 0, f"not sent: {err}")
     raw = json.dumps(body, sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
+        "Host": urlsplit(webhook.url).netloc.rpartition("@")[2],  # the connection goes to the address
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature(webhook.signing_key, timestamp, raw),
+        SIGNATURE_HEADER: expected_signature(webhook.signing_key, timestamp, raw),
     }
     retry = _LoggedRetry(
         total=attempts - 1,
@@ -192,8 +217,8 @@ def deliver(webhook: Webhook, body: dict[str, Any], *, attempts: int = ATTEMPTS,
         respect_retry_after_header=True,
     )
     session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.mount("http://", _PinnedAdapter(target, max_retries=retry))
+    session.mount("https://", _PinnedAdapter(target, max_retries=retry))
     quiet = logging.getLogger("urllib3.connectionpool")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its retry warnings carry the URL

@@ -4,8 +4,9 @@
 stacks here, so the set of stacks is what the repository declares (decision 0035), not a naming rule.
 
 :class:`StackFile` is the one reading of a stack file, with positions: what `tenantctl validate --stack`
-checks (a secret in the clear, the settings a run needs) and what the discovery above reads (environment,
-shard). Values stay encrypted here; a command that needs them decrypted asks the CLI (`stack/config.py`).
+checks (a secret in the clear, the settings a run needs, a config too large for the engine to hand the
+program: `config_size`) and what the discovery above reads (environment, shard). Values stay encrypted
+here; a command that needs them decrypted asks the CLI (`stack/config.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.stack import config_size
 from tenant_secrets.stack.settings import MASTER_KEY_SETTING, NAMESPACE
 from tenant_secrets.stack.shards import SETTING as SHARD_SETTING
 from tenant_secrets.stack.shards import Shard, ShardError
@@ -136,6 +138,10 @@ class StackFile:
         if problem is not None:
             where = ("config", MASTER_KEY_PERIOD_KEY)
             cleartext.append(issue_at(file, document.positions, where, problem.message, f"{problem.hint}, or off"))
+        size = config_size.stack_file_size(config)
+        if size.over:
+            message, hint = config_size.refusal(size)
+            cleartext.append(issue_at(file, document.positions, ("config", *size.values[0][0]), message, hint))
         return cls(file, config, (*document.issues, *cleartext), document.positions)
 
     def environment(self, stack: str) -> str:

@@ -27,6 +27,7 @@ from tenant_secrets.tenants_file.names import (
     folder_problem,
     key_problem,
     subdomain_problem,
+    uuid_label_problem,
 )
 
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -68,7 +69,7 @@ def discover(reader: FolderReader, environments: Sequence[str], *, platform: boo
     found = Inventory(list(environments))
     for env in environments:
         for name in reader.list_folders(env, f"/{TENANTS_FOLDER}"):
-            problem = subdomain_problem(name) or encoded_label_problem(name)
+            problem = subdomain_problem(name) or encoded_label_problem(name) or uuid_label_problem(name)
             if problem is not None:
                 found.skipped.append(Skipped(env, f"/{TENANTS_FOLDER}/{name}", f"{problem.message} ({problem.hint})"))
                 continue

@@ -28,6 +28,7 @@ RESERVED_FOLDERS = frozenset({TENANTS_FOLDER, SHARED_NAMESPACE})
 SUBDOMAIN_MAX = 63
 _ENCODED_DECISION = "docs/decisions/0023-encoded-subdomains.md"
 KEY_MAX = 255
+UUID_HEX_DIGITS = 32
 
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -86,6 +87,20 @@ def encoded_label_problem(value: str) -> Problem | None:
     letters = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in dict.fromkeys(shown) if c > "~")
     message = f"'{value}' is an encoded name that can display as '{shown}'"
     return Problem(f"{message} ({letters})" if letters else message, hint)
+
+
+def uuid_label_problem(value: str) -> Problem | None:
+    """None unless a DNS label reads as a UUID: 32 hex digits once its hyphens are dropped, which is what
+    Python's `uuid.UUID` (and PostgreSQL's uuid input) accept. The reader takes such text as a company id,
+    never as a subdomain, so a tenant named like another company's id could otherwise stand in for it
+    (issue 26, item 6). Refused for a tenant that is not decommissioned."""
+    digits = value.replace("-", "")
+    if len(digits) != UUID_HEX_DIGITS or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return Problem(
+        f"'{value}' reads as a UUID, which names a company by its id, not a subdomain",
+        "choose a subdomain that is not 32 hex digits (with or without hyphens)",
+    )
 
 
 def _as_label(value: str) -> str:

@@ -34,7 +34,13 @@ from tenant_secrets.tenants_file.model import (
     flatten,
     issue_at,
 )
-from tenant_secrets.tenants_file.names import KEY_MAX, SHARED_NAMESPACE, TENANTS_FOLDER, encoded_label_problem
+from tenant_secrets.tenants_file.names import (
+    KEY_MAX,
+    SHARED_NAMESPACE,
+    TENANTS_FOLDER,
+    encoded_label_problem,
+    uuid_label_problem,
+)
 from tenant_secrets.tenants_file.sources import ConfigSource, EnvSource, InfisicalSource, ValueSource, reference_problem
 
 
@@ -65,9 +71,10 @@ def document_issues(
     _unique_tenants(report, tenants)
     for index, tenant in tenants:
         where: Loc = ("tenants", index)
-        encoded = None if tenant.decommission else encoded_label_problem(tenant.subdomain)
-        if encoded:  # a decommissioned tenant keeps its name, so that one made before the rule can go
-            report.add((*where, "subdomain"), encoded.message, encoded.hint)
+        # a decommissioned tenant keeps its name, so that one made before these rules can go
+        for rule in () if tenant.decommission else (encoded_label_problem, uuid_label_problem):
+            if problem := rule(tenant.subdomain):
+                report.add((*where, "subdomain"), problem.message, problem.hint)
         environments = tenant.environments or declared
         if tenant.environments is not None:
             _unique_names(report, (*where, "environments"), tenant.environments)

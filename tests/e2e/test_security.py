@@ -1,5 +1,6 @@
 """Issue 13 on the real engine, as declared steps: a SIGKILLed `pulumi up` recovered by `tenantctl recover`
-(item 8), and a run with verbose engine logging refused before any resource is declared (item 10). A swapped
+(item 8), and a run with verbose engine logging refused before any resource is declared (item 10; tracing too:
+issue 26, item 3). A swapped
 ciphertext (item 1) is a step of tests/e2e/test_lifecycle.py."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ TEXT = "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants
     f"  - subdomain: kill{n}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n" for n in range(TENANTS)
 )
 VALUES = {f"kill{n}": {"STRIPE_SECRET_KEY": f"fake-stripe-kill{n}-canary-0001"} for n in range(TENANTS)}
-VERBOSE = "verbose engine logging is on (`pulumi` runs with"
+VERBOSE = "engine logging or tracing is on (`pulumi` runs with"
 
 
 def kill_session(sid: int) -> None:
@@ -135,5 +136,22 @@ def test_verbose_engine_logging_is_refused_before_anything_is_declared(project: 
                 says="the environment variable PULUMI_DEBUG_GRPC is set",
             ),
         ),
+        Step(
+            "`pulumi up --tracing=file:<path>`: refused, no request sent",
+            up=False,
+            check=refused(
+                "up", "--yes", f"--tracing=file:{project.root / 'trace.out'}", says=f"{VERBOSE} --tracing=file:"
+            ),
+        ),
+        Step(
+            "`pulumi preview --otel-traces file://<path>`: refused too",
+            up=False,
+            check=refused(
+                "preview",
+                "--otel-traces",
+                f"file://{project.root / 'otel.json'}",
+                says=f"{VERBOSE} --otel-traces file:",
+            ),
+        ),
     ]
-    run_steps(project, stack, steps, "verbose engine logging")
+    run_steps(project, stack, steps, "verbose engine logging and tracing")

@@ -23,7 +23,7 @@ from tenant_secrets.reader import (
     UnknownTenantError,
 )
 from tenant_secrets.secret.envelope import Keyring, encrypt
-from tenant_secrets.store import TenantChange, apply_tenants, rotate
+from tenant_secrets.store import TenantChange, apply_tenants, ensure_companies, rotate
 from tests.conftest import fake_value
 from tests.reader.conftest import (
     ACME,
@@ -95,14 +95,31 @@ def test_unknown_tenants_are_named_and_invalid_subdomains_never_reach_a_source(
         reader.get("initech", "STRIPE_SECRET_KEY")
     with pytest.raises(UnknownTenantError, match="no company has the id"):
         reader.get(uuid.UUID(int=7), "STRIPE_SECRET_KEY")
-    with pytest.raises(UnknownTenantError, match=r"pass it as a uuid\.UUID"):
-        reader.get(ACME, "STRIPE_SECRET_KEY")  # a company id as text is a (valid) subdomain
+    with pytest.raises(SecretNotFoundError) as by_text:
+        reader.get(ACME, "STRIPE_SECRET_KEY")  # a company id as text is the company's id
+    assert by_text.value.company_id == ACME
     assert app.loans == 3
     for bad in ("../hono-api", "tenants/acme", "ACME", ""):
         with pytest.raises(UnknownTenantError, match="not a tenant subdomain") as error:
             reader.get(bad, "STRIPE_SECRET_KEY")
         assert error.value.source is None
     assert app.loans == 3
+
+
+@pytest.mark.parametrize("spelling", [ACME, ACME.upper(), ACME.replace("-", ""), f"{{{ACME}}}"])
+def test_a_company_id_as_text_is_never_a_subdomain_so_no_tenant_can_stand_in_for_it(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections], spelling: str
+) -> None:
+    """Issue 26, item 6: companies whose subdomains are acme's id, in two spellings (made before validation
+    refused such names): the text reaches acme, never them."""
+    impostors = {ACME: str(uuid.UUID(int=0xBAD1)), ACME.replace("-", ""): str(uuid.UUID(int=0xBAD2))}
+    ensure_companies(database.owner, database.settings, {name: (id_, None) for name, id_ in impostors.items()})
+    changes = {id_: {"STRIPE_SECRET_KEY": fake_value(f"impostor-{n}")} for n, id_ in enumerate(impostors.values())}
+    provision(database, keyring, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}, **changes})
+    reader = SecretReader(database=make_connections(database.app_dsn), keyring=keyring)
+
+    assert reader.get(spelling, "STRIPE_SECRET_KEY") == fake_value("acme")
+    assert reader.invalidate(spelling) == 1  # the entry is acme's, found again by the id's text
 
 
 def test_an_undecryptable_row_is_an_error_and_never_falls_back(

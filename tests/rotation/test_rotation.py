@@ -49,6 +49,9 @@ tenants:
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
+LOCAL = frozenset({"127.0.0.1"})  # the receiver runs on this machine: allowed by name (webhookAllowHosts)
+
+
 def NONE(_key: str) -> str | None:  # a stack config with nothing set
     return None
 
@@ -253,7 +256,7 @@ def test_a_notification_arrives_signed_after_retries(
     handler.statuses = [503, 502]
     events = [notify.Event("codewiser", "API_TOKEN", "changed", ("database", "infisical"), 3)]
     body = notify.payload("prod", "prod", events)
-    delivery = notify.deliver(notify.Webhook(url, "test-signing-key-not-secret"), body, backoff=0)
+    delivery = notify.deliver(notify.Webhook(url, "test-signing-key-not-secret", LOCAL), body, backoff=0)
     assert delivery.delivered and delivery.attempts == 3
     headers, raw = handler.received[-1]
     expected = hmac.new(
@@ -285,11 +288,11 @@ def test_a_notification_arrives_signed_after_retries(
 def test_a_receiver_that_is_down_is_reported_not_raised(receiver: tuple[str, type[Receiver]]) -> None:
     url, handler = receiver
     handler.statuses = [500] * 10
-    delivery = notify.deliver(notify.Webhook(url, "k"), {"text": "x"}, attempts=3, backoff=0)
+    delivery = notify.deliver(notify.Webhook(url, "k", LOCAL), {"text": "x"}, attempts=3, backoff=0)
     assert (delivery.delivered, delivery.attempts, len(handler.received)) == (False, 3, 3)
     assert delivery.detail == "not delivered to http://127.0.0.1 after 3 attempt(s): status 500"
     closed = notify.deliver(
-        notify.Webhook("http://127.0.0.1:9/hook/secret-path", "k"), {"text": "x"}, attempts=2, backoff=0
+        notify.Webhook("http://127.0.0.1:9/hook/secret-path", "k", LOCAL), {"text": "x"}, attempts=2, backoff=0
     )
     assert not closed.delivered and "secret-path" not in closed.detail and "after 2 attempt(s)" in closed.detail
 

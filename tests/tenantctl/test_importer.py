@@ -32,6 +32,7 @@ TREE = {
         "/tenants/Not_A_Label": ["X"],
         "/tenants/api": ["X"],
         "/tenants/xn--pple-43d": ["X"],
+        "/tenants/3f2b8c1e-9d4a-4e6b-8a1f-2c7d5e9b0a14": ["X"],  # reads as a company id (issue 26, item 6)
         "/hono-api": ["BETTER_AUTH_SECRET", "lowercase_key"],
     },
     "prod": {
@@ -72,6 +73,7 @@ def test_an_environment_becomes_a_valid_tenants_file_of_infisical_sources() -> N
         ("dev", "/tenants/Not_A_Label"),
         ("dev", "/tenants/api"),
         ("dev", "/tenants/xn--pple-43d"),
+        ("dev", "/tenants/3f2b8c1e-9d4a-4e6b-8a1f-2c7d5e9b0a14"),
         ("dev", "/hono-api/lowercase_key"),
     }
     assert all("left out" in str(s) for s in found.skipped)

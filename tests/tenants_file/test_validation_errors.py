@@ -183,6 +183,29 @@ def test_an_encoded_subdomain_is_refused_unless_the_tenant_is_decommissioned() -
     assert parse_tenants(gone).document.tenants[0].decommission
 
 
+def test_a_subdomain_that_reads_as_a_company_id_is_refused_unless_the_tenant_is_decommissioned() -> None:
+    """Issue 26, item 6: the reader takes UUID text as a company id, so a tenant so named would stand in for it."""
+    acme = "3f2b8c1e-9d4a-4e6b-8a1f-2c7d5e9b0a14"  # another company's id, as text
+    text = HEAD + (
+        "tenants:\n"
+        "  - subdomain: acme\n"
+        f"  - subdomain: {acme}\n"  # 7
+        f"  - subdomain: {acme.replace('-', '')}\n"  # hyphens dropped: uuid.UUID and PostgreSQL read it the same
+        "  - subdomain: 3f2b-8c1e-9d4a-4e6b-8a1f-2c7d-5e9b-0a14\n"  # PostgreSQL's groups of four
+        "  - subdomain: deadbeef-cafe\n"  # hex, but not 32 digits: a name
+    )
+    found = issues(text)
+    assert [(i.line, i.column, i.field) for i in found] == [
+        (7, 16, "tenants[1].subdomain"),
+        (8, 16, "tenants[2].subdomain"),
+        (9, 16, "tenants[3].subdomain"),
+    ]
+    assert found[0].message == f"'{acme}' reads as a UUID, which names a company by its id, not a subdomain"
+    assert found[0].hint == "choose a subdomain that is not 32 hex digits (with or without hyphens)"
+    gone = HEAD + f"tenants:\n  - subdomain: {acme}\n    decommission: true\n"
+    assert parse_tenants(gone).document.tenants[0].decommission
+
+
 def test_bad_key_names_are_reported_at_the_key() -> None:
     text = HEAD + (
         "tenants:\n"
