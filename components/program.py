@@ -115,7 +115,12 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     except TenantsFileError as err:
         raise _fail(f"{file} is not valid:\n{err}") from None
     issues = check_sources(
-        plan, file, config_has=lambda p: _config_lookup(p) is not None, environ=os.environ, stack=pulumi.get_stack()
+        plan,
+        file,
+        config_has=lambda p: _config_lookup(p) is not None,
+        environ=os.environ,
+        policy=settings.sources,
+        stack=pulumi.get_stack(),
     )
     if issues:
         raise _fail(
@@ -356,7 +361,7 @@ def run() -> None:
         environment=settings.environment,
         derivation_key=settings.derivation_key,
         config=_config_lookup,
-        environ=os.environ,
+        environ=settings.sources.environ(os.environ),  # the allow-listed variables, nothing else
         infisical=_infisical_lookup,
     )
 

@@ -51,6 +51,7 @@ from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError,
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint
 from tenant_secrets.stack.config import StackConfig, StackConfigUnavailableError, read_stack_config
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
+from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, own_folder
 from tenant_secrets.tenants_file.sources import DescriptorError
 
 if TYPE_CHECKING:
@@ -255,11 +256,14 @@ class StackConfigured(ResourceProvider):
             environment=stack.environment,
             derivation_key=stack.derivation_key,
             config=_secrets_lookup(config.get("secrets")),
-            environ=os.environ,
+            environ=stack.sources.environ(os.environ),  # the allow-listed variables, nothing else
             infisical=_infisical_source,
         )
-        writer = WriteTimeValues(resolver, literals, stack.fingerprint_key)
-        return writer.resolve(props[c.OWNER], props.get(c.SOURCES) or {}, props.get(c.DECLARED_FINGERPRINTS) or {})
+        writer = WriteTimeValues(resolver, literals, stack.fingerprint_key, stack.sources)
+        owner = props[c.OWNER]
+        # an Infisical resource writes its owner's folder; a database resource is a tenant's
+        home = props.get(c.PATH) or own_folder(owner, platform=False)
+        return writer.resolve(owner, props.get(c.SOURCES) or {}, props.get(c.DECLARED_FINGERPRINTS) or {}, home=home)
 
     def _keyring(self) -> Keyring:
         """The master keys: the stack's config, or (masterKeySource infisical) the key folder, read once per
@@ -284,8 +288,9 @@ class StackConfigured(ResourceProvider):
 
 
 _FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
-_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile")
-"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal."""
+_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS)
+"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal, and
+what the sources may read (the stack's envAllow and sharedFolders)."""
 _MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
 _STORE = (
     *_MASTER_KEYS,
@@ -499,7 +504,7 @@ class DatabaseTenantProvider(StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
-    NEEDS = (*_STORE, "secrets", "tenantsFile")
+    NEEDS = (*_STORE, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker."""

@@ -5,6 +5,9 @@ The state holds per key a source descriptor and a fingerprint, never the value
 owner from the same sources the program read (the stack's config, the environment of the run, the
 derivation key, Infisical, tenants.yaml for a literal) and writes nothing of the owner unless each
 value's fingerprint is the one the plan was made with: what a reviewer approved is what is written.
+Before it reads anything it checks each source against the stack's settings again (what the program
+checked: tenant_secrets/tenants_file/source_policy.py), so a source a state or a bypassed check
+carries is refused rather than read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from tenant_secrets.engine.reconcile import stale_keys
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError
 from tenant_secrets.tenants_file.names import few
+from tenant_secrets.tenants_file.source_policy import SourcePolicy, refused_sources
 from tenant_secrets.tenants_file.sources import LiteralSource, TenantsFileLiteral, config_value, described, where
 
 
@@ -71,15 +75,22 @@ class WriteTimeValues:
     resolver: Resolver
     literals: Callable[[str, str], str | None]
     fingerprint_key: bytes
+    policy: SourcePolicy
 
     def resolve(
-        self, owner: str, sources: Mapping[str, Mapping[str, Any]], declared: Mapping[str, str]
+        self, owner: str, sources: Mapping[str, Mapping[str, Any]], declared: Mapping[str, str], *, home: str
     ) -> dict[str, str]:
         """Every declared key's value; raises StaleValueError, before anything is written, when one differs
-        from what the plan showed, and UnresolvedValueError when one cannot be found any more."""
+        from what the plan showed, and UnresolvedValueError when one cannot be found any more or when the
+        stack's policy refuses a source (``home`` is the owner's own Infisical folder), before any is read."""
+        found = {key: described(descriptor) for key, descriptor in sources.items()}
+        if refused := refused_sources(self.policy, home, found):
+            raise UnresolvedValueError(
+                f"{owner}: {few(refused, sep='; ')}; nothing of this owner was read or written "
+                "(docs/decisions/0041-value-sources-are-allow-listed.md)"
+            )
         values: dict[str, str] = {}
-        for key, descriptor in sorted(sources.items()):
-            source = described(descriptor)
+        for key, source in sorted(found.items()):
             if isinstance(source, TenantsFileLiteral):
                 literal = self.literals(owner, key)
                 if literal is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.secret.keyfolder import DEFAULT_FOLDER
 from tenant_secrets.stack import config_size
 from tenant_secrets.stack.settings import MASTER_KEY_SETTING, NAMESPACE
 from tenant_secrets.stack.shards import SETTING as SHARD_SETTING
@@ -24,6 +25,7 @@ from tenant_secrets.stack.shards import Shard, ShardError
 from tenant_secrets.tenants_file.loader import read_yaml
 from tenant_secrets.tenants_file.model import EnvironmentPlan, Issue, Loc, Positions, TenantsFileError, dotted, issue_at
 from tenant_secrets.tenants_file.periods import period_problem
+from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, SourcePolicy
 
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
@@ -190,6 +192,22 @@ class StackFile:
     def retains_on_delete(self) -> bool:
         """`retainOnDelete` as the program reads it: anything but an explicit false retains."""
         return str(self.config.get(f"{NAMESPACE}:retainOnDelete", "true")) not in ("false", "False")
+
+    def source_policy(self) -> tuple[SourcePolicy, list[Issue]]:
+        """What value sources may read on this stack (envAllow, sharedFolders), and an issue at each entry
+        that is refused."""
+        key_folder = "/" + str(self.config.get(f"{NAMESPACE}:keyFolder") or DEFAULT_FOLDER).strip("/")
+        policy, problems = SourcePolicy.parse(
+            self.config.get(f"{NAMESPACE}:{ENV_ALLOW}"),
+            self.config.get(f"{NAMESPACE}:{SHARED_FOLDERS}"),
+            key_folder=key_folder,
+        )
+        issues = []
+        for problem in problems:
+            loc: Loc = ("config", f"{NAMESPACE}:{problem.setting}")
+            loc = loc if problem.index is None else (*loc, problem.index)
+            issues.append(issue_at(self.path, self.positions, loc, problem.message, at_key=problem.index is None))
+        return policy, issues
 
     def has_secret(self, path: tuple[str, ...]) -> bool:
         """Whether secrets.<path> holds a value (a `{secure: ...}` leaf or a plain one)."""

@@ -9,6 +9,7 @@ state once per resource.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from tenant_secrets.secret.values import fingerprint_key
 from tenant_secrets.stack.shards import Shard, ShardError
 from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.tenants_file.names import TENANTS_FOLDER, infisical_path_problem
+from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, SourcePolicy
 
 NAMESPACE = "tenant-secrets"
 MASTER_KEY_SETTING = "masterKeyRotateEvery"
@@ -135,6 +137,24 @@ def _fingerprint_source(get: ConfigGetter, derivation_key: bytes) -> bytes:
     return key
 
 
+def _list(get: ConfigGetter, key: str) -> object:
+    """A list setting as the engine hands it (JSON text); None when unset, the text itself when not JSON."""
+    raw = get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _source_policy(get: ConfigGetter, key_folder: str) -> SourcePolicy:
+    policy, issues = SourcePolicy.parse(_list(get, ENV_ALLOW), _list(get, SHARED_FOLDERS), key_folder=key_folder)
+    if issues:
+        raise StackConfigError("\n".join(map(str, issues)))
+    return policy
+
+
 def _key_source(get: ConfigGetter) -> tuple[KeySource, str]:
     source = get("masterKeySource") or "stack"
     if source not in ("stack", "infisical"):
@@ -177,6 +197,9 @@ class StackSettings:
     rotation_batch_size: int
     shard: Shard | None = None
     """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
+    sources: SourcePolicy = dataclasses.field(default_factory=SourcePolicy)
+    """What value sources may read (`envAllow`, `sharedFolders`); the default refuses every environment
+    variable and every folder but the owner's own."""
 
     @property
     def owns_environment(self) -> bool:
@@ -285,6 +308,7 @@ class StackSettings:
             provisioner_role=provisioner_role,
             rotation_batch_size=batch_size or 500,
             shard=shard,
+            sources=_source_policy(get, key_folder),
         )
         try:
             settings.store  # noqa: B018 - validates tablePrefix and historyRetention

@@ -156,7 +156,11 @@ def validate(args: argparse.Namespace) -> int:
             issues += shard_issues
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
-            issues += check_sources(plan, file, config_has=stack.has_secret, environ=os.environ, stack=args.stack)
+            policy, policy_issues = stack.source_policy()
+            issues += policy_issues
+            issues += check_sources(
+                plan, file, config_has=stack.has_secret, environ=os.environ, policy=policy, stack=args.stack
+            )
             issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
             where = f"{environment}, shard {shard}" if shard else environment
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"

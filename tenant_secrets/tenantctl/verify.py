@@ -99,7 +99,7 @@ def check(
         environment=plan.environment,
         derivation_key=settings.derivation_key,
         config=config,
-        environ=environ,
+        environ=settings.sources.environ(environ),  # the allow-listed variables, nothing else
         infisical=listings.lookup,
     )
     fp_key = settings.fingerprint_key

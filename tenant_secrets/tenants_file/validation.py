@@ -4,10 +4,15 @@
 only for environments a tenant is in, group keys that collide, a tenant reading another's config or
 another owner's Infisical folder, no encoded (xn--) subdomain but on a decommissioned tenant).
 
-`check_sources`: needs a stack. Does every config path and environment variable that the plan
-reads have a value? Run by the program before any resource is declared and by
-`tenantctl validate --stack`, so a missing value is reported at the line that declares it, with
-the command that fixes it.
+`check_sources`: needs a stack. May every source read what it names on this stack (an environment
+variable its envAllow allows, its own Infisical folder or one its sharedFolders lists:
+tenant_secrets/tenants_file/source_policy.py), and does every config path and environment variable
+that the plan reads have a value? Run by the program before any resource is declared and by
+`tenantctl validate --stack`, so a refused source or a missing value is reported at the line that
+declares it, with the command that fixes it.
+
+What no stack setting can open is refused by `document_issues`, with the file alone: an environment
+variable of the deny-list (the run's own credentials), the root folder, another owner's folder.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from tenant_secrets.tenants_file.model import (
     Defaults,
     EnvironmentPlan,
     FromConfig,
+    FromEnv,
     FromInfisical,
     Issue,
     LiteralValue,
@@ -40,6 +46,14 @@ from tenant_secrets.tenants_file.names import (
     TENANTS_FOLDER,
     encoded_label_problem,
     uuid_label_problem,
+)
+from tenant_secrets.tenants_file.source_policy import (
+    DECISION,
+    SHARED_FOLDERS,
+    SourcePolicy,
+    denied_env,
+    folder_claim_problem,
+    own_folder,
 )
 from tenant_secrets.tenants_file.sources import ConfigSource, EnvSource, InfisicalSource, ValueSource, reference_problem
 
@@ -197,6 +211,12 @@ def _layer(report: _Report, secrets: Mapping[str, Any], loc: Loc, owner: str | N
                 _own_config(report, (*source_loc, "key"), source.key, owner, owners)
             if isinstance(source, FromInfisical):
                 _own_folder(report, (*source_loc, "path"), source.path, owner, owners)
+            if isinstance(source, FromEnv) and (why := denied_env(source.var)):
+                report.add(
+                    (*source_loc, "var"),
+                    f"reads the environment variable {source.var}, which can never be a value source ({why})",
+                    f"pass the value through a variable of its own that the stack's envAllow lists ({DECISION})",
+                )
             if isinstance(source, LiteralValue) and (problem := reference_problem(source.value)):
                 report.add((*source_loc, "value"), problem)
 
@@ -214,11 +234,13 @@ def _own_config(report: _Report, loc: Loc, path: str, owner: str | None, owners:
 
 def _own_folder(report: _Report, loc: Loc, path: str, owner: str | None, owners: set[str]) -> None:
     """The same rule for `{from: infisical}`: /tenants/<name> is that tenant's alone, /<name> that platform
-    folder's (compared without regard to case); shared values live under /shared (issue 13, item 2)."""
-    parts = [p.lower() for p in path.strip("/").split("/") if p]
-    if not parts:
+    folder's (compared without regard to case), and the root is nobody's. Whether an unclaimed folder is
+    readable depends on the stack's sharedFolders: `check_sources` decides."""
+    hint = f"an owner reads its own folder, or one the stack's tenant-secrets:{SHARED_FOLDERS} lists"
+    if problem := folder_claim_problem(path):
+        report.add(loc, problem, hint)
         return
-    hint = f"an owner reads its own folder; put a value several owners read under /{SHARED_NAMESPACE}/<name>"
+    parts = [p.lower() for p in path.strip("/").split("/") if p]
     if parts[0] == TENANTS_FOLDER:
         if len(parts) < 2 or parts[1] != (owner or "").lower():
             whose = f"tenant '{parts[1]}'" if len(parts) >= 2 else "every tenant"
@@ -232,11 +254,12 @@ def _own_folder(report: _Report, loc: Loc, path: str, owner: str | None, owners:
 
 def _owners(
     plan: EnvironmentPlan,
-) -> Iterable[tuple[str, str, Mapping[str, ValueSource], Mapping[str, Position], Mapping[str, str]]]:
-    for tenant in plan.tenants:
-        yield tenant.subdomain, f"tenant {tenant.subdomain}", tenant.secrets, tenant.locations, tenant.fields
-    for folder in plan.platform:
-        yield folder.name, f"platform folder {folder.name}", folder.secrets, folder.locations, folder.fields
+) -> Iterable[tuple[str, str, str, Mapping[str, ValueSource], Mapping[str, Position], Mapping[str, str]]]:
+    for t in plan.tenants:
+        home = own_folder(t.subdomain, platform=False)
+        yield t.subdomain, f"tenant {t.subdomain}", home, t.secrets, t.locations, t.fields
+    for f in plan.platform:
+        yield f.name, f"platform folder {f.name}", own_folder(f.name, platform=True), f.secrets, f.locations, f.fields
 
 
 def check_sources(
@@ -245,20 +268,29 @@ def check_sources(
     *,
     config_has: Callable[[tuple[str, ...]], bool],
     environ: Mapping[str, str],
+    policy: SourcePolicy,
     stack: str | None = None,
 ) -> list[Issue]:
-    """One issue per config path that is not set and per environment variable that is unset or empty.
+    """One issue per source the stack's ``policy`` refuses, per config path that is not set and per
+    environment variable that is unset or empty.
 
     `config_has(path)` says whether the stack config object `secrets` has a value at path; `stack`,
     when given, goes into the hint's command.
     """
     issues = []
     stack_flag = f" --stack {stack}" if stack else ""
-    for owner, label, secrets, locations, fields in _owners(plan):
+    for owner, label, home, secrets, locations, fields in _owners(plan):
         for key, source in sorted(secrets.items()):
             line, column = locations.get(key, (1, 1))
             field = fields.get(key, f"{owner}.{key}")
-            if isinstance(source, ConfigSource) and not config_has(source.path):
+            if refusal := policy.refusal(source, home):
+                hint = (
+                    policy.env_hint(source.var, stack)
+                    if isinstance(source, EnvSource)
+                    else policy.folder_hint(source.path if isinstance(source, InfisicalSource) else home, stack)
+                )
+                issues.append(Issue(file, line, column, field, f"{label}, {key}: {refusal}", hint))
+            elif isinstance(source, ConfigSource) and not config_has(source.path):
                 path = ".".join(source.path)
                 issues.append(
                     Issue(
@@ -274,7 +306,7 @@ def check_sources(
             elif (
                 isinstance(source, InfisicalSource)
                 and source.environment not in {None, plan.environment}
-                and source.path.strip("/").split("/")[0].lower() != SHARED_NAMESPACE
+                and "/" + source.path.strip("/") not in policy.shared_folders
             ):
                 issues.append(
                     Issue(
@@ -284,8 +316,8 @@ def check_sources(
                         field,
                         f"{label}, {key}: reads Infisical {source.environment}:{source.path}, another environment "
                         f"than the stack's ({plan.environment})",
-                        f"a stack reads its own environment; a value several environments read goes under "
-                        f"/{SHARED_NAMESPACE}/<name>",
+                        f"a stack reads its own environment; a value several environments read goes in a folder "
+                        f"the stack's tenant-secrets:{SHARED_FOLDERS} lists",
                     )
                 )
             elif isinstance(source, EnvSource) and not environ.get(source.var):
