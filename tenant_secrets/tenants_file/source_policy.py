@@ -20,6 +20,7 @@ allowed subset of the environment, so that even a check that was bypassed reads 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -31,6 +32,8 @@ ENV_ALLOW: Final = "envAllow"
 SHARED_FOLDERS: Final = "sharedFolders"
 _SETTING_PREFIX = "tenant-secrets:"
 DECISION: Final = "docs/decisions/0041-value-sources-are-allow-listed.md"
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]*_")
+"""An allow-list prefix: a letter, then letters, digits and underscores, ending in `_` (`STRIPE_`, not `S`)."""
 
 DENIED_NAMES: Final = frozenset({"DATABASE_URL", "KUBECONFIG", "NODE_AUTH_TOKEN", "NPM_TOKEN", "TENANTS_ENVIRONMENT"})
 """Exact names no allow-list opens: the run's database, and tokens and files of common CI tools."""
@@ -119,8 +122,8 @@ def _env_entry_problem(entry: str) -> str | None:
         prefix = entry[:-1]
         if not prefix:
             return "a bare `*` would allow every variable of the run; list names, or prefixes written PREFIX_*"
-        if env_var_problem(prefix) is not None or not prefix.endswith("_") or "*" in prefix:
-            return f"'{entry}' is not a prefix written PREFIX_* (letters, digits, underscores, then `_*`)"
+        if _PREFIX.fullmatch(prefix) is None:
+            return f"'{entry}' is not a prefix written PREFIX_* (a letter, letters, digits, underscores, then `_*`)"
         upper = prefix.upper()
         for denied, holds in DENIED_PREFIXES:
             if denied.startswith(upper) or upper.startswith(denied):

@@ -11,6 +11,7 @@ import pytest
 from tenant_secrets.engine.reconcile import desired_fingerprints
 from tenant_secrets.engine.resolve_at_write import StaleValueError, TenantsFileLiterals, WriteTimeValues, config_lookup
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint_key
+from tenant_secrets.tenants_file.source_policy import SourcePolicy
 from tenant_secrets.tenants_file.sources import (
     ConfigSource,
     DescriptorError,
@@ -47,6 +48,8 @@ SOURCES: dict[str, ValueSource] = {
 CONFIG = {"acme": {"STRIPE_SECRET_KEY": "fake-config-canary-0001"}}
 ENVIRON = {"ACME_SENDGRID": "fake-env-canary-0001"}
 INFISICAL = {("dev", "/legacy/acme", "TOKEN"): "fake-infisical-canary-0001"}
+POLICY = SourcePolicy(env_names=frozenset({"ACME_SENDGRID"}), shared_folders=frozenset({"/legacy/acme"}), env_entries=1)
+HOME = "/tenants/acme"
 
 
 def writer(tmp_path: Path, *, config: object = None, environ: dict[str, str] | None = None) -> WriteTimeValues:
@@ -59,7 +62,7 @@ def writer(tmp_path: Path, *, config: object = None, environ: dict[str, str] | N
         environ=environ if environ is not None else ENVIRON,
         infisical=lambda env, path, key: INFISICAL.get((env, path, key)),
     )
-    return WriteTimeValues(resolver, TenantsFileLiterals(tenants, "dev"), FP_KEY)
+    return WriteTimeValues(resolver, TenantsFileLiterals(tenants, "dev"), FP_KEY, POLICY)
 
 
 def planned(tmp_path: Path) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
@@ -70,7 +73,7 @@ def planned(tmp_path: Path) -> tuple[dict[str, dict[str, object]], dict[str, str
 
 def test_every_kind_of_source_is_resolved_again_at_write_time_to_the_planned_value(tmp_path: Path) -> None:
     descriptors, declared = planned(tmp_path)
-    values = writer(tmp_path).resolve("acme", descriptors, declared)
+    values = writer(tmp_path).resolve("acme", descriptors, declared, home=HOME)
     assert values["STRIPE_SECRET_KEY"] == "fake-config-canary-0001"
     assert values["SENDGRID_API_KEY"] == "fake-env-canary-0001"
     assert values["LEGACY_TOKEN"] == "fake-infisical-canary-0001"
@@ -92,7 +95,7 @@ def test_a_value_changed_since_the_plan_is_refused_naming_key_and_source_never_t
     descriptors, declared = planned(tmp_path)
     changed = {"acme": {"STRIPE_SECRET_KEY": "fake-config-canary-0002"}}
     with pytest.raises(StaleValueError) as refused:
-        writer(tmp_path, config=changed).resolve("acme", descriptors, declared)
+        writer(tmp_path, config=changed).resolve("acme", descriptors, declared, home=HOME)
     message = str(refused.value)
     assert message.startswith("acme: STRIPE_SECRET_KEY (stack config secrets.acme.STRIPE_SECRET_KEY) would not be")
     assert "run the preview again" in message and "canary" not in message
@@ -101,22 +104,53 @@ def test_a_value_changed_since_the_plan_is_refused_naming_key_and_source_never_t
 def test_a_value_gone_from_its_source_is_named(tmp_path: Path) -> None:
     descriptors, declared = planned(tmp_path)
     with pytest.raises(UnresolvedValueError, match=r"^acme\.SENDGRID_API_KEY: no value at environment variable"):
-        writer(tmp_path, environ={}).resolve("acme", descriptors, declared)
+        writer(tmp_path, environ={}).resolve("acme", descriptors, declared, home=HOME)
     resolver = writer(tmp_path).resolver
     (tmp_path / "tenants.yaml").write_text(TENANTS.replace("      PLAN: {value: fake-literal-canary-0001}\n", ""))
-    fresh = WriteTimeValues(resolver, TenantsFileLiterals(tmp_path / "tenants.yaml", "dev"), FP_KEY)
+    fresh = WriteTimeValues(resolver, TenantsFileLiterals(tmp_path / "tenants.yaml", "dev"), FP_KEY, POLICY)
     with pytest.raises(UnresolvedValueError, match=r"^acme\.PLAN: tenants.yaml no longer declares a literal"):
-        fresh.resolve("acme", descriptors, declared)
+        fresh.resolve("acme", descriptors, declared, home=HOME)
 
 
 def test_a_key_without_a_fingerprint_or_without_a_source_is_stale(tmp_path: Path) -> None:
     descriptors, declared = planned(tmp_path)
     del declared["PLAN"]
     with pytest.raises(StaleValueError, match=r"^acme: PLAN \(its literal in tenants.yaml\)"):
-        writer(tmp_path).resolve("acme", descriptors, declared)
+        writer(tmp_path).resolve("acme", descriptors, declared, home=HOME)
 
 
 @pytest.mark.parametrize("descriptor", [{"from": "vault"}, {"from": "env"}, {"from": "generate", "bytes": "x"}])
 def test_a_descriptor_this_version_does_not_write_is_refused(descriptor: dict[str, object]) -> None:
     with pytest.raises(DescriptorError):
         described(descriptor)
+
+
+def test_the_provider_refuses_a_source_the_stack_does_not_allow_before_reading_any(tmp_path: Path) -> None:
+    """Issue 26: a descriptor naming the run's credentials or an unshared folder (a state written before the
+    rule, or a check that was bypassed) is refused at write time, and nothing is read from any source."""
+    reads: list[str] = []
+    resolver = Resolver(
+        environment="dev",
+        derivation_key=DERIVATION,
+        config=lambda path: reads.append(".".join(path)) or "fake-config-canary-0001",
+        environ={"ACME_SENDGRID": "fake-env-canary-0001"},
+        infisical=lambda env, path, key: reads.append(path) or "fake-infisical-canary-0001",
+    )
+    stolen = {
+        "STRIPE_SECRET_KEY": describe(ConfigSource(("acme", "STRIPE_SECRET_KEY"))),
+        "A": describe(EnvSource("DATABASE_URL")),
+        "B": describe(InfisicalSource("/", "MASTER_ENCRYPTION_KEY", None)),
+        "C": describe(InfisicalSource("/payments", "TOKEN", None)),
+        "D": describe(EnvSource("FAKE_UNLISTED")),
+    }
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(TENANTS)
+    writer = WriteTimeValues(resolver, TenantsFileLiterals(tenants, "dev"), FP_KEY, POLICY)
+    with pytest.raises(UnresolvedValueError) as refused:
+        writer.resolve("acme", stolen, {}, home=HOME)
+    message = str(refused.value)
+    assert message.startswith("acme: A: reads the environment variable DATABASE_URL, which can never be a value source")
+    assert "B: reads the root folder /" in message
+    assert "C: reads Infisical /payments, which is neither its own folder (/tenants/acme) nor one" in message
+    assert "and 1 more; nothing of this owner was read or written" in message
+    assert reads == []

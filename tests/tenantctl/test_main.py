@@ -77,7 +77,7 @@ def test_a_secret_in_the_clear_in_the_stack_file_is_reported(project: Path, caps
         stack.write("    hono-api:\n      LEAKED: fake-plain-value\n")
     assert main(["validate", "--stack", "ci"]) == 1
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("Pulumi.ci.yaml:27:15: config.tenant-secrets:secrets.hono-api.LEAKED: ")
+    assert line.startswith("Pulumi.ci.yaml:30:15: config.tenant-secrets:secrets.hono-api.LEAKED: ")
     assert "stored in the clear" in line
     assert "fake-plain-value" not in line
 

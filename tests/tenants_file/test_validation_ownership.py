@@ -1,6 +1,6 @@
 """Issue 13, item 2: `{from: infisical}` obeys the rule `{from: config}` does: a tenant reads its own
-folder, a platform folder its own, anything several owners read is declared under /shared; and a stack
-reads its own environment."""
+folder, a platform folder its own, anything several owners read is in a folder the stack's sharedFolders
+lists; and a stack reads its own environment."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from components.program import check_key_sources
 from tenant_secrets.stack.settings import StackSettings
 from tenant_secrets.tenants_file.loader import parse_tenants
 from tenant_secrets.tenants_file.model import TenantsFileError, plan_environment
+from tenant_secrets.tenants_file.source_policy import SourcePolicy
 from tenant_secrets.tenants_file.validation import check_sources
 
 HEAD = "version: 1\ndefaults: {storage: infisical, environments: [dev, prod]}\n"
@@ -47,7 +48,9 @@ def test_another_owners_folder_is_refused(path: str, whose: str) -> None:
     ]
 
 
-def test_its_own_folder_a_shared_one_and_a_legacy_one_are_read() -> None:
+def test_its_own_folder_and_an_unclaimed_one_pass_the_file_alone() -> None:
+    """Whether /shared/stripe and /legacy/acme may be read depends on the stack's sharedFolders
+    (tests/tenants_file/test_source_policy.py); the file alone refuses only what no setting opens."""
     secrets = (
         "      A: {from: infisical, path: /tenants/acme, key: A}\n"
         "      B: {from: infisical, path: /shared/stripe, key: B}\n"
@@ -69,14 +72,16 @@ def test_defaults_read_no_tenants_folder() -> None:
     assert [i.message for i in err.value.issues] == ["reads Infisical /tenants/acme, which belongs to tenant 'acme'"]
 
 
-def test_another_environment_is_read_only_from_shared() -> None:
+def test_another_environment_is_read_only_from_a_shared_folder() -> None:
     text = HEAD + (
         "tenants:\n  - subdomain: acme\n    secrets:\n"
         "      A: {from: infisical, path: /tenants/acme, key: A, environment: prod}\n"
         "      B: {from: infisical, path: /shared/stripe, key: B, environment: prod}\n"
         "      C: {from: infisical, path: /tenants/acme, key: C, environment: dev}\n"
     )
-    issues = check_sources(plan_environment(parse_tenants(text), "dev"), "tenants.yaml", config_has=bool, environ={})
+    policy = SourcePolicy(shared_folders=frozenset({"/shared/stripe"}))
+    plan = plan_environment(parse_tenants(text), "dev")
+    issues = check_sources(plan, "tenants.yaml", config_has=bool, environ={}, policy=policy)
     assert [(i.line, i.message) for i in issues] == [
         (6, "tenant acme, A: reads Infisical prod:/tenants/acme, another environment than the stack's (dev)")
     ]

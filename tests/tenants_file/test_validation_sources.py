@@ -8,6 +8,7 @@ from collections.abc import Collection
 from tenant_secrets.secret.values import empty_values, infisical_alterations
 from tenant_secrets.tenants_file.loader import parse_tenants
 from tenant_secrets.tenants_file.model import plan_environment
+from tenant_secrets.tenants_file.source_policy import SourcePolicy
 from tenant_secrets.tenants_file.validation import check_sources
 
 TENANTS = """\
@@ -43,11 +44,14 @@ SET: set[tuple[str, ...]] = {
     ("shared", "stripe_test_key"),
 }
 ENVIRON = {"RESEND_API_KEY": "re_fake", "CODEWISER_SENDGRID_API_KEY": "SG.fake"}
+POLICY = SourcePolicy(env_names=frozenset(ENVIRON), env_entries=len(ENVIRON))
 
 
 def check(environment: str, config: Collection[tuple[str, ...]], environ: dict[str, str], stack: str | None = None):  # type: ignore[no-untyped-def]
     plan = plan_environment(parse_tenants(TENANTS), environment)
-    return check_sources(plan, "tenants.yaml", config_has=lambda path: path in config, environ=environ, stack=stack)
+    return check_sources(
+        plan, "tenants.yaml", config_has=lambda path: path in config, environ=environ, policy=POLICY, stack=stack
+    )
 
 
 def test_nothing_to_report_when_every_source_has_a_value() -> None:
