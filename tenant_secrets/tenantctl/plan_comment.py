@@ -16,9 +16,15 @@ drift included: tenant_secrets/engine/property_diff.py), so they are read as wel
 preview made against an older state, or by the dynamic providers before the plugin, may name none.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
-plain bookkeeping inputs (owner, environment, path, decommission, key_version) and property *names*.
-The fingerprints are compared, never printed. The schema's `role_rights` (role -> its rights in words) are
-compared too, to say above the table which database role gains which rights (docs/decisions/0042).
+plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
+the source descriptors (which never hold a value: tenant_secrets/tenants_file/sources.py). The
+fingerprints are compared, never printed. Each row says its key's source kind, and every new or changed
+source that reads from outside tenants.yaml (an environment variable, a stack config path, an Infisical
+folder) is called out above the table, with where it reads: a pull request that names a source decides
+what the run copies into a tenant's store (docs/decisions/0041-value-sources-are-allow-listed.md).
+The schema's `role_rights` (role -> its rights in words) are compared too, to say above the table which
+database role gains which rights (docs/decisions/0042).
+
 A failed preview (the removal guard's check failure, an invalid tenants.yaml, a missing value) is
 reported by its error messages alone, with no table.
 
@@ -42,6 +48,8 @@ from typing import Any
 from tenant_secrets.engine import contract as c
 from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import StoreSettings
+from tenant_secrets.tenants_file.names import few
+from tenant_secrets.tenants_file.sources import FROM, LITERAL_IN_FILE, DescriptorError, where
 
 ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
 # Deletions first: they are what a reviewer must not miss.
@@ -67,6 +75,10 @@ _CHECK_FAILURE = re.compile(
 )
 _GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
 MAX_ERROR_CHARS = 4000
+OUTSIDE_SOURCES = ("env", "config", "infisical")
+"""Source kinds that read from outside tenants.yaml: what the plan calls out when one is new or changed."""
+SOURCES_SHOWN = 10
+"""How many new or changed sources the callout lists before "and N more"."""
 
 
 @dataclass(frozen=True, order=True)
@@ -79,6 +91,22 @@ class Row:
     key: str  # the secret's key; "-" when the change is to the folder or schema itself
     action: str  # one of ACTIONS
     kind: str = "tenant"  # tenant | platform | schema
+    source: str = field(default="", compare=False)
+    """The key's source kind (config, env, generate, infisical, literal); "" where the state records none.
+    Not compared: a row is its owner, store, key and action."""
+
+
+@dataclass(frozen=True, order=True)
+class SourceChange:
+    """A key whose source reads from outside tenants.yaml and is new or changed: where it reads, never a value."""
+
+    owner: str
+    environment: str
+    key: str
+    kind: str  # env | config | infisical
+    reads: str  # "environment variable X", "stack config secrets.a.b", "Infisical dev:/path/KEY"
+    change: str  # new | changed
+    owner_kind: str = "tenant"  # tenant | platform
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,7 @@ class ReviewPlan:
     summary: Mapping[str, int] = field(default_factory=dict)  # the engine's change summary (resources)
     warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
     rights: tuple[str, ...] = ()  # which database role gains or loses which rights, in words
+    sources: tuple[SourceChange, ...] = ()  # new or changed env, config and infisical sources
 
     @property
     def ok(self) -> bool:
@@ -208,7 +237,50 @@ def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) 
     changes = _key_changes(step, op)
     if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
         changes = {"-": "forget"}
-    return [Row(owner, environment, store, key, action, kind) for key, action in changes.items()]
+    kinds = _source_kinds(old) | _source_kinds(new)
+    return [Row(owner, environment, store, key, action, kind, kinds.get(key, "")) for key, action in changes.items()]
+
+
+def _descriptors(inputs: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    found = inputs.get(c.SOURCES)
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, Mapping) and c.is_secret_key(str(k))}
+
+
+def _kind(descriptor: Mapping[str, Any]) -> str:
+    kind = str(descriptor.get(FROM, ""))
+    return "literal" if kind == LITERAL_IN_FILE else kind
+
+
+def _source_kinds(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """Each key's source kind, as the resource's source descriptors record it."""
+    return {key: _kind(descriptor) for key, descriptor in _descriptors(inputs).items()}
+
+
+def _source_changes(step: Mapping[str, Any], op: str, environment: str) -> list[SourceChange]:
+    """The keys of a step whose env, config or infisical source is new, or differs from the state's."""
+    if op in DELETE_OPS:
+        return []
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    if new.get(c.DECOMMISSION) is True:
+        return []
+    owner = str(new.get(c.OWNER) or "")
+    path = str(new.get(c.PATH) or "")
+    owner_kind = "platform" if path and not path.startswith("/tenants/") else "tenant"
+    before = {} if op in REPLACE_OPS or op in CREATE_OPS else _descriptors(old)
+    changes = []
+    for key, descriptor in sorted(_descriptors(new).items()):
+        kind = _kind(descriptor)
+        if kind not in OUTSIDE_SOURCES or before.get(key) == descriptor:
+            continue
+        try:
+            reads = where(descriptor)
+        except DescriptorError as err:
+            reads = str(err)
+        change = "changed" if key in before else "new"
+        changes.append(SourceChange(owner, environment, key, kind, reads, change, owner_kind))
+    return changes
 
 
 def _schema_rows(step: Mapping[str, Any], op: str, environment: str) -> list[Row]:
@@ -302,7 +374,8 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
         return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
     rows = tuple(rows_from_preview(document, environment))
     rights = tuple(rights_changes(document))
-    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights)
+    sources = tuple(sources_from_preview(document, environment))
+    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights, sources=sources)
 
 
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
@@ -320,6 +393,19 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
         elif kind == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
     return sorted(rows, key=_order)
+
+
+def sources_from_preview(document: Mapping[str, Any], default_environment: str) -> list[SourceChange]:
+    """Every new or changed env, config and infisical source of the tenants and platform folders, once per
+    owner and key (a tenant in both stores has the same sources in each), whatever the engine's op for
+    the resource (a changed source may leave the value, and so the resource, unchanged)."""
+    found: set[SourceChange] = set()
+    for step in document.get("steps") or []:
+        if isinstance(step, Mapping) and _type_name(step) in c.STORES:
+            new = _inputs(step, "newState")
+            environment = str(new.get(c.ENVIRONMENT) or default_environment)
+            found.update(_source_changes(step, str(step.get("op", "same")), environment))
+    return sorted(found)
 
 
 def _order(row: Row) -> tuple[int, bool, str, str, str, str]:
@@ -367,6 +453,7 @@ def render_markdown(plan: ReviewPlan) -> str:
             _fenced("\n\n".join(plan.warnings)),
             "",
         ]
+    lines += _sources_callout(plan.sources)
     if not plan.rows:
         if plan.warnings:
             lines.append("No changes found in what the preview could check.")
@@ -388,11 +475,14 @@ def render_markdown(plan: ReviewPlan) -> str:
         lines += ["**Database roles' rights change:**", ""]
         lines += [f"- {line}" for line in plan.rights]
         lines.append("")
-    lines += ["| tenant / folder | environment | store | key | action |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "| tenant / folder | environment | store | key | source | action |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in plan.rows:
         action = f"**{r.action}**" if r.action in ("delete", "replace") else r.action
         key = f"`{r.key}`" if r.key != "-" else "-"
-        cells = (_owner(r), r.environment, r.store, key, action)
+        cells = (_owner(r), r.environment, r.store, key, r.source or "-", action)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     counts = Counter(r.action for r in plan.rows)
     owners = {(r.owner, r.kind) for r in plan.rows if r.kind != "schema"}
@@ -412,6 +502,23 @@ def render_markdown(plan: ReviewPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sources_callout(sources: Sequence[SourceChange]) -> list[str]:
+    """The section a reviewer reads first: where each new or changed outside value comes from."""
+    if not sources:
+        return []
+    owner = {"platform": " (platform)"}
+    items = [
+        f"- {s.owner}{owner.get(s.owner_kind, '')}, `{s.key}` ({s.environment}, {s.change}): {s.reads}" for s in sources
+    ]
+    return [
+        f"**{len(sources)} new or changed value source(s) read from outside tenants.yaml: check where each "
+        "value comes from:**",
+        "",
+        few(items, shown=SOURCES_SHOWN, sep="\n"),
+        "",
+    ]
+
+
 def render_json(plan: ReviewPlan) -> str:
     document = {
         "stack": plan.stack,
@@ -423,6 +530,7 @@ def render_json(plan: ReviewPlan) -> str:
         "deletions": len(plan.deletions),
         "rights": list(plan.rights),
         "changes": [asdict(r) for r in plan.rows],
+        "sources": [asdict(s) for s in plan.sources],
         "resources": dict(plan.summary),
     }
     return json.dumps(document, indent=2) + "\n"

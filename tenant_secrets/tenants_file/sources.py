@@ -132,7 +132,7 @@ def where(descriptor: Mapping[str, Any]) -> str:
     if isinstance(source, GeneratedSource):
         return f"generated (rotation {source.rotation})"
     if isinstance(source, InfisicalSource):
-        return f"Infisical {source.environment or '<stack environment>'}:{source.path}/{source.key}"
+        return f"Infisical {source.environment or '<stack environment>'}:{source.path.rstrip('/')}/{source.key}"
     return "its literal in tenants.yaml"
 
 

@@ -348,7 +348,7 @@ def test_a_master_key_rotation_is_a_re_encryption_of_the_schema_not_a_migration(
     plan = parse_preview({"steps": [step]}, "dev")
     assert list(plan.rows) == [d("company_secrets", "database", "-", "re-encrypt", "schema")]
     text = render_markdown(plan)
-    assert "| company_secrets (schema) | dev | database | - | re-encrypt |" in text
+    assert "| company_secrets (schema) | dev | database | - | - | re-encrypt |" in text
     assert "Totals: 1 re-encrypt, the schema only." in text
     assert "every row and history entry still on another key version" in text
     # values the application left on an old key: re-encrypted by the next run
@@ -357,7 +357,7 @@ def test_a_master_key_rotation_is_a_re_encryption_of_the_schema_not_a_migration(
 
 def test_withdrawing_an_old_key_version_does_not_say_a_value_changed() -> None:
     text = render_markdown(parse_preview({"steps": [_schema_step(key_versions=["2"])]}, "dev"))
-    assert "| company_secrets (schema) | dev | database | - | update |" in text
+    assert "| company_secrets (schema) | dev | database | - | - | update |" in text
     assert "the value changed" not in text
     assert "the master key versions it checks, change; no value does" in text
 
@@ -431,7 +431,7 @@ def test_a_state_from_before_the_words_is_read_by_its_role_names() -> None:
 
 def test_a_table_cell_cannot_be_split() -> None:
     plan = plan_comment.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
-    assert "| a\\|b | dev | infisical | `K` | create |" in render_markdown(plan)
+    assert "| a\\|b | dev | infisical | `K` | - | create |" in render_markdown(plan)
 
 
 def test_steps_that_are_not_tenant_resources_are_ignored() -> None:
@@ -458,11 +458,11 @@ def test_markdown_of_a_change() -> None:
     assert render_markdown(parse_preview(load("change-value"), "dev")) == (
         "### tenant-secrets plan: stack `dev`, environment `dev`\n"
         "\n"
-        "| tenant / folder | environment | store | key | action |\n"
-        "| --- | --- | --- | --- | --- |\n"
-        "| codewiser | dev | database | `STRIPE_SECRET_KEY` | update |\n"
-        "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | update |\n"
-        "| hono-api (platform) | dev | infisical | `EMAIL_FROM` | update |\n"
+        "| tenant / folder | environment | store | key | source | action |\n"
+        "| --- | --- | --- | --- | --- | --- |\n"
+        "| codewiser | dev | database | `STRIPE_SECRET_KEY` | config | update |\n"
+        "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | config | update |\n"
+        "| hono-api (platform) | dev | infisical | `EMAIL_FROM` | literal | update |\n"
         "\n"
         "Totals: 3 update, for 2 tenant(s) or folder(s).\n"
         "\n"
@@ -479,7 +479,7 @@ def test_markdown_calls_out_deletions_above_the_table() -> None:
         "- codewiser, database: `SENDGRID_API_KEY`",
         "- codewiser, infisical: `SENDGRID_API_KEY`",
     ]
-    assert "| codewiser | dev | database | `SENDGRID_API_KEY` | **delete** |" in table
+    assert "| codewiser | dev | database | `SENDGRID_API_KEY` | config | **delete** |" in table
     replaced = render_markdown(parse_preview(load("table-prefix-replace"), "dev"))
     assert "- codewiser, database: `WEBHOOK_SECRET` (deleted, then written again)" in replaced
     retained = render_markdown(parse_preview(load("store-dropped-retained"), "dev"))
@@ -514,6 +514,7 @@ def test_json_format() -> None:
         "key": "SENDGRID_API_KEY",
         "action": "delete",
         "kind": "tenant",
+        "source": "config",
     }
     failed = json.loads(render_json(parse_preview(load("invalid-file"), "dev")))
     assert failed["ok"] is False
@@ -526,7 +527,7 @@ def test_json_format() -> None:
 
 def test_run_plan_on_saved_json_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert plan_comment.run_plan("dev", "markdown", str(PREVIEWS / "change-value.json"), None) == 0
-    assert "`STRIPE_SECRET_KEY` | update" in capsys.readouterr().out
+    assert "`STRIPE_SECRET_KEY` | config | update" in capsys.readouterr().out
     assert plan_comment.run_plan("dev", "markdown", str(PREVIEWS / "removal-guard-key.json"), None) == 1
     assert "the preview failed" in capsys.readouterr().out
 
@@ -586,7 +587,7 @@ def test_run_preview_runs_pulumi_preview_json(
     assert args == [
         "preview", "--json", "--diff", "--non-interactive", "--stack", "dev", "--config-file", "Pulumi.ci.yaml"
     ]  # fmt: skip
-    assert "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | update |" in capsys.readouterr().out
+    assert "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | config | update |" in capsys.readouterr().out
 
 
 def test_run_preview_failures(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
