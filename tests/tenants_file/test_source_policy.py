@@ -46,17 +46,20 @@ def test_the_attack_file_is_refused_by_validate_with_file_line_and_field_for_eac
         ["tenants.yaml:9:27", "tenants[0].secrets.D.var"],
         ["tenants.yaml:10:34", "tenants[0].secrets.E.path"],
     ]
-    for line, var in zip(lines, ["INFISICAL_CLIENT_SECRET", "DATABASE_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET"]):
+    stolen = ["INFISICAL_CLIENT_SECRET", "DATABASE_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET"]
+    for line, var in zip(lines, stolen, strict=False):
         assert f"reads the environment variable {var}" in line and "can never be a value source" in line
     assert "reads the root folder /, which no owner claims" in lines[4]
 
 
 @pytest.mark.parametrize(
     "var",
-    ["DATABASE_URL", "INFISICAL_CLIENT_ID", "PULUMI_ACCESS_TOKEN", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET"]
-    + ["ARM_CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_SA_KEY", "CLOUDSDK_AUTH_ACCESS_TOKEN"]
-    + ["VAULT_TOKEN", "GITHUB_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "RUNNER_TEMP", "TENANT_SECRETS_WEBHOOK_URL"]
-    + ["PGPASSWORD", "PGPASSFILE", "SSH_AUTH_SOCK", "ROTATION_PR_TOKEN", "database_url", "Pulumi_Config_Passphrase"],
+    [
+        *("DATABASE_URL", "INFISICAL_CLIENT_ID", "PULUMI_ACCESS_TOKEN", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET"),
+        *("ARM_CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_SA_KEY", "CLOUDSDK_AUTH_ACCESS_TOKEN"),
+        *("VAULT_TOKEN", "GITHUB_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "RUNNER_TEMP", "TENANT_SECRETS_WEBHOOK_URL"),
+        *("PGPASSWORD", "PGPASSFILE", "SSH_AUTH_SOCK", "ROTATION_PR_TOKEN", "database_url", "Pulumi_Config_Passphrase"),
+    ],
 )
 def test_no_allow_list_opens_a_denied_name(var: str) -> None:
     assert denied_env(var) is not None
