@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from tenant_secrets.tenantctl.plan_comment import Row, rows_from_preview
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-test-passphrase-not-a-secret"
+EXAMPLE_ENV_ALLOW = ("RESEND_API_KEY", "CODEWISER_SENDGRID_API_KEY")
+"""The environment variables the repository's tenants.yaml reads: the demo's and the e2e stacks' envAllow."""
 
 
 @dataclass
@@ -209,10 +211,21 @@ def project(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Project:
     return Project(root=root, env=env, dsn=pg_dsn, infisical=infisical)
 
 
-def configure(stack: auto.Stack, *, secrets_config: dict[str, Any], master_keys: dict[str, str], **plain: str) -> None:
-    """Stack config as a user would set it: plain settings, and secrets as secrets (one `pulumi config
-    set-all`: each `pulumi` command costs a fraction of a second)."""
+def configure(
+    stack: auto.Stack,
+    *,
+    secrets_config: dict[str, Any],
+    master_keys: dict[str, str],
+    env_allow: Sequence[str] = (),
+    shared_folders: Sequence[str] = (),
+    **plain: str,
+) -> None:
+    """Stack config as a user would set it: plain settings, secrets as secrets, and the lists of what value
+    sources may read (envAllow, sharedFolders: one entry per `--path 'tenant-secrets:envAllow[i]'`), in
+    one `pulumi config set-all` (each `pulumi` command costs a fraction of a second)."""
     config = {
+        **{f"tenant-secrets:envAllow[{i}]": auto.ConfigValue(name) for i, name in enumerate(env_allow)},
+        **{f"tenant-secrets:sharedFolders[{i}]": auto.ConfigValue(path) for i, path in enumerate(shared_folders)},
         "tenant-secrets:environment": auto.ConfigValue(stack.name),
         "tenant-secrets:createCompanies": auto.ConfigValue("true"),
         "tenant-secrets:retainOnDelete": auto.ConfigValue("false"),
@@ -238,6 +251,7 @@ def example_stack(project: Project, master_key: str) -> auto.Stack:
     configure(
         stack,
         master_keys={"v1": master_key},
+        env_allow=EXAMPLE_ENV_ALLOW,
         secrets_config={
             "shared": {"stripe_test_key": "fake-stripe-shared-test-0001"},
             "acmecorp": {

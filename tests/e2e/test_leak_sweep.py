@@ -138,6 +138,8 @@ def test_no_canary_reaches_state_output_logs_audit_or_tables(
     configure(
         stack,
         master_keys={"v1": master_key},
+        env_allow=["ACME_SENDGRID_API_KEY"],
+        shared_folders=["/legacy/acme"],
         secrets_config={
             "acme": {"STRIPE_SECRET_KEY": canaries["config value"]},
             "globex": {"STRIPE_SECRET_KEY": canaries["globex config value"]},

@@ -122,7 +122,8 @@ def test_an_existing_stack_moves_over_on_its_next_up_writing_neither_store(
     project.write_tenants(tenants(canaries["literal"]))
     project.env["ACME_SENDGRID_API_KEY"] = canaries["env"]
     stack = project.stack("dev")
-    configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": canaries["config"]}}, master_keys={"v1": master_key})
+    config = {"acme": {"STRIPE_SECRET_KEY": canaries["config"]}}
+    configure(stack, secrets_config=config, master_keys={"v1": master_key}, env_allow=["ACME_SENDGRID_API_KEY"])
     old = release(SECRET_INPUTS_RELEASE, tmp_path / "release")
     steps = moved_over(old, {("create", "pulumi:providers:tenant-secrets")}, canaries)
     run_steps(project, stack, steps, "values as secret inputs to write-only")
@@ -146,7 +147,8 @@ def test_a_stack_of_dynamic_resources_moves_to_the_plugin_replacing_and_writing_
     project.write_tenants(tenants("fake-plan-literal"))
     project.env["ACME_SENDGRID_API_KEY"] = "fake-sendgrid-write-only-0001"
     stack = project.stack("dev")
-    configure(stack, secrets_config={"acme": {"STRIPE_SECRET_KEY": "fake-stripe-0001"}}, master_keys={"v1": master_key})
+    config = {"acme": {"STRIPE_SECRET_KEY": "fake-stripe-0001"}}
+    configure(stack, secrets_config=config, master_keys={"v1": master_key}, env_allow=["ACME_SENDGRID_API_KEY"])
     old = release(DYNAMIC_RELEASE, tmp_path / "release")
     providers = {("create", "pulumi:providers:tenant-secrets"), ("delete", "pulumi:providers:pulumi-python")}
     steps = [
