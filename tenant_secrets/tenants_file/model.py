@@ -185,7 +185,8 @@ class FromConfig(_Strict):
 
 
 class FromEnv(_Strict):
-    """An environment variable of the process that runs pulumi (how CI passes secrets)."""
+    """An environment variable of the process that runs pulumi (how CI passes secrets), one the stack's
+    envAllow lists; never a credential of the run itself (docs/decisions/0041)."""
 
     model_config = ConfigDict(
         title="{from: env}", json_schema_extra={"examples": [{"from": "env", "var": "CODEWISER_SENDGRID_API_KEY"}]}
@@ -198,7 +199,8 @@ class FromEnv(_Strict):
 
 
 class FromInfisical(_Strict):
-    """An existing Infisical secret, read when the program runs (the source of a migration)."""
+    """An existing Infisical secret, read when the program runs (the source of a migration): in the owner's
+    own folder, or in one the stack's sharedFolders lists (docs/decisions/0041)."""
 
     model_config = ConfigDict(
         title="{from: infisical}",
@@ -206,7 +208,9 @@ class FromInfisical(_Strict):
     )
 
     from_: Literal["infisical"] = Field(alias="from")
-    path: InfisicalPath = Field(description="The folder that holds the secret, e.g. /legacy/acmecorp")
+    path: InfisicalPath = Field(
+        description="The folder that holds the secret: the owner's own, or one the stack's sharedFolders lists"
+    )
     key: InfisicalKey = Field(description="The secret's key in that folder")
     environment: Environment | None = Field(None, description="Its environment; default: the stack's environment")
     allow_empty: bool = Field(False, description=_ALLOW_EMPTY)
