@@ -439,9 +439,8 @@ def test_plans_of_real_changes(
     project: Project, master_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = project.stack("dev")
-    configure(
-        stack, secrets_config=VALUES, master_keys={"v1": master_key}, env_allow=["RESEND_API_KEY"], retainOnDelete="true"
-    )
+    allow = ["RESEND_API_KEY"]
+    configure(stack, secrets_config=VALUES, master_keys={"v1": master_key}, env_allow=allow, retainOnDelete="true")
     reviewer = Reviewer(project, stack, monkeypatch, capsys)
     reviewer.secrets = [master_key, stack.get_config("tenant-secrets:derivationKey").value]
     run_steps(project, stack, review(reviewer), "plans of real changes")

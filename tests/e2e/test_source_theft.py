@@ -72,6 +72,11 @@ def plan_comment(project: Project, stack: auto.Stack) -> tuple[str, str]:
     return output, project.capture(printed.getvalue())
 
 
+def issue_lines(comment: str) -> list[str]:
+    """The comment's lines that name a place in tenants.yaml."""
+    return [line.strip() for line in comment.splitlines() if line.strip().startswith("tenants.yaml:") and "[" in line]
+
+
 def no_credential_shown(project: Project, *texts: str) -> None:
     credentials = [
         project.env[name] for name in ("INFISICAL_CLIENT_SECRET", "DATABASE_URL", "PULUMI_CONFIG_PASSPHRASE")
@@ -85,7 +90,7 @@ def the_attack_is_refused_one_line_per_key(project: Project, stack: auto.Stack) 
     output, comment = plan_comment(project, stack)
     assert "Traceback" not in output + comment
     assert "the preview failed" in comment
-    lines = [line.strip() for line in comment.splitlines() if line.strip().startswith("tenants.yaml:") and "tenants[" in line]
+    lines = issue_lines(comment)
     assert len(lines) == len(REFUSED), lines
     assert [line for line, says in zip(lines, REFUSED, strict=True) if not line.startswith(says)] == []
     no_credential_shown(project, output, comment)
@@ -94,7 +99,7 @@ def the_attack_is_refused_one_line_per_key(project: Project, stack: auto.Stack) 
 
 def the_unshared_reads_are_refused(project: Project, stack: auto.Stack) -> None:
     output, comment = plan_comment(project, stack)
-    lines = [line.strip() for line in comment.splitlines() if line.strip().startswith("tenants.yaml:") and "tenants[" in line]
+    lines = issue_lines(comment)
     assert [line.split(". ")[0] for line in lines] == [
         "tenants.yaml:10:17: tenants[1].secrets.PAYMENTS: tenant thief, PAYMENTS: reads Infisical /payments, which "
         "is neither its own folder (/tenants/thief) nor one tenant-secrets:sharedFolders lists",

@@ -129,13 +129,17 @@ def test_the_provider_refuses_a_source_the_stack_does_not_allow_before_reading_a
     """Issue 26: a descriptor naming the run's credentials or an unshared folder (a state written before the
     rule, or a check that was bypassed) is refused at write time, and nothing is read from any source."""
     reads: list[str] = []
-    resolver = Resolver(
-        environment="dev",
-        derivation_key=DERIVATION,
-        config=lambda path: reads.append(".".join(path)) or "fake-config-canary-0001",
-        environ={"ACME_SENDGRID": "fake-env-canary-0001"},
-        infisical=lambda env, path, key: reads.append(path) or "fake-infisical-canary-0001",
-    )
+
+    def config(path: tuple[str, ...]) -> str:
+        reads.append(".".join(path))
+        return "fake-config-canary-0001"
+
+    def infisical(_env: str, path: str, _key: str) -> str:
+        reads.append(path)
+        return "fake-infisical-canary-0001"
+
+    environ = {"ACME_SENDGRID": "fake-env-canary-0001"}
+    resolver = Resolver("dev", DERIVATION, config=config, environ=environ, infisical=infisical)
     stolen = {
         "STRIPE_SECRET_KEY": describe(ConfigSource(("acme", "STRIPE_SECRET_KEY"))),
         "A": describe(EnvSource("DATABASE_URL")),
