@@ -85,6 +85,7 @@ def config(path: tuple[str, ...]) -> str | None:
 @pytest.fixture
 def settings() -> StackSettings:
     config = {"masterKeys": json.dumps({"v1": KEY_V1}), "createCompanies": "true", "retainOnDelete": "false"}
+    config["envAllow"] = json.dumps(["CHARLIE_SENDGRID"])
     return StackSettings.load({**config, "derivationKey": os.urandom(32).hex()}.get, stack="dev")
 
 
