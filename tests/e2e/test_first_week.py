@@ -67,7 +67,7 @@ def not_fully_checked(project: Project, stack: auto.Stack) -> None:
     assert warning.startswith("**The preview could not check everything (1 warning(s))")
     assert "DATABASE_URL is not set" in comment
     assert "does not check companies and master keys against the database" in comment
-    assert "| codewiser | dev | database | `STRIPE_SECRET_KEY` | create |" in comment  # the rows are still shown
+    assert "| codewiser | dev | database | `STRIPE_SECRET_KEY` | config | create |" in comment  # the rows are still shown
     assert "--allow-unchecked" in stderr
     status, accepted, _ = plan(project, "--preview-json", str(preview), "--allow-unchecked")
     assert (status, accepted) == (0, comment)
@@ -186,7 +186,7 @@ def test_an_infisical_only_stack_needs_no_master_key_but_its_derivation_key(proj
     def green(project: Project, stack: auto.Stack) -> None:
         status, comment, _ = plan(project)
         assert status == 0, comment
-        assert "| hono-api (platform) | dev | infisical | `MASTER_ENCRYPTION_KEY` | create |" in comment
+        assert "| hono-api (platform) | dev | infisical | `MASTER_ENCRYPTION_KEY` | literal | create |" in comment
         assert "not fully checked" not in comment and "MASTER_ENCRYPTION_KEY_V1" not in comment
 
     def derivation_key_needed(project: Project, stack: auto.Stack) -> None:

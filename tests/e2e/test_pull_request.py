@@ -206,7 +206,7 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
         plan = (workspace / "plan.md").read_text()
         assert status == 0, job.everything()
         assert f"the base branch's code at `{base_sha[:12]}`, never this pull request's" in plan
-        assert "| globex | dev | infisical | `API_TOKEN` | create |" in plan  # the head's data was previewed
+        assert "| globex | dev | infisical | `API_TOKEN` | generate | create |" in plan  # the head's data was previewed
         assert (
             "This pull request also changes code (`Makefile`, `components/program.py`, `scripts/pr-plan.sh`, "
             "`scripts/setup.sh`)" in plan
@@ -230,7 +230,7 @@ def test_a_pull_requests_code_never_runs_with_the_protected_credentials(
         approved.run(*plan_for_head, "--out", "approved.md", "--code", "head")
         approved_plan = (workspace / "approved.md").read_text()
         assert "this pull request's own code and data" in approved_plan
-        assert "| globex | dev | infisical | `API_TOKEN` | create |" in approved_plan
+        assert "| globex | dev | infisical | `API_TOKEN` | generate | create |" in approved_plan
         ran = leak.read_text()
         for who in ("Makefile", "setup.sh", "program"):
             assert f"{MARK} {who} {credentials['INFISICAL_CLIENT_SECRET']}" in ran, approved.everything()

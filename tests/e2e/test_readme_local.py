@@ -102,7 +102,7 @@ def test_the_readme_local_commands_work_from_the_root_of_a_fresh_clone(clone: Pa
     )
     planned = shell(clone, "make plan")
     assert planned.returncode == 0, planned.stdout + planned.stderr
-    assert "| another-company | dev | infisical | `SENDGRID_API_KEY` | **delete** |" in planned.stdout
+    assert "| another-company | dev | infisical | `SENDGRID_API_KEY` | config | **delete** |" in planned.stdout
     assert shell(clone, tracked).stdout == " M tenants.yaml\n"
 
     # The guides' local blocks, on the demo's stack as `make shell` gives it (scripts/local.sh), tenants.yaml

@@ -189,7 +189,7 @@ def errors(reviewer: Reviewer, name: str, check_errors: Callable[[list[str]], No
 
 
 def email_from_updated(markdown: str) -> None:
-    assert "| hono-api (platform) | dev | infisical | `EMAIL_FROM` | update |" in markdown
+    assert "| hono-api (platform) | dev | infisical | `EMAIL_FROM` | literal | update |" in markdown
 
 
 def deletions_at_the_top(markdown: str) -> None:
