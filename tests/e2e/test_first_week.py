@@ -67,7 +67,8 @@ def not_fully_checked(project: Project, stack: auto.Stack) -> None:
     assert warning.startswith("**The preview could not check everything (1 warning(s))")
     assert "DATABASE_URL is not set" in comment
     assert "does not check companies and master keys against the database" in comment
-    assert "| codewiser | dev | database | `STRIPE_SECRET_KEY` | config | create |" in comment  # the rows are still shown
+    # the rows are still shown
+    assert "| codewiser | dev | database | `STRIPE_SECRET_KEY` | config | create |" in comment
     assert "--allow-unchecked" in stderr
     status, accepted, _ = plan(project, "--preview-json", str(preview), "--allow-unchecked")
     assert (status, accepted) == (0, comment)
