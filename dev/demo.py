@@ -4,8 +4,10 @@
 
 For the stack named by the config file it makes a master key and a derivation key (once), a fake
 value for every `{from: config}` source of tenants.yaml that has none yet, and a fake value for
-every `{from: env}` variable in the env file (sourced by the demo before `pulumi up`). Running it
-again changes nothing, so a second `make demo` previews no changes.
+every `{from: env}` variable in the env file (sourced by the demo before `pulumi up`). A demo stack
+file made before `envAllow` and `sharedFolders` existed gets the committed Pulumi.dev.yaml's lists
+(what value sources may read: docs/decisions/0041). Running it again changes nothing, so a second
+`make demo` previews no changes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tenant_secrets.tenants_file.sources import ConfigSource, EnvSource
 
 log = logging.getLogger("demo")
 NAMESPACE = "tenant-secrets"
+COMMITTED_STACK_FILE = Path(__file__).resolve().parents[1] / "Pulumi.dev.yaml"
+SOURCE_SETTINGS = ("envAllow", "sharedFolders")
 
 
 def _config(config_file: Path) -> dict[str, object]:
@@ -53,8 +57,26 @@ def _set_secret(config_file: Path, path: str, value: str) -> None:
     )
 
 
+def _source_settings(config_file: Path, config: dict[str, object]) -> None:
+    """The committed stack file's envAllow and sharedFolders, where the demo's copy has none."""
+    committed = _config(COMMITTED_STACK_FILE)
+    for name in SOURCE_SETTINGS:
+        key = f"{NAMESPACE}:{name}"
+        entries = committed.get(key)
+        if key in config or not isinstance(entries, list) or not entries:
+            continue
+        for index, entry in enumerate(entries):
+            subprocess.run(
+                ["pulumi", "config", "set", "--path", "--config-file", str(config_file), f"{key}[{index}]", str(entry)],
+                check=True,
+                capture_output=True,
+            )
+        log.info("set %s as the committed Pulumi.dev.yaml has it", name)
+
+
 def prepare(config_file: Path, env_file: Path, tenants_file: Path) -> None:
     config = _config(config_file)
+    _source_settings(config_file, config)
     if not _has_path(config, "masterKeys", ("v1",)):
         _set_secret(config_file, f"{NAMESPACE}:masterKeys.v1", secrets.token_hex(32))
         log.info("made master key v1")
