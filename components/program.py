@@ -124,7 +124,8 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     )
     if issues:
         raise _fail(
-            f"{file}: some secrets have no value for stack {pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
+            f"{file}: some secrets have no value, or a source the stack does not allow, for stack "
+            f"{pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
         )
     deleting = deleted_reads(plan, file, retain_on_delete=settings.retain_on_delete)
     if deleting:
