@@ -84,7 +84,7 @@ def refusal(
         return (
             f"{refused}: this stack still declares it under another resource name ({urn.rsplit('::', 1)[-1]} "
             "lost its parent: a reshard was interrupted?); run the reshard again "
-            "(docs/guides/operations.md, 'Resharding'), or `pulumi state delete` the stray resource"
+            "(docs/guides/operations.md, 'Shards: past one stack'), or `pulumi state delete` the stray resource"
         )
     return (
         f"{refused}: it is gone from tenants.yaml without its decommission marker; declare it again with "
