@@ -15,6 +15,10 @@ serves a resource of a state from before if it is deleted before the program dec
   so that the folder writes in flight share batch upserts (decision 0037); the database's a pool of
   four threads, each with its connection, as under the dynamic-provider host. `check` and `diff` need
   no store and run on the loop.
+- Deletes: a tenant's folder or rows are deleted only when the provider was told to
+  (`tenant_secrets/engine/deletes.py`): `check` records what the program declares, `delete` refuses the rest.
+- A stack whose state holds the unfinished-reshard marker is refused in `check_config` and `configure`
+  (`tenant_secrets/stack/reshard_marker.py`), before any resource is checked.
 - Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
   bug and keeps its traceback. `TENANT_SECRETS_DEBUG=1` shows every traceback.
 """
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import functools
 import os
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,7 +46,9 @@ from pulumi.runtime.proto import provider_pb2_grpc
 
 from components import providers
 from tenant_secrets.engine import contract as c
+from tenant_secrets.engine import deletes, verbose_logs
 from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff
+from tenant_secrets.stack import reshard_marker
 
 VERSION = "0.1.0"
 THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
@@ -125,6 +132,7 @@ class TenantSecretsProvider(p.Provider):
             "infisical": ThreadPoolExecutor(int(os.environ.get(THREADS_VAR) or 64), "infisical"),
             "database": ThreadPoolExecutor(DATABASE_THREADS, "database"),
         }
+        self._run_declarations = deletes.RunDeclarations()
 
     def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
         name = _type_name(urn)
@@ -138,14 +146,23 @@ class TenantSecretsProvider(p.Provider):
             return call(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pools[store], call, *args)
 
+    async def check_config(self, request: p.CheckRequest) -> p.CheckResponse:
+        """An `up` or a `preview`: refused while the state's provider (the old inputs) holds the unfinished-reshard
+        marker, which the program never declares."""
+        _refuse_unfinished_reshard(request.new_inputs, request.old_inputs)
+        return p.CheckResponse(inputs=request.new_inputs)
+
     async def configure(self, request: p.ConfigureRequest) -> p.ConfigureResponse:
-        """The provider's one input is the stack's name; the settings are read from its config on first use."""
+        """The provider's one input is the stack's name; the settings are read from its config on first use.
+        A provider configured from the state (a `refresh`, a `destroy`) is refused while it holds the
+        unfinished-reshard marker."""
         stack = request.args.get(c.PROVIDER_STACK)
         if stack is None or not isinstance(stack.value, str):
             raise providers.ProviderError(
                 "the tenant-secrets provider was not given its stack: every resource must use the stack's "
                 "explicit provider (components/resources.py stack_provider), never a default one"
             )
+        _refuse_unfinished_reshard(request.args, request.args)
         for provider in self._providers.values():
             if isinstance(provider, providers.StackConfigured):
                 provider.use_stack(stack.value)
@@ -156,8 +173,10 @@ class TenantSecretsProvider(p.Provider):
         return p.DiffResponse(changes=False)
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
-        _, provider = self._provider(request.urn)
-        result = provider.check(plain_map(request.old_inputs), plain_map(request.new_inputs))
+        name, provider = self._provider(request.urn)
+        news = plain_map(request.new_inputs)
+        self._run_declarations.saw(request.urn, name, news)
+        result = provider.check(plain_map(request.old_inputs), news)
         failures = [p.CheckFailure(f.property, f.reason) for f in result.failures or []]
         # the providers' checks refuse, never rewrite, an input: the engine's own values go back as they came
         return p.CheckResponse(inputs=request.new_inputs, failures=failures)
@@ -197,8 +216,27 @@ class TenantSecretsProvider(p.Provider):
         return p.ReadResponse(resource_id=result.id, properties=wrap_map(result.outs or {}), inputs=request.inputs)
 
     async def delete(self, request: p.DeleteRequest) -> None:
+        """Only a delete the provider was told to make (`tenant_secrets/engine/deletes.py`); else one line."""
         name, provider = self._provider(request.urn)
-        await self._run(name, provider.delete, request.resource_id, plain_map(request.properties))
+        props = plain_map(request.properties)
+        refused = deletes.refusal(request.urn, name, props, self._run_declarations, destroying=_engine_destroys())
+        if refused:
+            raise providers.ProviderError(refused)
+        await self._run(name, provider.delete, request.resource_id, props)
+
+
+@functools.cache
+def _engine_destroys() -> bool:
+    """Whether the engine that started this process is `pulumi destroy`: read once (about 1.4 ms of /proc)."""
+    return deletes.is_destroy(verbose_logs.ancestor_command_lines())
+
+
+def _refuse_unfinished_reshard(inputs: Mapping[str, PropertyValue], held: Mapping[str, PropertyValue]) -> None:
+    """Raise the marker's one line when ``held`` (the provider's inputs as the state has them) holds it."""
+    stack = inputs.get(c.PROVIDER_STACK)
+    refused = reshard_marker.refusal(str(plain(stack)) if stack is not None else "", plain_map(held))
+    if refused:
+        raise providers.ProviderError(refused)
 
 
 def _provider_error(err: BaseException) -> providers.ProviderError | None:
@@ -225,6 +263,9 @@ async def _reported(call: Awaitable[_T], context: grpc.aio.ServicerContext[Any, 
 
 class _Servicer(ProviderServicer):
     """The SDK's servicer, giving `diff` the old inputs and reporting our errors as their one line."""
+
+    async def CheckConfig(self, request: Any, context: Any) -> Any:
+        return await _reported(super().CheckConfig(request, context), context)
 
     async def Configure(self, request: Any, context: Any) -> Any:
         return await _reported(super().Configure(request, context), context)

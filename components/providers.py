@@ -384,7 +384,8 @@ class InfisicalFolderProvider(StackConfigured):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy`, or a store dropped from the tenant's storage, on a stack that does not retain:
-        the keys this stack wrote go; the folder too if the stack created it and nothing else is left in it."""
+        the keys this stack wrote go; the folder too if the stack created it and nothing else is left in it.
+        The plugin lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
         managed = sorted(reconcile.tracked_keys(props))
         _remove_managed(_infisical(), props, managed, created_folder=bool(props.get(c.CREATED_FOLDER)))
 
@@ -536,7 +537,8 @@ class DatabaseTenantProvider(StackConfigured):
         return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays)."""
+        """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays). The plugin
+        lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
         self._delete_all(props[c.COMPANY_ID], props)
 
     def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:

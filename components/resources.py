@@ -45,10 +45,17 @@ class PluginResource(pulumi.CustomResource):
 
     TYPE: ClassVar[str]
     """The type's name in the contract (``InfisicalFolder``)."""
+    MOVED_BY_RESHARD: ClassVar[bool] = False
+    """Whether `tenantctl reshard` moves resources of this type between stacks: `pulumi state move` parents
+    them to the destination's stack, so they are also known as children of the stack (an alias), and an
+    `up` after an interrupted reshard re-parents them instead of deleting them (decision 0043)."""
 
     def _register(self, name: str, props: dict[str, object], opts: pulumi.ResourceOptions | None) -> None:
-        alias = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=c.dynamic_type(self.TYPE))])
-        super().__init__(c.resource_type(self.TYPE), name, props, pulumi.ResourceOptions.merge(opts, alias))
+        aliases = [pulumi.Alias(type_=c.dynamic_type(self.TYPE))]
+        if self.MOVED_BY_RESHARD:
+            aliases.append(pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE))
+        options = pulumi.ResourceOptions(aliases=aliases)
+        super().__init__(c.resource_type(self.TYPE), name, props, pulumi.ResourceOptions.merge(opts, options))
 
 
 def _descriptors(sources: Mapping[str, ValueSource], values: Mapping[str, str]) -> dict[str, dict[str, object]]:
@@ -60,6 +67,7 @@ class InfisicalFolder(PluginResource):
     """An Infisical folder holding exactly the declared secrets of one owner in one environment."""
 
     TYPE = c.INFISICAL_FOLDER
+    MOVED_BY_RESHARD = True
 
     fingerprints: pulumi.Output[dict[str, str]]
 
@@ -108,6 +116,7 @@ class DatabaseTenant(PluginResource):
     """One tenant's encrypted rows in company_secrets."""
 
     TYPE = c.DATABASE_TENANT
+    MOVED_BY_RESHARD = True
 
     company_id: pulumi.Output[str]
     fingerprints: pulumi.Output[dict[str, str]]

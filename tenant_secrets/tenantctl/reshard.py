@@ -9,8 +9,14 @@ by the destination's secrets provider), then one `pulumi stack export`/`import` 
 moved resources back under the destination's InfisicalSecrets / DatabaseSecrets component (state move
 parents a resource whose parent stays behind to the stack itself) and updates each stack's registry, so
 no tenant reads as removed. A new stack first gets its own registry and provider from a `pulumi up`
-targeting only its registry. Last, each stack's `tenant-secrets:shard` becomes k/M. The next preview of
-every stack shows no change; no store is written.
+targeting only its registry. Each stack's `tenant-secrets:shard` becomes k/M.
+
+While it runs, every stack involved holds the unfinished-reshard marker in its state
+(tenant_secrets/stack/reshard_marker.py): from before the first state move until the last stack is settled,
+any `preview`, `up`, `refresh` or `destroy` of them is refused with the one command that finishes the job,
+which is this one run again: every step is derived from the state and the stack files, so a run killed at
+any point is finished by the next (docs/decisions/0043). The next preview of every stack then shows no
+change; no store is written.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tenant_secrets.engine import contract as c
+from tenant_secrets.stack import reshard_marker
 from tenant_secrets.stack.files import StackFile, StackFileError, StackInfo, discover, of_environment
 from tenant_secrets.stack.settings import NAMESPACE
 from tenant_secrets.stack.shards import MAX_SHARDS, Shard, shard_of, stack_name
@@ -297,15 +304,48 @@ class ReshardSummary:
         return text
 
 
+def _before(known: Sequence[StackInfo], environment: str, old: int, new: int) -> dict[int, str]:
+    """The stacks of shards 1..old: each says k/old, or k/new already when an interrupted reshard set it (a
+    run again finishes the job); an unsharded stack is shard 1 of 1."""
+    return {
+        s.index: s.name
+        for s in known
+        if s.environment == environment and s.index <= old and ((s.shard.count in (old, new)) if s.shard else old == 1)
+    }
+
+
+def _settle_and_clear(
+    run: Runner,
+    everything: Sequence[str],
+    *,
+    components: Mapping[str, Mapping[str, Any]],
+    decommissioned: Mapping[str, bool],
+) -> None:
+    """Each stack's state as its program declares it (`settle`), and its marker off, in one import per stack."""
+    after_moves = {name: _export(run, name) for name in everything}
+    holders = {name: held_tenants(cp.get("deployment") or {}) for name, cp in after_moves.items()}
+    for name, checkpoint in after_moves.items():
+        elsewhere = set().union(*(held for other, held in holders.items() if other != name))
+        deployment = checkpoint.setdefault("deployment", {})
+        settled = settle(deployment, name, components=components, elsewhere=elsewhere, decommissioned=decommissioned)
+        if reshard_marker.clear(deployment) | settled:
+            _import(run, name, checkpoint)
+
+
+def _mark(run: Runner, name: str, command: str, checkpoint: dict[str, Any] | None = None) -> None:
+    """The unfinished-reshard marker on one stack's provider, before anything of it moves."""
+    checkpoint = checkpoint if checkpoint is not None else _export(run, name)
+    if reshard_marker.mark(checkpoint.setdefault("deployment", {}), command):
+        _import(run, name, checkpoint)
+
+
 def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, tenants_file: str) -> ReshardSummary:
     """Move each tenant whose shard changes from ``old`` to ``new`` shards, state only (see the module)."""
     started = time.monotonic()
     if not (1 <= old <= MAX_SHARDS and 1 <= new <= MAX_SHARDS) or old == new:
         raise ReshardError(f"--from and --to: two different whole numbers from 1 to {MAX_SHARDS}")
     known = discover(root)
-    before = _stacks_by_index(known, environment, old)
-    if old == 1:
-        before |= {s.index: s.name for s in known if s.environment == environment and s.shard is None}
+    before = _before(known, environment, old, new)
     if sorted(before) != list(range(1, old + 1)):
         raise ReshardError(
             f"environment {environment} is not in {old} shard(s) now: its stack files name shard(s) "
@@ -334,12 +374,15 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     components: dict[str, dict[str, Any]] = {}
     for checkpoint in exports.values():
         components = components_of(checkpoint.get("deployment") or {}) | components
+    command = reshard_marker.finish_command(environment, old, new)
+    for index, name in sorted(before.items()):
+        _mark(run, name, command, json.loads(json.dumps(exports[index])))
     for index, name in sorted(names.items()):
-        if (
-            index not in before
-            and _registry((_export(run, name).get("deployment") or {}).get("resources") or []) is None
-        ):
+        if index in before:
+            continue
+        if _registry((_export(run, name).get("deployment") or {}).get("resources") or []) is None:
             bootstrap(run, name, _rename(registry["urn"], name))
+        _mark(run, name, command)
     for (src_k, dst_k), owners in sorted(planned.items()):
         src, dst = before[src_k], names[dst_k]
         found = tenant_resources(exports[src_k].get("deployment") or {}, owners)
@@ -354,16 +397,10 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
             run(["state", "move", "--source", src, "--dest", dst, "--yes", *batch])
         by_urn = {r["urn"]: r for r in (exports[src_k].get("deployment") or {}).get("resources") or []}
         moved[src, dst] = len({by_urn[urn]["inputs"][c.OWNER] for urn in found})
-    everything = sorted({*before.values(), *names.values()})
-    after_moves = {name: _export(run, name) for name in everything}
-    holders = {name: held_tenants(cp.get("deployment") or {}) for name, cp in after_moves.items()}
-    for name, checkpoint in after_moves.items():
-        elsewhere = set().union(*(held for other, held in holders.items() if other != name))
-        deployment = checkpoint.setdefault("deployment", {})
-        if settle(deployment, name, components=components, elsewhere=elsewhere, decommissioned=decommissioned):
-            _import(run, name, checkpoint)
     for index, name in sorted(names.items()):
         run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, new))])
+    everything = sorted({*before.values(), *names.values()})
+    _settle_and_clear(run, everything, components=components, decommissioned=decommissioned)
     emptied = [name for k, name in sorted(before.items()) if k > new]
     return ReshardSummary(moved, [names[k] for k in sorted(names)], emptied, time.monotonic() - started)
 

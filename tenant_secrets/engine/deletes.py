@@ -1,0 +1,92 @@
+"""Which deletes of a tenant's store entry the provider makes, whatever the engine's plan asks
+(docs/decisions/0043-unfinished-reshard-refuses.md).
+
+The engine deletes a resource whenever the program stops declaring its URN, and a URN changes for reasons
+that have nothing to do with a tenant leaving: a resource moved between stacks without its parent (an
+interrupted reshard) is a new URN to the program and an orphan to delete, and deleting the orphan deletes
+the very rows and folder its twin just adopted. So the provider judges each delete of an Infisical folder
+or a tenant's rows by what it was told:
+
+- the entry was decommissioned (`decommission: true`, applied: its state says so) -- deleted;
+- in an `up`, whose program declared the stack's registry to this provider before any delete: the plan
+  replaces this very resource (its URN is declared), or the owner is still declared without this store
+  (a store dropped from its `storage`, reviewed in tenants.yaml) -- deleted;
+- in `pulumi destroy`, the operator's command for the whole stack (on a stack that does not retain;
+  a retaining stack never calls delete) -- deleted;
+- anything else is refused with one line, and nothing is deleted: an owner the program still declares
+  under another URN, an owner that vanished unmarked, a delete outside both kinds of run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenant_secrets.engine import contract as c
+
+GUARDED = {c.INFISICAL_FOLDER: "Infisical folder", c.DATABASE_TENANT: "database rows"}
+"""The resource types whose delete removes a tenant's (or platform folder's) secrets, and what each holds."""
+_DESTROY = {"destroy", "down", "dn"}
+
+
+@dataclass
+class RunDeclarations:
+    """What the program of this run declared, as the provider saw it in `Check` (which the engine calls for
+    every declared resource before it deletes any)."""
+
+    checked: set[str] = field(default_factory=set)
+    """URNs declared."""
+    declared: set[tuple[str, str]] = field(default_factory=set)
+    """(type name, owner) declared."""
+    owners: set[str] | None = None
+    """The owners the registry declares (kept or decommissioned); None until the registry is checked."""
+
+    def saw(self, urn: str, type_name: str, news: Mapping[str, Any]) -> None:
+        """Record one `Check` of the program's resources."""
+        self.checked.add(urn)
+        if type_name == c.REGISTRY:
+            self.owners = {*map(str, news.get(c.OWNERS) or ()), *map(str, news.get(c.DECOMMISSIONED) or ())}
+        elif news.get(c.OWNER):
+            self.declared.add((type_name, str(news[c.OWNER])))
+
+
+def is_destroy(command_lines: Iterable[Sequence[str]]) -> bool:
+    """Whether the engine that runs this provider is `pulumi destroy` (or `down`): the first word of a
+    `pulumi` command line, after its flags, among this process's ancestors."""
+    for argv in command_lines:
+        if not argv or argv[0].rsplit("/", 1)[-1] != "pulumi":
+            continue
+        words = [word for word in argv[1:] if not word.startswith("-")]
+        return bool(words) and words[0] in _DESTROY
+    return False
+
+
+def refusal(
+    urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool
+) -> str | None:
+    """Why this delete must not happen (one line, naming the owner and the store), or None to let it."""
+    what = GUARDED.get(type_name)
+    if what is None or props.get(c.DECOMMISSION):
+        return None
+    owner = str(props.get(c.OWNER) or urn.rsplit("::", 1)[-1])
+    refused = f"{owner}, {what}: not deleted"
+    if run.owners is None:
+        if destroying:
+            return None
+        return (
+            f"{refused}: the engine asked for a delete outside an `up` of this stack's program and outside "
+            "`pulumi destroy`; decommission the owner in tenants.yaml (`decommission: true`) and run `pulumi up`"
+        )
+    if urn in run.checked or (owner in run.owners and (type_name, owner) not in run.declared):
+        return None
+    if (type_name, owner) in run.declared:
+        return (
+            f"{refused}: this stack still declares it under another resource name ({urn.rsplit('::', 1)[-1]} "
+            "lost its parent: a reshard was interrupted?); run the reshard again "
+            "(docs/guides/operations.md, 'Shards: past one stack'), or `pulumi state delete` the stray resource"
+        )
+    return (
+        f"{refused}: it is gone from tenants.yaml without its decommission marker; declare it again with "
+        "`decommission: true` and run `pulumi up`, then remove it"
+    )
