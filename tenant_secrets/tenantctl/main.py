@@ -508,6 +508,7 @@ def recover_command(args: argparse.Namespace) -> int:
             args.stack,
             backend_url=os.environ.get("PULUMI_BACKEND_URL", ""),
             exclusive=args.exclusive,
+            project=Path.cwd(),
             run=recover.pulumi_runner(Path.cwd()),
         )
     except recover.RecoverError as err:
