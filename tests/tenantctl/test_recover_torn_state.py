@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,11 +67,11 @@ def run_recover(root: Path) -> Recovery:
     return recover("dev", backend_url=f"file://{root / 'backend'}", exclusive=False, project=root / "project", run=run)
 
 
-def readable(root: Path) -> dict[str, object]:
+def readable(root: Path) -> dict[str, Any]:
     """The stack as `pulumi stack export` reads it (it fails on a torn state)."""
     done = pulumi(root, "stack", "export", "--stack", "dev")
     assert done.returncode == 0, done.stderr
-    deployment: dict[str, object] = json.loads(done.stdout)["deployment"]
+    deployment: dict[str, Any] = json.loads(done.stdout)["deployment"]
     return deployment
 
 
