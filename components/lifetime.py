@@ -24,8 +24,11 @@ POLL_SECONDS = 0.05
 
 
 def exit_with_parent(poll: float = POLL_SECONDS) -> threading.Thread:
-    """Start a daemon thread that ends this process as soon as its parent is gone (re-parented)."""
+    """Start a daemon thread that ends this process as soon as its parent is gone (re-parented). A plugin
+    whose parent is already init lost its engine before it got here, and ends at once."""
     parent = os.getppid()
+    if parent == 1:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
