@@ -168,16 +168,10 @@ def recover(
             done.pending_dropped[kind] = done.pending_dropped.get(kind, 0) + 1
         deployment["pending_operations"] = []
         _import(run, stack, checkpoint)
-    if repaired.checkpoint_restored or set(done.pending_dropped) - {"creating"}:
-        _refresh(run, stack, done)
+    if repaired.checkpoint_restored or set(done.pending_dropped) - {"creating"}:  # the state may lag the stores
+        run(["refresh", "--yes", "--non-interactive", "--skip-preview", "--stack", stack])
+        done.refreshed = True
     return done
-
-
-def _refresh(run: Runner, stack: str, done: Recovery) -> None:
-    """`pulumi refresh`: the state records what the stores hold (after a cut-short update or delete, or a
-    checkpoint restored from its backup)."""
-    run(["refresh", "--yes", "--non-interactive", "--skip-preview", "--stack", stack])
-    done.refreshed = True
 
 
 def _import(run: Runner, stack: str, checkpoint: dict[str, Any]) -> None:
