@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ATTRS = ".attrs"
+GZIP_MAGIC = b"\x1f\x8b"
+"""How a gzip checkpoint begins (its `.bak` keeps the bytes, not the name)."""
 CHECKPOINTS = (".json", ".json.gz")
 """The checkpoint encodings checked (plain and gzip); a zstd checkpoint is left as it is."""
 
@@ -65,7 +67,7 @@ def _checkpoint_whole(path: Path) -> bool:
     """Whether ``path`` holds a whole versioned checkpoint (``{"version": ..., "checkpoint": {...}}``)."""
     try:
         data = path.read_bytes()
-        document = json.loads(gzip.decompress(data) if path.name.endswith(".gz") else data)
+        document = json.loads(gzip.decompress(data) if data[:2] == GZIP_MAGIC else data)
     except (OSError, ValueError, EOFError, zlib.error):
         return False
     return isinstance(document, dict) and isinstance(document.get("checkpoint"), dict)
@@ -80,32 +82,34 @@ def _replace(target: Path, content: bytes) -> None:
 
 
 def repair(root: Path, stack: str) -> Repaired:
-    """Repair ``stack``'s files under the backend ``root``."""
+    """Repair ``stack``'s files under the backend ``root``; a torn checkpoint without a whole backup is
+    refused before anything is touched."""
     pulumi = root / ".pulumi"
-    done = Repaired()
-    for path in sorted(set(_stack_files(pulumi, stack))):
-        name = path.relative_to(root)
-        if path.name.endswith(ATTRS):
-            if path.exists() and not _attrs_whole(path):
-                size = path.stat().st_size
-                path.unlink()
-                done.lines.append(
-                    f"removed {name}: {'empty' if size == 0 else f'torn ({size} bytes)'}, left by a killed write; "
-                    f"the backend reads {path.name.removesuffix(ATTRS)} without it"
-                )
-            continue
-        checkpoint = path.is_relative_to(pulumi / "stacks") and path.name in {stack + ext for ext in CHECKPOINTS}
-        if not checkpoint or _checkpoint_whole(path):
-            continue  # only the stack's own checkpoint is restored; history and backups are older copies
+    files = sorted(set(_stack_files(pulumi, stack)))
+    own = {stack + ext for ext in CHECKPOINTS}  # history and backups are older copies, never restored
+    torn = [p for p in files if p.is_relative_to(pulumi / "stacks") and p.name in own and not _checkpoint_whole(p)]
+    for path in torn:
         backup = path.with_name(path.name + ".bak")
         if not _checkpoint_whole(backup):
             raise TornStateError(
-                f"the checkpoint {name} of stack {stack} is torn and its backup {backup.name} is "
+                f"the checkpoint {path.relative_to(root)} of stack {stack} is torn and its backup {backup.name} is "
                 f"{'torn too' if backup.exists() else 'missing'}: copy the newest whole checkpoint of "
                 f"{pulumi.relative_to(root)}/backups or {pulumi.relative_to(root)}/history over it by hand"
             )
-        _replace(path, backup.read_bytes())
+    done = Repaired(checkpoint_restored=bool(torn))
+    for path in torn:
+        _replace(path, path.with_name(path.name + ".bak").read_bytes())
         path.with_name(path.name + ATTRS).unlink(missing_ok=True)  # the sidecar of the torn content
-        done.checkpoint_restored = True
-        done.lines.append(f"restored {name} from {backup.name}: it was torn, its backup is the state saved just before")
+        done.lines.append(
+            f"restored {path.relative_to(root)} from {path.name}.bak: it was torn, its backup is the state saved "
+            "just before"
+        )
+    for path in files:
+        if path.name.endswith(ATTRS) and path.exists() and not _attrs_whole(path):
+            size = path.stat().st_size
+            path.unlink()
+            done.lines.append(
+                f"removed {path.relative_to(root)}: {'empty' if size == 0 else f'torn ({size} bytes)'}, left by a "
+                f"killed write; the backend reads {path.name.removesuffix(ATTRS)} without it"
+            )
     return done

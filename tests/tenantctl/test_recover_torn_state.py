@@ -103,14 +103,29 @@ def test_a_torn_checkpoint_is_restored_from_its_good_backup(state: Path) -> None
 
 def test_a_torn_checkpoint_with_a_torn_backup_is_left_and_named(state: Path) -> None:
     checkpoint, backup = state / "backend" / CHECKPOINT, state / "backend" / BACKUP
+    sidecar = state / "backend" / f"{BACKUP}.attrs"
     checkpoint.write_bytes(b"")
     backup.write_bytes(backup.read_bytes()[:50])
+    sidecar.write_bytes(b"")
     with pytest.raises(RecoverError, match=r"dev.json of stack dev is torn and its backup dev.json.bak is torn too"):
         run_recover(state)
-    assert checkpoint.read_bytes() == b"" and len(backup.read_bytes()) == 50
+    assert (checkpoint.read_bytes(), len(backup.read_bytes()), sidecar.read_bytes()) == (b"", 50, b""), "touched"
 
 
-def test_a_whole_state_is_left_as_it_is(state: Path) -> None:
-    before = {path: path.read_bytes() for path in (state / "backend").rglob("*") if path.is_file()}
-    assert run_recover(state).summary("dev") == "stack dev: no stale lock and no pending operation; nothing to do"
-    assert {path: path.read_bytes() for path in (state / "backend").rglob("*") if path.is_file()} == before
+def test_a_torn_gzip_checkpoint_is_restored_from_its_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that compresses its checkpoints (PULUMI_DIY_BACKEND_GZIP): `dev.json.gz` and its `.bak`."""
+    monkeypatch.setenv("PULUMI_DIY_BACKEND_GZIP", "true")
+    (tmp_path / "project").mkdir()
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "project" / "Pulumi.yaml").write_text("name: tenant-secrets\nruntime: python\n")
+    assert pulumi(tmp_path, "stack", "init", "dev", "--non-interactive").returncode == 0
+    (tmp_path / "saved.json").write_text(pulumi(tmp_path, "stack", "export", "--stack", "dev").stdout)
+    assert pulumi(tmp_path, "stack", "import", "--stack", "dev", "--file", str(tmp_path / "saved.json")).returncode == 0
+    checkpoint = tmp_path / "backend" / STACK_DIR / "dev.json.gz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:40])
+    lines = run_recover(tmp_path).summary("dev").splitlines()
+    assert lines[1] == (
+        f"stack dev: restored {STACK_DIR}/dev.json.gz from dev.json.gz.bak: it was torn, its backup is the "
+        "state saved just before"
+    )
+    assert readable(tmp_path)["secrets_providers"]["type"] == "passphrase"
