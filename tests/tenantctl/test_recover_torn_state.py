@@ -129,3 +129,9 @@ def test_a_torn_gzip_checkpoint_is_restored_from_its_backup(tmp_path: Path, monk
         "state saved just before"
     )
     assert readable(tmp_path)["secrets_providers"]["type"] == "passphrase"
+
+
+def test_a_whole_state_is_left_as_it_is(state: Path) -> None:
+    before = {path: path.read_bytes() for path in (state / "backend").rglob("*") if path.is_file()}
+    assert run_recover(state).summary("dev") == "stack dev: no stale lock and no pending operation; nothing to do"
+    assert {path: path.read_bytes() for path in (state / "backend").rglob("*") if path.is_file()} == before
