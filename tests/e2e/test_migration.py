@@ -5,7 +5,6 @@ run, and what one check costs (Infisical requests, database statements)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from pulumi import automation as auto
 
 from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
 from tests.e2e.steps import LIST, LOGIN, Check, Step, hand_made, pulumi, run_steps, tenantctl
+from tests.e2e.test_security import kill_session
 
 pytestmark = pytest.mark.e2e
 
@@ -115,8 +115,7 @@ def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
             os.kill(engine.pid, signal.SIGKILL)
             engine.wait()
         finally:
-            with contextlib.suppress(ProcessLookupError):  # the language host and providers, if left behind
-                os.killpg(engine.pid, signal.SIGKILL)
+            kill_session(engine.pid)  # the language host, in a process group of its own, outlives the engine
 
 
 def migrated(*args: str, says: str, holds: tuple[str, ...] = ()) -> Callable[[Project], None]:
