@@ -21,6 +21,8 @@ serves a resource of a state from before if it is deleted before the program dec
   (`tenant_secrets/stack/reshard_marker.py`), before any resource is checked.
 - Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
   bug and keeps its traceback. `TENANT_SECRETS_DEBUG=1` shows every traceback.
+- Lifetime: the plugin ends as soon as the engine that started it is gone (`components/lifetime.py`), so
+  a SIGKILLed `pulumi` leaves no writer behind.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pulumi.provider.experimental.property_value import Computed, PropertyValue
 from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from components import providers
+from components import lifetime, providers
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine import deletes, verbose_logs
 from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff
@@ -295,6 +297,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the tenant-secrets provider plugin (started by the engine)")
     parser.add_argument("engine", help="the engine's address")
     args, _ = parser.parse_known_args()
+    lifetime.exit_with_parent()
 
     async def serve() -> None:
         server = grpc.aio.server()

@@ -573,7 +573,9 @@ def parser() -> argparse.ArgumentParser:
     reshard.add_parsers(commands)
 
     rescue = commands.add_parser(
-        "recover", help="after a killed run: clear the stack's stale lock and pending operations"
+        "recover",
+        help="after a killed run, once none of its processes lives: repair torn state files, clear the stack's "
+        "stale lock and pending operations",
     )
     rescue.add_argument("--stack", required=True)
     rescue.add_argument(
@@ -587,7 +589,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def recover_command(args: argparse.Namespace) -> int:
-    """After a killed run: remove the stack's stale lock and drop its pending operations, when safe."""
+    """After a killed run: repair torn state files, remove the stack's stale lock and drop its pending operations,
+    when no process of the run lives."""
     from tenant_secrets.tenantctl import recover  # noqa: PLC0415 - only this command needs it
 
     try:
@@ -595,6 +598,7 @@ def recover_command(args: argparse.Namespace) -> int:
             args.stack,
             backend_url=os.environ.get("PULUMI_BACKEND_URL", ""),
             exclusive=args.exclusive,
+            project=Path.cwd(),
             run=recover.pulumi_runner(Path.cwd()),
         )
     except recover.RecoverError as err:

@@ -1,21 +1,28 @@
 """`tenantctl recover --stack NAME`: after a run was killed (SIGKILL, a lost runner), make the stack usable
 again without a human, and only when that is safe.
 
-A killed `pulumi up` leaves two things on a file backend: its lock
-(``.pulumi/locks/<org>/<project>/<stack>/<id>.json``, which makes every later run fail), and the
-operations it had begun as ``pending_operations`` in the checkpoint (a warning on every later run).
+A killed `pulumi up` leaves on a file backend its lock (``.pulumi/locks/<org>/<project>/<stack>/<id>.json``,
+which makes every later run fail), the operations it had begun as ``pending_operations`` in the
+checkpoint (a warning on every later run), at times a torn file, and, on its host, the processes it had
+started, which outlive it.
 
-1. A lock is removed only when no run can still hold it: its process is gone from this host, or the
-   caller guarantees that no other run of the stack exists (``--exclusive``: the deploy workflow runs
-   in one concurrency group, so when its job starts no other run is alive). A lock held by a live
-   process, or by another host without ``--exclusive``, is left and named.
-2. Pending operations are dropped from the checkpoint (``pulumi stack export``/``import``): every
+1. The run must be dead. A lock's holder still running on this host, or a language host, program or
+   provider plugin of this project left with no live engine above it (`run_processes.py`), means a
+   process of the run may still write: nothing is touched, and the error names the pids. A lock taken on
+   another host is stale only when the caller guarantees that no other run of the stack exists
+   (``--exclusive``: the deploy workflow runs in one concurrency group).
+2. What a killed write leaves torn is repaired (`torn_state.py`): an empty or torn ``.attrs`` sidecar is
+   removed, a torn checkpoint is restored from its ``.bak``.
+3. The stale lock is removed.
+4. Pending operations are dropped from the checkpoint (``pulumi stack export``/``import``): every
    provider of this project writes idempotently (a create adopts what exists, an update writes only
    differences, a delete of what is gone succeeds), so the next `up` redoes whatever was cut short.
-   When an update or a delete was cut short, a `pulumi refresh` then records what the stores hold.
+   When an update or a delete was cut short, or the checkpoint was restored from its backup, a
+   `pulumi refresh` then records what the stores hold.
 
-Nothing here reads a secret: the checkpoint is exported as a user would, with secrets encrypted.
-Decision: docs/decisions/0031-recovering-a-killed-run.md.
+Nothing here reads a secret: the checkpoint is exported as a user would, with secrets encrypted, and no
+process's environment is read. Decisions: docs/decisions/0031-recovering-a-killed-run.md,
+docs/decisions/0044-a-killed-run-stops-and-is-repaired.md.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tenant_secrets.tenantctl import run_processes, torn_state
 
 Runner = Callable[[Sequence[str]], str]
 """Runs a `pulumi` command (argv without `pulumi`) and returns its stdout; raises RecoverError on failure."""
@@ -52,10 +61,11 @@ class Recovery:
     locks_removed: list[Lock] = field(default_factory=list)
     pending_dropped: dict[str, int] = field(default_factory=dict)  # operation type -> count
     refreshed: bool = False
+    repairs: list[str] = field(default_factory=list)
+    """One line per torn file repaired (`torn_state.repair`)."""
 
     def summary(self, stack: str) -> str:
-        if not self.locks_removed and not self.pending_dropped:
-            return f"stack {stack}: no stale lock and no pending operation; nothing to do"
+        """One line of what was done, then one line per repaired file."""
         parts = []
         if self.locks_removed:
             holders = ", ".join(f"pid {lock.pid} on {lock.hostname}" for lock in self.locks_removed)
@@ -65,7 +75,9 @@ class Recovery:
             parts.append(f"dropped pending operations ({ops}); the next `pulumi up` redoes them")
         if self.refreshed:
             parts.append("refreshed the state from the stores")
-        return f"stack {stack}: " + "; ".join(parts)
+        if not self.locks_removed and not self.pending_dropped:
+            parts.insert(0, "no stale lock and no pending operation" + ("" if self.repairs else "; nothing to do"))
+        return "\n".join([f"stack {stack}: " + "; ".join(parts), *(f"stack {stack}: {line}" for line in self.repairs)])
 
 
 def backend_root(backend_url: str) -> Path:
@@ -108,13 +120,17 @@ def recover(
     backend_url: str,
     exclusive: bool,
     run: Runner,
+    project: Path,
     hostname: str | None = None,
     proc: Path = Path("/proc"),
 ) -> Recovery:
-    """Remove ``stack``'s stale locks, then drop its pending operations (module docstring)."""
+    """Check that no process of the run is alive, repair torn files, remove ``stack``'s stale locks, then drop
+    its pending operations (module docstring). ``project`` is the directory the runs start in."""
     host = hostname or socket.gethostname()
     done = Recovery()
-    for lock in stack_locks(backend_root(backend_url), stack):
+    root = backend_root(backend_url)
+    locks = stack_locks(root, stack)
+    for lock in locks:
         alive = holder_alive(lock, hostname=host, proc=proc)
         if alive:
             raise RecoverError(
@@ -127,19 +143,32 @@ def recover(
                 "from here; if no other run of this stack can be alive (the deploy workflow's concurrency group "
                 "ensures that), run again with --exclusive"
             )
+    survivors = run_processes.orphans(project, proc)
+    if survivors:
+        named = ", ".join(f"pid {process.pid} ({process.role})" for process in survivors)
+        raise RecoverError(
+            f"stack {stack}: a killed run of this project left processes that may still write: {named}; "
+            f"wait for them to end, or stop them (kill {' '.join(str(p.pid) for p in survivors)}), then run "
+            "recover again"
+        )
+    try:
+        repaired = torn_state.repair(root, stack)
+    except torn_state.TornStateError as err:
+        raise RecoverError(str(err)) from None
+    done.repairs = repaired.lines
+    for lock in locks:
         lock.path.unlink()
         done.locks_removed.append(lock)
     checkpoint: dict[str, Any] = json.loads(run(["stack", "export", "--stack", stack]))
     deployment = checkpoint.get("deployment") or {}
     pending = deployment.get("pending_operations") or []
-    if not pending:
-        return done
-    for operation in pending:
-        kind = str(operation.get("type", "unknown"))
-        done.pending_dropped[kind] = done.pending_dropped.get(kind, 0) + 1
-    deployment["pending_operations"] = []
-    _import(run, stack, checkpoint)
-    if set(done.pending_dropped) - {"creating"}:
+    if pending:
+        for operation in pending:
+            kind = str(operation.get("type", "unknown"))
+            done.pending_dropped[kind] = done.pending_dropped.get(kind, 0) + 1
+        deployment["pending_operations"] = []
+        _import(run, stack, checkpoint)
+    if repaired.checkpoint_restored or set(done.pending_dropped) - {"creating"}:  # the state may lag the stores
         run(["refresh", "--yes", "--non-interactive", "--skip-preview", "--stack", stack])
         done.refreshed = True
     return done

@@ -5,7 +5,6 @@ run, and what one check costs (Infisical requests, database statements)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from pulumi import automation as auto
 
 from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
 from tests.e2e.steps import LIST, LOGIN, Check, Step, hand_made, pulumi, run_steps, tenantctl
+from tests.e2e.test_security import kill_session
 
 pytestmark = pytest.mark.e2e
 
@@ -83,8 +83,9 @@ def rows(project: Project) -> list[tuple[str, str]]:
 
 
 def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
-    """`pulumi up` killed while the batch's rows are being written: the engine dies with their creates in
-    flight, their transactions then commit, and nothing records them (the worst moment to die)."""
+    """`pulumi up` killed while the batch's rows are being written: the engine is frozen (SIGSTOP) with their
+    creates in flight, their transactions then commit, and the engine is killed before it records them (the
+    worst moment to die; its plugin ends with it, components/lifetime.py)."""
     with psycopg.connect(project.dsn, autocommit=True) as lock:
         lock.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [APPLY_LOCK])
         engine = subprocess.Popen(
@@ -105,16 +106,16 @@ def up_killed_half_way(project: Project, batch: tuple[str, ...]) -> None:
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                 ).fetchone()
                 waiting = int(found[0]) if found else 0
-            os.kill(engine.pid, signal.SIGKILL)  # the engine only: its providers finish the calls in flight
-            engine.wait()
+            os.kill(engine.pid, signal.SIGSTOP)  # frozen: its plugin finishes the calls in flight, unrecorded
             lock.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [APPLY_LOCK])
             deadline = time.monotonic() + 60
             while {s for s, _ in rows(project)} < {*batch, "alder", "birch", "fir"}:
                 assert time.monotonic() < deadline, "the providers did not finish the writes in flight"
                 time.sleep(0.1)
+            os.kill(engine.pid, signal.SIGKILL)
+            engine.wait()
         finally:
-            with contextlib.suppress(ProcessLookupError):  # the language host and providers, if left behind
-                os.killpg(engine.pid, signal.SIGKILL)
+            kill_session(engine.pid)  # the language host, in a process group of its own, outlives the engine
 
 
 def migrated(*args: str, says: str, holds: tuple[str, ...] = ()) -> Callable[[Project], None]:

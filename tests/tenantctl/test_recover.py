@@ -1,9 +1,12 @@
-"""`tenantctl recover` decides from the lock's holder and the caller's promise; pending operations go
-only through an export/import of the state (issue 13, item 8). The real engine: tests/e2e/test_security.py."""
+"""`tenantctl recover` decides from the lock's holder, the processes a killed run left (issue 26, item 4)
+and the caller's promise; pending operations go only through an export/import of the state (issue 13,
+item 8). Torn files: tests/tenantctl/test_recover_torn_state.py. The real engine:
+tests/e2e/test_security.py, tests/e2e/test_killed_runs.py."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,16 +46,30 @@ def proc(tmp_path: Path, live: dict[int, str]) -> Path:
     return root
 
 
+def process(root: Path, pid: int, command: str, *, ppid: int, cwd: Path) -> None:
+    """A process in the fake ``/proc`` at ``root``: its command line, parent and working directory."""
+    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid) / "cmdline").write_bytes(command.replace(" ", "\0").encode() + b"\0")
+    (root / str(pid) / "stat").write_text(f"{pid} ({command.split(maxsplit=1)[0][-15:]}) S {ppid} {pid} {pid} 0")
+    (root / str(pid) / "cwd").symlink_to(cwd)
+
+
 def run_recover(
-    tmp_path: Path, fake: FakePulumi, *, exclusive: bool = False, live: dict[int, str] | None = None
+    tmp_path: Path,
+    fake: FakePulumi,
+    *,
+    exclusive: bool = False,
+    live: dict[int, str] | None = None,
+    proc_root: Path | None = None,
 ) -> Recovery:
     return recover(
         "dev",
         backend_url=f"file://{tmp_path / 'backend'}",
         exclusive=exclusive,
+        project=tmp_path / "project",
         run=fake,
         hostname=HOST,
-        proc=proc(tmp_path, live or {}),
+        proc=proc_root or proc(tmp_path, live or {}),
     )
 
 
@@ -88,6 +105,36 @@ def test_a_live_run_or_an_unknowable_one_keeps_its_lock(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_a_plugin_or_language_host_a_killed_run_left_keeps_the_lock_and_is_named(tmp_path: Path) -> None:
+    """The engine (pid 4242) is gone, but what it started lives on, re-parented: a writer may be among them."""
+    path = lock(tmp_path, pid=4242, hostname=HOST)
+    project, elsewhere = tmp_path / "project", tmp_path / "another-checkout"
+    project.mkdir()
+    elsewhere.mkdir()
+    root = tmp_path / "proc"
+    process(root, 1, "/sbin/init", ppid=0, cwd=Path("/"))
+    process(root, 501, "/venv/bin/python -m components.plugin 127.0.0.1:40001", ppid=1, cwd=project)
+    process(root, 502, "/toolchain/pulumi-language-python 127.0.0.1:40001", ppid=1, cwd=project)
+    process(root, 503, "/venv/bin/python -u /cache/pulumi-language-python-exec --monitor x", ppid=502, cwd=project)
+    process(root, 600, "pulumi preview --stack dev-2", ppid=1, cwd=project)  # another run, alive: not ours
+    process(root, 601, "/venv/bin/python -m components.plugin 127.0.0.1:40002", ppid=600, cwd=project)
+    process(root, 700, "/venv/bin/python -m components.plugin 127.0.0.1:40003", ppid=1, cwd=elsewhere)
+    process(root, 800, "/usr/bin/python3 server.py", ppid=1, cwd=project)  # not a part of a run
+    fake = FakePulumi([])
+    with pytest.raises(RecoverError) as refused:
+        run_recover(tmp_path, fake, proc_root=root)
+    assert str(refused.value) == (
+        "stack dev: a killed run of this project left processes that may still write: "
+        "pid 501 (the tenant-secrets provider plugin), pid 502 (language host pulumi-language-python), "
+        "pid 503 (the Pulumi program); wait for them to end, or stop them (kill 501 502 503), then run recover again"
+    )
+    assert path.exists() and fake.calls == []
+    for pid in (501, 502, 503):
+        shutil.rmtree(root / str(pid))
+    assert run_recover(tmp_path, fake, proc_root=root).locks_removed[0].pid == 4242
+    assert not path.exists()
+
+
 def test_nothing_to_recover_changes_nothing(tmp_path: Path) -> None:
     fake = FakePulumi([])
     assert (
@@ -95,4 +142,4 @@ def test_nothing_to_recover_changes_nothing(tmp_path: Path) -> None:
     )
     assert fake.calls == [["stack", "export", "--stack", "dev"]]
     with pytest.raises(RecoverError, match="file backend"):
-        recover("dev", backend_url="s3://bucket", exclusive=True, run=fake)
+        recover("dev", backend_url="s3://bucket", exclusive=True, project=tmp_path, run=fake)
