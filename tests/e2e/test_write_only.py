@@ -75,9 +75,14 @@ def stores(project: Project) -> tuple[dict[str, tuple[Any, ...]], dict[tuple[str
     return infisical, {(sub, key): (ct, version) for sub, key, ct, version in found}
 
 
+SCHEMA = "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseSchema"
+
+
 def moved_over(old: Path, expected: set[tuple[str, str]], canaries: dict[str, str] | None = None) -> list[Step]:
     """The stack written by the release at ``old``; with this version's code, a preview that changes no resource
-    (``expected``: the providers' steps), and an up that writes neither store."""
+    (``expected``: the providers' steps) but the schema, whose migrations this release adds (its diff names
+    `schema_version`, and `role_rights`, an input the old state lacks), and an up that writes neither store."""
+    expected = expected | {("update", SCHEMA)}
     seen: dict[str, Any] = {}
 
     def written(project: Project, stack: auto.Stack) -> None:
@@ -90,6 +95,9 @@ def moved_over(old: Path, expected: set[tuple[str, str]], canaries: dict[str, st
         assert status == 0 and document is not None, output
         changed = {(s["op"], s["urn"].rsplit("::", 2)[-2]) for s in document["steps"] if s["op"] != "same"}
         assert changed == expected
+        schema = next(s for s in document["steps"] if s["urn"].rsplit("::", 2)[-2] == SCHEMA)
+        reasons = set(schema.get("diffReasons") or [])
+        assert "schema_version" in reasons and reasons <= {"schema_version", "role_rights"}, reasons
 
     def nothing_rewritten(project: Project, stack: auto.Stack) -> None:
         assert stores(project) == seen["stores"], "a value, ciphertext or version was rewritten"
@@ -100,7 +108,7 @@ def moved_over(old: Path, expected: set[tuple[str, str]], canaries: dict[str, st
     return [
         Step("the stack written by the older release", by_hand=lambda project: use_code(project, old), check=written),
         Step(
-            "with this version's code, the preview changes no resource, the stack's provider aside",
+            "with this version's code, the preview changes no resource but the schema's migrations and the provider",
             by_hand=lambda project: use_code(project, REPO),
             up=False,
             check=previewed,
