@@ -413,9 +413,10 @@ def run() -> None:
     check_storable(infisical_folders)
     check_key_sources(settings, plan, str(settings.tenants_file))
     database_plans = [t for t in plan.tenants if "database" in t.storage]
-    if database_plans:  # without a database store the key folder holds no keyring of this stack's
+    uses_database = bool(database_plans) or plan.others_use_database
+    if uses_database:  # without a database store the key folder holds no keyring of this stack's
         check_key_folder(settings, plan.platform, str(settings.tenants_file))
-    keyring = load_keyring(settings) if database_plans else None
+    keyring = load_keyring(settings) if uses_database else None
     if keyring is not None:
         check_published(settings, keyring)
     inspection = inspect_database(settings, keyring, database_plans) if keyring else None
@@ -446,7 +447,7 @@ def run() -> None:
             opts=retain,
         )
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
-    if database_tenants and keyring is not None:
+    if uses_database and keyring is not None:
         published, declare_current = (
             publish_master_keys(settings, keyring, inspection, retain_own, key_folder)
             if settings.master_key_source == "stack" and settings.owns_environment

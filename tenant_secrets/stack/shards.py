@@ -99,13 +99,17 @@ def stack_name(environment: str, index: int) -> str:
 
 def select(plan: EnvironmentPlan, shard: Shard | None) -> EnvironmentPlan:
     """The part of an environment's plan a stack declares: its shard's tenants, and the platform folders
-    on the owner shard only. ``None``: the whole environment."""
+    on the owner shard only, which also keeps the schema and master-key publication while any shard's tenant
+    uses the database (an owner shard left without database tenants by a reshard must not drop them).
+    ``None``: the whole environment."""
     if shard is None:
         return plan
     return EnvironmentPlan(
         plan.environment,
         tuple(t for t in plan.tenants if shard.holds(t.subdomain)),
         plan.platform if shard.owner else (),
+        others_use_database=shard.owner
+        and any("database" in t.storage for t in plan.tenants if not shard.holds(t.subdomain)),
     )
 
 

@@ -543,6 +543,9 @@ class EnvironmentPlan:
     environment: str
     tenants: tuple[TenantPlan, ...]
     platform: tuple[FolderPlan, ...]
+    others_use_database: bool = False
+    """On an environment's owner shard: a tenant of another shard keeps rows in the database, so this stack
+    keeps the schema and the master-key publication even when none of its own tenants does."""
 
 
 def flatten(secrets: Mapping[str, Any], loc: Loc) -> dict[str, tuple[Any, Loc]]:

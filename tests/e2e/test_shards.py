@@ -184,3 +184,41 @@ def test_two_shards_resharded_to_three_and_back_move_state_only(project: Project
         ),
     ]
     run_steps(project, owner_shard(project, master_key), steps, "resharded and back")
+
+
+@pytest.mark.e2e
+def test_an_owner_shard_without_database_tenants_keeps_the_schema_and_the_master_key(
+    project: Project, master_key: str
+) -> None:
+    """Every tenant in shard 2 (as a reshard can leave it): shard 1 still declares the schema and publishes the
+    master key, so shard 2 writes its rows; and shard 1's next preview deletes neither."""
+    only_shard_2 = [s for s in ("bravo", "charlie", "delta") if shard_of(s, 2) == 2]
+    project.write_tenants(
+        TENANTS.split("tenants:\n", 1)[0]
+        + "tenants:\n"
+        + "".join(f"  - subdomain: {s}\n    secrets:\n      PLAN: {{value: plan-{s}}}\n" for s in only_shard_2)
+    )
+    owner = project.stack("prod")
+    configure(owner, secrets_config={}, master_keys={"v1": master_key}, shard="1/2")
+
+    def keeps_the_environments_own(project: Project, stack: auto.Stack) -> None:
+        owned = owners_in_state(project, "prod")["owned"]
+        assert [
+            kind for kind in ("DatabaseSchema::", "MasterKeyPublication::") if not any(kind in u for u in owned)
+        ] == []
+
+    def second_shard_made(project: Project) -> None:
+        made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "2")
+        assert made.returncode == 0, made.stderr
+
+    steps = [
+        Step("shard 1, holding no tenant, keeps the schema and publishes the key", check=keeps_the_environments_own),
+        Step(
+            "shard 2 writes its tenants' rows under the published key",
+            by_hand=second_shard_made,
+            stack="prod-02",
+            rows={"PLAN", "WEBHOOK_SECRET"},
+        ),
+        Step("shard 1's next preview changes nothing", up=False, preview={}),
+    ]
+    run_steps(project, owner, steps, "an owner shard without tenants")
