@@ -15,7 +15,7 @@ from pulumi import automation as auto
 from tests.e2e.conftest import Project, configure
 from tests.e2e.steps import Step, run_steps, tenantctl
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 OWNERS = ("big0", "big1", "big2")
 TEXT = "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants:\n" + "".join(

@@ -24,6 +24,7 @@ FROM_CONFIG = DATABASE.replace("{from: infisical, path: /tenants/alder, key: LEG
 
 
 @pytest.mark.e2e
+@pytest.mark.long
 def test_a_folder_a_source_still_reads_is_never_deleted(project: Project, master_key: str) -> None:
     project.write_tenants(BOTH)
     stack = project.stack("dev")

@@ -77,6 +77,7 @@ def deploy(project: Project, outcome: dict[str, str]) -> dict[str, list[str]]:
 
 
 @pytest.mark.e2e
+@pytest.mark.long
 def test_a_failed_deploy_is_finished_by_the_next_push(project: Project, master_key: str) -> None:
     project.env["TENANT_SECRETS_INFISICAL_RETRIES"] = "attempts=2,base_delay=0.01,max_delay=0.02"
     project.write_tenants(tenants({}))

@@ -1,15 +1,14 @@
 """Issue 26, items 4 and 5, on the real engine: a killed run stops writing and `tenantctl recover` plus the
 next `up` converges from whatever it left.
 
-- (make test) A master-key rotation whose engine alone is SIGKILLed mid-way: its provider plugin ends
+- (long) A master-key rotation whose engine alone is SIGKILLed mid-way: its provider plugin ends
   within a second and not one more row moves; `recover` refuses while any process of the run lives,
   naming it, then converges with one `up` (the run after withdraws v1, as after any rotation).
 - (long) Seeded kills at random moments of a first `up`, a master-key rotation and a reshard, the whole run
   killed as a vanished runner is; each time `recover` (and, for a reshard, the same reshard command again)
   plus one `up` of each stack converge: every declared value in both stores, every row on the active key
   and bound, no change in the next preview (after a rotation, once the run after it withdrew v1). One seed
-  per kind in `make test-long`;
-  `TENANT_SECRETS_KILL_RUNS=<n>` runs n seeds per kind, each reproduced with `-k '<kind> and <seed>'`.
+  per kind in `make test-long`; `TENANT_SECRETS_KILL_RUNS=<n>` runs n seeds per kind, each reproduced with `-k '<kind> and <seed>'`.
 """
 
 from __future__ import annotations
@@ -133,6 +132,7 @@ class KilledRun:
     session: int = 0
 
 
+@pytest.mark.long
 def test_a_rotation_whose_engine_is_sigkilled_stops_writing_and_recovers(project: Project, master_key: str) -> None:
     project.write_tenants(tenants_text("database"))
     stack = project.stack("dev")
