@@ -8,7 +8,8 @@ next `up` converges from whatever it left.
   killed as a vanished runner is; each time `recover` (and, for a reshard, the same reshard command again)
   plus one `up` of each stack converge: every declared value in both stores, every row on the active key
   and bound, no change in the next preview (after a rotation, once the run after it withdrew v1). One seed
-  per kind in `make test-long`; `TENANT_SECRETS_KILL_RUNS=<n>` runs n seeds per kind, each reproduced with `-k '<kind> and <seed>'`.
+  per kind in `make test-long`; `TENANT_SECRETS_KILL_RUNS=<n>` runs n seeds per kind, each reproduced with
+  `-k '<kind> and <seed>'`.
 """
 
 from __future__ import annotations
