@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from collections.abc import Sequence
 from typing import Protocol
 
 from psycopg import sql
@@ -54,13 +55,17 @@ class AccessEvent:
 
 
 class AccessLog(Protocol):
+    """Where accesses are recorded. The reader's journal (:mod:`tenant_secrets.reader.journal`) calls
+    ``record_batch(events)`` when the log has one (one write for many accesses), else ``record`` per event."""
+
     def record(self, event: AccessEvent) -> None:
-        """Record ``event``; raising makes the read fail (the value is then not returned)."""
+        """Record ``event``; raising makes reads refused until the log records again (the entry is kept)."""
 
 
 class LoggerAccessLog:
     """One log record per access on ``logger`` (default ``tenant_secrets.reader.access``): INFO when the
-    value was found, WARNING otherwise. The event is attached as ``record.access``."""
+    value was found, WARNING otherwise. The event is attached as ``record.access``. Records are made by
+    the reader's journal, off the hot path, so their thread is not the reading one."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._logger = logger or logging.getLogger("tenant_secrets.reader.access")
@@ -92,14 +97,21 @@ class TableAccessLog:
 
     def record(self, event: AccessEvent) -> None:
         with self._connections() as conn:
-            conn.execute(
-                self._statement,
-                [
-                    event.company_id,
-                    event.tenant,
-                    event.key,
-                    None if event.source is None else str(event.source),
-                    str(event.outcome),
-                    event.wrote_back,
-                ],
-            )
+            conn.execute(self._statement, _row(event))
+
+    def record_batch(self, events: Sequence[AccessEvent]) -> None:
+        """All of ``events`` in one transaction, the statements pipelined (psycopg's ``executemany``): a batch
+        is recorded whole or not at all, so the journal's retry of a refused batch writes no row twice."""
+        with self._connections() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(self._statement, [_row(event) for event in events])
+
+
+def _row(event: AccessEvent) -> list[object]:
+    return [
+        event.company_id,
+        event.tenant,
+        event.key,
+        None if event.source is None else str(event.source),
+        str(event.outcome),
+        event.wrote_back,
+    ]

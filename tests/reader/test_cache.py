@@ -139,4 +139,5 @@ def test_many_threads_asking_at_once_cause_one_lookup_per_secret(
     assert all(expected[secret] == value for secret, value in results.values())
     assert app.loans == len(expected), "one database read per secret"
     assert server.request_counts() == {SECRET_ROUTE: 1}, "one Infisical request, for the one secret only there"
+    reader.flush()
     assert len(events) == len(threads), "every call recorded"
