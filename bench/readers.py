@@ -66,7 +66,7 @@ KEY = "STRIPE_SECRET_KEY"
 DATABASE_TENANT, FALLBACK_TENANT, INFISICAL_ONLY = "bench-db", "bench-fallback", "bench-infisical-only"
 COMPANY, FALLBACK_COMPANY = str(uuid.UUID(int=0xBE0C)), str(uuid.UUID(int=0xBE0D))
 VALUE = "fake-bench-stripe-key-not-a-real-secret-0123456789abcdef"
-APP_ROLE, APP_PASSWORD = "bench_reader_app", "fake-bench-app-password"  # noqa: S105 - an obvious fake
+APP_ROLE, APP_PASSWORD = "bench_reader_app", "fake-bench-app-password"
 
 LIMITS = ("timer", "dict_lookup", "pg_round_trip", "pg_round_trip_libpq", "decrypt", "aes_gcm", "http_request")
 READER_CASES = ("cache_hit", "sustained", "database_miss", "infisical_fallback", "infisical_only")
@@ -139,7 +139,9 @@ def services(root: Path) -> Iterator[Services]:
         keyring = Keyring({1: os.urandom(32)}, active=1)
         with psycopg.connect(dsn, autocommit=True) as owner:
             migrate(owner, settings)
-            ensure_companies(owner, settings, {DATABASE_TENANT: (COMPANY, None), FALLBACK_TENANT: (FALLBACK_COMPANY, None)})
+            ensure_companies(
+                owner, settings, {DATABASE_TENANT: (COMPANY, None), FALLBACK_TENANT: (FALLBACK_COMPANY, None)}
+            )
             ensure_roles(owner, settings, app_role=APP_ROLE, app_password=APP_PASSWORD)
             apply_tenants(owner, settings, {COMPANY: TenantChange({KEY: VALUE})}, keyring)
         ident = server.identity()
@@ -307,11 +309,14 @@ def main(argv: list[str] | None = None) -> int:
         for spec in args.join:
             name, _, command = spec.partition("=")
             results[name] = joined(svc, name, command, args.samples)
-    print(f"Readers on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    machine = f"{platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()})"
+    print(f"Readers on {machine}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
     print(render(results))
     if args.json:
         summary: dict[str, Any] = {
-            reader: {c: {"p50_us": f.percentile(50), "p99_us": f.percentile(99), "n": f.count} for c, f in cases.items()}
+            reader: {
+                c: {"p50_us": f.percentile(50), "p99_us": f.percentile(99), "n": f.count} for c, f in cases.items()
+            }
             for reader, cases in results.items()
         }
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

@@ -10,9 +10,9 @@ table it can neither read nor change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from collections.abc import Sequence
 from typing import Protocol
 
 from psycopg import sql

@@ -55,12 +55,16 @@ def tenant_ref(tenant: str | uuid.UUID) -> str | uuid.UUID:
     rule is still never found by that text, so a tenant cannot stand in for the company whose id it took
     as its name (issue 26, item 6).
     """
-    if isinstance(tenant, str):
+    if isinstance(tenant, str) and len(tenant) >= _UUID_HEX_DIGITS:  # shorter text is no UUID: skip the parse
         try:
             return uuid.UUID(tenant)
         except ValueError:
             return tenant
     return tenant
+
+
+_UUID_HEX_DIGITS = 32
+"""Every spelling ``uuid.UUID`` reads has at least the 32 hex digits."""
 
 
 def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: str | uuid.UUID, key: str) -> Lookup:
@@ -71,16 +75,7 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
         raise ValueError(
             "the reader needs an idle autocommit connection: app.company_id is set for one implicit transaction"
         )
-    column = sql.SQL("c.id = %s::uuid" if isinstance(tenant, uuid.UUID) else "c.subdomain = %s")
-    resolve = sql.SQL(
-        "SELECT c.id::text, c.subdomain, set_config('app.company_id', coalesce(c.id::text, ''), true)"
-        " FROM (SELECT) AS one LEFT JOIN {} AS c ON {}"
-    ).format(settings.table(COMPANIES), column)
-    # The company filter repeats the policy's, so an owner or provisioner connection reads the same row.
-    select = sql.SQL(
-        "SELECT secret_value_encrypted, key_version, version, binding FROM {}"
-        " WHERE company_id = nullif(current_setting('app.company_id', true), '')::uuid AND secret_key = %s"
-    ).format(settings.table(SECRETS))
+    resolve, select = _statements(settings, isinstance(tenant, uuid.UUID), conn)
     with conn.pipeline():
         company = conn.execute(resolve, [str(tenant)])
         secret = conn.execute(select, [key])
@@ -90,6 +85,29 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
         return Lookup(None, None, None)
     row = None if found is None else StoredRow(str(found[0]), int(found[1]), int(found[2]), found[3])
     return Lookup(str(resolved[0]), str(resolved[1]), row)
+
+
+_STATEMENTS: dict[tuple[StoreSettings, bool, str], tuple[bytes, bytes]] = {}
+
+
+def _statements(settings: StoreSettings, by_id: bool, conn: psycopg.Connection[Any]) -> tuple[bytes, bytes]:
+    """:func:`read_secret`'s two statements as bytes, composed once per settings and encoding: composing
+    them (identifiers quoted by libpq) cost more per miss than the server took to run them."""
+    cache_key = (settings, by_id, conn.info.encoding)
+    statements = _STATEMENTS.get(cache_key)
+    if statements is None:
+        column = sql.SQL("c.id = %s::uuid" if by_id else "c.subdomain = %s")
+        resolve = sql.SQL(
+            "SELECT c.id::text, c.subdomain, set_config('app.company_id', coalesce(c.id::text, ''), true)"
+            " FROM (SELECT) AS one LEFT JOIN {} AS c ON {}"
+        ).format(settings.table(COMPANIES), column)
+        # The company filter repeats the policy's, so an owner or provisioner connection reads the same row.
+        select = sql.SQL(
+            "SELECT secret_value_encrypted, key_version, version, binding FROM {}"
+            " WHERE company_id = nullif(current_setting('app.company_id', true), '')::uuid AND secret_key = %s"
+        ).format(settings.table(SECRETS))
+        statements = _STATEMENTS[cache_key] = (resolve.as_bytes(conn), select.as_bytes(conn))
+    return statements
 
 
 class DsnConnections:

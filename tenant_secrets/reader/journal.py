@@ -19,6 +19,7 @@ read returns (no thread), so a failing log refuses the very read it failed on. D
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 import weakref
@@ -82,10 +83,8 @@ class _Outbox:
                     log.record(one)
 
     def deliver_quietly(self) -> None:
-        try:
+        with contextlib.suppress(JournalError):  # kept, and every read refused, until a delivery succeeds
             self.deliver()
-        except JournalError:
-            pass  # kept, and every read refused, until a later delivery succeeds
 
 
 def _deliver_every(outbox: _Outbox, interval: float, stop: threading.Event) -> None:

@@ -21,7 +21,6 @@ from tenant_secrets.infisical import InfisicalError
 from tenant_secrets.reader.access_log import AccessLog, LoggerAccessLog, Outcome, Source
 from tenant_secrets.reader.cache import SecretCache, TenantRef
 from tenant_secrets.reader.database import ConnectionFactory, StoredRow, read_secret, tenant_ref
-from tenant_secrets.reader.journal import MAX_NAME, AccessJournal, Entry, JournalError, describe
 from tenant_secrets.reader.errors import (
     AccessLogError,
     ReaderError,
@@ -31,6 +30,7 @@ from tenant_secrets.reader.errors import (
     UnknownTenantError,
     WriteBackError,
 )
+from tenant_secrets.reader.journal import MAX_NAME, AccessJournal, Entry, JournalError, describe
 from tenant_secrets.reader.sources import KeyringSource, StaticKeyring, TenantFolders
 from tenant_secrets.secret.binding import BoundRow, Problem, check_row
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring

@@ -84,7 +84,9 @@ def test_the_distribution_ships_exactly_the_readers_import_closure_and_needs_onl
 def guide_block() -> str:
     """The guide's Python block marked to run as pasted."""
     text = GUIDE.read_text()
-    found = re.search(r"<!-- runs as pasted: tests/reader/test_distribution\.py[^>]*-->\n```python\n(.*?)```", text, re.S)
+    found = re.search(
+        r"<!-- runs as pasted: tests/reader/test_distribution\.py[^>]*-->\n```python\n(.*?)```", text, re.S
+    )
     assert found, "the guide no longer has the reader's block marked to run as pasted"
     return found[1]
 

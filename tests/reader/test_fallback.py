@@ -108,7 +108,9 @@ def test_a_tenant_kept_in_infisical_only_is_read_from_its_folder_though_it_has_n
 
     with pytest.raises(SecretNotFoundError, match=f"neither the database nor Infisical /tenants/{INFISICAL_ONLY}"):
         reader.get(INFISICAL_ONLY, "NOWHERE")
-    with pytest.raises(UnknownTenantError, match="no company has the subdomain hooli, nor has Infisical /tenants/hooli"):
+    with pytest.raises(
+        UnknownTenantError, match="no company has the subdomain hooli, nor has Infisical /tenants/hooli"
+    ):
         reader.get("hooli", "STRIPE_SECRET_KEY")
     assert events.seen[-1].outcome is Outcome.UNKNOWN_TENANT
 
