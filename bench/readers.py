@@ -1,6 +1,6 @@
 """The readers' benchmark (issue 28): a tenant's secret read by each reader, beside the limits of this machine.
 
-    python -m bench.readers [--samples 20000] [--join node='node readers/node/bench.mjs'] [--json out.json]
+    python -m bench.readers [--samples 20000] [--rounds 10] [--join node='node <its bench script>'] [--json out.json]
 
 One run starts its own services (a private PostgreSQL cluster and the local Infisical server), provisions
 a tenant with a row and a tenant kept in Infisical only, and measures, per call, p50 and p99 of:
@@ -22,7 +22,8 @@ services' coordinates in its environment (``TENANT_SECRETS_BENCH_*``, ``INFISICA
 shown beside Python's.
 
 Figures, not tests: nothing here fails on a time. Each sample is one call timed with ``perf_counter_ns``,
-less the timer's own median cost (shown as ``timer``).
+less the timer's own median cost (shown as ``timer``). The cases are measured in rounds, one slice of each
+in turn, so that the load of a shared machine weighs on the floors and the readers alike.
 """
 
 from __future__ import annotations
@@ -180,67 +181,92 @@ def join_environment(svc: Services, samples: int) -> dict[str, str]:
 # --- the cases -------------------------------------------------------------------------------------
 
 
-def limits(svc: Services, samples: int, overhead: int) -> dict[str, Figures]:
-    out = {"timer": Figures([overhead] * samples)}
-    table = {(f"tenant-{n}", KEY): f"fake-{n}" for n in range(1000)}
-    probe = ("tenant-500", KEY)
-    out["dict_lookup"] = measure(lambda: table[probe], samples, warmup=1000, overhead=overhead)
-    with psycopg.connect(svc.app_dsn, autocommit=True) as conn:
-        out["pg_round_trip"] = measure(
-            lambda: conn.execute("SELECT 1").fetchone(), samples // 10, warmup=200, overhead=overhead
-        )
-        pgconn = conn.pgconn
-        out["pg_round_trip_libpq"] = measure(
-            lambda: pgconn.exec_(b"SELECT 1"), samples // 10, warmup=200, overhead=overhead
-        )
-    envelope, key = svc.keyring.encrypt(VALUE), svc.keyring.key(1)
-    out["decrypt"] = measure(lambda: decrypt(envelope, key), samples, warmup=1000, overhead=overhead)
-    iv, ct, tag = (bytes.fromhex(part) for part in envelope.split(":"))
-    cipher, sealed = AESGCM(key), ct + tag
-    out["aes_gcm"] = measure(lambda: cipher.decrypt(iv, sealed, None), samples, warmup=1000, overhead=overhead)
-    with requests.Session() as session:
-        url = f"{svc.server.url}/api/status"  # whatever it answers (404 here): one request, no auth, no work
-        out["http_request"] = measure(lambda: session.get(url, timeout=10), samples // 40, warmup=20, overhead=overhead)
-    return out
+@dataclass
+class Case:
+    """One thing to time: ``call``, ``share`` of the run's samples (slow cases take fewer), and its figures."""
+
+    call: Callable[[], object]
+    share: float = 1.0
+    figures: Figures = field(default_factory=Figures)
 
 
-def python_reader(svc: Services, samples: int, overhead: int, log_file: Path) -> dict[str, Figures]:
+def interleaved(cases: dict[str, Case], samples: int, rounds: int, overhead: int) -> dict[str, Figures]:
+    """Every case measured in ``rounds`` slices, one slice of each in turn: the machine is shared, and a load
+    that comes and goes then weighs on the floors and on the readers alike, so their ratios hold."""
+    for case in cases.values():
+        measure(case.call, max(1, int(samples * case.share / 10)), warmup=0, overhead=overhead)  # warm up
+    for _ in range(rounds):
+        for case in cases.values():
+            per_round = max(1, int(samples * case.share / rounds))
+            case.figures.samples_ns += measure(case.call, per_round, warmup=0, overhead=overhead).samples_ns
+    return {name: case.figures for name, case in cases.items()}
+
+
+def run_cases(svc: Services, samples: int, rounds: int, overhead: int, log_file: Path) -> dict[str, dict[str, Figures]]:
+    """The limits and the Python reader's cases, interleaved (fast and database ones together, then the
+    Infisical ones with the bare HTTP request)."""
     access = logging.getLogger("tenant_secrets.reader.access")
     handler = logging.FileHandler(log_file)
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    out: dict[str, Figures] = {}
+    table = {(f"tenant-{n}", KEY): f"fake-{n}" for n in range(1000)}
+    probe = ("tenant-500", KEY)
+    envelope, key = svc.keyring.encrypt(VALUE), svc.keyring.key(1)
+    iv, ct, tag = (bytes.fromhex(part) for part in envelope.split(":"))
+    cipher, sealed = AESGCM(key), ct + tag
+    keyring = KeyFolder(svc.credentials, ENVIRONMENT)
+    cached = SecretReader(database=DsnConnections(svc.app_dsn), keyring=keyring, access_logs=[LoggerAccessLog()])
+    uncached = SecretReader(
+        database=DsnConnections(svc.app_dsn),
+        keyring=keyring,
+        fallback=TenantFolders(svc.credentials, ENVIRONMENT),
+        cache_ttl=0,
+        access_logs=[LoggerAccessLog()],
+    )
     try:
-        keyring = KeyFolder(svc.credentials, ENVIRONMENT)
-        cached = SecretReader(database=DsnConnections(svc.app_dsn), keyring=keyring, access_logs=[LoggerAccessLog()])
-        out["cache_hit"] = measure(lambda: cached.get(DATABASE_TENANT, KEY), samples, warmup=1000, overhead=overhead)
+        with psycopg.connect(svc.app_dsn, autocommit=True) as conn, requests.Session() as session:
+            pgconn = conn.pgconn
+            url = f"{svc.server.url}/api/status"  # whatever it answers (404 here): one request, no auth, no work
+            fast = interleaved(
+                {
+                    "dict_lookup": Case(lambda: table[probe]),
+                    "decrypt": Case(lambda: decrypt(envelope, key)),
+                    "aes_gcm": Case(lambda: cipher.decrypt(iv, sealed, None)),
+                    "cache_hit": Case(lambda: cached.get(DATABASE_TENANT, KEY)),
+                    "pg_round_trip": Case(lambda: conn.execute("SELECT 1").fetchone(), 0.1),
+                    "pg_round_trip_libpq": Case(lambda: pgconn.exec_(b"SELECT 1"), 0.1),
+                    "database_miss": Case(lambda: uncached.get(DATABASE_TENANT, KEY), 0.1),
+                },
+                samples,
+                rounds,
+                overhead,
+            )
+            slow = interleaved(
+                {
+                    "http_request": Case(lambda: session.get(url, timeout=10), 0.025),
+                    "infisical_fallback": Case(lambda: uncached.get(FALLBACK_TENANT, KEY), 0.025),
+                    "infisical_only": Case(lambda: uncached.get(INFISICAL_ONLY, KEY), 0.025),
+                },
+                samples,
+                rounds,
+                overhead,
+            )
         cached.flush()
         started = time.perf_counter_ns()
         for _ in range(samples):
             cached.get(DATABASE_TENANT, KEY)
         cached.close()
-        out["sustained"] = Figures([(time.perf_counter_ns() - started) // samples] * samples)
-
-        database = SecretReader(
-            database=DsnConnections(svc.app_dsn),
-            keyring=keyring,
-            fallback=TenantFolders(svc.credentials, ENVIRONMENT),
-            cache_ttl=0,
-            access_logs=[LoggerAccessLog()],
-        )
-        out["database_miss"] = measure(
-            lambda: database.get(DATABASE_TENANT, KEY), samples // 10, warmup=200, overhead=overhead
-        )
-        for case, tenant in (("infisical_fallback", FALLBACK_TENANT), ("infisical_only", INFISICAL_ONLY)):
-            out[case] = measure(lambda t=tenant: database.get(t, KEY), samples // 40, warmup=20, overhead=overhead)  # type: ignore[misc]
-        database.close()
+        sustained = Figures([(time.perf_counter_ns() - started) // samples] * samples)
+        uncached.close()
     finally:
         access.removeHandler(handler)
         handler.close()
-    lines = log_file.read_text().count("\n")
-    log.info("access log: %d lines written", lines)
-    return out
+    log.info("access log: %d lines written", log_file.read_text().count("\n"))
+    floors = ("dict_lookup", "pg_round_trip", "pg_round_trip_libpq", "decrypt", "aes_gcm", "http_request")
+    limits = {"timer": Figures([overhead] * samples)} | {n: f for n, f in (fast | slow).items() if n in floors}
+    python = {n: f for n, f in (fast | slow).items() if n not in floors} | {"sustained": sustained}
+    return {"limits": limits, "python": {name: python[name] for name in READER_CASES}}
 
 
 def joined(svc: Services, name: str, command: str, samples: int) -> dict[str, Figures]:
@@ -297,6 +323,7 @@ def targets(results: dict[str, dict[str, Figures]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.readers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=20000, help="calls per fast case (misses: /10, Infisical: /40)")
+    parser.add_argument("--rounds", type=int, default=10, help="slices each case is measured in, in turn")
     parser.add_argument("--join", action="append", default=[], metavar="NAME=COMMAND", help="another reader's bench")
     parser.add_argument("--json", type=Path, help="write the samples' percentiles here too")
     args = parser.parse_args(argv)
@@ -304,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Figures]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-readers-") as tmp, services(Path(tmp)) as svc:
         overhead = timer_cost(args.samples)
-        results["limits"] = limits(svc, args.samples, overhead)
-        results["python"] = python_reader(svc, args.samples, overhead, Path(tmp) / "access.log")
+        results |= run_cases(svc, args.samples, args.rounds, overhead, Path(tmp) / "access.log")
         for spec in args.join:
             name, _, command = spec.partition("=")
             results[name] = joined(svc, name, command, args.samples)

@@ -9,7 +9,7 @@ After the query the setting is gone, so a pooled connection carries no tenant in
 Both statements are prepared once per connection (``PREPARE``, sent in the same query as their first
 ``EXECUTE``): planning them cost more than the round trip itself. The query goes through libpq directly
 (``pgconn.exec_``, which releases the GIL while it waits), the values quoted by libpq
-(``PQescapeLiteral``): psycopg's pipeline mode cost 3 times the round trip (decision 0048). A connection
+(``PQescapeLiteral``): through psycopg's pipeline mode the same read cost twice as much (decision 0048). A connection
 whose statements were dropped behind our back (``DISCARD ALL`` by a pool) prepares them again; one that
 cannot keep them (a transaction-mode pooler) runs them unprepared: same answer, one more round trip.
 """
@@ -82,26 +82,27 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
     """The company named by ``tenant`` (a subdomain, or a company id: a UUID, or text that reads as one) and
     its row for ``key``."""
     tenant = tenant_ref(tenant)
-    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+    info = conn.info
+    if not conn.autocommit or info.transaction_status != TransactionStatus.IDLE:
         raise ValueError(
             "the reader needs an idle autocommit connection: app.company_id is set for one implicit transaction"
         )
     statements = _statements(settings, isinstance(tenant, uuid.UUID))
-    pgconn, encoding = conn.pgconn, conn.info.encoding
+    pgconn, encoding = conn.pgconn, info.encoding
     quote = Escaping(pgconn).escape_literal
     arguments = (quote(str(tenant).encode(encoding)), quote(key.encode(encoding)))
     with conn.lock:
         prepared = _PREPARED.setdefault(conn, set())
         if statements.name in prepared:
             result = pgconn.exec_(statements.execute(*arguments))
-            if _sqlstate(result) == InvalidSqlStatementName.sqlstate:  # dropped since: prepare again
-                prepared.discard(statements.name)
+            if result.status != ExecStatus.TUPLES_OK and _sqlstate(result) == InvalidSqlStatementName.sqlstate:
+                prepared.discard(statements.name)  # dropped since (DISCARD ALL): prepare again
         if statements.name not in prepared:
             result = pgconn.exec_(statements.prepare + statements.execute(*arguments))
-            if _sqlstate(result) == DuplicatePreparedStatement.sqlstate:  # a pooler's other session: unprepared
-                result = pgconn.exec_(statements.unprepared(*arguments))
-            elif result.status == ExecStatus.TUPLES_OK:
+            if result.status == ExecStatus.TUPLES_OK:
                 prepared.add(statements.name)
+            elif _sqlstate(result) == DuplicatePreparedStatement.sqlstate:  # a pooler's other session: unprepared
+                result = pgconn.exec_(statements.unprepared(*arguments))
     if result.status != ExecStatus.TUPLES_OK:
         raise _error(result, encoding)
     if not result.ntuples:

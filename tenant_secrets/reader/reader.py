@@ -228,7 +228,7 @@ class SecretReader:
             # named by the subdomain, which subdomain_problem has already checked.
             return self._from_infisical(self._fallback, replace(at, source=Source.INFISICAL), None, tenant)
         company, subdomain = lookup.company_id, lookup.subdomain
-        at = replace(at, company_id=company)
+        at = _Lookup(at.tenant, key, Source.DATABASE, company)  # not dataclasses.replace: 3 us on every miss
         if lookup.row is not None:
             return _Found(self._decrypt(lookup.row, at), company, subdomain, Source.DATABASE)
         if self._fallback is None:
