@@ -20,6 +20,8 @@ read returns (no thread), so a failing log refuses the very read it failed on. D
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import threading
 import uuid
 import weakref
@@ -92,6 +94,12 @@ def _deliver_every(outbox: _Outbox, interval: float, stop: threading.Event) -> N
         outbox.deliver_quietly()
 
 
+def _after_fork(journal: weakref.ref[AccessJournal]) -> None:
+    alive = journal()
+    if alive is not None:
+        alive._forked()
+
+
 def _close(outbox: _Outbox, stop: threading.Event) -> None:
     stop.set()
     outbox.deliver_quietly()
@@ -106,18 +114,32 @@ class AccessJournal:
         self._outbox = _Outbox(logs)
         self._pending = self._outbox.pending
         self._max = max_pending if self._outbox.logs else 0
+        self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self._max:
-            self._thread = threading.Thread(
-                target=_deliver_every,
-                args=(self._outbox, interval, self._stop),
-                name="tenant-secrets-access-log",
-                daemon=True,
-            )
-            self._thread.start()
+            self._start()
+            # A forked child (a pre-forking server) has no thread: it starts its own, with a fresh lock, and
+            # leaves the entries it inherited to the parent, which delivers them.
+            os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
         # at garbage collection or interpreter exit: stop the thread and deliver what is left
         self._finalizer = weakref.finalize(self, _close, self._outbox, self._stop)
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=_deliver_every,
+            args=(self._outbox, self._interval, self._stop),
+            name="tenant-secrets-access-log",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _forked(self) -> None:
+        self._outbox.lock = threading.Lock()
+        self._outbox.pending.clear()
+        self._outbox.failure = None
+        if not self._stop.is_set():
+            self._start()
 
     def __repr__(self) -> str:
         return f"AccessJournal(pending={len(self._pending)}, max_pending={self._max})"

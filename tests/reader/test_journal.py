@@ -4,6 +4,7 @@ thread within its interval, and at close, garbage collection or exit; never drop
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Sequence
 
@@ -83,3 +84,29 @@ def test_a_long_tenant_name_is_recorded_cut_to_the_tables_column() -> None:
     journal = AccessJournal([log], max_pending=0)
     journal.add(("x" * 1000, "KEY", None, None, Outcome.UNKNOWN_TENANT, False))
     assert [len(event.tenant) for batch in log.batches for event in batch] == [255]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_delivers_its_own_entries_with_its_own_thread() -> None:
+    """A pre-forking server: the child's journal has no thread after fork unless it starts one."""
+    log = Batches()
+    journal = AccessJournal([log], max_pending=1000, interval=0.02)
+    journal.add(entry(1))  # the parent's: the parent delivers it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what its log received, then leave without running the parent's cleanup
+        journal.add(entry(2))
+        deadline = time.monotonic() + 5
+        while log.keys[-1:] != ["KEY_2"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.write(write, ",".join(log.keys).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(read, 1000).decode()
+    os.close(read)
+    journal.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child.split(",")[-1] == "KEY_2", "delivered by the child's own thread"
+    assert child.split(",").count("KEY_1") <= 1, "the child never delivers what it inherited"
+    assert log.keys == ["KEY_1"], "the parent's entry, once, by the parent"
