@@ -160,7 +160,8 @@ class SecretReader:
             raise AccessLogError(f"cannot record the accesses: {error}", tenant="", key="") from None
 
     def close(self) -> None:
-        """Deliver the access log's last entries and stop its thread (the reader reads no more after it)."""
+        """Deliver the access log's last entries and stop its thread, when the service stops reading (entries of
+        reads after it wait for a :meth:`flush`, 1024 of them, or the interpreter's exit)."""
         try:
             self._journal.close()
         except JournalError as error:
