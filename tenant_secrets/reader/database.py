@@ -11,7 +11,8 @@ Both statements are prepared once per connection (``PREPARE``, sent in the same 
 (``pgconn.exec_``, which releases the GIL while it waits), the values quoted by libpq
 (``PQescapeLiteral``): through psycopg's pipeline mode the same read cost twice as much (decision 0048). A connection
 whose statements were dropped behind our back (``DISCARD ALL`` by a pool) prepares them again; one that
-cannot keep them (a transaction-mode pooler) runs them unprepared: same answer, one more round trip.
+already has them uses them; one that cannot keep them (a transaction-mode pooler) runs them unprepared:
+the same answer, one or two more round trips.
 """
 
 from __future__ import annotations
@@ -101,8 +102,14 @@ def read_secret(conn: psycopg.Connection[Any], settings: StoreSettings, tenant: 
             result = pgconn.exec_(statements.prepare + statements.execute(*arguments))
             if result.status == ExecStatus.TUPLES_OK:
                 prepared.add(statements.name)
-            elif _sqlstate(result) == DuplicatePreparedStatement.sqlstate:  # a pooler's other session: unprepared
-                result = pgconn.exec_(statements.unprepared(*arguments))
+            elif _sqlstate(result) == DuplicatePreparedStatement.sqlstate:
+                # The session has them (a PREPARE outlives the failed query it was sent with): use them. If
+                # they are gone again at once (a transaction-mode pooler's other session), run them unprepared.
+                prepared.add(statements.name)
+                result = pgconn.exec_(statements.execute(*arguments))
+                if result.status != ExecStatus.TUPLES_OK and _sqlstate(result) == InvalidSqlStatementName.sqlstate:
+                    prepared.discard(statements.name)
+                    result = pgconn.exec_(statements.unprepared(*arguments))
     if result.status != ExecStatus.TUPLES_OK:
         raise _error(result, encoding)
     if not result.ntuples:

@@ -231,7 +231,7 @@ def test_statements_dropped_by_a_pool_or_kept_by_another_session_still_read_the_
 ) -> None:
     """Decision 0048: the two statements are prepared once per connection. A pool's ``DISCARD ALL`` drops
     them (prepared again, in the same query as the read), and a session that already has them under our name
-    while this process does not know it (a transaction-mode pooler) runs them unprepared."""
+    while this process does not know it (they outlive a failed query) uses them."""
     provision(database, keyring, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}})
     with connect(database.app_dsn) as conn:
         assert read_secret(conn, database.settings, "acme", "STRIPE_SECRET_KEY").row is not None
@@ -247,7 +247,8 @@ def test_statements_dropped_by_a_pool_or_kept_by_another_session_still_read_the_
         assert (lookup.company_id, lookup.row is not None) == (ACME, True), "by id: other statements, prepared"
         _PREPARED.pop(conn)
         lookup = read_secret(conn, database.settings, "acme", "STRIPE_SECRET_KEY")
-        assert (lookup.company_id, lookup.row is not None) == (ACME, True), "unprepared"
+        assert (lookup.company_id, lookup.row is not None) == (ACME, True), "the session's own"
+        assert "tenant_secrets_reader" in "".join(_PREPARED[conn]), "known again"
         assert read_secret(conn, database.settings, "acme", "MISSING") == Lookup(ACME, "acme", None)
         assert read_secret(conn, database.settings, "initech", "STRIPE_SECRET_KEY") == Lookup(None, None, None)
         assert conn.execute("SELECT current_setting('app.company_id', true)").fetchone() == ("",)
