@@ -22,7 +22,7 @@ from tenant_secrets.reader import (
     UndecryptableSecretError,
     UnknownTenantError,
 )
-from tenant_secrets.reader.database import _PREPARED, Lookup, read_secret
+from tenant_secrets.reader.database import _PREPARED, Lookup, _statements, read_secret
 from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import TenantChange, apply_tenants, connect, ensure_companies, rotate
 from tests.conftest import fake_value
@@ -252,3 +252,8 @@ def test_statements_dropped_by_a_pool_or_kept_by_another_session_still_read_the_
         assert read_secret(conn, database.settings, "acme", "MISSING") == Lookup(ACME, "acme", None)
         assert read_secret(conn, database.settings, "initech", "STRIPE_SECRET_KEY") == Lookup(None, None, None)
         assert conn.execute("SELECT current_setting('app.company_id', true)").fetchone() == ("",)
+
+        # what runs when a pooler's session loses them between two queries: the same statements, unprepared
+        unprepared = _statements(database.settings, False).unprepared(b"'acme'", b"'STRIPE_SECRET_KEY'")
+        result = conn.pgconn.exec_(unprepared)
+        assert (result.ntuples, result.get_value(0, 0), result.get_value(0, 2) is not None) == (1, ACME.encode(), True)
