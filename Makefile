@@ -40,6 +40,9 @@ bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100
 bench-shards: setup ## the sharded benchmark (issue 14), docs/performance.md "Shards": SHARD_ARGS="--tenants 10000 --shards 8,16 --apply 3"
 	@source scripts/env.sh && $(PY) -m bench.shards $(SHARD_ARGS)
 
+bench-readers: setup ## the readers' benchmark (issue 28): cache hit, database miss, Infisical fallback beside the machine's limits; READER_BENCH_ARGS="--samples 20000 --join node='...'"
+	@source scripts/env.sh && $(PY) -m bench.readers $(READER_BENCH_ARGS)
+
 validate: setup ## tenantctl validate tenants.yaml; after `make demo`, with the demo dev stack's value sources too
 	@if [ -f .state/demo/project/Pulumi.dev.yaml ]; then bash scripts/local.sh tenantctl validate tenants.yaml --stack dev; \
 	else source scripts/env.sh && tenantctl validate tenants.yaml; fi
@@ -50,7 +53,10 @@ plan: ## tenantctl plan --stack dev on the demo's stack (after `make demo`): the
 shell: ## a shell in the demo's project (after `make demo`): tenantctl, pulumi, the local services' environment
 	@bash scripts/local.sh
 
+reader-wheel: setup ## the Python reader's wheel (tenant-secrets-reader, readers/python) in dist/, to pip install in a service
+	@.venv/bin/python -m pip wheel -q --no-deps -w dist ./readers/python && ls dist/tenant_secrets_reader-*.whl
+
 lock: ## re-pin requirements.lock from requirements.in
 	@python3 -m venv .state/lockenv && .state/lockenv/bin/pip install -q -r requirements.in && .state/lockenv/bin/pip freeze > requirements.lock && rm -rf .state/lockenv
 
-.PHONY: help setup services-up services-down demo verify test test-long lint bench bench-shards validate plan shell lock
+.PHONY: help setup services-up services-down demo verify test test-long lint bench bench-shards bench-readers validate plan shell reader-wheel lock

@@ -8,8 +8,10 @@ Pure Python, no Pulumi.
         fallback=TenantFolders(credentials, "prod"),           # /tenants/<subdomain> when the row is absent
     )
     stripe_key = reader.get("codewiser", "STRIPE_SECRET_KEY")
+    reader.close()                                             # the access log's last entries, at shutdown
 
-May import infisical, store, secret and tenants_file.
+Installable alone as the distribution tenant-secrets-reader (readers/python/pyproject.toml ships this
+package's import closure: keep its imports few). May import infisical, store, secret and tenants_file.
 """
 
 from tenant_secrets.reader.access_log import AccessEvent, AccessLog, LoggerAccessLog, Outcome, Source, TableAccessLog

@@ -10,6 +10,7 @@ table it can neither read nor change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -54,30 +55,45 @@ class AccessEvent:
 
 
 class AccessLog(Protocol):
+    """Where accesses are recorded. The reader's journal (:mod:`tenant_secrets.reader.journal`) calls
+    ``record_batch(events)`` when the log has one (one write for many accesses), else ``record`` per event."""
+
     def record(self, event: AccessEvent) -> None:
-        """Record ``event``; raising makes the read fail (the value is then not returned)."""
+        """Record ``event``; raising makes reads refused until the log records again (the entry is kept)."""
 
 
 class LoggerAccessLog:
     """One log record per access on ``logger`` (default ``tenant_secrets.reader.access``): INFO when the
-    value was found, WARNING otherwise. The event is attached as ``record.access``."""
+    value was found, WARNING otherwise. The event is attached as ``record.access``. Records are made by
+    the reader's journal, off the hot path, so their thread is not the reading one."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._logger = logger or logging.getLogger("tenant_secrets.reader.access")
 
     def record(self, event: AccessEvent) -> None:
         level = logging.INFO if event.outcome is Outcome.FOUND else logging.WARNING
-        self._logger.log(
+        if not self._logger.isEnabledFor(level):
+            return
+        # makeRecord and handle, not log(): log() walks the stack for the caller's file and line (a third of
+        # a record's cost), which would only name the journal's delivery anyway.
+        record = self._logger.makeRecord(
+            self._logger.name,
             level,
+            __file__,
+            0,
             "secret access: tenant=%s company=%s key=%s source=%s outcome=%s%s",
-            event.tenant,
-            event.company_id or "-",
-            event.key,
-            event.source or "-",
-            event.outcome,
-            " wrote_back" if event.wrote_back else "",
+            (
+                event.tenant,
+                event.company_id or "-",
+                event.key,
+                event.source or "-",
+                event.outcome,
+                " wrote_back" if event.wrote_back else "",
+            ),
+            None,
             extra={"access": event},
         )
+        self._logger.handle(record)
 
 
 class TableAccessLog:
@@ -92,14 +108,21 @@ class TableAccessLog:
 
     def record(self, event: AccessEvent) -> None:
         with self._connections() as conn:
-            conn.execute(
-                self._statement,
-                [
-                    event.company_id,
-                    event.tenant,
-                    event.key,
-                    None if event.source is None else str(event.source),
-                    str(event.outcome),
-                    event.wrote_back,
-                ],
-            )
+            conn.execute(self._statement, _row(event))
+
+    def record_batch(self, events: Sequence[AccessEvent]) -> None:
+        """All of ``events`` in one transaction, the statements pipelined (psycopg's ``executemany``): a batch
+        is recorded whole or not at all, so the journal's retry of a refused batch writes no row twice."""
+        with self._connections() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(self._statement, [_row(event) for event in events])
+
+
+def _row(event: AccessEvent) -> list[object]:
+    return [
+        event.company_id,
+        event.tenant,
+        event.key,
+        None if event.source is None else str(event.source),
+        str(event.outcome),
+        event.wrote_back,
+    ]

@@ -23,7 +23,7 @@ TenantRef = str | uuid.UUID
 @dataclass(frozen=True)
 class CachedSecret:
     value: str = field(repr=False)
-    company_id: str
+    company_id: str | None  # None: a tenant kept in Infisical only
     subdomain: str
     source: Source
     expires_at: float
@@ -48,6 +48,24 @@ class SecretCache:
         with self._lock:
             return len(self._entries)
 
+    def fresh(self, tenant: object, key: object) -> CachedSecret | None:
+        """The entry for exactly these arguments if it has not expired, else None: the reader's hot path.
+
+        Without the lock: under CPython's GIL each dict operation below is atomic, so a concurrent
+        :meth:`put` or :meth:`invalidate` either has or has not happened; an entry dropped meanwhile was
+        still a value this call may serve, as one read a moment earlier would have. Raises TypeError for
+        unhashable arguments. Expired entries are left to :meth:`get`, which drops them under the lock.
+        """
+        entry = self._entries.get((tenant, key))  # type: ignore[arg-type]  # any arguments: a miss
+        if entry is None or self._clock() >= entry.expires_at:
+            return None
+        # not contextlib.suppress, which would cost a third of this method
+        try:  # noqa: SIM105
+            self._entries.move_to_end((tenant, key))  # type: ignore[arg-type]
+        except KeyError:
+            pass  # dropped by another thread since the lookup
+        return entry
+
     def get(self, tenant: TenantRef, key: str) -> CachedSecret | None:
         with self._lock:
             entry = self._entries.get((tenant, key))
@@ -59,7 +77,9 @@ class SecretCache:
             self._entries.move_to_end((tenant, key))
             return entry
 
-    def put(self, tenant: TenantRef, key: str, value: str, *, company_id: str, subdomain: str, source: Source) -> None:
+    def put(
+        self, tenant: TenantRef, key: str, value: str, *, company_id: str | None, subdomain: str, source: Source
+    ) -> None:
         if not self._ttl or not self._max:
             return
         with self._lock:
@@ -74,7 +94,8 @@ class SecretCache:
         with self._lock:
             doomed = [
                 cache_key
-                for cache_key, entry in self._entries.items()
+                # a snapshot: fresh() reorders entries without the lock, which would break a live iteration
+                for cache_key, entry in list(self._entries.items())
                 if (key is None or cache_key[1] == key) and (tenant is None or _names(entry, tenant))
             ]
             for cache_key in doomed:

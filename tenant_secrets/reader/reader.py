@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 
 from tenant_secrets.infisical import InfisicalError
-from tenant_secrets.reader.access_log import AccessEvent, AccessLog, LoggerAccessLog, Outcome, Source
+from tenant_secrets.reader.access_log import AccessLog, LoggerAccessLog, Outcome, Source
 from tenant_secrets.reader.cache import SecretCache, TenantRef
 from tenant_secrets.reader.database import ConnectionFactory, StoredRow, read_secret, tenant_ref
 from tenant_secrets.reader.errors import (
@@ -30,6 +30,7 @@ from tenant_secrets.reader.errors import (
     UnknownTenantError,
     WriteBackError,
 )
+from tenant_secrets.reader.journal import MAX_NAME, AccessJournal, Entry, JournalError, describe
 from tenant_secrets.reader.sources import KeyringSource, StaticKeyring, TenantFolders
 from tenant_secrets.secret.binding import BoundRow, Problem, check_row
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring
@@ -49,7 +50,7 @@ _OUTCOMES: dict[type[ReaderError], Outcome] = {
 @dataclass(frozen=True)
 class _Found:
     value: str = field(repr=False)
-    company_id: str
+    company_id: str | None  # None: a tenant kept in Infisical only
     subdomain: str
     source: Source
     wrote_back: bool = False
@@ -81,7 +82,11 @@ class SecretReader:
     ``database`` lends autocommit connections as the application role; ``keyring`` is a
     :class:`~tenant_secrets.secret.envelope.Keyring` or a :class:`KeyringSource` such as
     :class:`~tenant_secrets.reader.KeyFolder`; ``fallback`` (optional) reads the tenant's Infisical
-    folder when the database has no row. Every call is recorded on each of ``access_logs``.
+    folder when the database has no row. Every call is recorded on each of ``access_logs``, through a
+    journal that delivers in batches off the hot path (:mod:`tenant_secrets.reader.journal`): at most
+    ``access_log_pending`` entries (0: each before :meth:`get` returns) or ``access_log_interval`` seconds
+    behind, never dropped; a log that fails makes every read refused until it records again. Call
+    :meth:`close` (or :meth:`flush`) to deliver the last entries before the process ends.
 
     A row is served only if its ciphertext is bound to it (:mod:`tenant_secrets.secret.binding`): a ciphertext
     moved from another tenant's row is an :class:`UndecryptableSecretError`, never that tenant's value.
@@ -100,6 +105,8 @@ class SecretReader:
         cache_ttl: float = 300.0,
         cache_size: int = 1024,
         access_logs: Sequence[AccessLog] = (LoggerAccessLog(),),
+        access_log_pending: int = 1024,
+        access_log_interval: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         allow_unbound: bool = False,
     ) -> None:
@@ -109,7 +116,7 @@ class SecretReader:
         self._settings = settings or StoreSettings()
         self._fallback = fallback
         self._cache = SecretCache(ttl=cache_ttl, max_entries=cache_size, clock=clock)
-        self._access_logs = tuple(access_logs)
+        self._journal = AccessJournal(access_logs, max_pending=access_log_pending, interval=access_log_interval)
         self._lock = threading.Lock()
         self._inflight: dict[tuple[TenantRef, str], Future[_Found]] = {}
 
@@ -124,18 +131,41 @@ class SecretReader:
         :class:`SourceUnavailableError`, :class:`WriteBackError` or :class:`AccessLogError`; none of their
         messages contains a value.
         """
+        # The hot path, a fresh cached value: one dict lookup keyed by the arguments as given (only valid
+        # names are ever cached under them), one clock read, one journal append (about 0.5 us in all).
+        try:
+            cached = self._cache.fresh(tenant, key)
+        except TypeError:  # an unhashable argument: the checks below say what is wrong with it
+            cached = None
+        if cached is not None:
+            self._record((tenant, key, cached.company_id, Source.CACHE, Outcome.FOUND, False))
+            return cached.value
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
             raise ValueError(f"secret key {key!r}: 1 to {MAX_KEY_LENGTH} characters, no NUL")
         tenant = tenant_ref(tenant)
-        name = str(tenant)[:MAX_KEY_LENGTH]  # as recorded: a caller may pass any text as a subdomain
         try:
             found = self._find(tenant, key)
         except ReaderError as error:
             outcome = _OUTCOMES.get(type(error), Outcome.FAILED)
-            self._record(AccessEvent(name, error.company_id, key, error.source, outcome))
+            self._record((tenant, key, error.company_id, error.source, outcome, False))
             raise
-        self._record(AccessEvent(name, found.company_id, key, found.source, Outcome.FOUND, found.wrote_back))
+        self._record((tenant, key, found.company_id, found.source, Outcome.FOUND, found.wrote_back))
         return found.value
+
+    def flush(self) -> None:
+        """Deliver the access log's pending entries now; :class:`AccessLogError` if a log refuses them."""
+        try:
+            self._journal.flush()
+        except JournalError as error:
+            raise AccessLogError(f"cannot record the accesses: {error}", tenant="", key="") from None
+
+    def close(self) -> None:
+        """Deliver the access log's last entries and stop its thread, when the service stops reading (entries of
+        reads after it wait for a :meth:`flush`, 1024 of them, or the interpreter's exit)."""
+        try:
+            self._journal.close()
+        except JournalError as error:
+            raise AccessLogError(f"cannot record the accesses: {error}", tenant="", key="") from None
 
     def invalidate(self, tenant: str | uuid.UUID | None = None, key: str | None = None) -> int:
         """Forget cached values: of ``tenant`` (by subdomain or id; all if None), of ``key`` (all if None).
@@ -190,27 +220,38 @@ class SecretReader:
             with self._database() as conn:
                 lookup = read_secret(conn, self._settings, tenant, key)
         except (psycopg.Error, StoreError) as error:
-            raise at.error(SourceUnavailableError, f"cannot read it from the database: {_describe(error)}") from None
+            raise at.error(SourceUnavailableError, f"cannot read it from the database: {describe(error)}") from None
         if lookup.company_id is None or lookup.subdomain is None:
             by = "id" if isinstance(tenant, uuid.UUID) else "subdomain"
-            raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}")
+            if isinstance(tenant, uuid.UUID) or self._fallback is None:
+                raise at.error(UnknownTenantError, f"no company has the {by} {at.tenant}")
+            # A tenant kept in Infisical only (storage: infisical) has no companies row: its folder is
+            # named by the subdomain, which subdomain_problem has already checked.
+            return self._from_infisical(self._fallback, replace(at, source=Source.INFISICAL), None, tenant)
         company, subdomain = lookup.company_id, lookup.subdomain
-        at = replace(at, company_id=company)
+        at = _Lookup(at.tenant, key, Source.DATABASE, company)  # not dataclasses.replace: 3 us on every miss
         if lookup.row is not None:
             return _Found(self._decrypt(lookup.row, at), company, subdomain, Source.DATABASE)
         if self._fallback is None:
             raise at.error(SecretNotFoundError, "the database holds no such secret")
-        at = replace(at, source=Source.INFISICAL)
+        return self._from_infisical(self._fallback, replace(at, source=Source.INFISICAL), company, subdomain)
+
+    def _from_infisical(self, fallback: TenantFolders, at: _Lookup, company: str | None, subdomain: str) -> _Found:
+        """The tenant's folder ``/tenants/<subdomain>``; ``company`` is None for a tenant with no companies row,
+        which is then never written back (a row needs its company) and is unknown if it has no folder either."""
         folder = f"/tenants/{subdomain}"
         try:
-            fetched = self._fallback.get(subdomain, key)
+            fetched = fallback.get(subdomain, at.key)
+            exists = fetched is not None or company is not None or fallback.exists(subdomain)
         except InfisicalError as error:
             raise at.error(SourceUnavailableError, f"cannot read it from Infisical {folder}: {error}") from None
+        if not exists:
+            raise at.error(UnknownTenantError, f"no company has the subdomain {subdomain}, nor has Infisical {folder}")
         if fetched is None:
             raise at.error(SecretNotFoundError, f"neither the database nor Infisical {folder} holds it")
-        if self._fallback.write_back is None:
+        if fallback.write_back is None or company is None:
             return _Found(fetched, company, subdomain, Source.INFISICAL)
-        wrote = self._write_back(self._fallback.write_back, at, company, fetched)
+        wrote = self._write_back(fallback.write_back, at, company, fetched)
         # A row that appeared since the read (a provisioning run) wins: read it next time, do not cache.
         return _Found(fetched, company, subdomain, Source.INFISICAL, wrote_back=wrote, cacheable=wrote)
 
@@ -243,7 +284,7 @@ class SecretReader:
             with connections() as conn:
                 return insert_if_absent(conn, self._settings, company, at.key, value, keyring=keyring)
         except (psycopg.Error, StoreError) as error:
-            raise at.error(WriteBackError, f"cannot write it back to the database: {_describe(error)}") from None
+            raise at.error(WriteBackError, f"cannot write it back to the database: {describe(error)}") from None
 
     def _keyring(self, read: Callable[[KeyringSource], Keyring], at: _Lookup) -> Keyring:
         try:
@@ -251,23 +292,15 @@ class SecretReader:
         except (InfisicalError, KeyFolderError) as error:
             raise at.error(SourceUnavailableError, f"cannot read the master keyring: {error}") from None
 
-    def _record(self, event: AccessEvent) -> None:
-        for log in self._access_logs:
-            try:
-                log.record(event)
-            except Exception as error:
-                raise AccessLogError(
-                    f"{event.key} of tenant {event.tenant}: cannot record the access: {_describe(error)}",
-                    tenant=event.tenant,
-                    key=event.key,
-                    source=event.source,
-                    company_id=event.company_id,
-                ) from None
-
-
-def _describe(error: Exception) -> str:
-    """A database error without its detail lines (which can quote a row); the store's own are value-free."""
-    if isinstance(error, psycopg.Error):
-        state = f" (SQLSTATE {error.sqlstate})" if error.sqlstate else ""
-        return f"{type(error).__name__}{state}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
-    return str(error)
+    def _record(self, entry: Entry) -> None:
+        try:
+            self._journal.add(entry)
+        except JournalError as error:
+            tenant, key, company_id, source = str(entry[0])[:MAX_NAME], entry[1], entry[2], entry[3]
+            raise AccessLogError(
+                f"{key} of tenant {tenant}: cannot record the access: {error}",
+                tenant=tenant,
+                key=key,
+                source=source,
+                company_id=company_id,
+            ) from None

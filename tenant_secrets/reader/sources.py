@@ -144,3 +144,8 @@ class TenantFolders:
     def get(self, subdomain: str, key: str) -> str | None:
         """The value of ``key`` in the tenant's folder; None when the key or the folder does not exist."""
         return self._infisical.client().get_secret(self._environment, f"/{TENANTS_FOLDER}/{subdomain}", key)
+
+    def exists(self, subdomain: str) -> bool:
+        """Whether the tenant has a folder: asked only when neither the database nor the folder has the key and
+        the tenant has no companies row, to tell an unknown tenant from a missing secret (one more request)."""
+        return self._infisical.client().folder_exists(self._environment, f"/{TENANTS_FOLDER}/{subdomain}")

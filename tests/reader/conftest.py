@@ -29,6 +29,7 @@ from tenant_secrets.store import StoreSettings, connect, ensure_companies, ensur
 from tests.conftest import ACME, GLOBEX
 
 ENVIRONMENT = "dev"
+INFISICAL_ONLY = "initech"  # a tenant with a folder in Infisical and no companies row (storage: infisical)
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 SECRETS_ROUTE = "GET /api/v3/secrets/raw"  # a listing: the key folder
 SECRET_ROUTE = "GET /api/v3/secrets/raw/{secretName}"  # one secret: a tenant's folder
@@ -148,7 +149,7 @@ def infisical(credentials: InfisicalCredentials) -> Iterator[InfisicalClient]:
     """A client to arrange folders with; the tenants' and key folders are removed after each test."""
     client = InfisicalClient(credentials, FAST)
     yield client
-    for path in ("/tenants/acme", "/tenants/globex", "/hono-api"):
+    for path in ("/tenants/acme", "/tenants/globex", f"/tenants/{INFISICAL_ONLY}", "/hono-api"):
         client.delete_folder(ENVIRONMENT, path)
 
 

@@ -51,6 +51,7 @@ def test_the_default_log_names_tenant_key_source_and_outcome_never_the_value(
         reader.get("acme", "ONLY_GLOBEX")
     with pytest.raises(UnknownTenantError):
         reader.get("initech", "STRIPE_SECRET_KEY")
+    reader.close()  # delivers the journal's entries (otherwise within access_log_interval)
 
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tenant_secrets.reader.access"]
     assert lines == [
@@ -80,6 +81,7 @@ def test_the_access_table_is_appended_to_by_the_application_role_which_cannot_re
     reader.get("acme", "STRIPE_SECRET_KEY")
     with pytest.raises(SecretNotFoundError):
         reader.get("acme", "MISSING")
+    reader.flush()
 
     rows = database.owner.execute(
         "SELECT company_id::text, tenant, secret_key, source, outcome, wrote_back, db_role"
@@ -108,17 +110,74 @@ def test_the_access_table_is_appended_to_by_the_application_role_which_cannot_re
         other.execute("SELECT tenant_secrets_record_access(NULL, 'acme', 'X', 'cache', 'found', false)")
 
 
+class Broken:
+    """A log that fails while ``broken``: each event it did record is kept."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.recorded: list[AccessEvent] = []
+
+    def record(self, event: AccessEvent) -> None:
+        if self.broken:
+            raise OSError("audit sink unavailable")
+        self.recorded.append(event)
+
+
 def test_an_access_that_cannot_be_recorded_does_not_return_the_value(
     database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
 ) -> None:
     value = canary()
     apply_tenants(database.owner, database.settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": value})}, keyring)
-
-    class Broken:
-        def record(self, event: AccessEvent) -> None:
-            raise OSError("audit sink unavailable")
-
-    reader = SecretReader(database=make_connections(database.app_dsn), keyring=keyring, access_logs=[Broken()])
+    reader = SecretReader(
+        database=make_connections(database.app_dsn), keyring=keyring, access_logs=[Broken()], access_log_pending=0
+    )
     with pytest.raises(AccessLogError, match="cannot record the access: audit sink unavailable") as error:
         reader.get("acme", "STRIPE_SECRET_KEY")
     assert (error.value.source, value in str(error.value)) == (Source.DATABASE, False)
+
+
+def test_a_batched_log_that_fails_refuses_every_read_until_it_records_again_and_drops_no_entry(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    """Decision 0048: the default journal delivers off the hot path. A read served before the failure is
+    delivered later (never dropped); after it, reads are refused, cache hits included."""
+    value = canary()
+    apply_tenants(database.owner, database.settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": value})}, keyring)
+    log = Broken()
+    reader = SecretReader(
+        database=make_connections(database.app_dsn), keyring=keyring, access_logs=[log], access_log_interval=3600
+    )
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == value, "journaled, delivered later"
+    with pytest.raises(AccessLogError, match="cannot record the accesses: audit sink unavailable"):
+        reader.flush()
+    for _ in range(2):  # a cache hit too
+        with pytest.raises(AccessLogError, match="cannot record the access: audit sink unavailable") as refused:
+            reader.get("acme", "STRIPE_SECRET_KEY")
+        assert value not in str(refused.value)
+
+    log.broken = False
+    reader.flush()
+    assert [(e.tenant, e.key, e.source) for e in log.recorded] == [("acme", "STRIPE_SECRET_KEY", Source.DATABASE)]
+    assert reader.get("acme", "STRIPE_SECRET_KEY") == value
+    reader.close()
+    assert [e.source for e in log.recorded] == [Source.DATABASE, Source.CACHE]
+
+
+def test_reads_faster_than_the_log_are_slowed_to_its_pace_never_dropped(
+    database: Database, keyring: Keyring, make_connections: Callable[..., Connections]
+) -> None:
+    apply_tenants(database.owner, database.settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": canary()})}, keyring)
+    log = Broken()
+    log.broken = False
+    reader = SecretReader(
+        database=make_connections(database.app_dsn),
+        keyring=keyring,
+        access_logs=[log],
+        access_log_pending=10,
+        access_log_interval=3600,  # no background delivery: the reading thread delivers every 10 entries
+    )
+    for _ in range(25):
+        reader.get("acme", "STRIPE_SECRET_KEY")
+    assert len(log.recorded) == 20, "delivered by the reads that found 10 waiting"
+    reader.close()
+    assert len(log.recorded) == 25

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from infisical_server.testing import RunningServer
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
-from tenant_secrets.reader import AccessEvent, SecretReader, TenantFolders
+from tenant_secrets.reader import AccessEvent, SecretReader, Source, TenantFolders
+from tenant_secrets.reader.cache import SecretCache
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants
 from tests.conftest import fake_value
@@ -139,4 +140,41 @@ def test_many_threads_asking_at_once_cause_one_lookup_per_secret(
     assert all(expected[secret] == value for secret, value in results.values())
     assert app.loans == len(expected), "one database read per secret"
     assert server.request_counts() == {SECRET_ROUTE: 1}, "one Infisical request, for the one secret only there"
+    reader.flush()
     assert len(events) == len(threads), "every call recorded"
+
+
+def test_lock_free_hits_survive_concurrent_puts_evictions_and_invalidations() -> None:
+    """Decision 0048: a hit takes no lock; writers hold it, and invalidate() walks a snapshot."""
+    cache = SecretCache(ttl=60, max_entries=50)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    served: list[str] = []
+
+    def hit() -> None:
+        while not stop.is_set():
+            for n in range(100):
+                try:
+                    entry = cache.fresh(f"t{n}", "KEY")
+                except BaseException as error:
+                    errors.append(error)
+                    return
+                if entry is not None:
+                    served.append(entry.value)
+
+    readers = [threading.Thread(target=hit) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    for i in range(20000):  # 100 names into 50 places: evictions all along
+        name = f"t{i % 100}"
+        cache.put(name, "KEY", fake_value(name), company_id=None, subdomain=name, source=Source.DATABASE)
+        if i % 7 == 0:
+            cache.invalidate(name)
+        if i % 500 == 0:
+            cache.invalidate()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert served, "the readers were served while the cache changed"
+    assert set(served) <= {fake_value(f"t{n}") for n in range(100)}

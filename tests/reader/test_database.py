@@ -22,8 +22,9 @@ from tenant_secrets.reader import (
     UndecryptableSecretError,
     UnknownTenantError,
 )
+from tenant_secrets.reader.database import _PREPARED, Lookup, _statements, read_secret
 from tenant_secrets.secret.envelope import Keyring, encrypt
-from tenant_secrets.store import TenantChange, apply_tenants, ensure_companies, rotate
+from tenant_secrets.store import TenantChange, apply_tenants, connect, ensure_companies, rotate
 from tests.conftest import fake_value
 from tests.reader.conftest import (
     ACME,
@@ -223,3 +224,36 @@ def test_a_ciphertext_moved_from_another_tenants_row_is_never_served(
         reader.get("acme", "STRIPE_SECRET_KEY")
     upgrading = SecretReader(database=make_connections(database.app_dsn), keyring=keyring, allow_unbound=True)
     assert upgrading.get("acme", "STRIPE_SECRET_KEY") == fake_value("acme")
+
+
+def test_statements_dropped_by_a_pool_or_kept_by_another_session_still_read_the_row_in_one_query_each(
+    database: Database, keyring: Keyring
+) -> None:
+    """Decision 0048: the two statements are prepared once per connection. A pool's ``DISCARD ALL`` drops
+    them (prepared again, in the same query as the read), and a session that already has them under our name
+    while this process does not know it (they outlive a failed query) uses them."""
+    provision(database, keyring, {ACME: {"STRIPE_SECRET_KEY": fake_value("acme")}})
+    with connect(database.app_dsn) as conn:
+        assert read_secret(conn, database.settings, "acme", "STRIPE_SECRET_KEY").row is not None
+        prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert prepared == (2,)
+
+        conn.execute("DISCARD ALL")
+        lookup = read_secret(conn, database.settings, "acme", "STRIPE_SECRET_KEY")
+        assert (lookup.company_id, lookup.subdomain, lookup.row is not None) == (ACME, "acme", True)
+
+        _PREPARED.pop(conn)  # this process forgets them; the session keeps them
+        lookup = read_secret(conn, database.settings, uuid.UUID(ACME), "STRIPE_SECRET_KEY")
+        assert (lookup.company_id, lookup.row is not None) == (ACME, True), "by id: other statements, prepared"
+        _PREPARED.pop(conn)
+        lookup = read_secret(conn, database.settings, "acme", "STRIPE_SECRET_KEY")
+        assert (lookup.company_id, lookup.row is not None) == (ACME, True), "the session's own"
+        assert "tenant_secrets_reader" in "".join(_PREPARED[conn]), "known again"
+        assert read_secret(conn, database.settings, "acme", "MISSING") == Lookup(ACME, "acme", None)
+        assert read_secret(conn, database.settings, "initech", "STRIPE_SECRET_KEY") == Lookup(None, None, None)
+        assert conn.execute("SELECT current_setting('app.company_id', true)").fetchone() == ("",)
+
+        # what runs when a pooler's session loses them between two queries: the same statements, unprepared
+        unprepared = _statements(database.settings, False).unprepared(b"'acme'", b"'STRIPE_SECRET_KEY'")
+        result = conn.pgconn.exec_(unprepared)
+        assert (result.ntuples, result.get_value(0, 0), result.get_value(0, 2) is not None) == (1, ACME.encode(), True)

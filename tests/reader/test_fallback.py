@@ -10,11 +10,13 @@ import pytest
 from tenant_secrets.reader import (
     AccessEvent,
     KeyFolder,
+    Outcome,
     SecretNotFoundError,
     SecretReader,
     Source,
     SourceUnavailableError,
     TenantFolders,
+    UnknownTenantError,
     WriteBackError,
 )
 from tenant_secrets.secret.envelope import Keyring
@@ -24,6 +26,7 @@ from tests.reader.conftest import (
     ACME,
     ENVIRONMENT,
     FAST,
+    INFISICAL_ONLY,
     SECRET_ROUTE,
     SECRETS_ROUTE,
     Database,
@@ -55,6 +58,7 @@ def test_a_secret_only_in_infisical_costs_one_round_trip_and_one_request_and_is_
         keyring=keyring,
         fallback=TenantFolders(credentials, ENVIRONMENT, retry=FAST),
         access_logs=[events],
+        access_log_pending=0,  # each event recorded before get returns: checked call by call
     )
     server.reset_requests()
 
@@ -71,6 +75,46 @@ def test_a_secret_only_in_infisical_costs_one_round_trip_and_one_request_and_is_
     assert server.request_counts() == {SECRET_ROUTE: 2}
 
 
+def test_a_tenant_kept_in_infisical_only_is_read_from_its_folder_though_it_has_no_company_row(
+    services: Services,
+) -> None:
+    """Issue 28: a `storage: infisical` tenant has a folder and no companies row; the reader used to answer
+    UnknownTenantError because it resolved the company first."""
+    database, make_connections, server = services.database, services.connections, services.server
+    credentials, infisical, master_keys = services.credentials, services.infisical, services.master_keys
+    keyring = publish(infisical, master_keys, [1], current=1)
+    infisical.apply_secrets(ENVIRONMENT, f"/tenants/{INFISICAL_ONLY}", upsert={"STRIPE_SECRET_KEY": fake_value("i")})
+    app = make_connections(database.app_dsn)
+    events = Events()
+    reader = SecretReader(
+        database=app,
+        keyring=keyring,
+        # a write-back is configured, but a row needs a company: none is written
+        fallback=TenantFolders(
+            credentials, ENVIRONMENT, write_back=make_connections(database.provisioner_dsn), retry=FAST
+        ),
+        access_logs=[events],
+        access_log_pending=0,  # each event recorded before get returns: checked call by call
+    )
+    server.reset_requests()
+
+    assert reader.get(INFISICAL_ONLY, "STRIPE_SECRET_KEY") == fake_value("i")
+    assert (app.round_trips(), server.request_counts()) == (1, {SECRET_ROUTE: 1})
+    assert events.seen == [AccessEvent(INFISICAL_ONLY, None, "STRIPE_SECRET_KEY", Source.INFISICAL, Outcome.FOUND)]
+    assert database.owner.execute("SELECT count(*) FROM company_secrets").fetchone() == (0,), "nothing written"
+    assert reader.get(INFISICAL_ONLY, "STRIPE_SECRET_KEY") == fake_value("i")
+    assert events.seen[-1].source is Source.CACHE
+    assert reader.invalidate(INFISICAL_ONLY) == 1
+
+    with pytest.raises(SecretNotFoundError, match=f"neither the database nor Infisical /tenants/{INFISICAL_ONLY}"):
+        reader.get(INFISICAL_ONLY, "NOWHERE")
+    with pytest.raises(
+        UnknownTenantError, match="no company has the subdomain hooli, nor has Infisical /tenants/hooli"
+    ):
+        reader.get("hooli", "STRIPE_SECRET_KEY")
+    assert events.seen[-1].outcome is Outcome.UNKNOWN_TENANT
+
+
 def test_write_back_stores_what_the_seeds_decrypt_secret_reads_with_the_published_key(services: Services) -> None:
     database, make_connections, server = services.database, services.connections, services.server
     credentials, infisical, master_keys = services.credentials, services.infisical, services.master_keys
@@ -85,6 +129,7 @@ def test_write_back_stores_what_the_seeds_decrypt_secret_reads_with_the_publishe
         keyring=KeyFolder(credentials, ENVIRONMENT, retry=FAST),
         fallback=TenantFolders(credentials, ENVIRONMENT, write_back=writer, retry=FAST),
         access_logs=[events],
+        access_log_pending=0,  # each event recorded before get returns: checked call by call
     )
     server.reset_requests()
 
@@ -164,6 +209,7 @@ def test_write_back_never_replaces_a_row_that_appeared_meanwhile(services: Servi
             retry=FAST,
         ),
         access_logs=[events],
+        access_log_pending=0,  # each event recorded before get returns: checked call by call
     )
 
     assert reader.get("acme", "STRIPE_SECRET_KEY") == fake_value("infisical"), "what this call read"
