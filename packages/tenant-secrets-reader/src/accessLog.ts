@@ -11,7 +11,12 @@
  * - `flush()` writes what is queued now (a service awaits it on shutdown, `close()` does too).
  */
 import type { Source } from "./errors.js";
-import { describeDatabaseError, type Queryable, Tables } from "./database.js";
+import { describeDatabaseError, Tables } from "./database.js";
+
+/** A pool that takes parameters, e.g. a `pg.Pool`. */
+export interface ParamQueryable {
+  query(text: string, values: unknown[]): Promise<unknown>;
+}
 
 export type Outcome = "found" | "not_found" | "unknown_tenant" | "undecryptable" | "failed";
 
@@ -49,10 +54,11 @@ export class StreamAccessSink implements AccessSink {
  * an entry whose tenant is neither the subdomain nor the id of its company (migration 0006).
  */
 export class TableAccessSink implements AccessSink {
-  readonly #db: Queryable & { query(config: { text: string; values: unknown[] }): Promise<unknown> };
+  readonly #db: ParamQueryable;
   readonly #statement: string;
 
-  constructor(db: Queryable & { query(config: { text: string; values: unknown[] }): Promise<unknown> }, tables = new Tables()) {
+  /** `db`: the application role's pool (a `pg.Pool`). */
+  constructor(db: ParamQueryable, tables = new Tables()) {
     this.#db = db;
     this.#statement =
       `SELECT ${tables.accessFunction}(e.company_id, e.tenant, e.secret_key, e.source, e.outcome, e.wrote_back)` +
@@ -61,17 +67,14 @@ export class TableAccessSink implements AccessSink {
   }
 
   async write(events: readonly AccessEvent[]): Promise<void> {
-    await this.#db.query({
-      text: this.#statement,
-      values: [
-        events.map((e) => e.companyId),
-        events.map((e) => e.tenant),
-        events.map((e) => e.key),
-        events.map((e) => e.source),
-        events.map((e) => e.outcome),
-        events.map((e) => e.wroteBack),
-      ],
-    });
+    await this.#db.query(this.#statement, [
+      events.map((e) => e.companyId),
+      events.map((e) => e.tenant),
+      events.map((e) => e.key),
+      events.map((e) => e.source),
+      events.map((e) => e.outcome),
+      events.map((e) => e.wroteBack),
+    ]);
   }
 }
 
