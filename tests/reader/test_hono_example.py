@@ -116,7 +116,7 @@ def test_two_tenants_each_get_their_own_key_and_an_unknown_tenant_is_a_clean_404
         logged = services.database.owner.execute(
             "SELECT tenant, source, outcome, count(*) FROM company_secret_access GROUP BY 1, 2, 3 ORDER BY 1, 2"
         ).fetchall()
-    assert ("acme", "cache", "found", 1) in logged and ("nobody", "database", "unknown_tenant", 1) in logged
+    assert ("acme", "cache", "found", 1) in logged and ("nobody", "infisical", "unknown_tenant", 1) in logged
     assert_no_value_in(app.log.read_text())
 
 

@@ -32,6 +32,8 @@ def test_the_node_readers_own_tests_pass_against_the_services(services: Services
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-20000:]
     assert re.search(r"\bfail 0\b", output) and re.search(r"\bskipped 0\b", output), output[-5000:]
+    assert "needs the local services" not in output, "the services' tests were skipped"
+    assert "✔ the reader against the database and Infisical" in output, output[-5000:]
     for values in (*VALUES.values(), *INFISICAL_ONLY.values()):
         for value in values.values():
             assert value not in output, "a value in the Node tests' output"
