@@ -54,7 +54,10 @@ def node() -> str:
 def require_built(folder: Path, entry: str) -> Path:
     built = folder / entry
     if not built.exists():
-        pytest.fail(f"{built.relative_to(REPO)} is missing: run `make setup` (it installs and compiles {folder.relative_to(REPO)})")
+        pytest.fail(
+            f"{built.relative_to(REPO)} is missing: run `make setup`, which installs and compiles "
+            f"{folder.relative_to(REPO)}"
+        )
     return built
 
 

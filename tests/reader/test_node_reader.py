@@ -40,7 +40,7 @@ def test_the_node_readers_own_tests_pass_against_the_services(services: Services
 
     # What the Node package wrote is what the Python side reads: bound rows, the values written.
     db = services.database
-    both = Keyring.from_hex(services.master_keys, 2)
+    both = Keyring.from_hex({str(v): k for v, k in services.master_keys.items()}, 2)
     rows = read_rows(db.owner, db.settings, list(world.as_json()["companies"].values()), both)
     read = {(r.company_id, r.secret_key): (r.value, r.key_version, r.problem) for r in rows}
     companies = world.as_json()["companies"]
@@ -48,6 +48,7 @@ def test_the_node_readers_own_tests_pass_against_the_services(services: Services
     assert read[companies["acme"], "ONLY_IN_INFISICAL"] == (INFISICAL_ONLY["acme"]["ONLY_IN_INFISICAL"], 1, None)
     with db.owner.transaction():
         stored = db.owner.execute(
-            "SELECT company_id::text, secret_key, key_version, version, secret_value_encrypted, binding FROM company_secrets"
+            "SELECT company_id::text, secret_key, key_version, version, secret_value_encrypted, binding"
+            " FROM company_secrets"
         ).fetchall()
     assert check_rows(both, [BoundRow(*row) for row in stored]) == []

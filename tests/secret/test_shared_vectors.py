@@ -63,7 +63,9 @@ def test_each_row_check_finds_the_vectors_problem(case: dict[str, Any]) -> None:
     row = case["row"]
     problem = check_row(
         _keyring(case["keyring"]),
-        BoundRow(row["companyId"], row["secretKey"], row["keyVersion"], row["version"], row["ciphertext"], row["binding"]),
+        BoundRow(
+            row["companyId"], row["secretKey"], row["keyVersion"], row["version"], row["ciphertext"], row["binding"]
+        ),
     )
     assert (None if problem is None else problem.name.lower()) == case["problem"]
 
