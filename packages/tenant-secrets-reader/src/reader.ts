@@ -254,7 +254,17 @@ export class TenantSecretReader {
       ciphertext: row.envelope,
       binding: row.binding,
     });
-    if (problem !== null && !(problem === "missing" && this.#allowUnbound)) {
+    if (problem === "missing" && !this.#allowUnbound) {
+      // Decision 0049: the application's own setTenantSecret (a writer without the master keys) leaves rows unbound.
+      throw fail(
+        UndecryptableSecretError,
+        at,
+        `the stored row (version ${row.version}, key version ${row.keyVersion}) ${PROBLEM_TEXT[problem]}: a writer without ` +
+          "the master keys wrote it (the application's setTenantSecret, or a hand-made UPDATE); it was not served: the " +
+          "stack's next `pulumi up` binds it, or pass allowUnbound: true",
+      );
+    }
+    if (problem !== null && problem !== "missing") {
       throw fail(
         UndecryptableSecretError,
         at,
