@@ -91,6 +91,14 @@ cases.pg_round_trip_client = { samples_ns: await measure(() => client.query("SEL
 cases.lookup_query_client = { samples_ns: await measure(() => client.query(lookup), Math.floor(samples / 10), 200) };
 const onClient = new TenantSecretReader({ database: client, keyring: keys, accessLog: new AccessLog([{ write: async () => {} }]), cacheTtlMs: 0 });
 cases.database_miss_client = { samples_ns: await measure(() => onClient.get(dbTenant, key), Math.floor(samples / 10), 200) };
+// the same two statements, prepared once on the connection (a candidate to cut the server's planning)
+const [first, second] = lookup.split(";\n") as [string, string];
+await client.query(
+  `PREPARE ts_bench_company AS ${first.replace(pg.escapeLiteral(dbTenant), "$1")};\n` +
+    `PREPARE ts_bench_secret AS ${second.replace(pg.escapeLiteral(key), "$1")}`,
+);
+const executed = `EXECUTE ts_bench_company(${pg.escapeLiteral(dbTenant)});\nEXECUTE ts_bench_secret(${pg.escapeLiteral(key)})`;
+cases.lookup_prepared_client = { samples_ns: await measure(() => client.query(executed), Math.floor(samples / 10), 200) };
 client.release();
 const fallbackTenant = need("TENANT_SECRETS_BENCH_FALLBACK_TENANT");
 cases.infisical_fallback = { samples_ns: await measure(() => uncached.get(fallbackTenant, key), Math.floor(samples / 20), 50) };

@@ -61,34 +61,61 @@ describe("the reader against the database and Infisical", { skip: needsServices 
   }
 
   it("two tenants each read their own value, by subdomain or by company id in any case: one round trip a miss, none a hit", async () => {
-    const r = reader();
-    for (const [tenant, values] of Object.entries(w.values)) {
-      for (const [key, value] of Object.entries(values)) {
-        const before = app.queries;
-        assert.equal(await r.get(tenant, key), value);
-        assert.equal(app.queries - before, 1, "a miss is one round trip");
-        assert.equal(await r.getTenantSecret(tenant, key), value);
-        assert.equal(await r.get(w.companies[tenant]!.toUpperCase(), key), value);
-        assert.equal(app.queries - before, 2, "a hit is none; the id is its own cache entry");
+    const one = new CountingPool(w.appDsn, 1);
+    try {
+      const r = reader({ database: one });
+      assert.equal(await r.get("globex", "STRIPE_SECRET_KEY"), w.values.globex!.STRIPE_SECRET_KEY);
+      assert.equal(one.queries, 2, "a new connection's first lookup prepares its statements (one more round trip)");
+      r.invalidate();
+      for (const [tenant, values] of Object.entries(w.values)) {
+        for (const [key, value] of Object.entries(values)) {
+          const start: number = one.queries;
+          assert.equal(await r.get(tenant, key), value);
+          assert.equal(one.queries - start, 1, "a miss is one round trip");
+          assert.equal(await r.getTenantSecret(tenant, key), value);
+          assert.equal(await r.get(w.companies[tenant]!.toUpperCase(), key), value);
+          assert.equal(one.queries - start, 2, "a hit is none; the id is its own cache entry");
+        }
       }
+    } finally {
+      await one.end();
     }
   });
 
   it("concurrent misses of one secret share one lookup", async () => {
     const r = reader();
-    const before = app.queries;
+    await reader().get("acme", "STRIPE_SECRET_KEY"); // the pool's connection has its statements
+    const start = app.queries;
     const values = await Promise.all(Array.from({ length: 20 }, () => r.get("acme", "STRIPE_SECRET_KEY")));
     assert.deepEqual(new Set(values), new Set([w.values.acme!.STRIPE_SECRET_KEY]));
-    assert.equal(app.queries - before, 1);
+    assert.equal(app.queries - start, 1);
+  });
+
+  it("a connection whose statements are gone, or that has only some of them, still reads", async () => {
+    const one = new CountingPool(w.appDsn, 1);
+    try {
+      const r = reader({ database: one, cacheTtlMs: 0 });
+      assert.equal(await r.get("acme", "STRIPE_SECRET_KEY"), w.values.acme!.STRIPE_SECRET_KEY);
+      const [{ name }] = (await one.pool.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'tenant_secrets_secret_%'")).rows;
+      await one.pool.query(`DEALLOCATE ${name}`); // two of three left: preparing all fails (42P05)
+      assert.equal(await r.get("acme", "STRIPE_SECRET_KEY"), w.values.acme!.STRIPE_SECRET_KEY);
+      await one.pool.query("DEALLOCATE ALL");
+      assert.equal(await r.get("acme", "STRIPE_SECRET_KEY"), w.values.acme!.STRIPE_SECRET_KEY);
+      const start: number = one.queries;
+      assert.equal(await r.get("acme", "STRIPE_SECRET_KEY"), w.values.acme!.STRIPE_SECRET_KEY);
+      assert.equal(one.queries - start, 1, "prepared again");
+    } finally {
+      await one.end();
+    }
   });
 
   it("an unknown tenant, an id no company has and a text that is no subdomain are UnknownTenantError; an unknown key SecretNotFoundError", async () => {
     const r = reader();
     await refused(r.get("nobody", "STRIPE_SECRET_KEY"), UnknownTenantError);
     await refused(r.get("11111111-2222-4333-8444-555555555555", "STRIPE_SECRET_KEY"), UnknownTenantError);
-    const before = app.queries;
+    const start = app.queries;
     await refused(r.get("Acme Corp", "STRIPE_SECRET_KEY"), UnknownTenantError);
-    assert.equal(app.queries, before, "no query for a text that is no subdomain");
+    assert.equal(app.queries, start, "no query for a text that is no subdomain");
     const missing = await refused(r.get("acme", "NO_SUCH_KEY"), SecretNotFoundError);
     assert.equal(missing.companyId, w.companies.acme);
     await assert.rejects(r.get("acme", "BAD\0KEY"), RangeError);

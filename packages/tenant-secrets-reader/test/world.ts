@@ -31,8 +31,8 @@ export function allValues(w: World): string[] {
 export class CountingPool {
   queries = 0;
   readonly pool: pg.Pool;
-  constructor(connectionString: string) {
-    this.pool = new pg.Pool({ connectionString, max: 4 });
+  constructor(connectionString: string, max = 4) {
+    this.pool = new pg.Pool({ connectionString, max });
   }
   query(text: string): Promise<unknown> {
     this.queries++;
