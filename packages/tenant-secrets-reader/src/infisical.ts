@@ -121,6 +121,22 @@ export class Infisical {
     }
   }
 
+  /** Whether the folder exists: one listing of its parent's subfolders. */
+  async folderExists(environment: string, path: string): Promise<boolean> {
+    const at = path.replace(/\/+$/, "").lastIndexOf("/");
+    const parent = at <= 0 ? "/" : path.slice(0, at);
+    const name = path.slice(at + 1).replace(/\/+$/, "");
+    try {
+      const folders = await this.call(`listing the folders of ${environment}:${parent}`, (sdk) =>
+        sdk.folders().listFolders({ environment, projectId: this.projectId, path: parent }),
+      );
+      return !name || folders.some((f) => f.name === name);
+    } catch (error) {
+      if (error instanceof InfisicalError && error.status === 404) return false;
+      throw error;
+    }
+  }
+
   /** One secret's value; undefined when the key or its folder does not exist. */
   async getSecret(environment: string, secretPath: string, secretName: string): Promise<string | undefined> {
     try {
@@ -254,5 +270,10 @@ export class TenantFolders {
   /** The value of `key` in the tenant's folder; undefined when the key or the folder does not exist. */
   get(subdomain: string, key: string): Promise<string | undefined> {
     return this.#infisical.getSecret(this.#environment, this.folder(subdomain), key);
+  }
+
+  /** Whether the tenant has a folder (one more request): tells an unknown tenant from a missing secret. */
+  exists(subdomain: string): Promise<boolean> {
+    return this.#infisical.folderExists(this.#environment, this.folder(subdomain));
   }
 }

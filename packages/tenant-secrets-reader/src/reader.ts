@@ -209,7 +209,11 @@ export class TenantSecretReader {
       at.source = "infisical";
       const value = await this.#fromInfisical(ref.subdomain, at);
       if (value === undefined) {
-        throw fail(UnknownTenantError, at, `no company has the subdomain ${name}, and Infisical ${this.#fallback.folder(ref.subdomain)} does not hold it`);
+        const folder = this.#fallback.folder(ref.subdomain);
+        if (!(await this.#folderExists(ref.subdomain, at))) {
+          throw fail(UnknownTenantError, at, `no company has the subdomain ${name}, nor has Infisical ${folder}`);
+        }
+        throw fail(SecretNotFoundError, at, `no company has the subdomain ${name}, and Infisical ${folder} does not hold it`);
       }
       return { value, companyId: null, subdomain: ref.subdomain, source: "infisical", wroteBack: false, cacheable: true };
     }
@@ -278,6 +282,14 @@ export class TenantSecretReader {
   async #fromInfisical(subdomain: string, at: ErrorContext): Promise<string | undefined> {
     try {
       return await this.#fallback!.get(subdomain, at.key);
+    } catch (error) {
+      throw fail(SourceUnavailableError, at, `cannot read it from Infisical ${this.#fallback!.folder(subdomain)}: ${(error as Error).message}`);
+    }
+  }
+
+  async #folderExists(subdomain: string, at: ErrorContext): Promise<boolean> {
+    try {
+      return await this.#fallback!.exists(subdomain);
     } catch (error) {
       throw fail(SourceUnavailableError, at, `cannot read it from Infisical ${this.#fallback!.folder(subdomain)}: ${(error as Error).message}`);
     }

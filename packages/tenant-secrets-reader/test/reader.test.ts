@@ -182,7 +182,7 @@ describe("the reader against the database and Infisical", { skip: needsServices 
     for (const [tenant, values] of Object.entries(w.infisicalOnly)) {
       for (const [key, value] of Object.entries(values)) assert.equal(await r.get(tenant, key), value);
     }
-    await refused(r.get("initech", "NO_SUCH_KEY"), UnknownTenantError);
+    await refused(r.get("initech", "NO_SUCH_KEY"), SecretNotFoundError); // its folder exists: the tenant is known
     await refused(r.get("nobody", "STRIPE_SECRET_KEY"), UnknownTenantError);
     await refused(r.get("acme", "NO_SUCH_KEY"), SecretNotFoundError);
     const rows = await owner.query("SELECT 1 FROM company_secrets WHERE secret_key = 'ONLY_IN_INFISICAL'");
