@@ -6,15 +6,22 @@ with that instruction when the compiled files are missing, since what they prove
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import TenantChange, apply_tenants
@@ -130,4 +137,114 @@ def run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 300
     )
 
 
-__all__ = ["EXAMPLE", "INFISICAL_ONLY", "PACKAGE", "VALUES", "World", "arrange", "node", "tidy"]
+ROUTE = "/api/payments/create"
+
+
+def fingerprint(value: str) -> str:
+    """What the example app answers for the key it used (never the key)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+@dataclass
+class App:
+    """The example app, running: its address and its log (standard error)."""
+
+    url: str
+    log: Path
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def pay(self, tenant: str) -> requests.Response:
+        return self.session.post(self.url + ROUTE, headers={"Host": f"{tenant}.app.test"}, timeout=10)
+
+
+@contextmanager
+def example_app(env: Mapping[str, str], directory: Path) -> Iterator[App]:
+    """Run examples/hono-api (compiled by `make setup`) on a free port with ``env``; stopped afterwards."""
+    server = require_built(EXAMPLE, "dist/server.js")
+    directory.mkdir(parents=True, exist_ok=True)
+    out, log = directory / "app.out", directory / "app.log"
+    with out.open("wb") as stdout, log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [node(), str(server)],
+            cwd=EXAMPLE,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": "0", "ACCESS_LOG": "table", **env},
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on " not in out.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the example app did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield App(out.read_text().split("listening on ", 1)[1].split()[0], log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Load:
+    """Steady requests from a few threads until stopped (bounded at 2 minutes whatever happens): each reply
+    counted as ok, failed (not a 200) or wrong (another key's fingerprint)."""
+
+    app: App
+    expected: Mapping[str, str]
+    seen: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        tenants = sorted(self.expected)
+        i = 0
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            tenant = tenants[i % len(tenants)]
+            i += 1
+            try:
+                reply = session.post(self.app.url + ROUTE, headers={"Host": f"{tenant}.app.test"}, timeout=10)
+                body: Any = reply.json()
+            except (requests.RequestException, ValueError) as error:
+                self.seen["failed"] += 1
+                self.problems.append(f"{tenant}: {type(error).__name__}")
+                continue
+            if reply.status_code != 200:
+                self.seen["failed"] += 1
+                self.problems.append(f"{tenant}: {reply.status_code} {body}")
+            elif body.get("stripeKeyFingerprint") != fingerprint(self.expected[tenant]):
+                self.seen["wrong"] += 1
+            else:
+                self.seen["ok"] += 1
+
+    def __enter__(self) -> Load:
+        self._threads = [threading.Thread(target=self._run) for _ in range(4)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+__all__ = [
+    "EXAMPLE",
+    "INFISICAL_ONLY",
+    "PACKAGE",
+    "VALUES",
+    "App",
+    "Load",
+    "World",
+    "arrange",
+    "example_app",
+    "fingerprint",
+    "node",
+    "tidy",
+]

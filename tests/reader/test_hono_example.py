@@ -7,79 +7,37 @@ The app answers with a fingerprint of the key it used, never the key: each test 
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.keyfolder import published_values
 from tenant_secrets.store import iter_rotate
 from tests.reader.conftest import ENVIRONMENT, Services, publish
-from tests.reader.node import EXAMPLE, INFISICAL_ONLY, VALUES, World, arrange, node, require_built, tidy
-
-ROUTE = "/api/payments/create"
-
-
-def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
-
-
-@dataclass
-class App:
-    url: str
-    world: World
-    log: Path
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def pay(self, tenant: str) -> requests.Response:
-        return self.session.post(self.url + ROUTE, headers={"Host": f"{tenant}.app.test"}, timeout=10)
+from tests.reader.node import INFISICAL_ONLY, ROUTE, VALUES, App, Load, arrange, example_app, fingerprint, tidy
 
 
 @pytest.fixture
 def start_app(services: Services, tmp_path: Path) -> Iterator[Callable[..., App]]:
-    """Start the example app on a free port with the given settings (after arranging the world once)."""
-    server = require_built(EXAMPLE, "dist/server.js")
+    """Start the example app with the given settings (after arranging the world once); all stopped after."""
     world = arrange(services)
-    running: list[subprocess.Popen[bytes]] = []
+    started: list[App] = []
+    with ExitStack() as running:
 
-    def start(**settings: str) -> App:
-        out, log = tmp_path / f"app-{len(running)}.out", tmp_path / f"app-{len(running)}.log"
-        with out.open("wb") as stdout, log.open("wb") as stderr:
-            process = subprocess.Popen(
-                [node(), str(server)],
-                cwd=EXAMPLE,
-                env={"PATH": "/usr/bin:/bin", "PORT": "0", "ACCESS_LOG": "table", **world.app_env(), **settings},
-                stdout=stdout,
-                stderr=stderr,
+        def start(**settings: str) -> App:
+            started.append(
+                running.enter_context(example_app({**world.app_env(), **settings}, tmp_path / f"app-{len(started)}"))
             )
-        running.append(process)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            text = out.read_text()
-            if "listening on " in text:
-                return App(text.split("listening on ", 1)[1].split()[0], world, log)
-            if process.poll() is not None:
-                break
-            time.sleep(0.05)
-        pytest.fail(f"the example app did not start: {log.read_text()[-3000:]}")
+            return started[-1]
 
-    yield start
-    for process in running:
-        process.terminate()
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    tidy(services)
+            yield start
+        finally:
+            tidy(services)
 
 
 def assert_no_value_in(text: str) -> None:
@@ -144,38 +102,6 @@ def test_a_swapped_ciphertext_is_refused_not_served_to_the_other_tenant(
     assert_no_value_in(log)
 
 
-@dataclass
-class Load:
-    """Steady requests from a few threads until stopped: each reply counted as ok, failed or wrong."""
-
-    app: App
-    seen: Counter[str] = field(default_factory=Counter)
-    stop: threading.Event = field(default_factory=threading.Event)
-    problems: list[str] = field(default_factory=list)
-
-    def run(self, tenants: tuple[str, ...]) -> None:
-        session = requests.Session()
-        i = 0
-        deadline = time.monotonic() + 120  # bounded, whatever happens
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            tenant = tenants[i % len(tenants)]
-            i += 1
-            try:
-                reply = session.post(self.app.url + ROUTE, headers={"Host": f"{tenant}.app.test"}, timeout=10)
-                body: Any = reply.json()
-            except (requests.RequestException, ValueError) as error:
-                self.seen["failed"] += 1
-                self.problems.append(f"{tenant}: {type(error).__name__}")
-                continue
-            if reply.status_code != 200:
-                self.seen["failed"] += 1
-                self.problems.append(f"{tenant}: {reply.status_code} {body}")
-            elif body.get("stripeKeyFingerprint") != fingerprint(VALUES[tenant]["STRIPE_SECRET_KEY"]):
-                self.seen["wrong"] += 1
-            else:
-                self.seen["ok"] += 1
-
-
 def test_a_master_key_rotation_during_steady_requests_fails_none_and_serves_no_wrong_value(
     start_app: Callable[..., App], services: Services
 ) -> None:
@@ -185,12 +111,9 @@ def test_a_master_key_rotation_during_steady_requests_fails_none_and_serves_no_w
     value (every request reads its row) and keeps the key folder's keyring for 5 minutes, so each row that
     moves to v2 finds a keyring without v2 until the reader reads the folder again."""
     app = start_app(SECRET_CACHE_TTL_MS="0")
-    load = Load(app)
-    threads = [threading.Thread(target=load.run, args=(("acme", "globex"),)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
     keys, db = services.master_keys, services.database
-    try:
+    expected = {tenant: values["STRIPE_SECRET_KEY"] for tenant, values in VALUES.items()}
+    with Load(app, expected) as load:
         time.sleep(0.5)
         publish(services.infisical, keys, [1, 2], 1)
         time.sleep(0.3)
@@ -206,10 +129,6 @@ def test_a_master_key_rotation_during_steady_requests_fails_none_and_serves_no_w
             delete=["MASTER_ENCRYPTION_KEY_V1"],
         )
         time.sleep(0.5)
-    finally:
-        load.stop.set()
-        for thread in threads:
-            thread.join()
     with db.owner.transaction():
         versions = db.owner.execute("SELECT DISTINCT key_version FROM company_secrets").fetchall()
     assert versions == [(2,)]
