@@ -105,6 +105,9 @@ cases.infisical_fallback = { samples_ns: await measure(() => uncached.get(fallba
 const onlyTenant = need("TENANT_SECRETS_BENCH_INFISICAL_ONLY_TENANT");
 cases.infisical_only = { samples_ns: await measure(() => uncached.get(onlyTenant, key), Math.floor(samples / 20), 50) };
 
+// the pool's own cost, measured again once everything is warm
+cases.pg_round_trip_warm = { samples_ns: await measure(() => pool.query("SELECT 1"), Math.floor(samples / 10), 200) };
+
 await reader.close();
 await pool.end();
 logStream.end();
