@@ -231,6 +231,27 @@ describe("the reader against the database and Infisical", { skip: needsServices 
     ]);
   });
 
+  async function fault(path: string, status: number, count: number): Promise<void> {
+    const reply = await fetch(`${w.infisical.siteUrl}/__admin/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ path, status, count, method: "GET" }),
+    });
+    assert.ok(reply.ok);
+  }
+
+  it("an expired Infisical token is renewed once (a 401 logs in again); Infisical down is SourceUnavailableError", async () => {
+    const r = reader({ fallback: new TenantFolders(infisical, w.environment), cacheTtlMs: 0 });
+    const value = w.infisicalOnly.initech!.STRIPE_SECRET_KEY!;
+    assert.equal(await r.get("initech", "STRIPE_SECRET_KEY"), value);
+    await fault("/api/v3/secrets/raw/{secretName}", 401, 1);
+    assert.equal(await r.get("initech", "STRIPE_SECRET_KEY"), value);
+    await fault("/api/v3/secrets/raw/{secretName}", 503, 1);
+    const error = await refused(r.get("initech", "STRIPE_SECRET_KEY"), SourceUnavailableError);
+    assert.match(error.message, /Infisical answered 503/);
+    assert.equal(await r.get("initech", "STRIPE_SECRET_KEY"), value);
+  });
+
   it("a database that cannot be reached is SourceUnavailableError, without its password", async () => {
     const url = new URL(w.appDsn);
     url.port = "1";
