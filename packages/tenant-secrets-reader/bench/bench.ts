@@ -107,6 +107,20 @@ cases.infisical_only = { samples_ns: await measure(() => uncached.get(onlyTenant
 
 // the pool's own cost, measured again once everything is warm
 cases.pg_round_trip_warm = { samples_ns: await measure(() => pool.query("SELECT 1"), Math.floor(samples / 10), 200) };
+cases.pg_connect_query_release = {
+  samples_ns: await measure(async () => {
+    const c = await pool.connect();
+    try {
+      await c.query("SELECT 1");
+    } finally {
+      c.release();
+    }
+  }, Math.floor(samples / 10), 200),
+};
+const bare = new pg.Client({ connectionString: need("TENANT_SECRETS_BENCH_APP_DATABASE_URL") });
+await bare.connect();
+cases.pg_round_trip_bare_client = { samples_ns: await measure(() => bare.query("SELECT 1"), Math.floor(samples / 10), 200) };
+await bare.end();
 
 await reader.close();
 await pool.end();
