@@ -99,6 +99,8 @@ class World:
         return f"postgresql://{info.user}:{info.password}@{info.host}:{info.port}/{info.dbname}"
 
     def write(self, path: Path) -> Path:
+        """The world as JSON, readable by this user only: it holds the test cluster's connections."""
+        path.touch(mode=0o600)
         path.write_text(json.dumps(self.as_json()), encoding="utf-8")
         return path
 
