@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make setup: everything the demo and the tests need, idempotent, nothing by hand.
 #   1. PostgreSQL server binaries (Debian's package) when none are present
-#   2. the Python virtualenv .venv from requirements.lock, and the Node.js test packages (npm ci)
+#   2. the Python virtualenv .venv from requirements.lock; the Node.js test packages, the Node reader
+#      package and its Hono example (npm ci from their lockfiles; the last two compiled with tsc)
 #   3. the Pulumi toolchain, built from the Go module proxy into a per-user cache keyed by
 #      version, and linked into .state/toolchain/bin (see docs/decisions/0001-toolchain.md)
 set -euo pipefail
@@ -39,6 +40,30 @@ if [ "$(cat tests/node/node_modules/.lock-hash 2>/dev/null)" != "$node_hash" ]; 
   npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null
   echo "$node_hash" > tests/node/node_modules/.lock-hash
 fi
+
+# The Node.js reader package and its Hono example (docs/decisions/0047-node-reader.md): each installed from
+# its own lockfile and compiled (tsc) when its sources changed; the example links the package, so it is
+# compiled again when the package's sources change too. Their tests run in `make test` (tests/reader/).
+node_package() {
+  local dir=$1 lock sources; shift
+  lock=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$dir/node_modules/.lock-hash" 2>/dev/null)" != "$lock" ]; then
+    log "installing $dir from its package-lock.json"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$lock" > "$dir/node_modules/.lock-hash"
+  fi
+  sources=$(find "$dir" "$@" \( -name node_modules -o -name dist \) -prune -o -type f \
+              \( -name '*.ts' -o -name 'tsconfig.json' -o -name 'package-lock.json' \) -print \
+            | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+  if [ "$(cat "$dir/dist/.sources-hash" 2>/dev/null)" != "$sources" ]; then
+    log "compiling $dir"
+    rm -rf "$dir/dist"
+    npm run --prefix "$dir" --silent build
+    echo "$sources" > "$dir/dist/.sources-hash"
+  fi
+}
+node_package packages/tenant-secrets-reader
+node_package examples/hono-api packages/tenant-secrets-reader/src
 
 # --- 3. Pulumi toolchain --------------------------------------------------------------------------
 pulumi_version=$(sed -n 's/^pulumi==//p' requirements.lock)
