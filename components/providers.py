@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -461,6 +461,8 @@ class DatabaseSchemaProvider(StackConfigured):
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
+        # the version the application's MASTER_ENCRYPTION_KEY holds once this run is done (decision 0049)
+        store.record_key_state(conn, settings, app_key_version=keyring.active)
         if props.get(c.APP_ROLE):
             passwords = self._role_passwords(props)
             store.ensure_roles(
@@ -523,7 +525,7 @@ class DatabaseTenantProvider(StackConfigured):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A value changed, a key was added or decommissioned, or the tenant's company changed."""
-        return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or "")))
+        return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or ""), olds=olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
@@ -539,15 +541,15 @@ class DatabaseTenantProvider(StackConfigured):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays). The plugin
         lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
-        self._delete_all(props[c.COMPANY_ID], props)
+        self._delete_all(props[c.COMPANY_ID], props, _owned_keys(props))
 
-    def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
-        """Every row of the company, declared or not; nothing to do when the company itself is gone."""
+    def _delete_all(self, company_id: str, props: Mapping[str, Any], keys: Collection[str]) -> None:
+        """The company's rows of ``keys`` (those tenants.yaml owns); nothing to do when the company itself is
+        gone. Every other row of the company belongs to the application and stays (decision 0049)."""
         conn = _database()
         settings, keyring = self._store(props), self._keyring()
-        keys = list(store.read_tenant(conn, settings, company_id, keyring))
         with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
-            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
+            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, sorted(keys))}, keyring)
 
     def _company(self, props: Mapping[str, Any], known_company: str) -> str:
         """The tenant's company id: as given (tenants.yaml, or the program's lookup), else as recorded,
@@ -565,12 +567,15 @@ class DatabaseTenantProvider(StackConfigured):
             raise store.CompanyNotFoundError([owner])
         return ids[owner]
 
-    def _write(self, props: Mapping[str, Any], *, known_company: str) -> dict[str, Any]:
+    def _write(
+        self, props: Mapping[str, Any], *, known_company: str, olds: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         owner = props[c.OWNER]
+        olds = olds or {}
         try:
             company_id = self._company(props, known_company)
             if props[c.DECOMMISSION]:
-                self._delete_all(company_id, props)
+                self._delete_all(company_id, props, {*_owned_keys(olds), *props.get(c.DECOMMISSIONED, [])})
                 return self._outputs(props, company_id, {})
             values = self._values(props)
             change = store.TenantChange(values, list(props.get(c.DECOMMISSIONED, [])))
@@ -590,6 +595,11 @@ class DatabaseTenantProvider(StackConfigured):
             c.TABLE_PREFIX: props[c.TABLE_PREFIX],
             c.RECORDED_FINGERPRINTS: dict(written),
         }
+
+
+def _owned_keys(props: Mapping[str, Any]) -> set[str]:
+    """The keys a tenant's rows resource wrote (its recorded fingerprints): the keys tenants.yaml owns."""
+    return set(props.get(c.RECORDED_FINGERPRINTS) or {})
 
 
 @_one_line_errors("infisical key folder")
