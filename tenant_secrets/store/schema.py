@@ -267,13 +267,17 @@ KEYLESS_WRITES = Migration(
     -- What the stack records for writers that do not hold the keyring (the application's own
     -- setTenantSecret, docs/decisions/0049): the master key version MASTER_ENCRYPTION_KEY holds, and how
     -- many previous values a secret keeps. One row, written by the schema resource on every `up`
-    -- (store.record_key_state); only the owner reads or writes it.
+    -- (store.record_key_state); only the owner reads or writes it. Without it a keyless write is refused.
     CREATE TABLE {key_state} (
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         app_key_version integer NOT NULL CHECK (app_key_version >= 1),
         history_retention integer NOT NULL CHECK (history_retention >= 0),
         recorded_at timestamptz DEFAULT now() NOT NULL
     );
+    -- Until the schema resource records the stack's own (in the same run as this migration): the newest
+    -- version stored, or 1 for a table the application made from the seed (0001 adopts its rows as version 1).
+    INSERT INTO {key_state} (app_key_version, history_retention)
+    SELECT coalesce(max(key_version), 1), 10 FROM {secrets};
 
     -- A write that names only the seed's columns (an INSERT without key_version; an UPDATE that changes
     -- the ciphertext and leaves key_version, version and binding as they were) is completed here, for

@@ -55,10 +55,15 @@ def recorded(db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyr
     return db
 
 
-def test_before_any_up_the_seeds_write_is_refused_with_what_to_do(
+def test_a_migrated_table_labels_keyless_writes_until_the_stack_records_its_version(
     db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, pg_dsn: str
 ) -> None:
-    assert recorded_key_version(db, settings) is None
+    # the migration records version 1 (a table the application made from the seed holds version 1 rows) ...
+    assert recorded_key_version(db, settings) == 1
+    record_key_state(db, settings, app_key_version=3)  # ... until the schema resource records the stack's
+    assert recorded_key_version(db, settings) == 3
+    # without any record, a keyless write is refused, with what to do and never the value
+    db.execute("DELETE FROM tenant_secrets_key_state")
     (result,) = seed(pg_dsn, keyring, [set_op(ACME, APP_KEY, fake_value("acme-webhook"))])
     assert result["ok"] is False
     assert result["code"] == "55000"
@@ -121,7 +126,9 @@ def test_a_declared_run_leaves_the_applications_keys_alone(
     # declared run puts it back
     seed(pg_dsn, keyring, [set_op(ACME, "STRIPE_SECRET_KEY", fake_value("acme-stripe-by-the-app"))])
     assert row(db, ACME, "STRIPE_SECRET_KEY") == (keyring.active, 2, True)
-    result = apply_tenants(db, settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": fake_value("acme-stripe")})}, keyring)
+    result = apply_tenants(
+        db, settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": fake_value("acme-stripe")})}, keyring
+    )
     assert result.updated == 1
     assert seed(pg_dsn, keyring, [get_op(ACME, "STRIPE_SECRET_KEY")])[0]["value"] == fake_value("acme-stripe")
     assert row(db, ACME, "STRIPE_SECRET_KEY") == (keyring.active, 3, False)
@@ -165,7 +172,10 @@ def test_a_ciphertext_moved_by_a_plain_update_is_named_never_bound_and_overwritt
 ) -> None:
     db = recorded
     key = "STRIPE_SECRET_KEY"
-    wanted = {ACME: TenantChange({key: fake_value("acme-stripe")}), GLOBEX: TenantChange({key: fake_value("globex-stripe")})}
+    wanted = {
+        ACME: TenantChange({key: fake_value("acme-stripe")}),
+        GLOBEX: TenantChange({key: fake_value("globex-stripe")}),
+    }
     apply_tenants(db, settings, wanted, keyring)
     db.execute(
         "UPDATE company_secrets AS s SET secret_value_encrypted = (SELECT secret_value_encrypted FROM company_secrets o"
@@ -185,7 +195,12 @@ def test_a_ciphertext_moved_by_a_plain_update_is_named_never_bound_and_overwritt
     result = apply_tenants(db, settings, wanted, keyring)
     assert result.updated == 2
     values = read_tenants(db, settings, [ACME, GLOBEX], keyring)
-    assert (values[ACME][key].value, values[GLOBEX][key].value) == (fake_value("acme-stripe"), fake_value("globex-stripe"))
+    assert (values[ACME][key].value, values[GLOBEX][key].value) == (
+        fake_value("acme-stripe"),
+        fake_value("globex-stripe"),
+    )
     # each history entry is its own row's earlier value, never the other tenant's
     for company, _key, _version, key_version, ciphertext in history_rows(db):
-        assert keyring.decrypt(ciphertext, key_version) == (fake_value("acme-stripe") if company == ACME else fake_value("globex-stripe"))
+        assert keyring.decrypt(ciphertext, key_version) == (
+            fake_value("acme-stripe") if company == ACME else fake_value("globex-stripe")
+        )
