@@ -8,7 +8,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tenant_secrets.secret.binding import Problem
 from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants
 from tenant_secrets.store.preflight import PreflightError, TenantRef, inspect
