@@ -525,7 +525,7 @@ class DatabaseTenantProvider(StackConfigured):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """A value changed, a key was added or decommissioned, or the tenant's company changed."""
-        return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or ""), olds=olds))
+        return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or "")))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
@@ -543,13 +543,15 @@ class DatabaseTenantProvider(StackConfigured):
         lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
         self._delete_all(props[c.COMPANY_ID], props, _owned_keys(props))
 
-    def _delete_all(self, company_id: str, props: Mapping[str, Any], keys: Collection[str]) -> None:
-        """The company's rows of ``keys`` (those tenants.yaml owns); nothing to do when the company itself is
-        gone. Every other row of the company belongs to the application and stays (decision 0049)."""
+    def _delete_all(self, company_id: str, props: Mapping[str, Any], keys: Collection[str] | None) -> None:
+        """The company's rows of ``keys``, or every row of it when None (the tenant is decommissioned);
+        nothing to do when the company itself is gone. On destroy ``keys`` are those tenants.yaml owns: every
+        other row of the company belongs to the application and stays (decision 0049)."""
         conn = _database()
         settings, keyring = self._store(props), self._keyring()
         with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
-            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, sorted(keys))}, keyring)
+            chosen = store.stored_keys(conn, settings, company_id) if keys is None else sorted(keys)
+            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, chosen)}, keyring)
 
     def _company(self, props: Mapping[str, Any], known_company: str) -> str:
         """The tenant's company id: as given (tenants.yaml, or the program's lookup), else as recorded,
@@ -567,15 +569,13 @@ class DatabaseTenantProvider(StackConfigured):
             raise store.CompanyNotFoundError([owner])
         return ids[owner]
 
-    def _write(
-        self, props: Mapping[str, Any], *, known_company: str, olds: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def _write(self, props: Mapping[str, Any], *, known_company: str) -> dict[str, Any]:
         owner = props[c.OWNER]
-        olds = olds or {}
         try:
             company_id = self._company(props, known_company)
             if props[c.DECOMMISSION]:
-                self._delete_all(company_id, props, {*_owned_keys(olds), *props.get(c.DECOMMISSIONED, [])})
+                # the tenant itself goes, reviewed by its marker: every row of its company, the application's too
+                self._delete_all(company_id, props, None)
                 return self._outputs(props, company_id, {})
             values = self._values(props)
             change = store.TenantChange(values, list(props.get(c.DECOMMISSIONED, [])))

@@ -33,6 +33,7 @@ from tenant_secrets.store.secrets import (
     read_rows,
     read_tenant,
     read_tenants,
+    stored_keys,
 )
 from tenant_secrets.store.settings import StoreSettings
 
@@ -70,4 +71,5 @@ __all__ = [
     "redact_dsn",
     "require_companies",
     "rotate",
+    "stored_keys",
 ]

@@ -129,6 +129,20 @@ def read_tenants(
     return found
 
 
+def stored_keys(conn: psycopg.Connection[Any], settings: StoreSettings, company: str) -> list[str]:
+    """The keys one company has rows for, whoever wrote them; nothing is decrypted (a row the keyring cannot
+    open is listed too)."""
+    cid = company_id(company, label=company)
+    with conn.transaction():
+        rows = conn.execute(
+            sql.SQL("SELECT secret_key FROM {} WHERE company_id = %s ORDER BY secret_key").format(
+                settings.table(SECRETS)
+            ),
+            [cid],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 @dataclass(frozen=True)
 class RowReading:
     """One stored row as a reader finds it: its value, or why it cannot be read. The repr hides the value."""

@@ -97,6 +97,11 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
     preview = project.preview(stack)
     assert preview.change_summary.get(auto.OpType.UPDATE, 0) >= 1
     assert "written outside tenants.yaml" in preview.stdout + preview.stderr
+    code, rows, error = project.plan(stack)  # the pull request's comment, as `tenantctl plan` writes it
+    assert code == 0, error
+    assert [(r.owner, r.store, r.key, r.action) for r in rows if r.owner == "codewiser"] == [
+        ("codewiser", "database", "STRIPE_SECRET_KEY", "restore")
+    ]
     project.up(stack)
     assert seed(project, [get_op(company, "STRIPE_SECRET_KEY")]) == [{"ok": True, "value": DECLARED}]
     assert verify(project) == (0, {("codewiser", APP_KEY, "application-owned")})
