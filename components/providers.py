@@ -528,13 +528,15 @@ class DatabaseTenantProvider(StackConfigured):
         return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or "")))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
-        live = store.read_tenant(_database(), self._store(props), props[c.COMPANY_ID], self._keyring())
+        """`pulumi refresh`: decrypt what the table holds now for the keys this resource wrote and fingerprint
+        them, to show drift; the application's own rows are never decrypted here (decision 0049)."""
+        recorded = props.get(c.RECORDED_FINGERPRINTS, {})
+        live = store.read_tenant(
+            _database(), self._store(props), props[c.COMPANY_ID], self._keyring(), keys=list(recorded)
+        )
         fp_key = self._fingerprint_key()
         fingerprints = {
-            key: fingerprint(fp_key, props[c.OWNER], key, live[key].value)
-            for key in props.get(c.RECORDED_FINGERPRINTS, {})
-            if key in live
+            key: fingerprint(fp_key, props[c.OWNER], key, live[key].value) for key in recorded if key in live
         }
         return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: fingerprints})
 

@@ -107,19 +107,31 @@ class ApplyResult:
 
 
 def read_tenant(
-    conn: psycopg.Connection[Any], settings: StoreSettings, company: str, keyring: Keyring
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    company: str,
+    keyring: Keyring,
+    keys: Collection[str] | None = None,
 ) -> dict[str, StoredSecret]:
-    """One company's secrets, decrypted, by key."""
-    return read_tenants(conn, settings, [company], keyring).get(company_id(company, label=company), {})
+    """One company's secrets, decrypted, by key; only ``keys`` when given (the others are not decrypted)."""
+    return read_tenants(conn, settings, [company], keyring, keys).get(company_id(company, label=company), {})
 
 
 def read_tenants(
-    conn: psycopg.Connection[Any], settings: StoreSettings, companies: Collection[str], keyring: Keyring
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    companies: Collection[str],
+    keyring: Keyring,
+    keys: Collection[str] | None = None,
 ) -> dict[str, dict[str, StoredSecret]]:
-    """Several companies' secrets, decrypted, by company id then key, in one query."""
+    """Several companies' secrets, decrypted, by company id then key, in one query; only ``keys`` when given,
+    so that a row someone else owns (the application's, decision 0049) never fails the caller's read."""
     ids = [company_id(c, label=c) for c in companies]
     with conn.transaction():
         rows = _select_rows(conn, settings, ids, lock=False)
+    if keys is not None:
+        wanted = set(keys)
+        rows = {where: row for where, row in rows.items() if row.secret_key in wanted}
     _require_key_versions(rows.values(), keyring)
     found: dict[str, dict[str, StoredSecret]] = {}
     for row in rows.values():

@@ -1,8 +1,9 @@
 """Issue 31 through the real engine: the application's own setTenantSecret and getTenantSecret (the seed's code,
 types removed, on drizzle-orm and pg in Node.js, its master key read from Infisical /hono-api by the official
 Node SDK) against the table `pulumi up` provisions: a new key inserted, updated and read back; a declared key
-overwritten, which `tenantctl verify` and the preview report and the next `up` puts back; a master key
-rotation, after which the seed reads both; and a destroy that leaves the application's key alone."""
+overwritten, which `tenantctl verify`, the preview and the plan comment report and the next `up` puts back;
+a master key rotation, after which the seed reads both; a refresh; and a destroy that leaves the
+application's key alone."""
 
 from __future__ import annotations
 
@@ -118,6 +119,11 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
     ]
     # and the application's next write is labelled with the new version
     assert seed(project, [set_op(company, APP_KEY, "fake-custom-3")]) == [{"ok": True}]
+    assert row_state(project, APP_KEY) == (2, 3, False)
+
+    # a refresh reads only what the stack wrote: the application's row (unbound, new) is left as it is
+    refreshed = stack.refresh(on_output=project.capture, color="never")
+    assert refreshed.summary.result == "succeeded"
     assert row_state(project, APP_KEY) == (2, 3, False)
 
     # destroy deletes what tenants.yaml declared, never the application's key

@@ -17,6 +17,7 @@ from tenant_secrets.store import (
     apply_tenants,
     bind_rows,
     read_rows,
+    read_tenant,
     read_tenants,
     record_key_state,
     recorded_key_version,
@@ -204,3 +205,18 @@ def test_a_ciphertext_moved_by_a_plain_update_is_named_never_bound_and_overwritt
         assert keyring.decrypt(ciphertext, key_version) == (
             fake_value("acme-stripe") if company == ACME else fake_value("globex-stripe")
         )
+
+
+def test_a_row_of_the_application_that_does_not_open_never_fails_a_read_of_declared_keys(
+    recorded: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, pg_dsn: str
+) -> None:
+    """A refresh reads only the keys its resource wrote: an application row under a key the stack never had
+    (the application's own mistake) is the application's to fix, and verify names it."""
+    db = recorded
+    apply_tenants(db, settings, {ACME: TenantChange({"STRIPE_SECRET_KEY": fake_value("acme-stripe")})}, keyring)
+    stranger = Keyring({1: os.urandom(32)}, active=1)
+    seed(pg_dsn, stranger, [set_op(ACME, APP_KEY, fake_value("acme-webhook"))])
+    declared = read_tenant(db, settings, ACME, keyring, keys=["STRIPE_SECRET_KEY"])
+    assert {k: v.value for k, v in declared.items()} == {"STRIPE_SECRET_KEY": fake_value("acme-stripe")}
+    readings = {r.secret_key: r.problem for r in read_rows(db, settings, [ACME], keyring)}
+    assert readings == {"STRIPE_SECRET_KEY": None, APP_KEY: "undecryptable"}
