@@ -615,7 +615,7 @@ class MasterKeyProvider(StackConfigured):
     folder: the recorded fingerprints and the written ones.
     """
 
-    NEEDS = _MASTER_KEYS
+    NEEDS = (*_MASTER_KEYS, "tablePrefix")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A published secret added, changed or withdrawn, or drift found by a refresh
@@ -642,9 +642,35 @@ class MasterKeyProvider(StackConfigured):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain, or no database store left: withdraw only the
-        secrets this resource published; the folder and its other secrets stay."""
+        secrets this resource published, except those rows left in the table still need; the folder and its
+        other secrets stay."""
         published = reconcile.tracked_keys(props)
-        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert={}, delete=sorted(published))
+        kept = {} if props.get(c.CURRENT) else self._kept_for_application()
+        withdrawn = sorted(set(published) - set(kept))
+        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert=kept, delete=withdrawn)
+
+    def _kept_for_application(self) -> dict[str, str]:
+        """What the key folder must still hold after a destroy, for the rows left in the table: the application's
+        own keys (decision 0049), which a destroy never deletes. This resource is deleted after every tenant's
+        rows (the schema, which they depend on, depends on it), so any row left is the application's: keep
+        the versions they are on, and ``MASTER_ENCRYPTION_KEY`` at the version writers without the keyring
+        use, which the publication of the current key withdrew before the tenants' rows went. Nothing
+        when no row is left or no database is configured."""
+        if not os.environ.get("DATABASE_URL"):
+            return {}
+        settings = store.StoreSettings(table_prefix=self._stack.table_prefix)
+        conn = _database()
+        try:
+            in_use = store.key_versions_in_use(conn, settings)
+        except psycopg.errors.UndefinedTable:
+            return {}
+        if not in_use:
+            return {}
+        keys = {version: key.hex() for version, key in self._stack.master_keys.keys.items()}
+        current = store.recorded_key_version(conn, settings) or max(in_use)
+        return keyfolder.published_values(
+            keys, versions=sorted(v for v in in_use if v in keys), current=current if current in keys else None
+        )
 
     def _write(self, props: Mapping[str, Any], *, withdraw: list[str]) -> dict[str, Any]:
         declared: dict[str, str] = dict(props[c.DECLARED_FINGERPRINTS])

@@ -15,7 +15,7 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets.secret.envelope import decrypt
-from tests.e2e.conftest import Project, configure
+from tests.e2e.conftest import Project, configure, sdk_listing
 from tests.e2e.steps import tenantctl
 from tests.seed_writes import get_op, run_seed, set_op
 
@@ -130,7 +130,14 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
     stack.destroy(on_output=project.capture, color="never")
     assert row_state(project, "STRIPE_SECRET_KEY") is None
     assert row_state(project, APP_KEY) == (2, 3, False)
-    # the row still opens with the key the application holds (the stack withdrew its publication with it)
+    # and the application still reads it where it always did: the key folder keeps what its rows need
+    assert seed(project, [get_op(company, APP_KEY)]) == [{"ok": True, "value": "fake-custom-3"}]
+    folder = {s.secretKey: s.secretValue for s in sdk_listing(project.infisical, "dev", "/hono-api") or []}
+    assert folder == {
+        "MASTER_ENCRYPTION_KEY": key_2,
+        "MASTER_ENCRYPTION_KEY_VERSION": "2",
+        "MASTER_ENCRYPTION_KEY_V2": key_2,
+    }, "only what the rows left need: v1 is gone"
     with project.db() as conn:
         (stored,) = conn.execute("SELECT secret_value_encrypted FROM company_secrets").fetchone() or ("",)
     assert decrypt(stored, bytes.fromhex(key_2)) == "fake-custom-3"
