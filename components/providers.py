@@ -461,8 +461,11 @@ class DatabaseSchemaProvider(StackConfigured):
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
-        # the version the application's MASTER_ENCRYPTION_KEY holds once this run is done (decision 0049)
-        store.record_key_state(conn, settings, app_key_version=keyring.active)
+        # for writers without the keyring (decision 0049): the version MASTER_ENCRYPTION_KEY holds. A stack that
+        # publishes its keys records it where it moves the key (MasterKeyProvider); with keys kept by hand in
+        # Infisical, the active version is the one MASTER_ENCRYPTION_KEY holds now.
+        by_hand = self._stack.master_key_source == "infisical"
+        store.record_key_state(conn, settings, app_key_version=keyring.active if by_hand else None)
         if props.get(c.APP_ROLE):
             passwords = self._role_passwords(props)
             store.ensure_roles(
@@ -615,7 +618,7 @@ class MasterKeyProvider(StackConfigured):
     folder: the recorded fingerprints and the written ones.
     """
 
-    NEEDS = (*_MASTER_KEYS, "tablePrefix")
+    NEEDS = (*_MASTER_KEYS, "tablePrefix", "historyRetention")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A published secret added, changed or withdrawn, or drift found by a refresh
@@ -689,6 +692,14 @@ class MasterKeyProvider(StackConfigured):
                 "changed since the preview); run the preview again"
             )
         _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert=values, delete=withdraw)
+        if current and os.environ.get("DATABASE_URL"):
+            # MASTER_ENCRYPTION_KEY has just moved: from now on a writer without the keyring (the application's
+            # setTenantSecret) encrypts with this version, so the database labels its rows with it (decision 0049)
+            settings = store.StoreSettings(
+                table_prefix=self._stack.table_prefix, history_retention=self._stack.history_retention
+            )
+            with contextlib.suppress(psycopg.errors.UndefinedTable):  # no schema yet: nothing to label
+                store.record_key_state(_database(), settings, app_key_version=int(current))
         outs = {p: props.get(p) for p in (c.OWNER, c.ENVIRONMENT, c.PATH, c.CURRENT)}
         return {**outs, c.RECORDED_FINGERPRINTS: written, c.WRITTEN_FINGERPRINTS: written}
 
