@@ -15,7 +15,7 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets.secret.envelope import decrypt
-from tests.e2e.conftest import Project, configure, sdk_listing
+from tests.e2e.conftest import Project, configure, sdk, sdk_listing
 from tests.e2e.steps import tenantctl
 from tests.seed_writes import get_op, run_seed, set_op
 
@@ -62,9 +62,7 @@ def row_state(project: Project, key: str) -> tuple[int, int, bool] | None:
     return None if found is None else (int(found[0]), int(found[1]), bool(found[2]))
 
 
-def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
-    project: Project, master_key: str
-) -> None:
+def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(project: Project, master_key: str) -> None:
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
     configure(stack, secrets_config={}, master_keys={"v1": master_key})
@@ -144,3 +142,38 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
     everything = "\n".join(project.outputs)
     for value in ("fake-custom-1", "fake-custom-2", "fake-custom-3", "fake-stripe-by-the-app"):
         assert value not in everything
+
+
+def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key_folder_names(
+    project: Project,
+) -> None:
+    """masterKeySource infisical: the team moves MASTER_ENCRYPTION_KEY itself; the next `up` re-encrypts every
+    row, the application's too, and labels the application's writes with the version the folder names."""
+    key_1, key_2 = os.urandom(32).hex(), os.urandom(32).hex()
+    project.write_tenants(TENANTS)
+    stack = project.stack("dev")
+    configure(stack, master_keys={}, secrets_config={}, masterKeySource="infisical")
+    common = {"project_id": project.infisical.project_id, "environment_slug": "dev", "secret_path": "/hono-api"}
+    client = sdk(project.infisical)
+    client.folders.create_folder(
+        name="hono-api", environment_slug="dev", project_id=project.infisical.project_id, path="/"
+    )
+    client.secrets.create_secret_by_name(secret_name="MASTER_ENCRYPTION_KEY", secret_value=key_1, **common)
+    project.up(stack)
+    with project.db() as conn:
+        (company,) = conn.execute("SELECT id::text FROM companies WHERE subdomain = 'codewiser'").fetchone() or ("",)
+    assert seed(project, [set_op(company, APP_KEY, "fake-custom-1")]) == [{"ok": True}]
+    assert row_state(project, APP_KEY) == (1, 1, False)
+
+    # the rotation, by hand: both versions, then MASTER_ENCRYPTION_KEY moved to v2
+    for name, value in (("MASTER_ENCRYPTION_KEY_V1", key_1), ("MASTER_ENCRYPTION_KEY_V2", key_2)):
+        client.secrets.create_secret_by_name(secret_name=name, secret_value=value, **common)
+    client.secrets.update_secret_by_name(current_secret_name="MASTER_ENCRYPTION_KEY", secret_value=key_2, **common)
+    client.secrets.create_secret_by_name(secret_name="MASTER_ENCRYPTION_KEY_VERSION", secret_value="2", **common)
+    project.up(stack)
+    assert row_state(project, APP_KEY) == (2, 1, True)
+    assert seed(project, [set_op(company, APP_KEY, "fake-custom-2"), get_op(company, APP_KEY)]) == [
+        {"ok": True},
+        {"ok": True, "value": "fake-custom-2"},
+    ]
+    assert row_state(project, APP_KEY) == (2, 2, False)
