@@ -325,6 +325,19 @@ def mark_unbound_rows(
                 "overwrites it; else delete the row, or restore it from a backup"
             )
         pulumi.log.warn(f"{problem}; {action}")
+    # Rows without a binding (a writer without the keyring wrote them: the application's own setTenantSecret,
+    # decision 0049). A key tenants.yaml declares is tenants.yaml's: the application's write is drift, shown
+    # here and put back by this run. Any other key is the application's: the schema resource binds it.
+    for row in inspection.pending:
+        entry = by_company.get(row.company_id)
+        if entry is None or row.secret_key not in entry.values:
+            continue
+        entry.unbound = sorted({*entry.unbound, row.secret_key})
+        pulumi.log.warn(
+            f"{secrets_table} row {row.where} (version {row.version}) was written outside tenants.yaml (by a writer "
+            f"without the master keys, such as the application); tenants.yaml declares it, so tenant {entry.owner}'s "
+            "run writes the declared value back"
+        )
 
 
 def refuse_verbose_engine_logs() -> None:

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -461,6 +461,11 @@ class DatabaseSchemaProvider(StackConfigured):
         with contextlib.suppress(psycopg.errors.UndefinedTable):  # not migrated yet: nothing is stored
             store.check_keyring(conn, settings, keyring)  # before any write, migrations included
         store.migrate(conn, settings)
+        # for writers without the keyring (decision 0049): the version MASTER_ENCRYPTION_KEY holds. A stack that
+        # publishes its keys records it where it moves the key (MasterKeyProvider); with keys kept by hand in
+        # Infisical, the active version is the one MASTER_ENCRYPTION_KEY holds now.
+        by_hand = self._stack.master_key_source == "infisical"
+        store.record_key_state(conn, settings, app_key_version=keyring.active if by_hand else None)
         if props.get(c.APP_ROLE):
             passwords = self._role_passwords(props)
             store.ensure_roles(
@@ -526,28 +531,32 @@ class DatabaseTenantProvider(StackConfigured):
         return UpdateResult(self._write(news, known_company=str(olds.get(c.COMPANY_ID) or "")))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """`pulumi refresh`: decrypt what the table holds now and fingerprint it, to show drift."""
-        live = store.read_tenant(_database(), self._store(props), props[c.COMPANY_ID], self._keyring())
+        """`pulumi refresh`: decrypt what the table holds now for the keys this resource wrote and fingerprint
+        them, to show drift; the application's own rows are never decrypted here (decision 0049)."""
+        recorded = props.get(c.RECORDED_FINGERPRINTS, {})
+        live = store.read_tenant(
+            _database(), self._store(props), props[c.COMPANY_ID], self._keyring(), keys=list(recorded)
+        )
         fp_key = self._fingerprint_key()
         fingerprints = {
-            key: fingerprint(fp_key, props[c.OWNER], key, live[key].value)
-            for key in props.get(c.RECORDED_FINGERPRINTS, {})
-            if key in live
+            key: fingerprint(fp_key, props[c.OWNER], key, live[key].value) for key in recorded if key in live
         }
         return ReadResult(id_, {**props, c.RECORDED_FINGERPRINTS: fingerprints})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain: delete the tenant's rows (audit stays). The plugin
         lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
-        self._delete_all(props[c.COMPANY_ID], props)
+        self._delete_all(props[c.COMPANY_ID], props, _owned_keys(props))
 
-    def _delete_all(self, company_id: str, props: Mapping[str, Any]) -> None:
-        """Every row of the company, declared or not; nothing to do when the company itself is gone."""
+    def _delete_all(self, company_id: str, props: Mapping[str, Any], keys: Collection[str] | None) -> None:
+        """The company's rows of ``keys``, or every row of it when None (the tenant is decommissioned);
+        nothing to do when the company itself is gone. On destroy ``keys`` are those tenants.yaml owns: every
+        other row of the company belongs to the application and stays (decision 0049)."""
         conn = _database()
         settings, keyring = self._store(props), self._keyring()
-        keys = list(store.read_tenant(conn, settings, company_id, keyring))
         with contextlib.suppress(store.CompanyNotFoundError):  # the company's deletion cascaded to its rows
-            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, keys)}, keyring)
+            chosen = store.stored_keys(conn, settings, company_id) if keys is None else sorted(keys)
+            store.apply_tenants(conn, settings, {company_id: store.TenantChange({}, chosen)}, keyring)
 
     def _company(self, props: Mapping[str, Any], known_company: str) -> str:
         """The tenant's company id: as given (tenants.yaml, or the program's lookup), else as recorded,
@@ -570,7 +579,8 @@ class DatabaseTenantProvider(StackConfigured):
         try:
             company_id = self._company(props, known_company)
             if props[c.DECOMMISSION]:
-                self._delete_all(company_id, props)
+                # the tenant itself goes, reviewed by its marker: every row of its company, the application's too
+                self._delete_all(company_id, props, None)
                 return self._outputs(props, company_id, {})
             values = self._values(props)
             change = store.TenantChange(values, list(props.get(c.DECOMMISSIONED, [])))
@@ -592,6 +602,11 @@ class DatabaseTenantProvider(StackConfigured):
         }
 
 
+def _owned_keys(props: Mapping[str, Any]) -> set[str]:
+    """The keys a tenant's rows resource wrote (its recorded fingerprints): the keys tenants.yaml owns."""
+    return set(props.get(c.RECORDED_FINGERPRINTS) or {})
+
+
 @_one_line_errors("infisical key folder")
 class MasterKeyProvider(StackConfigured):
     """Master keys published to the application's key folder (masterKeySource stack).
@@ -603,7 +618,7 @@ class MasterKeyProvider(StackConfigured):
     folder: the recorded fingerprints and the written ones.
     """
 
-    NEEDS = _MASTER_KEYS
+    NEEDS = (*_MASTER_KEYS, "tablePrefix", "historyRetention")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A published secret added, changed or withdrawn, or drift found by a refresh
@@ -630,9 +645,35 @@ class MasterKeyProvider(StackConfigured):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """`pulumi destroy` on a stack that does not retain, or no database store left: withdraw only the
-        secrets this resource published; the folder and its other secrets stay."""
+        secrets this resource published, except those rows left in the table still need; the folder and its
+        other secrets stay."""
         published = reconcile.tracked_keys(props)
-        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert={}, delete=sorted(published))
+        kept = {} if props.get(c.CURRENT) else self._kept_for_application()
+        withdrawn = sorted(set(published) - set(kept))
+        _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert=kept, delete=withdrawn)
+
+    def _kept_for_application(self) -> dict[str, str]:
+        """What the key folder must still hold after a destroy, for the rows left in the table: the application's
+        own keys (decision 0049), which a destroy never deletes. This resource is deleted after every tenant's
+        rows (the schema, which they depend on, depends on it), so any row left is the application's: keep
+        the versions they are on, and ``MASTER_ENCRYPTION_KEY`` at the version writers without the keyring
+        use, which the publication of the current key withdrew before the tenants' rows went. Nothing
+        when no row is left or no database is configured."""
+        if not os.environ.get("DATABASE_URL"):
+            return {}
+        settings = store.StoreSettings(table_prefix=self._stack.table_prefix)
+        conn = _database()
+        try:
+            in_use = store.key_versions_in_use(conn, settings)
+        except psycopg.errors.UndefinedTable:
+            return {}
+        if not in_use:
+            return {}
+        keys = {version: key.hex() for version, key in self._stack.master_keys.keys.items()}
+        current = store.recorded_key_version(conn, settings) or max(in_use)
+        return keyfolder.published_values(
+            keys, versions=sorted(v for v in in_use if v in keys), current=current if current in keys else None
+        )
 
     def _write(self, props: Mapping[str, Any], *, withdraw: list[str]) -> dict[str, Any]:
         declared: dict[str, str] = dict(props[c.DECLARED_FINGERPRINTS])
@@ -651,6 +692,14 @@ class MasterKeyProvider(StackConfigured):
                 "changed since the preview); run the preview again"
             )
         _infisical().apply_secrets(props[c.ENVIRONMENT], props[c.PATH], upsert=values, delete=withdraw)
+        if current and os.environ.get("DATABASE_URL"):
+            # MASTER_ENCRYPTION_KEY has just moved: from now on a writer without the keyring (the application's
+            # setTenantSecret) encrypts with this version, so the database labels its rows with it (decision 0049)
+            settings = store.StoreSettings(
+                table_prefix=self._stack.table_prefix, history_retention=self._stack.history_retention
+            )
+            with contextlib.suppress(psycopg.errors.UndefinedTable):  # no schema yet: nothing to label
+                store.record_key_state(_database(), settings, app_key_version=int(current))
         outs = {p: props.get(p) for p in (c.OWNER, c.ENVIRONMENT, c.PATH, c.CURRENT)}
         return {**outs, c.RECORDED_FINGERPRINTS: written, c.WRITTEN_FINGERPRINTS: written}
 

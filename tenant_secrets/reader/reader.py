@@ -270,7 +270,14 @@ class SecretReader:
         problem = check_row(
             keyring, BoundRow(at.company_id or "", at.key, row.key_version, row.version, row.envelope, row.binding)
         )
-        if problem is not None and not (problem is Problem.MISSING and self._allow_unbound):
+        if problem is Problem.MISSING and not self._allow_unbound:
+            raise at.error(
+                UndecryptableSecretError,
+                f"the stored row (version {row.version}, key version {row.key_version}) {problem.value}: a writer "
+                "without the master keys wrote it (the application's setTenantSecret, or a hand-made UPDATE); it "
+                "was not served: the stack's next `pulumi up` binds it (decision 0049), or pass allow_unbound=True",
+            )
+        if problem is not None and problem is not Problem.MISSING:
             raise at.error(
                 UndecryptableSecretError,
                 f"the stored row (version {row.version}, key version {row.key_version}) {problem.value}; "

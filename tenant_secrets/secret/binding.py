@@ -127,7 +127,8 @@ def check_rows(keyring: Keyring, rows: Iterable[BoundRow]) -> list[BindingProble
 
     A ciphertext found in two rows is a copy (named in the row whose binding fails); two rows holding
     each other's ciphertext are a swap. What this cannot name (a ciphertext from a row not in ``rows``)
-    is reported as altered.
+    is reported as altered. A row without a binding is pending (a writer without the keyring wrote it),
+    unless another row or history entry of ``rows`` holds its ciphertext: then it was moved, not written.
     """
     rows = list(rows)
     by_ciphertext: dict[str, list[BoundRow]] = {}
@@ -138,12 +139,42 @@ def check_rows(keyring: Keyring, rows: Iterable[BoundRow]) -> list[BindingProble
         problem = check_row(keyring, row)
         if problem is None:
             continue
-        if problem is Problem.ALTERED:
+        if problem is Problem.MISSING and (moved := _moved_unbound(row, rows, by_ciphertext)) is not None:
+            problems.append(moved)
+        elif problem is Problem.ALTERED:
             problem, other = _origin(keyring, row, rows, by_ciphertext)
             problems.append(BindingProblem(row, problem, other))
         else:
             problems.append(BindingProblem(row, problem))
     return problems
+
+
+def _moved_unbound(
+    row: BoundRow, rows: list[BoundRow], by_ciphertext: dict[str, list[BoundRow]]
+) -> BindingProblem | None:
+    """An unbound row whose ciphertext another row or history entry also holds: moved there, not written.
+
+    A writer without the keyring (the application, decision 0049) leaves its rows unbound, but it encrypts
+    with a fresh IV, so its ciphertext is found nowhere else; a plain UPDATE that moves a ciphertext keeps the
+    row's previous one as history (migration 0008), so a swap is still told: each row holds what the other
+    row (or its history) held.
+    """
+    twins = [r for r in by_ciphertext[row.ciphertext] if r is not row]
+    if not twins:
+        return None
+    other = twins[0]
+    here, there = _identity(row), _identity(other)
+    swapped = here != there and any(
+        _identity(r) == there
+        and r.table == row.table
+        and any(_identity(t) == here for t in by_ciphertext[r.ciphertext] if t is not r)
+        for r in rows
+    )
+    return BindingProblem(row, Problem.SWAPPED if swapped else Problem.COPIED, other)
+
+
+def _identity(row: BoundRow) -> tuple[str, str]:
+    return row.company_id.lower(), row.secret_key
 
 
 def _origin(

@@ -17,6 +17,7 @@ from tenant_secrets.store.errors import (
     MigrationError,
     StoreError,
 )
+from tenant_secrets.store.key_state import record_key_state, recorded_key_version
 from tenant_secrets.store.migrations import migrate
 from tenant_secrets.store.roles import ensure_roles
 from tenant_secrets.store.rotation import bind_rows, check_keyring, iter_rotate, key_versions_in_use, rotate
@@ -32,6 +33,7 @@ from tenant_secrets.store.secrets import (
     read_rows,
     read_tenant,
     read_tenants,
+    stored_keys,
 )
 from tenant_secrets.store.settings import StoreSettings
 
@@ -64,7 +66,10 @@ __all__ = [
     "read_rows",
     "read_tenant",
     "read_tenants",
+    "record_key_state",
+    "recorded_key_version",
     "redact_dsn",
     "require_companies",
     "rotate",
+    "stored_keys",
 ]

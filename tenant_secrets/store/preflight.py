@@ -61,7 +61,10 @@ class Inspection:
     binding_problems: tuple[BindingProblem, ...] = ()
     """Rows and history entries whose ciphertext is not bound to them (moved, copied, altered)."""
     bindings_pending: bool = False
-    """Whether some row or history entry has no binding yet (written before migration 0005)."""
+    """Whether some row or history entry has no binding yet (written before migration 0005, or by a writer
+    without the keyring: the application, decision 0049)."""
+    pending: tuple[BoundRow, ...] = ()
+    """The rows of company_secrets (not history) that have no binding yet; the ciphertext is never shown."""
 
     def rotation_pending(self, active: int) -> bool:
         """Whether some stored value is on another key version than ``active``."""
@@ -127,6 +130,9 @@ def inspect(
         undecryptable=tuple(corrupt),
         binding_problems=tuple(p for p in bindings if p.problem is not Problem.MISSING),
         bindings_pending=any(p.problem is Problem.MISSING for p in bindings),
+        pending=tuple(
+            p.row for p in bindings if p.problem is Problem.MISSING and p.row.table == settings.name(SECRETS)
+        ),
     )
 
 

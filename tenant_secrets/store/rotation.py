@@ -19,6 +19,7 @@ from psycopg import pq, sql
 from tenant_secrets.secret.binding import BoundRow, Problem, bind, check_row
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.errors import StoreError
+from tenant_secrets.store.moved import moved_ciphertexts
 from tenant_secrets.store.settings import HISTORY, SECRETS, StoreSettings
 
 
@@ -133,12 +134,13 @@ def _rotate_batch(  # noqa: PLR0917 - one batch of one table, all of it needed
         ).fetchall()
         if not rows:
             return 0, None
+        moved = moved_ciphertexts(conn, settings, [r[4] for r in rows if r[6] is None])
         updates: list[tuple[object, str, int, str]] = []  # id, ciphertext, old key version, binding
         for row_id, company, key, version, ciphertext, key_version, binding in rows:
             stored = BoundRow(company, key, key_version, version, ciphertext, binding)
-            if check_row(keyring, stored) not in {None, Problem.MISSING}:
+            if check_row(keyring, stored) not in {None, Problem.MISSING} or ciphertext in moved:
                 continue
-            fresh = _reencrypt(keyring, table, row_id, ciphertext, key_version)
+            fresh = _reencrypt(keyring, table, row_id, ciphertext, key_version, unbound=binding is None)
             bound = bind(keyring, BoundRow(company, key, keyring.active, version, fresh))
             updates.append((row_id, fresh, key_version, bound))
         if updates:
@@ -154,7 +156,20 @@ def _rotate_batch(  # noqa: PLR0917 - one batch of one table, all of it needed
     return len(updates), rows[-1][0]
 
 
-def _reencrypt(keyring: Keyring, table: _Table, row_id: object, ciphertext: str, version: int) -> str:
+def _reencrypt(
+    keyring: Keyring, table: _Table, row_id: object, ciphertext: str, version: int, *, unbound: bool = False
+) -> str:
+    """The value under the active key. A row without a binding was written by a writer without the keyring,
+    labelled with the version the database had recorded (decision 0049): when the application's key moved
+    between that record and its write, another version of the keyring opens it, and that one is used."""
+    versions = [version, *(v for v in keyring.versions if v != version)] if unbound else [version]
+    for candidate in versions:
+        if candidate not in keyring.keys:
+            continue
+        try:
+            return keyring.encrypt(keyring.decrypt(ciphertext, candidate))
+        except EnvelopeError:
+            continue
     try:
         return keyring.encrypt(keyring.decrypt(ciphertext, version))
     except EnvelopeError as exc:

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tenant_secrets.store.settings import ACCESS, APP_ROLES, AUDIT, COMPANIES, HISTORY, SECRETS, StoreSettings
+from tenant_secrets.store.settings import (
+    ACCESS,
+    APP_ROLES,
+    AUDIT,
+    COMPANIES,
+    HISTORY,
+    KEY_STATE,
+    SECRETS,
+    StoreSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,10 @@ class Migration:
             qualified_access=sql.Identifier(schema, settings.name(ACCESS)),
             access_function=sql.Identifier(schema, settings.access_function()),
             app_roles=sql.Identifier(settings.name(APP_ROLES)),
+            key_state=sql.Identifier(settings.name(KEY_STATE)),
+            qualified_key_state=sql.Identifier(schema, settings.name(KEY_STATE)),
+            qualified_history=sql.Identifier(schema, settings.name(HISTORY)),
+            write_function=sql.Identifier(schema, settings.write_function()),
             secrets_unique=sql.Identifier(f"{secrets}_company_id_secret_key_unique"),
             secrets_fk=sql.Identifier(f"{secrets}_company_id_{companies}_id_fk"),
         )
@@ -248,6 +261,83 @@ APP_ROLES_RECORD = Migration(
     """,
 )
 
+KEYLESS_WRITES = Migration(
+    "0008_keyless_writes",
+    """
+    -- What the stack records for writers that do not hold the keyring (the application's own
+    -- setTenantSecret, docs/decisions/0049): the master key version MASTER_ENCRYPTION_KEY holds, and how
+    -- many previous values a secret keeps. One row, written by the schema resource on every `up`
+    -- (store.record_key_state); only the owner reads or writes it. Without it a keyless write is refused.
+    CREATE TABLE {key_state} (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        app_key_version integer NOT NULL CHECK (app_key_version >= 1),
+        history_retention integer NOT NULL CHECK (history_retention >= 0),
+        recorded_at timestamptz DEFAULT now() NOT NULL
+    );
+    -- Until the schema resource records the stack's own (in the same run as this migration): the newest
+    -- version stored, or 1 for a table the application made from the seed (0001 adopts its rows as version 1).
+    INSERT INTO {key_state} (app_key_version, history_retention)
+    SELECT coalesce(max(key_version), 1), 10 FROM {secrets};
+
+    -- A write that names only the seed's columns (an INSERT without key_version; an UPDATE that changes
+    -- the ciphertext and leaves key_version, version and binding as they were) is completed here, for
+    -- every writer alike: key_version is the recorded one, an update bumps version, keeps the previous
+    -- value as history (pruned to the recorded retention) and sets updated_at, and the row is left
+    -- unbound (binding NULL) for a holder of the keyring to bind. The keyring's own writers (tenant_secrets.store)
+    -- always write key_version and binding, so they pass through unchanged. SECURITY DEFINER: the writer
+    -- needs no privilege on the history or the key state. The statement-level audit triggers (0003)
+    -- record the insert or update as for any other writer.
+    CREATE FUNCTION {write_function}() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    DECLARE
+        state record;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.key_version IS NOT NULL THEN
+                RETURN NEW;
+            END IF;
+        ELSIF NEW.secret_value_encrypted IS NOT DISTINCT FROM OLD.secret_value_encrypted
+            OR NEW.binding IS DISTINCT FROM OLD.binding
+            OR NEW.key_version IS DISTINCT FROM OLD.key_version
+            OR NEW.version IS DISTINCT FROM OLD.version THEN
+            RETURN NEW;
+        END IF;
+        SELECT k.app_key_version, k.history_retention INTO state FROM {qualified_key_state} k;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'company_secrets: no master key version is recorded for writers without the keyring yet'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'run `pulumi up` on the stack once (its schema resource records the version)';
+        END IF;
+        NEW.key_version := state.app_key_version;
+        NEW.binding := NULL;
+        IF TG_OP = 'UPDATE' THEN
+            NEW.version := OLD.version + 1;
+            NEW.updated_at := now();
+            IF state.history_retention > 0 THEN
+                INSERT INTO {qualified_history} (secret_id, company_id, secret_key, version, key_version,
+                                                 secret_value_encrypted, written_at, binding)
+                VALUES (OLD.id, OLD.company_id, OLD.secret_key, OLD.version, OLD.key_version,
+                        OLD.secret_value_encrypted, OLD.updated_at, OLD.binding);
+                DELETE FROM {qualified_history} h
+                WHERE h.secret_id = OLD.id AND h.version <= OLD.version - state.history_retention;
+            END IF;
+        ELSE
+            NEW.version := 1;
+        END IF;
+        RETURN NEW;
+    END
+    $fn$;
+    REVOKE ALL ON FUNCTION {write_function}() FROM PUBLIC;
+
+    -- Row-level BEFORE triggers: they run before the NOT NULL check, so an INSERT without key_version gets
+    -- one; in INSERT ... ON CONFLICT DO UPDATE the update's trigger sees the row as stored (OLD).
+    CREATE TRIGGER keyless_insert BEFORE INSERT ON {secrets}
+        FOR EACH ROW EXECUTE FUNCTION {write_function}();
+    CREATE TRIGGER keyless_update BEFORE UPDATE ON {secrets}
+        FOR EACH ROW EXECUTE FUNCTION {write_function}();
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     COMPANY_SECRETS,
     SECRET_VERSIONS,
@@ -256,6 +346,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ROW_BINDINGS,
     ACCESS_LOG_CHECKS_TENANT,
     APP_ROLES_RECORD,
+    KEYLESS_WRITES,
 )
 # The newest migration's name: changes exactly when a release adds a migration.
 SCHEMA_VERSION = MIGRATIONS[-1].name

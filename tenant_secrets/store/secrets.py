@@ -26,6 +26,7 @@ from tenant_secrets.secret.binding import BoundRow, Problem, bind, check_row, ch
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.errors import CompanyNotFoundError, StoreError
+from tenant_secrets.store.moved import moved_ciphertexts
 from tenant_secrets.store.settings import COMPANIES, HISTORY, SECRETS, StoreSettings
 
 MAX_KEY_LENGTH = 255  # company_secrets.secret_key is varchar(255)
@@ -106,19 +107,31 @@ class ApplyResult:
 
 
 def read_tenant(
-    conn: psycopg.Connection[Any], settings: StoreSettings, company: str, keyring: Keyring
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    company: str,
+    keyring: Keyring,
+    keys: Collection[str] | None = None,
 ) -> dict[str, StoredSecret]:
-    """One company's secrets, decrypted, by key."""
-    return read_tenants(conn, settings, [company], keyring).get(company_id(company, label=company), {})
+    """One company's secrets, decrypted, by key; only ``keys`` when given (the others are not decrypted)."""
+    return read_tenants(conn, settings, [company], keyring, keys).get(company_id(company, label=company), {})
 
 
 def read_tenants(
-    conn: psycopg.Connection[Any], settings: StoreSettings, companies: Collection[str], keyring: Keyring
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    companies: Collection[str],
+    keyring: Keyring,
+    keys: Collection[str] | None = None,
 ) -> dict[str, dict[str, StoredSecret]]:
-    """Several companies' secrets, decrypted, by company id then key, in one query."""
+    """Several companies' secrets, decrypted, by company id then key, in one query; only ``keys`` when given,
+    so that a row someone else owns (the application's, decision 0049) never fails the caller's read."""
     ids = [company_id(c, label=c) for c in companies]
     with conn.transaction():
         rows = _select_rows(conn, settings, ids, lock=False)
+    if keys is not None:
+        wanted = set(keys)
+        rows = {where: row for where, row in rows.items() if row.secret_key in wanted}
     _require_key_versions(rows.values(), keyring)
     found: dict[str, dict[str, StoredSecret]] = {}
     for row in rows.values():
@@ -126,6 +139,20 @@ def read_tenants(
             _decrypt(row, keyring), row.version, row.key_version
         )
     return found
+
+
+def stored_keys(conn: psycopg.Connection[Any], settings: StoreSettings, company: str) -> list[str]:
+    """The keys one company has rows for, whoever wrote them; nothing is decrypted (a row the keyring cannot
+    open is listed too)."""
+    cid = company_id(company, label=company)
+    with conn.transaction():
+        rows = conn.execute(
+            sql.SQL("SELECT secret_key FROM {} WHERE company_id = %s ORDER BY secret_key").format(
+                settings.table(SECRETS)
+            ),
+            [cid],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -168,13 +195,17 @@ def read_rows(
     try:
         with conn.transaction():
             rows = _select_rows(conn, settings, ids, lock=False)
+            history = _select_history(conn, settings, ids)
     except psycopg.errors.UndefinedTable:
         return []
     readable = [row.bound() for row in rows.values() if row.key_version in keyring.keys]
+    # history entries too: a ciphertext moved with a plain UPDATE left the row's previous one there
+    checked = [*readable, *(h for h in history if h.key_version in keyring.keys)]
     unbound = {
         (p.row.company_id, p.row.secret_key): p
-        for p in check_rows(keyring, readable)
-        if p.problem is not Problem.MISSING  # written before the binding column: bound by the next `up`
+        for p in check_rows(keyring, checked)
+        # without a binding: written before the binding column, or by the application; bound by the next `up`
+        if p.problem is not Problem.MISSING and p.row.table != settings.name(HISTORY)
     }
     readings = []
     for key, row in sorted(rows.items()):
@@ -206,7 +237,8 @@ def apply_tenants(
         )
         _require_company_ids(conn, settings, list(plan))
         rows = _select_rows(conn, settings, list(plan), lock=True)
-        writes, result = _decide(plan, rows, keyring)
+        moved = moved_ciphertexts(conn, settings, [r.ciphertext for r in rows.values() if r.binding is None])
+        writes, result = _decide(plan, rows, keyring, moved)
         _write(conn, settings, writes, keyring.active)
     return result
 
@@ -285,11 +317,19 @@ class _Writes:
 
 
 def _decide(
-    plan: Mapping[str, TenantChange], rows: Mapping[tuple[str, str], _Row], keyring: Keyring
+    plan: Mapping[str, TenantChange],
+    rows: Mapping[tuple[str, str], _Row],
+    keyring: Keyring,
+    moved: Collection[str] = frozenset(),
 ) -> tuple[_Writes, ApplyResult]:
+    """``moved``: ciphertexts of unbound rows also held elsewhere (:mod:`tenant_secrets.store.moved`), which are
+    treated as any ciphertext not written for its row."""
     compared = [rows[cid, key] for cid, change in plan.items() for key in change.desired if (cid, key) in rows]
     _require_key_versions(compared, keyring)
-    unbound = {row.id: check_row(keyring, row.bound()) for row in compared}
+    unbound = {
+        row.id: Problem.COPIED if row.binding is None and row.ciphertext in moved else check_row(keyring, row.bound())
+        for row in compared
+    }
     writes = _Writes()
     results: dict[str, CompanyResult] = {}
     for cid, change in plan.items():
@@ -384,6 +424,17 @@ def _select_rows(
         _COLUMNS, settings.table(SECRETS), sql.SQL(" FOR UPDATE" if lock else "")
     )
     return {(r.company_id, r.secret_key): r for r in (_Row(*row) for row in conn.execute(query, [ids]))}
+
+
+def _select_history(conn: psycopg.Connection[Any], settings: StoreSettings, ids: list[str]) -> list[BoundRow]:
+    query = sql.SQL(
+        "SELECT company_id::text, secret_key, key_version, version, secret_value_encrypted, binding FROM {}"
+        " WHERE company_id = ANY(%s::uuid[])"
+    ).format(settings.table(HISTORY))
+    return [
+        BoundRow(cid, key, int(kv), int(v), ct, b, settings.name(HISTORY))
+        for cid, key, kv, v, ct, b in conn.execute(query, [ids])
+    ]
 
 
 def _write(conn: psycopg.Connection[Any], settings: StoreSettings, writes: _Writes, active: int) -> None:

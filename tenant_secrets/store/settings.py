@@ -15,9 +15,10 @@ AUDIT = "company_secret_audit"
 ACCESS = "company_secret_access"
 MIGRATIONS = "tenant_secrets_migrations"
 APP_ROLES = "tenant_secrets_app_roles"
+KEY_STATE = "tenant_secrets_key_state"
 
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
-_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES))
+_LONGEST_BASE = max(len(n) for n in (COMPANIES, SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES, KEY_STATE))
 MAX_PREFIX = _MAX_IDENTIFIER - _LONGEST_BASE
 # Drizzle's createTable prefixes are often a project name plus "_" (hyphens included: every name is
 # quoted, here as in Drizzle). The first character must not be a digit or a hyphen.
@@ -55,6 +56,10 @@ class StoreSettings:
     def access_function(self) -> str:
         """The function that appends to the access log (migration 0004), unqualified."""
         return f"{self.table_prefix}tenant_secrets_record_access"
+
+    def write_function(self) -> str:
+        """The trigger function that completes rows written without the keyring (migration 0008), unqualified."""
+        return f"{self.table_prefix}tenant_secrets_keyless_write"
 
     def table(self, base: str) -> sql.Identifier:
         """The prefixed table as an identifier, resolved through the connection's search_path."""

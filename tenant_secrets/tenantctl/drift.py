@@ -15,6 +15,10 @@ the stack's fingerprint key), so nothing here ever holds a value. What a finding
 | unbound | the row holds a ciphertext not written for it (swapped, copied from another row, truncated) |
 | key-version | the row is on a master key version the keyring lacks |
 | stores-disagree | the tenant is in both stores and they hold different values |
+| application-owned | a tenant's row that tenants.yaml does not declare: the application's own key (listed, not drift) |
+
+An application-owned row is the application's, not drift (docs/decisions/0049-keyless-writes.md): no `up`,
+refresh, rotation or destroy changes or deletes it, so verify lists it and still reports no drift.
 """
 
 from __future__ import annotations
@@ -27,7 +31,18 @@ from dataclasses import asdict, dataclass, field
 from tenant_secrets.tenants_file.names import few
 
 STORES = ("infisical", "database")
-KINDS = ("missing", "undeclared", "different", "undecryptable", "unbound", "key-version", "stores-disagree")
+KINDS = (
+    "missing",
+    "undeclared",
+    "different",
+    "undecryptable",
+    "unbound",
+    "key-version",
+    "stores-disagree",
+    "application-owned",
+)
+APPLICATION_OWNED = "application-owned"
+"""The one kind that is not drift: listed, never counted against the stores."""
 WHOLE_OWNER = "*"
 NAMED = 5  # owners named in a summary; the rest are counted
 NOTES = {
@@ -40,6 +55,7 @@ NOTES = {
     ),
     "key-version": "the row is on a master key version the keyring lacks",
     "stores-disagree": "Infisical and the database hold different values",
+    APPLICATION_OWNED: "a tenant's row tenants.yaml does not declare: the application's own key, not drift",
 }
 
 
@@ -122,10 +138,20 @@ def _store_findings(owner: Expected, store: str, held: Held | None) -> list[Find
         elif held.fingerprints[key] != wanted:
             findings.append(Finding(name, store, key, "different", "the value differs from the declared one"))
     declared = set(owner.fingerprints) | set(owner.unresolved)
-    findings += [
-        Finding(name, store, key, "undeclared", _undeclared(key, owner)) for key in sorted(held.keys - declared)
-    ]
+    for key in sorted(held.keys - declared):
+        if store == "database" and key not in owner.retired:
+            findings.append(Finding(name, store, key, APPLICATION_OWNED, _application_owned(key, held)))
+        else:
+            findings.append(Finding(name, store, key, "undeclared", _undeclared(key, owner)))
     return findings
+
+
+def _application_owned(key: str, held: Held) -> str:
+    text = "not declared in tenants.yaml: the application's key, which no `up` changes or deletes"
+    if key in held.unreadable:
+        kind, detail = held.unreadable[key]
+        text += f" ({kind}: {detail})"
+    return text
 
 
 def _undeclared(key: str, owner: Expected) -> str:
@@ -164,7 +190,12 @@ class Report:
         """The exit status: 0 no drift, 1 drift, 2 could not check."""
         if self.error is not None:
             return 2
-        return 1 if self.findings else 0
+        return 1 if self.drift else 0
+
+    @property
+    def drift(self) -> tuple[Finding, ...]:
+        """The findings that are drift: every one but the application's own keys."""
+        return tuple(f for f in self.findings if f.kind != APPLICATION_OWNED)
 
     def summary(self) -> str:
         where = f"stack {self.stack} (environment {self.environment})" if self.environment else f"stack {self.stack}"
@@ -175,13 +206,15 @@ class Report:
             f"{len(self.counts)} tenant(s) or folder(s), {held['infisical']} secret(s) in Infisical, "
             f"{held['database']} row(s) in the database"
         )
-        if not self.findings:
-            return f"no drift on {where}: {scope}, every value as declared"
-        owners = sorted({f.owner for f in self.findings})
-        kinds = Counter(f.kind for f in self.findings)
+        owned = sum(f.kind == APPLICATION_OWNED for f in self.findings)
+        apps = f"; {owned} application-owned row(s), not drift" if owned else ""
+        if not self.drift:
+            return f"no drift on {where}: {scope}, every value as declared{apps}"
+        owners = sorted({f.owner for f in self.drift})
+        kinds = Counter(f.kind for f in self.drift)
         counted = ", ".join(f"{kinds[k]} {k}" for k in KINDS if kinds[k])
         scope = f"{len(owners)} of {len(self.counts)} tenant(s) or folder(s) ({few(owners, NAMED)})"
-        return f"drift on {where} in {scope}: {counted}"
+        return f"drift on {where} in {scope}: {counted}{apps}"
 
 
 def render(report: Report, fmt: str) -> str:

@@ -223,6 +223,9 @@ def _key_changes(step: Mapping[str, Any], op: str) -> dict[str, str]:
     changed = declared | ((_reported_keys(step) & both) - drifted)
     changes |= dict.fromkeys(sorted(changed), "update")
     changes |= dict.fromkeys(sorted(drifted), "restore")
+    # rows written outside tenants.yaml (the application's setTenantSecret) or not bound to them: put back
+    unbound = {str(key) for key in new.get(c.UNBOUND) or ()} & both
+    changes |= dict.fromkeys(sorted(unbound - changes.keys()), "restore")
     if not changes and old.get(c.KEY_VERSION) != new.get(c.KEY_VERSION):
         changes = dict.fromkeys(sorted(after), "re-encrypt")
     return changes or {"-": "update"}  # the resource changes, but no key's value (say, its company)

@@ -139,10 +139,11 @@ def test_write_back_stores_what_the_seeds_decrypt_secret_reads_with_the_publishe
     assert events.seen[-1].wrote_back
 
     row = database.owner.execute(
-        "SELECT secret_value_encrypted, key_version, version FROM company_secrets WHERE secret_key = 'SENDGRID_API_KEY'"
+        "SELECT secret_value_encrypted, key_version, version, binding IS NOT NULL FROM company_secrets"
+        " WHERE secret_key = 'SENDGRID_API_KEY'"
     ).fetchone()
     assert row is not None
-    assert row[1:] == (2, 1), "under the current key version, as a first version"
+    assert row[1:] == (2, 1, True), "under the current key version, as a first version, bound (decision 0049)"
     current = infisical.list_secrets(ENVIRONMENT, "/hono-api")["MASTER_ENCRYPTION_KEY"]
     assert run_node("decrypt.mjs", [{"envelope": row[0], "keyHex": current}]) == [value]
     assert audit_rows(database.owner)[-1][1:3] == ("SENDGRID_API_KEY", "insert")

@@ -62,7 +62,13 @@ def test_a_swap_is_named_by_the_preflight_and_overwritten_by_the_next_apply(
         keyring,
     )
     assert result.updated == 2
-    assert history_rows(stored) == []  # another tenant's ciphertext is not kept as this one's history
+    # another tenant's ciphertext is never kept as this one's history; a swap by a plain UPDATE leaves each
+    # row's own previous value there (the database keeps it for every keyless write: decision 0049)
+    history = history_rows(stored)
+    assert len(history) == (0 if "binding" in columns else 2)
+    for company, _key, _version, key_version, ciphertext in history:
+        own = fake_value("acme-stripe" if company == ACME else "globex-stripe")
+        assert keyring.decrypt(ciphertext, key_version) == own
     assert problems(stored, settings, keyring) == []
     assert read_tenants(stored, settings, [ACME], keyring)[ACME][KEY].value == fake_value("acme-stripe")
 

@@ -43,6 +43,7 @@ def test_migrate_applies_everything_once_and_records_it(conn: psycopg.Connection
         "company_secret_access",
         "tenant_secrets_migrations",
         "tenant_secrets_app_roles",
+        "tenant_secrets_key_state",
     }
 
 
@@ -100,6 +101,7 @@ def test_prefix_is_honoured_and_prefixed_stores_are_independent(
             "company_secret_access",
             "tenant_secrets_migrations",
             "tenant_secrets_app_roles",
+            "tenant_secrets_key_state",
         )
     }
     ensure_companies(conn, acme_app, {"acme": (ACME, None)})

@@ -8,7 +8,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tenant_secrets.secret.binding import Problem
 from tenant_secrets.secret.envelope import Keyring, encrypt
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants
 from tenant_secrets.store.preflight import PreflightError, TenantRef, inspect
@@ -104,7 +103,9 @@ def test_one_corrupt_row_is_named_and_is_not_a_wrong_key(
     db.execute("UPDATE company_secrets SET secret_value_encrypted = %s WHERE secret_key = 'B'", [corrupt])
     found = inspect(db, settings, [TenantRef("acme"), TenantRef("globex")], keyring)
     assert found.undecryptable == ("acme B",)
-    assert [(p.row.secret_key, p.problem) for p in found.binding_problems] == [("B", Problem.ALTERED)]
+    # a plain UPDATE is a keyless write (decision 0049): the row is pending its binding, not altered
+    assert [(p.row.secret_key, p.problem) for p in found.binding_problems] == []
+    assert [row.secret_key for row in found.pending] == ["B"]
 
     # Declaring a new value overwrites the corrupt row (an update, audited); the other rows are untouched.
     before = secret_rows(db)

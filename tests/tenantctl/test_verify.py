@@ -184,7 +184,7 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
         ("alpha", "both", "LEGACY_TOKEN", "stores-disagree"),
         ("bravo", "database", "SMTP_PASSWORD", "undecryptable"),
         ("bravo", "database", "PORT", "key-version"),
-        ("bravo", "database", "APP_WRITTEN", "undeclared"),
+        ("bravo", "database", "APP_WRITTEN", "application-owned"),
         ("charlie", "infisical", "HAND_MADE", "undeclared"),
         ("charlie", "infisical", "OLD_TOKEN", "undeclared"),
         ("hono-api", "infisical", "STRAY", "undeclared"),
@@ -204,7 +204,8 @@ def test_each_kind_of_drift_is_reported_by_tenant_store_and_key(
     assert text.splitlines()[-1] == (
         "drift on stack dev (environment dev) in 5 of 5 tenant(s) or folder(s) "
         "(alpha, bravo, charlie, gone, hono-api): "
-        "1 missing, 6 undeclared, 2 different, 1 undecryptable, 1 key-version, 1 stores-disagree"
+        "1 missing, 5 undeclared, 2 different, 1 undecryptable, 1 key-version, 1 stores-disagree; "
+        "1 application-owned row(s), not drift"
     )
     planted = [v for folder in infisical.tree.values() for v in folder.values()]
     planted += ["fake-app-written", "fake-left-row", *ENVIRON.values(), *CONFIG["alpha"].values(), KEY_V1]
