@@ -18,6 +18,7 @@
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (rotation/commands.py)
     tenantctl recover --stack NAME [--exclusive]                                   (recover.py)
+    tenantctl ci-env (--stack NAME | --environment ENV) [--repo DIR] [--env-file FILE]   (ci_env.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -585,6 +586,18 @@ def parser() -> argparse.ArgumentParser:
         "another host is stale",
     )
     rescue.set_defaults(run=recover_command)
+
+    cienv = commands.add_parser(
+        "ci-env",
+        help="in CI: append to $GITHUB_ENV the secrets (JSON in TENANT_SECRETS_CI_SECRETS) that the stack's "
+        "envAllow allows, masked; nothing else",
+    )
+    cienv_which = cienv.add_mutually_exclusive_group(required=True)
+    cienv_which.add_argument("--stack")
+    cienv_which.add_argument("--environment", help="every stack (shard) of this environment: the union of their lists")
+    cienv.add_argument("--repo", default=".", help="the trusted checkout whose stack files are read, default .")
+    cienv.add_argument("--env-file", help="the file to append to (default: $GITHUB_ENV)")
+    cienv.set_defaults(run=ci_env_command)
     return root
 
 
@@ -606,6 +619,15 @@ def recover_command(args: argparse.Namespace) -> int:
         return 1
     print(done.summary(args.stack))
     return 0
+
+
+def ci_env_command(args: argparse.Namespace) -> int:
+    """In CI: pass the allow-listed `{from: env}` values from the step's secrets JSON to the later steps."""
+    from tenant_secrets.tenantctl import ci_env  # noqa: PLC0415 - only this command needs it
+
+    return ci_env.run(
+        os.environ, Path(args.repo), stack=args.stack, environment=args.environment, env_file=args.env_file
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

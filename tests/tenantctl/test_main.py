@@ -65,7 +65,8 @@ def test_validate_with_a_stack_reports_missing_values_with_the_fix(
     assert out == [
         "tenants.yaml:31:23: platform.hono-api.secrets.RESEND_API_KEY: platform folder hono-api, RESEND_API_KEY: "
         "the environment variable RESEND_API_KEY is not set (dev). `export RESEND_API_KEY=<value>` where pulumi runs "
-        "(in CI: from a repository secret)",
+        "(in CI: a secret of that name in the job's GitHub environment, passed by `tenantctl ci-env` when the "
+        "stack's tenant-secrets:envAllow lists it)",
         "tenants.yaml:42:30: tenants[0].overrides.dev.secrets.STRIPE_SECRET_KEY: tenant codewiser, STRIPE_SECRET_KEY: "
         "the stack config has no value at secrets.shared.stripe_test_key (dev). Set it with "
         "`pulumi config set --secret --path 'secrets.shared.stripe_test_key' --stack ci` (it prompts for the value)",
