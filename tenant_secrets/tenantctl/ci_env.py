@@ -8,6 +8,10 @@ So the later steps (`pulumi up`, the preview, `tenantctl verify`) see exactly wh
 names, and a pull request cannot widen it: adding a tenant that reads `DATABASE_URL` or an unlisted secret
 finds nothing there to read.
 
+One GitHub environment may serve several tenants.yaml environments (the previews' `pr-preview` serves
+dev and prod): there, `--suffix PROD` passes the secret `RESEND_API_KEY_PROD` as `RESEND_API_KEY` and
+ignores unsuffixed names, so a dev preview never reads prod's value by accident.
+
 Each exported value is first masked (`::add-mask::`, per line) so that no later step's log shows it;
 GitHub masks its secrets already, the mask also covers a value a later step transforms. Only names are
 reported; a value is written nowhere but the `$GITHUB_ENV` file, in GitHub's multi-line form.
@@ -84,6 +88,14 @@ def policies(repo: Path, *, stack: str | None, environment: str | None) -> list[
     return found
 
 
+def unsuffixed(secrets: Mapping[str, str], suffix: str | None) -> dict[str, str]:
+    """The secrets named ``NAME_<SUFFIX>`` (any case) as ``NAME``; all of them, unchanged, when no suffix."""
+    if not suffix:
+        return dict(secrets)
+    tail = f"_{suffix.upper()}"
+    return {name[: -len(tail)]: value for name, value in secrets.items() if name.upper().endswith(tail)}
+
+
 def choose(available: Mapping[str, str], allowed: Sequence[SourcePolicy]) -> Exported:
     """Which of ``available`` to pass on: those some stack's allow-list allows, never a denied name."""
     names = tuple(sorted(n for n in available if denied_env(n) is None and any(p.allows_env(n) for p in allowed)))
@@ -116,7 +128,13 @@ def write(available: Mapping[str, str], chosen: Exported, env_file: TextIO, out:
 
 
 def run(
-    environ: Mapping[str, str], repo: Path, *, stack: str | None, environment: str | None, env_file: str | None
+    environ: Mapping[str, str],
+    repo: Path,
+    *,
+    stack: str | None,
+    environment: str | None,
+    env_file: str | None,
+    suffix: str | None = None,
 ) -> int:
     """The command: exit 0 with the names passed on (stderr), 1 with one line that names no value."""
     target = env_file or environ.get("GITHUB_ENV")
@@ -125,7 +143,7 @@ def run(
         print("tenantctl ci-env: no $GITHUB_ENV (not in GitHub Actions): pass --env-file FILE", file=sys.stderr)
         return 1
     try:
-        available = read_secrets(environ.get(SECRETS_VARIABLE))
+        available = unsuffixed(read_secrets(environ.get(SECRETS_VARIABLE)), suffix)
         chosen = choose(available, policies(repo, stack=stack, environment=environment))
         with open(target, "a", encoding="utf-8") as handle:
             write(available, chosen, handle, sys.stdout)

@@ -18,7 +18,7 @@
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (rotation/commands.py)
     tenantctl recover --stack NAME [--exclusive]                                   (recover.py)
-    tenantctl ci-env (--stack NAME | --environment ENV) [--repo DIR] [--env-file FILE]   (ci_env.py)
+    tenantctl ci-env (--stack NAME | --environment ENV) [--repo DIR] [--suffix ENV]     (ci_env.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -597,6 +597,11 @@ def parser() -> argparse.ArgumentParser:
     cienv_which.add_argument("--environment", help="every stack (shard) of this environment: the union of their lists")
     cienv.add_argument("--repo", default=".", help="the trusted checkout whose stack files are read, default .")
     cienv.add_argument("--env-file", help="the file to append to (default: $GITHUB_ENV)")
+    cienv.add_argument(
+        "--suffix",
+        help="pass the secret NAME_<SUFFIX> as NAME, and no unsuffixed one (a GitHub environment serving several "
+        "tenants.yaml environments, e.g. pr-preview)",
+    )
     cienv.set_defaults(run=ci_env_command)
     return root
 
@@ -626,7 +631,12 @@ def ci_env_command(args: argparse.Namespace) -> int:
     from tenant_secrets.tenantctl import ci_env  # noqa: PLC0415 - only this command needs it
 
     return ci_env.run(
-        os.environ, Path(args.repo), stack=args.stack, environment=args.environment, env_file=args.env_file
+        os.environ,
+        Path(args.repo),
+        stack=args.stack,
+        environment=args.environment,
+        env_file=args.env_file,
+        suffix=args.suffix,
     )
 
 

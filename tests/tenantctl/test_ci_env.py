@@ -154,3 +154,19 @@ def test_outside_github_actions_it_asks_for_a_file(
     assert "pass --env-file FILE" in capsys.readouterr().err
     assert _run(repo, "--stack", "prod", "--env-file", str(repo / "out.env")) == 0
     assert sorted(_parse_env_file((repo / "out.env").read_text())) == ["CODEWISER_SENDGRID_API_KEY", "RESEND_API_KEY"]
+
+
+def test_a_suffix_picks_one_environment_of_a_shared_github_environment(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pr-preview serves dev and prod: RESEND_API_KEY_PROD reaches a prod preview as RESEND_API_KEY, the dev
+    value and the unsuffixed one never do."""
+    secrets = {
+        "RESEND_API_KEY": "fake-unsuffixed",
+        "RESEND_API_KEY_DEV": "fake-dev-value",
+        "RESEND_API_KEY_PROD": "fake-prod-value",
+        "PREVIEW_DATABASE_URL_PROD": "postgresql://fake-reader:fake-password@db/app",
+    }
+    monkeypatch.setenv("TENANT_SECRETS_CI_SECRETS", json.dumps(secrets))
+    assert _run(repo, "--stack", "prod", "--suffix", "prod") == 0
+    assert _parse_env_file((repo / "github_env").read_text()) == {"RESEND_API_KEY": "fake-prod-value"}
