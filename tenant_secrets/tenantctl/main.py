@@ -96,9 +96,14 @@ def _plan_counts(plan: EnvironmentPlan) -> str:
 
 
 def _base_file(ref: str, file: str) -> TenantsFile:
-    """The tenants file as it is at git ``ref`` (the same path, from the current directory)."""
+    """The tenants file as it is at git ``ref``: the file the path leads to, links followed, in the repository
+    that holds it. `make shell` works in the demo's copy (.state/demo/project), whose tenants.yaml is a link
+    to the repository's: git would look for the link's own path, which no commit has."""
+    real = Path(file).resolve()
     try:
-        text = subprocess.run(["git", "show", f"{ref}:./{file}"], capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(real.parent), "show", f"{ref}:./{real.name}"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as err:
         reason = (getattr(err, "stderr", "") or str(err)).strip().splitlines()[-1:] or ["git failed"]
         hint = "pass a git ref that has the file, e.g. --base origin/main"

@@ -192,6 +192,23 @@ def test_validate_with_a_base_refuses_removals_without_the_marker(
     assert "cannot read it at no-such-ref" in capsys.readouterr().out
 
 
+def test_validate_with_a_base_follows_a_linked_file_to_its_repository(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make shell` runs in the demo's copy, whose tenants.yaml links to the repository's: --base reads the
+    repository's history (it answered "exists on disk, but not in 'origin/main'")."""
+    _git(project, "init", "-q")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "add", "tenants.yaml")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "-qm", "base")
+    copy = tmp_path_factory.mktemp("demo-project")
+    (copy / "tenants.yaml").symlink_to(project / "tenants.yaml")
+    shutil.copy(project / "Pulumi.ci.yaml", copy / "Pulumi.ci.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(copy)
+        assert main(["validate", "tenants.yaml", "--base", "HEAD"]) == 0
+    assert "nothing removed since HEAD" in capsys.readouterr().out
+
+
 def test_validate_a_shard_checks_its_own_tenants(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (project / "Pulumi.ci.yaml").read_text()
     (project / "Pulumi.ci.yaml").write_text(text.replace("config:\n", 'config:\n  tenant-secrets:shard: "2/2"\n', 1))
