@@ -3,7 +3,7 @@
     tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--base GIT_REF] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
     tenantctl plan (--stack NAME | --environment ENV) [--format markdown|json] [--preview-json FILE]
-                   [--allow-unchecked]                                              (plan_comment.py)
+                   [--allow-unchecked] [--no-refresh]                               (plan_comment.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (stack/head_data.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
@@ -210,7 +210,12 @@ def plan_command(args: argparse.Namespace) -> int:
     """One stack's plan, or each of an environment's stacks' in turn (one section per shard)."""
     if args.stack:
         return plan_comment.run_plan(
-            args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
+            args.stack,
+            args.format,
+            args.preview_json,
+            args.config_file,
+            allow_unchecked=args.allow_unchecked,
+            refresh=args.refresh,
         )
     if args.preview_json or args.config_file:
         print("tenantctl plan: --preview-json and --config-file need --stack", file=sys.stderr)
@@ -222,7 +227,9 @@ def plan_command(args: argparse.Namespace) -> int:
     except StackFileError as err:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
-    return plan_comment.run_environment_plan(names, args.format, allow_unchecked=args.allow_unchecked)
+    return plan_comment.run_environment_plan(
+        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh
+    )
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -494,6 +501,12 @@ def parser() -> argparse.ArgumentParser:
         "--allow-unchecked",
         action="store_true",
         help="exit 0 even when the preview warned that it could not check something (the plan still says so)",
+    )
+    plan.add_argument(
+        "--no-refresh",
+        dest="refresh",
+        action="store_false",
+        help="do not read the stores first (faster; drift then does not show, and the plan says so)",
     )
     plan.set_defaults(run=plan_command)
 
