@@ -456,8 +456,8 @@ def render_markdown(plan: ReviewPlan) -> str:
         ]
         return "\n".join(lines) + "\n"
     lines = [title, ""]
-    if plan.refreshed is not None:
-        lines += [DRIFT_READ if plan.refreshed else DRIFT_NOT_READ, ""]
+    # last, under the table: whether drift could show (deletions stay the first thing a reviewer reads)
+    drift = [] if plan.refreshed is None else ["", DRIFT_READ if plan.refreshed else DRIFT_NOT_READ]
     if plan.warnings:
         lines[0] = f"{title}: not fully checked"
         lines += [
@@ -473,7 +473,7 @@ def render_markdown(plan: ReviewPlan) -> str:
             lines.append("No changes found in what the preview could check.")
         else:
             lines.append("No changes: nothing would be written to Infisical or the database.")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + drift) + "\n"
     if plan.deletions:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
         lines += [
@@ -512,7 +512,7 @@ def render_markdown(plan: ReviewPlan) -> str:
             "`company_secrets (schema)` *update*: its roles, or the master key versions it checks, change; "
             "no value does."
         )
-    lines += ["", "Values are never shown. " + " ".join(notes)]
+    lines += ["", "Values are never shown. " + " ".join(notes), *drift]
     return "\n".join(lines) + "\n"
 
 
