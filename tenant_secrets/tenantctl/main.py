@@ -3,7 +3,7 @@
     tenantctl validate [FILE] [--stack NAME] [--config-file Pulumi.NAME.yaml] [--base GIT_REF] [--format text|github]
     tenantctl schema [--check] [--output tenants.schema.json]
     tenantctl plan (--stack NAME | --environment ENV) [--format markdown|json] [--preview-json FILE]
-                   [--allow-unchecked]                                              (plan_comment.py)
+                   [--allow-unchecked] [--no-refresh]                               (plan_comment.py)
     tenantctl import --environments dev,staging,prod [--no-platform] [--output FILE]   (importer.py)
     tenantctl pr-changes --head DIR [--base DIR]                                    (stack/head_data.py)
     tenantctl pr-data --head DIR --stack NAME [--base DIR] [--code base|head] --note FILE
@@ -18,6 +18,7 @@
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (rotation/commands.py)
     tenantctl recover --stack NAME [--exclusive]                                   (recover.py)
+    tenantctl ci-env (--stack NAME | --environment ENV) [--repo DIR] [--suffix ENV]     (ci_env.py)
 
 `validate` prints every issue as `file:line:column: field: message. hint` (the first 1,000, then how
 many more) and exits 1, or prints a one-line summary and exits 0. With --stack it also checks that
@@ -95,9 +96,14 @@ def _plan_counts(plan: EnvironmentPlan) -> str:
 
 
 def _base_file(ref: str, file: str) -> TenantsFile:
-    """The tenants file as it is at git ``ref`` (the same path, from the current directory)."""
+    """The tenants file as it is at git ``ref``: the file the path leads to, links followed, in the repository
+    that holds it. `make shell` works in the demo's copy (.state/demo/project), whose tenants.yaml is a link
+    to the repository's: git would look for the link's own path, which no commit has."""
+    real = Path(file).resolve()
     try:
-        text = subprocess.run(["git", "show", f"{ref}:./{file}"], capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(real.parent), "show", f"{ref}:./{real.name}"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as err:
         reason = (getattr(err, "stderr", "") or str(err)).strip().splitlines()[-1:] or ["git failed"]
         hint = "pass a git ref that has the file, e.g. --base origin/main"
@@ -204,7 +210,12 @@ def plan_command(args: argparse.Namespace) -> int:
     """One stack's plan, or each of an environment's stacks' in turn (one section per shard)."""
     if args.stack:
         return plan_comment.run_plan(
-            args.stack, args.format, args.preview_json, args.config_file, allow_unchecked=args.allow_unchecked
+            args.stack,
+            args.format,
+            args.preview_json,
+            args.config_file,
+            allow_unchecked=args.allow_unchecked,
+            refresh=args.refresh,
         )
     if args.preview_json or args.config_file:
         print("tenantctl plan: --preview-json and --config-file need --stack", file=sys.stderr)
@@ -216,7 +227,9 @@ def plan_command(args: argparse.Namespace) -> int:
     except StackFileError as err:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
-    return plan_comment.run_environment_plan(names, args.format, allow_unchecked=args.allow_unchecked)
+    return plan_comment.run_environment_plan(
+        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh
+    )
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -489,6 +502,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 even when the preview warned that it could not check something (the plan still says so)",
     )
+    plan.add_argument(
+        "--no-refresh",
+        dest="refresh",
+        action="store_false",
+        help="do not read the stores first (faster; drift then does not show, and the plan says so)",
+    )
     plan.set_defaults(run=plan_command)
 
     imp = commands.add_parser(
@@ -585,6 +604,23 @@ def parser() -> argparse.ArgumentParser:
         "another host is stale",
     )
     rescue.set_defaults(run=recover_command)
+
+    cienv = commands.add_parser(
+        "ci-env",
+        help="in CI: append to $GITHUB_ENV the secrets (JSON in TENANT_SECRETS_CI_SECRETS) that the stack's "
+        "envAllow allows, masked; nothing else",
+    )
+    cienv_which = cienv.add_mutually_exclusive_group(required=True)
+    cienv_which.add_argument("--stack")
+    cienv_which.add_argument("--environment", help="every stack (shard) of this environment: the union of their lists")
+    cienv.add_argument("--repo", default=".", help="the trusted checkout whose stack files are read, default .")
+    cienv.add_argument("--env-file", help="the file to append to (default: $GITHUB_ENV)")
+    cienv.add_argument(
+        "--suffix",
+        help="pass the secret NAME_<SUFFIX> as NAME, and no unsuffixed one (a GitHub environment serving several "
+        "tenants.yaml environments, e.g. pr-preview)",
+    )
+    cienv.set_defaults(run=ci_env_command)
     return root
 
 
@@ -606,6 +642,20 @@ def recover_command(args: argparse.Namespace) -> int:
         return 1
     print(done.summary(args.stack))
     return 0
+
+
+def ci_env_command(args: argparse.Namespace) -> int:
+    """In CI: pass the allow-listed `{from: env}` values from the step's secrets JSON to the later steps."""
+    from tenant_secrets.tenantctl import ci_env  # noqa: PLC0415 - only this command needs it
+
+    return ci_env.run(
+        os.environ,
+        Path(args.repo),
+        stack=args.stack,
+        environment=args.environment,
+        env_file=args.env_file,
+        suffix=args.suffix,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,15 @@ _CHECK_FAILURE = re.compile(
 )
 _GENERIC_FAILURE = "an unhandled error occurred: program exited with error code"
 MAX_ERROR_CHARS = 4000
+MAX_REASON_CHARS = 300
+DRIFT_READ = (
+    "The stores were read before this plan (`pulumi preview --refresh`): a key changed outside tenants.yaml "
+    "shows as `restore`."
+)
+DRIFT_NOT_READ = (
+    "**Drift not checked:** the stores were not read before this plan, so a key changed outside tenants.yaml "
+    "does not show here (`tenantctl verify` finds it)."
+)
 OUTSIDE_SOURCES = ("env", "config", "infisical")
 """Source kinds that read from outside tenants.yaml: what the plan calls out when one is new or changed."""
 SOURCES_SHOWN = 10
@@ -121,6 +130,9 @@ class ReviewPlan:
     warnings: tuple[str, ...] = ()  # what the preview could not check: `pulumi up` may fail or do more
     rights: tuple[str, ...] = ()  # which database role gains or loses which rights, in words
     sources: tuple[SourceChange, ...] = ()  # new or changed env, config and infisical sources
+    refreshed: bool | None = None
+    """Whether the preview read the stores first (`--refresh`), so that drift shows as `restore`; None for a
+    saved preview, whose options are unknown."""
 
     @property
     def ok(self) -> bool:
@@ -447,6 +459,8 @@ def render_markdown(plan: ReviewPlan) -> str:
         ]
         return "\n".join(lines) + "\n"
     lines = [title, ""]
+    # last, under the table: whether drift could show (deletions stay the first thing a reviewer reads)
+    drift = [] if plan.refreshed is None else ["", DRIFT_READ if plan.refreshed else DRIFT_NOT_READ]
     if plan.warnings:
         lines[0] = f"{title}: not fully checked"
         lines += [
@@ -462,7 +476,7 @@ def render_markdown(plan: ReviewPlan) -> str:
             lines.append("No changes found in what the preview could check.")
         else:
             lines.append("No changes: nothing would be written to Infisical or the database.")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + drift) + "\n"
     if plan.deletions:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
         lines += [
@@ -501,7 +515,7 @@ def render_markdown(plan: ReviewPlan) -> str:
             "`company_secrets (schema)` *update*: its roles, or the master key versions it checks, change; "
             "no value does."
         )
-    lines += ["", "Values are never shown. " + " ".join(notes)]
+    lines += ["", "Values are never shown. " + " ".join(notes), *drift]
     return "\n".join(lines) + "\n"
 
 
@@ -535,6 +549,7 @@ def render_json(plan: ReviewPlan) -> str:
         "changes": [asdict(r) for r in plan.rows],
         "sources": [asdict(s) for s in plan.sources],
         "resources": dict(plan.summary),
+        "refreshed": plan.refreshed,
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -546,15 +561,38 @@ def render(plan: ReviewPlan, fmt: str) -> str:
 # --- running ---------------------------------------------------------------------------------------
 
 
-def preview_command(stack: str, config_file: str | None) -> list[str]:
+def preview_command(stack: str, config_file: str | None, *, refresh: bool = False) -> list[str]:
     command = ["pulumi", "preview", "--json", "--diff", "--non-interactive", "--stack", stack]
+    command += ["--refresh"] if refresh else []
     return [*command, "--config-file", config_file] if config_file else command
 
 
-def run_preview(stack: str, config_file: str | None = None, cwd: str | Path | None = None) -> ReviewPlan:
+def run_preview(
+    stack: str, config_file: str | None = None, cwd: str | Path | None = None, *, refresh: bool = True
+) -> ReviewPlan:
+    """The plan of `pulumi preview --refresh --json`: the stores read first, so that a key changed outside
+    tenants.yaml shows as `restore` (without the refresh the preview compares with the last state and says
+    "no changes"). When the refreshed preview fails, the plain one is tried, and the plan says, as a warning,
+    that drift was not checked and why; when both fail, the plain one's errors are the plan."""
+    if not refresh:
+        return replace(_preview(stack, config_file, cwd, refresh=False), refreshed=False)
+    plan = _preview(stack, config_file, cwd, refresh=True)
+    if plan.ok:
+        return replace(plan, refreshed=True)
+    plain = _preview(stack, config_file, cwd, refresh=False)
+    if not plain.ok:
+        return replace(plain, refreshed=False)
+    reason = (plan.errors[0].strip().splitlines() or ["pulumi preview --refresh failed"])[0][:MAX_REASON_CHARS]
+    warning = f"the stores could not be read (pulumi preview --refresh failed: {reason}), so drift is not shown"
+    return replace(plain, refreshed=False, warnings=(*plain.warnings, warning))
+
+
+def _preview(stack: str, config_file: str | None, cwd: str | Path | None, *, refresh: bool) -> ReviewPlan:
     """Run `pulumi preview --json` and parse what it prints; a run without JSON fails with its stderr."""
     try:
-        done = subprocess.run(preview_command(stack, config_file), capture_output=True, text=True, check=False, cwd=cwd)
+        done = subprocess.run(
+            preview_command(stack, config_file, refresh=refresh), capture_output=True, text=True, check=False, cwd=cwd
+        )
     except OSError as err:
         return failed(stack, f"cannot run pulumi: {err.strerror}")
     try:
@@ -590,17 +628,23 @@ def run_plan(
     config_file: str | None,
     *,
     allow_unchecked: bool = False,
+    refresh: bool = True,
 ) -> int:
     """Print the plan; 0 when the preview succeeded (with or without changes), 1 when it failed or, unless
     ``allow_unchecked``, when it warned that it could not check something."""
-    plan = read_preview(preview_json_path, stack) if preview_json_path else run_preview(stack, config_file)
+    if preview_json_path:
+        plan = read_preview(preview_json_path, stack)
+    else:
+        plan = run_preview(stack, config_file, refresh=refresh)
     sys.stdout.write(render(plan, fmt))
     return plan_status(plan, stack, allow_unchecked=allow_unchecked)
 
 
-def run_environment_plan(stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False) -> int:
+def run_environment_plan(
+    stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False, refresh: bool = True
+) -> int:
     """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
-    plans = [(stack, run_preview(stack)) for stack in stacks]
+    plans = [(stack, run_preview(stack, refresh=refresh)) for stack in stacks]
     if fmt == "json":
         sys.stdout.write("[\n" + ",\n".join(render(plan, fmt).rstrip() for _, plan in plans) + "\n]\n")
     else:

@@ -42,6 +42,7 @@ DENIED_PREFIXES: Final = (
     ("PULUMI_", "the run's Pulumi backend and the passphrase that decrypts the stack config"),
     ("TENANT_SECRETS_", "this project's own settings"),
     ("ROTATION_", "the rotation workflow's tokens"),
+    ("PREVIEW_", "the pull-request previews' credentials (docs/decisions/0050-ci-env.md)"),
     ("PG", "libpq's connection settings and password"),
     ("AWS_", "cloud credentials"),
     ("AZURE_", "cloud credentials"),

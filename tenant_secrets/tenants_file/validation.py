@@ -49,6 +49,7 @@ from tenant_secrets.tenants_file.names import (
 )
 from tenant_secrets.tenants_file.source_policy import (
     DECISION,
+    ENV_ALLOW,
     SHARED_FOLDERS,
     SourcePolicy,
     denied_env,
@@ -329,7 +330,9 @@ def check_sources(
                         column,
                         field,
                         f"{label}, {key}: the environment variable {source.var} is {state} ({plan.environment})",
-                        f"`export {source.var}=<value>` where pulumi runs (in CI: from a repository secret)",
+                        f"`export {source.var}=<value>` where pulumi runs (in CI: a secret of that name in the "
+                        "job's GitHub environment, passed by `tenantctl ci-env` when the stack's "
+                        f"tenant-secrets:{ENV_ALLOW} lists it)",
                     )
                 )
     return issues

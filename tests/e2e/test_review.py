@@ -27,7 +27,7 @@ from pulumi import automation as auto
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.tenantctl import plan_comment
 from tenant_secrets.tenantctl.plan_comment import Row
-from tests.e2e.conftest import PASSPHRASE, Project, configure
+from tests.e2e.conftest import PASSPHRASE, Project, configure, sdk
 from tests.e2e.steps import Check, Step, run_steps
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +63,7 @@ VALUES = {
     "newco": {"STRIPE_SECRET_KEY": "fake-stripe-newco-0001"},
 }
 FAKE_VALUES = (
+    "fake-by-hand",
     "fake-stripe-cw-0001",
     "fake-stripe-cw-0002",
     "fake-stripe-cw-0003",
@@ -247,6 +248,19 @@ V8 = (
 )
 
 
+def changed_by_hand(project: Project) -> None:
+    """Drift: someone edits a managed key in Infisical, outside tenants.yaml."""
+    where = {"project_id": project.infisical.project_id, "environment_slug": "dev"}
+    sdk(project.infisical).secrets.update_secret_by_name(
+        current_secret_name="STRIPE_SECRET_KEY", secret_path="/tenants/codewiser", secret_value="fake-by-hand", **where
+    )
+
+
+def drift_read(markdown: str) -> None:
+    assert plan_comment.DRIFT_READ in markdown
+    assert "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | config | restore |" in markdown
+
+
 def review(reviewer: Reviewer) -> list[Step]:
     """The pull requests, in order; each plan is checked before its up."""
 
@@ -289,6 +303,18 @@ def review(reviewer: Reviewer) -> list[Step]:
             ),
         ),
         Step("once applied, the comment says there is no change", up=False, check=no_changes),
+        Step(
+            "a value changed by hand in Infisical: the plan reads the stores first and shows the restore",
+            by_hand=changed_by_hand,
+            before=rows(
+                reviewer,
+                "drift",
+                [Row("codewiser", "dev", "infisical", "STRIPE_SECRET_KEY", "restore")],
+                markdown=drift_read,
+            ),
+            refresh=1,  # the deploy's `pulumi up --refresh`: the declared value is written back
+        ),
+        Step("once restored, the comment says there is no change", up=False, check=no_changes),
         Step(
             "a value changed in the stack config, and a literal in the file (a platform folder's)",
             config={("codewiser", "STRIPE_SECRET_KEY"): "fake-stripe-cw-0002"},

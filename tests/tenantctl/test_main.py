@@ -65,7 +65,8 @@ def test_validate_with_a_stack_reports_missing_values_with_the_fix(
     assert out == [
         "tenants.yaml:31:23: platform.hono-api.secrets.RESEND_API_KEY: platform folder hono-api, RESEND_API_KEY: "
         "the environment variable RESEND_API_KEY is not set (dev). `export RESEND_API_KEY=<value>` where pulumi runs "
-        "(in CI: from a repository secret)",
+        "(in CI: a secret of that name in the job's GitHub environment, passed by `tenantctl ci-env` when the "
+        "stack's tenant-secrets:envAllow lists it)",
         "tenants.yaml:42:30: tenants[0].overrides.dev.secrets.STRIPE_SECRET_KEY: tenant codewiser, STRIPE_SECRET_KEY: "
         "the stack config has no value at secrets.shared.stripe_test_key (dev). Set it with "
         "`pulumi config set --secret --path 'secrets.shared.stripe_test_key' --stack ci` (it prompts for the value)",
@@ -189,6 +190,23 @@ def test_validate_with_a_base_refuses_removals_without_the_marker(
     assert "`SMTP_PASSWORD: {decommission: true}`" in out
     assert main(["validate", "--base", "no-such-ref"]) == 1
     assert "cannot read it at no-such-ref" in capsys.readouterr().out
+
+
+def test_validate_with_a_base_follows_a_linked_file_to_its_repository(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make shell` runs in the demo's copy, whose tenants.yaml links to the repository's: --base reads the
+    repository's history (it answered "exists on disk, but not in 'origin/main'")."""
+    _git(project, "init", "-q")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "add", "tenants.yaml")
+    _git(project, "-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "-qm", "base")
+    copy = tmp_path_factory.mktemp("demo-project")
+    (copy / "tenants.yaml").symlink_to(project / "tenants.yaml")
+    shutil.copy(project / "Pulumi.ci.yaml", copy / "Pulumi.ci.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(copy)
+        assert main(["validate", "tenants.yaml", "--base", "HEAD"]) == 0
+    assert "nothing removed since HEAD" in capsys.readouterr().out
 
 
 def test_validate_a_shard_checks_its_own_tenants(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -585,9 +585,51 @@ def test_run_preview_runs_pulumi_preview_json(
     assert plan_comment.run_plan("dev", "markdown", None, "Pulumi.ci.yaml") == 0
     args = (fake_pulumi / "args").read_text().split()
     assert args == [
-        "preview", "--json", "--diff", "--non-interactive", "--stack", "dev", "--config-file", "Pulumi.ci.yaml"
+        "preview", "--json", "--diff", "--non-interactive", "--stack", "dev", "--refresh",
+        "--config-file", "Pulumi.ci.yaml",
     ]  # fmt: skip
-    assert "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | config | update |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| codewiser | dev | infisical | `STRIPE_SECRET_KEY` | config | update |" in out
+    assert plan_comment.DRIFT_READ in out
+
+
+def test_a_plan_without_refresh_says_drift_was_not_checked(
+    fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake(monkeypatch, PREVIEWS / "change-value.json", 0)
+    assert plan_comment.run_plan("dev", "markdown", None, None, refresh=False) == 0
+    assert "--refresh" not in (fake_pulumi / "args").read_text().split()
+    assert "**Drift not checked:**" in capsys.readouterr().out
+
+
+def test_a_refresh_that_fails_falls_back_and_the_comment_says_so(
+    fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh reads every store with the preview's credentials; a store it cannot read must not leave the
+    reviewer without a plan, nor with a plan that looks checked."""
+    script = fake_pulumi / "bin" / "pulumi"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" --refresh "*)\n'
+        '  printf "%s" "error: reading folder /tenants/codewiser: 403" >&2; exit 255;;\n'
+        "esac\n"
+        'cat "$FAKE_STDOUT"\n'
+        'exit "$FAKE_STATUS"\n'
+    )
+    _fake(monkeypatch, PREVIEWS / "change-value.json", 0)
+    plan = plan_comment.run_preview("dev")
+    assert plan.ok
+    assert plan.refreshed is False
+    assert plan.warnings[-1] == (
+        "the stores could not be read (pulumi preview --refresh failed: error: reading folder /tenants/codewiser: "
+        "403), so drift is not shown"
+    )
+    markdown = plan_comment.render_markdown(plan)
+    assert ": not fully checked" in markdown
+    assert "**Drift not checked:**" in markdown
+    # the preview itself fails too: its own errors are the plan
+    _fake(monkeypatch, PREVIEWS / "removal-guard-key.json", 1)
+    assert plan_comment.run_preview("dev").errors[0].startswith("codewiser-infisical: codewiser: SENDGRID_API_KEY")
 
 
 def test_run_preview_failures(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
