@@ -9,8 +9,8 @@ the same owner, key and value, so a fingerprint here equals the one the program'
 
 Reads are bounded whatever the number of tenants: Infisical once per environment (one recursive
 listing of the whole environment, each secret with its `secretPath`, values decrypted in memory and
-fingerprinted at once), and the database in two queries (the companies, then every row of those
-companies). A row that does not decrypt is a finding, not a failure: every such row is listed.
+fingerprinted at once), and the database in three queries (the companies, every row of those
+companies, and their history entries, whose bindings show a ciphertext moved by hand). A row that does not decrypt is a finding, not a failure: every such row is listed.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def _database_held(
     *,
     ring: Keyring,
 ) -> dict[tuple[str, str], Held]:
-    """Each database tenant's rows (and a decommissioned tenant's leftovers), in two queries."""
+    """Each database tenant's rows (and a decommissioned tenant's leftovers), in three queries."""
     tenants = [t for t in plan.tenants if "database" in t.storage]
     given = {t.subdomain: t.company_id for t in tenants if t.company_id}
     progress(f"reading company_secrets for {len(tenants)} tenant(s)")
