@@ -1,5 +1,5 @@
-"""Database roles for the store: a read-only application role fenced by row-level security, and an
-optional provisioning role that owns the writes.
+"""Database roles for the store: a read-only application role fenced by row-level security, an optional
+role the application writes as (fenced the same way), and an optional provisioning role that owns the writes.
 
 The role that runs :func:`~tenant_secrets.store.migrate` owns the tables; it runs this too (it needs
 CREATEROLE) and may provision itself. Row-level security does not apply to a table's owner, so the
@@ -7,6 +7,12 @@ owner and the provisioning role see every row; the application role sees only th
 named by ``SET app.company_id = '<uuid>'`` in its session or transaction, and nothing when it is unset.
 It may also read the ``id`` and ``subdomain`` of companies and append to the access log through its
 function (the reader library, :mod:`tenant_secrets.reader`), and nothing else.
+
+The application's writer (``writer_role``, docs/decisions/0053) may do what the seed's ``setTenantSecret`` and
+``getTenantSecret`` do, for the session's company only: insert the seed's columns, update the ciphertext and
+``updated_at``, and read the seed's columns. The database completes such a write (migration 0008's
+``SECURITY DEFINER`` trigger: key version, version, history), so the writer needs nothing on the history,
+audit or key-state tables, and never gets DELETE: a tenant's rows go only by its ``decommission`` marker.
 
 Passwords are sent as SCRAM-SHA-256 verifiers computed on this side, so the plaintext never reaches the
 server's statement log or ``pg_stat_statements``.
@@ -32,6 +38,7 @@ from tenant_secrets.store.settings import (
     AUDIT,
     COMPANIES,
     HISTORY,
+    KEY_STATE,
     MIGRATIONS,
     SECRETS,
     StoreSettings,
@@ -39,6 +46,18 @@ from tenant_secrets.store.settings import (
 
 APP_POLICY = "tenant_secrets_app_read"
 PROVISIONER_POLICY = "tenant_secrets_provisioner"
+WRITER_POLICIES = {
+    "SELECT": "tenant_secrets_app_write_select",
+    "INSERT": "tenant_secrets_app_write_insert",
+    "UPDATE": "tenant_secrets_app_write_update",
+}
+"""One policy per command the writer may run: with no DELETE policy a stray DELETE grant still removes nothing."""
+SEED_COLUMNS = ("id", "company_id", "secret_key", "secret_value_encrypted", "created_at", "updated_at")
+"""The columns of the seed's Drizzle schema (packages/db/src/schema/company-secrets.ts): Drizzle's insert names
+every one (``DEFAULT`` for those it is not given) and its ``findFirst`` selects every one."""
+WRITER_UPDATES = ("secret_value_encrypted", "updated_at")
+"""What the writer may update: never ``key_version``, ``version`` or ``binding`` (the trigger sets them)."""
+_SESSION_COMPANY = "company_id = nullif(current_setting('app.company_id', true), '')::uuid"
 
 
 def ensure_roles(
@@ -49,15 +68,19 @@ def ensure_roles(
     app_password: str | None,
     provisioner_role: str | None = None,
     provisioner_password: str | None = None,
+    writer_role: str | None = None,
+    writer_password: str | None = None,
 ) -> None:
     """Create or update the roles, their grants and the row-level security policies; idempotent.
 
     A role given without a password is created ``NOLOGIN`` (grant it to the login role that uses it)
     or, if it exists, keeps its login and password. Without ``provisioner_role`` the owner provisions
     and any earlier provisioner policy is dropped. A ``provisioner_role`` that is, was or is tied to the
-    application's role (:func:`provisioner_problems`) is refused before anything is written.
+    application's role (:func:`provisioner_problems`) is refused before anything is written, and so is a
+    ``writer_role`` that is the owner, the read role or the provisioner (:func:`writer_refusals`). Without
+    ``writer_role`` any earlier writer's policies are dropped (its grants stay until revoked by hand).
     """
-    for role in (app_role, provisioner_role):
+    for role in (app_role, provisioner_role, writer_role):
         if role is not None and not 0 < len(role) <= 63:
             raise ValueError("role names must be 1 to 63 characters")
     if app_role == provisioner_role:
@@ -67,6 +90,10 @@ def ensure_roles(
         owner = _table_owner(conn, settings)
         if provisioner_role is not None and (
             refused := provisioner_problems(conn, settings, provisioner_role, app_role)
+        ):
+            raise StoreError("; ".join(refused))
+        if writer_role is not None and (
+            refused := writer_refusals(conn, settings, writer_role, app_role, provisioner_role)
         ):
             raise StoreError("; ".join(refused))
         schema_name = current_schema(conn)
@@ -127,12 +154,156 @@ def ensure_roles(
                     PROVISIONER_POLICY,
                     sql.SQL("FOR ALL TO {} USING (true) WITH CHECK (true)").format(provisioner),
                 )
-        # checked once every grant is made, so that what the provisioner's got counts too
+        if writer_role is None:
+            for policy in WRITER_POLICIES.values():
+                conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(policy), secrets))
+        else:
+            _ensure_writer(conn, settings, schema, writer_role, writer_password, owner)
+        # checked once every grant is made, so that what the provisioner's and the writer's got counts too
         if problems := app_role_problems(conn, settings, app_role):
             raise StoreError(f"role {app_role!r} would read more than its company's rows: " + "; ".join(problems))
+        if writer_role is not None and (problems := writer_role_problems(conn, settings, writer_role)):
+            raise StoreError(
+                f"role {writer_role!r} would do more than the seed's writes of its company's rows: " + "; ".join(problems)
+            )
 
 
-def role_rights(settings: StoreSettings, app_role: str | None, provisioner_role: str | None) -> dict[str, str]:
+def _ensure_writer(
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    schema: sql.Identifier,
+    role: str,
+    password: str | None,
+    owner: str,
+) -> None:
+    """The writer's grants and policies, made from nothing on every run: a ``REVOKE ALL`` on a table takes
+    its column grants too, so a column dropped from the lists here is dropped from the role."""
+    writer, secrets = sql.Identifier(role), settings.table(SECRETS)
+    _ensure_role(conn, role, password, owner)
+    _record_app_role(conn, settings, role)
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, writer))
+    conn.execute(
+        sql.SQL("REVOKE ALL ON {} FROM {}").format(
+            sql.SQL(", ").join(
+                settings.table(t) for t in (SECRETS, HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES, KEY_STATE)
+            ),
+            writer,
+        )
+    )
+
+    def columns(names: tuple[str, ...]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+    conn.execute(
+        sql.SQL("GRANT SELECT ({0}), INSERT ({0}), UPDATE ({1}) ON {2} TO {3}").format(
+            columns(SEED_COLUMNS), columns(WRITER_UPDATES), secrets, writer
+        )
+    )
+    session = sql.SQL(_SESSION_COMPANY)
+    clauses = {
+        "SELECT": sql.SQL("USING ({})").format(session),
+        "INSERT": sql.SQL("WITH CHECK ({})").format(session),
+        "UPDATE": sql.SQL("USING ({0}) WITH CHECK ({0})").format(session),
+    }
+    for command, policy in WRITER_POLICIES.items():
+        _replace_policy(
+            conn,
+            secrets,
+            policy,
+            sql.SQL("FOR {} TO {} ").format(sql.SQL(command), writer) + clauses[command],
+        )
+
+
+def writer_refusals(
+    conn: psycopg.Connection[Any],
+    settings: StoreSettings,
+    role: str,
+    app_role: str | None,
+    provisioner_role: str | None,
+) -> list[str]:
+    """Why ``role`` cannot be the application's writer at all: empty when it may be.
+
+    The owner (or a role that can act as it) and a superuser or BYPASSRLS role are not fenced by row-level
+    security, so they would write every company's rows; the read role would no longer be read-only; the
+    provisioner already writes every company's rows. Reads the catalog only, so the preview checks it too.
+    """
+    reasons: list[str] = []
+    if role == app_role:
+        reasons.append("it is the application's read role (appRole), which must stay read-only")
+    if role == provisioner_role:
+        reasons.append("it is the provisioner, which writes every company's rows")
+    secrets = settings.table(SECRETS).as_string(conn)
+    found = conn.execute(
+        "SELECT pg_get_userbyid(c.relowner), r.rolname = pg_get_userbyid(c.relowner),"
+        " pg_has_role(r.oid, c.relowner, 'MEMBER'),"
+        " EXISTS (SELECT 1 FROM pg_roles b WHERE (b.rolsuper OR b.rolbypassrls) AND pg_has_role(r.oid, b.oid, 'MEMBER'))"
+        " FROM pg_roles r, pg_class c WHERE r.rolname = %s AND c.oid = to_regclass(%s)",
+        [role, secrets],
+    ).fetchone()
+    if found is not None:
+        owner, is_owner, acts_as_owner, bypasses = found
+        if is_owner:
+            reasons.append(f"it owns {settings.name(SECRETS)!r}")
+        elif acts_as_owner:
+            reasons.append(f"it can act as {owner!r}, which owns {settings.name(SECRETS)!r}")
+        if bypasses:
+            reasons.append("it is or can act as a superuser or a BYPASSRLS role")
+    if not reasons:
+        return []
+    return [
+        f"role {role!r} cannot be the application's writer: {'; '.join(reasons)}, so it would not be held to one "
+        "company's rows and the seed's columns; name a role of its own as the writer (appWriterRole)"
+    ]
+
+
+def writer_role_problems(conn: psycopg.Connection[Any], settings: StoreSettings, role: str) -> list[str]:
+    """What ``role`` can do beyond the writer's rights: empty when it holds exactly those (or less).
+
+    Counts inherited and PUBLIC grants, as the catalog's privilege functions do: on company_secrets any
+    DELETE, TRUNCATE, TRIGGER or REFERENCES, an INSERT or SELECT of a column outside the seed's, an UPDATE of
+    a column other than the ciphertext and ``updated_at``; any right on the history, audit, access log,
+    migrations, application roles or key state tables. Reads the catalog only.
+    """
+    problems: list[str] = []
+    secrets = settings.table(SECRETS).as_string(conn)
+    extra = conn.execute(
+        "SELECT array_remove(ARRAY["
+        "   CASE WHEN has_table_privilege(%(r)s, to_regclass(%(t)s), 'DELETE') THEN 'DELETE' END,"
+        "   CASE WHEN has_table_privilege(%(r)s, to_regclass(%(t)s), 'TRUNCATE') THEN 'TRUNCATE' END,"
+        "   CASE WHEN has_table_privilege(%(r)s, to_regclass(%(t)s), 'TRIGGER') THEN 'TRIGGER' END,"
+        "   CASE WHEN has_any_column_privilege(%(r)s, to_regclass(%(t)s), 'REFERENCES') THEN 'REFERENCES' END],"
+        "   NULL),"
+        " array(SELECT p || ' (' || a.attname || ')' FROM pg_attribute a,"
+        "        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p"
+        "        WHERE a.attrelid = to_regclass(%(t)s) AND a.attnum > 0 AND NOT a.attisdropped"
+        "          AND has_column_privilege(%(r)s, a.attrelid, a.attnum, p)"
+        "          AND NOT (a.attname::text = ANY (CASE WHEN p = 'UPDATE' THEN %(u)s::text[] ELSE %(s)s::text[] END))"
+        "        ORDER BY a.attnum, p)",
+        {"r": role, "t": secrets, "u": list(WRITER_UPDATES), "s": list(SEED_COLUMNS)},
+    ).fetchone()
+    if extra is not None and (extra[0] or extra[1]):
+        problems.append(f"it has {', '.join([*extra[0], *extra[1]])} on {settings.name(SECRETS)!r}")
+    fenced = (HISTORY, AUDIT, ACCESS, MIGRATIONS, APP_ROLES, KEY_STATE)
+    names = [settings.name(base) for base in fenced]
+    idents = [sql.Identifier(name).as_string(conn) for name in names]
+    rows = conn.execute(
+        "SELECT t.name, array_remove(ARRAY["
+        "   CASE WHEN has_any_column_privilege(%(r)s, c.oid, 'SELECT') THEN 'SELECT' END,"
+        "   CASE WHEN has_any_column_privilege(%(r)s, c.oid, 'INSERT') THEN 'INSERT' END,"
+        "   CASE WHEN has_any_column_privilege(%(r)s, c.oid, 'UPDATE') THEN 'UPDATE' END,"
+        "   CASE WHEN has_table_privilege(%(r)s, c.oid, 'DELETE') THEN 'DELETE' END,"
+        "   CASE WHEN has_table_privilege(%(r)s, c.oid, 'TRUNCATE') THEN 'TRUNCATE' END], NULL)"
+        " FROM unnest(%(n)s::text[], %(i)s::text[]) WITH ORDINALITY AS t(name, ident, k)"
+        " JOIN pg_class c ON c.oid = to_regclass(t.ident) ORDER BY t.k",
+        {"r": role, "n": names, "i": idents},
+    ).fetchall()
+    problems += [f"it has {'/'.join(granted)} on {name!r}" for name, granted in rows if granted]
+    return problems
+
+
+def role_rights(
+    settings: StoreSettings, app_role: str | None, provisioner_role: str | None, writer_role: str | None = None
+) -> dict[str, str]:
     """Role -> the rights :func:`ensure_roles` gives it, in words: what the preview's diff of the schema
     resource and `tenantctl plan` show a reviewer, so that a change of role names reads as who gains what."""
     secrets, history, companies = (settings.name(base) for base in (SECRETS, HISTORY, COMPANIES))
@@ -146,6 +317,12 @@ def role_rights(settings: StoreSettings, app_role: str | None, provisioner_role:
         rights[provisioner_role] = (
             f"the provisioner: SELECT, INSERT, UPDATE and DELETE on {secrets} and {history}, every company's "
             f"rows; SELECT on {companies}"
+        )
+    if app_role and writer_role:
+        rights[writer_role] = (
+            f"the application's writer: INSERT ({', '.join(SEED_COLUMNS)}), UPDATE ({', '.join(WRITER_UPDATES)}) "
+            f"and SELECT of the same columns on {secrets}, one company's rows at a time (app.company_id, row-level "
+            f"security); no DELETE, nothing on {history}"
         )
     return rights
 
