@@ -284,6 +284,7 @@ def inspect_database(settings: StackSettings, keyring: Keyring, tenants: list[Te
                 key_field=key_field,
                 app_role=settings.app_role,
                 provisioner_role=settings.provisioner_role,
+                writer_role=settings.writer_role,
             )
     except store.DatabaseUnavailableError as err:
         raise _fail(f"DATABASE_URL: {err}; nothing was written") from None
@@ -481,7 +482,11 @@ def run() -> None:
                     app_role_password=_password_fingerprint(settings, "appRolePassword"),
                     provisioner_role=settings.provisioner_role,
                     provisioner_password=_password_fingerprint(settings, "provisionerRolePassword"),
-                    role_rights=role_rights(settings.store, settings.app_role, settings.provisioner_role),
+                    role_rights=role_rights(
+                        settings.store, settings.app_role, settings.provisioner_role, settings.writer_role
+                    ),
+                    writer_role=settings.writer_role,
+                    writer_password=_password_fingerprint(settings, "appWriterRolePassword"),
                 ),
                 key_version=keyring.active,
                 key_versions=sorted(str(v) for v in keyring.versions),

@@ -299,9 +299,14 @@ _STORE = (
     "historyRetention",
     "appRole",
     "provisionerRole",
+    "appWriterRole",
     "rotationBatchSize",
 )
-_ROLE_PASSWORDS = {c.APP_ROLE_PASSWORD: "appRolePassword", c.PROVISIONER_PASSWORD: "provisionerRolePassword"}
+_ROLE_PASSWORDS = {
+    c.APP_ROLE_PASSWORD: "appRolePassword",
+    c.PROVISIONER_PASSWORD: "provisionerRolePassword",
+    c.WRITER_PASSWORD: "appWriterRolePassword",
+}
 """The schema's password fingerprints, and the stack settings holding the passwords."""
 
 
@@ -475,6 +480,8 @@ class DatabaseSchemaProvider(StackConfigured):
                 app_password=passwords[c.APP_ROLE_PASSWORD],
                 provisioner_role=props.get(c.PROVISIONER_ROLE),
                 provisioner_password=passwords[c.PROVISIONER_PASSWORD],
+                writer_role=props.get(c.WRITER_ROLE),
+                writer_password=passwords[c.WRITER_PASSWORD],
             )
         batch_size = int(props.get(c.ROTATION_BATCH_SIZE) or 500)
         rotated = store.rotate(conn, settings, keyring, batch_size=batch_size)

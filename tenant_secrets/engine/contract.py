@@ -124,6 +124,10 @@ APP_ROLE_PASSWORD: Final = "app_role_password_fingerprint"  # noqa: S105 - a pro
 PROVISIONER_ROLE: Final = "provisioner_role"
 PROVISIONER_PASSWORD: Final = "provisioner_password_fingerprint"  # noqa: S105 - a property name
 """The fingerprint of the provisioner role's password."""
+WRITER_ROLE: Final = "writer_role"
+"""The role the application writes as (`appWriterRole`, docs/decisions/0053)."""
+WRITER_PASSWORD: Final = "writer_password_fingerprint"  # noqa: S105 - a property name
+"""The fingerprint of the writer role's password."""
 ROWS_ROTATED: Final = "rows_rotated"
 ROLE_RIGHTS: Final = "role_rights"
 """Role -> the rights the schema gives it, in words (tenant_secrets.store.roles.role_rights): not watched, since
@@ -217,6 +221,8 @@ SCHEMA_WATCHED: Final = (
     APP_ROLE_PASSWORD,
     PROVISIONER_ROLE,
     PROVISIONER_PASSWORD,
+    WRITER_ROLE,
+    WRITER_PASSWORD,
 )
 TABLES = Schema(
     DATABASE_SCHEMA,
@@ -355,6 +361,8 @@ class SchemaSettings:
     provisioner_role: str | None
     provisioner_password: str | None
     role_rights: Mapping[str, str] = field(default_factory=dict)
+    writer_role: str | None = None
+    writer_password: str | None = None
 
     def props(self, *, key_version: int, key_versions: Sequence[str]) -> dict[str, Any]:
         return {
@@ -368,6 +376,8 @@ class SchemaSettings:
             APP_ROLE_PASSWORD: self.app_role_password,
             PROVISIONER_ROLE: self.provisioner_role,
             PROVISIONER_PASSWORD: self.provisioner_password,
+            WRITER_ROLE: self.writer_role,
+            WRITER_PASSWORD: self.writer_password,
             KEY_VERSION: key_version,
             KEY_VERSIONS: list(key_versions),
             ROWS_ROTATED: None,

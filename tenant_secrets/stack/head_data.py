@@ -49,7 +49,16 @@ SECRET_SETTINGS = frozenset(
 )
 """Secret settings: every leaf a `{secure: <ciphertext>}` of the stack's own secrets provider."""
 RIGHTS_SETTINGS = frozenset(
-    {"appRole", "provisionerRole", "appRolePassword", "provisionerRolePassword", "tablePrefix", "createCompanies"}
+    {
+        "appRole",
+        "provisionerRole",
+        "appWriterRole",
+        "appRolePassword",
+        "provisionerRolePassword",
+        "appWriterRolePassword",
+        "tablePrefix",
+        "createCompanies",
+    }
 )
 """Settings that decide which database role gets which rights, and on which tables: the roles' names, the
 passwords that log in as them, the tables the grants and policies go on, and whether the run writes the

@@ -195,6 +195,8 @@ class StackSettings:
     app_role: str | None
     provisioner_role: str | None
     rotation_batch_size: int
+    writer_role: str | None = None
+    """The role the application writes as (`appWriterRole`, docs/decisions/0053); None: no writer managed."""
     shard: Shard | None = None
     """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
     sources: SourcePolicy = dataclasses.field(default_factory=SourcePolicy)
@@ -281,6 +283,18 @@ class StackSettings:
             )
         if app_role and app_role == provisioner_role:
             raise StackConfigError(f"{NAMESPACE}:appRole and {NAMESPACE}:provisionerRole must name different roles")
+        writer_role = get("appWriterRole") or None
+        if writer_role and not app_role:
+            raise StackConfigError(
+                f"{NAMESPACE}:appWriterRole is set but {NAMESPACE}:appRole is not: the writer is fenced by the same "
+                "row-level security as the read role, so set appRole too"
+            )
+        if writer_role and writer_role in (app_role, provisioner_role):
+            other = "appRole" if writer_role == app_role else "provisionerRole"
+            raise StackConfigError(
+                f"{NAMESPACE}:appWriterRole is {other}'s role {writer_role!r}: the application's writer must be a role "
+                "of its own (the read role stays read-only, the provisioner writes every company's rows)"
+            )
         batch_size = _int(get, "rotationBatchSize")
         if batch_size is not None and batch_size < 1:
             raise StackConfigError(
@@ -307,6 +321,7 @@ class StackSettings:
             app_role=app_role,
             provisioner_role=provisioner_role,
             rotation_batch_size=batch_size or 500,
+            writer_role=writer_role,
             shard=shard,
             sources=_source_policy(get, key_folder),
         )

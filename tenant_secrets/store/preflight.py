@@ -23,7 +23,7 @@ from tenant_secrets.secret.binding import BindingProblem, BoundRow, Problem, che
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring
 from tenant_secrets.store.companies import company_id, find_companies
 from tenant_secrets.store.errors import StoreError
-from tenant_secrets.store.roles import provisioner_problems
+from tenant_secrets.store.roles import provisioner_problems, writer_refusals
 from tenant_secrets.store.settings import APP_ROLES, AUDIT, COMPANIES, HISTORY, MIGRATIONS, SECRETS, StoreSettings
 from tenant_secrets.tenants_file.names import few
 
@@ -80,6 +80,7 @@ def inspect(
     key_field: str = "masterKeys",
     app_role: str | None = None,
     provisioner_role: str | None = None,
+    writer_role: str | None = None,
 ) -> Inspection:
     """Check companies and keyring against the database; :class:`PreflightError` lists what is wrong.
 
@@ -89,7 +90,8 @@ def inspect(
     those keys must decrypt a value stored with it. ``key_field`` names the keys in messages
     (``<key_field>.v<version>``), so they point at the configuration to fix. A ``provisioner_role`` that
     is, was or is tied to the application's role is refused (:func:`~tenant_secrets.store.roles.provisioner_problems`),
-    so a swap of the two fails the preview, not only the `up`.
+    so a swap of the two fails the preview, not only the `up`; so is a ``writer_role`` that is the owner, the
+    read role or the provisioner (:func:`~tenant_secrets.store.roles.writer_refusals`).
     """
     problems: list[str] = []
     given: dict[str, str] = {}
@@ -120,6 +122,8 @@ def inspect(
             bindings = _binding_problems(conn, settings, keyring, has_column=bound)
     if provisioner_role is not None and secrets_exist:
         problems += provisioner_problems(conn, settings, provisioner_role, app_role)
+    if writer_role is not None and secrets_exist:
+        problems += writer_refusals(conn, settings, writer_role, app_role, provisioner_role)
     if problems:
         raise PreflightError(problems)
     resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}

@@ -158,13 +158,14 @@ def ensure_roles(
             for policy in WRITER_POLICIES.values():
                 conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(policy), secrets))
         else:
-            _ensure_writer(conn, settings, schema, writer_role, writer_password, owner)
+            _ensure_writer(conn, settings, schema, role=writer_role, password=writer_password, owner=owner)
         # checked once every grant is made, so that what the provisioner's and the writer's got counts too
         if problems := app_role_problems(conn, settings, app_role):
             raise StoreError(f"role {app_role!r} would read more than its company's rows: " + "; ".join(problems))
         if writer_role is not None and (problems := writer_role_problems(conn, settings, writer_role)):
             raise StoreError(
-                f"role {writer_role!r} would do more than the seed's writes of its company's rows: " + "; ".join(problems)
+                f"role {writer_role!r} would do more than the seed's writes of its company's rows: "
+                + "; ".join(problems)
             )
 
 
@@ -172,6 +173,7 @@ def _ensure_writer(
     conn: psycopg.Connection[Any],
     settings: StoreSettings,
     schema: sql.Identifier,
+    *,
     role: str,
     password: str | None,
     owner: str,
@@ -236,7 +238,8 @@ def writer_refusals(
     found = conn.execute(
         "SELECT pg_get_userbyid(c.relowner), r.rolname = pg_get_userbyid(c.relowner),"
         " pg_has_role(r.oid, c.relowner, 'MEMBER'),"
-        " EXISTS (SELECT 1 FROM pg_roles b WHERE (b.rolsuper OR b.rolbypassrls) AND pg_has_role(r.oid, b.oid, 'MEMBER'))"
+        " EXISTS (SELECT 1 FROM pg_roles b"
+        "   WHERE (b.rolsuper OR b.rolbypassrls) AND pg_has_role(r.oid, b.oid, 'MEMBER'))"
         " FROM pg_roles r, pg_class c WHERE r.rolname = %s AND c.oid = to_regclass(%s)",
         [role, secrets],
     ).fetchone()

@@ -318,9 +318,13 @@ def _role_rights(props: Mapping[str, Any]) -> dict[str, str]:
     found = props.get(c.ROLE_RIGHTS)
     if isinstance(found, Mapping):
         return {str(k): str(v) for k, v in found.items()}
-    app, provisioner = props.get(c.APP_ROLE), props.get(c.PROVISIONER_ROLE)
+
+    def role(prop: str) -> str | None:
+        found = props.get(prop)
+        return str(found) if found else None
+
     settings = StoreSettings(table_prefix=str(props.get(c.TABLE_PREFIX) or ""))
-    return role_rights(settings, str(app) if app else None, str(provisioner) if provisioner else None)
+    return role_rights(settings, role(c.APP_ROLE), role(c.PROVISIONER_ROLE), role(c.WRITER_ROLE))
 
 
 def rights_changes(document: Mapping[str, Any]) -> list[str]:

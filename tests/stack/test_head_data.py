@@ -126,6 +126,14 @@ ROLES_BASE = head(
             ["tenant-secrets:appRolePassword"],
             id="app-password-changed",
         ),
+        pytest.param(  # a pull request may not hand a role the application's writes
+            {
+                "tenant-secrets:appWriterRole": "deliverychat_app",
+                "tenant-secrets:appWriterRolePassword": {"secure": "v1:fake-ciphertext-known-to-the-author"},
+            },
+            ["tenant-secrets:appWriterRole", "tenant-secrets:appWriterRolePassword"],
+            id="writer-added",
+        ),
         pytest.param({"tenant-secrets:tablePrefix": "other_app_"}, ["tenant-secrets:tablePrefix"], id="table-prefix"),
         pytest.param({"tenant-secrets:createCompanies": "true"}, ["tenant-secrets:createCompanies"], id="companies"),
     ],

@@ -53,6 +53,15 @@ def test_values_arrive_as_strings_from_either_side() -> None:
         ({"tablePrefix": "1bad"}, "tenant-secrets:tablePrefix: use letters"),
         ({"rotationBatchSize": "0"}, "tenant-secrets:rotationBatchSize: a whole number >= 1"),
         ({"provisionerRole": "p"}, "tenant-secrets:provisionerRole is set but tenant-secrets:appRole is not"),
+        ({"appWriterRole": "w"}, "tenant-secrets:appWriterRole is set but tenant-secrets:appRole is not"),
+        (
+            {"appRole": "app", "appWriterRole": "app"},
+            "tenant-secrets:appWriterRole is appRole's role 'app': the application's writer must be a role of its own",
+        ),
+        (
+            {"appRole": "app", "provisionerRole": "prov", "appWriterRole": "prov"},
+            "tenant-secrets:appWriterRole is provisionerRole's role 'prov'",
+        ),
     ],
 )
 def test_each_bad_setting_is_named_with_its_fix_and_never_its_value(raw: dict[str, str], message: str) -> None:

@@ -26,6 +26,7 @@ from tenant_secrets.store import (
     ensure_roles,
     record_key_state,
 )
+from tenant_secrets.store.preflight import PreflightError, TenantRef, inspect
 from tenant_secrets.store.roles import role_rights, writer_role_problems
 from tests.conftest import ACME, GLOBEX, fake_value
 from tests.seed_writes import get_op, run_seed, set_op
@@ -139,29 +140,29 @@ def test_the_writer_cannot_delete_relabel_rebind_or_read_the_history(
         "SELECT company_id::text, secret_key, secret_value_encrypted, key_version, version, binding"
         " FROM company_secrets ORDER BY 1, 2"
     ).fetchall()
-    refused = [
-        "DELETE FROM company_secrets",
-        "UPDATE company_secrets SET key_version = key_version + 1",
-        "UPDATE company_secrets SET binding = NULL",
-        "UPDATE company_secrets SET version = version + 1",
-        "UPDATE company_secrets SET company_id = company_id",
-        f"INSERT INTO company_secrets (company_id, secret_key, secret_value_encrypted, key_version, binding)"
-        f" VALUES ('{ACME}', 'FORGED', 'x', 1, 'x')",
-        "SELECT key_version FROM company_secrets",
-        "SELECT * FROM company_secret_versions",
-        "SELECT * FROM company_secret_audit",
-        "SELECT * FROM tenant_secrets_key_state",
-        "UPDATE tenant_secrets_key_state SET app_key_version = 99",
-        "TRUNCATE company_secrets",
+    refused: list[sql.SQL | sql.Composed] = [
+        sql.SQL("DELETE FROM company_secrets"),
+        sql.SQL("UPDATE company_secrets SET key_version = key_version + 1"),
+        sql.SQL("UPDATE company_secrets SET binding = NULL"),
+        sql.SQL("UPDATE company_secrets SET version = version + 1"),
+        sql.SQL("UPDATE company_secrets SET company_id = company_id"),
+        sql.SQL(
+            "INSERT INTO company_secrets (company_id, secret_key, secret_value_encrypted, key_version, binding)"
+            " VALUES ({}, 'FORGED', 'x', 1, 'x')"
+        ).format(sql.Literal(ACME)),
+        sql.SQL("SELECT key_version FROM company_secrets"),
+        sql.SQL("SELECT * FROM company_secret_versions"),
+        sql.SQL("SELECT * FROM company_secret_audit"),
+        sql.SQL("SELECT * FROM tenant_secrets_key_state"),
+        sql.SQL("UPDATE tenant_secrets_key_state SET app_key_version = 99"),
+        sql.SQL("TRUNCATE company_secrets"),
     ]
     with connect(for_company(writer.dsn, ACME)) as conn:
         for statement in refused:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement)  # type: ignore[call-overload]  # literal test statements
+                conn.execute(statement)
         # another company's row is not there to update: nothing changes
-        moved = conn.execute(
-            "UPDATE company_secrets SET secret_value_encrypted = 'x' WHERE company_id = %s", [GLOBEX]
-        )
+        moved = conn.execute("UPDATE company_secrets SET secret_value_encrypted = 'x' WHERE company_id = %s", [GLOBEX])
         assert moved.rowcount == 0
     after = db.execute(
         "SELECT company_id::text, secret_key, secret_value_encrypted, key_version, version, binding"
@@ -243,3 +244,15 @@ def test_the_plan_names_what_the_writer_gains(settings: StoreSettings) -> None:
     )
     assert "no DELETE" in rights["deliverychat_writer"]
     assert role_rights(settings, None, None, "deliverychat_writer") == {}  # no roles managed without appRole
+
+
+def test_the_preview_refuses_the_owner_as_the_writer_before_anything_is_written(
+    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, writer: Writer
+) -> None:
+    owner = str((db.execute("SELECT current_user").fetchone() or ("",))[0])
+    with pytest.raises(PreflightError) as raised:
+        inspect(db, settings, [TenantRef("acme")], keyring, app_role=writer.app, writer_role=owner)
+    (problem,) = raised.value.problems  # the test cluster's owner is also a superuser: both are said
+    assert problem.startswith(f"role '{owner}' cannot be the application's writer: it owns 'company_secrets'")
+    assert problem.endswith("name a role of its own as the writer (appWriterRole)")
+    assert inspect(db, settings, [TenantRef("acme")], keyring, app_role=writer.app, writer_role=writer.name)

@@ -429,6 +429,19 @@ def test_a_state_from_before_the_words_is_read_by_its_role_names() -> None:
     assert said[1].startswith("`deliverychat_app` gains the provisioner: SELECT, INSERT, UPDATE and DELETE")
 
 
+def test_a_role_given_the_applications_writes_is_named_with_what_it_may_write() -> None:
+    """appWriterRole set on a stack: the plan says which role gains writes, on which columns, and that it
+    cannot delete (docs/decisions/0053)."""
+    before = {"app_role": "deliverychat_app"}
+    rights = role_rights(StoreSettings(), "deliverychat_app", None, "deliverychat_writer")
+    step = _schema_step(schema_version=7, **before, writer_role="deliverychat_writer", role_rights=rights)
+    step["oldState"]["inputs"] |= before | {"role_rights": role_rights(StoreSettings(), "deliverychat_app", None)}
+    said = parse_preview({"steps": [step]}, "dev").rights
+    assert said == (f"`deliverychat_writer` gains {rights['deliverychat_writer']}",)
+    assert "INSERT (id, company_id, secret_key, secret_value_encrypted, created_at, updated_at)" in said[0]
+    assert "one company's rows at a time" in said[0] and "no DELETE" in said[0]
+
+
 def test_a_table_cell_cannot_be_split() -> None:
     plan = plan_comment.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
     assert "| a\\|b | dev | infisical | `K` | - | create |" in render_markdown(plan)
