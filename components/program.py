@@ -441,6 +441,9 @@ def run() -> None:
             entry.company_id = entry.company_id or inspection.company_ids.get(entry.owner)
     if inspection is not None:
         mark_unbound_rows(inspection, database_tenants, settings.store.name(SECRETS), settings)
+        for entry in database_tenants:  # a decommissioned tenant's rows all go: the plan lists each key
+            if entry.decommission:
+                entry.stored_keys = inspection.stored_keys.get(entry.owner, ())
 
     provider = stack_provider(pulumi.get_stack())
     # the components' children inherit the provider; the resources declared here take it themselves

@@ -140,6 +140,7 @@ class DatabaseTenant(PluginResource):
             declared=desired_fingerprints(tenant.owner, tenant.values, fingerprint_key),
             sources=_descriptors(tenant.sources, tenant.values),
             unbound=tenant.unbound,
+            stored_keys=tenant.stored_keys,
         )
         self._register(name, inputs.props(), opts)
 

@@ -101,6 +101,9 @@ COMPANY_NAME: Final = "company_name"
 CURRENT: Final = "current"
 """The version ``MASTER_ENCRYPTION_KEY`` holds, or None for the resource that publishes the versions."""
 UNBOUND: Final = "unbound"
+STORED_KEYS: Final = "stored_keys"
+"""For a decommissioned tenant: the keys its company's rows hold at planning time (names only), which its
+`up` deletes, the application's own included; the plan lists those tenants.yaml never wrote."""
 """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
 CREATED_FOLDER: Final = "created_folder"
 """Output: whether this stack created the folder (only then may it delete the folder)."""
@@ -191,6 +194,7 @@ TENANT_ROWS = Schema(
         OWNER,
         DECOMMISSION,
         UNBOUND,
+        STORED_KEYS,
         DECOMMISSIONED,
         TABLE_PREFIX,
         COMPANY_ID,
@@ -271,6 +275,8 @@ class OwnerSecrets:
     """Display name, used when the demo creates the company."""
     unbound: Sequence[str] = ()
     """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
+    stored_keys: Sequence[str] = ()
+    """For a decommissioned tenant: the keys its company's rows hold (the preflight lists them): all deleted."""
 
 
 @dataclass(frozen=True)
@@ -310,12 +316,14 @@ class TenantRowsInputs:
     declared: Mapping[str, str]
     sources: Mapping[str, Mapping[str, Any]]
     unbound: Sequence[str] = ()
+    stored_keys: Sequence[str] = ()
 
     def props(self) -> dict[str, Any]:
         return {
             OWNER: self.owner,
             DECOMMISSION: self.decommission,
             UNBOUND: sorted(self.unbound),
+            STORED_KEYS: sorted(self.stored_keys),
             DECOMMISSIONED: sorted(self.decommissioned),
             TABLE_PREFIX: self.table_prefix,
             COMPANY_ID: self.company_id,

@@ -29,6 +29,7 @@ from tenant_secrets.engine.contract import (
     PUBLICATION,
     RECORDED_FINGERPRINTS,
     SOURCES,
+    STORED_KEYS,
     TENANT_ROWS,
     UNBOUND,
     WRITTEN_FINGERPRINTS,
@@ -251,6 +252,7 @@ def tenant_rows_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
         bool(keys_to_write(olds, news))
         or olds.get(DECOMMISSION) != news.get(DECOMMISSION)
         or bool(news.get(UNBOUND))  # rows the preflight found not bound to them: overwrite them
+        or bool(news.get(DECOMMISSION) and news.get(STORED_KEYS))  # rows left for a decommissioned tenant
     )
     return Diff(bool(replaces or changed), replaces)
 

@@ -13,7 +13,7 @@ row (:mod:`tenant_secrets.secret.binding`); what is not is returned, for the run
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -65,6 +65,9 @@ class Inspection:
     without the keyring: the application, decision 0049)."""
     pending: tuple[BoundRow, ...] = ()
     """The rows of company_secrets (not history) that have no binding yet; the ciphertext is never shown."""
+    stored_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """subdomain -> the keys stored for a decommissioned tenant's company (names only): its `up` deletes every
+    one, the application's own included (decision 0049), so the plan lists them."""
 
     def rotation_pending(self, active: int) -> bool:
         """Whether some stored value is on another key version than ``active``."""
@@ -127,7 +130,18 @@ def inspect(
     if problems:
         raise PreflightError(problems)
     resolved = {t.subdomain: found[t.subdomain] for t in tenants if t.subdomain in found}
+    gone = {resolved[t.subdomain]: t.subdomain for t in tenants if t.decommission and t.subdomain in resolved}
+    stored: dict[str, list[str]] = {}
+    if gone and secrets_exist:  # one more statement, only when a tenant is decommissioned
+        for company, key in conn.execute(
+            sql.SQL("SELECT company_id::text, secret_key FROM {} WHERE company_id = ANY(%s::uuid[]) ORDER BY 2").format(
+                settings.table(SECRETS)
+            ),
+            [list(gone)],
+        ).fetchall():
+            stored.setdefault(gone[str(company)], []).append(str(key))
     return Inspection(
+        stored_keys={subdomain: tuple(keys) for subdomain, keys in stored.items()},
         company_ids=resolved,
         key_usage=usage,
         schema_exists=secrets_exist,

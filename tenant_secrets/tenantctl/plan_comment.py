@@ -250,9 +250,17 @@ def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) 
     path = str(new.get(c.PATH) or old.get(c.PATH) or "")
     kind = "platform" if store == "infisical" and path and not path.startswith("/tenants/") else "tenant"
     changes = _key_changes(step, op)
+    kinds = _source_kinds(old) | _source_kinds(new)
+    if new.get(c.DECOMMISSION) is True and op not in DELETE_OPS:
+        # a decommissioned tenant's `up` deletes every row of its company: the keys tenants.yaml never wrote
+        # (the application's own, decision 0049) are listed too, so a reviewer sees each one go
+        for key in sorted({str(k) for k in new.get(c.STORED_KEYS) or ()} - changes.keys()):
+            changes[key] = "delete"
+            kinds.setdefault(key, "application")
+        if len(changes) > 1:
+            changes.pop("-", None)
     if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
         changes = {"-": "forget"}
-    kinds = _source_kinds(old) | _source_kinds(new)
     return [Row(owner, environment, store, key, action, kind, kinds.get(key, "")) for key, action in changes.items()]
 
 

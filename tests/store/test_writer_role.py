@@ -256,3 +256,17 @@ def test_the_preview_refuses_the_owner_as_the_writer_before_anything_is_written(
     assert problem.startswith(f"role '{owner}' cannot be the application's writer: it owns 'company_secrets'")
     assert problem.endswith("name a role of its own as the writer (appWriterRole)")
     assert inspect(db, settings, [TenantRef("acme")], keyring, app_role=writer.app, writer_role=writer.name)
+
+
+def test_the_preflight_lists_every_key_a_decommissioned_tenants_up_deletes(
+    db: psycopg.Connection[Any], settings: StoreSettings, keyring: Keyring, writer: Writer
+) -> None:
+    """Decommission deletes the application's keys too (decision 0049): the plan gets them from here."""
+    run_seed(
+        for_company(writer.dsn, ACME),
+        [set_op(ACME, APP_KEY, fake_value("acme-webhook"))],
+        keyHex=keyring.key(keyring.active).hex(),
+    )
+    found = inspect(db, settings, [TenantRef("acme", decommission=True), TenantRef("globex")], keyring)
+    assert found.stored_keys == {"acme": ("STRIPE_SECRET_KEY", APP_KEY)}
+    assert inspect(db, settings, [TenantRef("acme"), TenantRef("globex")], keyring).stored_keys == {}

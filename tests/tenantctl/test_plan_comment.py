@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -440,6 +441,25 @@ def test_a_role_given_the_applications_writes_is_named_with_what_it_may_write() 
     assert said == (f"`deliverychat_writer` gains {rights['deliverychat_writer']}",)
     assert "INSERT (id, company_id, secret_key, secret_value_encrypted, created_at, updated_at)" in said[0]
     assert "one company's rows at a time" in said[0] and "no DELETE" in said[0]
+
+
+def test_a_decommissioned_tenants_application_keys_are_listed_as_deletes() -> None:
+    """Decommission deletes every row of the company (decision 0049): the keys tenants.yaml never wrote are
+    listed with the source `application`, so a reviewer sees them go."""
+    step = _step("decommission-tenant", "::acmecorp-database")
+    step["newState"]["inputs"]["stored_keys"] = ["API_TOKEN", "CUSTOM_API_KEY"]
+    rows = parse_preview({"steps": [step]}, "dev").rows
+    assert [(r.owner, r.key, r.action, r.source) for r in rows] == [
+        ("acmecorp", "API_TOKEN", "delete", step_source(rows, "API_TOKEN")),
+        ("acmecorp", "CUSTOM_API_KEY", "delete", "application"),
+    ]
+    assert "| acmecorp | dev | database | `CUSTOM_API_KEY` | application | **delete** |" in render_markdown(
+        parse_preview({"steps": [step]}, "dev")
+    )
+
+
+def step_source(rows: Sequence[Row], key: str) -> str:
+    return next(r.source for r in rows if r.key == key)
 
 
 def test_a_table_cell_cannot_be_split() -> None:
