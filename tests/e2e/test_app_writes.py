@@ -1,6 +1,7 @@
 """Issue 31 through the real engine: the application's own setTenantSecret and getTenantSecret (the seed's code,
 types removed, on drizzle-orm and pg in Node.js, its master key read from Infisical /hono-api by the official
-Node SDK) against the table `pulumi up` provisions: a new key inserted, updated and read back; a declared key
+Node SDK), as the stack's writer role (`appWriterRole`, decision 0053) with the tenant's company in its session,
+against the table `pulumi up` provisions: a new key inserted, updated and read back; a declared key
 overwritten, which `tenantctl verify`, the preview and the plan comment report and the next `up` puts back;
 a master key rotation, after which the seed reads both; a refresh; and a destroy that leaves the
 application's key alone."""
@@ -9,11 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from pulumi import automation as auto
 
+from dev.pg import Cluster
 from tenant_secrets.secret.envelope import decrypt
 from tests.e2e.conftest import Project, configure, sdk, sdk_listing
 from tests.e2e.steps import tenantctl
@@ -33,11 +41,53 @@ DECLARED = "fake-stripe-codewiser-declared"
 APP_KEY = "CUSTOM_API_KEY"  # not in tenants.yaml: the application's own
 
 
-def seed(project: Project, ops: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """The seed's code, its MASTER_ENCRYPTION_KEY read from the stack's key folder as the application reads it."""
+@dataclass(frozen=True)
+class Roles:
+    """The stack's read role and the role the application writes as, with its login."""
+
+    app: str
+    writer: str
+    password: str
+    dsn: str
+
+    def settings(self, stack: auto.Stack) -> None:
+        """appRole, appWriterRole and the writer's password, as a user sets them."""
+        stack.set_all_config(
+            {
+                "tenant-secrets:appRole": auto.ConfigValue(self.app),
+                "tenant-secrets:appWriterRole": auto.ConfigValue(self.writer),
+                "tenant-secrets:appWriterRolePassword": auto.ConfigValue(self.password, secret=True),
+            }
+        )
+
+    def url(self, company: str) -> str:
+        """The writer's DATABASE_URL with the tenant's company set for its session (``options``), as the
+        application sets ``app.company_id`` for the tenant it serves."""
+        return f"{self.dsn}?options={quote(f'-c app.company_id={company}', safe='')}"
+
+
+@pytest.fixture
+def roles(project: Project, pg_cluster: Cluster) -> Iterator[Roles]:
+    """Role names unique to the test (roles are cluster-wide), dropped afterwards."""
+    suffix = secrets.token_hex(4)
+    app, writer = f"seed_app_{suffix}", f"seed_writer_{suffix}"
+    password = f"fake-writer-password-{secrets.token_hex(8)}"
+    dbname = str(conninfo_to_dict(project.dsn)["dbname"])
+    yield Roles(app, writer, password, pg_cluster.dsn(user=writer, password=password, dbname=dbname))
+    with project.db() as conn:
+        for name in (writer, app):
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [name])
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def seed(project: Project, database_url: str, ops: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The seed's code as the writer role, its MASTER_ENCRYPTION_KEY read from the stack's key folder as the
+    application reads it."""
     infisical = project.infisical
     return run_seed(
-        project.dsn,
+        database_url,
         ops,
         siteUrl=infisical.server.url,
         clientId=infisical.client_id,
@@ -62,17 +112,22 @@ def row_state(project: Project, key: str) -> tuple[int, int, bool] | None:
     return None if found is None else (int(found[0]), int(found[1]), bool(found[2]))
 
 
-def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(project: Project, master_key: str) -> None:
+def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(
+    project: Project, master_key: str, roles: Roles
+) -> None:
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
     configure(stack, secrets_config={}, master_keys={"v1": master_key})
+    roles.settings(stack)
     project.up(stack)
     with project.db() as conn:
         (company,) = conn.execute("SELECT id::text FROM companies WHERE subdomain = 'codewiser'").fetchone() or ("",)
+    url = roles.url(company)
 
     # a new key: inserted, updated, read back, by the seed's code unchanged
     results = seed(
         project,
+        url,
         [
             set_op(company, APP_KEY, "fake-custom-1"),
             set_op(company, APP_KEY, "fake-custom-2"),
@@ -89,7 +144,7 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(proj
     assert row_state(project, APP_KEY) == (1, 2, True)
 
     # the application overwrites a declared key: drift, in verify and in the preview; the next up puts it back
-    assert seed(project, [set_op(company, "STRIPE_SECRET_KEY", "fake-stripe-by-the-app")]) == [{"ok": True}]
+    assert seed(project, url, [set_op(company, "STRIPE_SECRET_KEY", "fake-stripe-by-the-app")]) == [{"ok": True}]
     status, found = verify(project)
     assert status == 1
     assert ("codewiser", "STRIPE_SECRET_KEY", "different") in found
@@ -102,7 +157,7 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(proj
         ("codewiser", "database", "STRIPE_SECRET_KEY", "restore")
     ]
     project.up(stack)
-    assert seed(project, [get_op(company, "STRIPE_SECRET_KEY")]) == [{"ok": True, "value": DECLARED}]
+    assert seed(project, url, [get_op(company, "STRIPE_SECRET_KEY")]) == [{"ok": True, "value": DECLARED}]
     assert verify(project) == (0, {("codewiser", APP_KEY, "application-owned")})
 
     # a master key rotation re-encrypts the application's row with the rest; the seed reads both
@@ -111,12 +166,12 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(proj
     stack.set_config("tenant-secrets:activeKeyVersion", auto.ConfigValue("2"))
     project.up(stack)
     assert row_state(project, APP_KEY) == (2, 2, True)
-    assert seed(project, [get_op(company, "STRIPE_SECRET_KEY"), get_op(company, APP_KEY)]) == [
+    assert seed(project, url, [get_op(company, "STRIPE_SECRET_KEY"), get_op(company, APP_KEY)]) == [
         {"ok": True, "value": DECLARED},
         {"ok": True, "value": "fake-custom-2"},
     ]
     # and the application's next write is labelled with the new version
-    assert seed(project, [set_op(company, APP_KEY, "fake-custom-3")]) == [{"ok": True}]
+    assert seed(project, url, [set_op(company, APP_KEY, "fake-custom-3")]) == [{"ok": True}]
     assert row_state(project, APP_KEY) == (2, 3, False)
 
     # a refresh reads only what the stack wrote: the application's row (unbound, new) is left as it is
@@ -129,7 +184,7 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(proj
     assert row_state(project, "STRIPE_SECRET_KEY") is None
     assert row_state(project, APP_KEY) == (2, 3, False)
     # and the application still reads it where it always did: the key folder keeps what its rows need
-    assert seed(project, [get_op(company, APP_KEY)]) == [{"ok": True, "value": "fake-custom-3"}]
+    assert seed(project, url, [get_op(company, APP_KEY)]) == [{"ok": True, "value": "fake-custom-3"}]
     folder = {s.secretKey: s.secretValue for s in sdk_listing(project.infisical, "dev", "/hono-api") or []}
     assert folder == {
         "MASTER_ENCRYPTION_KEY": key_2,
@@ -145,7 +200,7 @@ def test_the_applications_own_writes_survive_up_verify_rotation_and_destroy(proj
 
 
 def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key_folder_names(
-    project: Project,
+    project: Project, roles: Roles
 ) -> None:
     """masterKeySource infisical: the team moves MASTER_ENCRYPTION_KEY itself; the next `up` re-encrypts every
     row, the application's too, and labels the application's writes with the version the folder names."""
@@ -153,6 +208,7 @@ def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key
     project.write_tenants(TENANTS)
     stack = project.stack("dev")
     configure(stack, master_keys={}, secrets_config={}, masterKeySource="infisical")
+    roles.settings(stack)
     common = {"project_id": project.infisical.project_id, "environment_slug": "dev", "secret_path": "/hono-api"}
     client = sdk(project.infisical)
     client.folders.create_folder(
@@ -162,7 +218,8 @@ def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key
     project.up(stack)
     with project.db() as conn:
         (company,) = conn.execute("SELECT id::text FROM companies WHERE subdomain = 'codewiser'").fetchone() or ("",)
-    assert seed(project, [set_op(company, APP_KEY, "fake-custom-1")]) == [{"ok": True}]
+    url = roles.url(company)
+    assert seed(project, url, [set_op(company, APP_KEY, "fake-custom-1")]) == [{"ok": True}]
     assert row_state(project, APP_KEY) == (1, 1, False)
 
     # the rotation, by hand: both versions, then MASTER_ENCRYPTION_KEY moved to v2
@@ -172,7 +229,7 @@ def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key
     client.secrets.create_secret_by_name(secret_name="MASTER_ENCRYPTION_KEY_VERSION", secret_value="2", **common)
     project.up(stack)
     assert row_state(project, APP_KEY) == (2, 1, True)
-    assert seed(project, [set_op(company, APP_KEY, "fake-custom-2"), get_op(company, APP_KEY)]) == [
+    assert seed(project, url, [set_op(company, APP_KEY, "fake-custom-2"), get_op(company, APP_KEY)]) == [
         {"ok": True},
         {"ok": True, "value": "fake-custom-2"},
     ]
