@@ -234,3 +234,31 @@ def test_with_keys_kept_by_hand_the_application_writes_under_the_version_its_key
         {"ok": True, "value": "fake-custom-2"},
     ]
     assert row_state(project, APP_KEY) == (2, 2, False)
+
+
+def test_a_decommissioned_tenants_application_keys_are_in_the_plan_and_go_with_it(
+    project: Project, master_key: str, roles: Roles
+) -> None:
+    """Decommission deletes every row of the company, the application's own keys too (decision 0049); the plan
+    lists each of them as a delete with the source `application`, so the reviewer sees them go."""
+    project.write_tenants(TENANTS)
+    stack = project.stack("dev")
+    configure(stack, secrets_config={}, master_keys={"v1": master_key})
+    roles.settings(stack)
+    project.up(stack)
+    with project.db() as conn:
+        (company,) = conn.execute("SELECT id::text FROM companies WHERE subdomain = 'codewiser'").fetchone() or ("",)
+    assert seed(project, roles.url(company), [set_op(company, APP_KEY, "fake-custom-1")]) == [{"ok": True}]
+
+    project.write_tenants(
+        TENANTS.replace("  - subdomain: codewiser\n", "  - subdomain: codewiser\n    decommission: true\n")
+    )
+    code, rows, error = project.plan(stack)
+    assert code == 0, error
+    assert sorted((r.key, r.action, r.source) for r in rows if r.owner == "codewiser") == [
+        (APP_KEY, "delete", "application"),
+        ("STRIPE_SECRET_KEY", "delete", "literal"),
+    ]
+    project.up(stack)
+    assert row_state(project, APP_KEY) is None
+    assert row_state(project, "STRIPE_SECRET_KEY") is None
