@@ -40,7 +40,7 @@ bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100
 bench-shards: setup ## the sharded benchmark (issue 14), docs/performance.md "Shards": SHARD_ARGS="--tenants 10000 --shards 8,16 --apply 3"
 	@source scripts/env.sh && $(PY) -m bench.shards $(SHARD_ARGS)
 
-bench-readers: setup ## the readers' benchmark (issue 28): cache hit, database miss, Infisical fallback beside the machine's limits; READER_BENCH_ARGS="--samples 20000 --join node='...'"
+bench-readers: setup ## the readers' benchmark (issue 28), Python and Node.js in one run: hit, miss, fallback beside the machine's limits; READER_BENCH_ARGS="--samples 20000"
 	@source scripts/env.sh && $(PY) -m bench.readers $(READER_BENCH_ARGS)
 
 validate: setup ## tenantctl validate tenants.yaml; after `make demo`, with the demo dev stack's value sources too

@@ -63,11 +63,17 @@ class Lookup:
 def tenant_ref(tenant: str | uuid.UUID) -> str | uuid.UUID:
     """``tenant`` as the reader resolves it: text that reads as a UUID is a company id, never a subdomain.
 
-    Validation refuses subdomains that read as one (`uuid_label_problem`); a company named so before that
-    rule is still never found by that text, so a tenant cannot stand in for the company whose id it took
-    as its name (issue 26, item 6).
+    "Reads as a UUID" is ASCII text that ``uuid.UUID`` accepts (braces, ``urn:uuid:``, hyphens anywhere, a
+    ``0x`` prefix, underscores between digits): the Node reader parses exactly that
+    (packages/tenant-secrets-reader/src/names.ts, both checked on tests/fixtures/reader-vectors.json).
+    Python's ``int`` alone would also take other scripts' digits and spaces, which the Node reader has no
+    parser for, so the two readers would resolve such text differently; no company id is written so.
+
+    Validation refuses subdomains that read as one (`uuid_label_problem`, the same ``uuid.UUID`` call); a
+    company named so before that rule is still never found by that text, so a tenant cannot stand in for
+    the company whose id it took as its name (issue 26, item 6).
     """
-    if isinstance(tenant, str) and len(tenant) >= _UUID_HEX_DIGITS:  # shorter text is no UUID: skip the parse
+    if isinstance(tenant, str) and len(tenant) >= _UUID_HEX_DIGITS and tenant.isascii():  # else no UUID: no parse
         try:
             return uuid.UUID(tenant)
         except ValueError:

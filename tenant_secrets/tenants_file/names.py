@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,7 +29,6 @@ RESERVED_FOLDERS = frozenset({TENANTS_FOLDER, SHARED_NAMESPACE})
 SUBDOMAIN_MAX = 63
 _ENCODED_DECISION = "docs/decisions/0023-encoded-subdomains.md"
 KEY_MAX = 255
-UUID_HEX_DIGITS = 32
 
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -90,16 +90,20 @@ def encoded_label_problem(value: str) -> Problem | None:
 
 
 def uuid_label_problem(value: str) -> Problem | None:
-    """None unless a DNS label reads as a UUID: 32 hex digits once its hyphens are dropped, which is what
-    Python's `uuid.UUID` (and PostgreSQL's uuid input) accept. The reader takes such text as a company id,
-    never as a subdomain, so a tenant named like another company's id could otherwise stand in for it
-    (issue 26, item 6). Refused for a tenant that is not decommissioned."""
-    digits = value.replace("-", "")
-    if len(digits) != UUID_HEX_DIGITS or any(c not in "0123456789abcdef" for c in digits):
+    """None unless a DNS label reads as a UUID to the readers: what Python's `uuid.UUID` accepts, which is 32
+    hex digits once its hyphens are dropped, or `0x` and 30 (`0-x...` too, hyphens being dropped first). Both
+    readers (`tenant_secrets.reader.database.tenant_ref`, the Node reader's `names.ts`) take such text as a
+    company id, never as a subdomain, so a tenant named like another company's id could otherwise stand in
+    for it (issue 26, item 6). The same `uuid.UUID` call decides here and in the Python reader, so the two
+    cannot disagree; tests/fixtures/reader-vectors.json (`tenantRefs`) holds the Node reader to it. Refused
+    for a tenant that is not decommissioned."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
         return None
     return Problem(
         f"'{value}' reads as a UUID, which names a company by its id, not a subdomain",
-        "choose a subdomain that is not 32 hex digits (with or without hyphens)",
+        "choose a subdomain that is not 32 hex digits, or 0x and 30 (with or without hyphens)",
     )
 
 

@@ -1,4 +1,4 @@
-"""The reader guide's Node.js block runs as pasted (docs/guides/master-key-and-readers.md, "Reading secrets in
+"""The reader guide's Node.js blocks run as pasted (docs/guides/master-key-and-readers.md, "Reading secrets in
 a Node.js service"), against the local services: a company `codewiser` with its STRIPE_SECRET_KEY row, the
 key folder of the `prod` environment publishing the keyring, the application role's connection in
 APP_DATABASE_URL and the reader's identity in INFISICAL_*.
@@ -9,13 +9,15 @@ that depends on the package would.
 
 from __future__ import annotations
 
+import json
+import socket
 import uuid
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.keyfolder import published_values
 from tenant_secrets.store import TenantChange, apply_tenants, ensure_companies
 from tests.reader.conftest import Services
-from tests.reader.node import EXAMPLE, REPO, node, require_built, run
+from tests.reader.node import EXAMPLE, REPO, VALUES, arrange, fingerprint, node, require_built, run, tidy
 
 GUIDE = REPO / "docs" / "guides" / "master-key-and-readers.md"
 MARKER = "<!-- run as pasted by tests/reader/test_node_guide.py"
@@ -23,9 +25,10 @@ CODEWISER = str(uuid.UUID(int=0xC0DE))
 VALUE = "fake-codewiser-stripe-not-a-real-secret"
 
 
-def guide_block() -> str:
+def guide_block(fence: str = "ts") -> str:
+    """The first block fenced as ``fence`` after the guide's "run as pasted" marker."""
     text = GUIDE.read_text(encoding="utf-8")
-    after = text[text.index(MARKER) :].split("```ts\n", 1)[1]
+    after = text[text.index(MARKER) :].split(f"```{fence}\n", 1)[1]
     return after.split("\n```", 1)[0]
 
 
@@ -60,3 +63,28 @@ def test_the_guides_node_block_runs_as_pasted(services: Services) -> None:
             "SELECT tenant, company_id::text, secret_key, source, outcome FROM company_secret_access"
         ).fetchall()
     assert logged == [("codewiser", CODEWISER, "STRIPE_SECRET_KEY", "database", "found")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_guides_hono_example_commands_run_as_pasted(services: Services) -> None:
+    """The guide's sh block for examples/hono-api, run by bash from the repository root with the app's
+    environment exported: acme's payment answers with acme's key's fingerprint, and the app is stopped."""
+    require_built(EXAMPLE, "dist/server.js")
+    block = guide_block("sh")
+    assert "node dist/server.js" in block
+    world = arrange(services)
+    try:
+        done = run(["bash", "-e", "-c", block], cwd=REPO, env={**world.app_env(), "PORT": str(free_port())}, timeout=90)
+    finally:
+        tidy(services)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "tenant": "acme",
+        "stripeKeyFingerprint": fingerprint(VALUES["acme"]["STRIPE_SECRET_KEY"]),
+    }
+    assert VALUES["acme"]["STRIPE_SECRET_KEY"] not in done.stdout + done.stderr

@@ -17,7 +17,7 @@ from tenant_secrets.reader.database import tenant_ref
 from tenant_secrets.secret.binding import BoundRow, binding_key, check_row, row_binding
 from tenant_secrets.secret.envelope import EnvelopeError, Keyring, decrypt, well_formed
 from tenant_secrets.secret.keyfolder import KeyFolderError, keyring_from_folder
-from tenant_secrets.tenants_file.names import subdomain_problem
+from tenant_secrets.tenants_file.names import encoded_label_problem, subdomain_problem, uuid_label_problem
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "reader-vectors.json").read_text(encoding="utf-8")
@@ -86,3 +86,11 @@ def test_each_tenant_text_names_the_vectors_company_or_subdomain(case: dict[str,
     ref = tenant_ref(case["text"])
     assert (None if isinstance(ref, str) else str(ref)) == case["companyId"]
     assert (isinstance(ref, str) and subdomain_problem(ref) is None) is case["subdomain"]
+
+
+@pytest.mark.parametrize("case", VECTORS["tenantRefs"], ids=lambda c: repr(c["text"]))
+def test_validation_refuses_every_tenant_name_a_reader_takes_for_a_company_id(case: dict[str, Any]) -> None:
+    refused = subdomain_problem(case["text"]) or encoded_label_problem(case["text"]) or uuid_label_problem(case["text"])
+    assert (refused is None) is case["tenantName"]
+    if case["companyId"] is not None:
+        assert refused is not None, f"{case['text']!r} validates as a tenant, and the readers take it as a company id"

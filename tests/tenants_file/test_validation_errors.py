@@ -193,15 +193,19 @@ def test_a_subdomain_that_reads_as_a_company_id_is_refused_unless_the_tenant_is_
         f"  - subdomain: {acme.replace('-', '')}\n"  # hyphens dropped: uuid.UUID and PostgreSQL read it the same
         "  - subdomain: 3f2b-8c1e-9d4a-4e6b-8a1f-2c7d-5e9b-0a14\n"  # PostgreSQL's groups of four
         "  - subdomain: deadbeef-cafe\n"  # hex, but not 32 digits: a name
+        f"  - subdomain: 0x{acme.replace('-', '')[2:]}\n"  # 11: Python's int takes a 0x prefix, and so do the readers
+        f"  - subdomain: 0-x{acme.replace('-', '')[2:]}\n"  # hyphens dropped first: 0x again
     )
     found = issues(text)
     assert [(i.line, i.column, i.field) for i in found] == [
         (7, 16, "tenants[1].subdomain"),
         (8, 16, "tenants[2].subdomain"),
         (9, 16, "tenants[3].subdomain"),
+        (11, 16, "tenants[5].subdomain"),
+        (12, 16, "tenants[6].subdomain"),
     ]
     assert found[0].message == f"'{acme}' reads as a UUID, which names a company by its id, not a subdomain"
-    assert found[0].hint == "choose a subdomain that is not 32 hex digits (with or without hyphens)"
+    assert found[0].hint == "choose a subdomain that is not 32 hex digits, or 0x and 30 (with or without hyphens)"
     gone = HEAD + f"tenants:\n  - subdomain: {acme}\n    decommission: true\n"
     assert parse_tenants(gone).document.tenants[0].decommission
 

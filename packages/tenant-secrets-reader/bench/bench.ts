@@ -1,5 +1,5 @@
-// The Node reader's figures for the readers' benchmark (issue 28): run by the Python harness with
-// `--join node='node packages/tenant-secrets-reader/dist/bench/bench.js'`, which starts the services and
+// The Node reader's figures for the readers' benchmark (issue 28): `make bench-readers` runs it, compiled, in
+// every run (bench/readers.py's NODE_JOIN, through its `--join` mechanism); the harness starts the services and
 // passes their coordinates in TENANT_SECRETS_BENCH_* and INFISICAL_*. Prints one JSON object,
 // {"cases": {case: {"samples_ns": [...]}}}, with the harness's case names. Figures, not tests.
 import { createWriteStream } from "node:fs";

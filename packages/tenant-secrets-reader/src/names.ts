@@ -1,8 +1,9 @@
 /**
  * What the text a caller passes names (decision 0046): text that reads as a UUID is a company id, never a
  * subdomain; anything else is a subdomain, which must be a valid one (tenant_secrets/tenants_file/names.py).
- * "Reads as a UUID" is exactly what Python's `uuid.UUID` accepts, so both readers resolve the same text to
- * the same company (tests/fixtures/reader-vectors.json, `tenantRefs`).
+ * "Reads as a UUID" is exactly ASCII text that Python's `uuid.UUID` accepts, so both readers resolve the same text
+ * to the same company, and `tenantctl validate` refuses every such subdomain (tests/fixtures/reader-vectors.json,
+ * `tenantRefs`).
  */
 
 export type TenantRef = { readonly companyId: string; readonly subdomain?: undefined } | { readonly subdomain: string; readonly companyId?: undefined };
@@ -13,8 +14,9 @@ export const RESERVED_SUBDOMAINS: ReadonlySet<string> = new Set([
   "help", "imap", "internal", "localhost", "mail", "ns1", "ns2", "pop", "prod", "shared", "smtp",
   "staging", "static", "status", "support", "tenants", "webmail", "www",
 ]);
-// Python's int(text, 16) once uuid.UUID has dropped "urn:", "uuid:", braces at the ends and hyphens.
-const PY_HEX_INT = /^\s*\+?(?:0[xX])?([0-9a-fA-F](?:_?[0-9a-fA-F])*)\s*$/;
+// Python's int(text, 16) once uuid.UUID has dropped "urn:", "uuid:", braces at the ends and hyphens, on ASCII
+// text (the Python reader parses nothing else): ASCII spaces around, a sign, a 0x prefix, "_" between digits.
+const PY_HEX_INT = /^[\t\n\v\f\r ]*\+?(?:0[xX]_?)?([0-9a-fA-F](?:_?[0-9a-fA-F])*)[\t\n\v\f\r ]*$/;
 
 /** The company id (lower-case, hyphenated) that `text` reads as, or null when it is not a UUID. */
 export function companyIdOf(text: string): string | null {
