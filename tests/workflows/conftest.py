@@ -81,8 +81,9 @@ class Origin:
     secrets: dict[str, str]
     variables: dict[str, str]
 
-    def act(self, event: str, workflow: str, payload: dict[str, object]) -> Run:
-        """`act EVENT -W .github/workflows/WORKFLOW` in the origin's main checkout, jobs on the host."""
+    def act(self, event: str, workflow: str, payload: dict[str, object], job: str | None = None) -> Run:
+        """`act EVENT -W .github/workflows/WORKFLOW` in the origin's main checkout, jobs on the host; with
+        ``job``, that job and the jobs it needs."""
         run = self.tmp / f"act-{len(list(self.tmp.glob('act-*')))}"
         (run / "artifacts").mkdir(parents=True)
         (run / "event.json").write_text(json.dumps(payload))
@@ -104,6 +105,7 @@ class Origin:
             "--no-skip-checkout",
             "--action-offline-mode",
             "--no-cache-server",
+            *(["-j", job] if job else []),
             *[f"--local-repository={name}={HERE / 'actions' / folder}" for name, folder in STAND_INS.items()],
             "--secret-file",
             str(secrets),

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
-from tests.workflows.conftest import OWNER_TENANT, Origin, git, tenants
+from tenant_secrets.stack.shards import shard_of
+from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, git, tenants
 
 pytestmark = pytest.mark.e2e
 
@@ -45,3 +49,36 @@ def test_a_pull_request_that_edits_one_tenant_gets_one_comment_with_its_plan(ori
     rows = [line for line in body.splitlines() if OWNER_TENANT in line and "PLAN" in line]
     assert rows and "update" in rows[0], body
     assert "plan-edited" not in body  # never a value
+
+
+@pytest.mark.long
+def test_the_deploy_of_a_merge_applies_the_owner_shard_first_then_the_others(origin: Origin) -> None:
+    other = next(s for s in SUBDOMAINS if shard_of(s, 2) == 2)
+    (origin.root / "tenants.yaml").write_text(tenants({OWNER_TENANT: "plan-merged", other: "plan-merged"}))
+    git(origin.root, "commit", "-qam", "two tenants, one in each shard")
+    deploy_secrets = {
+        "PULUMI_BACKEND_URL": origin.env["PULUMI_BACKEND_URL"],
+        "PULUMI_CONFIG_PASSPHRASE": origin.env["PULUMI_CONFIG_PASSPHRASE"],
+        "DATABASE_URL": origin.env["DATABASE_URL"],
+        "INFISICAL_CLIENT_ID": origin.env["INFISICAL_CLIENT_ID"],
+        "INFISICAL_CLIENT_SECRET": origin.env["INFISICAL_CLIENT_SECRET"],
+    }
+    origin.secrets = deploy_secrets
+    # dev's part of the deploy (this repository has no prod stack): dev-shards and the jobs it needs
+    push = {"ref": "refs/heads/main", "after": git(origin.root, "rev-parse", "HEAD")}
+    run = origin.act("push", "deploy.yml", push, job="dev-shards")
+    assert run.status == 0, run.log[-6000:]
+    lines = run.log.splitlines()
+    owner_up = [i for i, line in enumerate(lines) if "dev-owner" in line and "Success - Main pulumi up" in line]
+    shards_up = [i for i, line in enumerate(lines) if "dev-shards" in line and "Run Main pulumi up" in line]
+    assert owner_up and shards_up and owner_up[-1] < shards_up[0], run.log[-6000:]
+    # both stacks recorded this commit: nothing is left to apply
+    left = subprocess.run(
+        ["tenantctl", "affected", "--since-applied", "--environment", "dev"],
+        cwd=origin.root,
+        env={**os.environ, **origin.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.returncode == 0 and left.stdout == "", left.stdout + left.stderr
