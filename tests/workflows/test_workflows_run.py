@@ -65,7 +65,7 @@ def test_the_deploy_of_a_merge_applies_the_owner_shard_first_then_the_others(ori
     }
     origin.secrets = deploy_secrets
     # dev's part of the deploy (this repository has no prod stack): dev-shards and the jobs it needs
-    push = {"ref": "refs/heads/main", "after": git(origin.root, "rev-parse", "HEAD")}
+    push: dict[str, object] = {"ref": "refs/heads/main", "after": git(origin.root, "rev-parse", "HEAD")}
     run = origin.act("push", "deploy.yml", push, job="dev-shards")
     assert run.status == 0, run.log[-6000:]
     lines = run.log.splitlines()
