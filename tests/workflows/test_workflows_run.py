@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from tenant_secrets.stack.shards import shard_of
 from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, git, tenants
@@ -82,3 +83,32 @@ def test_the_deploy_of_a_merge_applies_the_owner_shard_first_then_the_others(ori
         check=False,
     )
     assert left.returncode == 0 and left.stdout == "", left.stdout + left.stderr
+
+
+@pytest.mark.long
+def test_a_code_changing_pull_request_waits_for_approval_shown_as_refused(origin: Origin) -> None:
+    marker = origin.tmp / "head-code-ran"
+    program = origin.root / "components" / "program.py"
+    future = "from __future__ import annotations\n"
+    hostile = f"{future}open({str(marker)!r}, 'a').write('ran')\n"
+    event = pull_request(
+        origin,
+        "code-and-data",
+        {
+            "tenants.yaml": tenants({OWNER_TENANT: "plan-edited"}),
+            "components/program.py": program.read_text().replace(future, hostile, 1),
+        },
+        "a tenant, and code",
+    )
+    # act has no environment approvals: the reviewer's refusal is `plan-code` (environment
+    # pr-preview-approval) never running, so the run is the comment job and the jobs it needs
+    workflow = yaml.safe_load((origin.root / ".github" / "workflows" / "pull-request.yml").read_text())
+    assert workflow["jobs"]["plan-code"]["environment"] == "pr-preview-approval"
+    run = origin.act("pull_request_target", "pull-request.yml", event, job="comment")
+    assert run.status == 0, run.log[-6000:]
+    assert len(run.comments) == 1, run.log[-6000:]
+    body = str(run.comments[0]["body"])
+    assert "This pull request also changes code (" in body and "components/program.py" in body, body
+    assert "until a reviewer approves the `pr-preview-approval` environment" in body, body
+    assert "the base branch's code" in body, body
+    assert not marker.exists(), "the pull request's code ran without an approval"
