@@ -80,10 +80,18 @@ class Origin:
     env: dict[str, str]
     secrets: dict[str, str]
     variables: dict[str, str]
+    infisical: Infisical
 
-    def act(self, event: str, workflow: str, payload: dict[str, object], job: str | None = None) -> Run:
+    def act(
+        self,
+        event: str,
+        workflow: str,
+        payload: dict[str, object],
+        job: str | None = None,
+        matrix: tuple[str, ...] = (),
+    ) -> Run:
         """`act EVENT -W .github/workflows/WORKFLOW` in the origin's main checkout, jobs on the host; with
-        ``job``, that job and the jobs it needs."""
+        ``job``, that job and the jobs it needs; ``matrix``: the rows to run (`key:value`)."""
         run = self.tmp / f"act-{len(list(self.tmp.glob('act-*')))}"
         (run / "artifacts").mkdir(parents=True)
         (run / "event.json").write_text(json.dumps(payload))
@@ -106,6 +114,7 @@ class Origin:
             "--action-offline-mode",
             "--no-cache-server",
             *(["-j", job] if job else []),
+            *[arg for row in matrix for arg in ("--matrix", row)],
             *[f"--local-repository={name}={HERE / 'actions' / folder}" for name, folder in STAND_INS.items()],
             "--secret-file",
             str(secrets),
@@ -197,4 +206,5 @@ def origin(tmp_path: Path, pg_dsn: str, pg_cluster: Cluster, infisical: Infisica
             "INFISICAL_SITE_URL": infisical.server.url,
             "INFISICAL_PROJECT_ID": infisical.project_id,
         },
+        infisical=infisical,
     )

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tenant_secrets.stack.shards import shard_of
+from tests.e2e.conftest import sdk
 from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, git, tenants
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +113,36 @@ def test_a_code_changing_pull_request_waits_for_approval_shown_as_refused(origin
     assert "until a reviewer approves the `pr-preview-approval` environment" in body, body
     assert "the base branch's code" in body, body
     assert not marker.exists(), "the pull request's code ran without an approval"
+
+
+@pytest.mark.long
+def test_the_nightly_verify_finds_planted_drift(origin: Origin) -> None:
+    other = next(s for s in SUBDOMAINS if shard_of(s, 2) == 2)
+    for stack in ("dev", "dev-02"):  # both applied main's head: the only finding is the drift
+        recorded = subprocess.run(
+            ["tenantctl", "record-applied", "--stack", stack, "--commit", git(origin.root, "rev-parse", "HEAD")],
+            cwd=origin.root,
+            env={**os.environ, **origin.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert recorded.returncode == 0, recorded.stderr
+    where = {"project_id": origin.infisical.project_id, "environment_slug": "dev"}
+    sdk(origin.infisical).secrets.update_secret_by_name(
+        current_secret_name="PLAN", secret_path=f"/tenants/{other}", secret_value="fake-by-hand", **where
+    )
+    origin.secrets = {
+        "PULUMI_BACKEND_URL": origin.env["PULUMI_BACKEND_URL"],
+        "PULUMI_CONFIG_PASSPHRASE": origin.env["PULUMI_CONFIG_PASSPHRASE"],
+        "DATABASE_URL": origin.env["DATABASE_URL"],
+        "INFISICAL_CLIENT_ID": origin.env["INFISICAL_CLIENT_ID"],
+        "INFISICAL_CLIENT_SECRET": origin.env["INFISICAL_CLIENT_SECRET"],
+    }
+    # dev's row (this repository has no prod stack)
+    run = origin.act("schedule", "verify.yml", {"schedule": "17 3 * * *"}, matrix=("tenants-environment:dev",))
+    assert run.status != 0, run.log[-6000:]
+    findings = [line for line in run.log.splitlines() if "| " + other + " |" in line or f"| {other} " in line]
+    assert findings and "PLAN" in findings[0], run.log[-6000:]
+    assert not [line for line in run.log.splitlines() if f"| {OWNER_TENANT} " in line], run.log[-6000:]
+    assert "fake-by-hand" not in run.log
