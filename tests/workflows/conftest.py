@@ -42,6 +42,7 @@ STAND_INS = {
     "azure/login@v2": "oidc-login",
     "google-github-actions/auth@v2": "oidc-login",
     "hashicorp/vault-action@v3": "oidc-login",
+    "peter-evans/create-pull-request@v7": "create-pull-request",
 }
 
 
@@ -127,6 +128,7 @@ class Origin:
             "STANDIN_PRODUCTS": str(REPO),
             "STANDIN_ARTIFACTS": str(run / "artifacts"),
             "STANDIN_COMMENTS": str(comments),
+            "STANDIN_PULL_REQUESTS": str(run / "pull-requests"),
         }
         for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PYTHONPATH"):
             env.pop(name, None)

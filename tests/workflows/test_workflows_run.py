@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tenant_secrets.stack.shards import shard_of
-from tests.e2e.conftest import sdk
+from tests.e2e.conftest import REPO, sdk
 from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, git, tenants
 
 pytestmark = pytest.mark.e2e
@@ -146,3 +146,34 @@ def test_the_nightly_verify_finds_planted_drift(origin: Origin) -> None:
     assert findings and "PLAN" in findings[0], run.log[-6000:]
     assert not [line for line in run.log.splitlines() if f"| {OWNER_TENANT} " in line], run.log[-6000:]
     assert "fake-by-hand" not in run.log
+
+
+@pytest.mark.long
+def test_the_weekly_rotation_opens_its_change(origin: Origin) -> None:
+    # a generated secret with a one-day period, written now: due soon, which the rotation bumps
+    text = (origin.root / "tenants.yaml").read_text()
+    owner = f"  - subdomain: {OWNER_TENANT}\n    secrets:\n"
+    text = text.replace(owner, owner + "      API_TOKEN: {generate: {bytes: 16}, rotate_every: 1d}\n")
+    (origin.root / "tenants.yaml").write_text(text)
+    git(origin.root, "commit", "-qam", f"{OWNER_TENANT}: a generated token")
+    (origin.root / ".venv").symlink_to(REPO / ".venv")
+    up = subprocess.run(
+        ["pulumi", "up", "--yes", "--skip-preview", "--stack", "dev"],
+        cwd=origin.root,
+        env={**os.environ, **origin.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    (origin.root / ".venv").unlink()
+    assert up.returncode == 0, up.stdout + up.stderr
+    run = origin.act("schedule", "rotation.yml", {"schedule": "41 5 * * 1"})
+    assert run.status == 0, run.log[-6000:]
+    opened = origin.tmp.glob("act-*/pull-requests/rotation/scheduled")
+    change = next(opened, None)
+    assert change is not None, run.log[-6000:]
+    assert (change / "title").read_text().strip() == "Scheduled rotation of due secrets"
+    diff = (change / "diff").read_text()
+    assert '+      API_TOKEN: {generate: {bytes: 16}, rotation: "2", rotate_every: 1d}' in diff, diff
+    body = (change / "body.md").read_text()
+    assert f"| {OWNER_TENANT} | dev | infisical | `API_TOKEN` | generate | update |" in body, body
