@@ -3,8 +3,9 @@
 #   1. PostgreSQL server binaries (Debian's package) when none are present
 #   2. the Python virtualenv .venv from requirements.lock; the Node.js test packages, the Node reader
 #      package and its Hono example (npm ci from their lockfiles; the last two compiled with tsc)
-#   3. the Pulumi toolchain, built from the Go module proxy into a per-user cache keyed by
-#      version, and linked into .state/toolchain/bin (see docs/decisions/0001-toolchain.md)
+#   3. the Pulumi toolchain, and actionlint and act for the workflows, built from the Go module proxy into
+#      a per-user cache keyed by version, and linked into .state/toolchain/bin (see
+#      docs/decisions/0001-toolchain.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -108,6 +109,15 @@ if [ ! -x "$actionlint_dir/actionlint" ]; then
   GOFLAGS= GOBIN="$actionlint_dir" go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 fi
 
+# nektos/act runs the workflow files themselves in tests/workflows/test_workflows_run.py, jobs on the host
+# (docs/decisions/0051-workflows-run-in-a-test.md)
+act_version=v0.2.89
+act_dir="$cache/act-$act_version"
+if [ ! -x "$act_dir/act" ]; then
+  log "building act $act_version from the Go module proxy"
+  GOFLAGS= GOBIN="$act_dir" go install "github.com/nektos/act@$act_version"
+fi
+
 # The engine treats plugins that sit next to the real `pulumi` binary as bundled (no "using ... from
 # $PATH" warnings), so the CLI and the plugins are linked together into one folder of the cache.
 bundle="$cache/bundle-v$pulumi_version-$gosum_hash-$host_hash"
@@ -121,6 +131,7 @@ for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resour
   ln -sfn "$bundle/$f" ".state/toolchain/bin/$f"
 done
 ln -sfn "$actionlint_dir/actionlint" .state/toolchain/bin/actionlint
+ln -sfn "$act_dir/act" .state/toolchain/bin/act
 # the project's own command, run from this checkout
 printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s/.venv/bin/python" -m tenant_secrets.tenantctl "$@"\n' \
   "$root" "$root" > .state/toolchain/bin/tenantctl

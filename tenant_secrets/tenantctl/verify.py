@@ -10,8 +10,8 @@ the same owner, key and value, so a fingerprint here equals the one the program'
 Reads are bounded whatever the number of tenants: Infisical once per environment (one recursive
 listing of the whole environment, each secret with its `secretPath`, values decrypted in memory and
 fingerprinted at once), and the database in three queries (the companies, every row of those
-companies, and their history entries, whose bindings show a ciphertext moved by hand). A row that does
-not decrypt is a finding, not a failure: every such row is listed.
+companies, and their history entries, whose bindings show a ciphertext moved by hand). A row that
+does not decrypt is a finding, not a failure: every such row is listed.
 """
 
 from __future__ import annotations
