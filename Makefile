@@ -4,6 +4,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
+# pytest workers: the e2e tests mostly wait on the engine and the services, so one per core keeps both busy.
+TEST_WORKERS ?= auto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,11 +27,11 @@ verify: setup ## tenantctl verify on the demo stack (after make demo): both stor
 	@source scripts/env.sh && $(PY) -m dev.services up && eval "$$($(PY) -m dev.services env)" && source .state/demo/env \
 	  && cd .state/demo/project && tenantctl verify --stack dev
 
-test: setup ## the test suite (starts its own services); the long runs: make test-long
-	@source scripts/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+test: setup ## the test suite (starts its own services, one set per worker); the long runs: make test-long
+	@source scripts/env.sh && $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-long: setup ## the long runs kept out of make test (faults, a killed migration, the README in a fresh clone); CI runs both
-	@source scripts/env.sh && $(PY) -m pytest -m long $(PYTEST_ARGS)
+	@source scripts/env.sh && $(PY) -m pytest -m long -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: setup ## ruff, and mypy (strict on the core)
 	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy && actionlint

@@ -38,7 +38,7 @@ fi
 node_hash=$(sha256sum tests/node/package-lock.json | cut -c1-16)
 if [ "$(cat tests/node/node_modules/.lock-hash 2>/dev/null)" != "$node_hash" ]; then
   log "installing the Node.js test packages from tests/node/package-lock.json"
-  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null
+  npm ci --prefer-offline --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null
   echo "$node_hash" > tests/node/node_modules/.lock-hash
 fi
 
@@ -50,7 +50,7 @@ node_package() {
   lock=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
   if [ "$(cat "$dir/node_modules/.lock-hash" 2>/dev/null)" != "$lock" ]; then
     log "installing $dir from its package-lock.json"
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+    npm ci --prefer-offline --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
     echo "$lock" > "$dir/node_modules/.lock-hash"
   fi
   sources=$(find "$dir" "$@" \( -name node_modules -o -name dist \) -prune -o -type f \

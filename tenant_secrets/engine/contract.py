@@ -128,7 +128,7 @@ PROVISIONER_ROLE: Final = "provisioner_role"
 PROVISIONER_PASSWORD: Final = "provisioner_password_fingerprint"  # noqa: S105 - a property name
 """The fingerprint of the provisioner role's password."""
 WRITER_ROLE: Final = "writer_role"
-"""The role the application writes as (`appWriterRole`, docs/decisions/0053)."""
+"""The role the application writes as (`appWriterRole`, docs/decisions/0052)."""
 WRITER_PASSWORD: Final = "writer_password_fingerprint"  # noqa: S105 - a property name
 """The fingerprint of the writer role's password."""
 ROWS_ROTATED: Final = "rows_rotated"

@@ -196,7 +196,7 @@ class StackSettings:
     provisioner_role: str | None
     rotation_batch_size: int
     writer_role: str | None = None
-    """The role the application writes as (`appWriterRole`, docs/decisions/0053); None: no writer managed."""
+    """The role the application writes as (`appWriterRole`, docs/decisions/0052); None: no writer managed."""
     shard: Shard | None = None
     """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
     sources: SourcePolicy = dataclasses.field(default_factory=SourcePolicy)

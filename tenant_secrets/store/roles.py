@@ -8,7 +8,7 @@ named by ``SET app.company_id = '<uuid>'`` in its session or transaction, and no
 It may also read the ``id`` and ``subdomain`` of companies and append to the access log through its
 function (the reader library, :mod:`tenant_secrets.reader`), and nothing else.
 
-The application's writer (``writer_role``, docs/decisions/0053) may do what the seed's ``setTenantSecret`` and
+The application's writer (``writer_role``, docs/decisions/0052) may do what the seed's ``setTenantSecret`` and
 ``getTenantSecret`` do, for the session's company only: insert the seed's columns, update the ciphertext and
 ``updated_at``, and read the seed's columns. The database completes such a write (migration 0008's
 ``SECURITY DEFINER`` trigger: key version, version, history), so the writer needs nothing on the history,

@@ -1,6 +1,6 @@
 """Issue 31 through the real engine: the application's own setTenantSecret and getTenantSecret (the seed's code,
 types removed, on drizzle-orm and pg in Node.js, its master key read from Infisical /hono-api by the official
-Node SDK), as the stack's writer role (`appWriterRole`, decision 0053) with the tenant's company in its session,
+Node SDK), as the stack's writer role (`appWriterRole`, decision 0052) with the tenant's company in its session,
 against the table `pulumi up` provisions: a new key inserted, updated and read back; a declared key
 overwritten, which `tenantctl verify`, the preview and the plan comment report and the next `up` puts back;
 a master key rotation, after which the seed reads both; a refresh; and a destroy that leaves the

@@ -1,4 +1,4 @@
-"""The application's writer role (docs/decisions/0053): the seed's own setTenantSecret and getTenantSecret run as
+"""The application's writer role (docs/decisions/0052): the seed's own setTenantSecret and getTenantSecret run as
 it, for the session's company, and the database completes each write; anything beyond the seed's writes of its
 own company's rows is refused."""
 

@@ -432,7 +432,7 @@ def test_a_state_from_before_the_words_is_read_by_its_role_names() -> None:
 
 def test_a_role_given_the_applications_writes_is_named_with_what_it_may_write() -> None:
     """appWriterRole set on a stack: the plan says which role gains writes, on which columns, and that it
-    cannot delete (docs/decisions/0053)."""
+    cannot delete (docs/decisions/0052)."""
     before = {"app_role": "deliverychat_app"}
     rights = role_rights(StoreSettings(), "deliverychat_app", None, "deliverychat_writer")
     step = _schema_step(schema_version=7, **before, writer_role="deliverychat_writer", role_rights=rights)
