@@ -110,7 +110,8 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     """
     ours = (str(REPO / ".state"), str(REPO / ".venv"))
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not p.startswith(ours))
-    machine = ("HOME", "LANG", "GOPATH", "GOMODCACHE", "GOCACHE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR")
+    machine = ["HOME", "LANG", "GOPATH", "GOMODCACHE", "GOCACHE", "NODE_EXTRA_CA_CERTS"]
+    machine += ["SSL_CERT_FILE", "SSL_CERT_DIR"]
     keep = {k: os.environ[k] for k in machine if k in os.environ}
     return {**keep, "PATH": path, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(tmp_path / "pulumi-home")}
 
