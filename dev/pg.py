@@ -102,7 +102,6 @@ class Cluster:
         (self.root / "port").write_text(str(free_port()))
         (self.root / "password").write_text(secrets.token_urlsafe(24))
         os.chmod(self.root / "password", 0o600)
-        (self.root / "socket").mkdir(exist_ok=True)
         self._chown(self.root)
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.password + "\n")
@@ -136,6 +135,8 @@ class Cluster:
 
     def _start(self) -> None:
         # -l matters: without a log file the server keeps our stdout pipe open and run() never returns.
+        # -k '': no Unix-domain socket, loopback TCP only; a socket's path is limited to 107 bytes, which a
+        # clone in a deep directory exceeds.
         self._run(
             [
                 str(find_bindir() / "pg_ctl"),
@@ -147,7 +148,7 @@ class Cluster:
                 "-t",
                 "60",
                 "-o",
-                f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1",
+                f"-p {self.port} -k '' -c listen_addresses=127.0.0.1",
                 "start",
             ]
         )
