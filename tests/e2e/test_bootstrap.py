@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
@@ -68,6 +69,13 @@ def the_variables_asked_for() -> set[str]:
     section = GUIDE.read_text().split(SECTION, 1)[1]
     first = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return {name for line in first.splitlines() for name in re.findall(r"(?:export |\s)([A-Z][A-Z0-9_]*)=", line)}
+
+
+def setting(value: object) -> object:
+    """A plain setting as Pulumi reads it: `pulumi config set` writes `false` back as the string "false"."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, list | dict) else str(value)
 
 
 @dataclass
@@ -168,9 +176,10 @@ def test_the_runbook_bootstraps_prod_from_a_fresh_clone(bootstrap: Bootstrap) ->
 
     # The stack file is committed: its plain settings kept, the secrets encrypted.
     assert bootstrap.shell("git status --porcelain --untracked-files=no").stdout == ""
-    committed = bootstrap.shell("git show HEAD:Pulumi.prod.yaml").stdout
-    assert "tenant-secrets:createCompanies: false" in committed
-    assert "tenant-secrets:derivationKey:\n    secure:" in committed
+    committed = yaml.safe_load(bootstrap.shell("git show HEAD:Pulumi.prod.yaml").stdout)["config"]
+    plain = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"]
+    assert {key: setting(committed[key]) for key in plain} == {key: setting(value) for key, value in plain.items()}
+    assert set(committed["tenant-secrets:derivationKey"]) == {"secure"}
 
     # What a user checks afterwards: nothing left to change, ...
     preview = bootstrap.shell(
@@ -217,6 +226,18 @@ def test_the_runbook_bootstraps_prod_from_a_fresh_clone(bootstrap: Bootstrap) ->
         "RESEND_API_KEY",
         "MASTER_ENCRYPTION_KEY",
     }
+
+    # A tenant whose company the application lacks fails the preview as step 3 says, naming it.
+    said = re.search(r"one line naming them: `([^`]+)`", " ".join(GUIDE.read_text().split()))
+    assert said, "the runbook no longer quotes the missing companies' message"
+    tenants = bootstrap.root / "tenants.yaml"
+    tenants.write_text(tenants.read_text() + "\n  - subdomain: newco\n    name: New Co\n    storage: database\n")
+    refused = bootstrap.shell("source scripts/env.sh && pulumi preview --non-interactive --stack prod")
+    printed += refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "the database is not ready for tenants.yaml on stack prod:" in refused.stdout
+    assert said[1].replace("acmecorp", "newco") in refused.stdout
+    bootstrap.shell("git checkout -- tenants.yaml")
 
     # No value the team set, nor the preview role's password, was printed.
     for name, value in [*FAKES.items(), ("PREVIEW_ROLE_PASSWORD", bootstrap.env["PREVIEW_ROLE_PASSWORD"])]:
