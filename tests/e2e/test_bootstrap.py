@@ -227,6 +227,19 @@ def test_the_runbook_bootstraps_prod_from_a_fresh_clone(bootstrap: Bootstrap) ->
         "MASTER_ENCRYPTION_KEY",
     }
 
+    # The role is one the pull-request job accepts: its runs refuse a role that can write.
+    as_preview = (
+        'source scripts/env.sh && DATABASE_URL="postgresql://tenant_secrets_preview:$PREVIEW_ROLE_PASSWORD@'
+        '${DATABASE_URL#*@}" TENANT_SECRETS_PULL_REQUEST=true tenantctl plan --stack prod'
+    )
+    pull_request = bootstrap.shell(as_preview)
+    printed += pull_request.stdout + pull_request.stderr
+    assert pull_request.returncode == 0, pull_request.stdout[-3000:] + pull_request.stderr[-3000:]
+    assert "No changes: nothing would be written" in pull_request.stdout
+    owner = bootstrap.shell("source scripts/env.sh && TENANT_SECRETS_PULL_REQUEST=true tenantctl plan --stack prod")
+    printed += owner.stdout + owner.stderr
+    assert owner.returncode != 0 and "can write" in owner.stdout + owner.stderr, owner.stdout + owner.stderr
+
     # A tenant whose company the application lacks fails the preview as step 3 says, naming it.
     said = re.search(r"one line naming them: `([^`]+)`", " ".join(GUIDE.read_text().split()))
     assert said, "the runbook no longer quotes the missing companies' message"
