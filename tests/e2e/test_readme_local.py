@@ -3,7 +3,8 @@ commands the README lists after it. None of them may edit a tracked file (issue 
 
 Then every ```sh block of the guides (docs/guides/*.md), pasted into `make shell` on the demo's stack,
 except the blocks marked `<!-- not run: <why> -->` on the line before their fence (they need real
-services or stacks the demo does not have).
+services or stacks the demo does not have), and those marked `<!-- run as pasted by tests/... -->` (another
+test runs them with the services they need).
 
 The clone reuses this checkout's virtualenv and Node packages (the toolchain comes from the per-user
 cache, as on any machine that ran `make setup` once); its services and stacks are its own, under its
@@ -34,7 +35,8 @@ def readme_local_commands() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block[1].splitlines() if line.split("#", 1)[0].strip()]
 
 
-NOT_RUN = re.compile(r"<!-- not run: [^>]+ -->")
+NOT_RUN = re.compile(r"<!-- (not run: [^>]+|run as pasted by tests/[^>]+) -->")
+"""A block the demo's stack cannot run (`not run: <why>`), or one another test runs with its own services."""
 
 
 def guide_blocks() -> list[tuple[str, str]]:
