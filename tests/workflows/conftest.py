@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -71,6 +72,21 @@ class Run:
     log: str
     comments: list[dict[str, object]]
 
+    def explain(self, lines: int = 60) -> str:
+        """What to print when a check of this run fails: the last lines of each job with a failed step.
+
+        act prints the jobs of a matrix interleaved, and marks every row of a matrix failed when one row
+        fails, so the log's tail often shows a row whose steps all succeeded.
+        """
+        by_job: dict[str, list[str]] = {}
+        for line in self.log.splitlines():
+            job = re.match(r"\[([^\]]+)\]", line)
+            by_job.setdefault(job[1].strip() if job else "", []).append(line)
+        failed = [job for job, text in by_job.items() if any("\u274c" in line for line in text)]
+        if not failed:
+            return self.log[-6000:]
+        return "\n".join("\n".join(by_job[job][-lines:]) for job in failed)
+
 
 @dataclass
 class Origin:
@@ -114,6 +130,11 @@ class Origin:
             "--no-skip-checkout",
             "--action-offline-mode",
             "--no-cache-server",
+            # One job at a time: on GitHub each job has a runner of its own; here jobs share one act
+            # process, whose map of --local-repository actions is not locked, and two rows of a matrix
+            # preparing the same stand-in at once failed a row before its first command.
+            "--concurrent-jobs",
+            "1",
             *(["-j", job] if job else []),
             *[arg for row in matrix for arg in ("--matrix", row)],
             *[f"--local-repository={name}={HERE / 'actions' / folder}" for name, folder in STAND_INS.items()],

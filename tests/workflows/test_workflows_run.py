@@ -42,8 +42,8 @@ def test_a_pull_request_that_edits_one_tenant_gets_one_comment_with_its_plan(ori
         origin, "edit-one", {"tenants.yaml": tenants({OWNER_TENANT: "plan-edited"})}, f"{OWNER_TENANT}: a new plan"
     )
     run = origin.act("pull_request_target", "pull-request.yml", event)
-    assert run.status == 0, run.log[-6000:]
-    assert len(run.comments) == 1, run.log[-6000:]
+    assert run.status == 0, run.explain()
+    assert len(run.comments) == 1, run.explain()
     body = str(run.comments[0]["body"])
     assert body.startswith("<!-- tenant-secrets plan -->"), body
     assert "Previewed, as this change touches their tenants or settings: `dev`." in body, body
@@ -69,11 +69,11 @@ def test_the_deploy_of_a_merge_applies_the_owner_shard_first_then_the_others(ori
     # dev's part of the deploy (this repository has no prod stack): dev-shards and the jobs it needs
     push: dict[str, object] = {"ref": "refs/heads/main", "after": git(origin.root, "rev-parse", "HEAD")}
     run = origin.act("push", "deploy.yml", push, job="dev-shards")
-    assert run.status == 0, run.log[-6000:]
+    assert run.status == 0, run.explain()
     lines = run.log.splitlines()
     owner_up = [i for i, line in enumerate(lines) if "dev-owner" in line and "Success - Main pulumi up" in line]
     shards_up = [i for i, line in enumerate(lines) if "dev-shards" in line and "Run Main pulumi up" in line]
-    assert owner_up and shards_up and owner_up[-1] < shards_up[0], run.log[-6000:]
+    assert owner_up and shards_up and owner_up[-1] < shards_up[0], run.explain()
     # both stacks recorded this commit: nothing is left to apply
     left = subprocess.run(
         ["tenantctl", "affected", "--since-applied", "--environment", "dev"],
@@ -106,8 +106,8 @@ def test_a_code_changing_pull_request_waits_for_approval_shown_as_refused(origin
     workflow = yaml.safe_load((origin.root / ".github" / "workflows" / "pull-request.yml").read_text())
     assert workflow["jobs"]["plan-code"]["environment"] == "pr-preview-approval"
     run = origin.act("pull_request_target", "pull-request.yml", event, job="comment")
-    assert run.status == 0, run.log[-6000:]
-    assert len(run.comments) == 1, run.log[-6000:]
+    assert run.status == 0, run.explain()
+    assert len(run.comments) == 1, run.explain()
     body = str(run.comments[0]["body"])
     assert "This pull request also changes code (" in body and "components/program.py" in body, body
     assert "until a reviewer approves the `pr-preview-approval` environment" in body, body
@@ -141,10 +141,10 @@ def test_the_nightly_verify_finds_planted_drift(origin: Origin) -> None:
     }
     # dev's row (this repository has no prod stack)
     run = origin.act("schedule", "verify.yml", {"schedule": "17 3 * * *"}, matrix=("tenants-environment:dev",))
-    assert run.status != 0, run.log[-6000:]
+    assert run.status != 0, run.explain()
     findings = [line for line in run.log.splitlines() if "| " + other + " |" in line or f"| {other} " in line]
-    assert findings and "PLAN" in findings[0], run.log[-6000:]
-    assert not [line for line in run.log.splitlines() if f"| {OWNER_TENANT} " in line], run.log[-6000:]
+    assert findings and "PLAN" in findings[0], run.explain()
+    assert not [line for line in run.log.splitlines() if f"| {OWNER_TENANT} " in line], run.explain()
     assert "fake-by-hand" not in run.log
 
 
@@ -168,10 +168,10 @@ def test_the_weekly_rotation_opens_its_change(origin: Origin) -> None:
     (origin.root / ".venv").unlink()
     assert up.returncode == 0, up.stdout + up.stderr
     run = origin.act("schedule", "rotation.yml", {"schedule": "41 5 * * 1"})
-    assert run.status == 0, run.log[-6000:]
+    assert run.status == 0, run.explain()
     opened = origin.tmp.glob("act-*/pull-requests/rotation/scheduled")
     change = next(opened, None)
-    assert change is not None, run.log[-6000:]
+    assert change is not None, run.explain()
     assert (change / "title").read_text().strip() == "Scheduled rotation of due secrets"
     diff = (change / "diff").read_text()
     assert '+      API_TOKEN: {generate: {bytes: 16}, rotation: "2", rotate_every: 1d}' in diff, diff
