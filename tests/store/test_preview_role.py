@@ -1,13 +1,15 @@
 """The pull-request preview's database role: reads every row of the store, writes nothing.
 
-The role is made with the statements docs/guides/pull-requests.md gives ("Setting it up"); the check names
+The role is granted what scripts/preview-role.sql grants (which docs/guides/pull-requests.md runs); the check names
 what a role could write, and rows that row-level security would hide from the preflight."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -42,17 +44,17 @@ def preview_role(
         db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
+PREVIEW_ROLE_SQL = Path(__file__).resolve().parents[2] / "scripts" / "preview-role.sql"
+
+
 def grant_as_documented(db: psycopg.Connection[Any], role: str) -> None:
-    """The guide (pull-requests.md): SELECT on the three tables the preflight reads, and a policy showing every row."""
-    ident = sql.Identifier(role)
-    db.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
-    db.execute(sql.SQL("GRANT SELECT ON companies, company_secrets, company_secret_versions TO {}").format(ident))
-    for table in ("company_secrets", "company_secret_versions"):  # both fenced since issue 13, item 4
-        db.execute(
-            sql.SQL("CREATE POLICY tenant_secrets_preview_read ON {} FOR SELECT TO {} USING (true)").format(
-                sql.Identifier(table), ident
-            )
-        )
+    """The grants of scripts/preview-role.sql, which the guides run, given to ``role`` (its CREATE ROLE left out:
+    the fixture made the role under a name of its own, since roles are cluster-wide)."""
+    text = "\n".join(line for line in PREVIEW_ROLE_SQL.read_text().splitlines() if not line.startswith("--"))
+    statements = [statement.strip() for statement in text.split(";") if statement.strip()]
+    assert statements[0].startswith("CREATE ROLE tenant_secrets_preview LOGIN"), statements[0]
+    for statement in statements[1:]:
+        db.execute(re.sub(r"\btenant_secrets_preview\b", role, statement))
 
 
 def problems_of(dsn: str, settings: StoreSettings) -> list[str]:
