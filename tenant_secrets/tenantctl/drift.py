@@ -16,6 +16,7 @@ the stack's fingerprint key), so nothing here ever holds a value. What a finding
 | key-version | the row is on a master key version the keyring lacks |
 | stores-disagree | the tenant is in both stores and they hold different values |
 | application-owned | a tenant's row that tenants.yaml does not declare: the application's own key (listed, not drift) |
+| role-rights | a role the stack names (`appRole`, `appWriterRole`) can do more than its job: the owner is the role |
 
 An application-owned row is the application's, not drift (docs/decisions/0049-keyless-writes.md): no `up`,
 refresh, rotation or destroy changes or deletes it, so verify lists it and still reports no drift.
@@ -39,10 +40,13 @@ KINDS = (
     "unbound",
     "key-version",
     "stores-disagree",
+    "role-rights",
     "application-owned",
 )
 APPLICATION_OWNED = "application-owned"
 """The one kind that is not drift: listed, never counted against the stores."""
+ROLE_RIGHTS = "role-rights"
+"""A finding about a database role, not a tenant: its owner is the role's name."""
 WHOLE_OWNER = "*"
 NAMED = 5  # owners named in a summary; the rest are counted
 NOTES = {
@@ -55,6 +59,10 @@ NOTES = {
     ),
     "key-version": "the row is on a master key version the keyring lacks",
     "stores-disagree": "Infisical and the database hold different values",
+    ROLE_RIGHTS: (
+        "the application's role can do more than its job (granted by hand, or through PUBLIC or a role it is a "
+        "member of): revoke it; the next `up` fails while it holds it"
+    ),
     APPLICATION_OWNED: "a tenant's row tenants.yaml does not declare: the application's own key, not drift",
 }
 
@@ -210,11 +218,15 @@ class Report:
         apps = f"; {owned} application-owned row(s), not drift" if owned else ""
         if not self.drift:
             return f"no drift on {where}: {scope}, every value as declared{apps}"
-        owners = sorted({f.owner for f in self.drift})
+        owners = sorted({f.owner for f in self.drift if f.kind != ROLE_RIGHTS})
+        roles = sorted({f.owner for f in self.drift if f.kind == ROLE_RIGHTS})
         kinds = Counter(f.kind for f in self.drift)
         counted = ", ".join(f"{kinds[k]} {k}" for k in KINDS if kinds[k])
-        scope = f"{len(owners)} of {len(self.counts)} tenant(s) or folder(s) ({few(owners, NAMED)})"
-        return f"drift on {where} in {scope}: {counted}{apps}"
+        scopes = (
+            [f"{len(owners)} of {len(self.counts)} tenant(s) or folder(s) ({few(owners, NAMED)})"] if owners else []
+        )
+        scopes += [f"role(s) {few(roles, NAMED)}"] if roles else []
+        return f"drift on {where} in {' and '.join(scopes)}: {counted}{apps}"
 
 
 def render(report: Report, fmt: str) -> str:

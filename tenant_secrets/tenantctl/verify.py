@@ -10,8 +10,9 @@ the same owner, key and value, so a fingerprint here equals the one the program'
 Reads are bounded whatever the number of tenants: Infisical once per environment (one recursive
 listing of the whole environment, each secret with its `secretPath`, values decrypted in memory and
 fingerprinted at once), and the database in three queries (the companies, every row of those
-companies, and their history entries, whose bindings show a ciphertext moved by hand). A row that
-does not decrypt is a finding, not a failure: every such row is listed.
+companies, and their history entries, whose bindings show a ciphertext moved by hand), then, when the
+stack names the application's roles, the catalog's view of their rights (`role-rights`: what `up` would
+refuse, granted since). A row that does not decrypt is a finding, not a failure: every such row is listed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from tenant_secrets.secret.keyfolder import is_keyring_secret
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.companies import company_id
+from tenant_secrets.store.roles import app_role_problems, writer_role_problems
 from tenant_secrets.store.settings import COMPANIES
-from tenant_secrets.tenantctl.drift import Expected, Held, Report, compare
+from tenant_secrets.tenantctl.drift import ROLE_RIGHTS, Expected, Finding, Held, Report, compare
 from tenant_secrets.tenants_file.model import EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.tenants_file.names import TENANTS_FOLDER, few
 from tenant_secrets.tenants_file.sources import InfisicalSource, ValueSource
@@ -136,11 +138,28 @@ def check(
         held.update(_database_held(plan, settings, database, fp_key, progress, ring=keyring(settings, listings)))
     progress(f"comparing {len(expected)} tenant(s) or folder(s)")
     findings = compare(expected, held)
+    if database is not None:
+        findings = sorted([*findings, *_role_findings(database, settings)])
     counts = {
         e.owner: {s: len(held[s, e.owner].keys) if (s, e.owner) in held else 0 for s in sorted(e.stores)}
         for e in expected
     }
     return Report(stack, plan.environment, tuple(findings), counts, show_counts=show_counts)
+
+
+def _role_findings(conn: psycopg.Connection[Any], settings: StackSettings) -> list[Finding]:
+    """What the application's roles can do beyond their jobs, read from the catalog: rights granted by hand
+    since the last `up` (which checks the same and fails) show here first."""
+    checks = [
+        ("appRole", settings.app_role, app_role_problems),
+        ("appWriterRole", settings.writer_role, writer_role_problems),
+    ]
+    return [
+        Finding(role, "database", setting, ROLE_RIGHTS, problem)
+        for setting, role, problems_of in checks
+        if role
+        for problem in problems_of(conn, settings.store, role)
+    ]
 
 
 def _owners(plan: EnvironmentPlan) -> list[tuple[str, frozenset[str], Mapping[str, ValueSource], frozenset[str], bool]]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.stack.settings import StackSettings
-from tenant_secrets.store import TenantChange, apply_tenants, ensure_companies, migrate
+from tenant_secrets.store import TenantChange, apply_tenants, ensure_companies, ensure_roles, migrate
 from tenant_secrets.tenantctl.drift import Finding, Report, render
 from tenant_secrets.tenantctl.verify import CannotCheckError, check
 from tenant_secrets.tenants_file.loader import parse_tenants
@@ -272,3 +274,34 @@ def test_a_report_names_a_few_owners_and_counts_the_rest() -> None:
         "(t00, t01, t02, t03, t04 and 35 more): 40 missing"
     )
     assert Report("prod", "prod", error="DATABASE_URL is not set").status == 2
+
+
+def test_a_right_granted_by_hand_to_the_applications_roles_is_drift_naming_the_role(
+    stored: psycopg.Connection[Any],
+) -> None:
+    suffix = secrets.token_hex(4)
+    app, writer = f"verify_app_{suffix}", f"verify_writer_{suffix}"
+    config = {"masterKeys": json.dumps({"v1": KEY_V1}), "createCompanies": "true", "retainOnDelete": "false"}
+    config |= {"envAllow": json.dumps(["CHARLIE_SENDGRID"]), "appRole": app, "appWriterRole": writer}
+    settings = StackSettings.load({**config, "derivationKey": os.urandom(32).hex()}.get, stack="dev")
+    ensure_roles(stored, settings.store, app_role=app, app_password=None, writer_role=writer, writer_password=None)
+    try:
+        assert run(settings, FakeInfisical(), stored).status == 0  # exactly the rights `up` gives
+
+        stored.execute(sql.SQL("GRANT UPDATE ON company_secrets TO {}").format(sql.Identifier(app)))
+        stored.execute(sql.SQL("GRANT DELETE ON company_secrets TO {}").format(sql.Identifier(writer)))
+        report = run(settings, FakeInfisical(), stored)
+        assert report.status == 1
+        roles = [f for f in report.findings if f.kind == "role-rights"]
+        assert {(f.owner, f.store, f.key) for f in roles} == {
+            (app, "database", "appRole"),
+            (writer, "database", "appWriterRole"),
+        }
+        assert "UPDATE" in next(f.detail for f in roles if f.owner == app)
+        assert "DELETE" in next(f.detail for f in roles if f.owner == writer)
+        assert report.summary() == f"drift on stack dev (environment dev) in role(s) {app}, {writer}: 2 role-rights"
+        assert "*role-rights*: the application's role can do more than its job" in render(report, "markdown")
+    finally:
+        for role in (app, writer):
+            stored.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            stored.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
