@@ -53,6 +53,8 @@ from tenant_secrets.tenants_file.sources import FROM, LITERAL_IN_FILE, Descripto
 
 ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
 # Deletions first: they are what a reviewer must not miss.
+APPLICATION = "application"
+"""The source shown for a key tenants.yaml never declared: the application's own (decision 0049)."""
 ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
 CREATE_OPS = frozenset({"create", "import"})
@@ -256,7 +258,7 @@ def _owner_rows(step: Mapping[str, Any], op: str, store: str, environment: str) 
         # (the application's own, decision 0049) are listed too, so a reviewer sees each one go
         for key in sorted({str(k) for k in new.get(c.STORED_KEYS) or ()} - changes.keys()):
             changes[key] = "delete"
-            kinds.setdefault(key, "application")
+            kinds.setdefault(key, APPLICATION)
         if len(changes) > 1:
             changes.pop("-", None)
     if not changes and op in DELETE_OPS:  # an owner decommissioned earlier, now removed from the file
@@ -449,6 +451,12 @@ def failed(stack: str, message: str) -> ReviewPlan:
 # --- rendering (pure) ------------------------------------------------------------------------------
 
 
+def _deletion_note(row: Row) -> str:
+    if row.action == "replace":
+        return " (deleted, then written again)"
+    return " (the application's own key)" if row.source == APPLICATION else ""
+
+
 def _owner(row: Row) -> str:
     return {"platform": f"{row.owner} (platform)", "schema": f"{row.owner} (schema)"}.get(row.kind, row.owner)
 
@@ -490,11 +498,10 @@ def render_markdown(plan: ReviewPlan) -> str:
             lines.append("No changes: nothing would be written to Infisical or the database.")
         return "\n".join(lines + drift) + "\n"
     if plan.deletions:
-        lines += [f"**{len(plan.deletions)} secret(s) would be deleted:**", ""]
-        lines += [
-            f"- {_owner(r)}, {r.store}: `{r.key}`" + (" (deleted, then written again)" if r.action == "replace" else "")
-            for r in plan.deletions
-        ]
+        owned = sum(r.source == APPLICATION for r in plan.deletions)
+        mine = f" ({owned} of them the application's own, not in tenants.yaml)" if owned else ""
+        lines += [f"**{len(plan.deletions)} secret(s) would be deleted{mine}:**", ""]
+        lines += [f"- {_owner(r)}, {r.store}: `{r.key}`{_deletion_note(r)}" for r in plan.deletions]
         lines.append("")
     if plan.released:
         lines += [f"**{len(plan.released)} secret(s) would stay in their store, no longer managed:**", ""]

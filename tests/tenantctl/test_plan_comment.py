@@ -453,9 +453,11 @@ def test_a_decommissioned_tenants_application_keys_are_listed_as_deletes() -> No
         ("acmecorp", "API_TOKEN", "delete", step_source(rows, "API_TOKEN")),
         ("acmecorp", "CUSTOM_API_KEY", "delete", "application"),
     ]
-    assert "| acmecorp | dev | database | `CUSTOM_API_KEY` | application | **delete** |" in render_markdown(
-        parse_preview({"steps": [step]}, "dev")
-    )
+    comment = render_markdown(parse_preview({"steps": [step]}, "dev"))
+    assert "| acmecorp | dev | database | `CUSTOM_API_KEY` | application | **delete** |" in comment
+    assert "**2 secret(s) would be deleted (1 of them the application's own, not in tenants.yaml):**" in comment
+    assert "- acmecorp, database: `CUSTOM_API_KEY` (the application's own key)" in comment
+    assert "- acmecorp, database: `API_TOKEN`\n" in comment
 
 
 def step_source(rows: Sequence[Row], key: str) -> str:
