@@ -90,6 +90,17 @@ def sdk_listing(infisical: Infisical, env: str, path: str) -> list[Any] | None:
     return list(listed.secrets)
 
 
+def git(repo: Path, *args: str) -> str:
+    """git in ``repo`` as a test author, its output stripped; a failure raises."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.test", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
     running = start_infisical(tmp_path_factory.mktemp("infisical"))

@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pulumi import automation as auto
 
 from dev.pg import Cluster
-from tests.e2e.conftest import REPO, Infisical, Project
+from tests.e2e.conftest import REPO, Infisical, Project, git
 from tests.e2e.steps import Step, run_steps
 
 pytestmark = pytest.mark.e2e
@@ -90,16 +90,6 @@ class Job:
         """All the job printed, and every file it wrote next to the checkouts."""
         files = [p.read_text(errors="replace") for p in self.workspace.glob("*.md")]
         return "\n".join([*self.printed, *files])
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.test", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:

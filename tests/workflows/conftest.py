@@ -25,7 +25,7 @@ from pulumi import automation as auto
 
 from dev.pg import Cluster
 from tenant_secrets.stack.shards import shard_of
-from tests.e2e.conftest import REPO, Infisical, configure, start_infisical
+from tests.e2e.conftest import REPO, Infisical, configure, git, start_infisical
 
 HERE = Path(__file__).resolve().parent
 PASSPHRASE = "fake-workflow-test-passphrase"
@@ -52,16 +52,6 @@ def tenants(plans: dict[str, str]) -> str:
     return "version: 1\ndefaults: {storage: infisical, environments: [dev]}\ntenants:\n" + "".join(
         f"  - subdomain: {s}\n    secrets:\n      PLAN: {{value: {plans.get(s, f'plan-{s}')}}}\n" for s in SUBDOMAINS
     )
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.test", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tenant_secrets.stack.shards import shard_of
-from tests.e2e.conftest import REPO, sdk
-from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, git, tenants
+from tests.e2e.conftest import REPO, git, sdk
+from tests.workflows.conftest import OWNER_TENANT, SUBDOMAINS, Origin, tenants
 
 pytestmark = pytest.mark.e2e
 
