@@ -6,7 +6,7 @@
 - `naive`: bench/naive, one resource per secret over the same tenants.yaml and values.
 - `floor-b<B>` (`--buckets`, issue 29): the floor with B tenants per resource on average, in a fixed
   set of buckets per stack and store (bench/buckets.py); `floor-b1` is one resource per tenant and
-  store of the same shape.
+  store of the same shape; `floor-b<B>-packed` carries each tenant's keys as one string instead of maps.
 
 Each design knows how to lay out its project, configure its stack, write its input for a size (and
 for the "change one value" edit), and make the master key rotation.
@@ -200,6 +200,7 @@ class BucketedFloor(Floor):
     def layout(self) -> None:
         super().layout()
         self._spec["buckets"] = "unset"
+        self._spec["packed"] = self.name.endswith(PACKED)
 
     @property
     def per_bucket(self) -> int:
@@ -218,9 +219,13 @@ class BucketedFloor(Floor):
 DESIGNS: dict[str, type[Design]] = {"floor": Floor, "ours": Ours, "naive": Naive}
 
 
+PACKED = "-packed"
+
+
 def bucket_design(name: str) -> int | None:
-    """B for a design named `floor-b<B>` (B at least 1), else None."""
+    """B for a design named `floor-b<B>` or `floor-b<B>-packed` (B at least 1), else None."""
     prefix = "floor-b"
+    name = name.removesuffix(PACKED)
     if name.startswith(prefix) and name[len(prefix) :].isdigit() and int(name[len(prefix) :]) >= 1:
         return int(name[len(prefix) :])
     return None

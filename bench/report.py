@@ -270,12 +270,13 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
     CPU in s, the peak memory of the engine's process tree, the state file), with the engine's
     operations of the last run. Empty when no document has a `floor-b<B>` design.
     """
-    runs: dict[tuple[int, int, str], list[Mapping[str, Any]]] = {}
+    runs: dict[tuple[int, str, str], list[Mapping[str, Any]]] = {}
     for document in documents:
         for s in document["steps"]:
-            if str(s["design"]).startswith("floor-b"):
-                key = (s["tenants"], int(str(s["design"])[len("floor-b") :]), s["step"])
-                runs.setdefault(key, []).append(s)
+            design = str(s["design"])
+            if design.startswith("floor-b"):
+                label = design[len("floor-b") :].replace("-packed", " packed")
+                runs.setdefault((s["tenants"], label, s["step"]), []).append(s)
     if not runs:
         return ""
     order = list(STEP_LABELS)
@@ -292,7 +293,7 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
         rows.append(
             [
                 str(count),
-                str(per_bucket),
+                per_bucket,
                 STEP_LABELS[step],
                 str(len(figures)),
                 _num(median(figures, lambda f: f["wall_s"])),
