@@ -287,9 +287,12 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
     rows = []
-    for (count, per_bucket, step), figures in sorted(
-        runs.items(), key=lambda kv: (kv[0][0], kv[0][1], order.index(kv[0][2]))
-    ):
+
+    def position(key: tuple[int, str, str]) -> tuple[int, int, str, int]:
+        count, label, step = key
+        return count, int(label.split()[0]), label, order.index(step)
+
+    for (count, per_bucket, step), figures in sorted(runs.items(), key=lambda kv: position(kv[0])):
         rows.append(
             [
                 str(count),
