@@ -4,6 +4,9 @@
   e2e tests do), over the synthetic tenants.yaml.
 - `floor`: bench/floor, the same resource graph with providers that do no work.
 - `naive`: bench/naive, one resource per secret over the same tenants.yaml and values.
+- `floor-b<B>` (`--buckets`, issue 29): the floor with B tenants per resource on average, in a fixed
+  set of buckets per stack and store (bench/buckets.py); `floor-b1` is one resource per tenant and
+  store of the same shape; `floor-b<B>-packed` carries each tenant's keys as one string instead of maps.
 
 Each design knows how to lay out its project, configure its stack, write its input for a size (and
 for the "change one value" edit), and make the master key rotation.
@@ -21,6 +24,7 @@ import yaml
 from pulumi import automation as auto
 
 from bench import tenants
+from bench.buckets import bucket_count
 from dev.project import lay_out
 from tenant_secrets import store
 
@@ -185,7 +189,51 @@ class Floor(Design):
         (self.work_dir / "floor.json").write_text(json.dumps(self._spec))
 
 
+class BucketedFloor(Floor):
+    """The floor with `per_bucket` tenants per resource (the design's name, `floor-b<B>`).
+
+    The stack's bucket count is set once, at the first input written (`ceil(tenants / B)`), and kept
+    for every later step, as a stack setting would be: the added tenant joins an existing bucket. The
+    rotation step changes every tenant's fingerprint (the worst case: every bucket updated).
+    """
+
+    def layout(self) -> None:
+        super().layout()
+        self._spec["buckets"] = "unset"
+        self._spec["packed"] = self.name.endswith(PACKED)
+
+    @property
+    def per_bucket(self) -> int:
+        return bucket_design(self.name) or 1
+
+    def write_input(self, count: int, *, changed: bool) -> None:
+        if self._spec["buckets"] == "unset":
+            self._spec["buckets"] = None if self.per_bucket == 1 else bucket_count(count, self.per_bucket)
+        super().write_input(count, changed=changed)
+
+    def rotate(self, stack: auto.Stack) -> None:
+        self._spec["fingerprint_salt"] = "-rotated"
+        super().rotate(stack)
+
+
 DESIGNS: dict[str, type[Design]] = {"floor": Floor, "ours": Ours, "naive": Naive}
+
+
+PACKED = "-packed"
+
+
+def bucket_design(name: str) -> int | None:
+    """B for a design named `floor-b<B>` or `floor-b<B>-packed` (B at least 1), else None."""
+    prefix = "floor-b"
+    name = name.removesuffix(PACKED)
+    if name.startswith(prefix) and name[len(prefix) :].isdigit() and int(name[len(prefix) :]) >= 1:
+        return int(name[len(prefix) :])
+    return None
+
+
+def design_class(name: str) -> type[Design] | None:
+    """The design a name on the command line means: one of DESIGNS, or the floor with buckets."""
+    return BucketedFloor if bucket_design(name) is not None else DESIGNS.get(name)
 
 
 def toolchain_path() -> str:

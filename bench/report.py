@@ -261,3 +261,50 @@ def render(document: Mapping[str, Any]) -> str:
     if any(s.get("profiled") for s in steps):
         parts += ["", "* profiled with py-spy: slower than unprofiled, not a figure to quote."]
     return "\n".join(parts)
+
+
+def render_buckets(documents: list[Mapping[str, Any]]) -> str:
+    """The floor with buckets (issue 29): per size, B and step, the median over every run given.
+
+    Several documents are repeated runs: each figure is the median of that step's runs (wall and engine
+    CPU in s, the peak memory of the engine's process tree, the state file), with the engine's
+    operations of the last run. Empty when no document has a `floor-b<B>` design.
+    """
+    runs: dict[tuple[int, str, str], list[Mapping[str, Any]]] = {}
+    for document in documents:
+        for s in document["steps"]:
+            design = str(s["design"])
+            if design.startswith("floor-b"):
+                label = design[len("floor-b") :].replace("-packed", " packed")
+                runs.setdefault((s["tenants"], label, s["step"]), []).append(s)
+    if not runs:
+        return ""
+    order = list(STEP_LABELS)
+
+    def median(figures: list[Mapping[str, Any]], pick: Any) -> float:
+        values = sorted(float(pick(f)) for f in figures)
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+    rows = []
+
+    def position(key: tuple[int, str, str]) -> tuple[int, int, str, int]:
+        count, label, step = key
+        return count, int(label.split()[0]), label, order.index(step)
+
+    for (count, per_bucket, step), figures in sorted(runs.items(), key=lambda kv: position(kv[0])):
+        rows.append(
+            [
+                str(count),
+                per_bucket,
+                STEP_LABELS[step],
+                str(len(figures)),
+                _num(median(figures, lambda f: f["wall_s"])),
+                _num(median(figures, lambda f: f["cpu_s"]["engine"])),
+                _num(median(figures, lambda f: f["memory"]["peak_tree_mib"]), 0),
+                _num(median(figures, lambda f: f["state_bytes"]) / 1024, 0),
+                _ops(figures[-1]) if step != "noop_preview" else f"same {figures[-1]['engine_ops'].get('same', 0)}",
+            ]
+        )
+    header = ["N", "B", "step", "runs", "wall s", "engine CPU s", "peak MiB", "state KiB", "engine ops"]
+    return "### The floor with B tenants per resource (medians)\n\n" + _table(header, rows)

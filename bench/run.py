@@ -2,6 +2,7 @@
 
     python -m bench [--sizes 10,100] [--designs floor,ours,naive] [--last-step rotate_key]
                     [--engine-env PULUMI_SKIP_CHECKPOINTS=true] [--profile ours:100:first_up]
+    python -m bench --sizes 1000 --designs floor --buckets 1,16,64,256   # the floor with buckets (issue 29)
     python -m bench --render bench/results/engine-*.json      # the tables of stored results
 
 For each size N (tenants, 5 secrets each, storage both) and each design, in a fresh stack (file
@@ -41,7 +42,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from bench import report, tenants
-from bench.designs import DESIGNS, REPO, Design, Keys, toolchain_path
+from bench.designs import DESIGNS, REPO, Design, Keys, design_class, toolchain_path
 from bench.probe import TICK, MemorySampler, machine_busy_ticks, self_ticks, tree_ticks, wait_quiet
 from bench.profiling import Profiler
 from bench.services import CountingProxy, Infisical, Postgres, infisical_server
@@ -195,13 +196,16 @@ def run_design(
     quiet_wait: float,
     last_step: str,
 ) -> list[dict[str, Any]]:
-    dbname = f"bench_{name}_{count}"
+    dbname = f"bench_{name}_{count}".replace("-", "_")
     dsn = pg.create_database(dbname)
     proxied = dsn.replace(f":{pg.cluster.port}/", f":{proxy.port}/")
     try:
         with infisical_server(root / "infisical") as infisical:
             env = {"DATABASE_URL": proxied, **infisical.env, **tenants.environment_variables(count + 1)}
-            design = DESIGNS[name](name, root / f"{name}-{count}", env, keys)
+            factory = design_class(name)
+            if factory is None:
+                raise ValueError(f"unknown design {name}")
+            design = factory(name, root / f"{name}-{count}", env, keys)
             stack = design.create()
             design.prepare_database(dsn)
             return Run(design, stack, count, dbname, pg, proxy, infisical, profiler, quiet_wait).steps(last_step)
@@ -236,6 +240,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100", help="comma-separated tenant counts (default 10,100)")
     parser.add_argument("--designs", default="floor,ours,naive", help="which of floor, ours, naive to run")
+    parser.add_argument(
+        "--buckets",
+        default="",
+        metavar="B,...",
+        help="also run the floor with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a fixed "
+        "bucket count per stack, ceil(N / B), a tenant's bucket sha256(subdomain) mod that count",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     parser.add_argument(
         "--profile",
@@ -279,12 +290,21 @@ def main(argv: list[str] | None = None) -> None:
     # engine command, which is not the engine's cost. Restore the default, so children get it too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.render:
-        print(report.render(report.merge([json.loads(path.read_text()) for path in args.render])))
+        documents = [json.loads(path.read_text()) for path in args.render]
+        print(report.render(report.merge(documents)))
+        print("\n" + report.render_buckets(documents))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sizes = [int(n) for n in args.sizes.split(",") if n]
     designs = [d for d in args.designs.split(",") if d]
-    unknown = [d for d in designs if d not in DESIGNS]
+    try:
+        per_bucket = [int(b) for b in args.buckets.split(",") if b]
+    except ValueError:
+        parser.error(f"--buckets {args.buckets}: expected comma-separated whole numbers, e.g. 1,16,64,256")
+    if any(b < 1 for b in per_bucket):
+        parser.error(f"--buckets {args.buckets}: tenants per bucket must be at least 1")
+    designs += [f"floor-b{b}" for b in per_bucket]
+    unknown = [d for d in designs if design_class(d) is None]
     if unknown:
         parser.error(f"unknown design(s) {', '.join(unknown)}; choose from {', '.join(DESIGNS)}")
 
@@ -336,5 +356,6 @@ def main(argv: list[str] | None = None) -> None:
     path.write_text(json.dumps(document, indent=1))
     (args.out / "latest.json").write_text(json.dumps(document, indent=1))
     print(report.render(document))
+    print("\n" + report.render_buckets([document]))
     print(f"\nJSON: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     sys.stdout.flush()

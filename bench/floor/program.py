@@ -5,7 +5,7 @@ fingerprints map and the bookkeeping inputs the project's resources carry; plus 
 schema resource (the master key versions), under two components. What to declare comes from the
 JSON file that config `spec` names (`floor.json`, beside the program), which the benchmark writes:
 the tenant count, whether the "change one value" edit is applied, the master key versions and the
-active one.
+active one, and `buckets`: absent, the graph above; set, the graph of issue 29 (`bucketed`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
+from bench.buckets import assign
 from bench.floor.providers import NoWorkProvider
-from bench.tenants import stand_in_fingerprints, stand_in_values, subdomain
+from bench.tenants import env_var, stand_in_fingerprints, stand_in_values, subdomain
 
 KEYS = ("API_TOKEN", "PLAN", "SMTP_HOST", "STRIPE_SECRET_KEY", "WEBHOOK_SIGNING_SECRET")
 
@@ -44,9 +45,17 @@ class FloorSchema(Resource, module="floor", name="Schema"):
         super().__init__(NoWorkProvider(), name, props, opts)
 
 
+class FloorBucket(Resource, module="floor", name="Bucket"):
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(NoWorkProvider(), name, props, opts)
+
+
 def run() -> None:
     """Declare the graph; `main` is the entry point, as the project's (components/program.py)."""
     spec = json.loads((Path.cwd() / (pulumi.Config().get("spec") or "floor.json")).read_text())
+    if "buckets" in spec:
+        bucketed(spec)
+        return
     count, changed = int(spec["tenants"]), bool(spec["changed"])
     key_version = int(spec["key_version"])
     owners = [subdomain(i) for i in range(count)]
@@ -101,6 +110,89 @@ def run() -> None:
     database.register_outputs({"fingerprints": pulumi.Output.all(**tenant_fps)})
     pulumi.export("infisical_fingerprints", pulumi.Output.all(**folder_fps))
     pulumi.export("database_fingerprints", pulumi.Output.all(**tenant_fps))
+    pulumi.export("environment", "dev")
+    pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
+
+
+def sources(index: int) -> dict[str, dict[str, Any]]:
+    """A tenant's source descriptors as the project's resources record them (decision 0034), per key."""
+    return {
+        "API_TOKEN": {"from": "generate", "bytes": 32, "encoding": "base64url", "rotation": "1"},
+        "PLAN": {"from": "tenants.yaml"},
+        "SMTP_HOST": {"from": "tenants.yaml"},
+        "STRIPE_SECRET_KEY": {"from": "env", "var": env_var(index)},
+        "WEBHOOK_SIGNING_SECRET": {"from": "generate", "bytes": 32, "encoding": "hex"},
+    }
+
+
+def bucketed(spec: dict[str, Any]) -> None:
+    """Issue 29's graph: per store one resource per bucket, holding its tenants' keys.
+
+    `buckets` null: one resource per tenant and store, of the same shape (the B = 1 baseline); a number:
+    the stack's fixed bucket count, a tenant in bucket `sha256(subdomain) mod buckets` (bench/buckets.py).
+    A bucket's input `tenants` maps each of its tenants to what the project's resource of that tenant
+    carries (decision 0034): per key a fingerprint and a source descriptor, never a value, and the
+    bookkeeping inputs. With `packed`, a tenant's fingerprints are one `KEY=fingerprint,...` string and its
+    descriptors one JSON string (what a provider's detailed diff would parse to name the key). With
+    `fingerprint_salt` set (the rotation step here), every fingerprint changes.
+    """
+    count, changed = int(spec["tenants"]), bool(spec["changed"])
+    salt = str(spec.get("fingerprint_salt", ""))
+    owners = [subdomain(i) for i in range(count)]
+    index_of = {owner: i for i, owner in enumerate(owners)}
+    groups = {i: [o] for i, o in enumerate(owners)} if spec["buckets"] is None else assign(owners, spec["buckets"])
+    FloorRegistry("registry", {"owners": owners, "decommissioned": []})
+    infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
+    database = pulumi.ComponentResource("bench:floor:DatabaseSecrets", "database")
+    schema = FloorSchema(
+        "database-schema",
+        {
+            "schema_version": "floor",
+            "table_prefix": "",
+            "create_companies": True,
+            "key_version": int(spec["key_version"]),
+            "key_versions": sorted(spec["keyring"]),
+            "rows_rotated": None,
+        },
+        pulumi.ResourceOptions(parent=database),
+    )
+    outputs: dict[str, list[Any]] = {"infisical": [], "database": []}
+    for bucket, members in sorted(groups.items()):
+        folders: dict[str, Any] = {}
+        rows: dict[str, Any] = {}
+        for owner in members:
+            index = index_of[owner]
+            fingerprints = stand_in_fingerprints(owner + salt, stand_in_values(index, changed))
+            common: dict[str, Any] = {"decommission": False, "fingerprints": fingerprints, "sources": sources(index)}
+            if spec.get("packed"):  # one string per tenant for its keys, one for its sources: fewer property values
+                common["fingerprints"] = ",".join(f"{k}={v}" for k, v in sorted(fingerprints.items()))
+                common["sources"] = json.dumps(common["sources"], sort_keys=True, separators=(",", ":"))
+            folders[owner] = {**common, "path": f"/tenants/{owner}"}
+            rows[owner] = {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}
+        name = members[0] if spec["buckets"] is None else f"bucket-{bucket:05d}"
+        folder = FloorBucket(
+            f"{name}-infisical",
+            {"environment": "dev", "bucket": bucket, "tenants": folders, "decommissioned": []},
+            pulumi.ResourceOptions(parent=infisical),
+        )
+        tenant = FloorBucket(
+            f"{name}-database",
+            {"bucket": bucket, "tenants": rows, "decommissioned": []},
+            pulumi.ResourceOptions(parent=database, depends_on=[schema]),
+        )
+        outputs["infisical"].append(folder.tenants)  # type: ignore[attr-defined]
+        outputs["database"].append(tenant.tenants)  # type: ignore[attr-defined]
+    # the project's components export every tenant's fingerprints: so does the floor, from the buckets
+    exported = {
+        store: pulumi.Output.all(*parts).apply(
+            lambda maps: {owner: entry["fingerprints"] for m in maps for owner, entry in m.items()}
+        )
+        for store, parts in outputs.items()
+    }
+    infisical.register_outputs({"fingerprints": exported["infisical"]})
+    database.register_outputs({"fingerprints": exported["database"]})
+    pulumi.export("infisical_fingerprints", exported["infisical"])
+    pulumi.export("database_fingerprints", exported["database"])
     pulumi.export("environment", "dev")
     pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
 
