@@ -124,6 +124,8 @@ class Ours(Design):
             }
         )
         stack.set_config(f"{ns}:masterKeys.v1", auto.ConfigValue(self.keys.v1, secret=True), path=True)
+        # the tenants' `{from: env}` sources read BENCH_T<n>_...: allowed as a prefix (decision 0041)
+        stack.set_config(f"{ns}:envAllow[0]", auto.ConfigValue(f"{tenants.ENV_PREFIX}*"), path=True)
 
     def rotate(self, stack: auto.Stack) -> None:
         ns = "tenant-secrets"

@@ -11,6 +11,7 @@ import hashlib
 
 ENVIRONMENT = "dev"
 SECRETS_PER_TENANT = 5
+ENV_PREFIX = "BENCH_"  # the `{from: env}` sources' variables; the stack's envAllow allows the prefix
 CHANGED_TENANT = 0  # the tenant whose PLAN the "change one value" step edits
 
 
@@ -19,7 +20,7 @@ def subdomain(index: int) -> str:
 
 
 def env_var(index: int) -> str:
-    return f"BENCH_T{index:05d}_STRIPE_SECRET_KEY"
+    return f"{ENV_PREFIX}T{index:05d}_STRIPE_SECRET_KEY"
 
 
 def env_value(index: int) -> str:

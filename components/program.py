@@ -125,14 +125,27 @@ def load_plan(settings: StackSettings) -> EnvironmentPlan:
     if issues:
         raise _fail(
             f"{file}: some secrets have no value, or a source the stack does not allow, for stack "
-            f"{pulumi.get_stack()}:\n" + "\n".join(map(str, issues))
+            f"{pulumi.get_stack()}:\n" + _lines(issues, file)
         )
     deleting = deleted_reads(plan, file, retain_on_delete=settings.retain_on_delete)
     if deleting:
         raise _fail(
-            f"{file}: a source reads what this run would delete; nothing was written:\n" + "\n".join(map(str, deleting))
+            f"{file}: a source reads what this run would delete; nothing was written:\n" + _lines(deleting, file)
         )
     return plan
+
+
+SHOWN_ISSUES = 10
+"""Lines an engine error lists: it reaches the preview's output and the pull request's comment, which must
+stay short at any number of tenants; `tenantctl validate` lists every one."""
+
+
+def _lines(issues: Sequence[object], file: str) -> str:
+    shown = "\n".join(map(str, issues[:SHOWN_ISSUES]))
+    if len(issues) <= SHOWN_ISSUES:
+        return shown
+    more = len(issues) - SHOWN_ISSUES
+    return f"{shown}\n... and {more} more: `tenantctl validate {file} --stack {pulumi.get_stack()}` lists every one"
 
 
 def load_keyring(settings: StackSettings) -> Keyring:
