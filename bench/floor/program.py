@@ -57,23 +57,8 @@ def run() -> None:
         bucketed(spec)
         return
     count, changed = int(spec["tenants"]), bool(spec["changed"])
-    key_version = int(spec["key_version"])
     owners = [subdomain(i) for i in range(count)]
-    FloorRegistry("registry", {"owners": owners, "decommissioned": []})
-    infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
-    database = pulumi.ComponentResource("bench:floor:DatabaseSecrets", "database")
-    schema = FloorSchema(
-        "database-schema",
-        {
-            "schema_version": "floor",
-            "table_prefix": "",
-            "create_companies": True,
-            "key_version": key_version,
-            "key_versions": sorted(spec["keyring"]),
-            "rows_rotated": None,
-        },
-        pulumi.ResourceOptions(parent=database),
-    )
+    infisical, database, schema = _shared(owners, spec)
     folder_fps: dict[str, Any] = {}
     tenant_fps: dict[str, Any] = {}
     for index, owner in enumerate(owners):
@@ -141,21 +126,7 @@ def bucketed(spec: dict[str, Any]) -> None:
     owners = [subdomain(i) for i in range(count)]
     index_of = {owner: i for i, owner in enumerate(owners)}
     groups = {i: [o] for i, o in enumerate(owners)} if spec["buckets"] is None else assign(owners, spec["buckets"])
-    FloorRegistry("registry", {"owners": owners, "decommissioned": []})
-    infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
-    database = pulumi.ComponentResource("bench:floor:DatabaseSecrets", "database")
-    schema = FloorSchema(
-        "database-schema",
-        {
-            "schema_version": "floor",
-            "table_prefix": "",
-            "create_companies": True,
-            "key_version": int(spec["key_version"]),
-            "key_versions": sorted(spec["keyring"]),
-            "rows_rotated": None,
-        },
-        pulumi.ResourceOptions(parent=database),
-    )
+    infisical, database, schema = _shared(owners, spec)
     outputs: dict[str, list[Any]] = {"infisical": [], "database": []}
     for bucket, members in sorted(groups.items()):
         folders: dict[str, Any] = {}
@@ -195,6 +166,26 @@ def bucketed(spec: dict[str, Any]) -> None:
     pulumi.export("database_fingerprints", exported["database"])
     pulumi.export("environment", "dev")
     pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
+
+
+def _shared(owners: list[str], spec: dict[str, Any]) -> tuple[pulumi.ComponentResource, pulumi.ComponentResource, Any]:
+    """What every floor graph declares besides the tenants: the registry, the two components, the schema."""
+    FloorRegistry("registry", {"owners": owners, "decommissioned": []})
+    infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
+    database = pulumi.ComponentResource("bench:floor:DatabaseSecrets", "database")
+    schema = FloorSchema(
+        "database-schema",
+        {
+            "schema_version": "floor",
+            "table_prefix": "",
+            "create_companies": True,
+            "key_version": int(spec["key_version"]),
+            "key_versions": sorted(spec["keyring"]),
+            "rows_rotated": None,
+        },
+        pulumi.ResourceOptions(parent=database),
+    )
+    return infisical, database, schema
 
 
 async def main() -> None:
