@@ -117,8 +117,9 @@ def bucketed(spec: dict[str, Any]) -> None:
     the stack's fixed bucket count, a tenant in bucket `sha256(subdomain) mod buckets` (bench/buckets.py).
     A bucket's input `tenants` maps each of its tenants to what the project's resource of that tenant
     carries (decision 0034): per key a fingerprint and a source descriptor, never a value, and the
-    bookkeeping inputs. With `packed`, a tenant's fingerprints are one `KEY=fingerprint,...` string and its
-    descriptors one JSON string (what a provider's detailed diff would parse to name the key). With
+    bookkeeping inputs. With `packed`, a tenant's fingerprints are one JSON object string and its
+    descriptors another: fewer property values, and `pulumi preview --diff` decodes a JSON string and
+    marks the changed key inside it. With
     `fingerprint_salt` set (the rotation step here), every fingerprint changes.
     """
     count, changed = int(spec["tenants"]), bool(spec["changed"])
@@ -136,7 +137,7 @@ def bucketed(spec: dict[str, Any]) -> None:
             fingerprints = stand_in_fingerprints(owner + salt, stand_in_values(index, changed))
             common: dict[str, Any] = {"decommission": False, "fingerprints": fingerprints, "sources": sources(index)}
             if spec.get("packed"):  # one string per tenant for its keys, one for its sources: fewer property values
-                common["fingerprints"] = ",".join(f"{k}={v}" for k, v in sorted(fingerprints.items()))
+                common["fingerprints"] = json.dumps(fingerprints, sort_keys=True, separators=(",", ":"))
                 common["sources"] = json.dumps(common["sources"], sort_keys=True, separators=(",", ":"))
             folders[owner] = {**common, "path": f"/tenants/{owner}"}
             rows[owner] = {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}
