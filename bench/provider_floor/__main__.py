@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     path = args.out / f"provider-floor-{stamp}.json"
     path.write_text(json.dumps({"started": stamp, **document}, indent=1))
-    print(f"\nJSON: {path.relative_to(REPO)}")
+    print(f"\nJSON: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
 main()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench.buckets import assign, bucket_count
-from bench.designs import BucketedFloor, Keys
+from bench.designs import BucketedFloor, Keys, bucket_design
 from bench.floor.plugin import detailed_diff
 from bench.run import _environment
 from bench.tenants import CHANGED_TENANT, stand_in_values, subdomain
@@ -108,3 +108,18 @@ def test_the_detailed_diff_names_changed_tenant_properties_added_and_removed_ten
         "tenants.new-1": "ADD",
     }
     assert detailed_diff(olds, olds) == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "per_bucket"),
+    [("floor-b64-packed-plugin", 64), ("floor-b256-plugin", 256), ("floor-b64-packed", 64), ("floor-b1", 1)],
+)
+def test_a_bucket_design_name_gives_b_with_or_without_packed_and_plugin(name: str, per_bucket: int) -> None:
+    assert bucket_design(name) == per_bucket
+
+
+@pytest.mark.parametrize(
+    "name", ["floor-b0-plugin", "floor-b64-plugin-packed", "floor-b-packed-plugin", "floor-plugin"]
+)
+def test_a_name_out_of_that_pattern_is_no_bucket_design(name: str) -> None:
+    assert bucket_design(name) is None
