@@ -207,7 +207,9 @@ class BucketProvider:
     async def read(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """`pulumi refresh`: each tenant's own read, at once."""
         shared = b.shared_of(self._kind, props)
-        calls = {owner: functools.partial(self._member.read, "", tenant) for owner, tenant in self._split(props).items()}
+        calls = {
+            owner: functools.partial(self._member.read, "", tenant) for owner, tenant in self._split(props).items()
+        }
         done, failed = await self._each(calls)
         if failed:
             raise providers.ProviderError("\n".join(self._reason(o, e) for o, e in sorted(failed.items())))

@@ -171,7 +171,11 @@ class _Bucket(PluginResource):
     tenants: pulumi.Output[dict[str, dict[str, Any]]]
 
     def _register_bucket(
-        self, name: str, members: Sequence[dict[str, Any]], shared: Mapping[str, Any], opts: pulumi.ResourceOptions | None
+        self,
+        name: str,
+        members: Sequence[dict[str, Any]],
+        shared: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None,
     ) -> None:
         props = b.join(self.KIND, {str(m[c.OWNER]): m for m in members}, shared)
         self._register(name, props, opts)
@@ -314,6 +318,7 @@ class InfisicalSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(c.INFISICAL_SECRETS_COMPONENT, name, {}, opts)
+
         def in_bucket(folder: c.OwnerSecrets) -> bool:
             return bool(args.buckets) and folder.path.startswith(TENANT_FOLDERS)
 
