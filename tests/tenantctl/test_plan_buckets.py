@@ -94,7 +94,7 @@ def test_drift_of_one_tenant_is_a_restore_of_its_key() -> None:
 
 
 def test_a_created_bucket_lists_every_key_of_every_tenant_and_the_comment_never_a_fingerprint() -> None:
-    created = {"op": "create", "urn": FOLDER_URN + "bucket-0000-infisical", "newState": {"inputs": {}}}
+    created: dict[str, Any] = {"op": "create", "urn": FOLDER_URN + "bucket-0000-infisical", "newState": {"inputs": {}}}
     folder = {
         c.OWNER: "acme",
         c.ENVIRONMENT: "dev",
