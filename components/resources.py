@@ -344,11 +344,11 @@ class InfisicalSecrets(pulumi.ComponentResource):
             )
             for number, members in _bucketed([f for f in args.folders if in_bucket(f)], args.buckets or 1).items()
         ]
-        self.fingerprints = _merged(
-            [
-                pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()}),
-                *(bucket.recorded_fingerprints() for bucket in self.buckets),
-            ]
+        own = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
+        self.fingerprints = (
+            _merged([*([own] if folders else []), *(bucket.recorded_fingerprints() for bucket in self.buckets)])
+            if self.buckets
+            else own
         )
         self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})
 

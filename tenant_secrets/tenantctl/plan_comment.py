@@ -430,11 +430,14 @@ def _unpacked(kind: b.BucketKind, step: Mapping[str, Any], side: str, part: str)
     return found
 
 
-def _named_tenants(step: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The tenants a bucket step's `detailedDiff` names, each with its paths below ``tenants.<subdomain>``."""
+def _named_tenants(step: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The tenants a bucket step's `detailedDiff` names, each with its paths below ``tenants.<subdomain>``; None
+    when the step has no detailed diff (then each tenant's inputs and recorded fingerprints decide)."""
     detailed = step.get("detailedDiff")
+    if not isinstance(detailed, Mapping) or not detailed:
+        return None
     named: dict[str, list[str]] = {}
-    for name in detailed if isinstance(detailed, Mapping) else ():
+    for name in detailed:
         found = re.match(rf'^{c.TENANTS}(?:\.([^.\[]+)|\["((?:[^"\\]|\\.)*)"\])(?:\.(.*))?$', str(name))
         if found:
             named.setdefault(found[1] or found[2], []).append(found[3] or "")
@@ -444,7 +447,9 @@ def _named_tenants(step: Mapping[str, Any]) -> dict[str, list[str]]:
 def bucket_steps(step: Mapping[str, Any], op: str) -> list[tuple[str, dict[str, Any]]]:
     """A bucket step as the steps of its tenants' own resources: (op, step) for each tenant it creates, deletes
     or changes. A tenant of an updated bucket is a step when it is new or gone, when the bucket's detailed
-    diff names it, or when its declared inputs or its recorded fingerprints say it changes."""
+    diff names it (a tenant the plugin's detailed diff leaves out does not change: after a partial failure its
+    old inputs may differ from what its store holds), or, without a detailed diff, when its declared inputs or
+    its recorded fingerprints say it changes."""
     kind = b.KINDS[_type_name(step)]
     old_in, old_out = _unpacked(kind, step, "oldState", "inputs"), _unpacked(kind, step, "oldState", "outputs")
     new_in = _unpacked(kind, step, "newState", "inputs")
@@ -462,12 +467,14 @@ def bucket_steps(step: Mapping[str, Any], op: str) -> list[tuple[str, dict[str, 
         else:
             recorded = _fingerprints(old_out.get(owner, {}), c.RECORDED_FINGERPRINTS)
             drifted = recorded != _fingerprints(new_in[owner], c.DECLARED_FINGERPRINTS)
-            if owner not in named and old_in[owner] == new_in[owner] and not drifted:
+            if named is not None and owner not in named:
+                continue  # the provider's diff says this tenant does not change (it names every one that does)
+            if named is None and old_in[owner] == new_in[owner] and not drifted:
                 continue
             own = "update"
         if (own in CREATE_OPS and owner not in new_in) or (own in DELETE_OPS and owner not in old_in):
             continue
-        paths = [p for p in named.get(owner, []) if p]
+        paths = [p for p in (named or {}).get(owner, []) if p]
         old_side = {"inputs": old_in.get(owner, {}), "outputs": old_out.get(owner, {}), "retainOnDelete": retain}
         tenant_step = {
             "op": own,

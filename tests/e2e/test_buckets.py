@@ -1,0 +1,155 @@
+"""A stack with `tenant-secrets:buckets` on the real engine, a real PostgreSQL and the local Infisical server
+(issue 29): five tenants in two buckets per store, written and read back as without buckets; a no-op preview;
+one changed value that the plan and `pulumi preview --diff` name by tenant, store and key, never by value,
+written by one bucket per store; and a failure of one tenant's rows in a bucket that keeps the other
+tenants' new state, the next `up` writing that tenant only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+
+from tenant_secrets.engine.buckets import assign
+from tenant_secrets.secret.envelope import decrypt
+from tenant_secrets.tenantctl.plan_comment import Row
+from tests.e2e.conftest import Project, configure
+from tests.e2e.steps import assert_nothing_persisted, resources, sent, values, with_error
+
+pytestmark = pytest.mark.e2e
+
+TENANTS = ("alpha", "bravo", "charlie", "delta", "echo")
+"""With 2 buckets: alpha, charlie and echo in bucket 0; bravo and delta in bucket 1."""
+TENANTS_FILE = "version: 1\ndefaults: {storage: both, environments: [dev]}\ntenants:\n" + "".join(
+    f"  - subdomain: {name}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n      PLAN: {{value: pro}}\n"
+    for name in TENANTS
+)
+
+
+def stripe(name: str, version: int) -> str:
+    return f"fake-stripe-{name}-bucket-{version:04d}"
+
+
+def stored(project: Project, master_key: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(subdomain, key) -> (the value its row decrypts to, the row's xmin: it changes on any write of it)."""
+    with project.db() as conn:
+        found = conn.execute(
+            "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, s.xmin::text"
+            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
+        ).fetchall()
+    key = bytes.fromhex(master_key)
+    return {(r[0], r[1]): (decrypt(r[2], key), r[3]) for r in found}
+
+
+def set_stripe(stack: auto.Stack, **versions: int) -> None:
+    stack.set_all_config(
+        {
+            f"tenant-secrets:secrets.{name}.STRIPE_SECRET_KEY": auto.ConfigValue(stripe(name, version), secret=True)
+            for name, version in versions.items()
+        },
+        path=True,
+    )
+
+
+def bucket_outputs(stack: auto.Stack, name: str) -> dict[str, Any]:
+    outputs: dict[str, Any] = resources(stack)[name]["outputs"]["tenants"]
+    return outputs
+
+
+def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project: Project, master_key: str) -> None:
+    assert assign(TENANTS, 2) == {0: ["alpha", "charlie", "echo"], 1: ["bravo", "delta"]}
+    project.write_tenants(TENANTS_FILE)
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name, 1)} for name in TENANTS},
+        buckets="2",
+    )
+
+    # first up: two buckets per store, every tenant written to both stores
+    project.up(stack)
+    names = set(resources(stack))
+    buckets = {"bucket-0000-infisical", "bucket-0001-infisical", "bucket-0000-database", "bucket-0001-database"}
+    assert buckets <= names
+    assert not [n for n in names if re.fullmatch(r"(alpha|bravo|charlie|delta|echo)-(infisical|database)", n)]
+    for name in TENANTS:
+        assert values(project, f"/tenants/{name}") == {"STRIPE_SECRET_KEY": stripe(name, 1), "PLAN": "pro"}
+    first = stored(project, master_key)
+    assert {k: v for k, (v, _) in first.items()} == {
+        **{(name, "STRIPE_SECRET_KEY"): stripe(name, 1) for name in TENANTS},
+        **{(name, "PLAN"): "pro" for name in TENANTS},
+    }
+    assert set(bucket_outputs(stack, "bucket-0001-database")) == {"bravo", "delta"}
+
+    # a no-op preview changes nothing
+    noop = project.preview(stack)
+    assert set(noop.change_summary) == {auto.OpType.SAME}, noop.change_summary
+
+    # one changed value: the plan and the preview name tenant, store and key, never the value
+    set_stripe(stack, bravo=2)
+    code, rows, output = project.plan(stack)
+    assert code == 0, output
+    assert [(r.owner, r.store, r.key, r.action) for r in rows] == [
+        ("bravo", "database", "STRIPE_SECRET_KEY", "update"),
+        ("bravo", "infisical", "STRIPE_SECRET_KEY", "update"),
+    ]
+    assert all(isinstance(r, Row) for r in rows)
+    shown = project.preview(stack).stdout
+    assert re.search(r"bravo", shown) and "STRIPE_SECRET_KEY" in shown, shown
+    assert stripe("bravo", 2) not in shown and stripe("bravo", 1) not in shown
+    project.infisical.reset_counts()
+    changed = project.up(stack)
+    assert (changed.summary.resource_changes or {}).get("update") == 2  # one bucket per store
+    assert values(project, "/tenants/bravo") == {"STRIPE_SECRET_KEY": stripe("bravo", 2), "PLAN": "pro"}
+    after = stored(project, master_key)
+    assert after[("bravo", "STRIPE_SECRET_KEY")][0] == stripe("bravo", 2)
+    assert {k: x for k, (_, x) in after.items() if k[0] != "bravo"} == {
+        k: x for k, (_, x) in first.items() if k[0] != "bravo"
+    }, "a tenant whose values did not change was written"
+    assert sum(sent(project).values()) == 1, sent(project)  # one batch: bravo's folder only
+
+    # one tenant's rows fail in bucket 1 (a trigger refuses delta's company): bravo, in the same bucket, is kept
+    with project.db() as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_delta() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.company_id = (SELECT id FROM companies WHERE subdomain = 'delta') THEN "
+            "RAISE EXCEPTION 'delta is locked for maintenance'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_delta BEFORE INSERT OR UPDATE ON company_secrets "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_delta()"
+        )
+    set_stripe(stack, bravo=3, delta=2)
+    with_error(
+        project,
+        lambda: project.up(stack),
+        ["delta, database: delta is locked for maintenance; nothing of this tenant was written"],
+        "the up",
+    )
+    failed = stored(project, master_key)
+    assert failed[("bravo", "STRIPE_SECRET_KEY")][0] == stripe("bravo", 3)
+    assert failed[("delta", "STRIPE_SECRET_KEY")][0] == stripe("delta", 1)
+    assert values(project, "/tenants/delta") == {"STRIPE_SECRET_KEY": stripe("delta", 2), "PLAN": "pro"}
+    recorded = bucket_outputs(stack, "bucket-0001-database")
+    bravo_infisical = bucket_outputs(stack, "bucket-0001-infisical")["bravo"]["fingerprints"]
+    assert recorded["bravo"]["fingerprints"] == bravo_infisical  # bravo's new rows are recorded
+    assert recorded["delta"]["fingerprints"] != bucket_outputs(stack, "bucket-0001-infisical")["delta"]["fingerprints"]
+
+    # fixed: the next up writes delta's rows only
+    with project.db() as conn:
+        conn.execute("DROP TRIGGER refuse_delta ON company_secrets")
+    code, rows, output = project.plan(stack)
+    assert code == 0, output
+    assert [(r.owner, r.store, r.key, r.action) for r in rows] == [("delta", "database", "STRIPE_SECRET_KEY", "update")]
+    project.up(stack)
+    fixed = stored(project, master_key)
+    assert fixed[("delta", "STRIPE_SECRET_KEY")][0] == stripe("delta", 2)
+    assert {k: x for k, (_, x) in fixed.items() if k[0] != "delta"} == {
+        k: x for k, (_, x) in failed.items() if k[0] != "delta"
+    }, "a tenant other than delta was written again"
+    assert set(project.preview(stack).change_summary) == {auto.OpType.SAME}
+    every = [stripe(name, v) for name in TENANTS for v in (1, 2, 3)]
+    assert_nothing_persisted(project, stack, every)
