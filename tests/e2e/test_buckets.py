@@ -15,7 +15,7 @@ from pulumi import automation as auto
 from tenant_secrets.engine.buckets import assign
 from tenant_secrets.secret.envelope import decrypt
 from tenant_secrets.tenantctl.plan_comment import Row
-from tests.e2e.conftest import Project, configure
+from tests.e2e.conftest import Project, configure, sdk
 from tests.e2e.steps import assert_nothing_persisted, resources, sent, values, with_error
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +26,7 @@ TENANTS_FILE = "version: 1\ndefaults: {storage: both, environments: [dev]}\ntena
     f"  - subdomain: {name}\n    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n      PLAN: {{value: pro}}\n"
     for name in TENANTS
 )
+BY_HAND = "fake-stripe-echo-by-hand"
 
 
 def stripe(name: str, version: int) -> str:
@@ -100,6 +101,7 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     shown = project.preview(stack).stdout
     assert re.search(r"bravo", shown) and "STRIPE_SECRET_KEY" in shown, shown
     assert stripe("bravo", 2) not in shown and stripe("bravo", 1) not in shown
+    assert "delta" not in shown  # bravo's bucket-mate, unchanged, is not shown
     project.infisical.reset_counts()
     changed = project.up(stack)
     assert (changed.summary.resource_changes or {}).get("update") == 2  # one bucket per store
@@ -151,5 +153,29 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
         k: x for k, (_, x) in failed.items() if k[0] != "delta"
     }, "a tenant other than delta was written again"
     assert set(project.preview(stack).change_summary) == {auto.OpType.SAME}
+
+    # a value changed by hand in Infisical: a refresh finds it, and the plan names tenant, store and key
+    client = sdk(project.infisical)
+    client.secrets.update_secret_by_name(
+        current_secret_name="STRIPE_SECRET_KEY",
+        secret_path="/tenants/echo",
+        secret_value=BY_HAND,
+        project_id=project.infisical.project_id,
+        environment_slug="dev",
+    )
+    refreshed = stack.refresh(on_output=project.capture, color="never")
+    assert (refreshed.summary.resource_changes or {}).get("update") == 1  # bucket 0's folders
+    code, rows, output = project.plan(stack)
+    assert code == 0, output
+    assert [(r.owner, r.store, r.key, r.action) for r in rows] == [
+        ("echo", "infisical", "STRIPE_SECRET_KEY", "restore")
+    ]
+    project.up(stack)
+    assert values(project, "/tenants/echo") == {"STRIPE_SECRET_KEY": stripe("echo", 1), "PLAN": "pro"}
+
+    # destroy (the stack does not retain): every tenant's folder and rows go, tenant by tenant
+    stack.destroy(on_output=project.capture, color="never")
+    assert [values(project, f"/tenants/{name}") for name in TENANTS] == [None] * len(TENANTS)
+    assert stored(project, master_key) == {}
     every = [stripe(name, v) for name in TENANTS for v in (1, 2, 3)]
-    assert_nothing_persisted(project, stack, every)
+    assert_nothing_persisted(project, stack, [*every, BY_HAND])
