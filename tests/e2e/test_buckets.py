@@ -104,7 +104,7 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     assert "delta" not in shown  # bravo's bucket-mate, unchanged, is not shown
     project.infisical.reset_counts()
     changed = project.up(stack)
-    assert (changed.summary.resource_changes or {}).get("update") == 2  # one bucket per store
+    assert (changed.summary.resource_changes or {}).get(auto.OpType.UPDATE) == 2  # one bucket per store
     assert values(project, "/tenants/bravo") == {"STRIPE_SECRET_KEY": stripe("bravo", 2), "PLAN": "pro"}
     after = stored(project, master_key)
     assert after[("bravo", "STRIPE_SECRET_KEY")][0] == stripe("bravo", 2)
@@ -164,7 +164,7 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
         environment_slug="dev",
     )
     refreshed = stack.refresh(on_output=project.capture, color="never")
-    assert (refreshed.summary.resource_changes or {}).get("update") == 1  # bucket 0's folders
+    assert (refreshed.summary.resource_changes or {}).get(auto.OpType.UPDATE) == 1  # bucket 0's folders
     code, rows, output = project.plan(stack)
     assert code == 0, output
     assert [(r.owner, r.store, r.key, r.action) for r in rows] == [
