@@ -456,12 +456,13 @@ def bucket_steps(step: Mapping[str, Any], op: str) -> list[tuple[str, dict[str, 
     old_state = step.get("oldState")
     retain = isinstance(old_state, Mapping) and old_state.get("retainOnDelete") is True
     named = _named_tenants(step)
+    old_out_known = isinstance(old_state, Mapping) and isinstance(old_state.get("outputs"), Mapping)
     steps: list[tuple[str, dict[str, Any]]] = []
     for owner in sorted({*old_in, *new_in}):
         if op in CREATE_OPS or op in DELETE_OPS or op in REPLACE_OPS:
             own = op
-        elif owner not in old_in:
-            own = "create"
+        elif owner not in old_in or (old_out_known and owner not in old_out):
+            own = "create"  # new, or recorded by no earlier write (its create failed in a partial failure)
         elif owner not in new_in:
             own = "delete"
         else:

@@ -10,8 +10,10 @@ import re
 from typing import Any
 
 import pytest
+from psycopg import sql
 from pulumi import automation as auto
 
+from tenant_secrets import store
 from tenant_secrets.engine.buckets import assign
 from tenant_secrets.secret.envelope import decrypt
 from tenant_secrets.tenantctl.plan_comment import Row
@@ -133,16 +135,7 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     assert sent(project) == {f"PATCH {BATCH}": 1}  # one write: bravo's folder only
 
     # one tenant's rows fail in bucket 1 (a trigger refuses delta's company): bravo, in the same bucket, is kept
-    with project.db() as conn:
-        conn.execute(
-            "CREATE FUNCTION refuse_delta() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.company_id = (SELECT id FROM companies WHERE subdomain = 'delta') THEN "
-            "RAISE EXCEPTION 'delta is locked for maintenance'; END IF; RETURN NEW; END $$"
-        )
-        conn.execute(
-            "CREATE TRIGGER refuse_delta BEFORE INSERT OR UPDATE ON company_secrets "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_delta()"
-        )
+    refuse_writes_of(project, "delta")
     set_stripe(stack, bravo=3, delta=2)
     with_error(
         project,
@@ -161,7 +154,7 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
 
     # fixed: the next up writes delta's rows only
     with project.db() as conn:
-        conn.execute("DROP TRIGGER refuse_delta ON company_secrets")
+        conn.execute("DROP TRIGGER refuse_one ON company_secrets")
     code, rows, output = project.plan(stack)
     assert code == 0, output
     assert [(r.owner, r.store, r.key, r.action) for r in rows] == [("delta", "database", "STRIPE_SECRET_KEY", "update")]
@@ -198,3 +191,58 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     assert stored(project, master_key) == {}
     every = [stripe(name, v) for name in TENANTS for v in (1, 2, 3)]
     assert_nothing_persisted(project, stack, [*every, BY_HAND])
+
+
+def refuse_writes_of(project: Project, subdomain: str) -> None:
+    """A trigger that refuses every row of one tenant's company: a failure of that tenant's write alone."""
+    with project.db() as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.company_id = (SELECT id FROM companies WHERE subdomain = {subdomain}) THEN "
+                "RAISE EXCEPTION {message}; END IF; RETURN NEW; END $$"
+            ).format(subdomain=sql.Literal(subdomain), message=sql.Literal(f"{subdomain} is locked for maintenance"))
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_one BEFORE INSERT OR UPDATE ON company_secrets "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+        )
+
+
+def test_a_new_bucket_records_the_tenants_it_created_and_the_next_up_creates_the_rest(
+    project: Project, master_key: str
+) -> None:
+    project.write_tenants(TENANTS_FILE.replace("storage: both", "storage: database"))
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name, 1)} for name in TENANTS},
+        buckets="1",
+    )
+    with project.db() as conn:  # a database whose schema exists already (the trigger needs its table)
+        store.migrate(conn, store.StoreSettings(create_companies_table=True))
+    refuse_writes_of(project, "charlie")
+    with_error(
+        project,
+        lambda: project.up(stack),
+        ["charlie, database: charlie is locked for maintenance; nothing of this tenant was written"],
+        "the first up",
+    )
+    assert sorted(bucket_outputs(stack, "bucket-0000-database")) == ["alpha", "bravo", "delta", "echo"]
+    first = stored(project, master_key)
+    assert sorted({name for name, _ in first}) == ["alpha", "bravo", "delta", "echo"]
+
+    with project.db() as conn:
+        conn.execute("DROP TRIGGER refuse_one ON company_secrets")
+    code, rows, output = project.plan(stack)
+    assert code == 0, output
+    assert [(r.owner, r.key, r.action) for r in rows if r.kind == "tenant"] == [
+        ("charlie", "PLAN", "create"),
+        ("charlie", "STRIPE_SECRET_KEY", "create"),
+    ]  # and the key folder's current key, which waits for every tenant's rows
+    project.up(stack)
+    after = stored(project, master_key)
+    assert after[("charlie", "STRIPE_SECRET_KEY")][0] == stripe("charlie", 1)
+    assert {k: x for k, (_, x) in after.items() if k[0] != "charlie"} == {k: x for k, (_, x) in first.items()}
+    assert set(project.preview(stack).change_summary) == {auto.OpType.SAME}

@@ -108,3 +108,13 @@ def test_a_created_bucket_lists_every_key_of_every_tenant_and_the_comment_never_
     assert [(r.owner, r.store, r.key, r.action) for r in plan.rows] == [("acme", "infisical", "PLAN", "create")]
     assert [(s.owner, s.key, s.reads) for s in plan.sources] == [("acme", "PLAN", "environment variable ACME_PLAN")]
     assert "fp-1" not in render_markdown(plan)
+
+
+def test_a_tenant_whose_create_failed_is_created_by_the_next_plan() -> None:
+    """A partial failure recorded the bucket's inputs with every tenant, its outputs without the failed one."""
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    retried = step("update", news, detailedDiff={"tenants.charlie": {"kind": "add"}})
+    retried["oldState"]["outputs"] = bucket({o: recorded(o, fps) for o, fps in BEFORE.items() if o != "charlie"})
+    assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [retried]}, "dev")] == [
+        ("charlie", "PLAN", "create")
+    ]
