@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pulumi import automation as auto
 
 from bench import tenants
 from bench.buckets import bucket_count
+from bench.floor import plugin
 from dev.project import lay_out
 from tenant_secrets import store
 
@@ -88,6 +90,32 @@ class Design:
             "runtime": {"name": "python", "options": {"virtualenv": str(REPO / ".venv")}},
         }
         (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+
+    def _serve_plugin(self, package: str, module: str) -> None:
+        """Have the engine start `python -m <module>` as the provider plugin `package`, with no registry and no
+        install step: a launcher `pulumi-resource-<package>` in the project's `plugins/` folder, which Pulumi.yaml
+        names (`plugins: providers:`) and the engine looks in first (decision 0038)."""
+        settings = yaml.safe_load((self.work_dir / "Pulumi.yaml").read_text())
+        plugins = self.work_dir / "plugins"
+        plugins.mkdir(exist_ok=True)
+        launcher = plugins / f"pulumi-resource-{package}"
+        launcher.write_text(f'#!/bin/sh\nexec "{REPO}/.venv/bin/python" -m {module} "$@"\n')
+        launcher.chmod(0o755)
+        providers = settings.setdefault("plugins", {}).setdefault("providers", [])
+        providers.append({"name": package, "path": "plugins"})
+        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A `pulumi` command on the design's stack from the CLI, as the Automation API runs them: what a reviewer
+        types, and the only way to some of its output (`preview --json`)."""
+        env = {
+            **os.environ,
+            **self.env,
+            "PULUMI_BACKEND_URL": f"file://{self.backend}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        }
+        command = ["pulumi", *args, "--stack", "dev", "--non-interactive", "--color", "never"]
+        return subprocess.run(command, cwd=self.work_dir, env=env, capture_output=True, text=True, check=False)
 
     # --- per design ------------------------------------------------------------------------------
 
@@ -202,7 +230,11 @@ class BucketedFloor(Floor):
     def layout(self) -> None:
         super().layout()
         self._spec["buckets"] = "unset"
-        self._spec["packed"] = self.name.endswith(PACKED)
+        variant = self.name.removesuffix(PLUGIN)
+        self._spec["packed"] = variant.endswith(PACKED)
+        self._spec["plugin"] = variant != self.name
+        if self._spec["plugin"]:
+            self._serve_plugin(plugin.PACKAGE, plugin.__name__)
 
     @property
     def per_bucket(self) -> int:
@@ -222,12 +254,14 @@ DESIGNS: dict[str, type[Design]] = {"floor": Floor, "ours": Ours, "naive": Naive
 
 
 PACKED = "-packed"
+PLUGIN = "-plugin"
 
 
 def bucket_design(name: str) -> int | None:
-    """B for a design named `floor-b<B>` or `floor-b<B>-packed` (B at least 1), else None."""
+    """B for a design named `floor-b<B>`, with `-packed`, `-plugin` or `-packed-plugin` after it (B at least 1),
+    else None."""
     prefix = "floor-b"
-    name = name.removesuffix(PACKED)
+    name = name.removesuffix(PLUGIN).removesuffix(PACKED)
     if name.startswith(prefix) and name[len(prefix) :].isdigit() and int(name[len(prefix) :]) >= 1:
         return int(name[len(prefix) :])
     return None

@@ -99,7 +99,7 @@ def role_of(pid: int) -> str:
     text = " ".join(words)
     if "pulumi.dynamic" in text or "pulumi-resource-pulumi-python" in text:
         return "dynamic provider"
-    if "bench.provider_floor.plugin" in text or "components.plugin" in text:
+    if any(module in text for module in ("bench.provider_floor.plugin", "bench.floor.plugin", "components.plugin")):
         return "provider plugin"
     if "pulumi-language-python-exec" in text or "__main__" in text:
         return "program"

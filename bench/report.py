@@ -275,7 +275,7 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
         for s in document["steps"]:
             design = str(s["design"])
             if design.startswith("floor-b"):
-                label = design[len("floor-b") :].replace("-packed", " packed")
+                label = design[len("floor-b") :].replace("-", " ")  # "64 packed plugin"
                 runs.setdefault((s["tenants"], label, s["step"]), []).append(s)
     if not runs:
         return ""

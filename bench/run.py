@@ -3,6 +3,7 @@
     python -m bench [--sizes 10,100] [--designs floor,ours,naive] [--last-step rotate_key]
                     [--engine-env PULUMI_SKIP_CHECKPOINTS=true] [--profile ours:100:first_up]
     python -m bench --sizes 1000 --designs floor --buckets 1,16,64,256   # the floor with buckets (issue 29)
+    python -m bench --sizes 1000 --designs '' --buckets 64-packed,64-packed-plugin   # served by a plugin, or not
     python -m bench --render bench/results/engine-*.json      # the tables of stored results
 
 For each size N (tenants, 5 secrets each, storage both) and each design, in a fresh stack (file
@@ -42,7 +43,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from bench import report, tenants
-from bench.designs import DESIGNS, REPO, Design, Keys, design_class, toolchain_path
+from bench.designs import DESIGNS, REPO, Design, Keys, bucket_design, design_class, toolchain_path
 from bench.probe import TICK, MemorySampler, machine_busy_ticks, self_ticks, tree_ticks, wait_quiet
 from bench.profiling import Profiler
 from bench.services import CountingProxy, Infisical, Postgres, infisical_server
@@ -245,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         metavar="B,...",
         help="also run the floor with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a fixed "
-        "bucket count per stack, ceil(N / B), a tenant's bucket sha256(subdomain) mod that count",
+        "bucket count per stack, ceil(N / B), a tenant's bucket sha256(subdomain) mod that count; B-packed packs a "
+        "tenant's keys in one string, B-packed-plugin serves that by a provider plugin (bench/designs.py)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     parser.add_argument(
@@ -297,13 +299,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sizes = [int(n) for n in args.sizes.split(",") if n]
     designs = [d for d in args.designs.split(",") if d]
-    try:
-        per_bucket = [int(b) for b in args.buckets.split(",") if b]
-    except ValueError:
-        parser.error(f"--buckets {args.buckets}: expected comma-separated whole numbers, e.g. 1,16,64,256")
-    if any(b < 1 for b in per_bucket):
-        parser.error(f"--buckets {args.buckets}: tenants per bucket must be at least 1")
-    designs += [f"floor-b{b}" for b in per_bucket]
+    per_bucket = [f"floor-b{b}" for b in args.buckets.split(",") if b]
+    bad = [name.removeprefix("floor-b") for name in per_bucket if bucket_design(name) is None]
+    if bad:
+        parser.error(
+            f"--buckets: {', '.join(bad)}: expected comma-separated whole numbers of at least 1, each with an optional "
+            "-packed, -plugin or -packed-plugin, e.g. 1,16,64,256 or 64-packed,64-packed-plugin"
+        )
+    designs += per_bucket
     unknown = [d for d in designs if design_class(d) is None]
     if unknown:
         parser.error(f"unknown design(s) {', '.join(unknown)}; choose from {', '.join(DESIGNS)}")

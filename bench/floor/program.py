@@ -5,13 +5,16 @@ fingerprints map and the bookkeeping inputs the project's resources carry; plus 
 schema resource (the master key versions), under two components. What to declare comes from the
 JSON file that config `spec` names (`floor.json`, beside the program), which the benchmark writes:
 the tenant count, whether the "change one value" edit is applied, the master key versions and the
-active one, and `buckets`: absent, the graph above; set, the graph of issue 29 (`bucketed`).
+active one, and `buckets`: absent, the graph above; set, the graph of issue 29 (`bucketed`), whose
+resources `plugin` has served by the provider plugin of bench/floor/plugin.py instead of dynamic
+providers (the product's way, decision 0039).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from bench.buckets import assign
+from bench.floor import plugin
 from bench.floor.providers import NoWorkProvider
 from bench.tenants import env_var, stand_in_fingerprints, stand_in_values, subdomain
 
@@ -36,8 +40,8 @@ class FloorTenant(Resource, module="floor", name="Tenant"):
 
 
 class FloorRegistry(Resource, module="floor", name="Registry"):
-    def __init__(self, name: str, props: dict[str, Any]) -> None:
-        super().__init__(NoWorkProvider(), name, props)
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(NoWorkProvider(), name, props, opts)
 
 
 class FloorSchema(Resource, module="floor", name="Schema"):
@@ -48,6 +52,29 @@ class FloorSchema(Resource, module="floor", name="Schema"):
 class FloorBucket(Resource, module="floor", name="Bucket"):
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NoWorkProvider(), name, props, opts)
+
+
+class PluginResource(pulumi.CustomResource):
+    """A floor resource of type `kind` sent to the provider plugin (bench/floor/plugin.py), not the dynamic host."""
+
+    def __init__(self, kind: str, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(plugin.token(kind), name, props, opts)
+
+
+DYNAMIC: dict[str, Callable[[str, dict[str, Any], pulumi.ResourceOptions | None], pulumi.CustomResource]] = {
+    "Registry": FloorRegistry,
+    "Schema": FloorSchema,
+    "Bucket": FloorBucket,
+}
+
+
+def declare(
+    spec: dict[str, Any], kind: str, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+) -> pulumi.CustomResource:
+    """One resource of the graph, served as the spec says: by the dynamic providers, or with `plugin` by the plugin."""
+    if spec.get("plugin"):
+        return PluginResource(kind, name, props, opts)
+    return DYNAMIC[kind](name, props, opts)
 
 
 def run() -> None:
@@ -142,12 +169,16 @@ def bucketed(spec: dict[str, Any]) -> None:
             folders[owner] = {**common, "path": f"/tenants/{owner}"}
             rows[owner] = {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}
         name = members[0] if spec["buckets"] is None else f"bucket-{bucket:05d}"
-        folder = FloorBucket(
+        folder = declare(
+            spec,
+            "Bucket",
             f"{name}-infisical",
             {"environment": "dev", "bucket": bucket, "tenants": folders, "decommissioned": []},
             pulumi.ResourceOptions(parent=infisical),
         )
-        tenant = FloorBucket(
+        tenant = declare(
+            spec,
+            "Bucket",
             f"{name}-database",
             {"bucket": bucket, "tenants": rows, "decommissioned": []},
             pulumi.ResourceOptions(parent=database, depends_on=[schema]),
@@ -171,10 +202,12 @@ def bucketed(spec: dict[str, Any]) -> None:
 
 def _shared(owners: list[str], spec: dict[str, Any]) -> tuple[pulumi.ComponentResource, pulumi.ComponentResource, Any]:
     """What every floor graph declares besides the tenants: the registry, the two components, the schema."""
-    FloorRegistry("registry", {"owners": owners, "decommissioned": []})
+    declare(spec, "Registry", "registry", {"owners": owners, "decommissioned": []})
     infisical = pulumi.ComponentResource("bench:floor:InfisicalSecrets", "infisical")
     database = pulumi.ComponentResource("bench:floor:DatabaseSecrets", "database")
-    schema = FloorSchema(
+    schema = declare(
+        spec,
+        "Schema",
         "database-schema",
         {
             "schema_version": "floor",

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pulumi import automation as auto
 
-from bench.designs import PASSPHRASE, REPO, Design, Keys
+from bench.designs import REPO, Design, Keys
 from bench.probe import TICK, MemorySampler, machine_busy_ticks, self_ticks, wait_quiet
 from bench.provider_floor import store
 from bench.provider_floor.dynamic import DYNAMIC_TOKEN
@@ -54,14 +52,7 @@ class ProviderFloor(Design):
 
     def layout(self) -> None:
         self._pulumi_yaml(self.project_name, "Benchmark: dynamic provider or provider plugin")
-        settings = yaml.safe_load((self.work_dir / "Pulumi.yaml").read_text())
-        plugins = self.work_dir / "plugins"
-        plugins.mkdir()
-        launcher = plugins / f"pulumi-resource-{PACKAGE}"
-        launcher.write_text(f'#!/bin/sh\nexec "{REPO}/.venv/bin/python" -m bench.provider_floor.plugin "$@"\n')
-        launcher.chmod(0o755)
-        settings["plugins"] = {"providers": [{"name": PACKAGE, "path": "plugins"}]}
-        (self.work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+        self._serve_plugin(PACKAGE, "bench.provider_floor.plugin")
         (self.work_dir / "__main__.py").write_text(
             "import pulumi\n\nfrom bench.provider_floor.program import main\n\npulumi.run(main)\n"
         )
@@ -199,7 +190,7 @@ def review(root: Path) -> dict[str, Any]:
         stack.up(color="never")
         design.write_input(3, changed=True)
         preview = stack.preview(color="never", diff=True)
-        as_json = _cli(design, "preview", "--json")
+        as_json = design.cli("preview", "--json")
         changed = [s for s in json.loads(as_json.stdout).get("steps", []) if s.get("op") == "update"]
         reported = [{k: s.get(k) for k in ("urn", "diffReasons", "detailedDiff")} for s in changed]
         # adoption with the `import` resource option: a folder that exists (recorded) but not in the state
@@ -216,7 +207,7 @@ def review(root: Path) -> dict[str, Any]:
         fifth = {k: v for k, v in inputs(4, True).items() if k in store.PLAIN}
         store.write(store.resource_id(fifth), fifth)
         token = TOKEN if mode == "plugin" else DYNAMIC_TOKEN
-        cli = _cli(design, "import", token, "cli-imported", store.resource_id(fifth), "--yes", "--generate-code=false")
+        cli = design.cli("import", token, "cli-imported", store.resource_id(fifth), "--yes", "--generate-code=false")
         findings[mode] = {
             "preview_diff": preview.stdout,
             "preview_json_update_steps": reported,
@@ -256,18 +247,6 @@ def migrate(root: Path) -> dict[str, Any]:
     print(f"\n===== migration dynamic -> plugin (alias) =====\n{preview.stdout}")
     print(json.dumps(findings, indent=1, default=str))
     return findings
-
-
-def _cli(design: ProviderFloor, *args: str) -> subprocess.CompletedProcess[str]:
-    """A `pulumi` command on the design's stack, as the Automation API runs them."""
-    env = {
-        **os.environ,
-        **design.env,
-        "PULUMI_BACKEND_URL": f"file://{design.backend}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-    }
-    command = ["pulumi", *args, "--stack", "dev", "--non-interactive", "--color", "never"]
-    return subprocess.run(command, cwd=design.work_dir, env=env, capture_output=True, text=True, check=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -315,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     path = args.out / f"provider-floor-{stamp}.json"
     path.write_text(json.dumps({"started": stamp, **document}, indent=1))
-    print(f"\nJSON: {path.relative_to(REPO)}")
+    print(f"\nJSON: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
 main()
