@@ -44,9 +44,11 @@ from pulumi.dynamic import ResourceProvider
 from pulumi.provider.experimental import provider as p
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 from pulumi.provider.experimental.server import ProviderServicer
-from pulumi.runtime.proto import provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc, status_pb2
 
 from components import lifetime, providers
+from components.buckets import BucketProvider, PartialFailure, Refusal
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine import deletes, verbose_logs
 from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff
@@ -64,6 +66,8 @@ _STORES: dict[str, str | None] = {
     c.DATABASE_SCHEMA: "database",
     c.DATABASE_TENANT: "database",
     c.REGISTRY: None,
+    c.INFISICAL_BUCKET: "infisical",
+    c.DATABASE_BUCKET: "database",
 }
 """Type name -> the pool its writes and reads run in (None: on the loop; the registry touches no store)."""
 _PROVIDERS: dict[str, Callable[[], ResourceProvider]] = {
@@ -134,7 +138,28 @@ class TenantSecretsProvider(p.Provider):
             "infisical": ThreadPoolExecutor(int(os.environ.get(THREADS_VAR) or 64), "infisical"),
             "database": ThreadPoolExecutor(DATABASE_THREADS, "database"),
         }
+        self._buckets = {
+            name: BucketProvider(kind, self._providers[kind.member_type], self._pools[kind.store])
+            for name, kind in b.KINDS.items()
+        }
         self._run_declarations = deletes.RunDeclarations()
+
+    def _bucket(self, urn: str) -> BucketProvider | None:
+        """The bucket provider of a bucket's URN (tenant_secrets/engine/buckets.py); None for another type."""
+        return self._buckets.get(_type_name(urn))
+
+    def _refusal(self, urn: str, name: str, *, each: bool) -> Refusal:
+        """The delete guard of one tenant of a bucket, judged as its own resource's delete would be. ``each``:
+        a tenant gone from a bucket that stays (its own pseudo-URN, never declared), not the bucket's delete
+        (whose URN is the bucket's: declared when the plan replaces the bucket)."""
+        member = b.KINDS[name].member_type
+
+        def refuse(owner: str, props: Mapping[str, Any]) -> str | None:
+            where = f"{urn}/{owner}" if each else urn
+            destroying = _engine_destroys()
+            return deletes.refusal(where, member, props, self._run_declarations, destroying=destroying)
+
+        return refuse
 
     def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
         name = _type_name(urn)
@@ -175,8 +200,13 @@ class TenantSecretsProvider(p.Provider):
         return p.DiffResponse(changes=False)
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
-        name, provider = self._provider(request.urn)
         news = plain_map(request.new_inputs)
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            self._run_declarations.saw(request.urn, _type_name(request.urn), news)
+            found = bucket.check(plain_map(request.old_inputs), news)
+            return p.CheckResponse(inputs=request.new_inputs, failures=[p.CheckFailure(*f) for f in found])
+        name, provider = self._provider(request.urn)
         self._run_declarations.saw(request.urn, name, news)
         result = provider.check(plain_map(request.old_inputs), news)
         failures = [p.CheckFailure(f.property, f.reason) for f in result.failures or []]
@@ -184,8 +214,20 @@ class TenantSecretsProvider(p.Provider):
         return p.CheckResponse(inputs=request.new_inputs, failures=failures)
 
     async def diff(self, request: p.DiffRequest) -> p.DiffResponse:
-        _, provider = self._provider(request.urn)
         olds, news = plain_map(request.old_state), plain_map(request.new_inputs)
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            found = bucket.diff(olds, plain_map(_OLD_INPUTS.get({})), news)
+            if not found.changes:
+                return p.DiffResponse(changes=False)
+            return p.DiffResponse(
+                changes=True,
+                replaces=found.replaces,
+                delete_before_replace=bool(found.replaces),
+                diffs=sorted({path.split(".", 1)[0].split("[", 1)[0] for path in found.detailed}),
+                detailed_diff={path: _property_diff(change) for path, change in found.detailed.items()},
+            )
+        _, provider = self._provider(request.urn)
         verdict = provider.diff(request.resource_id, olds, news)
         if verdict.changes is False:
             return p.DiffResponse(changes=False)
@@ -201,24 +243,42 @@ class TenantSecretsProvider(p.Provider):
         )
 
     async def create(self, request: p.CreateRequest) -> p.CreateResponse:
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            resource_id, outs = await bucket.create(request.urn, plain_map(request.properties))
+            return p.CreateResponse(resource_id=resource_id, properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.create, plain_map(request.properties))
         return p.CreateResponse(resource_id=str(result.id), properties=wrap_map(result.outs or {}))
 
     async def update(self, request: p.UpdateRequest) -> p.UpdateResponse:
-        name, provider = self._provider(request.urn)
         olds, news = plain_map(request.olds), plain_map(request.news)
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            refusal = self._refusal(request.urn, _type_name(request.urn), each=True)
+            return p.UpdateResponse(properties=wrap_map(await bucket.update(request.urn, olds, news, refusal)))
+        name, provider = self._provider(request.urn)
         result = await self._run(name, provider.update, request.resource_id, olds, news)
         return p.UpdateResponse(properties=wrap_map(result.outs or {}))
 
     async def read(self, request: p.ReadRequest) -> p.ReadResponse:
         """`pulumi refresh`: what the store holds now, recorded as outputs; the inputs stay the program's."""
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            outs = await bucket.read(plain_map(request.properties))
+            return p.ReadResponse(resource_id=request.resource_id, properties=wrap_map(outs), inputs=request.inputs)
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.read, request.resource_id, plain_map(request.properties))
         return p.ReadResponse(resource_id=result.id, properties=wrap_map(result.outs or {}), inputs=request.inputs)
 
     async def delete(self, request: p.DeleteRequest) -> None:
-        """Only a delete the provider was told to make (`tenant_secrets/engine/deletes.py`); else one line."""
+        """Only a delete the provider was told to make (`tenant_secrets/engine/deletes.py`); else one line. A
+        bucket's delete is judged tenant by tenant."""
+        bucket = self._bucket(request.urn)
+        if bucket is not None:
+            name = _type_name(request.urn)
+            await bucket.delete(plain_map(request.properties), self._refusal(request.urn, name, each=False))
+            return
         name, provider = self._provider(request.urn)
         props = plain_map(request.properties)
         refused = deletes.refusal(request.urn, name, props, self._run_declarations, destroying=_engine_destroys())
@@ -249,10 +309,39 @@ def _provider_error(err: BaseException) -> providers.ProviderError | None:
     return seen
 
 
+def _partial_failure(err: BaseException) -> PartialFailure | None:
+    """A bucket's partial failure behind the framework's error."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, PartialFailure):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def partial_failure_status(failure: PartialFailure) -> grpc.Status:
+    """The engine's partial failure (`pulumirpc.ErrorResourceInitFailed` in the status details): it records
+    ``failure.outputs`` as the resource's outputs, and the reasons, one line per failed tenant, as its errors.
+    The SDK's provider framework has no way to say it; the protocol does."""
+    code = grpc.StatusCode.UNKNOWN
+    message = "\n".join(failure.reasons)
+    detail = provider_pb2.ErrorResourceInitFailed(
+        id=failure.resource_id, properties=PropertyValue.marshal_map(wrap_map(failure.outputs)), reasons=failure.reasons
+    )
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(detail)
+    aborted = grpc.Status()  # an interface: its fields are set, as the SDK's own server does
+    aborted.code, aborted.details = code, message
+    aborted.trailing_metadata = (("grpc-status-details-bin", status.SerializeToString()),)
+    return aborted
+
+
 async def _reported(call: Awaitable[_T], context: grpc.aio.ServicerContext[Any, Any]) -> _T:
     try:
         return await call
     except Exception as err:
+        partial = _partial_failure(err)
+        if partial is not None:
+            await context.abort_with_status(partial_failure_status(partial))
+            raise  # abort raises; this line is never reached
         if providers.debug():  # the whole traceback of the error behind the framework's
             original = err.__context__ or err
             await context.abort(grpc.StatusCode.UNKNOWN, "".join(traceback.format_exception(original)))

@@ -473,7 +473,12 @@ def run() -> None:
     if infisical_folders:
         infisical = InfisicalSecrets(
             "infisical",
-            InfisicalSecretsArgs(environment=settings.environment, folders=infisical_folders, fingerprint_key=fp_key),
+            InfisicalSecretsArgs(
+                environment=settings.environment,
+                folders=infisical_folders,
+                fingerprint_key=fp_key,
+                buckets=settings.buckets,
+            ),
             opts=retain,
         )
         key_folder = next((infisical.folders[f.name] for f in plan.platform if f.path == settings.key_folder), None)
@@ -509,6 +514,7 @@ def run() -> None:
                 fingerprint_key=fp_key,
                 after=[published] if published else [],
                 owns_schema=settings.owns_environment,
+                buckets=settings.buckets,
             ),
             opts=retain,
         )

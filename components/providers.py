@@ -596,6 +596,11 @@ class DatabaseTenantProvider(StackConfigured):
             # the whole apply is one transaction: nothing of this tenant was written
             message = " ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
             raise ProviderError(f"{owner}, database: {message}; nothing of this tenant was written") from err
+        except psycopg.Error as err:
+            # the database refused the transaction (a lock timeout, a trigger, a lost connection): its primary
+            # message only, which names no value (a DETAIL line may quote a row)
+            message = err.diag.message_primary or type(err).__name__
+            raise ProviderError(f"{owner}, database: {message}; nothing of this tenant was written") from err
         return self._outputs(props, company_id, props[c.DECLARED_FINGERPRINTS])
 
     def _outputs(self, props: Mapping[str, Any], company_id: str, written: Mapping[str, str]) -> dict[str, Any]:

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pulumi
 
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine.reconcile import desired_fingerprints
 from tenant_secrets.secret.values import fingerprint
+from tenant_secrets.tenants_file.names import TENANTS_FOLDER
 from tenant_secrets.tenants_file.sources import ValueSource, describe
+
+TENANT_FOLDERS = f"/{TENANTS_FOLDER}/"
+"""The prefix of a tenant's folder path (a platform folder's is /<name>)."""
 
 
 def stack_provider(stack: str) -> pulumi.ProviderResource:
@@ -50,8 +55,11 @@ class PluginResource(pulumi.CustomResource):
     them to the destination's stack, so they are also known as children of the stack (an alias), and an
     `up` after an interrupted reshard re-parents them instead of deleting them (decision 0043)."""
 
+    DYNAMIC_ALIAS: ClassVar[bool] = True
+    """Whether the type existed as a Python dynamic resource (a bucket type never did: no alias)."""
+
     def _register(self, name: str, props: dict[str, object], opts: pulumi.ResourceOptions | None) -> None:
-        aliases = [pulumi.Alias(type_=c.dynamic_type(self.TYPE))]
+        aliases = [pulumi.Alias(type_=c.dynamic_type(self.TYPE))] if self.DYNAMIC_ALIAS else []
         if self.MOVED_BY_RESHARD:
             aliases.append(pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE))
         options = pulumi.ResourceOptions(aliases=aliases)
@@ -80,16 +88,7 @@ class InfisicalFolder(PluginResource):
         fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        inputs = c.FolderInputs(
-            owner=folder.owner,
-            environment=environment,
-            path=folder.path,
-            decommission=folder.decommission,
-            decommissioned=folder.decommissioned,
-            declared=desired_fingerprints(folder.owner, folder.values, fingerprint_key),
-            sources=_descriptors(folder.sources, folder.values),
-        )
-        self._register(name, inputs.props(), opts)
+        self._register(name, _folder_inputs(folder, environment, fingerprint_key), opts)
 
 
 class DatabaseSchema(PluginResource):
@@ -130,19 +129,103 @@ class DatabaseTenant(PluginResource):
         fingerprint_key: bytes,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        inputs = c.TenantRowsInputs(
-            owner=tenant.owner,
-            decommission=tenant.decommission,
-            decommissioned=tenant.decommissioned,
-            table_prefix=table_prefix,
-            company_id=tenant.company_id or "",
-            company_name=tenant.company_name or tenant.owner,
-            declared=desired_fingerprints(tenant.owner, tenant.values, fingerprint_key),
-            sources=_descriptors(tenant.sources, tenant.values),
-            unbound=tenant.unbound,
-            stored_keys=tenant.stored_keys,
+        self._register(name, _rows_inputs(tenant, table_prefix, fingerprint_key), opts)
+
+
+def _folder_inputs(folder: c.OwnerSecrets, environment: str, fingerprint_key: bytes) -> dict[str, Any]:
+    return c.FolderInputs(
+        owner=folder.owner,
+        environment=environment,
+        path=folder.path,
+        decommission=folder.decommission,
+        decommissioned=folder.decommissioned,
+        declared=desired_fingerprints(folder.owner, folder.values, fingerprint_key),
+        sources=_descriptors(folder.sources, folder.values),
+    ).props()
+
+
+def _rows_inputs(tenant: c.OwnerSecrets, table_prefix: str, fingerprint_key: bytes) -> dict[str, Any]:
+    return c.TenantRowsInputs(
+        owner=tenant.owner,
+        decommission=tenant.decommission,
+        decommissioned=tenant.decommissioned,
+        table_prefix=table_prefix,
+        company_id=tenant.company_id or "",
+        company_name=tenant.company_name or tenant.owner,
+        declared=desired_fingerprints(tenant.owner, tenant.values, fingerprint_key),
+        sources=_descriptors(tenant.sources, tenant.values),
+        unbound=tenant.unbound,
+        stored_keys=tenant.stored_keys,
+    ).props()
+
+
+class _Bucket(PluginResource):
+    """Several tenants of one store in one resource (tenant_secrets/engine/buckets.py): input ``tenants``
+    maps each subdomain to its packed entry, what its own resource would have as inputs; the bucket-wide
+    properties (the environment, the table prefix) are the bucket's. Its output ``tenants`` holds, per
+    tenant, what its own resource would have as outputs, packed the same way."""
+
+    DYNAMIC_ALIAS = False
+    KIND: ClassVar[b.BucketKind]
+
+    tenants: pulumi.Output[dict[str, dict[str, Any]]]
+
+    def _register_bucket(
+        self,
+        name: str,
+        members: Sequence[dict[str, Any]],
+        shared: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        props = b.join(self.KIND, {str(m[c.OWNER]): m for m in members}, shared)
+        self._register(name, props, opts)
+
+    def recorded_fingerprints(self) -> pulumi.Output[dict[str, dict[str, str]]]:
+        """Each tenant's recorded fingerprints, by subdomain: the shape a per-tenant resource's output has."""
+        return self.tenants.apply(
+            lambda tenants: {
+                owner: b.unpack_map(owner, c.RECORDED_FINGERPRINTS, entry.get(c.RECORDED_FINGERPRINTS))
+                for owner, entry in (tenants or {}).items()
+            }
         )
-        self._register(name, inputs.props(), opts)
+
+
+class InfisicalBucket(_Bucket):
+    """The Infisical folders (/tenants/<subdomain>) of the tenants of one bucket, in one environment."""
+
+    TYPE = c.INFISICAL_BUCKET
+    KIND = b.INFISICAL
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        folders: Sequence[c.OwnerSecrets],
+        environment: str,
+        fingerprint_key: bytes,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        members = [_folder_inputs(folder, environment, fingerprint_key) for folder in folders]
+        self._register_bucket(name, members, {c.ENVIRONMENT: environment}, opts)
+
+
+class DatabaseBucket(_Bucket):
+    """The rows in company_secrets of the tenants of one bucket."""
+
+    TYPE = c.DATABASE_BUCKET
+    KIND = b.DATABASE
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tenants: Sequence[c.OwnerSecrets],
+        table_prefix: str,
+        fingerprint_key: bytes,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        members = [_rows_inputs(tenant, table_prefix, fingerprint_key) for tenant in tenants]
+        self._register_bucket(name, members, {c.TABLE_PREFIX: table_prefix}, opts)
 
 
 class MasterKeyPublication(PluginResource):
@@ -208,6 +291,20 @@ class InfisicalSecretsArgs:
     """The folders to manage."""
     fingerprint_key: bytes
     """The key of the per-key fingerprints."""
+    buckets: int | None = None
+    """The stack's bucket count: the tenants' folders in one resource per non-empty bucket; None: one each.
+    Platform folders keep a resource each."""
+
+
+def _bucketed(owners: Sequence[c.OwnerSecrets], buckets: int) -> dict[int, list[c.OwnerSecrets]]:
+    """The tenants of each non-empty bucket, by bucket number."""
+    by_owner = {entry.owner: entry for entry in owners}
+    return {n: [by_owner[o] for o in names] for n, names in sorted(b.assign(by_owner, buckets).items())}
+
+
+def _merged(outputs: Sequence[pulumi.Output[dict[str, dict[str, str]]]]) -> pulumi.Output[dict[str, dict[str, str]]]:
+    """Several resources' fingerprints by owner as one map."""
+    return pulumi.Output.all(*outputs).apply(lambda maps: {k: v for m in maps for k, v in m.items()})
 
 
 class InfisicalSecrets(pulumi.ComponentResource):
@@ -215,10 +312,16 @@ class InfisicalSecrets(pulumi.ComponentResource):
 
     fingerprints: pulumi.Output[dict[str, dict[str, str]]]
     folders: dict[str, InfisicalFolder]
-    """The folder resources by owner."""
+    """The folder resources by owner (with buckets: the platform folders')."""
+    buckets: list[InfisicalBucket]
+    """The tenants' buckets (none without the `buckets` setting)."""
 
     def __init__(self, name: str, args: InfisicalSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(c.INFISICAL_SECRETS_COMPONENT, name, {}, opts)
+
+        def in_bucket(folder: c.OwnerSecrets) -> bool:
+            return bool(args.buckets) and folder.path.startswith(TENANT_FOLDERS)
+
         folders = {
             folder.owner: InfisicalFolder(
                 f"{folder.owner}-infisical",
@@ -228,9 +331,25 @@ class InfisicalSecrets(pulumi.ComponentResource):
                 opts=_child_options(self, opts),
             )
             for folder in args.folders
+            if not in_bucket(folder)
         }
         self.folders = folders
-        self.fingerprints = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
+        self.buckets = [
+            InfisicalBucket(
+                b.resource_name(number, "infisical"),
+                folders=members,
+                environment=args.environment,
+                fingerprint_key=args.fingerprint_key,
+                opts=_child_options(self, opts),
+            )
+            for number, members in _bucketed([f for f in args.folders if in_bucket(f)], args.buckets or 1).items()
+        ]
+        own = pulumi.Output.all(**{owner: folder.fingerprints for owner, folder in folders.items()})
+        self.fingerprints = (
+            _merged([*([own] if folders else []), *(bucket.recorded_fingerprints() for bucket in self.buckets)])
+            if self.buckets
+            else own
+        )
         self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})
 
 
@@ -252,6 +371,8 @@ class DatabaseSecretsArgs:
     """Resources the schema waits for (the key publication: no row may use a key not yet published)."""
     owns_schema: bool = True
     """False on a shard other than 1: the schema resource is shard 1's (docs/decisions/0035); default True."""
+    buckets: int | None = None
+    """The stack's bucket count: the tenants' rows in one resource per non-empty bucket; None: one each."""
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
@@ -274,15 +395,31 @@ class DatabaseSecrets(pulumi.ComponentResource):
             if args.owns_schema
             else None
         )
+        child = pulumi.ResourceOptions.merge(
+            _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema] if schema else [])
+        )
+        if args.buckets:
+            buckets = [
+                DatabaseBucket(
+                    b.resource_name(number, "database"),
+                    tenants=members,
+                    table_prefix=args.schema.table_prefix,
+                    fingerprint_key=args.fingerprint_key,
+                    opts=child,
+                )
+                for number, members in _bucketed(args.tenants, args.buckets).items()
+            ]
+            self.writers = [*([schema] if schema else []), *buckets]
+            self.fingerprints = _merged([bucket.recorded_fingerprints() for bucket in buckets])
+            self.register_outputs({c.RECORDED_FINGERPRINTS: self.fingerprints})
+            return
         tenants = {
             tenant.owner: DatabaseTenant(
                 f"{tenant.owner}-database",
                 tenant=tenant,
                 table_prefix=args.schema.table_prefix,
                 fingerprint_key=args.fingerprint_key,
-                opts=pulumi.ResourceOptions.merge(
-                    _child_options(self, opts), pulumi.ResourceOptions(depends_on=[schema] if schema else [])
-                ),
+                opts=child,
             )
             for tenant in args.tenants
         }

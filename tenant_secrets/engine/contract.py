@@ -45,6 +45,10 @@ DATABASE_SCHEMA: Final = "DatabaseSchema"
 DATABASE_TENANT: Final = "DatabaseTenant"
 MASTER_KEY_PUBLICATION: Final = "MasterKeyPublication"
 REGISTRY: Final = "Registry"
+INFISICAL_BUCKET: Final = "InfisicalBucket"
+"""Several tenants' Infisical folders in one resource (the `buckets` setting: tenant_secrets/engine/buckets.py)."""
+DATABASE_BUCKET: Final = "DatabaseBucket"
+"""Several tenants' rows in one resource."""
 
 
 def resource_type(name: str) -> str:
@@ -109,6 +113,8 @@ CREATED_FOLDER: Final = "created_folder"
 """Output: whether this stack created the folder (only then may it delete the folder)."""
 SOURCES: Final = "sources"
 """Input: key -> the descriptor of its value's source (tenant_secrets/tenants_file/sources.py), never the value."""
+TENANTS: Final = "tenants"
+"""A bucket's tenants: subdomain -> its entry (tenant_secrets/engine/buckets.py), inputs and outputs alike."""
 OWNERS: Final = "owners"
 """The registry's owners (tenants and platform folders) this stack manages."""
 

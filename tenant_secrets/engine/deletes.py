@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 
 GUARDED = {c.INFISICAL_FOLDER: "Infisical folder", c.DATABASE_TENANT: "database rows"}
@@ -38,7 +39,7 @@ class RunDeclarations:
     checked: set[str] = field(default_factory=set)
     """URNs declared."""
     declared: set[tuple[str, str]] = field(default_factory=set)
-    """(type name, owner) declared."""
+    """(type name, owner) declared; a bucket's tenants under the per-tenant type (``InfisicalFolder``)."""
     owners: set[str] | None = None
     """The owners the registry declares (kept or decommissioned); None until the registry is checked."""
 
@@ -47,6 +48,9 @@ class RunDeclarations:
         self.checked.add(urn)
         if type_name == c.REGISTRY:
             self.owners = {*map(str, news.get(c.OWNERS) or ()), *map(str, news.get(c.DECOMMISSIONED) or ())}
+        elif type_name in b.KINDS:  # a bucket declares each of its tenants' store entries
+            member = b.KINDS[type_name].member_type
+            self.declared.update((member, owner) for owner in b.entries(news))
         elif news.get(c.OWNER):
             self.declared.add((type_name, str(news[c.OWNER])))
 

@@ -35,7 +35,7 @@ def _kind(before: bool, after: bool) -> Kind:
     return "update" if after else "delete"
 
 
-def _path(name: str, key: str) -> str:
+def path(name: str, key: str) -> str:
     """A property path as the engine reads it: ``fingerprints.STRIPE_KEY``, or quoted for another key."""
     return f"{name}.{key}" if _PLAIN_KEY.fullmatch(key) else f"{name}[{key!r}]".replace("'", '"')
 
@@ -65,7 +65,7 @@ def detailed_diff(
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = [k for k in sorted({*old, *new}) if (k in old) != (k in new) or old.get(k) != new.get(k)]
             for key in keys:
-                changes[_path(name, str(key))] = PropertyChange(_kind(key in old, key in new), replace, not is_recorded)
+                changes[path(name, str(key))] = PropertyChange(_kind(key in old, key in new), replace, not is_recorded)
             if keys:
                 continue
         changes[name] = PropertyChange(_kind(before, name in news), replace, not is_recorded)

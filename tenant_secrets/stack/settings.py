@@ -199,6 +199,10 @@ class StackSettings:
     """The role the application writes as (`appWriterRole`, docs/decisions/0052); None: no writer managed."""
     shard: Shard | None = None
     """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
+    buckets: int | None = None
+    """The number of buckets per store (`buckets`): each store's tenants are declared as one resource per
+    non-empty bucket, several tenants each (tenant_secrets/engine/buckets.py); None: one resource per tenant
+    and store. Fixed for the stack once set."""
     sources: SourcePolicy = dataclasses.field(default_factory=SourcePolicy)
     """What value sources may read (`envAllow`, `sharedFolders`); the default refuses every environment
     variable and every folder but the owner's own."""
@@ -301,6 +305,12 @@ class StackSettings:
                 f"{NAMESPACE}:rotationBatchSize: a whole number >= 1 of rows re-encrypted per transaction"
             )
         history_retention = _int(get, "historyRetention")
+        buckets = _int(get, "buckets")
+        if buckets is not None and buckets < 1:
+            raise StackConfigError(
+                f"{NAMESPACE}:buckets: a whole number >= 1 of buckets per store (each holds the tenants whose "
+                "subdomain hashes to it); leave it unset for one resource per tenant and store"
+            )
         try:
             shard = Shard.parse(raw) if (raw := get("shard")) else None
         except ShardError as err:
@@ -323,6 +333,7 @@ class StackSettings:
             rotation_batch_size=batch_size or 500,
             writer_role=writer_role,
             shard=shard,
+            buckets=buckets,
             sources=_source_policy(get, key_folder),
         )
         try:

@@ -15,6 +15,11 @@ old state's, and an update compares the two fingerprint maps key by key. The pre
 drift included: tenant_secrets/engine/property_diff.py), so they are read as well, never relied on alone: a
 preview made against an older state, or by the dynamic providers before the plugin, may name none.
 
+A bucket (`InfisicalBucket`, `DatabaseBucket`: several tenants in one resource, the stack's `buckets`
+setting, tenant_secrets/engine/buckets.py) is read as the per-tenant steps it stands for: each of its
+tenants' entries unpacked into the inputs and outputs its own resource would have, one step per tenant
+added, removed or changed, so the rows are the same as with one resource per tenant.
+
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
 the source descriptors (which never hold a value: tenant_secrets/tenants_file/sources.py). The
@@ -45,6 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import StoreSettings
@@ -407,6 +413,93 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights, sources=sources)
 
 
+def _unpacked(kind: b.BucketKind, step: Mapping[str, Any], side: str, part: str) -> dict[str, dict[str, Any]]:
+    """One side's (oldState, newState) inputs or outputs of a bucket step, as each tenant's own; an entry that
+    does not unpack (a state written by something else) is left out, never guessed."""
+    state = step.get(side)
+    props = state.get(part) if isinstance(state, Mapping) else None
+    if not isinstance(props, Mapping):
+        return {}
+    shared = b.shared_of(kind, props)
+    found: dict[str, dict[str, Any]] = {}
+    for owner, entry in b.entries(props).items():
+        try:
+            found[owner] = b.unpack(kind, owner, entry, shared)
+        except b.BucketError:
+            continue
+    return found
+
+
+def _named_tenants(step: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The tenants a bucket step's `detailedDiff` names, each with its paths below ``tenants.<subdomain>``; None
+    when the step has no detailed diff (then each tenant's inputs and recorded fingerprints decide)."""
+    detailed = step.get("detailedDiff")
+    if not isinstance(detailed, Mapping) or not detailed:
+        return None
+    named: dict[str, list[str]] = {}
+    for name in detailed:
+        found = re.match(rf'^{c.TENANTS}(?:\.([^.\[]+)|\["((?:[^"\\]|\\.)*)"\])(?:\.(.*))?$', str(name))
+        if found:
+            named.setdefault(found[1] or found[2], []).append(found[3] or "")
+    return named
+
+
+def bucket_steps(step: Mapping[str, Any], op: str) -> list[tuple[str, dict[str, Any]]]:
+    """A bucket step as the steps of its tenants' own resources: (op, step) for each tenant it creates, deletes
+    or changes. A tenant of an updated bucket is a step when it is new or gone, when the bucket's detailed
+    diff names it (a tenant the plugin's detailed diff leaves out does not change: after a partial failure its
+    old inputs may differ from what its store holds), or, without a detailed diff, when its declared inputs or
+    its recorded fingerprints say it changes."""
+    kind = b.KINDS[_type_name(step)]
+    old_in, old_out = _unpacked(kind, step, "oldState", "inputs"), _unpacked(kind, step, "oldState", "outputs")
+    new_in = _unpacked(kind, step, "newState", "inputs")
+    old_state = step.get("oldState")
+    retain = isinstance(old_state, Mapping) and old_state.get("retainOnDelete") is True
+    named = _named_tenants(step)
+    old_out_known = isinstance(old_state, Mapping) and isinstance(old_state.get("outputs"), Mapping)
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for owner in sorted({*old_in, *new_in}):
+        if op in CREATE_OPS or op in DELETE_OPS or op in REPLACE_OPS:
+            own = op
+        elif owner not in old_in or (old_out_known and owner not in old_out):
+            own = "create"  # new, or recorded by no earlier write (its create failed in a partial failure)
+        elif owner not in new_in:
+            own = "delete"
+        else:
+            recorded = _fingerprints(old_out.get(owner, {}), c.RECORDED_FINGERPRINTS)
+            drifted = recorded != _fingerprints(new_in[owner], c.DECLARED_FINGERPRINTS)
+            if named is not None and owner not in named:
+                continue  # the provider's diff says this tenant does not change (it names every one that does)
+            if named is None and old_in[owner] == new_in[owner] and not drifted:
+                continue
+            own = "update"
+        if (own in CREATE_OPS and owner not in new_in) or (own in DELETE_OPS and owner not in old_in):
+            continue
+        paths = [p for p in (named or {}).get(owner, []) if p]
+        old_side = {"inputs": old_in.get(owner, {}), "outputs": old_out.get(owner, {}), "retainOnDelete": retain}
+        tenant_step = {
+            "op": own,
+            "urn": f"{step.get('urn', '')}/{owner}",
+            "oldState": old_side,
+            "newState": {"inputs": new_in.get(owner, {})},
+            "detailedDiff": {name: {} for name in paths},
+        }
+        steps.append((own, tenant_step))
+    return steps
+
+
+def _tenant_steps(step: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(op, store, step) of each tenant resource a step is, or stands for (a bucket's tenants); none for
+    another resource."""
+    op = str(step.get("op", "same"))
+    kind = _type_name(step)
+    if kind in c.STORES:
+        return [(op, c.STORES[kind], step)]
+    if kind in b.KINDS:
+        return [(own, b.KINDS[kind].store, tenant) for own, tenant in bucket_steps(step, op)]
+    return []
+
+
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
     """One row per changed key of every tenant and platform-folder resource, deletions first."""
     rows: set[Row] = set()
@@ -416,11 +509,10 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
         op = str(step.get("op", "same"))
         if op in ("same", "read", "refresh"):
             continue
-        kind = _type_name(step)
-        if kind in c.STORES:
-            rows.update(_owner_rows(step, op, c.STORES[kind], default_environment))
-        elif kind == c.DATABASE_SCHEMA:
+        if _type_name(step) == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
+        for own, store, tenant in _tenant_steps(step):
+            rows.update(_owner_rows(tenant, own, store, default_environment))
     return sorted(rows, key=_order)
 
 
@@ -430,10 +522,23 @@ def sources_from_preview(document: Mapping[str, Any], default_environment: str) 
     the resource (a changed source may leave the value, and so the resource, unchanged)."""
     found: set[SourceChange] = set()
     for step in document.get("steps") or []:
-        if isinstance(step, Mapping) and _type_name(step) in c.STORES:
-            new = _inputs(step, "newState")
+        if not isinstance(step, Mapping):
+            continue
+        if _type_name(step) in b.KINDS:  # every tenant, changed or not: a source may change alone
+            op = str(step.get("op", "same"))
+            kind = b.KINDS[_type_name(step)]
+            old_in, new_in = _unpacked(kind, step, "oldState", "inputs"), _unpacked(kind, step, "newState", "inputs")
+            tenants: list[Mapping[str, Any]] = [
+                {"oldState": {"inputs": old_in.get(owner, {})}, "newState": {"inputs": props}}
+                for owner, props in new_in.items()
+            ]
+        else:
+            tenants = [step] if _type_name(step) in c.STORES else []
+            op = str(step.get("op", "same"))
+        for tenant in tenants:
+            new = _inputs(tenant, "newState")
             environment = str(new.get(c.ENVIRONMENT) or default_environment)
-            found.update(_source_changes(step, str(step.get("op", "same")), environment))
+            found.update(_source_changes(tenant, op, environment))
     return sorted(found)
 
 

@@ -43,6 +43,8 @@ from tenant_secrets.tenants_file.sources import ConfigSource
 
 Runner = Callable[[Sequence[str]], str]
 MOVED_TYPES = (c.INFISICAL_FOLDER, c.DATABASE_TENANT)
+BUCKET_TYPES = (c.INFISICAL_BUCKET, c.DATABASE_BUCKET)
+"""Several tenants per resource (tenant_secrets/engine/buckets.py): a reshard refuses a stack holding them."""
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 URNS_PER_MOVE = 1000
 """URNs per `pulumi state move` call, to stay well under the command line's limit."""
@@ -95,6 +97,12 @@ def tenant_resources(deployment: Mapping[str, Any], owners: Iterable[str]) -> di
         if _kind(urn) in MOVED_TYPES and (res.get("inputs") or {}).get(c.OWNER) in wanted and res.get("custom"):
             found[urn] = str(res.get("parent", ""))
     return found
+
+
+def holds_buckets(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether a stack's state holds several tenants per resource (a bucket type)."""
+    resources = (checkpoint.get("deployment") or {}).get("resources") or []
+    return any(_kind(str(r.get("urn", ""))) in BUCKET_TYPES for r in resources)
 
 
 def held_tenants(deployment: Mapping[str, Any]) -> set[str]:
@@ -368,6 +376,12 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     check_config(root, plan, {names[dst]: owners for (_src, dst), owners in planned.items()})
     moved: dict[tuple[str, str], int] = {}
     exports = {k: _export(run, name) for k, name in before.items()}
+    bucketed = [before[k] for k, checkpoint in sorted(exports.items()) if holds_buckets(checkpoint)]
+    if bucketed:
+        raise ReshardError(
+            f"stack(s) {', '.join(bucketed)} hold several tenants per resource (tenant-secrets:buckets), which a "
+            "reshard cannot move yet; nothing was moved"
+        )
     registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
     if registry is None:
         raise ReshardError(f"stack {before[1]} has never been applied: run `pulumi up` on every shard first")

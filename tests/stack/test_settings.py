@@ -35,6 +35,10 @@ def test_defaults_and_the_newest_key_is_active() -> None:
     )
 
 
+def test_buckets_are_off_unless_set() -> None:
+    assert (load().buckets, load(buckets="63").buckets) == (None, 63)
+
+
 def test_values_arrive_as_strings_from_either_side() -> None:
     settings = load(activeKeyVersion="1", createCompanies="True", retainOnDelete="false", historyRetention="3")
     assert (settings.key_version, settings.create_companies, settings.retain_on_delete) == (1, True, False)
@@ -52,6 +56,8 @@ def test_values_arrive_as_strings_from_either_side() -> None:
         ({"createCompanies": "yes"}, "tenant-secrets:createCompanies: expected true or false"),
         ({"tablePrefix": "1bad"}, "tenant-secrets:tablePrefix: use letters"),
         ({"rotationBatchSize": "0"}, "tenant-secrets:rotationBatchSize: a whole number >= 1"),
+        ({"buckets": "0"}, "tenant-secrets:buckets: a whole number >= 1 of buckets per store"),
+        ({"buckets": "many"}, "tenant-secrets:buckets: expected a whole number"),
         ({"provisionerRole": "p"}, "tenant-secrets:provisionerRole is set but tenant-secrets:appRole is not"),
         ({"appWriterRole": "w"}, "tenant-secrets:appWriterRole is set but tenant-secrets:appRole is not"),
         (

@@ -18,6 +18,7 @@ from tenant_secrets.tenantctl.reshard import (
     ReshardError,
     align_provider,
     check_config,
+    holds_buckets,
     moves,
     registry_provider,
     settle,
@@ -153,3 +154,11 @@ def test_a_tenant_does_not_move_to_a_stack_without_its_config_values(tmp_path: P
         "(prod-03: secrets.alpha.STRIPE_SECRET_KEY)"
     )
     assert str(err.value).endswith("nothing moved")
+
+
+def test_a_stack_with_buckets_is_seen_so_that_a_reshard_refuses_it() -> None:
+    stack = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:"
+    bucket = f"{stack}DatabaseSecrets$tenant-secrets:index:DatabaseBucket::bucket-0001-database"
+    folder = f"{stack}InfisicalSecrets$tenant-secrets:index:InfisicalFolder::acme-infisical"
+    assert holds_buckets({"deployment": {"resources": [{"urn": folder}, {"urn": bucket}]}})
+    assert not holds_buckets({"deployment": {"resources": [{"urn": folder}]}})

@@ -1,0 +1,120 @@
+"""`tenantctl plan` of a stack with buckets (issue 29): a bucket step is read as the steps of its tenants'
+own resources, so the rows are those of one resource per tenant: tenant, store, key and action."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tenant_secrets.engine import buckets as b
+from tenant_secrets.engine import contract as c
+from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown, rows_from_preview
+
+URN = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseBucket::"
+FOLDER_URN = (
+    "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalBucket::"
+)
+LITERAL = {"from": "literal"}
+ENV = {"from": "env", "var": "ACME_PLAN"}
+
+
+def rows(owner: str, fingerprints: Mapping[str, str], sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A tenant's rows' inputs (as the program declares them)."""
+    return {
+        c.OWNER: owner,
+        c.DECOMMISSION: False,
+        c.UNBOUND: [],
+        c.STORED_KEYS: [],
+        c.DECOMMISSIONED: [],
+        c.TABLE_PREFIX: "",
+        c.COMPANY_ID: f"company-{owner}",
+        c.COMPANY_NAME: owner,
+        c.DECLARED_FINGERPRINTS: dict(fingerprints),
+        c.SOURCES: dict(sources or dict.fromkeys(fingerprints, LITERAL)),
+    }
+
+
+def recorded(owner: str, fingerprints: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        c.OWNER: owner,
+        c.DECOMMISSION: False,
+        c.COMPANY_ID: f"company-{owner}",
+        c.COMPANY_NAME: owner,
+        c.TABLE_PREFIX: "",
+        c.RECORDED_FINGERPRINTS: dict(fingerprints),
+    }
+
+
+def bucket(tenants: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return b.join(b.DATABASE, tenants, {c.TABLE_PREFIX: ""})
+
+
+BEFORE = {"acme": {"PLAN": "fp-1", "API_KEY": "fp-2"}, "bravo": {"PLAN": "fp-3"}, "charlie": {"PLAN": "fp-4"}}
+
+
+def step(op: str, news: Mapping[str, Mapping[str, Any]], **extra: Any) -> dict[str, Any]:
+    old_inputs = bucket({owner: rows(owner, fps) for owner, fps in BEFORE.items()})
+    old_outputs = bucket({owner: recorded(owner, fps) for owner, fps in BEFORE.items()})
+    return {
+        "op": op,
+        "urn": URN + "bucket-0001-database",
+        "oldState": {"inputs": old_inputs, "outputs": old_outputs},
+        "newState": {"inputs": bucket(news)},
+        **extra,
+    }
+
+
+def test_one_changed_value_is_one_row_naming_tenant_store_and_key() -> None:
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    news["bravo"] = rows("bravo", {"PLAN": "fp-3b"})
+    document = {"steps": [step("update", news, detailedDiff={"tenants.bravo.fingerprints": {"kind": "update"}})]}
+    assert rows_from_preview(document, "dev") == [
+        Row("bravo", "dev", "database", "PLAN", "update", "tenant", "literal")
+    ]
+
+
+def test_a_tenant_added_created_and_one_gone_deleted() -> None:
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items() if owner != "charlie"}
+    news["delta"] = rows("delta", {"PLAN": "fp-5"})
+    found = rows_from_preview({"steps": [step("update", news)]}, "dev")
+    assert [(r.owner, r.key, r.action) for r in found] == [("charlie", "PLAN", "delete"), ("delta", "PLAN", "create")]
+
+
+def test_drift_of_one_tenant_is_a_restore_of_its_key() -> None:
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    drifted = step("update", news)
+    outputs = bucket(
+        {owner: recorded(owner, fps) for owner, fps in BEFORE.items()}
+        | {"acme": recorded("acme", {"PLAN": "fp-1", "API_KEY": "by-hand"})}
+    )
+    drifted["oldState"]["outputs"] = outputs
+    assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [drifted]}, "dev")] == [
+        ("acme", "API_KEY", "restore")
+    ]
+
+
+def test_a_created_bucket_lists_every_key_of_every_tenant_and_the_comment_never_a_fingerprint() -> None:
+    created: dict[str, Any] = {"op": "create", "urn": FOLDER_URN + "bucket-0000-infisical", "newState": {"inputs": {}}}
+    folder = {
+        c.OWNER: "acme",
+        c.ENVIRONMENT: "dev",
+        c.PATH: "/tenants/acme",
+        c.DECOMMISSION: False,
+        c.DECOMMISSIONED: [],
+    }
+    folder |= {c.DECLARED_FINGERPRINTS: {"PLAN": "fp-1"}, c.SOURCES: {"PLAN": ENV}}
+    created["newState"]["inputs"] = b.join(b.INFISICAL, {"acme": folder}, {c.ENVIRONMENT: "dev"})
+    plan = parse_preview({"steps": [created]}, "dev")
+    assert [(r.owner, r.store, r.key, r.action) for r in plan.rows] == [("acme", "infisical", "PLAN", "create")]
+    assert [(s.owner, s.key, s.reads) for s in plan.sources] == [("acme", "PLAN", "environment variable ACME_PLAN")]
+    assert "fp-1" not in render_markdown(plan)
+
+
+def test_a_tenant_whose_create_failed_is_created_by_the_next_plan() -> None:
+    """A partial failure recorded the bucket's inputs with every tenant, its outputs without the failed one."""
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    retried = step("update", news, detailedDiff={"tenants.charlie": {"kind": "add"}})
+    retried["oldState"]["outputs"] = bucket({o: recorded(o, fps) for o, fps in BEFORE.items() if o != "charlie"})
+    assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [retried]}, "dev")] == [
+        ("charlie", "PLAN", "create")
+    ]
