@@ -29,6 +29,7 @@ from tests.e2e.steps import (
     audited,
     folder,
     hand_made,
+    resources,
     run_steps,
     tenantctl,
 )
@@ -47,7 +48,7 @@ def infisical(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infisical]:
 # --- an existing environment: `tenantctl import`, then a first `up` that adopts everything -------------
 
 
-def import_steps() -> list[Step]:
+def import_steps(*, bucketed: bool = False) -> list[Step]:
     imported: dict[str, Any] = {}
 
     def staging_by_hand_then_import(project: Project) -> None:
@@ -76,6 +77,8 @@ def import_steps() -> list[Step]:
         assert project.infisical.server.audit()[imported["audit"] :] == [], "the server recorded a change"
         assert folder(project, "/tenants/acme", "staging") == {"A_KEY": ("fake-acme-a", 1), "B_KEY": ("fake-acme-b", 1)}
         assert folder(project, "/hono-api", "staging") == {"BETTER_AUTH_SECRET": ("fake-better-auth", 1)}
+        types = {r["type"].rsplit(":", 1)[-1] for r in resources(stack).values()}
+        assert ("InfisicalBucket" in types, "InfisicalFolder" in types) == (bucketed, True), types  # hono-api's
 
     return [
         Step(
@@ -89,10 +92,14 @@ def import_steps() -> list[Step]:
     ]
 
 
-def test_an_environment_made_by_hand_is_imported_and_adopted_without_a_write(project: Project, master_key: str) -> None:
+@pytest.mark.parametrize("buckets", [None, "2"], ids=["per-tenant", "buckets"])
+def test_an_environment_made_by_hand_is_imported_and_adopted_without_a_write(
+    project: Project, master_key: str, buckets: str | None
+) -> None:
     staging = project.stack("staging")
-    configure(staging, secrets_config={}, master_keys={"v1": master_key}, tenantsFile="imported.yaml")
-    run_steps(project, staging, import_steps(), "an environment imported")
+    bucketed = {"buckets": buckets} if buckets else {}  # with buckets, the tenant's bucket adopts its folder
+    configure(staging, secrets_config={}, master_keys={"v1": master_key}, tenantsFile="imported.yaml", **bucketed)
+    run_steps(project, staging, import_steps(bucketed=bool(buckets)), "an environment imported")
 
 
 # --- subdomains are DNS labels, so no tenant's folder leaves /tenants ----------------------------------
