@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 from pulumi import automation as auto
 
+from tenant_secrets.engine.buckets import KINDS, split
 from tenant_secrets.stack.shards import shard_of
 from tests.e2e.conftest import Project, configure
 from tests.e2e.steps import Check, Step, pulumi, run_steps, tenantctl
@@ -39,6 +40,15 @@ def ciphertexts(project: Project) -> dict[tuple[str, str], str]:
     return {(subdomain, key): value for subdomain, key, value in rows}
 
 
+def owners_of(resource: dict[str, Any]) -> set[str]:
+    """The owners whose store entries a resource holds: its own, or a bucket's tenants."""
+    kind = KINDS.get(resource["type"].rsplit(":", 1)[-1])
+    if kind is not None:
+        return set(split(kind, resource["inputs"]))
+    owned = resource["urn"].endswith(("-infisical", "-database"))
+    return {resource["inputs"]["owner"]} if owned else set()
+
+
 def owners_in_state(project: Project, stack: str) -> dict[str, Any]:
     exported = json.loads(
         subprocess.run(
@@ -52,17 +62,17 @@ def owners_in_state(project: Project, stack: str) -> dict[str, Any]:
     )
     resources = exported["deployment"]["resources"]
     registry = next(r for r in resources if r["urn"].endswith("::registry"))
-    moved = ("-infisical", "-database")
-    tenants = sorted({r["inputs"]["owner"] for r in resources if r["urn"].endswith(moved)} - {"hono-api"})
+    tenants = sorted(set().union(*map(owners_of, resources)) - {"hono-api"})
     owned = ("DatabaseSchema::", "MasterKeyPublication::", "::hono-api-infisical")
     return {
         "registry": registry["outputs"]["owners"],
         "tenants": tenants,
         "owned": [r["urn"] for r in resources if any(part in r["urn"] for part in owned)],
+        "buckets": any(r["type"].rsplit(":", 1)[-1] in KINDS for r in resources),
     }
 
 
-def two_shards(master_key: str) -> list[Step]:
+def two_shards(master_key: str, *, bucketed: bool = False) -> list[Step]:
     """prod in two shards, `shards init` making the second, applied owner first; each shard verified."""
 
     def second_shard_made(project: Project) -> None:
@@ -74,6 +84,7 @@ def two_shards(master_key: str) -> list[Step]:
             state = owners_in_state(project, name)
             assert state["tenants"] == [s for s in SUBDOMAINS if shard_of(s, 2) == index], name
             assert bool(state["owned"]) == (index == 1), state["owned"]  # schema, key publication, platform folder
+            assert state["buckets"] == bucketed, name
 
     def verified_with_one_listing(project: Project, stack: auto.Stack) -> None:
         project.infisical.reset_counts()
@@ -104,16 +115,19 @@ def two_shards(master_key: str) -> list[Step]:
     ]
 
 
-def owner_shard(project: Project, master_key: str) -> auto.Stack:
+def owner_shard(project: Project, master_key: str, **settings: str) -> auto.Stack:
     project.write_tenants(TENANTS)
     owner = project.stack("prod")
-    configure(owner, secrets_config={}, master_keys={"v1": master_key}, shard="1/2")
+    configure(owner, secrets_config={}, master_keys={"v1": master_key}, shard="1/2", **settings)
     return owner
 
 
 @pytest.mark.e2e
-def test_shard_1_owns_the_environment_and_goes_first(project: Project, master_key: str) -> None:
-    run_steps(project, owner_shard(project, master_key), two_shards(master_key), "two shards")
+@pytest.mark.parametrize("buckets", [None, "2"], ids=["per-tenant", "buckets"])
+def test_shard_1_owns_the_environment_and_goes_first(project: Project, master_key: str, buckets: str | None) -> None:
+    """With buckets (copied to shard 2 by `shards init`), each shard's buckets hold its own tenants only."""
+    owner = owner_shard(project, master_key, **({"buckets": buckets} if buckets else {}))
+    run_steps(project, owner, two_shards(master_key, bucketed=bool(buckets)), "two shards")
 
 
 def plans_unchanged(stacks: list[str], seen: dict[str, Any]) -> Check:

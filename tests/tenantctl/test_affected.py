@@ -25,8 +25,9 @@ def tenants_yaml(plans: dict[str, str], *, from_address: str = "a@example.test",
     )
 
 
-def stack_file(environment: str, shard: str | None) -> str:
+def stack_file(environment: str, shard: str | None, buckets: str | None = None) -> str:
     lines = f"config:\n  tenant-secrets:environment: {environment}\n"
+    lines += f'  tenant-secrets:buckets: "{buckets}"\n' if buckets else ""
     return lines + (f'  tenant-secrets:shard: "{shard}"\n' if shard else "")
 
 
@@ -34,13 +35,15 @@ def git(root: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """dev in one stack; prod in three shards (prod, prod-02, prod-03); committed as the base."""
+@pytest.fixture(params=[None, "4"], ids=["per-tenant", "buckets"])
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """dev in one stack; prod in three shards (prod, prod-02, prod-03); committed as the base. Each stack with
+    and without buckets (tenant-secrets:buckets): a tenant's shard, not its bucket, decides the stack."""
+    buckets = request.param
     (tmp_path / "tenants.yaml").write_text(tenants_yaml({s: f"plan-{s}" for s in SUBDOMAINS}))
-    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file("dev", None))
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file("dev", None, buckets))
     for index, name in enumerate(["prod", "prod-02", "prod-03"], start=1):
-        (tmp_path / f"Pulumi.{name}.yaml").write_text(stack_file("prod", f"{index}/3"))
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(stack_file("prod", f"{index}/3", buckets))
     (tmp_path / "components").mkdir()
     (tmp_path / "components" / "program.py").write_text("# the program\n")
     git(tmp_path, "init", "-q", "-b", "main")
