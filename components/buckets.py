@@ -168,11 +168,17 @@ class BucketProvider:
         return resource_id, outputs
 
     async def update(
-        self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any], refusal: Refusal
+        self,
+        urn: str,
+        olds: Mapping[str, Any],
+        news: Mapping[str, Any],
+        refusal: Refusal,
+        retains: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
         """The tenants whose own diff says so, or that are new, written at once; a tenant gone from the bucket
-        deleted if ``refusal`` lets it; the others' outputs kept as recorded. A failed tenant keeps its old
-        outputs (:class:`PartialFailure`)."""
+        deleted if ``refusal`` lets it, or only forgotten when the stack ``retains`` (`retainOnDelete`: the
+        engine never deletes a retained tenant's own resource either; a decommission has emptied it already);
+        the others' outputs kept as recorded. A failed tenant keeps its old outputs (:class:`PartialFailure`)."""
         kind = self._kind
         old_tenants, new_tenants = self._split(olds), self._split(news)
         outputs = dict(old_tenants)
@@ -184,9 +190,13 @@ class BucketProvider:
             elif self._member.diff("", old, tenant).changes is not False:
                 calls[owner] = functools.partial(self._member.update, "", old, tenant)
         reasons: dict[str, str] = {}
-        for owner, old in old_tenants.items():
-            if owner in new_tenants:
-                continue
+        gone = [owner for owner in old_tenants if owner not in new_tenants]
+        if gone and retains():
+            for owner in gone:
+                outputs.pop(owner)
+            gone = []
+        for owner in gone:
+            old = old_tenants[owner]
             refused = refusal(owner, old)
             if refused:
                 reasons[owner] = refused

@@ -255,8 +255,12 @@ class TenantSecretsProvider(p.Provider):
         olds, news = plain_map(request.olds), plain_map(request.news)
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            refusal = self._refusal(request.urn, _type_name(request.urn), each=True)
-            return p.UpdateResponse(properties=wrap_map(await bucket.update(request.urn, olds, news, refusal)))
+            name = _type_name(request.urn)
+            refusal = self._refusal(request.urn, name, each=True)
+            member = self._providers[b.KINDS[name].member_type]
+            retains = member.retains_on_delete if isinstance(member, providers.StackConfigured) else lambda: False
+            outs = await bucket.update(request.urn, olds, news, refusal, retains)
+            return p.UpdateResponse(properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.update, request.resource_id, olds, news)
         return p.UpdateResponse(properties=wrap_map(result.outs or {}))

@@ -248,6 +248,12 @@ class StackConfigured(ResourceProvider):
     def _fingerprint_key(self) -> bytes:
         return self._stack.fingerprint_key
 
+    def retains_on_delete(self) -> bool:
+        """Whether the stack keeps what leaves it (`tenant-secrets:retainOnDelete`, true unless it says false):
+        a bucket forgets a tenant gone from it rather than delete its store entry, as the engine retains a
+        tenant's own resource (the provider's NEEDS must hold the setting, or it reads as the default)."""
+        return self._stack.retain_on_delete
+
     def _values(self, props: Mapping[str, Any]) -> dict[str, str]:
         """The owner's values, resolved from their sources now and checked against the plan's fingerprints."""
         stack, config = self._stack, self._settings_config
@@ -346,7 +352,7 @@ class InfisicalFolderProvider(StackConfigured):
     so a hand-made folder is adopted and a value that already matches is never rewritten.
     """
 
-    NEEDS = _VALUES
+    NEEDS = (*_VALUES, "retainOnDelete")  # a bucket forgets, not deletes, a tenant gone on a retaining stack
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker, and any
@@ -517,7 +523,7 @@ class DatabaseTenantProvider(StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
-    NEEDS = (*_STORE, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS)
+    NEEDS = (*_STORE, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS, "retainOnDelete")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker."""

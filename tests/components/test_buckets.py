@@ -148,14 +148,19 @@ class Recording(providers.InfisicalFolderProvider):
 
 
 def run_update(
-    member: Recording, olds: dict[str, Any], news: dict[str, Any], refused: frozenset[str] = frozenset()
+    member: Recording,
+    olds: dict[str, Any],
+    news: dict[str, Any],
+    refused: frozenset[str] = frozenset(),
+    *,
+    retains: bool = False,
 ) -> dict[str, Any]:
     provider = BucketProvider(b.INFISICAL, member, ThreadPoolExecutor(4))
 
     def refusal(owner: str, _props: Mapping[str, Any]) -> str | None:
         return f"{owner}, Infisical folder: not deleted" if owner in refused else None
 
-    return asyncio.run(provider.update(BUCKET_URN, olds, news, refusal))
+    return asyncio.run(provider.update(BUCKET_URN, olds, news, refusal, lambda: retains))
 
 
 def test_an_update_writes_only_the_changed_and_new_tenants_and_deletes_the_gone() -> None:
@@ -205,6 +210,14 @@ def test_a_refused_delete_keeps_the_tenant_and_says_why() -> None:
         run_update(Recording(), state(), news, refused=frozenset({"charlie-co"}))
     assert failed.value.reasons == ["charlie-co, Infisical folder: not deleted"]
     assert "charlie-co" in b.split(b.INFISICAL, failed.value.outputs)
+
+
+def test_a_stack_that_retains_forgets_a_gone_tenant_without_deleting_or_refusing() -> None:
+    member = Recording()
+    news = bucket({owner: tenant_inputs(owner) for owner in ("acme", "bravo")})
+    outs = run_update(member, state(), news, refused=frozenset({"charlie-co"}), retains=True)
+    assert member.calls == []  # as the engine retains a tenant's own resource: no delete, no guard
+    assert sorted(b.split(b.INFISICAL, outs)) == ["acme", "bravo"]
 
 
 def test_a_partial_failure_reaches_the_engine_as_error_resource_init_failed() -> None:

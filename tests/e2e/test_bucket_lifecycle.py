@@ -232,3 +232,37 @@ def test_bucketed_tenants_through_adoption_verify_errors_and_decommission(projec
         buckets="2",
     )
     run_steps(project, stack, steps(master_key), "bucketed tenants")
+
+
+def test_a_store_dropped_on_a_retaining_stack_is_left_in_place_as_without_buckets(
+    project: Project, master_key: str
+) -> None:
+    """On a stack that retains (prod's default), a store dropped from a tenant's `storage` is forgotten, its
+    folder left as it is (decision 0005), as the engine leaves a retained per-tenant resource; only a
+    decommission deletes."""
+    project.write_tenants(tenants_file(*TENANTS))
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name)} for name in TENANTS},
+        buckets="2",
+        retainOnDelete="true",
+    )
+    dropped = tenants_file(*TENANTS).replace("  - subdomain: bravo\n", "  - subdomain: bravo\n    storage: database\n")
+
+    def bravo_forgotten(project: Project, stack: auto.Stack) -> None:
+        assert bucket_tenants(stack)["bucket-0001-infisical"] == ["delta"]
+        assert bucket_tenants(stack)["bucket-0001-database"] == ["bravo", "delta"]
+
+    steps = [
+        Step("the first up", folders={"/tenants/bravo": declared("bravo")}),
+        Step(
+            "bravo's Infisical store dropped: its bucket forgets it, and its folder stays",
+            tenants=dropped,
+            writes=0,
+            folders={"/tenants/bravo": declared("bravo"), "/tenants/delta": declared("delta")},
+            check=bravo_forgotten,
+        ),
+    ]
+    run_steps(project, stack, steps, "a store dropped on a retaining stack")
