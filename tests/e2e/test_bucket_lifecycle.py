@@ -3,9 +3,10 @@ tests/e2e/test_lifecycle.py and tests/e2e/test_database.py show without buckets,
 
 A hand-made folder and equal rows of a tenant new to a bucket are adopted, nothing rewritten; `tenantctl
 verify` is clean, then names the tenant and key of a value changed by hand; a bad source of one tenant fails
-with one line naming it; a tenant marked `decommission: true` has its keys listed as deletions, its folder and
-rows deleted and its bucket-mates untouched, then is forgotten; a tenant dropped without the marker is
-refused, naming it, and nothing is deleted.
+with one line naming it; two tenants of one bucket marked `decommission: true` have their keys listed as
+deletions, their rows deleted, the folder the stack made deleted and the adopted one emptied, their
+bucket-mate untouched, then are forgotten; a tenant dropped without the marker is refused, naming it, and
+nothing is deleted. On a stack that retains, a store dropped from a tenant's `storage` leaves its folder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ BAD_SOURCE = (
 )
 STORES = ("database", "infisical")
 KEYS = ("PLAN", "STRIPE_SECRET_KEY")
+GONE = ("charlie", ADOPTED)
+"""Decommissioned: charlie's folder made by the stack, echo's adopted."""
 
 
 def entry(name: str, extra: str = "", marker: str = "") -> str:
@@ -44,11 +47,11 @@ def entry(name: str, extra: str = "", marker: str = "") -> str:
     )
 
 
-def tenants_file(*names: str, decommissioned: str = "", bad: str = "") -> str:
+def tenants_file(*names: str, decommissioned: tuple[str, ...] = (), bad: str = "") -> str:
     """tenants.yaml declaring ``names``; ``decommissioned`` marked `decommission: true`; ``bad`` with an env source
     of a variable that is not set."""
     extra = {bad: f"      WEBHOOK_SECRET: {{from: env, var: {MISSING_VAR}}}\n"}
-    marker = {decommissioned: "    decommission: true\n"}
+    marker = dict.fromkeys(decommissioned, "    decommission: true\n")
     return "version: 1\ndefaults: {storage: both, environments: [dev]}\ntenants:\n" + "".join(
         entry(name, extra.get(name, ""), marker.get(name, "")) for name in names
     )
@@ -137,21 +140,23 @@ def steps(master_key: str) -> list[Step]:
         assert {(owner, key) for owner, key, _ in findings} == {(ADOPTED, "STRIPE_SECRET_KEY")}, findings
         seen.update(rows=rows(project), audit=len(project.infisical.server.audit()))
 
-    def charlie_gone_mates_untouched(project: Project, stack: auto.Stack) -> None:
+    def decommissioned_mates_untouched(project: Project, stack: auto.Stack) -> None:
         now = rows(project)
-        assert {k for k in now if k[0] == "charlie"} == set(), "charlie's rows are still there"
-        assert now == {k: v for k, v in seen["rows"].items() if k[0] != "charlie"}, "another tenant's row was written"
+        assert now == {k: v for k, v in seen["rows"].items() if k[0] not in GONE}, "another tenant's row was written"
         written = {(e["action"], e["path"], e["key"]) for e in project.infisical.server.audit()[seen["audit"] :]}
-        assert written == {("delete-folder", "/tenants", "charlie")}, written  # the stack made it: it goes whole
+        assert written == {
+            ("delete-folder", "/tenants", "charlie"),  # the stack made it: it goes whole
+            *(("delete-secret", f"/tenants/{ADOPTED}", key) for key in KEYS),  # adopted: its keys go, it stays
+        }, written
         state = bucket_tenants(stack)
         assert state["bucket-0000-infisical"] == ["alpha", "charlie", ADOPTED]  # declared still, emptied
         outputs = resources(stack)["bucket-0000-infisical"]["outputs"]["tenants"]
-        assert outputs["charlie"]["decommission"] is True
+        assert [outputs[name]["decommission"] for name in GONE] == [True, True]
         seen.update(rows=now)
 
     def forgotten(project: Project, stack: auto.Stack) -> None:
-        assert bucket_tenants(stack)["bucket-0000-infisical"] == ["alpha", ADOPTED]
-        assert bucket_tenants(stack)["bucket-0000-database"] == ["alpha", ADOPTED]
+        assert bucket_tenants(stack)["bucket-0000-infisical"] == ["alpha"]
+        assert bucket_tenants(stack)["bucket-0000-database"] == ["alpha"]
         assert rows(project) == seen["rows"]
         assert project.infisical.writes() == 0
 
@@ -165,7 +170,7 @@ def steps(master_key: str) -> list[Step]:
         )
 
     everyone = (*TENANTS, ADOPTED)
-    kept = ("alpha", "bravo", "delta", ADOPTED)
+    kept = ("alpha", "bravo", "delta")
     return [
         Step("the first up: two buckets per store", check=first_rollout),
         Step(
@@ -191,24 +196,23 @@ def steps(master_key: str) -> list[Step]:
             up=False,
         ),
         Step(
-            "charlie marked `decommission: true`: the plan lists its keys in both stores; the up deletes its"
-            " folder and rows, and its bucket-mates' stay as they were",
-            tenants=tenants_file(*everyone, decommissioned="charlie"),
-            plan=[Row("charlie", "dev", store, key, "delete") for store in STORES for key in KEYS],
+            "charlie and echo marked `decommission: true`: the plan lists their keys in both stores; the up deletes"
+            " their rows, the folder the stack made and the keys of the one it adopted; alpha's stay as they were",
+            tenants=tenants_file(*everyone, decommissioned=GONE),
+            plan=[Row(name, "dev", store, key, "delete") for name in GONE for store in STORES for key in KEYS],
             changes={"update": 3},  # bucket 0 of each store, and the registry
-            tenant_folders={"charlie": False, "alpha": True, ADOPTED: True},
-            folders={"/tenants/alpha": declared("alpha")},
-            check=charlie_gone_mates_untouched,
+            folders={"/tenants/alpha": declared("alpha"), "/tenants/charlie": None, f"/tenants/{ADOPTED}": {}},
+            check=decommissioned_mates_untouched,
         ),
         Step(
-            "once applied, charlie's entry can go: its buckets forget it, nothing is written",
+            "once applied, their entries can go: their buckets forget them, nothing is written",
             tenants=tenants_file(*kept),
             changes={"update": 3},
             check=forgotten,
         ),
         Step(
             "delta dropped without the marker: refused, naming delta; nothing is deleted",
-            tenants=tenants_file("alpha", "bravo", ADOPTED),
+            tenants=tenants_file("alpha", "bravo"),
             refused=["delta is no longer declared in tenants.yaml", "`decommission: true`"],
             fails=["delta is no longer declared in tenants.yaml"],
             writes=0,
