@@ -264,6 +264,7 @@ def test_a_store_dropped_on_a_retaining_stack_is_left_in_place_as_without_bucket
         Step(
             "bravo's Infisical store dropped: its bucket forgets it, and its folder stays",
             tenants=dropped,
+            plan=[Row("bravo", "dev", "infisical", key, "retain") for key in KEYS],  # what the up then does
             writes=0,
             folders={"/tenants/bravo": declared("bravo"), "/tenants/delta": declared("delta")},
             check=bravo_forgotten,
