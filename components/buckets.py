@@ -14,6 +14,8 @@ reads and deletes it. What the bucket adds:
   the failed tenants at their old outputs (or absent, if new), and one line per failed tenant; the plugin
   reports it as the engine's partial failure, which records those outputs, so the next `up` writes the
   failed tenants only (their recorded fingerprints still differ from the declared ones).
+- On a stack that retains (`retainOnDelete`), a tenant gone from a bucket is forgotten, never deleted nor
+  judged by the guard, as the engine retains a tenant's own resource without calling its provider.
 - A change of a bucket-wide property (the environment, the table prefix) replaces the bucket, as it
   replaced each tenant's resource. A change that would replace one tenant's resource alone cannot happen
   inside a bucket (its folder path and owner follow from the subdomain, which is the entry's key): if one
