@@ -36,24 +36,27 @@ BAD_SOURCE = (
 )
 STORES = ("database", "infisical")
 KEYS = ("PLAN", "STRIPE_SECRET_KEY")
+PLAN_DROPPED = ("bravo", "")
+PLAN_MARKED = ("bravo", "      PLAN: {decommission: true}\n")
 GONE = ("charlie", ADOPTED)
 """Decommissioned: charlie's folder made by the stack, echo's adopted."""
 
 
-def entry(name: str, extra: str = "", marker: str = "") -> str:
-    return (
-        f"  - subdomain: {name}\n{marker}    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n"
-        f"      PLAN: {{value: pro}}\n{extra}"
-    )
+def entry(name: str, extra: str = "", marker: str = "", plan: str = "      PLAN: {value: pro}\n") -> str:
+    return f"  - subdomain: {name}\n{marker}    secrets:\n      STRIPE_SECRET_KEY: {{from: config}}\n{plan}{extra}"
 
 
-def tenants_file(*names: str, decommissioned: tuple[str, ...] = (), bad: str = "") -> str:
+def tenants_file(
+    *names: str, decommissioned: tuple[str, ...] = (), bad: str = "", plan: tuple[str, str] | None = None
+) -> str:
     """tenants.yaml declaring ``names``; ``decommissioned`` marked `decommission: true`; ``bad`` with an env source
-    of a variable that is not set."""
+    of a variable that is not set; ``plan``: (a tenant, what its PLAN line is: a marker, or empty)."""
     extra = {bad: f"      WEBHOOK_SECRET: {{from: env, var: {MISSING_VAR}}}\n"}
     marker = dict.fromkeys(decommissioned, "    decommission: true\n")
+    lines = dict([plan]) if plan else {}
     return "version: 1\ndefaults: {storage: both, environments: [dev]}\ntenants:\n" + "".join(
-        entry(name, extra.get(name, ""), marker.get(name, "")) for name in names
+        entry(name, extra.get(name, ""), marker.get(name, ""), *([lines[name]] if name in lines else []))
+        for name in names
     )
 
 
@@ -142,9 +145,11 @@ def steps(master_key: str) -> list[Step]:
 
     def decommissioned_mates_untouched(project: Project, stack: auto.Stack) -> None:
         now = rows(project)
-        assert now == {k: v for k, v in seen["rows"].items() if k[0] not in GONE}, "another tenant's row was written"
+        kept = {k: v for k, v in seen["rows"].items() if k[0] not in GONE and k != ("bravo", "PLAN")}
+        assert now == kept, "a row was written, or one that should go is still there"
         written = {(e["action"], e["path"], e["key"]) for e in project.infisical.server.audit()[seen["audit"] :]}
         assert written == {
+            ("delete-secret", "/tenants/bravo", "PLAN"),
             ("delete-folder", "/tenants", "charlie"),  # the stack made it: it goes whole
             *(("delete-secret", f"/tenants/{ADOPTED}", key) for key in KEYS),  # adopted: its keys go, it stays
         }, written
@@ -196,23 +201,40 @@ def steps(master_key: str) -> list[Step]:
             up=False,
         ),
         Step(
-            "charlie and echo marked `decommission: true`: the plan lists their keys in both stores; the up deletes"
-            " their rows, the folder the stack made and the keys of the one it adopted; alpha's stay as they were",
-            tenants=tenants_file(*everyone, decommissioned=GONE),
-            plan=[Row(name, "dev", store, key, "delete") for name in GONE for store in STORES for key in KEYS],
-            changes={"update": 3},  # bucket 0 of each store, and the registry
-            folders={"/tenants/alpha": declared("alpha"), "/tenants/charlie": None, f"/tenants/{ADOPTED}": {}},
+            "a key of one tenant dropped without its marker: the up is refused, naming tenant, key and the marker",
+            tenants=tenants_file(*everyone, plan=PLAN_DROPPED),
+            fails=["bravo: PLAN is no longer declared in tenants.yaml", "`PLAN: {decommission: true}`"],
+            hides=["Traceback"],
+            writes=0,
+            folders={"/tenants/bravo": declared("bravo")},
+        ),
+        Step(
+            "charlie and echo marked `decommission: true`, and bravo's PLAN: the plan lists their keys in both"
+            " stores; the up deletes those rows, the folder the stack made and the keys of the one it adopted;"
+            " alpha's and the rest of bravo's stay as they were",
+            tenants=tenants_file(*everyone, decommissioned=GONE, plan=PLAN_MARKED),
+            plan=[
+                *(Row("bravo", "dev", store, "PLAN", "delete") for store in STORES),
+                *(Row(name, "dev", store, key, "delete") for name in GONE for store in STORES for key in KEYS),
+            ],
+            changes={"update": 5},  # both buckets of each store, and the registry
+            folders={
+                "/tenants/alpha": declared("alpha"),
+                "/tenants/bravo": {"STRIPE_SECRET_KEY": stripe("bravo")},
+                "/tenants/charlie": None,
+                f"/tenants/{ADOPTED}": {},
+            },
             check=decommissioned_mates_untouched,
         ),
         Step(
             "once applied, their entries can go: their buckets forget them, nothing is written",
-            tenants=tenants_file(*kept),
+            tenants=tenants_file(*kept, plan=PLAN_MARKED),
             changes={"update": 3},
             check=forgotten,
         ),
         Step(
             "delta dropped without the marker: refused, naming delta; nothing is deleted",
-            tenants=tenants_file("alpha", "bravo"),
+            tenants=tenants_file("alpha", "bravo", plan=PLAN_MARKED),
             refused=["delta is no longer declared in tenants.yaml", "`decommission: true`"],
             fails=["delta is no longer declared in tenants.yaml"],
             writes=0,
