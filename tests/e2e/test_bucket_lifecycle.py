@@ -2,12 +2,12 @@
 tests/e2e/test_lifecycle.py and tests/e2e/test_database.py show without buckets, with two buckets per store.
 
 A hand-made folder and equal rows of a tenant new to a bucket are adopted, nothing rewritten; `tenantctl
-verify` is clean, then names the tenant and key of a value changed by hand; a bad source of one tenant, and
-a key it dropped without its marker, each fail with one line naming tenant and key; a key's decommission and two
-tenants of one bucket marked `decommission: true` have their keys listed as
-deletions, those rows deleted, the folder the stack made deleted and the adopted one emptied, their
-bucket-mate untouched, then are forgotten; a tenant dropped without the marker is refused, naming it, and
-nothing is deleted. On a stack that retains, a store dropped from a tenant's `storage` leaves its folder.
+verify` is clean, then names the tenant and key of a value changed by hand; a bad source of one tenant, and a
+key it dropped without its marker, each fail with one line naming tenant and key; a key's decommission and two
+tenants of one bucket marked `decommission: true` have their keys listed as deletions, those rows deleted, the
+folder the stack made deleted and the adopted one emptied, their bucket-mate untouched, then are forgotten; a
+tenant dropped without the marker is refused, naming it, and nothing is deleted. On a stack that retains, a
+store dropped from a tenant's `storage` leaves its folder.
 """
 
 from __future__ import annotations
