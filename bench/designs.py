@@ -6,7 +6,8 @@
 - `naive`: bench/naive, one resource per secret over the same tenants.yaml and values.
 - `floor-b<B>` (`--buckets`, issue 29): the floor with B tenants per resource on average, in a fixed
   set of buckets per stack and store (bench/buckets.py); `floor-b1` is one resource per tenant and
-  store of the same shape; `floor-b<B>-packed` carries each tenant's keys as one string instead of maps.
+  store of the same shape; `floor-b<B>-packed` carries each tenant's entry as one JSON string, as the
+  product does (tenant_secrets/engine/buckets.py), instead of maps.
 
 Each design knows how to lay out its project, configure its stack, write its input for a size (and
 for the "change one value" edit), and make the master key rotation.
