@@ -260,11 +260,11 @@ def main(argv: list[str] | None = None) -> None:
         "--buckets",
         default="",
         metavar="B,...",
-        help="also run the floor with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a fixed "
-        "bucket count per stack, ceil(N / B), a tenant's bucket sha256(subdomain) mod that count; B-packed packs a "
-        "tenant's entry in one JSON string as the product does, B-packed-plugin serves that by a provider plugin; "
-        "B-ours runs ours with the stack setting tenant-secrets:buckets at that count (design ours-b<B>, "
-        "bench/designs.py)",
+        help="also run the floor, or ours, with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a "
+        "fixed bucket count per stack, ceil(N / B) for the first step's N, a tenant's bucket sha256(subdomain) mod "
+        "that count; B-packed packs a tenant's entry in one JSON string as the product does, B-packed-plugin serves "
+        "that by a provider plugin; B-ours is ours with its stack setting tenant-secrets:buckets at that count "
+        "(design ours-b<B>; bench/designs.py)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     parser.add_argument(
