@@ -9,7 +9,8 @@ reads and deletes it. What the bucket adds:
   deleted only if the delete guard lets it (tenant_secrets/engine/deletes.py), judged per tenant.
 - The tenants of one bucket are written concurrently in the store's pool, so that Infisical folder writes
   in flight still share batch upserts (decision 0037), and a bucket costs no more requests than its
-  tenants' own resources did.
+  tenants' own resources did. A store whose provider can write several tenants together
+  (:class:`WritesTogether`, the database's: one transaction) gets them all in one call.
 - A failure of some tenants does not lose the others: :class:`PartialFailure` carries the bucket's outputs,
   the failed tenants at their old outputs (or absent, if new), and one line per failed tenant; the plugin
   reports it as the engine's partial failure, which records those outputs, so the next `up` writes the
@@ -30,18 +31,30 @@ import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pulumi.dynamic import ResourceProvider
 
 from components import providers
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
-from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff, path
+from tenant_secrets.engine.property_diff import PropertyChange, path
 
 _T = TypeVar("_T")
 Refusal = Callable[[str, Mapping[str, Any]], str | None]
 """Why one tenant's store entry must not be deleted (one line), given its subdomain and its outputs; or None."""
+
+
+Write = tuple[Mapping[str, Any] | None, Mapping[str, Any]]
+"""One tenant's write: its old outputs (None: a create) and its new properties."""
+
+
+@runtime_checkable
+class WritesTogether(Protocol):
+    """A per-tenant provider that writes several tenants in one call (components/providers.py
+    DatabaseTenantProvider.write_many): each tenant's new outputs, or the error that is its own failure."""
+
+    def write_many(self, writes: Mapping[str, Write]) -> dict[str, dict[str, Any] | Exception]: ...
 
 
 class PartialFailure(Exception):
@@ -57,8 +70,9 @@ class PartialFailure(Exception):
 
 @dataclass(frozen=True)
 class BucketDiff:
-    """What a bucket's diff tells the engine: whether it changes, what replaces it, and each changed path
-    (``tenants.<subdomain>.<property>``, or ``tenants.<subdomain>`` for a tenant added or removed)."""
+    """What a bucket's diff tells the engine: whether it changes, what replaces it, and each changed path:
+    ``tenants.<subdomain>`` per tenant added, removed or changed (its entry is one value, which
+    `pulumi preview --diff` decodes to show the properties and keys that changed in it)."""
 
     changes: bool
     replaces: list[str]
@@ -87,7 +101,7 @@ class BucketProvider:
             return f"{self._kind.store}: {err}"
         return f"{owner}, {self._kind.store}: {''.join(traceback.format_exception(err)).strip()}"
 
-    async def _each(self, calls: Mapping[str, Callable[[], _T]]) -> tuple[dict[str, _T], dict[str, BaseException]]:
+    async def _each(self, calls: Mapping[str, Callable[[], _T]]) -> tuple[dict[str, _T], dict[str, Exception]]:
         """Every call at once in the store's pool: the results and the failures, by subdomain."""
         loop = asyncio.get_running_loop()
         owners = list(calls)
@@ -95,7 +109,7 @@ class BucketProvider:
             *(loop.run_in_executor(self._pool, calls[owner]) for owner in owners), return_exceptions=True
         )
         done: dict[str, _T] = {}
-        failed: dict[str, BaseException] = {}
+        failed: dict[str, Exception] = {}
         for owner, result in zip(owners, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):  # cancelled, interrupted: not a tenant's failure
@@ -104,6 +118,25 @@ class BucketProvider:
             else:
                 done[owner] = result
         return done, failed
+
+    async def _write(self, writes: Mapping[str, Write]) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
+        """Each tenant's create or update: the new outputs and the failures, by subdomain. Together in one call
+        of the store's pool when the member writes several tenants at once, else each in its own."""
+        if not writes:
+            return {}, {}
+        member = self._member
+        if isinstance(member, WritesTogether):
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(self._pool, member.write_many, writes)
+            done = {owner: outs for owner, outs in results.items() if not isinstance(outs, Exception)}
+            return done, {owner: err for owner, err in results.items() if isinstance(err, Exception)}
+
+        def one(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+            result = member.create(dict(new)) if old is None else member.update("", dict(old), dict(new))
+            return dict(result.outs or {})
+
+        calls = {owner: functools.partial(one, old, new) for owner, (old, new) in writes.items()}
+        return await self._each(calls)
 
     def _split(self, props: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         try:
@@ -125,8 +158,9 @@ class BucketProvider:
     def diff(self, state: Mapping[str, Any], old_inputs: Mapping[str, Any], news: Mapping[str, Any]) -> BucketDiff:
         """Changed iff some tenant's own diff says so, or a tenant was added or removed, or a bucket-wide
         property changed (which replaces the bucket). ``state`` are the old outputs, ``old_inputs`` the old
-        inputs: a tenant's fingerprints are compared with what the store held at the last write or refresh,
-        its other properties with the old inputs (tenant_secrets/engine/property_diff.py)."""
+        inputs. Whether a tenant changes is its own provider's diff (its fingerprints against what the store held
+        at the last write or refresh); its path ``tenants.<subdomain>`` has the engine show its old inputs against
+        the new ones when those changed, else its recorded outputs (so drift shows under the key it hit)."""
         kind = self._kind
         replaces = [name for name in kind.shared if state.get(name) != news.get(name)]
         detailed = {name: PropertyChange("update", True, True) for name in replaces}
@@ -146,25 +180,18 @@ class BucketProvider:
                 )
             if verdict.changes is False:
                 continue
-            recorded = old_outputs[owner]
-            fingerprints = {c.RECORDED_FINGERPRINTS: recorded[c.RECORDED_FINGERPRINTS]}
-            changes = detailed_diff(
-                old_entries.get(owner, {}),
-                new_entries[owner],
-                recorded=fingerprints if c.RECORDED_FINGERPRINTS in recorded else {},
-            )
-            for name, change in changes.items():
-                detailed[f"{where}.{name}"] = PropertyChange(change.kind, bool(replaces), change.input_diff)
-            if not changes:  # the tenant's entry is as before, but its store must be written (unbound rows, say)
-                detailed[where] = PropertyChange("update", bool(replaces), True)
+            # declared inputs changed: the engine shows the old entry against the new one, the changed keys in it;
+            # else the store differs from them (drift found by a refresh, a failed write, unbound rows): the engine
+            # shows what was recorded against what is declared, the drifted keys in it
+            declared = old_entries.get(owner) != new_entries[owner]
+            detailed[where] = PropertyChange("update", bool(replaces), declared)
         return BucketDiff(bool(detailed), replaces, detailed)
 
     async def create(self, urn: str, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """Every tenant's create, at once; a failed tenant is left out of the outputs (:class:`PartialFailure`)."""
         shared, resource_id = b.shared_of(self._kind, props), bucket_id(urn)
-        calls = {owner: functools.partial(self._member.create, tenant) for owner, tenant in self._split(props).items()}
-        done, failed = await self._each(calls)
-        outputs = b.join(self._kind, {owner: dict(result.outs or {}) for owner, result in done.items()}, shared)
+        done, failed = await self._write({owner: (None, tenant) for owner, tenant in self._split(props).items()})
+        outputs = b.join(self._kind, done, shared)
         if failed:
             raise PartialFailure(resource_id, outputs, [self._reason(o, e) for o, e in sorted(failed.items())])
         return resource_id, outputs
@@ -184,14 +211,13 @@ class BucketProvider:
         kind = self._kind
         old_tenants, new_tenants = self._split(olds), self._split(news)
         outputs = dict(old_tenants)
-        calls: dict[str, Callable[[], Any]] = {}
+        writes: dict[str, Write] = {}
         for owner, tenant in new_tenants.items():
             old = old_tenants.get(owner)
-            if old is None:
-                calls[owner] = functools.partial(self._member.create, tenant)
-            elif self._member.diff("", old, tenant).changes is not False:
-                calls[owner] = functools.partial(self._member.update, "", old, tenant)
+            if old is None or self._member.diff("", old, tenant).changes is not False:
+                writes[owner] = (old, tenant)
         reasons: dict[str, str] = {}
+        deletes: dict[str, Callable[[], Any]] = {}
         gone = [owner for owner in old_tenants if owner not in new_tenants]
         if gone and retains():
             for owner in gone:
@@ -203,13 +229,14 @@ class BucketProvider:
             if refused:
                 reasons[owner] = refused
             else:
-                calls[owner] = functools.partial(self._member.delete, "", old)
-        done, failed = await self._each(calls)
-        for owner, result in done.items():
-            if owner in new_tenants:
-                outputs[owner] = dict(result.outs or {})
-            else:
-                outputs.pop(owner, None)
+                deletes[owner] = functools.partial(self._member.delete, "", old)
+        (written, write_failed), (deleted, delete_failed) = await asyncio.gather(
+            self._write(writes), self._each(deletes)
+        )
+        outputs |= written
+        for owner in deleted:
+            outputs.pop(owner, None)
+        failed = write_failed | delete_failed
         reasons |= {owner: self._reason(owner, err) for owner, err in failed.items()}
         recorded = b.join(kind, outputs, b.shared_of(kind, news))
         if reasons:

@@ -72,20 +72,23 @@ def test_nothing_changed_is_no_change() -> None:
     assert diff(inputs(), state(), inputs()).changes is False
 
 
-def test_a_changed_value_names_its_tenant_and_property_only() -> None:
+def detailed(response: p.DiffResponse) -> dict[str, tuple[p.PropertyDiffKind, bool]]:
+    return {path: (d.kind, d.input_diff) for path, d in (response.detailed_diff or {}).items()}
+
+
+def test_a_changed_value_names_its_tenant_only_shown_against_its_old_inputs() -> None:
     response = diff(inputs(), state(), inputs(bravo=tenant_inputs("bravo", CHANGED)))
     assert response.changes is True
-    assert named(response) == {"tenants.bravo.fingerprints": p.PropertyDiffKind.UPDATE}
+    # the engine decodes the entry's JSON and shows the key that changed in it
+    assert detailed(response) == {"tenants.bravo": (p.PropertyDiffKind.UPDATE, True)}
     assert response.diffs == [c.TENANTS]
     assert response.replaces == []
 
 
-def test_drift_of_one_tenant_is_named_under_it_against_the_recorded_fingerprints() -> None:
+def test_drift_of_one_tenant_is_named_under_it_against_the_recorded_outputs() -> None:
     drifted = tenant_outputs("charlie-co") | {c.RECORDED_FINGERPRINTS: {**VALUES, "STRIPE_SECRET_KEY": "by-hand"}}
     response = diff(inputs(), state(**{"charlie-co": drifted}), inputs())
-    assert {path: (d.kind, d.input_diff) for path, d in (response.detailed_diff or {}).items()} == {
-        'tenants["charlie-co"].fingerprints': (p.PropertyDiffKind.UPDATE, False)
-    }
+    assert detailed(response) == {'tenants["charlie-co"]': (p.PropertyDiffKind.UPDATE, False)}
 
 
 def test_a_tenant_added_or_removed_is_the_whole_tenant() -> None:
@@ -202,6 +205,47 @@ def test_a_failed_tenant_keeps_its_old_outputs_and_the_others_their_new_ones() -
     again = Recording()
     run_update(again, failed.value.outputs, news)
     assert sorted(again.calls) == [("create", "delta"), ("update", "bravo")]
+
+
+class Together(Recording):
+    """Writes several tenants in one call, as the database's provider does (one transaction)."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        super().__init__(failing)
+        self.batches: list[list[str]] = []
+
+    def write_many(
+        self, writes: Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any]]]
+    ) -> dict[str, dict[str, Any] | Exception]:
+        self.batches.append(sorted(writes))
+        results: dict[str, dict[str, Any] | Exception] = {}
+        for owner, (old, new) in writes.items():
+            try:
+                results[owner] = self._written("create" if old is None else "update", dict(new))
+            except providers.ProviderError as err:
+                results[owner] = err
+        return results
+
+
+def test_a_store_that_writes_tenants_together_gets_the_buckets_writes_in_one_call() -> None:
+    member = Together(failing=frozenset({"delta"}))
+    news = bucket(
+        {
+            "acme": tenant_inputs("acme"),
+            "bravo": tenant_inputs("bravo", CHANGED),
+            "charlie-co": tenant_inputs("charlie-co", CHANGED),
+            "delta": tenant_inputs("delta"),
+        }
+    )
+    with pytest.raises(PartialFailure) as failed:
+        run_update(member, state(), news)
+    assert member.batches == [["bravo", "charlie-co", "delta"]]  # the unchanged acme is not written
+    assert failed.value.reasons == ["delta, infisical: the server answered 503"]
+    assert b.split(b.INFISICAL, failed.value.outputs) == {
+        "acme": tenant_outputs("acme"),
+        "bravo": tenant_outputs("bravo", CHANGED),
+        "charlie-co": tenant_outputs("charlie-co", CHANGED),
+    }
 
 
 def test_a_refused_delete_keeps_the_tenant_and_says_why() -> None:

@@ -19,7 +19,7 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets import store
-from tenant_secrets.engine.buckets import assign
+from tenant_secrets.engine.buckets import INFISICAL, assign, split
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.tenantctl.plan_comment import Row
 from tests.e2e.conftest import Project, configure, sdk
@@ -156,7 +156,7 @@ def steps(master_key: str) -> list[Step]:
         }, written
         state = bucket_tenants(stack)
         assert state["bucket-0000-infisical"] == ["alpha", "charlie", ADOPTED]  # declared still, emptied
-        outputs = resources(stack)["bucket-0000-infisical"]["outputs"]["tenants"]
+        outputs = split(INFISICAL, resources(stack)["bucket-0000-infisical"]["outputs"])
         assert [outputs[name]["decommission"] for name in GONE] == [True, True]
         seen.update(rows=now)
 
