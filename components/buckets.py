@@ -6,7 +6,12 @@ would have (`InfisicalFolder`, `DatabaseTenant`), and today's provider of that t
 reads and deletes it. What the bucket adds:
 
 - Only the tenants whose own diff says so are written, or that are new; a tenant gone from the bucket is
-  deleted only if the delete guard lets it (tenant_secrets/engine/deletes.py), judged per tenant.
+  deleted only if the delete guard lets it (tenant_secrets/engine/deletes.py), judged per tenant, and only
+  forgotten (dropped from the outputs, nothing deleted) when another resource of the run holds it now: the
+  stack moved between layouts (docs/decisions/0053-tenants-per-resource.md).
+- In a run that moves the stack between layouts (``moving``), a new tenant is adopted
+  (``InfisicalFolderProvider.adopt``): its store entry is expected to exist already, held until now by the
+  resource of the old layout.
 - The tenants of one bucket are written concurrently in the store's pool, so that Infisical folder writes
   in flight still share batch upserts (decision 0037), and a bucket costs no more requests than its
   tenants' own resources did.
@@ -35,11 +40,12 @@ from pulumi.dynamic import ResourceProvider
 from components import providers
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
+from tenant_secrets.engine.deletes import Verdict
 from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff, path
 
 _T = TypeVar("_T")
-Refusal = Callable[[str, Mapping[str, Any]], str | None]
-"""Why one tenant's store entry must not be deleted (one line), given its subdomain and its outputs; or None."""
+Judge = Callable[[str, Mapping[str, Any]], Verdict]
+"""The delete guard's verdict on one tenant's store entry, given its subdomain and its outputs."""
 
 
 class PartialFailure(Exception):
@@ -76,6 +82,11 @@ class BucketProvider:
         self._kind = kind
         self._member = member
         self._pool = pool
+
+    def _creator(self, moving: bool) -> Callable[[dict[str, Any]], Any]:
+        """The member's create, or its adoption in a run that moves the stack between layouts."""
+        adopt = getattr(self._member, "adopt", None)
+        return adopt if moving and adopt is not None else self._member.create
 
     def _reason(self, owner: str, err: BaseException) -> str:
         """One line naming the tenant and store (ours are already); a bug keeps its traceback."""
@@ -157,10 +168,12 @@ class BucketProvider:
                 detailed[where] = PropertyChange("update", bool(replaces), True)
         return BucketDiff(bool(detailed), replaces, detailed)
 
-    async def create(self, urn: str, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Every tenant's create, at once; a failed tenant is left out of the outputs (:class:`PartialFailure`)."""
+    async def create(self, urn: str, props: Mapping[str, Any], *, moving: bool = False) -> tuple[str, dict[str, Any]]:
+        """Every tenant's create (or adoption, ``moving``), at once; a failed tenant is left out of the outputs
+        (:class:`PartialFailure`)."""
         shared, resource_id = b.shared_of(self._kind, props), bucket_id(urn)
-        calls = {owner: functools.partial(self._member.create, tenant) for owner, tenant in self._split(props).items()}
+        create = self._creator(moving)
+        calls = {owner: functools.partial(create, tenant) for owner, tenant in self._split(props).items()}
         done, failed = await self._each(calls)
         outputs = b.join(self._kind, {owner: dict(result.outs or {}) for owner, result in done.items()}, shared)
         if failed:
@@ -168,28 +181,31 @@ class BucketProvider:
         return resource_id, outputs
 
     async def update(
-        self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any], refusal: Refusal
+        self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any], judge: Judge, *, moving: bool = False
     ) -> dict[str, Any]:
-        """The tenants whose own diff says so, or that are new, written at once; a tenant gone from the bucket
-        deleted if ``refusal`` lets it; the others' outputs kept as recorded. A failed tenant keeps its old
-        outputs (:class:`PartialFailure`)."""
+        """The tenants whose own diff says so, or that are new (adopted, ``moving``), written at once; a tenant
+        gone from the bucket deleted if ``judge`` lets it, or forgotten if it moved; the others' outputs kept as
+        recorded. A failed tenant keeps its old outputs (:class:`PartialFailure`)."""
         kind = self._kind
         old_tenants, new_tenants = self._split(olds), self._split(news)
         outputs = dict(old_tenants)
         calls: dict[str, Callable[[], Any]] = {}
+        create = self._creator(moving)
         for owner, tenant in new_tenants.items():
             old = old_tenants.get(owner)
             if old is None:
-                calls[owner] = functools.partial(self._member.create, tenant)
+                calls[owner] = functools.partial(create, tenant)
             elif self._member.diff("", old, tenant).changes is not False:
                 calls[owner] = functools.partial(self._member.update, "", old, tenant)
         reasons: dict[str, str] = {}
         for owner, old in old_tenants.items():
             if owner in new_tenants:
                 continue
-            refused = refusal(owner, old)
-            if refused:
-                reasons[owner] = refused
+            verdict = judge(owner, old)
+            if verdict.action == "refuse":
+                reasons[owner] = verdict.reason
+            elif verdict.action == "forget":
+                outputs.pop(owner)
             else:
                 calls[owner] = functools.partial(self._member.delete, "", old)
         done, failed = await self._each(calls)
@@ -215,13 +231,19 @@ class BucketProvider:
             raise providers.ProviderError("\n".join(self._reason(o, e) for o, e in sorted(failed.items())))
         return b.join(self._kind, {owner: dict(result.outs or {}) for owner, result in done.items()}, shared)
 
-    async def delete(self, props: Mapping[str, Any], refusal: Refusal) -> None:
-        """Every tenant's own delete, at once, once the guard lets each of them (nothing is deleted otherwise)."""
+    async def delete(self, props: Mapping[str, Any], judge: Judge) -> None:
+        """Every tenant's own delete, at once, once the guard lets each of them (nothing is deleted otherwise); a
+        tenant another resource of the run holds now is forgotten, nothing of it deleted."""
         tenants = self._split(props)
-        refused = [line for owner, tenant in sorted(tenants.items()) if (line := refusal(owner, tenant))]
+        verdicts = {owner: judge(owner, tenant) for owner, tenant in sorted(tenants.items())}
+        refused = [verdict.reason for verdict in verdicts.values() if verdict.action == "refuse"]
         if refused:
             raise providers.ProviderError("\n".join(refused))
-        calls = {owner: functools.partial(self._member.delete, "", tenant) for owner, tenant in tenants.items()}
+        calls = {
+            owner: functools.partial(self._member.delete, "", tenant)
+            for owner, tenant in tenants.items()
+            if verdicts[owner].action == "delete"
+        }
         _, failed = await self._each(calls)
         if failed:
             raise providers.ProviderError("\n".join(self._reason(o, e) for o, e in sorted(failed.items())))
