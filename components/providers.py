@@ -51,8 +51,8 @@ from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError,
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint
 from tenant_secrets.stack.config import StackConfig, StackConfigUnavailableError, read_stack_config
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
-from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, own_folder
 from tenant_secrets.tenants_file.names import TENANTS_FOLDER
+from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, own_folder
 from tenant_secrets.tenants_file.sources import DescriptorError
 
 if TYPE_CHECKING:

@@ -533,7 +533,12 @@ def _moves(
         if len(deleted) != 1 or len(created) != 1:
             continue
         old, new = steps[deleted[0]][2], steps[created[0]][2]
-        update = {"op": "update", "urn": new.get("urn"), "oldState": old.get("oldState"), "newState": new.get("newState")}
+        update = {
+            "op": "update",
+            "urn": new.get("urn"),
+            "oldState": old.get("oldState"),
+            "newState": new.get("newState"),
+        }
         moves.append((store, update))
         moved.update((deleted[0], created[0]))
     return [s for i, s in enumerate(steps) if i not in moved], moves

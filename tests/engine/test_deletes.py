@@ -3,8 +3,8 @@ it was told to make, whatever the engine's plan asks."""
 
 from __future__ import annotations
 
-from tenant_secrets.engine import contract as c
 from tenant_secrets.engine import buckets as b
+from tenant_secrets.engine import contract as c
 from tenant_secrets.engine.deletes import RunDeclarations, is_destroy, judge, refusal
 
 P = "urn:pulumi:prod-03::tenant-secrets::"
@@ -80,16 +80,19 @@ def in_buckets(*owners: str, folders: bool = True) -> RunDeclarations:
     """An `up` whose program declares ``owners`` in bucket 0 of each store (the stack moved to buckets)."""
     run = RunDeclarations()
     run.saw(REGISTRY, c.REGISTRY, {c.OWNERS: list(owners), c.DECOMMISSIONED: []})
-    run.saw(ROWS_BUCKET, c.DATABASE_BUCKET, {c.TENANTS: dict.fromkeys(owners, {})})
+    run.saw(ROWS_BUCKET, c.DATABASE_BUCKET, {c.TENANTS: {key: {} for key in owners}})
     if folders:
-        run.saw(FOLDERS_BUCKET, c.INFISICAL_BUCKET, {c.TENANTS: dict.fromkeys(owners, {})})
+        run.saw(FOLDERS_BUCKET, c.INFISICAL_BUCKET, {c.TENANTS: {key: {} for key in owners}})
     return run
 
 
 def test_a_tenants_own_resource_is_forgotten_when_a_bucket_of_the_same_store_holds_it_in_this_run() -> None:
     verdict = judge(DECLARED, c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False)
     assert verdict.action == "forget"
-    assert verdict.reason == "alpha, database rows: moved to bucket-0000-database, which holds it in this run; nothing deleted"
+    assert (
+        verdict.reason
+        == "alpha, database rows: moved to bucket-0000-database, which holds it in this run; nothing deleted"
+    )
     assert refusal(DECLARED, c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False) is None
 
 
