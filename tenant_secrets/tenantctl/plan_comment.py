@@ -517,22 +517,54 @@ def _step_owner(step: Mapping[str, Any]) -> str:
     return str(new.get(c.OWNER) or old.get(c.OWNER) or str(step.get("urn", "")).rsplit("::", 1)[-1])
 
 
+def _base_urn(step: Mapping[str, Any]) -> str:
+    """The resource a (tenant) step is of: a bucket's tenant steps are ``<bucket URN>/<subdomain>``."""
+    urn = str(step.get("urn", ""))
+    return urn.rsplit("/", 1)[0] if _type_name({"urn": urn.rsplit("/", 1)[0]}) in b.KINDS else urn
+
+
+def _holders(document: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(owner, store) -> a step of the resource that declares the entry in this preview and keeps it (any op but
+    a delete, `same` included): its URN and new inputs, as a tenant step."""
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    for step in document.get("steps") or []:
+        if not isinstance(step, Mapping) or str(step.get("op", "same")) in DELETE_OPS | REPLACE_OPS:
+            continue
+        kind = _type_name(step)
+        if kind in c.STORES:
+            owner = _inputs(step, "newState").get(c.OWNER)
+            if owner:
+                held[(str(owner), c.STORES[kind])] = {"urn": step.get("urn"), "newState": step.get("newState")}
+        elif kind in b.KINDS:
+            for owner, props in _unpacked(b.KINDS[kind], step, "newState", "inputs").items():
+                urn = f"{step.get('urn', '')}/{owner}"
+                held[(owner, b.KINDS[kind].store)] = {"urn": urn, "newState": {"inputs": props}}
+    return held
+
+
 def _moves(
-    steps: Sequence[tuple[str, str, Mapping[str, Any]]],
+    steps: Sequence[tuple[str, str, Mapping[str, Any]]], held: Mapping[tuple[str, str], Mapping[str, Any]]
 ) -> tuple[list[tuple[str, str, Mapping[str, Any]]], list[tuple[str, Mapping[str, Any]]]]:
     """The tenant steps that are not moves, and the moves: (store, the update from the deleted resource's state
-    to the created one's inputs) for each owner and store that one resource deletes and another creates."""
+    to the new holder's inputs) for each owner and store that one resource deletes and another resource of the
+    preview declares: creates it, or holds it already (a move whose deletes had not run yet); one of the two a
+    bucket, as the delete guard (tenant_secrets/engine/deletes.py) forgets only those."""
     by_entry: dict[tuple[str, str], list[int]] = {}
     for index, (_, store, step) in enumerate(steps):
         by_entry.setdefault((_step_owner(step), store), []).append(index)
     moved: set[int] = set()
     moves: list[tuple[str, Mapping[str, Any]]] = []
-    for (_, store), indexes in sorted(by_entry.items()):
+    for (owner, store), indexes in sorted(by_entry.items()):
         deleted = [i for i in indexes if steps[i][0] in DELETE_OPS]
         created = [i for i in indexes if steps[i][0] in CREATE_OPS]
-        if len(deleted) != 1 or len(created) != 1:
+        if len(deleted) != 1 or len(created) > 1:
             continue
-        old, new = steps[deleted[0]][2], steps[created[0]][2]
+        old = steps[deleted[0]][2]
+        new = steps[created[0]][2] if created else held.get((owner, store))
+        if new is None or _base_urn(new) == _base_urn(old):
+            continue
+        if not any(_type_name({"urn": _base_urn(side)}) in b.KINDS for side in (old, new)):
+            continue  # two per-tenant resources (a reshard interrupted): the delete guard refuses it, no move
         update = {
             "op": "update",
             "urn": new.get("urn"),
@@ -540,7 +572,7 @@ def _moves(
             "newState": new.get("newState"),
         }
         moves.append((store, update))
-        moved.update((deleted[0], created[0]))
+        moved.update((deleted[0], *created))
     return [s for i, s in enumerate(steps) if i not in moved], moves
 
 
@@ -558,7 +590,7 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
         if _type_name(step) == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
         tenant_steps += _tenant_steps(step)
-    kept, moves = _moves(tenant_steps)
+    kept, moves = _moves(tenant_steps, _holders(document))
     for own, store, tenant in kept:
         rows.update(_owner_rows(tenant, own, store, default_environment))
     for store, update in moves:

@@ -156,3 +156,65 @@ def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
         ),
     ]
     run_steps(project, stack, steps, "a move to buckets, between counts, and back")
+
+
+PROVIDER = "urn:pulumi:dev::tenant-secrets::pulumi:providers:tenant-secrets::tenant-secrets"
+BUCKET = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:{component}$tenant-secrets:index:{kind}::{name}"
+
+
+def test_a_move_stopped_after_its_creates_is_finished_by_the_next_up(project: Project, master_key: str) -> None:
+    """The state a move leaves when it stops after the buckets' creates and before the engine's deletes (the
+    checkpoint records each step as it completes), made without a kill: an `up` targeted at the buckets and the
+    stack's provider, which runs their creates and no delete. The state then holds both layouts; the next `up`
+    only forgets the per-tenant resources. Neither run writes either store."""
+    project.write_tenants(tenants_file())
+    stack = project.stack("dev")
+    configure(
+        stack,
+        master_keys={"v1": master_key},
+        secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name, 1)} for name in TENANTS},
+    )
+    seen: dict[str, Any] = {}
+    buckets = [
+        BUCKET.format(component=component, kind=kind, name=f"bucket-{n:04d}-{store}")
+        for n in sorted(assign(TENANTS, 2))
+        for component, kind, store in (
+            ("InfisicalSecrets", "InfisicalBucket", "infisical"),
+            ("DatabaseSecrets", "DatabaseBucket", "database"),
+        )
+    ]
+
+    def recorded(project: Project, stack: auto.Stack) -> None:
+        seen["stores"] = stores(project)
+
+    def creates_only(project: Project) -> None:
+        project.stack("dev").set_config("tenant-secrets:buckets", auto.ConfigValue("2"))
+        project.infisical.reset_counts()
+        stopped = project.up(project.stack("dev"), target=[PROVIDER, *buckets])
+        assert {str(op): n for op, n in (stopped.summary.resource_changes or {}).items() if str(op) != "same"} == {
+            "create": 4,
+            "update": 1,
+        }
+        assert project.infisical.writes() == 0
+
+    def both_layouts(project: Project, stack: auto.Stack) -> None:
+        assert kinds(stack) == {"InfisicalFolder": 5, "DatabaseTenant": 5, "InfisicalBucket": 2, "DatabaseBucket": 2}
+        assert stores(project) == seen["stores"], "the stopped move wrote a store"
+
+    def finished(project: Project, stack: auto.Stack) -> None:
+        assert kinds(stack) == {"InfisicalBucket": 2, "DatabaseBucket": 2}
+        assert stores(project) == seen["stores"], "finishing the move wrote a store"
+
+    steps = [
+        Step("one resource per tenant and store", check=recorded),
+        Step("buckets: 2, the move stopped after its creates", by_hand=creates_only, up=False, check=both_layouts),
+        Step(
+            "the next up: the plan says move; the per-tenant resources are forgotten, nothing deleted",
+            plan=moves(list(TENANTS)),
+            changes={"delete": 10},
+            writes=0,
+            check=finished,
+        ),
+        Step("then nothing is left to change", preview={}, up=False),
+    ]
+    run_steps(project, stack, steps, "a move stopped after its creates")

@@ -166,3 +166,17 @@ def test_a_key_changed_with_the_move_is_its_own_row_and_a_tenant_gone_is_still_d
     ]
     comment = render_markdown(plan)
     assert "**1 secret(s) would be deleted:**" in comment and "2 tenant(s) move" in comment
+
+
+def test_a_move_whose_creates_ran_before_shows_as_moves_and_a_stray_per_tenant_twin_does_not() -> None:
+    """The deletes of a move that stopped after its creates: the bucket is `same`, it holds the tenants."""
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    held = {"op": "same", "urn": URN + "bucket-0000-database", "newState": {"inputs": bucket(news)}}
+    plan = parse_preview({"steps": [held, own_delete("acme", BEFORE["acme"])]}, "dev")
+    assert [(r.owner, r.key, r.action) for r in plan.rows] == [("acme", "-", "move")]
+    twin = {"op": "same", "urn": f"{OWN_URN}acme-database", "newState": {"inputs": rows("acme", BEFORE["acme"])}}
+    stray = own_delete("acme", BEFORE["acme"]) | {
+        "urn": f"urn:pulumi:dev::tenant-secrets::{OWN_URN.split('$')[-1]}acme-database"
+    }
+    found = parse_preview({"steps": [twin, stray]}, "dev").rows
+    assert [(r.owner, r.key, r.action) for r in found] == [("acme", "API_KEY", "delete"), ("acme", "PLAN", "delete")]
