@@ -176,7 +176,7 @@ def test_a_move_whose_creates_ran_before_shows_as_moves_and_a_stray_per_tenant_t
     assert [(r.owner, r.key, r.action) for r in plan.rows] == [("acme", "-", "move")]
     twin = {"op": "same", "urn": f"{OWN_URN}acme-database", "newState": {"inputs": rows("acme", BEFORE["acme"])}}
     stray = own_delete("acme", BEFORE["acme"]) | {
-        "urn": f"urn:pulumi:dev::tenant-secrets::{OWN_URN.split('$')[-1]}acme-database"
+        "urn": f"urn:pulumi:dev::tenant-secrets::{OWN_URN.rsplit('$', maxsplit=1)[-1]}acme-database"
     }
     found = parse_preview({"steps": [twin, stray]}, "dev").rows
     assert [(r.owner, r.key, r.action) for r in found] == [("acme", "API_KEY", "delete"), ("acme", "PLAN", "delete")]
