@@ -62,6 +62,8 @@ VERSION = "0.1.0"
 THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
 """Infisical calls at once (default 64): at least the `--parallel` the deploy runs `pulumi up` with."""
 DATABASE_THREADS = 4
+QUIET = 10.0
+"""Seconds without a `Check` after which a bucket waiting for another bucket's `Check` stops waiting."""
 """Database calls at once: one connection each, per stack (16 shards applied at once hold 64)."""
 
 _STORES: dict[str, str | None] = {
@@ -149,6 +151,10 @@ class TenantSecretsProvider(p.Provider):
         self._run_declarations = deletes.RunDeclarations()
         self._moving = False
         """Whether this run moves the stack's tenants between layouts (its bucket count changed)."""
+        self._count: int | None = None
+        """The stack's bucket count in this run (the provider's input), None without buckets."""
+        self._last_check = 0.0
+        """When the last `Check` of this run arrived (the event loop's clock)."""
 
     def _bucket(self, urn: str) -> BucketProvider | None:
         """The bucket provider of a bucket's URN (tenant_secrets/engine/buckets.py); None for another type."""
@@ -197,6 +203,8 @@ class TenantSecretsProvider(p.Provider):
                 "explicit provider (components/resources.py stack_provider), never a default one"
             )
         _refuse_unfinished_reshard(request.args, request.args)
+        count = request.args.get(c.PROVIDER_BUCKETS)
+        self._count = int(str(count.value)) if count is not None and count.value else None
         for provider in self._providers.values():
             if isinstance(provider, providers.StackConfigured):
                 provider.use_stack(stack.value)
@@ -207,6 +215,7 @@ class TenantSecretsProvider(p.Provider):
         return p.DiffResponse(changes=False)
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
+        self._last_check = asyncio.get_running_loop().time()
         news = plain_map(request.new_inputs)
         bucket = self._bucket(request.urn)
         if bucket is not None:
@@ -265,11 +274,33 @@ class TenantSecretsProvider(p.Provider):
         bucket = self._bucket(request.urn)
         if bucket is not None:
             judge = self._judge(request.urn, _type_name(request.urn), each=True)
+            await self._await_new_buckets(request.urn, olds, news)
             outs = await bucket.update(request.urn, olds, news, judge, moving=self._moving)
             return p.UpdateResponse(properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.update, request.resource_id, olds, news)
         return p.UpdateResponse(properties=wrap_map(result.outs or {}))
+
+    async def _await_new_buckets(self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> None:
+        """Before a bucket judges the tenants that left it: wait until the program's `Check` of each one's bucket
+        under this run's count has arrived, when that is another bucket (a bucket count change), so that the
+        delete guard sees it holding the tenant and forgets it instead of deleting it. The engine may update
+        this bucket before it has checked a bucket the program declares later; it checks every resource before
+        it deletes any, but a tenant leaving a bucket is judged in the bucket's update. The wait ends at that
+        `Check`, or once no `Check` has arrived for :data:`QUIET` seconds (the program declared everything:
+        then no resource of this run holds the tenant in this store, and it is judged as ever)."""
+        if not self._count:
+            return
+        kind = b.KINDS[_type_name(urn)]
+        prefix, name = urn.rsplit("::", 1)
+        waiting = {
+            f"{prefix}::{home}"
+            for owner in set(b.entries(olds)) - set(b.entries(news))
+            if (home := b.resource_name(b.bucket_of(owner, self._count), kind.store)) != name
+        }
+        loop = asyncio.get_running_loop()
+        while waiting - self._run_declarations.checked and loop.time() - self._last_check < QUIET:
+            await asyncio.sleep(0.05)
 
     async def read(self, request: p.ReadRequest) -> p.ReadResponse:
         """`pulumi refresh`: what the store holds now, recorded as outputs; the inputs stay the program's."""

@@ -293,3 +293,41 @@ def test_the_guard_forgets_a_tenant_between_buckets_and_per_tenant_resources_of_
     assert back.action == "forget" and "acme-infisical" in back.reason
     # bravo's own resource, gone when the stack moved to buckets
     assert deletes.judge(own, c.INFISICAL_FOLDER, props, run, destroying=False).action == "forget"
+
+
+def test_a_bucket_waits_for_the_check_of_a_tenants_new_bucket_before_judging_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bucket count change: the engine may update bucket 1 before the program's later bucket is checked. The
+    tenant that left is judged once its new bucket's `Check` arrived: forgotten, nothing deleted. Without that
+    `Check` (its store dropped, no other tenant in its new bucket), it is judged as ever once the run is quiet."""
+    member = Recording()
+    monkeypatch.setitem(plugin._PROVIDERS, c.INFISICAL_FOLDER, lambda: member)
+    monkeypatch.setattr(plugin, "QUIET", 0.3)
+    count = 4
+    mover = next(o for o in OWNERS if b.bucket_of(o, count) != 1)
+    home = BUCKET_URN.replace("bucket-0001", f"bucket-{b.bucket_of(mover, count):04d}")
+    stayers = bucket({owner: tenant_inputs(owner) for owner in OWNERS if owner != mover})
+    registry = f"{STACK}tenant-secrets:index:Registry::registry"
+
+    async def a_run(new_bucket_checked: bool) -> None:
+        provider = plugin.TenantSecretsProvider()
+        stack = plugin.wrap_map({c.PROVIDER_STACK: "dev", c.PROVIDER_BUCKETS: str(count)})
+        await provider.configure(p.ConfigureRequest({}, stack, accept_secrets=True, accept_resources=False))
+        await provider.check(p.CheckRequest(registry, {}, plugin.wrap_map({c.OWNERS: list(OWNERS)}), b""))
+        await provider.check(p.CheckRequest(BUCKET_URN, plugin.wrap_map(inputs()), plugin.wrap_map(stayers), b""))
+        update = p.UpdateRequest(
+            BUCKET_URN, "bucket-0001-infisical", plugin.wrap_map(state()), plugin.wrap_map(stayers), 60, [], False
+        )
+        updating = asyncio.ensure_future(provider.update(update))
+        await asyncio.sleep(0.1)
+        assert not updating.done()  # waiting for the mover's new bucket
+        if new_bucket_checked:
+            moved_in = plugin.wrap_map(bucket({mover: tenant_inputs(mover)}))
+            await provider.check(p.CheckRequest(home, {}, moved_in, b""))
+        await updating
+
+    asyncio.run(a_run(new_bucket_checked=True))
+    assert member.calls == []  # forgotten
+    asyncio.run(a_run(new_bucket_checked=False))
+    assert member.calls == [("delete", mover)]  # its store dropped: deleted, as without buckets
