@@ -62,9 +62,9 @@ VERSION = "0.1.0"
 THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
 """Infisical calls at once (default 64): at least the `--parallel` the deploy runs `pulumi up` with."""
 DATABASE_THREADS = 4
+"""Database calls at once: one connection each, per stack (16 shards applied at once hold 64)."""
 QUIET = 10.0
 """Seconds without a `Check` after which a bucket waiting for another bucket's `Check` stops waiting."""
-"""Database calls at once: one connection each, per stack (16 shards applied at once hold 64)."""
 
 _STORES: dict[str, str | None] = {
     c.INFISICAL_FOLDER: "infisical",
