@@ -14,7 +14,8 @@ reads and deletes it. What the bucket adds:
   resource of the old layout.
 - The tenants of one bucket are written concurrently in the store's pool, so that Infisical folder writes
   in flight still share batch upserts (decision 0037), and a bucket costs no more requests than its
-  tenants' own resources did.
+  tenants' own resources did. A store whose provider can write several tenants together
+  (:class:`WritesTogether`, the database's: one transaction) gets them all in one call.
 - A failure of some tenants does not lose the others: :class:`PartialFailure` carries the bucket's outputs,
   the failed tenants at their old outputs (or absent, if new), and one line per failed tenant; the plugin
   reports it as the engine's partial failure, which records those outputs, so the next `up` writes the
@@ -33,7 +34,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pulumi.dynamic import ResourceProvider
 
@@ -46,6 +47,18 @@ from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff, p
 _T = TypeVar("_T")
 Judge = Callable[[str, Mapping[str, Any]], Verdict]
 """The delete guard's verdict on one tenant's store entry, given its subdomain and its outputs."""
+
+
+Write = tuple[Mapping[str, Any] | None, Mapping[str, Any]]
+"""One tenant's write: its old outputs (None: a create) and its new properties."""
+
+
+@runtime_checkable
+class WritesTogether(Protocol):
+    """A per-tenant provider that writes several tenants in one call (components/providers.py
+    DatabaseTenantProvider.write_many): each tenant's new outputs, or the error that is its own failure."""
+
+    def write_many(self, writes: Mapping[str, Write]) -> dict[str, dict[str, Any] | Exception]: ...
 
 
 class PartialFailure(Exception):
@@ -96,7 +109,7 @@ class BucketProvider:
             return f"{self._kind.store}: {err}"
         return f"{owner}, {self._kind.store}: {''.join(traceback.format_exception(err)).strip()}"
 
-    async def _each(self, calls: Mapping[str, Callable[[], _T]]) -> tuple[dict[str, _T], dict[str, BaseException]]:
+    async def _each(self, calls: Mapping[str, Callable[[], _T]]) -> tuple[dict[str, _T], dict[str, Exception]]:
         """Every call at once in the store's pool: the results and the failures, by subdomain."""
         loop = asyncio.get_running_loop()
         owners = list(calls)
@@ -104,7 +117,7 @@ class BucketProvider:
             *(loop.run_in_executor(self._pool, calls[owner]) for owner in owners), return_exceptions=True
         )
         done: dict[str, _T] = {}
-        failed: dict[str, BaseException] = {}
+        failed: dict[str, Exception] = {}
         for owner, result in zip(owners, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):  # cancelled, interrupted: not a tenant's failure
@@ -113,6 +126,30 @@ class BucketProvider:
             else:
                 done[owner] = result
         return done, failed
+
+    async def _write(
+        self, writes: Mapping[str, Write], *, moving: bool = False
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
+        """Each tenant's create (or adoption, ``moving``) or update: the new outputs and the failures, by
+        subdomain. Together in one call of the store's pool when the member writes several tenants at once (its
+        creates adopt equal rows), else each in its own."""
+        if not writes:
+            return {}, {}
+        member = self._member
+        if isinstance(member, WritesTogether):
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(self._pool, member.write_many, writes)
+            done = {owner: outs for owner, outs in results.items() if not isinstance(outs, Exception)}
+            return done, {owner: err for owner, err in results.items() if isinstance(err, Exception)}
+
+        create = self._creator(moving)
+
+        def one(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+            result = create(dict(new)) if old is None else member.update("", dict(old), dict(new))
+            return dict(result.outs or {})
+
+        calls = {owner: functools.partial(one, old, new) for owner, (old, new) in writes.items()}
+        return await self._each(calls)
 
     def _split(self, props: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         try:
@@ -172,10 +209,10 @@ class BucketProvider:
         """Every tenant's create (or adoption, ``moving``), at once; a failed tenant is left out of the outputs
         (:class:`PartialFailure`)."""
         shared, resource_id = b.shared_of(self._kind, props), bucket_id(urn)
-        create = self._creator(moving)
-        calls = {owner: functools.partial(create, tenant) for owner, tenant in self._split(props).items()}
-        done, failed = await self._each(calls)
-        outputs = b.join(self._kind, {owner: dict(result.outs or {}) for owner, result in done.items()}, shared)
+        done, failed = await self._write(
+            {owner: (None, tenant) for owner, tenant in self._split(props).items()}, moving=moving
+        )
+        outputs = b.join(self._kind, done, shared)
         if failed:
             raise PartialFailure(resource_id, outputs, [self._reason(o, e) for o, e in sorted(failed.items())])
         return resource_id, outputs
@@ -189,15 +226,13 @@ class BucketProvider:
         kind = self._kind
         old_tenants, new_tenants = self._split(olds), self._split(news)
         outputs = dict(old_tenants)
-        calls: dict[str, Callable[[], Any]] = {}
-        create = self._creator(moving)
+        writes: dict[str, Write] = {}
         for owner, tenant in new_tenants.items():
             old = old_tenants.get(owner)
-            if old is None:
-                calls[owner] = functools.partial(create, tenant)
-            elif self._member.diff("", old, tenant).changes is not False:
-                calls[owner] = functools.partial(self._member.update, "", old, tenant)
+            if old is None or self._member.diff("", old, tenant).changes is not False:
+                writes[owner] = (old, tenant)
         reasons: dict[str, str] = {}
+        deletes: dict[str, Callable[[], Any]] = {}
         for owner, old in old_tenants.items():
             if owner in new_tenants:
                 continue
@@ -207,13 +242,14 @@ class BucketProvider:
             elif verdict.action == "forget":
                 outputs.pop(owner)
             else:
-                calls[owner] = functools.partial(self._member.delete, "", old)
-        done, failed = await self._each(calls)
-        for owner, result in done.items():
-            if owner in new_tenants:
-                outputs[owner] = dict(result.outs or {})
-            else:
-                outputs.pop(owner, None)
+                deletes[owner] = functools.partial(self._member.delete, "", old)
+        (written, write_failed), (deleted, delete_failed) = await asyncio.gather(
+            self._write(writes, moving=moving), self._each(deletes)
+        )
+        outputs |= written
+        for owner in deleted:
+            outputs.pop(owner, None)
+        failed = write_failed | delete_failed
         reasons |= {owner: self._reason(owner, err) for owner, err in failed.items()}
         recorded = b.join(kind, outputs, b.shared_of(kind, news))
         if reasons:

@@ -571,6 +571,60 @@ class DatabaseTenantProvider(StackConfigured):
         lets through only the deletes it was told to make (tenant_secrets/engine/deletes.py)."""
         self._delete_all(props[c.COMPANY_ID], props, _owned_keys(props))
 
+    def write_many(
+        self, writes: Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any]]]
+    ) -> dict[str, dict[str, Any] | Exception]:
+        """Several tenants' creates (old outputs None) and updates, as `create` and `update` would make them, in
+        one `store.apply_tenants` transaction, the companies not given looked up (or made) in one query: the
+        statements are one bucket's, not one set per tenant (docs/decisions/0053-tenants-per-resource.md).
+        That takes the tenants whose company is found and whose values resolve; a tenant that cannot join it
+        (no company, its decommission, a value that does not resolve), and every tenant when the transaction
+        fails (it wrote nothing), is written alone by `create` or `update`, so that a failure is that tenant's
+        own line. Returns each tenant's new outputs, or the error of its write."""
+        given = {
+            owner: str(news.get(c.COMPANY_ID) or "") or str((olds or {}).get(c.COMPANY_ID) or "")
+            for owner, (olds, news) in writes.items()
+            if not news[c.DECOMMISSION]
+        }
+        try:
+            found = self._find_companies(
+                {owner: writes[owner][1] for owner, company_id in given.items() if not company_id}
+            )
+        except _expected_errors():
+            found = {}  # each tenant alone says why
+        together: dict[str, tuple[Mapping[str, Any], str, dict[str, str]]] = {}
+        for owner, known in given.items():
+            news, company_id = writes[owner][1], known or found.get(owner, "")
+            if not company_id:
+                continue
+            try:
+                together[owner] = (news, company_id, self._values(news))
+            except _expected_errors():
+                continue  # written alone, whose error says it in one line
+        if together:
+            settings = self._store(next(iter(together.values()))[0])
+            changes = {
+                company_id: store.TenantChange(values, list(news.get(c.DECOMMISSIONED, [])))
+                for news, company_id, values in together.values()
+            }
+            try:
+                store.apply_tenants(_database(), settings, changes, self._keyring())
+            except (store.StoreError, store.KeyringError, psycopg.Error):
+                together = {}  # rolled back: each tenant alone finds whose write fails (and says it in its line)
+        results: dict[str, dict[str, Any] | Exception] = {
+            owner: self._outputs(news, company_id, news[c.DECLARED_FINGERPRINTS])
+            for owner, (news, company_id, _) in together.items()
+        }
+        for owner, (olds, news) in writes.items():
+            if owner in results:
+                continue
+            try:
+                result = self.create(dict(news)) if olds is None else self.update("", dict(olds), dict(news))
+                results[owner] = dict(result.outs or {})
+            except Exception as err:  # each tenant's failure is its own, reported by the bucket
+                results[owner] = err
+        return results
+
     def _delete_all(self, company_id: str, props: Mapping[str, Any], keys: Collection[str] | None) -> None:
         """The company's rows of ``keys``, or every row of it when None (the tenant is decommissioned);
         nothing to do when the company itself is gone. On destroy ``keys`` are those tenants.yaml owns: every
@@ -588,14 +642,22 @@ class DatabaseTenantProvider(StackConfigured):
         if company_id:
             return company_id
         owner = props[c.OWNER]
-        conn, settings = _database(), self._store(props)
-        if settings.create_companies_table:
-            ids = store.ensure_companies(conn, settings, {owner: (None, props.get(c.COMPANY_NAME))})
-        else:
-            ids = store.lookup_companies(conn, settings, [owner])
+        ids = self._find_companies({owner: props})
         if owner not in ids:
             raise store.CompanyNotFoundError([owner])
         return ids[owner]
+
+    def _find_companies(self, tenants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        """The company ids of tenants with none given, by subdomain, in one query: looked up, or (the demo)
+        created. A tenant whose company does not exist is left out."""
+        if not tenants:
+            return {}
+        conn, settings = _database(), self._store(next(iter(tenants.values())))
+        if settings.create_companies_table:
+            return store.ensure_companies(
+                conn, settings, {owner: (None, props.get(c.COMPANY_NAME)) for owner, props in tenants.items()}
+            )
+        return store.lookup_companies(conn, settings, list(tenants))
 
     def _write(self, props: Mapping[str, Any], *, known_company: str) -> dict[str, Any]:
         owner = props[c.OWNER]

@@ -208,6 +208,47 @@ def test_a_failed_tenant_keeps_its_old_outputs_and_the_others_their_new_ones() -
     assert sorted(again.calls) == [("create", "delta"), ("update", "bravo")]
 
 
+class Together(Recording):
+    """Writes several tenants in one call, as the database's provider does (one transaction)."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        super().__init__(failing)
+        self.batches: list[list[str]] = []
+
+    def write_many(
+        self, writes: Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any]]]
+    ) -> dict[str, dict[str, Any] | Exception]:
+        self.batches.append(sorted(writes))
+        results: dict[str, dict[str, Any] | Exception] = {}
+        for owner, (old, new) in writes.items():
+            try:
+                results[owner] = self._written("create" if old is None else "update", dict(new))
+            except providers.ProviderError as err:
+                results[owner] = err
+        return results
+
+
+def test_a_store_that_writes_tenants_together_gets_the_buckets_writes_in_one_call() -> None:
+    member = Together(failing=frozenset({"delta"}))
+    news = bucket(
+        {
+            "acme": tenant_inputs("acme"),
+            "bravo": tenant_inputs("bravo", CHANGED),
+            "charlie-co": tenant_inputs("charlie-co", CHANGED),
+            "delta": tenant_inputs("delta"),
+        }
+    )
+    with pytest.raises(PartialFailure) as failed:
+        run_update(member, state(), news)
+    assert member.batches == [["bravo", "charlie-co", "delta"]]  # the unchanged acme is not written
+    assert failed.value.reasons == ["delta, infisical: the server answered 503"]
+    assert b.split(b.INFISICAL, failed.value.outputs) == {
+        "acme": tenant_outputs("acme"),
+        "bravo": tenant_outputs("bravo", CHANGED),
+        "charlie-co": tenant_outputs("charlie-co", CHANGED),
+    }
+
+
 def test_a_refused_delete_keeps_the_tenant_and_says_why() -> None:
     news = bucket({owner: tenant_inputs(owner) for owner in ("acme", "bravo")})
     with pytest.raises(PartialFailure) as failed:

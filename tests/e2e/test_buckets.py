@@ -1,5 +1,6 @@
 """A stack with `tenant-secrets:buckets` on the real engine, a real PostgreSQL and the local Infisical server
-(issue 29): five tenants in two buckets per store, written and read back as without buckets; a no-op preview;
+(issue 29): five tenants in two buckets per store, written and read back as without buckets, each database
+bucket's rows in one transaction; a no-op preview;
 one changed value that the plan and `pulumi preview --diff` name by tenant, store and key, never by value,
 written by one bucket per store; and a failure of one tenant's rows in a bucket that keeps the other
 tenants' new state, the next `up` writing that tenant only."""
@@ -105,6 +106,13 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
         **{(name, "PLAN"): "pro" for name in TENANTS},
     }
     assert set(bucket_outputs(stack, "bucket-0001-database")) == {"bravo", "delta"}
+    # a database bucket writes its tenants in one transaction: their rows share the writing transaction's id
+    transactions = {
+        bucket: {first[(name, key)][1] for name in members for key in ("STRIPE_SECRET_KEY", "PLAN")}
+        for bucket, members in assign(TENANTS, 2).items()
+    }
+    assert all(len(ids) == 1 for ids in transactions.values()), transactions
+    assert transactions[0] != transactions[1]
 
     # a no-op preview changes nothing
     noop = project.preview(stack)
