@@ -12,6 +12,7 @@ from pulumi.dynamic import CreateResult
 from pulumi.provider.experimental import provider as p
 
 from components import plugin, providers
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.stack import reshard_marker
 
@@ -122,7 +123,8 @@ def test_a_tenants_own_rows_held_by_a_bucket_of_the_run_are_forgotten_not_delete
 
     async def a_move() -> None:
         await provider.check(p.CheckRequest(REGISTRY, {}, props(**{c.OWNERS: ["alpha"], c.DECOMMISSIONED: []}), b""))
-        bucket = props(**{c.TABLE_PREFIX: "", c.TENANTS: {"alpha": {c.DECOMMISSION: False}}})
+        alpha = {"alpha": {c.OWNER: "alpha", c.DECOMMISSION: False}}
+        bucket = props(**b.join(b.DATABASE, alpha, {c.TABLE_PREFIX: ""}))
         await provider.check(p.CheckRequest(BUCKET, {}, bucket, b""))
         await provider.delete(p.DeleteRequest(DECLARED, "fake-company-id", props(**stored), 60))
 

@@ -80,9 +80,10 @@ def in_buckets(*owners: str, folders: bool = True) -> RunDeclarations:
     """An `up` whose program declares ``owners`` in bucket 0 of each store (the stack moved to buckets)."""
     run = RunDeclarations()
     run.saw(REGISTRY, c.REGISTRY, {c.OWNERS: list(owners), c.DECOMMISSIONED: []})
-    run.saw(ROWS_BUCKET, c.DATABASE_BUCKET, {c.TENANTS: {key: {} for key in owners}})
+    tenants = {owner: {c.OWNER: owner, c.DECOMMISSION: False} for owner in owners}
+    run.saw(ROWS_BUCKET, c.DATABASE_BUCKET, b.join(b.DATABASE, tenants, {c.TABLE_PREFIX: ""}))
     if folders:
-        run.saw(FOLDERS_BUCKET, c.INFISICAL_BUCKET, {c.TENANTS: {key: {} for key in owners}})
+        run.saw(FOLDERS_BUCKET, c.INFISICAL_BUCKET, b.join(b.INFISICAL, tenants, {c.ENVIRONMENT: "prod"}))
     return run
 
 
@@ -120,4 +121,3 @@ def test_a_tenant_still_in_its_own_bucket_is_not_forgotten() -> None:
     """The bucket's own URN holds the tenant: a delete of it there is no move."""
     refused = judge(f"{ROWS_BUCKET}/alpha", c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False)
     assert refused.action == "refuse" and "still declares it" in refused.reason
-    assert b.KINDS[c.DATABASE_BUCKET].member_type == c.DATABASE_TENANT
