@@ -186,18 +186,15 @@ def test_an_encoded_subdomain_is_refused_unless_the_tenant_is_decommissioned() -
 def test_a_subdomain_that_reads_as_a_company_id_is_refused_unless_the_tenant_is_decommissioned() -> None:
     """Issue 26, item 6: the reader takes UUID text as a company id, so a tenant so named would stand in for it."""
     acme = "3f2b8c1e-9d4a-4e6b-8a1f-2c7d5e9b0a14"  # another company's id, as text
-    text = (
-        HEAD
-        + (
-            "tenants:\n"
-            "  - subdomain: acme\n"
-            f"  - subdomain: {acme}\n"  # 7
-            f"  - subdomain: {acme.replace('-', '')}\n"  # hyphens dropped: uuid.UUID and PostgreSQL read it the same
-            "  - subdomain: 3f2b-8c1e-9d4a-4e6b-8a1f-2c7d-5e9b-0a14\n"  # PostgreSQL's groups of four
-            "  - subdomain: deadbeef-cafe\n"  # hex, but not 32 digits: a name
-            f"  - subdomain: 0x{acme.replace('-', '')[2:]}\n"  # 11: Python's int takes a 0x prefix, and so do the readers
-            f"  - subdomain: 0-x{acme.replace('-', '')[2:]}\n"  # hyphens dropped first: 0x again
-        )
+    text = HEAD + (
+        "tenants:\n"
+        "  - subdomain: acme\n"
+        f"  - subdomain: {acme}\n"  # 7
+        f"  - subdomain: {acme.replace('-', '')}\n"  # hyphens dropped: uuid.UUID and PostgreSQL read it the same
+        "  - subdomain: 3f2b-8c1e-9d4a-4e6b-8a1f-2c7d-5e9b-0a14\n"  # PostgreSQL's groups of four
+        "  - subdomain: deadbeef-cafe\n"  # hex, but not 32 digits: a name
+        f"  - subdomain: 0x{acme.replace('-', '')[2:]}\n"  # 11: Python's int takes a 0x prefix, and so do the readers
+        f"  - subdomain: 0-x{acme.replace('-', '')[2:]}\n"  # hyphens dropped first: 0x again
     )
     found = issues(text)
     assert [(i.line, i.column, i.field) for i in found] == [
