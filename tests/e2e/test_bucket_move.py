@@ -18,7 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets.engine.buckets import assign
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown
 from tests.e2e.conftest import Project, configure
 from tests.e2e.steps import BATCH, Step, folder, resources, run_steps, with_error
 
@@ -101,6 +101,14 @@ def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
 
         return check
 
+    def the_comment_says_move(project: Project, stack: auto.Stack) -> None:
+        """What the reviewer reads in the pull request: every tenant moves, nothing is deleted."""
+        status, document, output = project.preview_json(stack)
+        assert status == 0 and document is not None, output
+        comment = render_markdown(parse_preview(document, "dev"))
+        assert "**5 tenant(s) move to other resources of this stack" in comment, comment
+        assert "would be deleted" not in comment and "**delete**" not in comment, comment
+
     def created_folders(project: Project, stack: auto.Stack) -> None:
         """The per-tenant resources after two moves still record that this stack made each folder."""
         own = [r for r in resources(stack).values() if str(r["type"]).endswith(":InfisicalFolder")]
@@ -113,6 +121,7 @@ def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
             "buckets: 2; the plan says every tenant moves, no key is deleted; the up writes neither store",
             settings={"buckets": "2"},
             plan=moves(list(TENANTS)),
+            before=the_comment_says_move,
             changes={"create": 4, "delete": 10, "update": 1},  # the update: the provider's bucket count
             writes=0,
             check=laid_out(0, 2),
