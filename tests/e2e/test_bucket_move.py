@@ -8,7 +8,7 @@ the engine forgets the per-tenant resources: no write request reaches Infisical,
 and no row's ciphertext, version, `updated_at` or `xmin` (any write of a row changes it) changes; the next
 preview is all `same`. A changed value is then written as ever. 2 -> 3 buckets, and the setting removed, move
 the same way. After the way back, a tenant decommissioned still has its folder deleted: the stack made it
-(`created_folder` survived two moves)."""
+(`created_folder` survived two moves). A move stopped after its creates is finished by the next `up`."""
 
 from __future__ import annotations
 
