@@ -6,7 +6,10 @@
 - `naive`: bench/naive, one resource per secret over the same tenants.yaml and values.
 - `floor-b<B>` (`--buckets`, issue 29): the floor with B tenants per resource on average, in a fixed
   set of buckets per stack and store (bench/buckets.py); `floor-b1` is one resource per tenant and
-  store of the same shape; `floor-b<B>-packed` carries each tenant's keys as one string instead of maps.
+  store of the same shape; `floor-b<B>-packed` carries each tenant's entry as one JSON string, as the
+  product does (tenant_secrets/engine/buckets.py), instead of maps.
+- `ours-b<B>` (`--buckets <B>-ours`): `ours` with the stack setting `tenant-secrets:buckets`, B tenants
+  per resource on average (decision 0053).
 
 Each design knows how to lay out its project, configure its stack, write its input for a size (and
 for the "change one value" edit), and make the master key rotation.
@@ -161,6 +164,32 @@ class Ours(Design):
         stack.set_config(f"{ns}:activeKeyVersion", auto.ConfigValue("2"))
 
 
+class BucketedOurs(Ours):
+    """`ours` with B tenants per resource (the design's name, `ours-b<B>`): the stack setting
+    `tenant-secrets:buckets` is set once, at the first input written (`ceil(tenants / B)`), and kept for every
+    later step, as BucketedFloor keeps its count and as a stack's setting is meant to be kept (decision 0053):
+    the added tenant joins an existing bucket."""
+
+    _stack: auto.Stack | None = None
+    _buckets: int | None = None
+
+    @property
+    def per_bucket(self) -> int:
+        return bucket_design(self.name) or 1
+
+    def configure(self, stack: auto.Stack) -> None:
+        super().configure(stack)
+        self._stack = stack
+
+    def write_input(self, count: int, *, changed: bool) -> None:
+        if self._buckets is None:
+            if self._stack is None:
+                raise RuntimeError(f"{self.name}: the stack is not created yet, so its buckets cannot be set")
+            self._buckets = bucket_count(count, self.per_bucket)
+            self._stack.set_config("tenant-secrets:buckets", auto.ConfigValue(str(self._buckets)))
+        super().write_input(count, changed=changed)
+
+
 class Naive(Design):
     project_name = "bench-naive"
 
@@ -255,21 +284,36 @@ DESIGNS: dict[str, type[Design]] = {"floor": Floor, "ours": Ours, "naive": Naive
 
 PACKED = "-packed"
 PLUGIN = "-plugin"
+FLOOR_BUCKETS = "floor-b"
+OURS_BUCKETS = "ours-b"
 
 
 def bucket_design(name: str) -> int | None:
-    """B for a design named `floor-b<B>`, with `-packed`, `-plugin` or `-packed-plugin` after it (B at least 1),
-    else None."""
-    prefix = "floor-b"
-    name = name.removesuffix(PLUGIN).removesuffix(PACKED)
-    if name.startswith(prefix) and name[len(prefix) :].isdigit() and int(name[len(prefix) :]) >= 1:
-        return int(name[len(prefix) :])
-    return None
+    """B for a design named `floor-b<B>` (with `-packed`, `-plugin` or `-packed-plugin` after it) or `ours-b<B>`,
+    B at least 1; else None."""
+    if name.startswith(OURS_BUCKETS):
+        rest = name[len(OURS_BUCKETS) :]
+    else:
+        name = name.removesuffix(PLUGIN).removesuffix(PACKED)
+        if not name.startswith(FLOOR_BUCKETS):
+            return None
+        rest = name[len(FLOOR_BUCKETS) :]
+    return int(rest) if rest.isascii() and rest.isdigit() and int(rest) >= 1 else None
+
+
+def bucket_design_name(value: str) -> str:
+    """The design an item of `--buckets` means: `64` and `64-packed` the floor's (`floor-b64`, `floor-b64-packed`),
+    `64-ours` ours (`ours-b64`)."""
+    if value.endswith("-ours"):
+        return f"{OURS_BUCKETS}{value.removesuffix('-ours')}"
+    return f"{FLOOR_BUCKETS}{value}"
 
 
 def design_class(name: str) -> type[Design] | None:
-    """The design a name on the command line means: one of DESIGNS, or the floor with buckets."""
-    return BucketedFloor if bucket_design(name) is not None else DESIGNS.get(name)
+    """The design a name on the command line means: one of DESIGNS, or the floor or ours with buckets."""
+    if bucket_design(name) is None:
+        return DESIGNS.get(name)
+    return BucketedOurs if name.startswith(OURS_BUCKETS) else BucketedFloor
 
 
 def toolchain_path() -> str:

@@ -263,19 +263,31 @@ def render(document: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+BUCKET_PREFIXES = {"floor-b": "", "ours-b": " ours"}
+"""The designs with buckets (bench/designs.py) and how their B column reads: `64`, `64 packed plugin`, `64 ours`."""
+
+
+def bucket_label(design: str) -> str | None:
+    """A design's B column in the buckets table (`ours-b64`: `64 ours`); None for a design without buckets."""
+    for prefix, suffix in BUCKET_PREFIXES.items():
+        if design.startswith(prefix):
+            return design[len(prefix) :].replace("-", " ") + suffix
+    return None
+
+
 def render_buckets(documents: list[Mapping[str, Any]]) -> str:
-    """The floor with buckets (issue 29): per size, B and step, the median over every run given.
+    """The floor and ours with buckets (issue 29): per size, B and step, the median over every run given.
 
     Several documents are repeated runs: each figure is the median of that step's runs (wall and engine
-    CPU in s, the peak memory of the engine's process tree, the state file), with the engine's
-    operations of the last run. Empty when no document has a `floor-b<B>` design.
+    CPU in s, the peak memory of the engine's process tree, the state file), with the Infisical requests,
+    SQL statements and round trips, and the engine's operations, of the last run (the floor's are 0). Empty
+    when no document has a `floor-b<B>` or `ours-b<B>` design.
     """
     runs: dict[tuple[int, str, str], list[Mapping[str, Any]]] = {}
     for document in documents:
         for s in document["steps"]:
-            design = str(s["design"])
-            if design.startswith("floor-b"):
-                label = design[len("floor-b") :].replace("-", " ")  # "64 packed plugin"
+            label = bucket_label(str(s["design"]))
+            if label is not None:
                 runs.setdefault((s["tenants"], label, s["step"]), []).append(s)
     if not runs:
         return ""
@@ -293,6 +305,7 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
         return count, int(label.split()[0]), label, order.index(step)
 
     for (count, per_bucket, step), figures in sorted(runs.items(), key=lambda kv: position(kv[0])):
+        api, sql = _work(figures[-1])
         rows.append(
             [
                 str(count),
@@ -303,8 +316,22 @@ def render_buckets(documents: list[Mapping[str, Any]]) -> str:
                 _num(median(figures, lambda f: f["cpu_s"]["engine"])),
                 _num(median(figures, lambda f: f["memory"]["peak_tree_mib"]), 0),
                 _num(median(figures, lambda f: f["state_bytes"]) / 1024, 0),
+                api,
+                sql,
                 _ops(figures[-1]) if step != "noop_preview" else f"same {figures[-1]['engine_ops'].get('same', 0)}",
             ]
         )
-    header = ["N", "B", "step", "runs", "wall s", "engine CPU s", "peak MiB", "state KiB", "engine ops"]
-    return "### The floor with B tenants per resource (medians)\n\n" + _table(header, rows)
+    header = [
+        "N",
+        "B",
+        "step",
+        "runs",
+        "wall s",
+        "engine CPU s",
+        "peak MiB",
+        "state KiB",
+        "API",
+        "SQL stmt / rt",
+        "engine ops",
+    ]
+    return "### The floor and ours with B tenants per resource (medians)\n\n" + _table(header, rows)

@@ -4,6 +4,7 @@
                     [--engine-env PULUMI_SKIP_CHECKPOINTS=true] [--profile ours:100:first_up]
     python -m bench --sizes 1000 --designs floor --buckets 1,16,64,256   # the floor with buckets (issue 29)
     python -m bench --sizes 1000 --designs '' --buckets 64-packed,64-packed-plugin   # served by a plugin, or not
+    python -m bench --sizes 1000 --designs floor-b64-packed-plugin,ours-b64   # ours with buckets, beside its floor
     python -m bench --render bench/results/engine-*.json      # the tables of stored results
 
 For each size N (tenants, 5 secrets each, storage both) and each design, in a fresh stack (file
@@ -43,7 +44,16 @@ from typing import Any
 from pulumi import automation as auto
 
 from bench import report, tenants
-from bench.designs import DESIGNS, REPO, Design, Keys, bucket_design, design_class, toolchain_path
+from bench.designs import (
+    DESIGNS,
+    REPO,
+    Design,
+    Keys,
+    bucket_design,
+    bucket_design_name,
+    design_class,
+    toolchain_path,
+)
 from bench.probe import TICK, MemorySampler, machine_busy_ticks, self_ticks, tree_ticks, wait_quiet
 from bench.profiling import Profiler
 from bench.services import CountingProxy, Infisical, Postgres, infisical_server
@@ -240,14 +250,21 @@ def _versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100", help="comma-separated tenant counts (default 10,100)")
-    parser.add_argument("--designs", default="floor,ours,naive", help="which of floor, ours, naive to run")
+    parser.add_argument(
+        "--designs",
+        default="floor,ours,naive",
+        help="which of floor, ours, naive to run, and designs with buckets by name: floor-b<B>, floor-b<B>-packed, "
+        "floor-b<B>-packed-plugin, ours-b<B> (as --buckets names them)",
+    )
     parser.add_argument(
         "--buckets",
         default="",
         metavar="B,...",
-        help="also run the floor with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a fixed "
-        "bucket count per stack, ceil(N / B), a tenant's bucket sha256(subdomain) mod that count; B-packed packs a "
-        "tenant's keys in one string, B-packed-plugin serves that by a provider plugin (bench/designs.py)",
+        help="also run the floor, or ours, with B tenants per resource on average (issue 29), e.g. 1,16,64,256: a "
+        "fixed bucket count per stack, ceil(N / B) for the first step's N, a tenant's bucket sha256(subdomain) mod "
+        "that count; B-packed packs a tenant's entry in one JSON string as the product does, B-packed-plugin serves "
+        "that by a provider plugin; B-ours is ours with its stack setting tenant-secrets:buckets at that count "
+        "(design ours-b<B>; bench/designs.py)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     parser.add_argument(
@@ -299,17 +316,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sizes = [int(n) for n in args.sizes.split(",") if n]
     designs = [d for d in args.designs.split(",") if d]
-    per_bucket = [f"floor-b{b}" for b in args.buckets.split(",") if b]
-    bad = [name.removeprefix("floor-b") for name in per_bucket if bucket_design(name) is None]
+    items = [b for b in args.buckets.split(",") if b]
+    bad = [item for item in items if bucket_design(bucket_design_name(item)) is None]
     if bad:
         parser.error(
             f"--buckets: {', '.join(bad)}: expected comma-separated whole numbers of at least 1, each with an optional "
-            "-packed, -plugin or -packed-plugin, e.g. 1,16,64,256 or 64-packed,64-packed-plugin"
+            "-packed, -plugin, -packed-plugin or -ours, e.g. 1,16,64,256 or 64-packed,64-packed-plugin,64-ours"
         )
+    per_bucket = [bucket_design_name(item) for item in items]
     designs += per_bucket
     unknown = [d for d in designs if design_class(d) is None]
     if unknown:
-        parser.error(f"unknown design(s) {', '.join(unknown)}; choose from {', '.join(DESIGNS)}")
+        parser.error(
+            f"unknown design(s) {', '.join(unknown)}; choose from {', '.join(DESIGNS)}, floor-b<B>[-packed][-plugin] "
+            "or ours-b<B>"
+        )
 
     root = Path(tempfile.mkdtemp(prefix="tenant-secrets-bench-"))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ from components import providers
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine.deletes import Verdict
-from tenant_secrets.engine.property_diff import PropertyChange, detailed_diff, path
+from tenant_secrets.engine.property_diff import PropertyChange, path
 
 _T = TypeVar("_T")
 Judge = Callable[[str, Mapping[str, Any]], Verdict]
@@ -74,8 +74,9 @@ class PartialFailure(Exception):
 
 @dataclass(frozen=True)
 class BucketDiff:
-    """What a bucket's diff tells the engine: whether it changes, what replaces it, and each changed path
-    (``tenants.<subdomain>.<property>``, or ``tenants.<subdomain>`` for a tenant added or removed)."""
+    """What a bucket's diff tells the engine: whether it changes, what replaces it, and each changed path:
+    ``tenants.<subdomain>`` per tenant added, removed or changed (its entry is one value, which
+    `pulumi preview --diff` decodes to show the properties and keys that changed in it)."""
 
     changes: bool
     replaces: list[str]
@@ -171,8 +172,9 @@ class BucketProvider:
     def diff(self, state: Mapping[str, Any], old_inputs: Mapping[str, Any], news: Mapping[str, Any]) -> BucketDiff:
         """Changed iff some tenant's own diff says so, or a tenant was added or removed, or a bucket-wide
         property changed (which replaces the bucket). ``state`` are the old outputs, ``old_inputs`` the old
-        inputs: a tenant's fingerprints are compared with what the store held at the last write or refresh,
-        its other properties with the old inputs (tenant_secrets/engine/property_diff.py)."""
+        inputs. Whether a tenant changes is its own provider's diff (its fingerprints against what the store held
+        at the last write or refresh); its path ``tenants.<subdomain>`` has the engine show its old inputs against
+        the new ones when those changed, else its recorded outputs (so drift shows under the key it hit)."""
         kind = self._kind
         replaces = [name for name in kind.shared if state.get(name) != news.get(name)]
         detailed = {name: PropertyChange("update", True, True) for name in replaces}
@@ -192,17 +194,11 @@ class BucketProvider:
                 )
             if verdict.changes is False:
                 continue
-            recorded = old_outputs[owner]
-            fingerprints = {c.RECORDED_FINGERPRINTS: recorded[c.RECORDED_FINGERPRINTS]}
-            changes = detailed_diff(
-                old_entries.get(owner, {}),
-                new_entries[owner],
-                recorded=fingerprints if c.RECORDED_FINGERPRINTS in recorded else {},
-            )
-            for name, change in changes.items():
-                detailed[f"{where}.{name}"] = PropertyChange(change.kind, bool(replaces), change.input_diff)
-            if not changes:  # the tenant's entry is as before, but its store must be written (unbound rows, say)
-                detailed[where] = PropertyChange("update", bool(replaces), True)
+            # declared inputs changed: the engine shows the old entry against the new one, the changed keys in it;
+            # else the store differs from them (drift found by a refresh, a failed write, unbound rows): the engine
+            # shows what was recorded against what is declared, the drifted keys in it
+            declared = old_entries.get(owner) != new_entries[owner]
+            detailed[where] = PropertyChange("update", bool(replaces), declared)
         return BucketDiff(bool(detailed), replaces, detailed)
 
     async def create(self, urn: str, props: Mapping[str, Any], *, moving: bool = False) -> tuple[str, dict[str, Any]]:

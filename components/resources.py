@@ -164,14 +164,14 @@ def _rows_inputs(tenant: c.OwnerSecrets, table_prefix: str, fingerprint_key: byt
 
 class _Bucket(PluginResource):
     """Several tenants of one store in one resource (tenant_secrets/engine/buckets.py): input ``tenants``
-    maps each subdomain to its packed entry, what its own resource would have as inputs; the bucket-wide
-    properties (the environment, the table prefix) are the bucket's. Its output ``tenants`` holds, per
-    tenant, what its own resource would have as outputs, packed the same way."""
+    maps each subdomain to its entry, one JSON string of what its own resource would have as inputs; the
+    bucket-wide properties (the environment, the table prefix) are the bucket's. Its output ``tenants`` holds,
+    per tenant, what its own resource would have as outputs, packed the same way."""
 
     DYNAMIC_ALIAS = False
     KIND: ClassVar[b.BucketKind]
 
-    tenants: pulumi.Output[dict[str, dict[str, Any]]]
+    tenants: pulumi.Output[dict[str, str]]
 
     def _register_bucket(
         self,
@@ -187,7 +187,7 @@ class _Bucket(PluginResource):
         """Each tenant's recorded fingerprints, by subdomain: the shape a per-tenant resource's output has."""
         return self.tenants.apply(
             lambda tenants: {
-                owner: b.unpack_map(owner, c.RECORDED_FINGERPRINTS, entry.get(c.RECORDED_FINGERPRINTS))
+                owner: b.unpack(self.KIND, owner, entry, {}).get(c.RECORDED_FINGERPRINTS, {})
                 for owner, entry in (tenants or {}).items()
             }
         )

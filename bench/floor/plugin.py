@@ -9,10 +9,11 @@ into the project's `plugins/` folder and names it in Pulumi.yaml, as bench/provi
 (decision 0038); the program (bench/floor/program.py) declares the registry, the schema and the buckets
 with this package's type tokens.
 
-`diff` names what a reviewer must see, and no more: per tenant of a bucket's `tenants` map,
-`tenants.<subdomain>` when the tenant was added or removed and `tenants.<subdomain>.<property>` for each
-of its properties that changed (the CLI decodes a packed `fingerprints` JSON string and marks the key
-inside it); any other property whole. create and update echo the inputs as outputs; read returns the
+`diff` names what a reviewer must see, and no more: per tenant of a bucket's `tenants` map that was
+added, removed or changed, `tenants.<subdomain>` (the product's paths, components/buckets.py: a packed
+entry is one JSON string, which the CLI decodes, marking the changed key inside it); a tenant entry that
+is an object (the unpacked variant), `tenants.<subdomain>.<property>` per property that changed; any
+other property whole. create and update echo the inputs as outputs; read returns the
 recorded state. Nothing is written anywhere: this is the engine's cost of a plugin, the floor.
 """
 
@@ -52,9 +53,9 @@ def _kind(old: object, new: object) -> p.PropertyDiff:
 def detailed_diff(olds: dict[str, Any], news: dict[str, Any]) -> dict[str, p.PropertyDiff]:
     """Property path -> change: a bucket's tenants entry by entry and property by property, the rest whole.
 
-    A changed tenant is named with the properties that changed, never its unchanged ones, so that a bucket
-    of hundreds of tenants shows one line per change. A path segment is the subdomain as it is (`a-b`):
-    the engine's property paths split on `.` and `[` only.
+    A changed tenant is named, never an unchanged one, so that a bucket of hundreds of tenants shows only the
+    changed tenants; an unpacked entry with the properties that changed. A path segment is the subdomain as it
+    is (`a-b`): the engine's property paths split on `.` and `[` only.
     """
     out: dict[str, p.PropertyDiff] = {}
     for name in sorted(set(olds) | set(news)):

@@ -144,9 +144,9 @@ def bucketed(spec: dict[str, Any]) -> None:
     the stack's fixed bucket count, a tenant in bucket `sha256(subdomain) mod buckets` (bench/buckets.py).
     A bucket's input `tenants` maps each of its tenants to what the project's resource of that tenant
     carries (decision 0034): per key a fingerprint and a source descriptor, never a value, and the
-    bookkeeping inputs. With `packed`, a tenant's fingerprints are one JSON object string and its
-    descriptors another: fewer property values, and `pulumi preview --diff` decodes a JSON string and
-    marks the changed key inside it. With
+    bookkeeping inputs. With `packed`, a tenant's whole entry is one compact JSON string with sorted keys, as
+    the product packs it (tenant_secrets/engine/buckets.py): one property value per tenant, and
+    `pulumi preview --diff` decodes the string and marks the changed key inside it. With
     `fingerprint_salt` set (the rotation step here), every fingerprint changes.
     """
     count, changed = int(spec["tenants"]), bool(spec["changed"])
@@ -163,11 +163,10 @@ def bucketed(spec: dict[str, Any]) -> None:
             index = index_of[owner]
             fingerprints = stand_in_fingerprints(owner + salt, stand_in_values(index, changed))
             common: dict[str, Any] = {"decommission": False, "fingerprints": fingerprints, "sources": sources(index)}
-            if spec.get("packed"):  # one string per tenant for its keys, one for its sources: fewer property values
-                common["fingerprints"] = json.dumps(fingerprints, sort_keys=True, separators=(",", ":"))
-                common["sources"] = json.dumps(common["sources"], sort_keys=True, separators=(",", ":"))
-            folders[owner] = {**common, "path": f"/tenants/{owner}"}
-            rows[owner] = {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}
+            folders[owner] = pack({**common, "path": f"/tenants/{owner}"}, spec)
+            rows[owner] = pack(
+                {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}, spec
+            )
         name = members[0] if spec["buckets"] is None else f"bucket-{bucket:05d}"
         folder = declare(
             spec,
@@ -188,7 +187,7 @@ def bucketed(spec: dict[str, Any]) -> None:
     # the project's components export every tenant's fingerprints: so does the floor, from the buckets
     exported = {
         store: pulumi.Output.all(*parts).apply(
-            lambda maps: {owner: entry["fingerprints"] for m in maps for owner, entry in m.items()}
+            lambda maps: {owner: unpack(entry)["fingerprints"] for m in maps for owner, entry in m.items()}
         )
         for store, parts in outputs.items()
     }
@@ -198,6 +197,18 @@ def bucketed(spec: dict[str, Any]) -> None:
     pulumi.export("database_fingerprints", exported["database"])
     pulumi.export("environment", "dev")
     pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
+
+
+def pack(entry: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """A tenant's entry in its bucket: with `packed`, one compact JSON string with sorted keys, as the product's
+    (tenant_secrets/engine/buckets.py); else the object itself, one property value per key and property."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")) if spec.get("packed") else entry
+
+
+def unpack(entry: Any) -> dict[str, Any]:
+    """A bucket entry as the object :func:`pack` was given."""
+    found: dict[str, Any] = json.loads(entry) if isinstance(entry, str) else entry
+    return found
 
 
 def _shared(owners: list[str], spec: dict[str, Any]) -> tuple[pulumi.ComponentResource, pulumi.ComponentResource, Any]:

@@ -3,12 +3,14 @@
 
 A stack with the `tenant-secrets:buckets` setting declares, per store, one resource per non-empty bucket
 (`InfisicalBucket`, `DatabaseBucket`) instead of one per tenant (`InfisicalFolder`, `DatabaseTenant`).
-The engine's cost is per resource and per property value, so a bucket's input ``tenants`` maps each
-subdomain to a compact *entry*: the tenant's own resource properties, less the owner (the map's key) and
-what the whole bucket shares (the Infisical environment, the table prefix: one property of the bucket),
-with every per-key map (declared, recorded and written fingerprints; source descriptors) packed into one
-compact JSON string with sorted keys. `pulumi preview --diff` decodes such a string and marks the key that
-changed inside it, so a reviewer still sees tenant and key, and never a value (none is a property).
+The engine's cost is per resource and per property value, so a bucket's property ``tenants`` maps each
+subdomain to its *entry*: ONE compact JSON string with sorted keys holding the tenant's own resource
+properties (declared, recorded and written fingerprints and source descriptors nested in it as objects),
+less the owner (the map's key) and what the whole bucket shares (the Infisical environment, the table
+prefix: one property of the bucket). The engine then handles one value per tenant and bucket, whatever the
+tenant's keys (decision 0053: half the time of one string per per-key map at 10,000 tenants).
+`pulumi preview --diff` decodes a JSON string and marks, inside it, the property and the key that changed,
+so a reviewer still sees tenant and key, and never a value (none is a property).
 
 The provider of a bucket (components/buckets.py) unpacks each entry into exactly the properties today's
 per-tenant resource has, and hands them to today's per-tenant provider: the decisions stay theirs.
@@ -32,10 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tenant_secrets.engine import contract as c
-
-PACKED: Final = (c.DECLARED_FINGERPRINTS, c.SOURCES, c.WRITTEN_FINGERPRINTS)
-"""The per-key maps of a tenant's properties, each one JSON string in its entry. ``fingerprints`` is the
-declared fingerprints among the inputs and the recorded ones among the outputs (the same wire name)."""
 
 
 class BucketError(ValueError):
@@ -90,43 +88,22 @@ def resource_name(bucket: int, store: str) -> str:
     return f"bucket-{bucket:04d}-{store}"
 
 
-def pack_map(value: Mapping[str, Any]) -> str:
-    """A per-key map as one compact JSON string with sorted keys: equal maps give equal strings."""
-    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+def pack(kind: BucketKind, props: Mapping[str, Any]) -> str:
+    """One tenant's per-tenant properties (inputs or outputs) as its bucket entry: one compact JSON string with
+    sorted keys, so that equal properties give equal strings and the engine sees no change where there is none."""
+    entry = {name: value for name, value in props.items() if name != c.OWNER and name not in kind.shared}
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
-def unpack_map(owner: str, name: str, value: object) -> dict[str, Any]:
-    """The map a packed string holds (an absent one, None, is empty)."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):  # an unpacked map, as a tenant's own resource has it
-        return dict(value)
+def unpack(kind: BucketKind, owner: str, entry: object, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """A bucket entry as the per-tenant properties today's resource of the tenant has (:func:`pack`'s inverse)."""
     try:
-        found = json.loads(value) if isinstance(value, str) else None
+        found = json.loads(entry) if isinstance(entry, str) else None
     except json.JSONDecodeError:
         found = None
     if not isinstance(found, dict):
-        raise BucketError(f"{owner}: the bucket's {name} is not a JSON object string")
-    return found
-
-
-def pack(kind: BucketKind, props: Mapping[str, Any]) -> dict[str, Any]:
-    """One tenant's per-tenant properties (inputs or outputs) as its bucket entry."""
-    return {
-        name: pack_map(value) if name in PACKED and isinstance(value, Mapping) else value
-        for name, value in props.items()
-        if name != c.OWNER and name not in kind.shared
-    }
-
-
-def unpack(kind: BucketKind, owner: str, entry: Mapping[str, Any], shared: Mapping[str, Any]) -> dict[str, Any]:
-    """A bucket entry as the per-tenant properties today's resource of the tenant has (:func:`pack`'s inverse)."""
-    if not isinstance(entry, Mapping):
-        raise BucketError(f"{owner}: the bucket's entry of this tenant is not an object")
-    props: dict[str, Any] = {c.OWNER: owner, **{name: shared.get(name) for name in kind.shared}}
-    for name, value in entry.items():
-        props[name] = unpack_map(owner, name, value) if name in PACKED else value
-    return props
+        raise BucketError(f"{owner}: the bucket's entry of this tenant is not a JSON object string")
+    return {**found, c.OWNER: owner, **{name: shared.get(name) for name in kind.shared}}
 
 
 def shared_of(kind: BucketKind, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,8 +111,8 @@ def shared_of(kind: BucketKind, props: Mapping[str, Any]) -> dict[str, Any]:
     return {name: props.get(name) for name in kind.shared}
 
 
-def entries(props: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """A bucket's entries by subdomain, as its properties hold them (packed)."""
+def entries(props: Mapping[str, Any]) -> dict[str, object]:
+    """A bucket's entries by subdomain, as its properties hold them (packed: see :func:`unpack`)."""
     found = props.get(c.TENANTS)
     if found is None:
         return {}

@@ -18,7 +18,9 @@ preview made against an older state, or by the dynamic providers before the plug
 A bucket (`InfisicalBucket`, `DatabaseBucket`: several tenants in one resource, the stack's `buckets`
 setting, tenant_secrets/engine/buckets.py) is read as the per-tenant steps it stands for: each of its
 tenants' entries unpacked into the inputs and outputs its own resource would have, one step per tenant
-added, removed or changed, so the rows are the same as with one resource per tenant.
+added, removed or changed, so the rows are the same as with one resource per tenant. The plugin's
+detailed diff names a changed tenant whole (`tenants.<subdomain>`: its entry is one JSON string), so its
+keys come from the unpacked fingerprints, compared as a tenant resource's are.
 
 A tenant's entry in one store that one resource of the preview deletes and another creates is a *move*
 (the stack's `buckets` setting was set, changed or removed: docs/decisions/0053-tenants-per-resource.md):

@@ -16,7 +16,9 @@ import pytest
 
 from bench.buckets import assign, bucket_count
 from bench.designs import BucketedFloor, Keys, bucket_design
+from bench.floor import plugin
 from bench.floor.plugin import detailed_diff
+from bench.floor.program import pack, unpack
 from bench.run import _environment
 from bench.tenants import CHANGED_TENANT, stand_in_values, subdomain
 
@@ -61,12 +63,17 @@ def test_preview_diff_names_the_bucket_tenant_and_key_of_one_change_and_nothing_
     resources = preview.stdout.split("--outputs:--", 1)[0]
     for store in ("infisical", "database"):
         assert f"::{bucket}-{store}]" in resources, preview.stdout
-    assert re.search(rf"^\s*~ {CHANGED}: \{{", resources, re.MULTILINE), resources
-    assert re.search(r"^\s*~ PLAN\s*: \"[0-9a-f]{16}\" => \"[0-9a-f]{16}\"$", resources, re.MULTILINE), resources
-    assert len(re.findall(r"^\s*~ PLAN\s*:", resources, re.MULTILINE)) == 2, resources  # one per store
+    # per store: the bucket, the tenant's entry (decoded from its JSON string), the changed key's fingerprints;
+    # the entry's unchanged properties are printed unmarked, and nothing else is marked as changing
+    marked = [
+        re.sub(r"\s+", " ", re.sub(r'"[0-9a-f]{16}"', '"<fp>"', re.sub(r"\s+:", ":", line.strip())))
+        for line in resources.splitlines()
+        if re.match(r"^\s*[~+-] ", line)
+    ]
+    per_store = ["~ tenants: {", f"~ {CHANGED}: (json) {{", "~ fingerprints: {", '~ PLAN: "<fp>" => "<fp>"']
+    assert marked == [f"~ {plugin.token('Bucket')}: (update)", *per_store] * 2, resources
     for other in [*neighbours, *(subdomain(i) for i in range(TENANTS) if i != CHANGED_TENANT)]:
         assert other not in resources, resources
-    assert "sources" not in resources and "path" not in resources, resources  # the tenant's unchanged properties
     values = {v for i in range(TENANTS) for changed in (False, True) for v in stand_in_values(i, changed).values()}
     shown = sorted(v for v in values if _shows_value(preview.stdout + preview.stderr, v))
     assert not shown, preview.stdout
@@ -77,7 +84,7 @@ def test_preview_diff_names_the_bucket_tenant_and_key_of_one_change_and_nothing_
     assert sorted(s["urn"].rsplit("::", 1)[-1] for s in updates) == [f"{bucket}-database", f"{bucket}-infisical"]
     for step in updates:
         assert step["op"] == "update", step
-        assert step["detailedDiff"] == {f"tenants.{CHANGED}.fingerprints": {"kind": "update", "inputDiff": True}}
+        assert step["detailedDiff"] == {f"tenants.{CHANGED}": {"kind": "update", "inputDiff": True}}
 
 
 @pytest.mark.e2e
@@ -94,20 +101,27 @@ def test_an_added_tenant_is_one_path_of_its_bucket(design: BucketedFloor) -> Non
 
 
 def _entry(plan: str) -> dict[str, Any]:
-    return {"decommission": False, "fingerprints": f'{{"PLAN":"{plan}"}}', "path": "/tenants/a"}
+    return {"decommission": False, "fingerprints": {"PLAN": plan}, "path": "/tenants/a"}
 
 
-def test_the_detailed_diff_names_changed_tenant_properties_added_and_removed_tenants_and_other_inputs() -> None:
-    olds = {"bucket": 1.0, "environment": "dev", "tenants": {"a": _entry("1"), "b": _entry("1"), "gone": _entry("1")}}
-    news = {"bucket": 1.0, "environment": "prod", "tenants": {"a": _entry("2"), "b": _entry("1"), "new-1": _entry("1")}}
+@pytest.mark.parametrize(("packed", "changed"), [(True, "tenants.a"), (False, "tenants.a.fingerprints")])
+def test_the_detailed_diff_names_changed_tenants_added_and_removed_tenants_and_other_inputs(
+    packed: bool, changed: str
+) -> None:
+    def entries(plans: dict[str, str]) -> dict[str, Any]:
+        return {owner: pack(_entry(plan), {"packed": packed}) for owner, plan in plans.items()}
+
+    olds = {"bucket": 1.0, "environment": "dev", "tenants": entries({"a": "1", "b": "1", "gone": "1"})}
+    news = {"bucket": 1.0, "environment": "prod", "tenants": entries({"a": "2", "b": "1", "new-1": "1"})}
     kinds = {path: diff.kind.name for path, diff in detailed_diff(olds, news).items()}
-    assert kinds == {
-        "environment": "UPDATE",
-        "tenants.a.fingerprints": "UPDATE",
-        "tenants.gone": "DELETE",
-        "tenants.new-1": "ADD",
-    }
+    assert kinds == {"environment": "UPDATE", changed: "UPDATE", "tenants.gone": "DELETE", "tenants.new-1": "ADD"}
     assert detailed_diff(olds, olds) == {}
+
+
+def test_a_packed_entry_is_the_products_one_compact_sorted_json_string() -> None:
+    entry = pack({"path": "/tenants/a", "fingerprints": {"PLAN": "1"}}, {"packed": True})
+    assert entry == '{"fingerprints":{"PLAN":"1"},"path":"/tenants/a"}'
+    assert unpack(entry) == {"fingerprints": {"PLAN": "1"}, "path": "/tenants/a"}
 
 
 @pytest.mark.parametrize(

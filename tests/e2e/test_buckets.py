@@ -7,6 +7,7 @@ tenants' new state, the next `up` writing that tenant only."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,8 +69,9 @@ def set_stripe(stack: auto.Stack, **versions: int) -> None:
 
 
 def bucket_outputs(stack: auto.Stack, name: str) -> dict[str, Any]:
-    outputs: dict[str, Any] = resources(stack)[name]["outputs"]["tenants"]
-    return outputs
+    """A bucket's recorded tenants, each entry (one JSON string in the state) read as its tenant's outputs."""
+    outputs: dict[str, str] = resources(stack)[name]["outputs"]["tenants"]
+    return {owner: json.loads(entry) for owner, entry in outputs.items()}
 
 
 def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project: Project, master_key: str) -> None:
@@ -128,7 +130,21 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     ]
     assert all(isinstance(r, Row) for r in rows)
     shown = project.preview(stack).stdout
-    assert re.search(r"bravo", shown) and "STRIPE_SECRET_KEY" in shown, shown
+    # each store's bucket 1, bravo's entry (decoded from its JSON string), and the changed key's fingerprints;
+    # bravo's unchanged properties are printed unmarked, and nothing else is marked as changing
+    assert changed_lines(shown) == [
+        "~ tenant-secrets:index:InfisicalBucket: (update)",
+        "~ tenants: {",
+        "~ bravo: (json) {",
+        "~ fingerprints: {",
+        '~ STRIPE_SECRET_KEY: "<fp>" => "<fp>"',
+        "~ tenant-secrets:index:DatabaseBucket: (update)",
+        "~ tenants: {",
+        "~ bravo: (json) {",
+        "~ fingerprints: {",
+        '~ STRIPE_SECRET_KEY: "<fp>" => "<fp>"',
+    ], shown
+    assert "[id=bucket-0001-infisical]" in shown and "[id=bucket-0001-database]" in shown, shown
     assert stripe("bravo", 2) not in shown and stripe("bravo", 1) not in shown
     assert "delta" not in shown  # bravo's bucket-mate, unchanged, is not shown
     project.infisical.reset_counts()
@@ -185,6 +201,19 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     )
     refreshed = stack.refresh(on_output=project.capture, color="never")
     assert (refreshed.summary.resource_changes or {}).get(auto.OpType.UPDATE) == 1  # bucket 0's folders
+    # the preview shows echo's recorded entry against its declared one: the drifted key's fingerprints change;
+    # the entry's other properties, outputs on one side and inputs on the other, show as removed and added
+    drift = project.preview(stack).stdout
+    marked = changed_lines(drift)
+    assert [line for line in marked if line.startswith("~")] == [
+        "~ tenant-secrets:index:InfisicalBucket: (update)",
+        "~ tenants: {",
+        "~ echo: (json) {",
+        "~ fingerprints: {",
+        '~ STRIPE_SECRET_KEY: "<fp>" => "<fp>"',
+    ], drift
+    assert "[id=bucket-0000-infisical]" in drift and BY_HAND not in drift and stripe("echo", 1) not in drift
+    assert not {"alpha", "charlie"} & set(re.findall(r"[a-z]+", drift)), drift  # echo's bucket-mates
     code, rows, output = project.plan(stack)
     assert code == 0, output
     assert [(r.owner, r.store, r.key, r.action) for r in rows] == [
@@ -199,6 +228,14 @@ def test_buckets_write_review_and_keep_the_others_when_one_tenant_fails(project:
     assert stored(project, master_key) == {}
     every = [stripe(name, v) for name in TENANTS for v in (1, 2, 3)]
     assert_nothing_persisted(project, stack, [*every, BY_HAND])
+
+
+def changed_lines(preview: str) -> list[str]:
+    """The lines of a `pulumi preview --diff` (resources part) that mark a change, with a fingerprint shown as
+    ``<fp>``, runs of spaces as one, and none before a colon (the engine aligns a map's keys)."""
+    resources = preview.split("--outputs:--", 1)[0].split("\nResources:", 1)[0]
+    marked = [line.strip() for line in resources.splitlines() if re.match(r"^\s*[~+-] ", line)]
+    return [re.sub(r"\s+", " ", re.sub(r'"[0-9a-f]{16}"', '"<fp>"', re.sub(r"\s+:", ":", line))) for line in marked]
 
 
 def refuse_writes_of(project: Project, subdomain: str) -> None:

@@ -62,17 +62,20 @@ ROWS_OUTPUTS = {
 )
 def test_an_entry_unpacks_to_the_tenants_own_properties_exactly(kind: b.BucketKind, props: dict[str, Any]) -> None:
     entry = b.pack(kind, props)
-    assert c.OWNER not in entry and not set(kind.shared) & set(entry)  # the map's key, and the bucket's own
+    found = json.loads(entry)
+    assert c.OWNER not in found and not set(kind.shared) & set(found)  # the map's key, and the bucket's own
     assert b.unpack(kind, "acme-corp", entry, b.shared_of(kind, props)) == props
 
 
-def test_each_per_key_map_is_one_compact_sorted_json_string() -> None:
+def test_an_entry_is_one_compact_sorted_json_string_with_its_maps_nested() -> None:
     entry = b.pack(b.INFISICAL, FOLDER_OUTPUTS)
-    assert entry[c.RECORDED_FINGERPRINTS] == '{"PLAN":"fp-1","STRIPE_SECRET_KEY":"fp-drifted"}'
-    assert entry[c.WRITTEN_FINGERPRINTS] == '{"PLAN":"fp-1","STRIPE_SECRET_KEY":"fp-2"}'
-    sources = b.pack(b.INFISICAL, FOLDER_INPUTS)[c.SOURCES]
-    assert isinstance(sources, str) and json.loads(sources) == FOLDER_INPUTS[c.SOURCES]
-    assert entry[c.CREATED_FOLDER] is True  # the rest stays as it is
+    assert entry == (
+        '{"created_folder":true,"declared_fingerprints":{"PLAN":"fp-1","STRIPE_SECRET_KEY":"fp-2"},'
+        '"decommission":false,'
+        '"fingerprints":{"PLAN":"fp-1","STRIPE_SECRET_KEY":"fp-drifted"},"path":"/tenants/acme-corp"}'
+    )
+    reordered = dict(reversed(list(FOLDER_OUTPUTS.items())))
+    assert b.pack(b.INFISICAL, reordered) == entry  # equal properties, equal strings: no change for the engine
 
 
 def test_a_bucket_splits_into_its_tenants_and_joins_back() -> None:
@@ -81,13 +84,15 @@ def test_a_bucket_splits_into_its_tenants_and_joins_back() -> None:
     bucket = b.join(b.INFISICAL, tenants, {c.ENVIRONMENT: "dev"})
     assert set(bucket) == {c.ENVIRONMENT, c.TENANTS}
     assert list(bucket[c.TENANTS]) == ["acme-corp", "bravo"]
+    assert all(isinstance(entry, str) for entry in bucket[c.TENANTS].values())  # one value per tenant
     assert b.split(b.INFISICAL, bucket) == tenants
     assert b.split(b.INFISICAL, {c.ENVIRONMENT: "dev"}) == {}  # a bucket whose every tenant failed to be created
 
 
-def test_an_entry_that_is_not_packed_json_is_one_line_naming_the_tenant() -> None:
-    with pytest.raises(b.BucketError, match=r"^acme: the bucket's fingerprints is not a JSON object string$"):
-        b.unpack(b.INFISICAL, "acme", {c.RECORDED_FINGERPRINTS: "PLAN=fp-1"}, {c.ENVIRONMENT: "dev"})
+@pytest.mark.parametrize("entry", ["fingerprints=PLAN:fp-1", '["PLAN"]', '"PLAN"', {c.RECORDED_FINGERPRINTS: {}}, None])
+def test_an_entry_that_is_not_a_json_object_string_is_one_line_naming_the_tenant(entry: object) -> None:
+    with pytest.raises(b.BucketError, match=r"^acme: the bucket's entry of this tenant is not a JSON object string$"):
+        b.unpack(b.INFISICAL, "acme", entry, {c.ENVIRONMENT: "dev"})
     with pytest.raises(b.BucketError, match="not an object of tenants"):
         b.entries({c.TENANTS: ["acme"]})
 

@@ -67,9 +67,30 @@ def step(op: str, news: Mapping[str, Mapping[str, Any]], **extra: Any) -> dict[s
 def test_one_changed_value_is_one_row_naming_tenant_store_and_key() -> None:
     news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
     news["bravo"] = rows("bravo", {"PLAN": "fp-3b"})
-    document = {"steps": [step("update", news, detailedDiff={"tenants.bravo.fingerprints": {"kind": "update"}})]}
+    news["charlie"] = rows("charlie", {"PLAN": "fp-4b"})  # not named by the plugin: it does not change
+    document = {"steps": [step("update", news, detailedDiff={"tenants.bravo": {"kind": "update", "inputDiff": True}})]}
     assert rows_from_preview(document, "dev") == [
         Row("bravo", "dev", "database", "PLAN", "update", "tenant", "literal")
+    ]
+
+
+def test_a_subdomain_that_is_no_plain_path_segment_is_read_from_its_quoted_path() -> None:
+    olds = {"charlie-co": rows("charlie-co", {"PLAN": "fp-1"}), "delta": rows("delta", {"PLAN": "fp-2"})}
+    news = olds | {"charlie-co": rows("charlie-co", {"PLAN": "fp-1b"})}
+    quoted = {
+        "op": "update",
+        "urn": URN + "bucket-0001-database",
+        "oldState": {
+            "inputs": bucket(olds),
+            "outputs": bucket(
+                {"charlie-co": recorded("charlie-co", {"PLAN": "fp-1"}), "delta": recorded("delta", {"PLAN": "fp-2"})}
+            ),
+        },
+        "newState": {"inputs": bucket(news)},
+        "detailedDiff": {'tenants["charlie-co"]': {"kind": "update", "inputDiff": True}},
+    }
+    assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [quoted]}, "dev")] == [
+        ("charlie-co", "PLAN", "update")
     ]
 
 
@@ -88,6 +109,7 @@ def test_drift_of_one_tenant_is_a_restore_of_its_key() -> None:
         | {"acme": recorded("acme", {"PLAN": "fp-1", "API_KEY": "by-hand"})}
     )
     drifted["oldState"]["outputs"] = outputs
+    drifted["detailedDiff"] = {"tenants.acme": {"kind": "update", "inputDiff": False}}
     assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [drifted]}, "dev")] == [
         ("acme", "API_KEY", "restore")
     ]
