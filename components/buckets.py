@@ -6,7 +6,12 @@ would have (`InfisicalFolder`, `DatabaseTenant`), and today's provider of that t
 reads and deletes it. What the bucket adds:
 
 - Only the tenants whose own diff says so are written, or that are new; a tenant gone from the bucket is
-  deleted only if the delete guard lets it (tenant_secrets/engine/deletes.py), judged per tenant.
+  deleted only if the delete guard lets it (tenant_secrets/engine/deletes.py), judged per tenant, and only
+  forgotten (dropped from the outputs, nothing deleted) when another resource of the run holds it now: the
+  stack moved between layouts (docs/decisions/0053-tenants-per-resource.md).
+- In a run that moves the stack between layouts (``moving``), a new tenant is adopted
+  (``InfisicalFolderProvider.adopt``): its store entry is expected to exist already, held until now by the
+  resource of the old layout.
 - The tenants of one bucket are written concurrently in the store's pool, so that Infisical folder writes
   in flight still share batch upserts (decision 0037), and a bucket costs no more requests than its
   tenants' own resources did. A store whose provider can write several tenants together
@@ -38,11 +43,12 @@ from pulumi.dynamic import ResourceProvider
 from components import providers
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
+from tenant_secrets.engine.deletes import Verdict
 from tenant_secrets.engine.property_diff import PropertyChange, path
 
 _T = TypeVar("_T")
-Refusal = Callable[[str, Mapping[str, Any]], str | None]
-"""Why one tenant's store entry must not be deleted (one line), given its subdomain and its outputs; or None."""
+Judge = Callable[[str, Mapping[str, Any]], Verdict]
+"""The delete guard's verdict on one tenant's store entry, given its subdomain and its outputs."""
 
 
 Write = tuple[Mapping[str, Any] | None, Mapping[str, Any]]
@@ -93,6 +99,11 @@ class BucketProvider:
         self._member = member
         self._pool = pool
 
+    def _creator(self, moving: bool) -> Callable[[dict[str, Any]], Any]:
+        """The member's create, or its adoption in a run that moves the stack between layouts."""
+        adopt = getattr(self._member, "adopt", None)
+        return adopt if moving and adopt is not None else self._member.create
+
     def _reason(self, owner: str, err: BaseException) -> str:
         """One line naming the tenant and store (ours are already); a bug keeps its traceback."""
         if isinstance(err, providers.ProviderError):
@@ -119,9 +130,12 @@ class BucketProvider:
                 done[owner] = result
         return done, failed
 
-    async def _write(self, writes: Mapping[str, Write]) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
-        """Each tenant's create or update: the new outputs and the failures, by subdomain. Together in one call
-        of the store's pool when the member writes several tenants at once, else each in its own."""
+    async def _write(
+        self, writes: Mapping[str, Write], *, moving: bool = False
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
+        """Each tenant's create (or adoption, ``moving``) or update: the new outputs and the failures, by
+        subdomain. Together in one call of the store's pool when the member writes several tenants at once (its
+        creates adopt equal rows), else each in its own."""
         if not writes:
             return {}, {}
         member = self._member
@@ -131,8 +145,10 @@ class BucketProvider:
             done = {owner: outs for owner, outs in results.items() if not isinstance(outs, Exception)}
             return done, {owner: err for owner, err in results.items() if isinstance(err, Exception)}
 
+        create = self._creator(moving)
+
         def one(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-            result = member.create(dict(new)) if old is None else member.update("", dict(old), dict(new))
+            result = create(dict(new)) if old is None else member.update("", dict(old), dict(new))
             return dict(result.outs or {})
 
         calls = {owner: functools.partial(one, old, new) for owner, (old, new) in writes.items()}
@@ -187,10 +203,13 @@ class BucketProvider:
             detailed[where] = PropertyChange("update", bool(replaces), declared)
         return BucketDiff(bool(detailed), replaces, detailed)
 
-    async def create(self, urn: str, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Every tenant's create, at once; a failed tenant is left out of the outputs (:class:`PartialFailure`)."""
+    async def create(self, urn: str, props: Mapping[str, Any], *, moving: bool = False) -> tuple[str, dict[str, Any]]:
+        """Every tenant's create (or adoption, ``moving``), at once; a failed tenant is left out of the outputs
+        (:class:`PartialFailure`)."""
         shared, resource_id = b.shared_of(self._kind, props), bucket_id(urn)
-        done, failed = await self._write({owner: (None, tenant) for owner, tenant in self._split(props).items()})
+        done, failed = await self._write(
+            {owner: (None, tenant) for owner, tenant in self._split(props).items()}, moving=moving
+        )
         outputs = b.join(self._kind, done, shared)
         if failed:
             raise PartialFailure(resource_id, outputs, [self._reason(o, e) for o, e in sorted(failed.items())])
@@ -201,13 +220,16 @@ class BucketProvider:
         urn: str,
         olds: Mapping[str, Any],
         news: Mapping[str, Any],
-        refusal: Refusal,
+        judge: Judge,
+        *,
+        moving: bool = False,
         retains: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
-        """The tenants whose own diff says so, or that are new, written at once; a tenant gone from the bucket
-        deleted if ``refusal`` lets it, or only forgotten when the stack ``retains`` (`retainOnDelete`: the
-        engine never deletes a retained tenant's own resource either; a decommission has emptied it already);
-        the others' outputs kept as recorded. A failed tenant keeps its old outputs (:class:`PartialFailure`)."""
+        """The tenants whose own diff says so, or that are new (adopted, ``moving``), written at once; a tenant
+        gone from the bucket deleted if ``judge`` lets it, or forgotten if it moved or the stack ``retains``
+        (`retainOnDelete`: the engine never deletes a retained tenant's own resource either; a decommission
+        has emptied it already); the others' outputs kept as recorded. A failed tenant keeps its old outputs
+        (:class:`PartialFailure`)."""
         kind = self._kind
         old_tenants, new_tenants = self._split(olds), self._split(news)
         outputs = dict(old_tenants)
@@ -225,13 +247,15 @@ class BucketProvider:
             gone = []
         for owner in gone:
             old = old_tenants[owner]
-            refused = refusal(owner, old)
-            if refused:
-                reasons[owner] = refused
+            verdict = judge(owner, old)
+            if verdict.action == "refuse":
+                reasons[owner] = verdict.reason
+            elif verdict.action == "forget":
+                outputs.pop(owner)
             else:
                 deletes[owner] = functools.partial(self._member.delete, "", old)
         (written, write_failed), (deleted, delete_failed) = await asyncio.gather(
-            self._write(writes), self._each(deletes)
+            self._write(writes, moving=moving), self._each(deletes)
         )
         outputs |= written
         for owner in deleted:
@@ -254,13 +278,19 @@ class BucketProvider:
             raise providers.ProviderError("\n".join(self._reason(o, e) for o, e in sorted(failed.items())))
         return b.join(self._kind, {owner: dict(result.outs or {}) for owner, result in done.items()}, shared)
 
-    async def delete(self, props: Mapping[str, Any], refusal: Refusal) -> None:
-        """Every tenant's own delete, at once, once the guard lets each of them (nothing is deleted otherwise)."""
+    async def delete(self, props: Mapping[str, Any], judge: Judge) -> None:
+        """Every tenant's own delete, at once, once the guard lets each of them (nothing is deleted otherwise); a
+        tenant another resource of the run holds now is forgotten, nothing of it deleted."""
         tenants = self._split(props)
-        refused = [line for owner, tenant in sorted(tenants.items()) if (line := refusal(owner, tenant))]
+        verdicts = {owner: judge(owner, tenant) for owner, tenant in sorted(tenants.items())}
+        refused = [verdict.reason for verdict in verdicts.values() if verdict.action == "refuse"]
         if refused:
             raise providers.ProviderError("\n".join(refused))
-        calls = {owner: functools.partial(self._member.delete, "", tenant) for owner, tenant in tenants.items()}
+        calls = {
+            owner: functools.partial(self._member.delete, "", tenant)
+            for owner, tenant in tenants.items()
+            if verdicts[owner].action == "delete"
+        }
         _, failed = await self._each(calls)
         if failed:
             raise providers.ProviderError("\n".join(self._reason(o, e) for o, e in sorted(failed.items())))

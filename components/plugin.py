@@ -16,7 +16,11 @@ serves a resource of a state from before if it is deleted before the program dec
   four threads, each with its connection, as under the dynamic-provider host. `check` and `diff` need
   no store and run on the loop.
 - Deletes: a tenant's folder or rows are deleted only when the provider was told to
-  (`tenant_secrets/engine/deletes.py`): `check` records what the program declares, `delete` refuses the rest.
+  (`tenant_secrets/engine/deletes.py`): `check` records what the program declares, `delete` refuses the rest,
+  and forgets (deletes nothing) an entry another resource of the run holds now.
+- Moves between layouts (docs/decisions/0053-tenants-per-resource.md): the stack's provider carries the bucket
+  count as an input, so `check_config` sees the last run's (the old inputs, from the state) and this run's.
+  When they differ, the creates of tenants' store entries adopt them (`InfisicalFolderProvider.adopt`).
 - A stack whose state holds the unfinished-reshard marker is refused in `check_config` and `configure`
   (`tenant_secrets/stack/reshard_marker.py`), before any resource is checked.
 - Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
@@ -47,7 +51,7 @@ from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc, status_pb2
 
 from components import lifetime, providers
-from components.buckets import BucketProvider, PartialFailure, Refusal
+from components.buckets import BucketProvider, Judge, PartialFailure
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine import deletes, verbose_logs
@@ -59,6 +63,8 @@ THREADS_VAR = "TENANT_SECRETS_PROVIDER_THREADS"
 """Infisical calls at once (default 64): at least the `--parallel` the deploy runs `pulumi up` with."""
 DATABASE_THREADS = 4
 """Database calls at once: one connection each, per stack (16 shards applied at once hold 64)."""
+QUIET = 10.0
+"""Seconds without a `Check` after which a bucket waiting for another bucket's `Check` stops waiting."""
 
 _STORES: dict[str, str | None] = {
     c.INFISICAL_FOLDER: "infisical",
@@ -143,23 +149,29 @@ class TenantSecretsProvider(p.Provider):
             for name, kind in b.KINDS.items()
         }
         self._run_declarations = deletes.RunDeclarations()
+        self._moving = False
+        """Whether this run moves the stack's tenants between layouts (its bucket count changed)."""
+        self._count: int | None = None
+        """The stack's bucket count in this run (the provider's input), None without buckets."""
+        self._last_check = 0.0
+        """When the last `Check` of this run arrived (the event loop's clock)."""
 
     def _bucket(self, urn: str) -> BucketProvider | None:
         """The bucket provider of a bucket's URN (tenant_secrets/engine/buckets.py); None for another type."""
         return self._buckets.get(_type_name(urn))
 
-    def _refusal(self, urn: str, name: str, *, each: bool) -> Refusal:
+    def _judge(self, urn: str, name: str, *, each: bool) -> Judge:
         """The delete guard of one tenant of a bucket, judged as its own resource's delete would be. ``each``:
         a tenant gone from a bucket that stays (its own pseudo-URN, never declared), not the bucket's delete
         (whose URN is the bucket's: declared when the plan replaces the bucket)."""
         member = b.KINDS[name].member_type
 
-        def refuse(owner: str, props: Mapping[str, Any]) -> str | None:
+        def judge(owner: str, props: Mapping[str, Any]) -> deletes.Verdict:
             where = f"{urn}/{owner}" if each else urn
             destroying = _engine_destroys()
-            return deletes.refusal(where, member, props, self._run_declarations, destroying=destroying)
+            return deletes.judge(where, member, props, self._run_declarations, destroying=destroying)
 
-        return refuse
+        return judge
 
     def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
         name = _type_name(urn)
@@ -177,6 +189,7 @@ class TenantSecretsProvider(p.Provider):
         """An `up` or a `preview`: refused while the state's provider (the old inputs) holds the unfinished-reshard
         marker, which the program never declares."""
         _refuse_unfinished_reshard(request.new_inputs, request.old_inputs)
+        self._moving = moves_layout(plain_map(request.old_inputs), plain_map(request.new_inputs))
         return p.CheckResponse(inputs=request.new_inputs)
 
     async def configure(self, request: p.ConfigureRequest) -> p.ConfigureResponse:
@@ -190,6 +203,8 @@ class TenantSecretsProvider(p.Provider):
                 "explicit provider (components/resources.py stack_provider), never a default one"
             )
         _refuse_unfinished_reshard(request.args, request.args)
+        count = request.args.get(c.PROVIDER_BUCKETS)
+        self._count = int(str(count.value)) if count is not None and count.value else None
         for provider in self._providers.values():
             if isinstance(provider, providers.StackConfigured):
                 provider.use_stack(stack.value)
@@ -200,6 +215,7 @@ class TenantSecretsProvider(p.Provider):
         return p.DiffResponse(changes=False)
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
+        self._last_check = asyncio.get_running_loop().time()
         news = plain_map(request.new_inputs)
         bucket = self._bucket(request.urn)
         if bucket is not None:
@@ -245,10 +261,12 @@ class TenantSecretsProvider(p.Provider):
     async def create(self, request: p.CreateRequest) -> p.CreateResponse:
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            resource_id, outs = await bucket.create(request.urn, plain_map(request.properties))
+            props = plain_map(request.properties)
+            resource_id, outs = await bucket.create(request.urn, props, moving=self._moving)
             return p.CreateResponse(resource_id=resource_id, properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
-        result = await self._run(name, provider.create, plain_map(request.properties))
+        adopt = getattr(provider, "adopt", None) if self._moving else None
+        result = await self._run(name, adopt or provider.create, plain_map(request.properties))
         return p.CreateResponse(resource_id=str(result.id), properties=wrap_map(result.outs or {}))
 
     async def update(self, request: p.UpdateRequest) -> p.UpdateResponse:
@@ -256,14 +274,36 @@ class TenantSecretsProvider(p.Provider):
         bucket = self._bucket(request.urn)
         if bucket is not None:
             name = _type_name(request.urn)
-            refusal = self._refusal(request.urn, name, each=True)
+            judge = self._judge(request.urn, name, each=True)
             member = self._providers[b.KINDS[name].member_type]
             retains = member.retains_on_delete if isinstance(member, providers.StackConfigured) else lambda: False
-            outs = await bucket.update(request.urn, olds, news, refusal, retains)
+            await self._await_new_buckets(request.urn, olds, news)
+            outs = await bucket.update(request.urn, olds, news, judge, moving=self._moving, retains=retains)
             return p.UpdateResponse(properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.update, request.resource_id, olds, news)
         return p.UpdateResponse(properties=wrap_map(result.outs or {}))
+
+    async def _await_new_buckets(self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> None:
+        """Before a bucket judges the tenants that left it: wait until the program's `Check` of each one's bucket
+        under this run's count has arrived, when that is another bucket (a bucket count change), so that the
+        delete guard sees it holding the tenant and forgets it instead of deleting it. The engine may update
+        this bucket before it has checked a bucket the program declares later; it checks every resource before
+        it deletes any, but a tenant leaving a bucket is judged in the bucket's update. The wait ends at that
+        `Check`, or once no `Check` has arrived for :data:`QUIET` seconds (the program declared everything:
+        then no resource of this run holds the tenant in this store, and it is judged as ever)."""
+        if not self._count:
+            return
+        kind = b.KINDS[_type_name(urn)]
+        prefix, name = urn.rsplit("::", 1)
+        waiting = {
+            f"{prefix}::{home}"
+            for owner in set(b.entries(olds)) - set(b.entries(news))
+            if (home := b.resource_name(b.bucket_of(owner, self._count), kind.store)) != name
+        }
+        loop = asyncio.get_running_loop()
+        while waiting - self._run_declarations.checked and loop.time() - self._last_check < QUIET:
+            await asyncio.sleep(0.05)
 
     async def read(self, request: p.ReadRequest) -> p.ReadResponse:
         """`pulumi refresh`: what the store holds now, recorded as outputs; the inputs stay the program's."""
@@ -276,19 +316,29 @@ class TenantSecretsProvider(p.Provider):
         return p.ReadResponse(resource_id=result.id, properties=wrap_map(result.outs or {}), inputs=request.inputs)
 
     async def delete(self, request: p.DeleteRequest) -> None:
-        """Only a delete the provider was told to make (`tenant_secrets/engine/deletes.py`); else one line. A
-        bucket's delete is judged tenant by tenant."""
+        """Only a delete the provider was told to make (`tenant_secrets/engine/deletes.py`); else one line. An
+        entry another resource of this run holds now is forgotten: the engine drops the resource, nothing is
+        deleted. A bucket's delete is judged tenant by tenant."""
         bucket = self._bucket(request.urn)
         if bucket is not None:
             name = _type_name(request.urn)
-            await bucket.delete(plain_map(request.properties), self._refusal(request.urn, name, each=False))
+            await bucket.delete(plain_map(request.properties), self._judge(request.urn, name, each=False))
             return
         name, provider = self._provider(request.urn)
         props = plain_map(request.properties)
-        refused = deletes.refusal(request.urn, name, props, self._run_declarations, destroying=_engine_destroys())
-        if refused:
-            raise providers.ProviderError(refused)
-        await self._run(name, provider.delete, request.resource_id, props)
+        verdict = deletes.judge(request.urn, name, props, self._run_declarations, destroying=_engine_destroys())
+        if verdict.action == "refuse":
+            raise providers.ProviderError(verdict.reason)
+        if verdict.action == "delete":
+            await self._run(name, provider.delete, request.resource_id, props)
+
+
+def moves_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a run moves the stack between layouts: its provider's old inputs (from the state; none for a new
+    stack) name another bucket count (absent: one resource per tenant) than this run's."""
+    if not old.get(c.PROVIDER_STACK):
+        return False
+    return str(old.get(c.PROVIDER_BUCKETS) or "") != str(new.get(c.PROVIDER_BUCKETS) or "")
 
 
 @functools.cache

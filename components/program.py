@@ -458,7 +458,7 @@ def run() -> None:
             if entry.decommission:
                 entry.stored_keys = inspection.stored_keys.get(entry.owner, ())
 
-    provider = stack_provider(pulumi.get_stack())
+    provider = stack_provider(pulumi.get_stack(), settings.buckets)
     # the components' children inherit the provider; the resources declared here take it themselves
     retain = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, providers=[provider])
     retain_own = pulumi.ResourceOptions(retain_on_delete=settings.retain_on_delete, provider=provider)

@@ -51,6 +51,7 @@ from tenant_secrets.secret.envelope import EnvelopeError, Keyring, KeyringError,
 from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerprint
 from tenant_secrets.stack.config import StackConfig, StackConfigUnavailableError, read_stack_config
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
+from tenant_secrets.tenants_file.names import TENANTS_FOLDER
 from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, own_folder
 from tenant_secrets.tenants_file.sources import DescriptorError
 
@@ -370,6 +371,21 @@ class InfisicalFolderProvider(StackConfigured):
         Whether this stack made the folder is recorded (``created_folder``): a folder it did not create is
         never deleted by it."""
         outs = self._write(_infisical(), props, managed=[], created_folder=False, folder_is_new=True)
+        return CreateResult(f"{props[c.ENVIRONMENT]}:{props[c.PATH]}", outs)
+
+    def adopt(self, props: dict[str, Any]) -> CreateResult:
+        """The create of a run that moves the stack between layouts (docs/decisions/0053-tenants-per-resource.md):
+        the folder is expected to exist, held until now by the old layout's resource, which the engine then
+        forgets. So the folder is read first (a folder that turns out missing is made) and no create is tried,
+        and only what differs is written: nothing, when the values are unchanged.
+
+        A tenant's folder (under /tenants/) adopted here counts as made by this stack: the old resource's
+        ``created_folder`` is not known to this one (the engine hands it only to the old resource's delete, after
+        this create), and a decommission deletes such a folder only when nothing else is in it (no other secret,
+        no subfolder). A platform folder keeps what this write finds."""
+        outs = self._write(_infisical(), props, managed=[], created_folder=False)
+        if str(props[c.PATH]).startswith(f"/{TENANTS_FOLDER}/"):
+            outs[c.CREATED_FOLDER] = True
         return CreateResult(f"{props[c.ENVIRONMENT]}:{props[c.PATH]}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

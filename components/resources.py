@@ -32,8 +32,10 @@ TENANT_FOLDERS = f"/{TENANTS_FOLDER}/"
 """The prefix of a tenant's folder path (a platform folder's is /<name>)."""
 
 
-def stack_provider(stack: str) -> pulumi.ProviderResource:
-    """The provider every resource of the stack uses: the plugin, whose only input is the stack's name.
+def stack_provider(stack: str, buckets: int | None = None) -> pulumi.ProviderResource:
+    """The provider every resource of the stack uses: the plugin, whose input is the stack's name (and on a stack
+    with the `buckets` setting, the bucket count: a run that changes it moves the tenants between layouts, which
+    the provider sees as its old and new inputs, docs/decisions/0053-tenants-per-resource.md).
 
     A default provider would take its package's whole config (`tenant-secrets:*`: master keys, derivation
     key, every `{from: config}` value) as its inputs and record them in the state, encrypted. The provider
@@ -41,7 +43,8 @@ def stack_provider(stack: str) -> pulumi.ProviderResource:
     it (docs/decisions/0034-write-only-values.md). A resource moved from the dynamic provider a stack used
     before (decision 0039) is not replaced: the plugin's DiffConfig says so.
     """
-    return pulumi.ProviderResource(c.PROVIDER_PACKAGE, c.PROVIDER_NAME, {c.PROVIDER_STACK: stack})
+    inputs = {c.PROVIDER_STACK: stack, **({c.PROVIDER_BUCKETS: str(buckets)} if buckets else {})}
+    return pulumi.ProviderResource(c.PROVIDER_PACKAGE, c.PROVIDER_NAME, inputs)
 
 
 class PluginResource(pulumi.CustomResource):

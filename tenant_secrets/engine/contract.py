@@ -71,7 +71,11 @@ PROVIDER_PACKAGE: Final = PACKAGE
 provider of it."""
 PROVIDER_NAME: Final = PACKAGE
 PROVIDER_STACK: Final = "stack"
-"""The explicit provider's one input: the stack whose config the provider reads (never a value of it)."""
+"""The explicit provider's input: the stack whose config the provider reads (never a value of it)."""
+PROVIDER_BUCKETS: Final = "buckets"
+"""The explicit provider's other input, on a stack with the `buckets` setting: the bucket count, so that the
+provider, which gets its old inputs from the state in `CheckConfig`, knows a run that moves the stack's tenants
+between layouts (per-tenant resources, or another bucket count; docs/decisions/0053-tenants-per-resource.md)."""
 DYNAMIC_PROVIDER_STACK: Final = f"{PACKAGE}:stack"
 """The same input of the explicit dynamic provider (``pulumi:providers:pulumi-python``) stacks held before the
 plugin: what the dynamic providers' ``configure`` reads, for a resource of such a state still deleted by it."""

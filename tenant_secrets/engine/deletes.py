@@ -13,15 +13,21 @@ or a tenant's rows by what it was told:
   (a store dropped from its `storage`, reviewed in tenants.yaml) -- deleted;
 - in `pulumi destroy`, the operator's command for the whole stack (on a stack that does not retain;
   a retaining stack never calls delete) -- deleted;
+- in an `up`, the same owner's entry in the same store is declared by another resource of this run that
+  holds it, and one of the two is a bucket (tenant_secrets/engine/buckets.py): the stack moved between
+  per-tenant resources and buckets, or between bucket counts (docs/decisions/0053-tenants-per-resource.md,
+  "Moving a stack, and back"); the other resource's create adopted the entry -- *forgotten*: the engine
+  drops the old resource from the state, and neither store loses anything;
 - anything else is refused with one line, and nothing is deleted: an owner the program still declares
-  under another URN, an owner that vanished unmarked, a delete outside both kinds of run.
+  under another per-tenant resource (a reshard interrupted), an owner that vanished unmarked, a delete
+  outside both kinds of run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
@@ -40,6 +46,8 @@ class RunDeclarations:
     """URNs declared."""
     declared: set[tuple[str, str]] = field(default_factory=set)
     """(type name, owner) declared; a bucket's tenants under the per-tenant type (``InfisicalFolder``)."""
+    holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """(type name, owner) -> the URNs of the resources that declare it: its own resource's, or its bucket's."""
     owners: set[str] | None = None
     """The owners the registry declares (kept or decommissioned); None until the registry is checked."""
 
@@ -50,9 +58,37 @@ class RunDeclarations:
             self.owners = {*map(str, news.get(c.OWNERS) or ()), *map(str, news.get(c.DECOMMISSIONED) or ())}
         elif type_name in b.KINDS:  # a bucket declares each of its tenants' store entries
             member = b.KINDS[type_name].member_type
-            self.declared.update((member, owner) for owner in b.entries(news))
+            for owner in b.entries(news):
+                self._holds(urn, (member, owner))
         elif news.get(c.OWNER):
-            self.declared.add((type_name, str(news[c.OWNER])))
+            self._holds(urn, (type_name, str(news[c.OWNER])))
+
+    def _holds(self, urn: str, entry: tuple[str, str]) -> None:
+        self.declared.add(entry)
+        self.holders.setdefault(entry, set()).add(urn)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the provider does with a delete the engine asks for: ``delete`` the store entry, ``forget`` it (the
+    engine drops the resource; the entry stays, held by another resource of this run), or ``refuse`` (nothing
+    is deleted, the run fails). ``reason``: one line naming the owner and store (empty for a delete)."""
+
+    action: Literal["delete", "forget", "refuse"]
+    reason: str = ""
+
+
+DELETE = Verdict("delete")
+
+
+def _is_bucket(urn: str) -> bool:
+    """Whether a URN (or a bucket tenant's pseudo-URN ``<bucket URN>/<subdomain>``) is a bucket's."""
+    parts = urn.split("::")
+    return len(parts) > 2 and c.type_name(parts[2].rsplit("$", 1)[-1]) in b.KINDS
+
+
+def _resource_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
 
 
 def is_destroy(command_lines: Iterable[Sequence[str]]) -> bool:
@@ -66,31 +102,52 @@ def is_destroy(command_lines: Iterable[Sequence[str]]) -> bool:
     return False
 
 
-def refusal(
-    urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool
-) -> str | None:
-    """Why this delete must not happen (one line, naming the owner and the store), or None to let it."""
+def judge(urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool) -> Verdict:
+    """What to do with the delete of one store entry: ``urn`` is the deleted resource's (for a tenant gone from a
+    bucket that stays, ``<bucket URN>/<subdomain>``), ``type_name`` the per-tenant type (``InfisicalFolder``)."""
     what = GUARDED.get(type_name)
     if what is None or props.get(c.DECOMMISSION):
-        return None
-    owner = str(props.get(c.OWNER) or urn.rsplit("::", 1)[-1])
+        return DELETE
+    owner = str(props.get(c.OWNER) or _resource_name(urn))
     refused = f"{owner}, {what}: not deleted"
     if run.owners is None:
         if destroying:
-            return None
-        return (
+            return DELETE
+        return Verdict(
+            "refuse",
             f"{refused}: the engine asked for a delete outside an `up` of this stack's program and outside "
-            "`pulumi destroy`; decommission the owner in tenants.yaml (`decommission: true`) and run `pulumi up`"
+            "`pulumi destroy`; decommission the owner in tenants.yaml (`decommission: true`) and run `pulumi up`",
         )
-    if urn in run.checked or (owner in run.owners and (type_name, owner) not in run.declared):
-        return None
+    if urn in run.checked:
+        return DELETE  # the plan replaces this very resource
+    itself = urn.rsplit("/", 1)[0] if _is_bucket(urn) else urn  # a bucket's tenant: the bucket holds it no more
+    others = sorted(run.holders.get((type_name, owner), set()) - {urn, itself})
+    moved = [holder for holder in others if _is_bucket(urn) or _is_bucket(holder)]
+    if moved:
+        return Verdict(
+            "forget",
+            f"{owner}, {what}: moved to {_resource_name(moved[0])}, which holds it in this run; nothing deleted",
+        )
+    if owner in run.owners and (type_name, owner) not in run.declared:
+        return DELETE  # a store dropped from the owner's storage, reviewed in tenants.yaml
     if (type_name, owner) in run.declared:
-        return (
-            f"{refused}: this stack still declares it under another resource name ({urn.rsplit('::', 1)[-1]} "
+        return Verdict(
+            "refuse",
+            f"{refused}: this stack still declares it under another resource name ({_resource_name(urn)} "
             "lost its parent: a reshard was interrupted?); run the reshard again "
-            "(docs/guides/operations.md, 'Shards: past one stack'), or `pulumi state delete` the stray resource"
+            "(docs/guides/operations.md, 'Shards: past one stack'), or `pulumi state delete` the stray resource",
         )
-    return (
+    return Verdict(
+        "refuse",
         f"{refused}: it is gone from tenants.yaml without its decommission marker; declare it again with "
-        "`decommission: true` and run `pulumi up`, then remove it"
+        "`decommission: true` and run `pulumi up`, then remove it",
     )
+
+
+def refusal(
+    urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool
+) -> str | None:
+    """Why this delete must not happen (one line, naming the owner and the store); None when it is not refused,
+    which is a delete or a forget (:func:`judge` says which)."""
+    verdict = judge(urn, type_name, props, run, destroying=destroying)
+    return verdict.reason if verdict.action == "refuse" else None

@@ -22,6 +22,12 @@ added, removed or changed, so the rows are the same as with one resource per ten
 detailed diff names a changed tenant whole (`tenants.<subdomain>`: its entry is one JSON string), so its
 keys come from the unpacked fingerprints, compared as a tenant resource's are.
 
+A tenant's entry in one store that one resource of the preview deletes and another creates is a *move*
+(the stack's `buckets` setting was set, changed or removed: docs/decisions/0053-tenants-per-resource.md):
+the new resource adopts the entry and the old one is forgotten, so its keys are compared from the old
+resource's state to the new one's inputs, as an update, and the tenant shows one `move` row per store
+(plus a row per key that also changes). A delete of an entry no other resource takes is a delete, as ever.
+
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
 the source descriptors (which never hold a value: tenant_secrets/tenants_file/sources.py). The
@@ -63,7 +69,7 @@ ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
 # Deletions first: they are what a reviewer must not miss.
 APPLICATION = "application"
 """The source shown for a key tenants.yaml never declared: the application's own (decision 0049)."""
-ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget")
+ACTIONS = ("delete", "replace", "retain", "re-encrypt", "migrate", "update", "restore", "create", "forget", "move")
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
 CREATE_OPS = frozenset({"create", "import"})
 DELETE_OPS = frozenset({"delete", "discard"})
@@ -79,6 +85,8 @@ NOTES = {
     "`pulumi refresh`); `pulumi up` writes the declared value back",
     "create": "a new key is written",
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
+    "move": "the tenant's entry moves to another resource of the stack (the `buckets` setting changed): the new "
+    "resource adopts what the store holds and the old one is forgotten; nothing is written or deleted for it",
 }
 _CHECK_FAILURE = re.compile(
     r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
@@ -160,6 +168,10 @@ class ReviewPlan:
     @property
     def released(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.action == "retain")
+
+    @property
+    def moved(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.action == "move")
 
 
 # --- parsing (pure) --------------------------------------------------------------------------------
@@ -502,9 +514,75 @@ def _tenant_steps(step: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, 
     return []
 
 
+def _step_owner(step: Mapping[str, Any]) -> str:
+    old, new = _inputs(step, "oldState"), _inputs(step, "newState")
+    return str(new.get(c.OWNER) or old.get(c.OWNER) or str(step.get("urn", "")).rsplit("::", 1)[-1])
+
+
+def _base_urn(step: Mapping[str, Any]) -> str:
+    """The resource a (tenant) step is of: a bucket's tenant steps are ``<bucket URN>/<subdomain>``."""
+    urn = str(step.get("urn", ""))
+    return urn.rsplit("/", 1)[0] if _type_name({"urn": urn.rsplit("/", 1)[0]}) in b.KINDS else urn
+
+
+def _holders(document: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(owner, store) -> a step of the resource that declares the entry in this preview and keeps it (any op but
+    a delete, `same` included): its URN and new inputs, as a tenant step."""
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    for step in document.get("steps") or []:
+        if not isinstance(step, Mapping) or str(step.get("op", "same")) in DELETE_OPS | REPLACE_OPS:
+            continue
+        kind = _type_name(step)
+        if kind in c.STORES:
+            owner = _inputs(step, "newState").get(c.OWNER)
+            if owner:
+                held[(str(owner), c.STORES[kind])] = {"urn": step.get("urn"), "newState": step.get("newState")}
+        elif kind in b.KINDS:
+            for owner, props in _unpacked(b.KINDS[kind], step, "newState", "inputs").items():
+                urn = f"{step.get('urn', '')}/{owner}"
+                held[(owner, b.KINDS[kind].store)] = {"urn": urn, "newState": {"inputs": props}}
+    return held
+
+
+def _moves(
+    steps: Sequence[tuple[str, str, Mapping[str, Any]]], held: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> tuple[list[tuple[str, str, Mapping[str, Any]]], list[tuple[str, Mapping[str, Any]]]]:
+    """The tenant steps that are not moves, and the moves: (store, the update from the deleted resource's state
+    to the new holder's inputs) for each owner and store that one resource deletes and another resource of the
+    preview declares: creates it, or holds it already (a move whose deletes had not run yet); one of the two a
+    bucket, as the delete guard (tenant_secrets/engine/deletes.py) forgets only those."""
+    by_entry: dict[tuple[str, str], list[int]] = {}
+    for index, (_, store, step) in enumerate(steps):
+        by_entry.setdefault((_step_owner(step), store), []).append(index)
+    moved: set[int] = set()
+    moves: list[tuple[str, Mapping[str, Any]]] = []
+    for (owner, store), indexes in sorted(by_entry.items()):
+        deleted = [i for i in indexes if steps[i][0] in DELETE_OPS]
+        created = [i for i in indexes if steps[i][0] in CREATE_OPS]
+        if len(deleted) != 1 or len(created) > 1:
+            continue
+        old = steps[deleted[0]][2]
+        new = steps[created[0]][2] if created else held.get((owner, store))
+        if new is None or _base_urn(new) == _base_urn(old):
+            continue
+        if not any(_type_name({"urn": _base_urn(side)}) in b.KINDS for side in (old, new)):
+            continue  # two per-tenant resources (a reshard interrupted): the delete guard refuses it, no move
+        update = {
+            "op": "update",
+            "urn": new.get("urn"),
+            "oldState": old.get("oldState"),
+            "newState": new.get("newState"),
+        }
+        moves.append((store, update))
+        moved.update((deleted[0], *created))
+    return [s for i, s in enumerate(steps) if i not in moved], moves
+
+
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
-    """One row per changed key of every tenant and platform-folder resource, deletions first."""
+    """One row per changed key of every tenant and platform-folder resource, deletions first; a tenant whose
+    entry moves between resources of the stack one `move` row per store (and its keys that change)."""
     rows: set[Row] = set()
+    tenant_steps: list[tuple[str, str, Mapping[str, Any]]] = []
     for step in document.get("steps") or []:
         if not isinstance(step, Mapping):
             continue
@@ -513,8 +591,15 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
             continue
         if _type_name(step) == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
-        for own, store, tenant in _tenant_steps(step):
-            rows.update(_owner_rows(tenant, own, store, default_environment))
+        tenant_steps += _tenant_steps(step)
+    kept, moves = _moves(tenant_steps, _holders(document))
+    for own, store, tenant in kept:
+        rows.update(_owner_rows(tenant, own, store, default_environment))
+    for store, update in moves:
+        changed = _owner_rows(update, "update", store, default_environment)
+        first = changed[0]
+        rows.add(replace(first, key="-", action="move", source=""))
+        rows.update(r for r in changed if not (r.key == "-" and r.action == "update"))
     return sorted(rows, key=_order)
 
 
@@ -610,6 +695,13 @@ def render_markdown(plan: ReviewPlan) -> str:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted{mine}:**", ""]
         lines += [f"- {_owner(r)}, {r.store}: `{r.key}`{_deletion_note(r)}" for r in plan.deletions]
         lines.append("")
+    if plan.moved:
+        moving = len({r.owner for r in plan.moved})
+        lines += [
+            f"**{moving} tenant(s) move to other resources of this stack (the `buckets` setting changed): nothing "
+            "is written or deleted for them (a key that also changes has its own row).**",
+            "",
+        ]
     if plan.released:
         lines += [f"**{len(plan.released)} secret(s) would stay in their store, no longer managed:**", ""]
         lines += [f"- {_owner(r)}, {r.store}: `{r.key}`" for r in plan.released]

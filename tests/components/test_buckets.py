@@ -143,6 +143,9 @@ class Recording(providers.InfisicalFolderProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(props[c.PATH], self._written("create", props))
 
+    def adopt(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(props[c.PATH], self._written("adopt", props))
+
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(self._written("update", news))
 
@@ -155,15 +158,18 @@ def run_update(
     olds: dict[str, Any],
     news: dict[str, Any],
     refused: frozenset[str] = frozenset(),
+    moved: frozenset[str] = frozenset(),
     *,
     retains: bool = False,
 ) -> dict[str, Any]:
     provider = BucketProvider(b.INFISICAL, member, ThreadPoolExecutor(4))
 
-    def refusal(owner: str, _props: Mapping[str, Any]) -> str | None:
-        return f"{owner}, Infisical folder: not deleted" if owner in refused else None
+    def judge(owner: str, _props: Mapping[str, Any]) -> deletes.Verdict:
+        if owner in refused:
+            return deletes.Verdict("refuse", f"{owner}, Infisical folder: not deleted")
+        return deletes.Verdict("forget", f"{owner}: moved") if owner in moved else deletes.DELETE
 
-    return asyncio.run(provider.update(BUCKET_URN, olds, news, refusal, lambda: retains))
+    return asyncio.run(provider.update(BUCKET_URN, olds, news, judge, retains=lambda: retains))
 
 
 def test_an_update_writes_only_the_changed_and_new_tenants_and_deletes_the_gone() -> None:
@@ -291,3 +297,91 @@ def test_a_buckets_tenants_are_declared_for_the_delete_guard() -> None:
         deletes.refusal(f"{BUCKET_URN}/delta", c.INFISICAL_FOLDER, tenant_outputs("delta"), run, destroying=False)
         is None
     )
+
+
+def test_a_tenant_moved_to_another_resource_is_forgotten_not_deleted() -> None:
+    member = Recording()
+    news = bucket({owner: tenant_inputs(owner) for owner in ("acme", "bravo")})
+    outs = run_update(member, state(), news, moved=frozenset({"charlie-co"}))
+    assert member.calls == []  # nothing written, nothing deleted
+    assert sorted(b.split(b.INFISICAL, outs)) == ["acme", "bravo"]
+
+
+def test_in_a_move_a_bucket_adopts_its_tenants_and_its_delete_forgets_the_moved_ones() -> None:
+    member = Recording()
+    provider = BucketProvider(b.INFISICAL, member, ThreadPoolExecutor(4))
+    _, outs = asyncio.run(provider.create(BUCKET_URN, inputs(), moving=True))
+    assert sorted(member.calls) == [("adopt", owner) for owner in OWNERS]
+    assert sorted(b.split(b.INFISICAL, outs)) == sorted(OWNERS)
+    member.calls.clear()
+    asyncio.run(provider.update(BUCKET_URN, state(), inputs(delta=tenant_inputs("delta")), _never, moving=True))
+    assert member.calls == [("adopt", "delta")]
+    member.calls.clear()
+
+    def judge(owner: str, _props: Mapping[str, Any]) -> deletes.Verdict:
+        return deletes.Verdict("forget", "moved") if owner != "acme" else deletes.DELETE
+
+    asyncio.run(provider.delete(state(), judge))
+    assert member.calls == [("delete", "acme")]
+
+
+def _never(owner: str, _props: Mapping[str, Any]) -> deletes.Verdict:
+    raise AssertionError(f"{owner}: no tenant leaves this bucket")
+
+
+def test_the_guard_forgets_a_tenant_between_buckets_and_per_tenant_resources_of_the_same_store() -> None:
+    other = BUCKET_URN.replace("bucket-0001", "bucket-0002")
+    own = f"{STACK}tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalFolder::bravo-infisical"
+    run = deletes.RunDeclarations()
+    run.saw(f"{STACK}tenant-secrets:index:Registry::registry", c.REGISTRY, {c.OWNERS: list(OWNERS)})
+    run.saw(other, c.INFISICAL_BUCKET, bucket({"bravo": tenant_inputs("bravo")}))
+    run.saw(own.replace("bravo", "acme"), c.INFISICAL_FOLDER, tenant_inputs("acme"))
+    props = tenant_outputs("bravo")
+    # bravo left bucket 1 for bucket 2 (a bucket count change); acme left it for its own resource (the way back)
+    left = deletes.judge(f"{BUCKET_URN}/bravo", c.INFISICAL_FOLDER, props, run, destroying=False)
+    assert (left.action, left.reason) == (
+        "forget",
+        "bravo, Infisical folder: moved to bucket-0002-infisical, which holds it in this run; nothing deleted",
+    )
+    back = deletes.judge(f"{BUCKET_URN}/acme", c.INFISICAL_FOLDER, tenant_outputs("acme"), run, destroying=False)
+    assert back.action == "forget" and "acme-infisical" in back.reason
+    # bravo's own resource, gone when the stack moved to buckets
+    assert deletes.judge(own, c.INFISICAL_FOLDER, props, run, destroying=False).action == "forget"
+
+
+def test_a_bucket_waits_for_the_check_of_a_tenants_new_bucket_before_judging_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bucket count change: the engine may update bucket 1 before the program's later bucket is checked. The
+    tenant that left is judged once its new bucket's `Check` arrived: forgotten, nothing deleted. Without that
+    `Check` (its store dropped, no other tenant in its new bucket), it is judged as ever once the run is quiet."""
+    member = Recording()
+    monkeypatch.setitem(plugin._PROVIDERS, c.INFISICAL_FOLDER, lambda: member)
+    monkeypatch.setattr(plugin, "QUIET", 0.3)
+    count = 4
+    mover = next(o for o in OWNERS if b.bucket_of(o, count) != 1)
+    home = BUCKET_URN.replace("bucket-0001", f"bucket-{b.bucket_of(mover, count):04d}")
+    stayers = bucket({owner: tenant_inputs(owner) for owner in OWNERS if owner != mover})
+    registry = f"{STACK}tenant-secrets:index:Registry::registry"
+
+    async def a_run(new_bucket_checked: bool) -> None:
+        provider = plugin.TenantSecretsProvider()
+        stack = plugin.wrap_map({c.PROVIDER_STACK: "dev", c.PROVIDER_BUCKETS: str(count)})
+        await provider.configure(p.ConfigureRequest({}, stack, accept_secrets=True, accept_resources=False))
+        await provider.check(p.CheckRequest(registry, {}, plugin.wrap_map({c.OWNERS: list(OWNERS)}), b""))
+        await provider.check(p.CheckRequest(BUCKET_URN, plugin.wrap_map(inputs()), plugin.wrap_map(stayers), b""))
+        update = p.UpdateRequest(
+            BUCKET_URN, "bucket-0001-infisical", plugin.wrap_map(state()), plugin.wrap_map(stayers), 60, [], False
+        )
+        updating = asyncio.ensure_future(provider.update(update))
+        await asyncio.sleep(0.1)
+        assert not updating.done()  # waiting for the mover's new bucket
+        if new_bucket_checked:
+            moved_in = plugin.wrap_map(bucket({mover: tenant_inputs(mover)}))
+            await provider.check(p.CheckRequest(home, {}, moved_in, b""))
+        await updating
+
+    asyncio.run(a_run(new_bucket_checked=True))
+    assert member.calls == []  # forgotten
+    asyncio.run(a_run(new_bucket_checked=False))
+    assert member.calls == [("delete", mover)]  # its store dropped: deleted, as without buckets

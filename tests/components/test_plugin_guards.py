@@ -8,9 +8,11 @@ import asyncio
 from typing import Any, ClassVar
 
 import pytest
+from pulumi.dynamic import CreateResult
 from pulumi.provider.experimental import provider as p
 
 from components import plugin, providers
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.stack import reshard_marker
 
@@ -71,3 +73,61 @@ def test_the_stray_twin_of_a_declared_tenant_is_never_deleted(monkeypatch: pytes
     assert _Rows.deleted == []
     asyncio.run(an_up_then(DECLARED))  # a replacement the plan shows: deleted
     assert _Rows.deleted == ["alpha"]
+
+
+BUCKET = P + "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseBucket::bucket-0000-database"
+
+
+class _Folders(providers.InfisicalFolderProvider):
+    calls: ClassVar[list[str]] = []
+
+    def create(self, props: dict[str, Any]) -> Any:
+        self.calls.append("create")
+        return CreateResult("dev:/tenants/alpha", {})
+
+    def adopt(self, props: dict[str, Any]) -> Any:
+        self.calls.append("adopt")
+        return CreateResult("dev:/tenants/alpha", {})
+
+
+def test_in_a_run_that_moves_the_layout_a_tenants_create_adopts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(plugin._PROVIDERS, c.INFISICAL_FOLDER, _Folders)
+    folder = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalFolder::alpha-infisical"
+
+    async def a_run(old: dict[str, Any], new: dict[str, Any]) -> None:
+        provider = plugin.TenantSecretsProvider()
+        await provider.check_config(p.CheckRequest(PROVIDER, props(**old), props(**new), b""))
+        await provider.create(p.CreateRequest(folder, props(owner="alpha"), 60, False))
+
+    _Folders.calls.clear()
+    asyncio.run(a_run({"stack": "prod-03", "buckets": "2"}, {"stack": "prod-03"}))  # the way back
+    asyncio.run(a_run({"stack": "prod-03"}, {"stack": "prod-03"}))  # a tenant added, no move
+    assert _Folders.calls == ["adopt", "create"]
+
+
+def test_a_run_that_sets_changes_or_removes_the_bucket_count_is_a_move() -> None:
+    stack = {c.PROVIDER_STACK: "prod-03"}
+    assert plugin.moves_layout(stack, {**stack, c.PROVIDER_BUCKETS: "16"})  # set
+    assert plugin.moves_layout({**stack, c.PROVIDER_BUCKETS: "16"}, {**stack, c.PROVIDER_BUCKETS: "17"})  # changed
+    assert plugin.moves_layout({**stack, c.PROVIDER_BUCKETS: "16"}, stack)  # removed
+    assert not plugin.moves_layout({**stack, c.PROVIDER_BUCKETS: "16"}, {**stack, c.PROVIDER_BUCKETS: "16"})
+    assert not plugin.moves_layout({}, {**stack, c.PROVIDER_BUCKETS: "16"})  # a new stack: nothing to move
+
+
+def test_a_tenants_own_rows_held_by_a_bucket_of_the_run_are_forgotten_not_deleted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(plugin._PROVIDERS, c.DATABASE_TENANT, _Rows)
+    provider = plugin.TenantSecretsProvider()
+    stored = {c.OWNER: "alpha", c.DECOMMISSION: False, c.COMPANY_ID: "fake-company-id", c.TABLE_PREFIX: ""}
+
+    async def a_move() -> None:
+        await provider.check(p.CheckRequest(REGISTRY, {}, props(**{c.OWNERS: ["alpha"], c.DECOMMISSIONED: []}), b""))
+        alpha = {"alpha": {c.OWNER: "alpha", c.DECOMMISSION: False}}
+        bucket = props(**b.join(b.DATABASE, alpha, {c.TABLE_PREFIX: ""}))
+        await provider.check(p.CheckRequest(BUCKET, {}, bucket, b""))
+        await provider.delete(p.DeleteRequest(DECLARED, "fake-company-id", props(**stored), 60))
+
+    _Rows.deleted.clear()
+    asyncio.run(a_move())
+    assert _Rows.deleted == []

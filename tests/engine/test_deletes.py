@@ -3,14 +3,17 @@ it was told to make, whatever the engine's plan asks."""
 
 from __future__ import annotations
 
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
-from tenant_secrets.engine.deletes import RunDeclarations, is_destroy, refusal
+from tenant_secrets.engine.deletes import RunDeclarations, is_destroy, judge, refusal
 
 P = "urn:pulumi:prod-03::tenant-secrets::"
 DECLARED = P + "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseTenant::alpha-database"
 ORPHAN = P + "tenant-secrets:index:DatabaseTenant::alpha-database"
 FOLDER = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalFolder::alpha-infisical"
 REGISTRY = P + "tenant-secrets:index:Registry::registry"
+ROWS_BUCKET = P + "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseBucket::bucket-0000-database"
+FOLDERS_BUCKET = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalBucket::bucket-0000-infisical"
 
 
 def an_up(*owners: str, folders: bool = True) -> RunDeclarations:
@@ -71,3 +74,50 @@ def test_the_engines_command_says_whether_it_is_a_destroy() -> None:
     assert not is_destroy([plugin, ["pulumi", "up", "--yes", "--stack", "destroy"]])
     assert not is_destroy([plugin, ["pulumi", "preview"], ["pulumi", "destroy"]])  # the nearest engine counts
     assert not is_destroy([plugin])
+
+
+def in_buckets(*owners: str, folders: bool = True) -> RunDeclarations:
+    """An `up` whose program declares ``owners`` in bucket 0 of each store (the stack moved to buckets)."""
+    run = RunDeclarations()
+    run.saw(REGISTRY, c.REGISTRY, {c.OWNERS: list(owners), c.DECOMMISSIONED: []})
+    tenants = {owner: {c.OWNER: owner, c.DECOMMISSION: False} for owner in owners}
+    run.saw(ROWS_BUCKET, c.DATABASE_BUCKET, b.join(b.DATABASE, tenants, {c.TABLE_PREFIX: ""}))
+    if folders:
+        run.saw(FOLDERS_BUCKET, c.INFISICAL_BUCKET, b.join(b.INFISICAL, tenants, {c.ENVIRONMENT: "prod"}))
+    return run
+
+
+def test_a_tenants_own_resource_is_forgotten_when_a_bucket_of_the_same_store_holds_it_in_this_run() -> None:
+    verdict = judge(DECLARED, c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False)
+    assert verdict.action == "forget"
+    assert (
+        verdict.reason
+        == "alpha, database rows: moved to bucket-0000-database, which holds it in this run; nothing deleted"
+    )
+    assert refusal(DECLARED, c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False) is None
+
+
+def test_a_bucket_of_the_other_store_does_not_hold_the_entry() -> None:
+    """alpha's storage dropped infisical in the same run: its folder is deleted, as without buckets."""
+    folder = {c.OWNER: "alpha", c.DECOMMISSION: False}
+    assert judge(FOLDER, c.INFISICAL_FOLDER, folder, in_buckets("alpha", folders=False), destroying=False).action == (
+        "delete"
+    )
+
+
+def test_a_bucket_that_is_gone_forgets_the_tenants_another_bucket_or_their_own_resource_holds() -> None:
+    run = an_up("alpha")  # the way back: alpha's own resources are declared again
+    gone = ROWS_BUCKET.replace("0000", "0001")
+    assert judge(gone, c.DATABASE_TENANT, rows(), run, destroying=False).action == "forget"
+    assert judge(f"{gone}/alpha", c.DATABASE_TENANT, rows(), run, destroying=False).action == "forget"
+    moved = in_buckets("alpha")  # a bucket count change: alpha is in bucket 0 now
+    assert judge(f"{gone}/alpha", c.DATABASE_TENANT, rows(), moved, destroying=False).action == "forget"
+    # a tenant in no resource of the run, and not decommissioned: refused as ever
+    refused = judge(f"{gone}/bravo", c.DATABASE_TENANT, rows("bravo"), moved, destroying=False)
+    assert refused.action == "refuse" and "without its decommission marker" in refused.reason
+
+
+def test_a_tenant_still_in_its_own_bucket_is_not_forgotten() -> None:
+    """The bucket's own URN holds the tenant: a delete of it there is no move."""
+    refused = judge(f"{ROWS_BUCKET}/alpha", c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False)
+    assert refused.action == "refuse" and "still declares it" in refused.reason

@@ -120,3 +120,20 @@ def test_decommission_deletes_the_managed_keys_only(
     assert after is not None and after["created_folder"] is True
     assert client.list_secrets("dev", "/tenants/acme") == {"ADDED_BY_HAND": "fake-by-hand"}
     assert client.list_folders("dev", "/tenants/acme") == ["by-hand"]
+
+
+def test_a_move_adopts_a_folder_without_a_write_and_counts_a_tenants_folder_as_made_by_the_stack(
+    client: InfisicalClient, provider: providers.InfisicalFolderProvider, server: RunningServer
+) -> None:
+    """The create of a run that moves the stack between layouts (docs/decisions/0053): the folder held until now
+    by the old layout's resource is read, not created, and nothing equal is written; a tenant's folder counts
+    as made by the stack (a later decommission may delete it once nothing else is in it), a platform folder as
+    its write finds it."""
+    client.apply_secrets("dev", "/tenants/acme", upsert={"STRIPE_SECRET_KEY": "fake-acme-stripe"})
+    client.apply_secrets("dev", "/hono-api", upsert={"SENTRY_DSN": "fake-sentry-dsn"})
+    server.reset_requests()
+    tenant = provider.adopt(props(provider, "acme", "/tenants/acme", {"STRIPE_SECRET_KEY": "fake-acme-stripe"})).outs
+    platform = provider.adopt(props(provider, "hono-api", "/hono-api", {"SENTRY_DSN": "fake-sentry-dsn"})).outs
+    assert [r for r in server.request_counts() if not r.startswith("GET") and "/auth/" not in r] == []
+    assert tenant is not None and tenant["created_folder"] is True
+    assert platform is not None and platform["created_folder"] is False

@@ -140,3 +140,65 @@ def test_a_tenant_whose_create_failed_is_created_by_the_next_plan() -> None:
     assert [(r.owner, r.key, r.action) for r in rows_from_preview({"steps": [retried]}, "dev")] == [
         ("charlie", "PLAN", "create")
     ]
+
+
+OWN_URN = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseTenant::"
+
+
+def own_delete(owner: str, fingerprints: Mapping[str, str]) -> dict[str, Any]:
+    """The delete of a tenant's own rows resource, as the preview of a move to buckets shows it."""
+    return {
+        "op": "delete",
+        "urn": f"{OWN_URN}{owner}-database",
+        "oldState": {"inputs": rows(owner, fingerprints), "outputs": recorded(owner, fingerprints)},
+    }
+
+
+def moved_in(news: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {"op": "create", "urn": URN + "bucket-0000-database", "newState": {"inputs": bucket(news)}}
+
+
+def test_a_move_to_buckets_is_one_move_row_per_tenant_and_no_key_is_deleted() -> None:
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    steps = [*(own_delete(owner, fps) for owner, fps in BEFORE.items()), moved_in(news)]
+    plan = parse_preview({"steps": steps}, "dev")
+    assert [(r.owner, r.store, r.key, r.action) for r in plan.rows] == [
+        (owner, "database", "-", "move") for owner in sorted(BEFORE)
+    ]
+    assert plan.deletions == ()
+    comment = render_markdown(plan)
+    assert "3 tenant(s) move to other resources of this stack" in comment
+    assert "would be deleted" not in comment and "**delete**" not in comment
+
+
+def test_a_key_changed_with_the_move_is_its_own_row_and_a_tenant_gone_is_still_deleted() -> None:
+    """The way back: a bucket deleted, its tenants' own resources created; charlie is in none of them."""
+    gone = step("delete", {})
+    gone["oldState"]["retainOnDelete"] = False
+    back = [
+        {"op": "create", "urn": f"{OWN_URN}{owner}-database", "newState": {"inputs": rows(owner, fps)}}
+        for owner, fps in (("acme", {"PLAN": "fp-1", "API_KEY": "fp-2b"}), ("bravo", BEFORE["bravo"]))
+    ]
+    plan = parse_preview({"steps": [gone, *back]}, "dev")
+    assert [(r.owner, r.key, r.action) for r in plan.rows] == [
+        ("charlie", "PLAN", "delete"),
+        ("acme", "API_KEY", "update"),
+        ("acme", "-", "move"),
+        ("bravo", "-", "move"),
+    ]
+    comment = render_markdown(plan)
+    assert "**1 secret(s) would be deleted:**" in comment and "2 tenant(s) move" in comment
+
+
+def test_a_move_whose_creates_ran_before_shows_as_moves_and_a_stray_per_tenant_twin_does_not() -> None:
+    """The deletes of a move that stopped after its creates: the bucket is `same`, it holds the tenants."""
+    news = {owner: rows(owner, fps) for owner, fps in BEFORE.items()}
+    held = {"op": "same", "urn": URN + "bucket-0000-database", "newState": {"inputs": bucket(news)}}
+    plan = parse_preview({"steps": [held, own_delete("acme", BEFORE["acme"])]}, "dev")
+    assert [(r.owner, r.key, r.action) for r in plan.rows] == [("acme", "-", "move")]
+    twin = {"op": "same", "urn": f"{OWN_URN}acme-database", "newState": {"inputs": rows("acme", BEFORE["acme"])}}
+    stray = own_delete("acme", BEFORE["acme"]) | {
+        "urn": f"urn:pulumi:dev::tenant-secrets::{OWN_URN.rsplit('$', maxsplit=1)[-1]}acme-database"
+    }
+    found = parse_preview({"steps": [twin, stray]}, "dev").rows
+    assert [(r.owner, r.key, r.action) for r in found] == [("acme", "API_KEY", "delete"), ("acme", "PLAN", "delete")]
