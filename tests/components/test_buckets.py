@@ -152,6 +152,9 @@ class Recording(providers.InfisicalFolderProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         self.calls.append(("delete", props[c.OWNER]))
 
+    def retains_on_delete(self) -> bool:
+        return False  # a stack that deletes, without a stack config to read it from
+
 
 def run_update(
     member: Recording,
