@@ -36,8 +36,9 @@ test-long: setup ## the long runs kept out of make test (faults, a killed migrat
 lint: setup ## ruff, and mypy (strict on the core)
 	@source scripts/env.sh && $(PY) -m ruff check . && $(PY) -m ruff format --check tenant_secrets components dev infisical_server && $(PY) -m mypy && actionlint
 
-bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100 tenants vs the engine's floor and a naive design; BENCH_ARGS="--sizes 1000 --engine-env PULUMI_SKIP_CHECKPOINTS=true"
-	@source scripts/env.sh && $(PY) -m bench $(BENCH_ARGS)
+BENCH_BUCKETS ?= 64-ours,64-packed-plugin
+bench: setup ## benchmarks (figures, not tests), docs/performance.md: 10 and 100 tenants vs the engine's floor and a naive design, and both with 64 tenants per resource (BENCH_BUCKETS); BENCH_ARGS="--sizes 1000 --engine-env PULUMI_SKIP_CHECKPOINTS=true"
+	@source scripts/env.sh && $(PY) -m bench --buckets '$(BENCH_BUCKETS)' $(BENCH_ARGS)
 
 bench-shards: setup ## the sharded benchmark (issue 14), docs/performance.md "Shards": SHARD_ARGS="--tenants 10000 --shards 8,16 --apply 3"
 	@source scripts/env.sh && $(PY) -m bench.shards $(SHARD_ARGS)
