@@ -155,7 +155,6 @@ def bucketed(spec: dict[str, Any]) -> None:
     index_of = {owner: i for i, owner in enumerate(owners)}
     groups = {i: [o] for i, o in enumerate(owners)} if spec["buckets"] is None else assign(owners, spec["buckets"])
     infisical, database, schema = _shared(owners, spec)
-    outputs: dict[str, list[Any]] = {"infisical": [], "database": []}
     for bucket, members in sorted(groups.items()):
         folders: dict[str, Any] = {}
         rows: dict[str, Any] = {}
@@ -168,47 +167,32 @@ def bucketed(spec: dict[str, Any]) -> None:
                 {**common, "company_id": "", "company_name": f"Tenant {index}", "table_prefix": ""}, spec
             )
         name = members[0] if spec["buckets"] is None else f"bucket-{bucket:05d}"
-        folder = declare(
+        declare(
             spec,
             "Bucket",
             f"{name}-infisical",
             {"environment": "dev", "bucket": bucket, "tenants": folders, "decommissioned": []},
             pulumi.ResourceOptions(parent=infisical),
         )
-        tenant = declare(
+        declare(
             spec,
             "Bucket",
             f"{name}-database",
             {"bucket": bucket, "tenants": rows, "decommissioned": []},
             pulumi.ResourceOptions(parent=database, depends_on=[schema]),
         )
-        outputs["infisical"].append(folder.tenants)  # type: ignore[attr-defined]
-        outputs["database"].append(tenant.tenants)  # type: ignore[attr-defined]
-    # the project's components export every tenant's fingerprints: so does the floor, from the buckets
-    exported = {
-        store: pulumi.Output.all(*parts).apply(
-            lambda maps: {owner: unpack(entry)["fingerprints"] for m in maps for owner, entry in m.items()}
-        )
-        for store, parts in outputs.items()
-    }
-    infisical.register_outputs({"fingerprints": exported["infisical"]})
-    database.register_outputs({"fingerprints": exported["database"]})
-    pulumi.export("infisical_fingerprints", exported["infisical"])
-    pulumi.export("database_fingerprints", exported["database"])
+    # as the project's program with buckets: no per-tenant map in the components' or the stack's outputs
+    # (decision 0053), the plain counts only
+    infisical.register_outputs({})
+    database.register_outputs({})
     pulumi.export("environment", "dev")
-    pulumi.export("tenants", {o: {"storage": ["database", "infisical"], "keys": list(KEYS)} for o in owners})
+    pulumi.export("counts", {"tenants": count, "buckets": len(groups)})
 
 
 def pack(entry: dict[str, Any], spec: dict[str, Any]) -> Any:
     """A tenant's entry in its bucket: with `packed`, one compact JSON string with sorted keys, as the product's
     (tenant_secrets/engine/buckets.py); else the object itself, one property value per key and property."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":")) if spec.get("packed") else entry
-
-
-def unpack(entry: Any) -> dict[str, Any]:
-    """A bucket entry as the object :func:`pack` was given."""
-    found: dict[str, Any] = json.loads(entry) if isinstance(entry, str) else entry
-    return found
 
 
 def _shared(owners: list[str], spec: dict[str, Any]) -> tuple[pulumi.ComponentResource, pulumi.ComponentResource, Any]:

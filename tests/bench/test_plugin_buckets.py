@@ -18,7 +18,7 @@ from bench.buckets import assign, bucket_count
 from bench.designs import BucketedFloor, Keys, bucket_design
 from bench.floor import plugin
 from bench.floor.plugin import detailed_diff
-from bench.floor.program import pack, unpack
+from bench.floor.program import pack
 from bench.run import _environment
 from bench.tenants import CHANGED_TENANT, stand_in_values, subdomain
 
@@ -58,9 +58,8 @@ def test_preview_diff_names_the_bucket_tenant_and_key_of_one_change_and_nothing_
 
     preview = design.cli("preview", "--diff")
     assert preview.returncode == 0, preview.stderr
-    # the stack outputs the floor exports (every tenant's fingerprints) follow `--outputs:--`; the
-    # resources come first, and they are what the plugin's detailed diff shapes
-    resources = preview.stdout.split("--outputs:--", 1)[0]
+    # the resources come first, and they are what the plugin's detailed diff shapes; the summary follows
+    resources = preview.stdout.split("\nResources:", 1)[0]
     for store in ("infisical", "database"):
         assert f"::{bucket}-{store}]" in resources, preview.stdout
     # per store: the bucket, the tenant's entry (decoded from its JSON string), the changed key's fingerprints;
@@ -121,7 +120,6 @@ def test_the_detailed_diff_names_changed_tenants_added_and_removed_tenants_and_o
 def test_a_packed_entry_is_the_products_one_compact_sorted_json_string() -> None:
     entry = pack({"path": "/tenants/a", "fingerprints": {"PLAN": "1"}}, {"packed": True})
     assert entry == '{"fingerprints":{"PLAN":"1"},"path":"/tenants/a"}'
-    assert unpack(entry) == {"fingerprints": {"PLAN": "1"}, "path": "/tenants/a"}
 
 
 @pytest.mark.parametrize(
