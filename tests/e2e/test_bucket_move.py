@@ -171,6 +171,7 @@ PROVIDER = "urn:pulumi:dev::tenant-secrets::pulumi:providers:tenant-secrets::ten
 BUCKET = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:{component}$tenant-secrets:index:{kind}::{name}"
 
 
+@pytest.mark.long
 def test_a_move_stopped_after_its_creates_is_finished_by_the_next_up(project: Project, master_key: str) -> None:
     """The state a move leaves when it stops after the buckets' creates and before the engine's deletes (the
     checkpoint records each step as it completes), made without a kill: an `up` targeted at the buckets and the

@@ -254,6 +254,7 @@ def refuse_writes_of(project: Project, subdomain: str) -> None:
         )
 
 
+@pytest.mark.long
 def test_a_new_bucket_records_the_tenants_it_created_and_the_next_up_creates_the_rest(
     project: Project, master_key: str
 ) -> None:

@@ -92,7 +92,7 @@ def import_steps(*, bucketed: bool = False) -> list[Step]:
     ]
 
 
-@pytest.mark.parametrize("buckets", [None, "2"], ids=["per-tenant", "buckets"])
+@pytest.mark.parametrize("buckets", [None, pytest.param("2", marks=pytest.mark.long)], ids=["per-tenant", "buckets"])
 def test_an_environment_made_by_hand_is_imported_and_adopted_without_a_write(
     project: Project, master_key: str, buckets: str | None
 ) -> None:

@@ -123,7 +123,7 @@ def owner_shard(project: Project, master_key: str, **settings: str) -> auto.Stac
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("buckets", [None, "2"], ids=["per-tenant", "buckets"])
+@pytest.mark.parametrize("buckets", [None, pytest.param("2", marks=pytest.mark.long)], ids=["per-tenant", "buckets"])
 def test_shard_1_owns_the_environment_and_goes_first(project: Project, master_key: str, buckets: str | None) -> None:
     """With buckets (copied to shard 2 by `shards init`), each shard's buckets hold its own tenants only."""
     owner = owner_shard(project, master_key, **({"buckets": buckets} if buckets else {}))
