@@ -94,6 +94,7 @@ _KINDS = {
 _OLD_INPUTS: contextvars.ContextVar[dict[str, PropertyValue]] = contextvars.ContextVar("old_inputs")
 """The old inputs of the resource a `Diff` call is about: the framework's request leaves them out."""
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 
 
 def plain(value: PropertyValue) -> Any:
@@ -125,11 +126,6 @@ def wrap_map(props: Mapping[str, Any]) -> dict[str, PropertyValue]:
     return {key: wrap(value) for key, value in props.items()}
 
 
-def _type_name(urn: str) -> str:
-    """``InfisicalFolder`` from ``urn:pulumi:dev::tenant-secrets::...$tenant-secrets:index:InfisicalFolder::acme``."""
-    return c.type_name(urn.split("::")[2].rsplit("$", 1)[-1])
-
-
 def _property_diff(change: PropertyChange) -> p.PropertyDiff:
     return p.PropertyDiff(_KINDS[change.kind, change.replace], input_diff=change.input_diff)
 
@@ -158,7 +154,7 @@ class TenantSecretsProvider(p.Provider):
 
     def _bucket(self, urn: str) -> BucketProvider | None:
         """The bucket provider of a bucket's URN (tenant_secrets/engine/buckets.py); None for another type."""
-        return self._buckets.get(_type_name(urn))
+        return self._buckets.get(c.urn_type_name(urn))
 
     def _judge(self, urn: str, name: str, *, each: bool) -> Judge:
         """The delete guard of one tenant of a bucket, judged as its own resource's delete would be. ``each``:
@@ -174,7 +170,7 @@ class TenantSecretsProvider(p.Provider):
         return judge
 
     def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
-        name = _type_name(urn)
+        name = c.urn_type_name(urn)
         if name not in self._providers:
             raise providers.ProviderError(f"{urn}: not a resource type of tenant-secrets")
         return name, self._providers[name]
@@ -219,7 +215,7 @@ class TenantSecretsProvider(p.Provider):
         news = plain_map(request.new_inputs)
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            self._run_declarations.saw(request.urn, _type_name(request.urn), news)
+            self._run_declarations.saw(request.urn, c.urn_type_name(request.urn), news)
             found = bucket.check(plain_map(request.old_inputs), news)
             return p.CheckResponse(inputs=request.new_inputs, failures=[p.CheckFailure(*f) for f in found])
         name, provider = self._provider(request.urn)
@@ -273,7 +269,7 @@ class TenantSecretsProvider(p.Provider):
         olds, news = plain_map(request.olds), plain_map(request.news)
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            name = _type_name(request.urn)
+            name = c.urn_type_name(request.urn)
             judge = self._judge(request.urn, name, each=True)
             member = self._providers[b.KINDS[name].member_type]
             retains = member.retains_on_delete if isinstance(member, providers.StackConfigured) else lambda: False
@@ -294,7 +290,7 @@ class TenantSecretsProvider(p.Provider):
         then no resource of this run holds the tenant in this store, and it is judged as ever)."""
         if not self._count:
             return
-        kind = b.KINDS[_type_name(urn)]
+        kind = b.KINDS[c.urn_type_name(urn)]
         prefix, name = urn.rsplit("::", 1)
         waiting = {
             f"{prefix}::{home}"
@@ -321,7 +317,7 @@ class TenantSecretsProvider(p.Provider):
         deleted. A bucket's delete is judged tenant by tenant."""
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            name = _type_name(request.urn)
+            name = c.urn_type_name(request.urn)
             await bucket.delete(plain_map(request.properties), self._judge(request.urn, name, each=False))
             return
         name, provider = self._provider(request.urn)
@@ -355,18 +351,11 @@ def _refuse_unfinished_reshard(inputs: Mapping[str, PropertyValue], held: Mappin
         raise providers.ProviderError(refused)
 
 
-def _provider_error(err: BaseException) -> providers.ProviderError | None:
-    """Our error behind the framework's (it re-raises every error with its traceback in the message)."""
+def _behind(err: BaseException, kind: type[_E]) -> _E | None:
+    """Our error of ``kind`` behind the framework's (it re-raises every error with its traceback in the
+    message), or None."""
     seen: BaseException | None = err
-    while seen is not None and not isinstance(seen, providers.ProviderError):
-        seen = seen.__cause__ or seen.__context__
-    return seen
-
-
-def _partial_failure(err: BaseException) -> PartialFailure | None:
-    """A bucket's partial failure behind the framework's error."""
-    seen: BaseException | None = err
-    while seen is not None and not isinstance(seen, PartialFailure):
+    while seen is not None and not isinstance(seen, kind):
         seen = seen.__cause__ or seen.__context__
     return seen
 
@@ -392,14 +381,14 @@ async def _reported(call: Awaitable[_T], context: grpc.aio.ServicerContext[Any, 
     try:
         return await call
     except Exception as err:
-        partial = _partial_failure(err)
+        partial = _behind(err, PartialFailure)
         if partial is not None:
             await context.abort_with_status(partial_failure_status(partial))
             raise  # abort raises; this line is never reached
         if providers.debug():  # the whole traceback of the error behind the framework's
             original = err.__context__ or err
             await context.abort(grpc.StatusCode.UNKNOWN, "".join(traceback.format_exception(original)))
-        problem = _provider_error(err)
+        problem = _behind(err, providers.ProviderError)
         if problem is None:
             raise
         await context.abort(grpc.StatusCode.UNKNOWN, str(problem))

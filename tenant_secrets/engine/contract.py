@@ -66,6 +66,11 @@ def type_name(token: str) -> str:
     return token.rsplit(":", 1)[-1]
 
 
+def urn_type_name(urn: str) -> str:
+    """``InfisicalFolder`` from ``urn:pulumi:dev::tenant-secrets::...$tenant-secrets:index:InfisicalFolder::acme``."""
+    return type_name(urn.split("::")[2].rsplit("$", 1)[-1])
+
+
 PROVIDER_PACKAGE: Final = PACKAGE
 """The provider plugin's package (`provider/pulumi-resource-tenant-secrets`): the stack declares one explicit
 provider of it."""

@@ -83,8 +83,7 @@ DELETE = Verdict("delete")
 
 def _is_bucket(urn: str) -> bool:
     """Whether a URN (or a bucket tenant's pseudo-URN ``<bucket URN>/<subdomain>``) is a bucket's."""
-    parts = urn.split("::")
-    return len(parts) > 2 and c.type_name(parts[2].rsplit("$", 1)[-1]) in b.KINDS
+    return c.urn_type_name(urn) in b.KINDS
 
 
 def _resource_name(urn: str) -> str:
@@ -142,12 +141,3 @@ def judge(urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclaratio
         f"{refused}: it is gone from tenants.yaml without its decommission marker; declare it again with "
         "`decommission: true` and run `pulumi up`, then remove it",
     )
-
-
-def refusal(
-    urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool
-) -> str | None:
-    """Why this delete must not happen (one line, naming the owner and the store); None when it is not refused,
-    which is a delete or a forget (:func:`judge` says which)."""
-    verdict = judge(urn, type_name, props, run, destroying=destroying)
-    return verdict.reason if verdict.action == "refuse" else None

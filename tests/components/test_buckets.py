@@ -21,6 +21,7 @@ from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.engine import deletes
 from tests.components.test_providers import VALUES, folder_inputs
+from tests.engine.test_deletes import refusal
 
 STACK = "urn:pulumi:dev::tenant-secrets::"
 BUCKET_URN = f"{STACK}tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalBucket::bucket-0001-infisical"
@@ -292,14 +293,9 @@ def test_a_buckets_tenants_are_declared_for_the_delete_guard() -> None:
     run.saw(f"{STACK}tenant-secrets:index:Registry::registry", c.REGISTRY, {c.OWNERS: [*OWNERS, "delta"]})
     props = tenant_outputs("bravo")
     # a tenant that moved to another bucket is still declared: its entry in the old one is not deleted
-    assert "still declares it" in str(
-        deletes.refusal(f"{BUCKET_URN}/bravo", c.INFISICAL_FOLDER, props, run, destroying=False)
-    )
+    assert "still declares it" in str(refusal(f"{BUCKET_URN}/bravo", c.INFISICAL_FOLDER, props, run, destroying=False))
     # a tenant whose storage no longer has this store: deleted
-    assert (
-        deletes.refusal(f"{BUCKET_URN}/delta", c.INFISICAL_FOLDER, tenant_outputs("delta"), run, destroying=False)
-        is None
-    )
+    assert refusal(f"{BUCKET_URN}/delta", c.INFISICAL_FOLDER, tenant_outputs("delta"), run, destroying=False) is None
 
 
 def test_a_tenant_moved_to_another_resource_is_forgotten_not_deleted() -> None:

@@ -3,9 +3,12 @@ it was told to make, whatever the engine's plan asks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
-from tenant_secrets.engine.deletes import RunDeclarations, is_destroy, judge, refusal
+from tenant_secrets.engine.deletes import RunDeclarations, is_destroy, judge
 
 P = "urn:pulumi:prod-03::tenant-secrets::"
 DECLARED = P + "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseTenant::alpha-database"
@@ -14,6 +17,14 @@ FOLDER = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:Infisic
 REGISTRY = P + "tenant-secrets:index:Registry::registry"
 ROWS_BUCKET = P + "tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseBucket::bucket-0000-database"
 FOLDERS_BUCKET = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalBucket::bucket-0000-infisical"
+
+
+def refusal(
+    urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclarations, *, destroying: bool
+) -> str | None:
+    """The guard's line when it refuses the delete; None when it deletes or forgets (:func:`judge` says which)."""
+    verdict = judge(urn, type_name, props, run, destroying=destroying)
+    return verdict.reason if verdict.action == "refuse" else None
 
 
 def an_up(*owners: str, folders: bool = True) -> RunDeclarations:
