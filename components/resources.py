@@ -171,8 +171,6 @@ class _Bucket(PluginResource):
     DYNAMIC_ALIAS = False
     KIND: ClassVar[b.BucketKind]
 
-    tenants: pulumi.Output[dict[str, str]]
-
     def _register_bucket(
         self,
         name: str,

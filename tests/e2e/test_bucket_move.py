@@ -70,13 +70,8 @@ def kinds(stack: auto.Stack) -> dict[str, int]:
     return found
 
 
-def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
-    project: Project, master_key: str
-) -> None:
-    two, three = assign(TENANTS, 2), assign(TENANTS, 3)
-    number = {name: n for n, names in two.items() for name in names}
-    changed_bucket = sorted(name for n, names in three.items() for name in names if number[name] != n)
-    assert changed_bucket == ["alpha", "echo"], (two, three)  # to bucket 2; charlie stays in 0, bravo and delta in 1
+def per_tenant_stack(project: Project, master_key: str) -> auto.Stack:
+    """The dev stack over the five tenants, one resource per tenant and store until a step sets `buckets`."""
     project.write_tenants(tenants_file())
     stack = project.stack("dev")
     configure(
@@ -84,6 +79,17 @@ def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
         master_keys={"v1": master_key},
         secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name, 1)} for name in TENANTS},
     )
+    return stack
+
+
+def test_a_stack_moves_to_buckets_between_counts_and_back_writing_neither_store(
+    project: Project, master_key: str
+) -> None:
+    two, three = assign(TENANTS, 2), assign(TENANTS, 3)
+    number = {name: n for n, names in two.items() for name in names}
+    changed_bucket = sorted(name for n, names in three.items() for name in names if number[name] != n)
+    assert changed_bucket == ["alpha", "echo"], (two, three)  # to bucket 2; charlie stays in 0, bravo and delta in 1
+    stack = per_tenant_stack(project, master_key)
     seen: dict[str, Any] = {}
 
     def recorded(project: Project, stack: auto.Stack) -> None:
@@ -180,13 +186,7 @@ def test_a_move_stopped_after_its_creates_is_finished_by_the_next_up(project: Pr
 
     That preview lists the deletes alone (`pulumi preview --json` leaves the unchanged buckets out), so
     `tenantctl plan` shows them as deletes: docs/guides/operations.md says so."""
-    project.write_tenants(tenants_file())
-    stack = project.stack("dev")
-    configure(
-        stack,
-        master_keys={"v1": master_key},
-        secrets_config={name: {"STRIPE_SECRET_KEY": stripe(name, 1)} for name in TENANTS},
-    )
+    stack = per_tenant_stack(project, master_key)
     seen: dict[str, Any] = {}
     buckets = [
         BUCKET.format(component=component, kind=kind, name=f"bucket-{n:04d}-{store}")
