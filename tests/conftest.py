@@ -4,6 +4,8 @@ store in a fresh database with two companies (the store's tests, and the tests o
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,19 @@ from tenant_secrets.store import StoreSettings, connect, ensure_companies, migra
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster_root() -> Iterator[Path]:
+    """A session's directory for PostgreSQL clusters, outside pytest's temp root: run as root, a cluster runs as
+    `postgres`, which must traverse its parents, and every new pytest session on the machine resets pytest's
+    root to mode 0700, which would stop another session's running servers."""
+    root = Path(tempfile.mkdtemp(prefix="tenant-secrets-pg-"))
+    yield root
+    shutil.rmtree(root)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(cluster_root: Path) -> Iterator[Cluster]:
     """A real PostgreSQL server in a temp directory, started once per session and stopped after."""
-    cluster = Cluster(Path(tmp_path_factory.mktemp("pg")))
+    cluster = Cluster(cluster_root / "pg")
     cluster.ensure_started()
     yield cluster
     cluster.stop()
