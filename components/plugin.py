@@ -20,7 +20,9 @@ serves a resource of a state from before if it is deleted before the program dec
   and forgets (deletes nothing) an entry another resource of the run holds now.
 - Moves between layouts (docs/decisions/0053-tenants-per-resource.md): the stack's provider carries the bucket
   count as an input, so `check_config` sees the last run's (the old inputs, from the state) and this run's.
-  When they differ, the creates of tenants' store entries adopt them (`InfisicalFolderProvider.adopt`).
+  When they differ, the creates of tenants' store entries adopt them (`InfisicalFolderProvider.adopt`); so do
+  they in the first `up` after `tenantctl reshard` moved tenants into a stack with buckets (its provider's
+  recorded inputs name them: `tenant_secrets/stack/reshard_marker.py` ARRIVALS).
 - A stack whose state holds the unfinished-reshard marker is refused in `check_config` and `configure`
   (`tenant_secrets/stack/reshard_marker.py`), before any resource is checked.
 - Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
@@ -146,7 +148,8 @@ class TenantSecretsProvider(p.Provider):
         }
         self._run_declarations = deletes.RunDeclarations()
         self._moving = False
-        """Whether this run moves the stack's tenants between layouts (its bucket count changed)."""
+        """Whether this run moves tenants' store entries into the stack's resources (its bucket count changed, or a
+        reshard moved tenants in): their creates adopt."""
         self._count: int | None = None
         """The stack's bucket count in this run (the provider's input), None without buckets."""
         self._last_check = 0.0
@@ -330,10 +333,13 @@ class TenantSecretsProvider(p.Provider):
 
 
 def moves_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether a run moves the stack between layouts: its provider's old inputs (from the state; none for a new
-    stack) name another bucket count (absent: one resource per tenant) than this run's."""
+    """Whether a run moves tenants' store entries into the stack's resources: its provider's old inputs (from the
+    state; none for a new stack) name another bucket count (absent: one resource per tenant) than this run's, or
+    hold the tenants a reshard moved into this stack (`tenant_secrets/stack/reshard_marker.py` ARRIVALS)."""
     if not old.get(c.PROVIDER_STACK):
         return False
+    if reshard_marker.arrivals(old):
+        return True
     return str(old.get(c.PROVIDER_BUCKETS) or "") != str(new.get(c.PROVIDER_BUCKETS) or "")
 
 
