@@ -158,7 +158,11 @@ def test_a_bucketed_environment_resharded_from_one_stack_to_two_writes_neither_s
             check=every_run_refused,
         ),
         Step("the same command run again finishes it", up=False, check=finished),
-        Step("each stack's plan shows its tenants moving, nothing created or deleted", up=False, check=both_plans_say_move),
+        Step(
+            "each stack's plan shows its tenants moving, nothing created or deleted",
+            up=False,
+            check=both_plans_say_move,
+        ),
         Step(
             f"a tenant that stays ({STAYING[0]}) dropped unmarked in the same change is still refused",
             tenants=tenants_file([s for s in SUBDOMAINS if s != STAYING[0]]),
