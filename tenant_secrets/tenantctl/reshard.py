@@ -611,7 +611,10 @@ def add_parsers(commands: Any) -> None:
     which.set_defaults(run=which_command)
 
     move = commands.add_parser(
-        "reshard", help="change an environment's number of shards: moves state only, never a secret"
+        "reshard",
+        help="change an environment's number of shards: moves state only, never a secret (with buckets: marks the "
+        "moving tenants in the stacks' state; each stack's next `pulumi up`, in any order, adopts or forgets them, "
+        "writing and deleting nothing)",
     )
     move.add_argument("--environment", required=True)
     move.add_argument("--from", dest="old", type=int, required=True, help="the number of shards now")

@@ -239,7 +239,10 @@ class FakeStacks:
 
     def __init__(self, root: Path, tenants: Sequence[str], stop_at: str | None = None) -> None:
         self.root = root
-        self.states = {"prod": {"deployment": bucketed("prod", tenants)}, "prod-02": {"deployment": {}}}
+        self.states: dict[str, dict[str, Any]] = {
+            "prod": {"deployment": bucketed("prod", tenants)},
+            "prod-02": {"deployment": {}},
+        }
         self.settings: dict[str, str] = {}
         self.stop_at = stop_at
         self.commands: list[str] = []
