@@ -9,7 +9,9 @@ both stacks refused) and finished by the same command; the plan of each stack sh
 or a delete; a tenant dropped from tenants.yaml without its marker, in the same change, is still refused; each
 `up` sends Infisical no write request, its audit records nothing, and no row's ciphertext, version,
 `updated_at` or `xmin` (any write of a row changes it) changes; each stack's buckets then hold exactly its
-shard's tenants, the next preview of each shows no change, and `tenantctl verify --environment` is clean."""
+shard's tenants, the next preview of each shows no change, and `tenantctl verify --environment` is clean.
+(Long) two stacks into one, the destination first: its existing buckets adopt the arrivals, and the emptied
+stack's state is removed while the stores keep every entry."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from tenant_secrets.stack.shards import shard_of
 from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown
 from tenant_secrets.tenantctl.reshard import ReshardError, reshard
 from tests.e2e.conftest import Project, configure
-from tests.e2e.steps import Step, folder, pulumi, run_steps, tenantctl
+from tests.e2e.steps import Step, pulumi, run_steps, tenantctl, written
 from tests.e2e.test_shards import owners_in_state
 
 pytestmark = pytest.mark.e2e
@@ -45,16 +47,8 @@ def tenants_file(subdomains: Sequence[str] = SUBDOMAINS) -> str:
 
 
 def stores(project: Project) -> dict[str, Any]:
-    """What any write changes: each folder's secrets as (value, version), each row's ciphertext, version,
-    updated_at and xmin, and the number of changes the Infisical server audited."""
-    folders = {name: folder(project, f"/tenants/{name}", "prod") for name in SUBDOMAINS}
-    with project.db() as conn:
-        found = conn.execute(
-            "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, s.version, s.updated_at::text, s.xmin::text"
-            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
-        ).fetchall()
-    rows = {(r[0], r[1]): tuple(r[2:]) for r in found}
-    return {"folders": folders, "rows": rows, "audited": len(project.infisical.server.audit())}
+    """What any write changes, of the six tenants (steps.written)."""
+    return written(project, SUBDOMAINS, "prod")
 
 
 def moves(owners: Sequence[str]) -> list[Row]:
@@ -185,3 +179,52 @@ def test_a_bucketed_environment_resharded_from_one_stack_to_two_writes_neither_s
         Step("`tenantctl verify --environment prod` is clean", up=False, check=verified),
     ]
     run_steps(project, source, steps, "a bucketed environment resharded from one stack to two")
+
+
+@pytest.mark.long
+def test_two_bucketed_stacks_resharded_into_one_adopt_into_existing_buckets_and_the_emptied_stack_goes(
+    project: Project, master_key: str
+) -> None:
+    """The other way, destination first: prod's `up` adopts prod-02's tenants into buckets it already has (a
+    bucket's update, not its create), writing nothing; prod-02, every tenant of it marked, is removed with
+    `pulumi stack rm --force` (its state only), and the stores keep every entry."""
+    project.write_tenants(tenants_file())
+    owner = project.stack("prod")
+    configure(owner, secrets_config={}, master_keys={"v1": master_key}, buckets="2", shard="1/2")
+    seen: dict[str, Any] = {}
+
+    def second_shard(project: Project) -> None:
+        made = tenantctl(project, "shards", "init", "--environment", "prod", "--count", "2")
+        assert made.returncode == 0, made.stderr
+
+    def recorded(project: Project, stack: auto.Stack) -> None:
+        seen["stores"] = stores(project)
+        assert all(seen["stores"]["folders"].values()), seen["stores"]["folders"]
+
+    def into_one(project: Project) -> None:
+        done = tenantctl(project, "reshard", "--environment", "prod", "--from", "2", "--to", "1")
+        assert done.returncode == 0, done.stderr
+        assert "prod-02 holds no tenant now: `pulumi stack rm --force --stack prod-02` (its state only" in done.stdout
+        assert marks(project, "prod-02") == dict.fromkeys(MOVING, "prod")
+
+    def emptied_stack_removed(project: Project, stack: auto.Stack) -> None:
+        removed = pulumi(project, "stack", "rm", "--force", "--yes", "--stack", "prod-02")
+        assert removed.returncode == 0, removed.stderr
+        assert owners_in_state(project, "prod")["tenants"] == list(SUBDOMAINS)
+        assert stores(project) == seen["stores"], "a value, ciphertext, version, updated_at or xmin was rewritten"
+        done = tenantctl(project, "verify", "--environment", "prod")
+        assert done.returncode == 0 and "no drift on stack" in done.stdout, done.stdout + done.stderr
+
+    steps = [
+        Step("shard 1 of 2, with buckets"),
+        Step("shard 2", by_hand=second_shard, stack="prod-02", check=recorded),
+        Step(
+            "resharded into one: prod's plan shows prod-02's tenants arriving, nothing created",
+            by_hand=into_one,
+            plan=moves(MOVING),
+            writes=0,
+        ),
+        Step("prod's up adopted them into its buckets, writing nothing", preview={}, up=False),
+        Step("prod-02 removed, its state only", up=False, check=emptied_stack_removed),
+    ]
+    run_steps(project, owner, steps, "two bucketed stacks resharded into one")
