@@ -163,9 +163,14 @@ def test_a_bucketed_environment_resharded_from_one_stack_to_two_writes_neither_s
             refused=[STAYING[0], "decommission"],
         ),
         Step(
-            "the source's up forgets the tenants that left, deleting and writing nothing",
+            "the source's up forgets the tenants that left, deleting and writing nothing, one line each",
             tenants=tenants_file(),
             writes=0,
+            shows=[
+                f"{owner}, {what}: moved to prod-02 by `tenantctl reshard`; nothing deleted"
+                for owner in MOVING
+                for what in ("Infisical folder", "database rows")
+            ],
             check=holds(1),
         ),
         Step(
