@@ -406,17 +406,17 @@ def _mark(run: Runner, name: str, command: str, checkpoint: dict[str, Any] | Non
 
 
 def _refuse_mixed_or_decommissioned(
-    before: Mapping[int, str],
     bucketed: Sequence[str],
+    per_tenant: Sequence[str],
     planned: Mapping[tuple[int, int], Sequence[str]],
     decommissioned: Mapping[str, bool],
 ) -> None:
-    """Before anything is written: every stack in one layout, and no decommissioned tenant among the moving ones
-    (the destination's `up` would apply its decommission again, in stores the source's already emptied)."""
-    others = sorted(set(before.values()) - set(bucketed))
-    if others:
+    """Before anything is written: no stack holding tenants in resources of their own beside stacks with buckets
+    (``bucketed``), and no decommissioned tenant among the moving ones (the destination's `up` would apply its
+    decommission again, in stores the source's already emptied)."""
+    if per_tenant:
         raise ReshardError(
-            f"stack(s) {', '.join(others)} hold one resource per tenant and {', '.join(bucketed)} hold buckets "
+            f"stack(s) {', '.join(per_tenant)} hold one resource per tenant and {', '.join(bucketed)} hold buckets "
             "(tenant-secrets:buckets): give every stack of the environment the same layout and `pulumi up` each "
             "(docs/guides/operations.md, 'Buckets'), then run this again; nothing was changed"
         )
@@ -514,7 +514,12 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     command = reshard_marker.finish_command(environment, old, new)
     bucketed = [before[k] for k, checkpoint in sorted(exports.items()) if holds_buckets(checkpoint)]
     if bucketed:
-        _refuse_mixed_or_decommissioned(before, bucketed, planned, decommissioned)
+        per_tenant = [
+            before[k]
+            for k, checkpoint in sorted(exports.items())
+            if held_tenants(checkpoint.get("deployment") or {}) & decommissioned.keys()
+        ]
+        _refuse_mixed_or_decommissioned(bucketed, per_tenant, planned, decommissioned)
         marked = _reshard_buckets(
             run,
             before=before,

@@ -320,3 +320,19 @@ def test_a_reshard_of_buckets_refuses_a_decommissioned_tenant_that_changes_shard
     with pytest.raises(ReshardError, match=f"decommissioned tenant\\(s\\) {leaving[0]} would change shard"):
         reshard(tmp_path, "prod", 1, 2, run=stacks, tenants_file="tenants.yaml")
     assert set(stacks.commands) == {"stack export"}
+
+
+def test_a_reshard_refuses_stacks_with_buckets_beside_one_holding_tenants_in_resources_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """A stack holding a tenant's own resource would need a state move; one holding none (a platform folder
+    only, or nothing yet) is no obstacle."""
+    environment(tmp_path, tenants_yaml())
+    stacks = FakeStacks(tmp_path, NAMES)
+    stacks.states["prod-02"] = {"deployment": state("prod-02", ["charlie"], moved=["charlie"])}
+    (tmp_path / "Pulumi.prod.yaml").write_text(
+        yaml.safe_dump({"config": {"tenant-secrets:environment": "prod", "tenant-secrets:shard": "1/2"}})
+    )
+    with pytest.raises(ReshardError, match="stack\\(s\\) prod-02 hold one resource per tenant and prod hold buckets"):
+        reshard(tmp_path, "prod", 2, 1, run=stacks, tenants_file="tenants.yaml")
+    assert set(stacks.commands) == {"stack export"}
