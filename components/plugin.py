@@ -17,10 +17,13 @@ serves a resource of a state from before if it is deleted before the program dec
   no store and run on the loop.
 - Deletes: a tenant's folder or rows are deleted only when the provider was told to
   (`tenant_secrets/engine/deletes.py`): `check` records what the program declares, `delete` refuses the rest,
-  and forgets (deletes nothing) an entry another resource of the run holds now.
+  and forgets (deletes nothing) an entry another resource of the run holds now, or that `tenantctl reshard`
+  moved to another stack (one `info` line each under its bucket in the run's output).
 - Moves between layouts (docs/decisions/0053-tenants-per-resource.md): the stack's provider carries the bucket
   count as an input, so `check_config` sees the last run's (the old inputs, from the state) and this run's.
-  When they differ, the creates of tenants' store entries adopt them (`InfisicalFolderProvider.adopt`).
+  When they differ, the creates of tenants' store entries adopt them (`InfisicalFolderProvider.adopt`); so do
+  they in the first `up` after `tenantctl reshard` moved tenants into a stack with buckets (its provider's
+  recorded inputs name them: `tenant_secrets/stack/reshard_marker.py` ARRIVALS).
 - A stack whose state holds the unfinished-reshard marker is refused in `check_config` and `configure`
   (`tenant_secrets/stack/reshard_marker.py`), before any resource is checked.
 - Errors: an error of ours (`providers.ProviderError`) is reported as its one line; anything else is a
@@ -48,7 +51,7 @@ from pulumi.dynamic import ResourceProvider
 from pulumi.provider.experimental import provider as p
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 from pulumi.provider.experimental.server import ProviderServicer
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc, status_pb2
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc, status_pb2
 
 from components import lifetime, providers
 from components.buckets import BucketProvider, Judge, PartialFailure
@@ -134,7 +137,9 @@ class TenantSecretsProvider(p.Provider):
     """Every resource type of `tenant_secrets/engine/contract.py`, served by its provider of
     `components/providers.py`."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: str | None = None) -> None:
+        self._engine = engine
+        """The engine's address, to show a line under a resource in the run's output (None: not shown)."""
         self._providers = {name: make() for name, make in _PROVIDERS.items()}
         self._pools = {
             "infisical": ThreadPoolExecutor(int(os.environ.get(THREADS_VAR) or 64), "infisical"),
@@ -146,7 +151,8 @@ class TenantSecretsProvider(p.Provider):
         }
         self._run_declarations = deletes.RunDeclarations()
         self._moving = False
-        """Whether this run moves the stack's tenants between layouts (its bucket count changed)."""
+        """Whether this run moves tenants' store entries into the stack's resources (its bucket count changed, or a
+        reshard moved tenants in): their creates adopt."""
         self._count: int | None = None
         """The stack's bucket count in this run (the provider's input), None without buckets."""
         self._last_check = 0.0
@@ -156,18 +162,31 @@ class TenantSecretsProvider(p.Provider):
         """The bucket provider of a bucket's URN (tenant_secrets/engine/buckets.py); None for another type."""
         return self._buckets.get(c.urn_type_name(urn))
 
-    def _judge(self, urn: str, name: str, *, each: bool) -> Judge:
+    def _judge(self, urn: str, name: str, *, each: bool, told: list[str]) -> Judge:
         """The delete guard of one tenant of a bucket, judged as its own resource's delete would be. ``each``:
         a tenant gone from a bucket that stays (its own pseudo-URN, never declared), not the bucket's delete
-        (whose URN is the bucket's: declared when the plan replaces the bucket)."""
+        (whose URN is the bucket's: declared when the plan replaces the bucket). The line of each entry forgotten
+        because `tenantctl reshard` moved it to another stack is added to ``told``, to show in the run's output."""
         member = b.KINDS[name].member_type
 
         def judge(owner: str, props: Mapping[str, Any]) -> deletes.Verdict:
             where = f"{urn}/{owner}" if each else urn
             destroying = _engine_destroys()
-            return deletes.judge(where, member, props, self._run_declarations, destroying=destroying)
+            verdict = deletes.judge(where, member, props, self._run_declarations, destroying=destroying)
+            if verdict.action == "forget" and props.get(c.MOVED_TO):
+                told.append(verdict.reason)
+            return verdict
 
         return judge
+
+    async def _tell(self, urn: str, lines: Sequence[str]) -> None:
+        """Each line as an `info` under the resource in the run's output (the engine's `Log`)."""
+        if not self._engine or not lines:
+            return
+        async with grpc.aio.insecure_channel(self._engine) as channel:
+            engine = engine_pb2_grpc.EngineStub(channel)
+            for line in lines:
+                await engine.Log(engine_pb2.LogRequest(severity=engine_pb2.INFO, message=line, urn=urn))
 
     def _provider(self, urn: str) -> tuple[str, ResourceProvider]:
         name = c.urn_type_name(urn)
@@ -269,12 +288,15 @@ class TenantSecretsProvider(p.Provider):
         olds, news = plain_map(request.olds), plain_map(request.news)
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            name = c.urn_type_name(request.urn)
-            judge = self._judge(request.urn, name, each=True)
+            name, told = c.urn_type_name(request.urn), list[str]()
+            judge = self._judge(request.urn, name, each=True, told=told)
             member = self._providers[b.KINDS[name].member_type]
             retains = member.retains_on_delete if isinstance(member, providers.StackConfigured) else lambda: False
             await self._await_new_buckets(request.urn, olds, news)
-            outs = await bucket.update(request.urn, olds, news, judge, moving=self._moving, retains=retains)
+            try:
+                outs = await bucket.update(request.urn, olds, news, judge, moving=self._moving, retains=retains)
+            finally:
+                await self._tell(request.urn, told)
             return p.UpdateResponse(properties=wrap_map(outs))
         name, provider = self._provider(request.urn)
         result = await self._run(name, provider.update, request.resource_id, olds, news)
@@ -317,8 +339,12 @@ class TenantSecretsProvider(p.Provider):
         deleted. A bucket's delete is judged tenant by tenant."""
         bucket = self._bucket(request.urn)
         if bucket is not None:
-            name = c.urn_type_name(request.urn)
-            await bucket.delete(plain_map(request.properties), self._judge(request.urn, name, each=False))
+            name, told = c.urn_type_name(request.urn), list[str]()
+            try:
+                judge = self._judge(request.urn, name, each=False, told=told)
+                await bucket.delete(plain_map(request.properties), judge)
+            finally:
+                await self._tell(request.urn, told)
             return
         name, provider = self._provider(request.urn)
         props = plain_map(request.properties)
@@ -330,10 +356,13 @@ class TenantSecretsProvider(p.Provider):
 
 
 def moves_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether a run moves the stack between layouts: its provider's old inputs (from the state; none for a new
-    stack) name another bucket count (absent: one resource per tenant) than this run's."""
+    """Whether a run moves tenants' store entries into the stack's resources: its provider's old inputs (from the
+    state; none for a new stack) name another bucket count (absent: one resource per tenant) than this run's, or
+    hold the tenants a reshard moved into this stack (`tenant_secrets/stack/reshard_marker.py` ARRIVALS)."""
     if not old.get(c.PROVIDER_STACK):
         return False
+    if reshard_marker.arrivals(old):
+        return True
     return str(old.get(c.PROVIDER_BUCKETS) or "") != str(new.get(c.PROVIDER_BUCKETS) or "")
 
 
@@ -433,7 +462,7 @@ def main() -> None:
 
     async def serve() -> None:
         server = grpc.aio.server()
-        servicer = _Servicer([], VERSION, TenantSecretsProvider(), engine_address=args.engine)
+        servicer = _Servicer([], VERSION, TenantSecretsProvider(args.engine), engine_address=args.engine)
         provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

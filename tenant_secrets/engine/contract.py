@@ -120,6 +120,10 @@ STORED_KEYS: Final = "stored_keys"
 """Keys whose stored row holds a ciphertext not bound to it (the preflight names them): overwritten."""
 CREATED_FOLDER: Final = "created_folder"
 """Output: whether this stack created the folder (only then may it delete the folder)."""
+MOVED_TO: Final = "moved_to"
+"""In a bucket's recorded entry only, written there by `tenantctl reshard` (never by a provider): the stack the
+tenant moves to. The source stack's next `up` forgets such an entry, deleting nothing
+(tenant_secrets/engine/deletes.py)."""
 SOURCES: Final = "sources"
 """Input: key -> the descriptor of its value's source (tenant_secrets/tenants_file/sources.py), never the value."""
 TENANTS: Final = "tenants"

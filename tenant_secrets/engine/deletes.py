@@ -7,6 +7,10 @@ interrupted reshard) is a new URN to the program and an orphan to delete, and de
 the very rows and folder its twin just adopted. So the provider judges each delete of an Infisical folder
 or a tenant's rows by what it was told:
 
+- the entry is a bucket's, and `tenantctl reshard` marked it as moving to another stack (its recorded entry's
+  `moved_to`), and no resource of this run declares its owner -- *forgotten*: the destination stack holds it
+  (its `up` adopts the entry, or has), so neither an `up` nor `pulumi destroy` of this stack deletes it
+  (docs/decisions/0053-tenants-per-resource.md, slice 3);
 - the entry was decommissioned (`decommission: true`, applied: its state says so) -- deleted;
 - in an `up`, whose program declared the stack's registry to this provider before any delete: the plan
   replaces this very resource (its URN is declared), or the owner is still declared without this store
@@ -105,9 +109,14 @@ def judge(urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclaratio
     """What to do with the delete of one store entry: ``urn`` is the deleted resource's (for a tenant gone from a
     bucket that stays, ``<bucket URN>/<subdomain>``), ``type_name`` the per-tenant type (``InfisicalFolder``)."""
     what = GUARDED.get(type_name)
-    if what is None or props.get(c.DECOMMISSION):
+    if what is None:
         return DELETE
     owner = str(props.get(c.OWNER) or _resource_name(urn))
+    moved_to = props.get(c.MOVED_TO)
+    if moved_to and (type_name, owner) not in run.declared and owner not in (run.owners or ()):
+        return Verdict("forget", f"{owner}, {what}: moved to {moved_to} by `tenantctl reshard`; nothing deleted")
+    if props.get(c.DECOMMISSION):
+        return DELETE
     refused = f"{owner}, {what}: not deleted"
     if run.owners is None:
         if destroying:

@@ -8,6 +8,12 @@ sees it whatever checkout it runs from; the program never declares it, so the en
 provider only as the old inputs of `CheckConfig` (an `up` or a `preview`) or as the inputs of `Configure`
 when the provider comes from the state (a `refresh` or a `destroy`). Either way the provider refuses before
 any resource is checked, so nothing is written and nothing is deleted; reading it costs no call.
+
+A reshard of stacks with buckets moves no state (docs/decisions/0053-tenants-per-resource.md): it leaves a
+second input on each destination stack's provider, :data:`ARRIVALS`, the tenants that arrive and the stack each
+comes from. The next `up` of that stack sees it among the old inputs of `CheckConfig` and adopts, rather than
+creates, its tenants' store entries (they exist: the source stack wrote them); that `up` records the program's
+inputs, which never declare it, so the run after it is an ordinary one.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from tenant_secrets.engine import contract as c
 
 MARKER = "reshardUnfinished"
 """The provider input that holds the command which finishes the reshard."""
+ARRIVALS = "reshardArrivals"
+"""The provider input that maps each tenant a reshard moves into the stack to the stack it comes from."""
 PROVIDER_TYPE = f"pulumi:providers:{c.PROVIDER_PACKAGE}"
 
 
@@ -66,3 +74,23 @@ def clear(deployment: Mapping[str, Any]) -> bool:
 def marked(deployment: Mapping[str, Any]) -> str | None:
     """The command a checkpoint's marker names, if it has one."""
     return next((str(p["inputs"][MARKER]) for p in _providers(deployment) if (p.get("inputs") or {}).get(MARKER)), None)
+
+
+def mark_arrivals(deployment: Mapping[str, Any], arrivals: Mapping[str, str]) -> bool:
+    """Record on every tenant-secrets provider of a checkpoint's deployment the tenants that arrive (subdomain ->
+    the stack it leaves), none when empty; whether anything changed."""
+    changed = False
+    for provider in _providers(deployment):
+        for side in ("inputs", "outputs"):
+            props = provider.setdefault(side, {})
+            before = props.pop(ARRIVALS, None)
+            if arrivals:
+                props[ARRIVALS] = dict(sorted(arrivals.items()))
+            changed |= before != props.get(ARRIVALS)
+    return changed
+
+
+def arrivals(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The tenants a provider's recorded inputs say a reshard moved into the stack, with the stack each left."""
+    found = inputs.get(ARRIVALS)
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, Mapping) else {}

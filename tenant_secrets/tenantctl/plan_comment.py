@@ -28,6 +28,12 @@ the new resource adopts the entry and the old one is forgotten, so its keys are 
 resource's state to the new one's inputs, as an update, and the tenant shows one `move` row per store
 (plus a row per key that also changes). A delete of an entry no other resource takes is a delete, as ever.
 
+A tenant that `tenantctl reshard` moves between stacks with buckets moves with no state move (decision
+0053): the source stack's bucket entry records the stack it moves to (``moved_to``), and the destination's
+provider the tenants that arrive and where from (its old inputs in the preview's provider step,
+tenant_secrets/stack/reshard_marker.py). Such a removed or added entry is a `move` row too, never a
+delete or a create, and the plan names the other stack above the table.
+
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
 the source descriptors (which never hold a value: tenant_secrets/tenants_file/sources.py). The
@@ -60,6 +66,7 @@ from typing import Any
 
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
+from tenant_secrets.stack import reshard_marker
 from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.tenants_file.names import few
@@ -85,8 +92,9 @@ NOTES = {
     "`pulumi refresh`); `pulumi up` writes the declared value back",
     "create": "a new key is written",
     "forget": "the entry is gone and the store holds nothing of it any more; the stack stops tracking it",
-    "move": "the tenant's entry moves to another resource of the stack (the `buckets` setting changed): the new "
-    "resource adopts what the store holds and the old one is forgotten; nothing is written or deleted for it",
+    "move": "the tenant's entry moves to another resource of the stack (the `buckets` setting changed), or to or "
+    "from another stack (`tenantctl reshard`): the new resource adopts what the store holds and the old one is "
+    "forgotten; nothing is written or deleted for it",
 }
 _CHECK_FAILURE = re.compile(
     r"^\S+ resource '(?P<name>[^']+)'(?:: property (?P<prop>\S+) value .*?)? has a problem: ", re.S
@@ -151,6 +159,9 @@ class ReviewPlan:
     refreshed: bool | None = None
     """Whether the preview read the stores first (`--refresh`), so that drift shows as `restore`; None for a
     saved preview, whose options are unknown."""
+    between_stacks: tuple[tuple[str, str], ...] = ()
+    """(tenant, "from <stack>" or "to <stack>") of each tenant `tenantctl reshard` moves into or out of this
+    stack (its rows say `move`)."""
 
     @property
     def ok(self) -> bool:
@@ -424,7 +435,19 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     rows = tuple(rows_from_preview(document, environment))
     rights = tuple(rights_changes(document))
     sources = tuple(sources_from_preview(document, environment))
-    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights, sources=sources)
+    between = tuple(
+        sorted({(owner, way) for _, _, owner, way in _between_stacks(_all_tenant_steps(document), document)})
+    )
+    return ReviewPlan(
+        stack,
+        environment,
+        rows,
+        summary=counts,
+        warnings=warnings,
+        rights=rights,
+        sources=sources,
+        between_stacks=between,
+    )
 
 
 def _unpacked(kind: b.BucketKind, step: Mapping[str, Any], side: str, part: str) -> dict[str, dict[str, Any]]:
@@ -578,20 +601,67 @@ def _moves(
     return [s for i, s in enumerate(steps) if i not in moved], moves
 
 
+def _changed_steps(document: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(op, step) of each step of the preview that changes something."""
+    found = []
+    for step in document.get("steps") or []:
+        if isinstance(step, Mapping) and str(step.get("op", "same")) not in ("same", "read", "refresh"):
+            found.append((str(step.get("op", "same")), step))
+    return found
+
+
+def _all_tenant_steps(document: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    return [tenant for _, step in _changed_steps(document) for tenant in _tenant_steps(step)]
+
+
+def _arrivals(document: Mapping[str, Any]) -> dict[str, str]:
+    """The tenants `tenantctl reshard` moved into this stack, with the stack each left: the stack's provider's
+    recorded inputs, which its step in the preview carries as its old state (the `up` drops them)."""
+    for step in document.get("steps") or []:
+        urn = str(step.get("urn", "")) if isinstance(step, Mapping) else ""
+        if urn.count("::") >= 3 and urn.split("::")[2] == reshard_marker.PROVIDER_TYPE:
+            return reshard_marker.arrivals(_inputs(step, "oldState"))
+    return {}
+
+
+def _between_stacks(
+    steps: Sequence[tuple[str, str, Mapping[str, Any]]], document: Mapping[str, Any]
+) -> list[tuple[int, str, str, str]]:
+    """(index in ``steps``, store, tenant, "to <stack>" or "from <stack>") of each bucket tenant's removal that
+    `tenantctl reshard` marked (its recorded entry's ``moved_to``) and each addition of a tenant it moved in."""
+    arrivals = _arrivals(document)
+    found = []
+    for index, (op, store, step) in enumerate(steps):
+        if _type_name({"urn": _base_urn(step)}) not in b.KINDS:
+            continue
+        owner = _step_owner(step)
+        old_state = step.get("oldState")
+        outputs = old_state.get("outputs") if isinstance(old_state, Mapping) else None
+        moved_to = outputs.get(c.MOVED_TO) if isinstance(outputs, Mapping) else None
+        if op in DELETE_OPS and moved_to:
+            found.append((index, store, owner, f"to {moved_to}"))
+        elif op in CREATE_OPS and owner in arrivals:
+            found.append((index, store, owner, f"from {arrivals[owner]}"))
+    return found
+
+
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
     """One row per changed key of every tenant and platform-folder resource, deletions first; a tenant whose
-    entry moves between resources of the stack one `move` row per store (and its keys that change)."""
+    entry moves between resources of the stack, or between stacks by `tenantctl reshard`, one `move` row per
+    store (and, within the stack, its keys that change)."""
     rows: set[Row] = set()
     tenant_steps: list[tuple[str, str, Mapping[str, Any]]] = []
-    for step in document.get("steps") or []:
-        if not isinstance(step, Mapping):
-            continue
-        op = str(step.get("op", "same"))
-        if op in ("same", "read", "refresh"):
-            continue
+    for op, step in _changed_steps(document):
         if _type_name(step) == c.DATABASE_SCHEMA:
             rows.update(_schema_rows(step, op, default_environment))
         tenant_steps += _tenant_steps(step)
+    between = _between_stacks(tenant_steps, document)
+    for index, store, _, _ in between:
+        op, _, step = tenant_steps[index]
+        first = _owner_rows(step, op, store, default_environment)[0]
+        rows.add(replace(first, key="-", action="move", source=""))
+    crossing = {index for index, _, _, _ in between}
+    tenant_steps = [step for index, step in enumerate(tenant_steps) if index not in crossing]
     kept, moves = _moves(tenant_steps, _holders(document))
     for own, store, tenant in kept:
         rows.update(_owner_rows(tenant, own, store, default_environment))
@@ -695,11 +765,20 @@ def render_markdown(plan: ReviewPlan) -> str:
         lines += [f"**{len(plan.deletions)} secret(s) would be deleted{mine}:**", ""]
         lines += [f"- {_owner(r)}, {r.store}: `{r.key}`{_deletion_note(r)}" for r in plan.deletions]
         lines.append("")
-    if plan.moved:
-        moving = len({r.owner for r in plan.moved})
+    crossing = {owner for owner, _ in plan.between_stacks}
+    if plan.between_stacks:
         lines += [
-            f"**{moving} tenant(s) move to other resources of this stack (the `buckets` setting changed): nothing "
-            "is written or deleted for them (a key that also changes has its own row).**",
+            f"**{len(crossing)} tenant(s) move between stacks (`tenantctl reshard`): this stack adopts those that "
+            "arrive and forgets those that leave; nothing is written or deleted for them:**",
+            "",
+        ]
+        lines += [f"- {owner}: {way}" for owner, way in plan.between_stacks]
+        lines.append("")
+    within = {r.owner for r in plan.moved} - crossing
+    if within:
+        lines += [
+            f"**{len(within)} tenant(s) move to other resources of this stack (the `buckets` setting changed): "
+            "nothing is written or deleted for them (a key that also changes has its own row).**",
             "",
         ]
     if plan.released:
@@ -768,6 +847,7 @@ def render_json(plan: ReviewPlan) -> str:
         "sources": [asdict(s) for s in plan.sources],
         "resources": dict(plan.summary),
         "refreshed": plan.refreshed,
+        "between_stacks": [{"owner": owner, "move": way} for owner, way in plan.between_stacks],
     }
     return json.dumps(document, indent=2) + "\n"
 

@@ -11,12 +11,19 @@ parents a resource whose parent stays behind to the stack itself) and updates ea
 no tenant reads as removed. A new stack first gets its own registry and provider from a `pulumi up`
 targeting only its registry. Each stack's `tenant-secrets:shard` becomes k/M.
 
+Stacks with buckets (`tenant-secrets:buckets`) hold several tenants in one resource, so no state moves
+(docs/decisions/0053-tenants-per-resource.md, slice 3): each source stack's recorded bucket entry of a leaving
+tenant names its destination (``moved_to``) and its registry drops it, each destination's provider records the
+tenants that arrive, and the shard settings change. Then each stack's next `pulumi up`, in any order, does the
+move: the destination's adopts the arrivals (read, nothing written: the entries are in the stores), the
+source's forgets the departures (nothing deleted, tenant_secrets/engine/deletes.py).
+
 While it runs, every stack involved holds the unfinished-reshard marker in its state
 (tenant_secrets/stack/reshard_marker.py): from before the first state move until the last stack is settled,
 any `preview`, `up`, `refresh` or `destroy` of them is refused with the one command that finishes the job,
 which is this one run again: every step is derived from the state and the stack files, so a run killed at
 any point is finished by the next (docs/decisions/0043). The next preview of every stack then shows no
-change; no store is written.
+change (with buckets: once each stack's `up` has run); no store is written.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from tenant_secrets.tenants_file.sources import ConfigSource
 Runner = Callable[[Sequence[str]], str]
 MOVED_TYPES = (c.INFISICAL_FOLDER, c.DATABASE_TENANT)
 BUCKET_TYPES = (c.INFISICAL_BUCKET, c.DATABASE_BUCKET)
-"""Several tenants per resource (tenant_secrets/engine/buckets.py): a reshard refuses a stack holding them."""
+"""Several tenants per resource (tenant_secrets/engine/buckets.py): a reshard of stacks holding them moves no
+state (:func:`mark_departures`)."""
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 URNS_PER_MOVE = 1000
 """URNs per `pulumi state move` call, to stay well under the command line's limit."""
@@ -103,6 +111,44 @@ def holds_buckets(checkpoint: Mapping[str, Any]) -> bool:
     """Whether a stack's state holds several tenants per resource (a bucket type)."""
     resources = (checkpoint.get("deployment") or {}).get("resources") or []
     return any(_kind(str(r.get("urn", ""))) in BUCKET_TYPES for r in resources)
+
+
+def mark_departures(deployment: dict[str, Any], departures: Mapping[str, str]) -> bool:
+    """A source stack of a reshard with buckets, which moves no state: each bucket's recorded entry of a tenant
+    that leaves names the stack it moves to (``moved_to``; any other entry's mark is taken off), and the
+    registry no longer lists the tenants that leave. The stack's next `up` then forgets them (the delete guard,
+    tenant_secrets/engine/deletes.py), where a tenant gone unmarked stays refused. ``departures``: subdomain ->
+    the stack it moves to. Derived from the arguments alone, so a reshard run again marks the same. Returns
+    whether anything changed."""
+    changed = False
+    for res in deployment.get("resources") or []:
+        if _kind(str(res.get("urn", ""))) in BUCKET_TYPES:
+            tenants = (res.get("outputs") or {}).get(c.TENANTS)
+            if not isinstance(tenants, dict):
+                continue
+            for owner, packed in tenants.items():
+                if not isinstance(packed, str):
+                    raise ReshardError(
+                        f"{res['urn']}: the entry of {owner} is not a plain JSON string in the state; nothing was "
+                        "changed"
+                    )
+                entry = json.loads(packed)
+                entry.pop(c.MOVED_TO, None)
+                if owner in departures:
+                    entry[c.MOVED_TO] = departures[owner]
+                marked = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+                changed |= marked != packed
+                tenants[owner] = marked
+    registry = _registry(deployment.get("resources") or [])
+    if registry is None:
+        return changed
+    for side in ("inputs", "outputs"):
+        props = registry.setdefault(side, {})
+        for name in (c.OWNERS, c.DECOMMISSIONED):
+            kept = [owner for owner in props.get(name) or () if owner not in departures]
+            changed |= kept != list(props.get(name) or ())
+            props[name] = kept
+    return changed
 
 
 def held_tenants(deployment: Mapping[str, Any]) -> set[str]:
@@ -297,17 +343,29 @@ class ReshardSummary:
     emptied: list[str]
     """Stacks of shards past the new count (shrinking): nothing left in them but their registry."""
     seconds: float
+    by_up: bool = False
+    """Stacks with buckets: nothing moved yet; each stack's next `up` adopts or forgets its moving tenants."""
 
     def lines(self) -> str:
         pairs = "; ".join(f"{src} -> {dst}: {n} tenant(s)" for (src, dst), n in sorted(self.moved.items()))
         total = sum(self.moved.values())
-        text = (
-            f"moved {total} tenant(s) in {self.seconds:.1f} s ({pairs or 'none'}); shard settings updated on "
-            f"{', '.join(self.stacks)}; commit their Pulumi.<stack>.yaml files; a preview of each shows no change\n"
-        )
+        if self.by_up:
+            text = (
+                f"marked {total} tenant(s) to move in {self.seconds:.1f} s ({pairs or 'none'}); shard settings "
+                f"updated on {', '.join(self.stacks)}; commit their Pulumi.<stack>.yaml files, then run `pulumi up` "
+                "on each stack, in any order: the destination adopts the tenants that arrive and the source forgets "
+                "those that left; their previews show these as moves, which write nothing and delete nothing\n"
+            )
+        else:
+            text = (
+                f"moved {total} tenant(s) in {self.seconds:.1f} s ({pairs or 'none'}); shard settings updated on "
+                f"{', '.join(self.stacks)}; commit their Pulumi.<stack>.yaml files; a preview of each shows no change\n"
+            )
         for name in self.emptied:
+            kept = " (its state only: the stores keep every entry, which the other stacks adopt)" if self.by_up else ""
             text += (
-                f"{name} holds no tenant now: `pulumi stack rm --force --stack {name}`, and delete Pulumi.{name}.yaml\n"
+                f"{name} holds no tenant now: `pulumi stack rm --force --stack {name}`{kept}, and delete "
+                f"Pulumi.{name}.yaml\n"
             )
         return text
 
@@ -347,6 +405,80 @@ def _mark(run: Runner, name: str, command: str, checkpoint: dict[str, Any] | Non
         _import(run, name, checkpoint)
 
 
+def _refuse_mixed_or_decommissioned(
+    bucketed: Sequence[str],
+    per_tenant: Sequence[str],
+    planned: Mapping[tuple[int, int], Sequence[str]],
+    decommissioned: Mapping[str, bool],
+) -> None:
+    """Before anything is written: no stack holding tenants in resources of their own beside stacks with buckets
+    (``bucketed``), and no decommissioned tenant among the moving ones (the destination's `up` would apply its
+    decommission again, in stores the source's already emptied)."""
+    if per_tenant:
+        raise ReshardError(
+            f"stack(s) {', '.join(per_tenant)} hold one resource per tenant and {', '.join(bucketed)} hold buckets "
+            "(tenant-secrets:buckets): give every stack of the environment the same layout and `pulumi up` each "
+            "(docs/guides/operations.md, 'Buckets'), then run this again; nothing was changed"
+        )
+    leaving = sorted(owner for owners in planned.values() for owner in owners if decommissioned.get(owner))
+    if leaving:
+        raise ReshardError(
+            f"decommissioned tenant(s) {', '.join(leaving[:5])}{', ...' if len(leaving) > 5 else ''} would change "
+            "shard; finish each decommission first (`pulumi up` with the marker, then remove the tenant from the "
+            "tenants file and `pulumi up`: its entry goes, nothing is written), then run this again; nothing was "
+            "changed"
+        )
+
+
+def _reshard_buckets(
+    run: Runner,
+    *,
+    before: Mapping[int, str],
+    names: Mapping[int, str],
+    exports: Mapping[int, Mapping[str, Any]],
+    planned: Mapping[tuple[int, int], Sequence[str]],
+    registry_urn: str,
+    command: str,
+) -> dict[tuple[str, str], int]:
+    """The reshard of stacks with buckets, which moves no state (docs/decisions/0053-tenants-per-resource.md):
+    under the unfinished-reshard marker, each source stack's state marks the tenants that leave it
+    (:func:`mark_departures`) and each destination's provider the tenants that arrive
+    (`reshard_marker.mark_arrivals`); then each stack's `shard` setting becomes k/M and the markers come off.
+    The next `up` of a destination adopts its arrivals (they are in the stores: nothing is written), the next
+    `up` of a source forgets its departures (nothing is deleted), in any order. Every step is derived from the
+    arguments, so a run killed at any point is finished by the same command. Returns the tenants marked per
+    (source, destination) pair."""
+    departures: dict[int, dict[str, str]] = {k: {} for k in names.keys() | before.keys()}
+    arrivals: dict[int, dict[str, str]] = {k: {} for k in names.keys() | before.keys()}
+    for (src_k, dst_k), owners in planned.items():
+        for owner in owners:
+            departures[src_k][owner] = names[dst_k]
+            arrivals[dst_k][owner] = before[src_k]
+    for index, name in sorted(before.items()):
+        checkpoint = json.loads(json.dumps(exports[index]))
+        deployment = checkpoint.setdefault("deployment", {})
+        changed = reshard_marker.mark(deployment, command)
+        changed |= mark_departures(deployment, departures[index])
+        if reshard_marker.mark_arrivals(deployment, arrivals[index]) | changed:
+            _import(run, name, checkpoint)
+    for index, name in sorted(names.items()):
+        if index in before:
+            continue
+        if _registry((_export(run, name).get("deployment") or {}).get("resources") or []) is None:
+            bootstrap(run, name, _rename(registry_urn, name))
+        checkpoint = _export(run, name)
+        deployment = checkpoint.setdefault("deployment", {})
+        if reshard_marker.mark(deployment, command) | reshard_marker.mark_arrivals(deployment, arrivals[index]):
+            _import(run, name, checkpoint)
+    for index, name in sorted(names.items()):
+        run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, len(names)))])
+    for name in sorted({*before.values(), *names.values()}):
+        checkpoint = _export(run, name)
+        if reshard_marker.clear(checkpoint.setdefault("deployment", {})):
+            _import(run, name, checkpoint)
+    return {(before[src], names[dst]): len(owners) for (src, dst), owners in planned.items()}
+
+
 def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, tenants_file: str) -> ReshardSummary:
     """Move each tenant whose shard changes from ``old`` to ``new`` shards, state only (see the module)."""
     started = time.monotonic()
@@ -376,19 +508,33 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     check_config(root, plan, {names[dst]: owners for (_src, dst), owners in planned.items()})
     moved: dict[tuple[str, str], int] = {}
     exports = {k: _export(run, name) for k, name in before.items()}
-    bucketed = [before[k] for k, checkpoint in sorted(exports.items()) if holds_buckets(checkpoint)]
-    if bucketed:
-        raise ReshardError(
-            f"stack(s) {', '.join(bucketed)} hold several tenants per resource (tenant-secrets:buckets), which a "
-            "reshard cannot move yet; nothing was moved"
-        )
     registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
     if registry is None:
         raise ReshardError(f"stack {before[1]} has never been applied: run `pulumi up` on every shard first")
+    command = reshard_marker.finish_command(environment, old, new)
+    bucketed = [before[k] for k, checkpoint in sorted(exports.items()) if holds_buckets(checkpoint)]
+    if bucketed:
+        per_tenant = [
+            before[k]
+            for k, checkpoint in sorted(exports.items())
+            if held_tenants(checkpoint.get("deployment") or {}) & decommissioned.keys()
+        ]
+        _refuse_mixed_or_decommissioned(bucketed, per_tenant, planned, decommissioned)
+        marked = _reshard_buckets(
+            run,
+            before=before,
+            names=names,
+            exports=exports,
+            planned=planned,
+            registry_urn=registry["urn"],
+            command=command,
+        )
+        emptied = [name for k, name in sorted(before.items()) if k > new]
+        elapsed = time.monotonic() - started
+        return ReshardSummary(marked, [names[k] for k in sorted(names)], emptied, elapsed, by_up=True)
     components: dict[str, dict[str, Any]] = {}
     for checkpoint in exports.values():
         components = components_of(checkpoint.get("deployment") or {}) | components
-    command = reshard_marker.finish_command(environment, old, new)
     for index, name in sorted(before.items()):
         _mark(run, name, command, json.loads(json.dumps(exports[index])))
     for index, name in sorted(names.items()):
@@ -470,7 +616,10 @@ def add_parsers(commands: Any) -> None:
     which.set_defaults(run=which_command)
 
     move = commands.add_parser(
-        "reshard", help="change an environment's number of shards: moves state only, never a secret"
+        "reshard",
+        help="change an environment's number of shards: moves state only, never a secret (with buckets: marks the "
+        "moving tenants in the stacks' state; each stack's next `pulumi up`, in any order, adopts or forgets them, "
+        "writing and deleting nothing)",
     )
     move.add_argument("--environment", required=True)
     move.add_argument("--from", dest="old", type=int, required=True, help="the number of shards now")

@@ -114,6 +114,15 @@ def test_a_run_that_sets_changes_or_removes_the_bucket_count_is_a_move() -> None
     assert not plugin.moves_layout({}, {**stack, c.PROVIDER_BUCKETS: "16"})  # a new stack: nothing to move
 
 
+def test_the_first_run_after_a_reshard_moved_tenants_in_is_a_move_and_the_next_is_not() -> None:
+    """`tenantctl reshard` records the arrivals on the destination's provider (its old inputs in `CheckConfig`);
+    that run adopts, and records the program's inputs, which never hold them."""
+    stack = {c.PROVIDER_STACK: "prod-02", c.PROVIDER_BUCKETS: "2"}
+    arrived = {**stack, reshard_marker.ARRIVALS: {"bravo": "prod"}}
+    assert plugin.moves_layout(arrived, stack)
+    assert not plugin.moves_layout(stack, stack)
+
+
 def test_a_tenants_own_rows_held_by_a_bucket_of_the_run_are_forgotten_not_deleted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

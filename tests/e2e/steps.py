@@ -123,6 +123,20 @@ def values(project: Project, path: str, environment: str = ENVIRONMENT) -> dict[
     return None if found is None else {key: value for key, (value, _) in found.items()}
 
 
+def written(project: Project, owners: Sequence[str], environment: str = ENVIRONMENT) -> dict[str, Any]:
+    """What any write changes: each owner's folder under /tenants as (value, version) per key, each row's
+    ciphertext, version, updated_at and xmin (any write of a row changes it), and the number of changes the
+    Infisical server audited."""
+    folders = {name: folder(project, f"/tenants/{name}", environment) for name in owners}
+    with project.db() as conn:
+        found = conn.execute(
+            "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, s.version, s.updated_at::text, s.xmin::text"
+            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
+        ).fetchall()
+    rows = {(r[0], r[1]): tuple(r[2:]) for r in found}
+    return {"folders": folders, "rows": rows, "audited": len(project.infisical.server.audit())}
+
+
 def hand_made(project: Project, path: str, secrets: Mapping[str, str], environment: str = ENVIRONMENT) -> None:
     """A folder and secrets made by hand, before the tool, with the official SDK."""
     client = sdk(project.infisical)

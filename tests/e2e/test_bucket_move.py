@@ -20,7 +20,7 @@ from pulumi import automation as auto
 from tenant_secrets.engine.buckets import assign
 from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown
 from tests.e2e.conftest import Project, configure
-from tests.e2e.steps import BATCH, Step, folder, resources, run_steps, with_error
+from tests.e2e.steps import BATCH, Step, resources, run_steps, with_error, written
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,8 @@ def stripe(name: str, version: int) -> str:
 
 
 def stores(project: Project) -> dict[str, Any]:
-    """What any write changes: each folder's secrets as (value, version), each row's ciphertext, version,
-    updated_at and xmin, and the number of changes the Infisical server audited."""
-    folders = {name: folder(project, f"/tenants/{name}") for name in TENANTS}
-    with project.db() as conn:
-        found = conn.execute(
-            "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, s.version, s.updated_at::text, s.xmin::text"
-            " FROM company_secrets s JOIN companies c ON c.id = s.company_id"
-        ).fetchall()
-    rows = {(r[0], r[1]): tuple(r[2:]) for r in found}
-    return {"folders": folders, "rows": rows, "audited": len(project.infisical.server.audit())}
+    """What any write changes, of the five tenants (steps.written)."""
+    return written(project, TENANTS)
 
 
 def moves(owners: list[str]) -> list[Row]:

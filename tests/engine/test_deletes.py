@@ -132,3 +132,23 @@ def test_a_tenant_still_in_its_own_bucket_is_not_forgotten() -> None:
     """The bucket's own URN holds the tenant: a delete of it there is no move."""
     refused = judge(f"{ROWS_BUCKET}/alpha", c.DATABASE_TENANT, rows(), in_buckets("alpha"), destroying=False)
     assert refused.action == "refuse" and "still declares it" in refused.reason
+
+
+def test_a_bucket_entry_a_reshard_marked_is_forgotten_naming_its_stack_and_an_unmarked_one_stays_refused() -> None:
+    """A tenant gone from a source bucket after `tenantctl reshard` (its recorded entry says `moved_to`) is
+    forgotten, in an `up` and in `pulumi destroy` alike: the destination holds it. Its unmarked bucket-mate,
+    gone from tenants.yaml without its decommission marker, stays refused."""
+    leaving = FOLDERS_BUCKET + "/bravo"
+    marked = {c.OWNER: "bravo", c.DECOMMISSION: False, c.MOVED_TO: "prod-02"}
+    verdict = judge(leaving, c.INFISICAL_FOLDER, marked, an_up("alpha"), destroying=False)
+    assert (verdict.action, verdict.reason) == (
+        "forget",
+        "bravo, Infisical folder: moved to prod-02 by `tenantctl reshard`; nothing deleted",
+    )
+    assert judge(FOLDERS_BUCKET, c.INFISICAL_FOLDER, marked, RunDeclarations(), destroying=True).action == "forget"
+    unmarked = refusal(ROWS_BUCKET + "/bravo", c.DATABASE_TENANT, rows("bravo"), an_up("alpha"), destroying=False)
+    assert unmarked is not None and "without its decommission marker" in unmarked
+    # the run's own declarations win over a mark: bravo declared here again, its Infisical store dropped from its
+    # storage (reviewed in tenants.yaml), is judged as ever
+    again = an_up("alpha", "bravo", folders=False)
+    assert judge(leaving, c.INFISICAL_FOLDER, marked, again, destroying=False).action == "delete"

@@ -202,3 +202,44 @@ def test_a_move_whose_creates_ran_before_shows_as_moves_and_a_stray_per_tenant_t
     }
     found = parse_preview({"steps": [twin, stray]}, "dev").rows
     assert [(r.owner, r.key, r.action) for r in found] == [("acme", "API_KEY", "delete"), ("acme", "PLAN", "delete")]
+
+
+PROVIDER_URN = "urn:pulumi:prod-02::tenant-secrets::pulumi:providers:tenant-secrets::tenant-secrets"
+
+
+def test_tenants_a_reshard_moves_between_stacks_are_move_rows_naming_the_other_stack() -> None:
+    """The source's preview drops bravo, marked `moved_to` by `tenantctl reshard`, and charlie, unmarked: bravo
+    moves, charlie is a delete as ever. The destination's preview adds delta, which its provider's recorded
+    inputs say arrives from prod, and echo, a new tenant: delta moves, echo is a create."""
+    olds = {owner: recorded(owner, fps) for owner, fps in BEFORE.items()}
+    olds["bravo"] = {**olds["bravo"], c.MOVED_TO: "prod-02"}
+    source = step("update", {"acme": rows("acme", BEFORE["acme"])})
+    source["oldState"]["outputs"] = bucket(olds)
+    plan = parse_preview({"steps": [source]}, "prod")
+    assert plan.rows == (
+        Row("charlie", "prod", "database", "PLAN", "delete"),
+        Row("bravo", "prod", "database", "-", "move"),
+    )
+    assert plan.between_stacks == (("bravo", "to prod-02"),)
+    comment = render_markdown(plan)
+    assert "**1 tenant(s) move between stacks (`tenantctl reshard`)" in comment and "- bravo: to prod-02" in comment
+    assert "move to other resources of this stack" not in comment
+
+    created = {
+        "op": "create",
+        "urn": URN + "bucket-0000-database",
+        "newState": {"inputs": bucket({t: rows(t, {"PLAN": "fp-9"}) for t in ("delta", "echo")})},
+    }
+    arrived = {"reshardArrivals": {"delta": "prod"}, c.PROVIDER_STACK: "prod-02"}
+    provider = {
+        "op": "update",
+        "urn": PROVIDER_URN,
+        "oldState": {"inputs": arrived},
+        "newState": {"inputs": {c.PROVIDER_STACK: "prod-02"}},
+    }
+    plan = parse_preview({"steps": [provider, created]}, "prod-02")
+    assert plan.rows == (
+        Row("echo", "prod-02", "database", "PLAN", "create"),
+        Row("delta", "prod-02", "database", "-", "move"),
+    )
+    assert plan.between_stacks == (("delta", "from prod"),)

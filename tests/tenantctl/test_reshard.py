@@ -4,6 +4,7 @@ run: tests/e2e/test_shards.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,16 +12,20 @@ from typing import Any
 import pytest
 import yaml
 
+from tenant_secrets.engine import contract as c
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.keyfolder import published_values
+from tenant_secrets.stack import reshard_marker
 from tenant_secrets.stack.shards import publication_problem, shard_of
 from tenant_secrets.tenantctl.reshard import (
     ReshardError,
     align_provider,
     check_config,
     holds_buckets,
+    mark_departures,
     moves,
     registry_provider,
+    reshard,
     settle,
 )
 from tenant_secrets.tenants_file.loader import parse_tenants
@@ -156,9 +161,178 @@ def test_a_tenant_does_not_move_to_a_stack_without_its_config_values(tmp_path: P
     assert str(err.value).endswith("nothing moved")
 
 
-def test_a_stack_with_buckets_is_seen_so_that_a_reshard_refuses_it() -> None:
+def test_a_stack_with_buckets_is_seen_so_that_a_reshard_moves_no_state() -> None:
     stack = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:"
     bucket = f"{stack}DatabaseSecrets$tenant-secrets:index:DatabaseBucket::bucket-0001-database"
     folder = f"{stack}InfisicalSecrets$tenant-secrets:index:InfisicalFolder::acme-infisical"
     assert holds_buckets({"deployment": {"resources": [{"urn": folder}, {"urn": bucket}]}})
     assert not holds_buckets({"deployment": {"resources": [{"urn": folder}]}})
+
+
+BUCKET = P + "tenant-secrets:index:InfisicalSecrets$tenant-secrets:index:InfisicalBucket::bucket-0000-infisical"
+OWN_PROVIDER = P + "pulumi:providers:tenant-secrets::tenant-secrets"
+
+
+def entry(**extra: object) -> str:
+    return json.dumps({"decommission": False, "fingerprints": {"PLAN": "fp"}, **extra}, sort_keys=True)
+
+
+def bucketed(stack: str, owners: Sequence[str], **entries: str) -> dict[str, Any]:
+    """A stack's deployment with one Infisical bucket holding ``owners`` (``entries``: a recorded entry of one)."""
+    provider = OWN_PROVIDER.format(stack=stack)
+    tenants = {owner: entries.get(owner, entry()) for owner in owners}
+    return {
+        "resources": [
+            {"urn": ROOT.format(stack=stack), "type": "pulumi:pulumi:Stack", "custom": False},
+            {"urn": provider, "id": "p", "type": reshard_marker.PROVIDER_TYPE, "custom": True, "inputs": {}},
+            {
+                "urn": REGISTRY.format(stack=stack),
+                "provider": f"{provider}::p",
+                "inputs": {"owners": list(owners), "decommissioned": []},
+                "outputs": {"owners": list(owners), "decommissioned": []},
+            },
+            {
+                "urn": BUCKET.format(stack=stack),
+                "type": "tenant-secrets:index:InfisicalBucket",
+                "custom": True,
+                "inputs": {c.TENANTS: dict(tenants)},
+                "outputs": {c.TENANTS: dict(tenants)},
+            },
+        ]
+    }
+
+
+def recorded(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    bucket = next(r for r in deployment["resources"] if r["urn"].endswith("bucket-0000-infisical"))
+    return {owner: json.loads(packed) for owner, packed in bucket["outputs"][c.TENANTS].items()}
+
+
+def test_a_source_stack_marks_the_tenants_that_leave_and_only_those() -> None:
+    """Each leaving tenant's recorded entry names its new stack, a stale mark goes, the registry lists only the
+    tenants that stay; marking again changes nothing; the declared inputs are left as they are."""
+    deployment = bucketed("prod", ["alpha", "bravo", "delta"], delta=entry(moved_to="prod-09"))
+    inputs = json.dumps(deployment["resources"][3]["inputs"])
+    assert mark_departures(deployment, {"bravo": "prod-02"})
+    entries = recorded(deployment)
+    assert {owner: e.get(c.MOVED_TO) for owner, e in entries.items()} == {
+        "alpha": None,
+        "bravo": "prod-02",
+        "delta": None,
+    }
+    assert entries["bravo"]["fingerprints"] == {"PLAN": "fp"}
+    registry = deployment["resources"][2]
+    assert registry["inputs"]["owners"] == registry["outputs"]["owners"] == ["alpha", "delta"]
+    assert json.dumps(deployment["resources"][3]["inputs"]) == inputs
+    assert not mark_departures(deployment, {"bravo": "prod-02"})
+
+
+def test_a_bucket_whose_entries_are_not_plain_json_is_not_marked() -> None:
+    deployment = bucketed("prod", ["alpha"])
+    deployment["resources"][3]["outputs"][c.TENANTS]["alpha"] = {"ciphertext": "v1:ZmFrZQ=="}
+    with pytest.raises(ReshardError, match="the entry of alpha is not a plain JSON string"):
+        mark_departures(deployment, {"alpha": "prod-02"})
+
+
+class FakeStacks:
+    """The `pulumi` commands a reshard of stacks with buckets runs, on checkpoints held in memory; ``stop_at``:
+    the first command that fails (a kill there)."""
+
+    def __init__(self, root: Path, tenants: Sequence[str], stop_at: str | None = None) -> None:
+        self.root = root
+        self.states: dict[str, dict[str, Any]] = {
+            "prod": {"deployment": bucketed("prod", tenants)},
+            "prod-02": {"deployment": {}},
+        }
+        self.settings: dict[str, str] = {}
+        self.stop_at = stop_at
+        self.commands: list[str] = []
+
+    def __call__(self, args: Sequence[str]) -> str:
+        stack = args[list(args).index("--stack") + 1]
+        self.commands.append(" ".join(args[:2]))
+        if self.stop_at is not None and " ".join(args[:2]) == self.stop_at:
+            raise ReshardError("stopped here")
+        if args[:2] == ["stack", "export"]:
+            return json.dumps(self.states[stack])
+        if args[:2] == ["stack", "import"]:
+            self.states[stack] = json.loads(Path(args[list(args).index("--file") + 1]).read_text())
+        elif args[0] == "up":  # the bootstrap: the new stack's registry and provider
+            self.states[stack] = {"deployment": bucketed(stack, [])}
+        elif args[:2] == ["config", "set"]:
+            self.settings[stack] = args[-1]
+        return ""
+
+
+def environment(tmp_path: Path, tenants: str) -> None:
+    (tmp_path / "tenants.yaml").write_text(tenants)
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump({"config": {"tenant-secrets:environment": "prod"}}))
+    config = {"tenant-secrets:environment": "prod", "tenant-secrets:shard": "2/2"}
+    (tmp_path / "Pulumi.prod-02.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "hotel"]
+
+
+def tenants_yaml(decommissioned: str = "") -> str:
+    text = "version: 1\ndefaults: {storage: infisical, environments: [prod]}\ntenants:\n"
+    for name in NAMES:
+        text += f"  - subdomain: {name}\n" + ("    decommission: true\n" if name == decommissioned else "")
+        text += "    secrets:\n      PLAN: {value: pro}\n"
+    return text
+
+
+def test_a_reshard_of_buckets_stopped_after_its_marks_is_finished_by_the_same_command(tmp_path: Path) -> None:
+    """No state moves: the source's entries are marked, the destination's provider records the arrivals, the
+    settings change and the markers come off. Stopped before the settings (a kill there), every stack still holds
+    the unfinished-reshard marker; run again, it ends as an uninterrupted run does."""
+    environment(tmp_path, tenants_yaml())
+    leaving = sorted(n for n in NAMES if shard_of(n, 2) == 2)
+    stopped = FakeStacks(tmp_path, NAMES, stop_at="config set")
+    with pytest.raises(ReshardError, match="stopped here"):
+        reshard(tmp_path, "prod", 1, 2, run=stopped, tenants_file="tenants.yaml")
+    assert all(reshard_marker.marked(s["deployment"]) for s in stopped.states.values())
+    assert "state move" not in stopped.commands
+    stopped.stop_at = None
+    summary = reshard(tmp_path, "prod", 1, 2, run=stopped, tenants_file="tenants.yaml")
+    straight = FakeStacks(tmp_path, NAMES)
+    reshard(tmp_path, "prod", 1, 2, run=straight, tenants_file="tenants.yaml")
+    assert stopped.states == straight.states and stopped.settings == straight.settings == {
+        "prod": "1/2",
+        "prod-02": "2/2",
+    }
+    source, destination = stopped.states["prod"]["deployment"], stopped.states["prod-02"]["deployment"]
+    assert not reshard_marker.marked(source) and not reshard_marker.marked(destination)
+    assert {o: e[c.MOVED_TO] for o, e in recorded(source).items() if c.MOVED_TO in e} == dict.fromkeys(
+        leaving, "prod-02"
+    )
+    provider = next(r for r in destination["resources"] if r["type"] == reshard_marker.PROVIDER_TYPE)
+    assert reshard_marker.arrivals(provider["inputs"]) == dict.fromkeys(leaving, "prod")
+    assert summary.moved == {("prod", "prod-02"): len(leaving)}
+    assert "run `pulumi up` on each stack, in any order" in summary.lines()
+
+
+def test_a_reshard_of_buckets_refuses_a_decommissioned_tenant_that_changes_shard_before_writing(
+    tmp_path: Path,
+) -> None:
+    leaving = sorted(n for n in NAMES if shard_of(n, 2) == 2)
+    environment(tmp_path, tenants_yaml(decommissioned=leaving[0]))
+    stacks = FakeStacks(tmp_path, NAMES)
+    with pytest.raises(ReshardError, match=f"decommissioned tenant\\(s\\) {leaving[0]} would change shard"):
+        reshard(tmp_path, "prod", 1, 2, run=stacks, tenants_file="tenants.yaml")
+    assert set(stacks.commands) == {"stack export"}
+
+
+def test_a_reshard_refuses_stacks_with_buckets_beside_one_holding_tenants_in_resources_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """A stack holding a tenant's own resource would need a state move; one holding none (a platform folder
+    only, or nothing yet) is no obstacle."""
+    environment(tmp_path, tenants_yaml())
+    stacks = FakeStacks(tmp_path, NAMES)
+    stacks.states["prod-02"] = {"deployment": state("prod-02", ["charlie"], moved=["charlie"])}
+    (tmp_path / "Pulumi.prod.yaml").write_text(
+        yaml.safe_dump({"config": {"tenant-secrets:environment": "prod", "tenant-secrets:shard": "1/2"}})
+    )
+    with pytest.raises(ReshardError, match="stack\\(s\\) prod-02 hold one resource per tenant and prod hold buckets"):
+        reshard(tmp_path, "prod", 2, 1, run=stacks, tenants_file="tenants.yaml")
+    assert set(stacks.commands) == {"stack export"}
