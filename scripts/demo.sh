@@ -9,7 +9,8 @@ python -m dev.services up
 eval "$(python -m dev.services env)"
 
 # The demo runs the project from its own folder under .state/ (code and tenants.yaml linked, the
-# stack config its own), so its generated secrets never touch the committed Pulumi.dev.yaml.
+# stack config its own), so its generated secrets never touch the committed Pulumi.dev.yaml. Its copy is
+# made once: a demo stack made before Pulumi.dev.yaml set `buckets` keeps one resource per tenant.
 root=$(pwd)
 project=.state/demo/project
 mkdir -p "$project"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.engine.buckets import MANY_TENANTS, TENANTS_PER_BUCKET, bucket_count
 from tenant_secrets.secret.keyfolder import DEFAULT_FOLDER
 from tenant_secrets.stack import config_size
 from tenant_secrets.stack.settings import MASTER_KEY_SETTING, NAMESPACE
@@ -188,6 +189,19 @@ class StackFile:
                     f'"$(openssl rand -hex 32)"{flag}`, or set activeKeyVersion to a version that masterKeys has',
                 )
         return issues
+
+    def buckets_note(self, plan: EnvironmentPlan, stack: str) -> str | None:
+        """One line for a stack of more than MANY_TENANTS tenants with one resource per tenant and store (no
+        `buckets` setting: a stack made before buckets were the default), naming the move; None otherwise."""
+        tenants = len(plan.tenants)
+        if f"{NAMESPACE}:buckets" in self.config or tenants <= MANY_TENANTS:
+            return None
+        return (
+            f"note: stack {stack} declares one resource per tenant and store for its {tenants:,} tenants; "
+            f"`pulumi config set {NAMESPACE}:buckets {bucket_count(tenants)} --stack {stack}` "
+            f"({TENANTS_PER_BUCKET} tenants per resource) and one `pulumi up`, which writes nothing, move it to "
+            'buckets, 9 to 10x faster to preview at 1,000 tenants (docs/guides/operations.md, "Buckets")'
+        )
 
     def retains_on_delete(self) -> bool:
         """`retainOnDelete` as the program reads it: anything but an explicit false retains."""

@@ -40,10 +40,12 @@ MAX_DATA_BYTES = 1 << 20
 """A data file larger than this (1 MiB) is refused before it is parsed."""
 
 PLAIN_SETTINGS = frozenset(
-    {"activeKeyVersion", "historyRetention", "retainOnDelete", "rotationBatchSize", "masterKeyRotateEvery"}
+    {"activeKeyVersion", "historyRetention", "retainOnDelete", "rotationBatchSize", "masterKeyRotateEvery", "buckets"}
 )
 """Plain settings a pull request may change: scalars, never `{secure: ...}` (whose decrypted value the
-program could otherwise print where a plain setting appears, e.g. in an error naming the environment)."""
+program could otherwise print where a plain setting appears, e.g. in an error naming the environment).
+`buckets` changes how the stack's resources hold its tenants, never what is read or written: a change of it
+previews as a move (`move` rows in the plan, docs/decisions/0053)."""
 SECRET_SETTINGS = frozenset(
     {"masterKeys", "derivationKey", "fingerprintKey", "secrets", "webhookUrl", "webhookSigningKey"}
 )

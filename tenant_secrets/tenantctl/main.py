@@ -170,6 +170,8 @@ def validate(args: argparse.Namespace) -> int:
             issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
             where = f"{environment}, shard {shard}" if shard else environment
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
+            if note := stack.buckets_note(plan, args.stack):
+                summary += f"\n{note}"
         if args.base:
             environments = [environment] if args.stack else list(tenants.document.defaults.environments)
             issues += removal_issues(_base_file(args.base, file), tenants, file, environments)

@@ -10,6 +10,7 @@ exist, that the preview role's plan is empty, and that no value was printed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ import pytest
 import yaml
 from psycopg import sql
 
+from tenant_secrets.engine.buckets import KINDS, bucket_of, resource_name
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tests.e2e.conftest import PASSPHRASE, REPO, Infisical, sdk_listing
 
@@ -47,6 +49,8 @@ FAKES = {
     "ACMECORP_SMTP_USERNAME": "fake-smtp-user-acmecorp-bootstrap",
     "ACMECORP_SMTP_PASSWORD": "fake-smtp-password-acmecorp-bootstrap-0001",
 }
+EXPECTED_TENANTS = 130
+"""The tenants the team expects prod to hold: the runbook sizes the stack's buckets from it, ceil(130 / 64) = 3."""
 
 
 def runbook_blocks() -> list[str]:
@@ -120,6 +124,7 @@ def bootstrap(tmp_path: Path, pg_dsn: str, infisical: Infisical) -> Iterator[Boo
         PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
         DATABASE_URL=pg_dsn,
         PREVIEW_ROLE_PASSWORD=secrets.token_hex(24),
+        EXPECTED_TENANTS=str(EXPECTED_TENANTS),
         GIT_AUTHOR_NAME="Bootstrap Test",
         GIT_AUTHOR_EMAIL="bootstrap@example.test",
         GIT_COMMITTER_NAME="Bootstrap Test",
@@ -154,7 +159,9 @@ def test_the_runbook_bootstraps_prod_from_a_fresh_clone(bootstrap: Bootstrap) ->
     assert len(blocks) >= 4, "the bootstrap runbook's blocks are no longer marked"
     asked = the_variables_asked_for()
     assert (
-        set(FAKES) | {"PULUMI_BACKEND_URL", "STACK_SECRETS_PROVIDER", "DATABASE_URL", "PREVIEW_ROLE_PASSWORD"} <= asked
+        set(FAKES)
+        | {"PULUMI_BACKEND_URL", "STACK_SECRETS_PROVIDER", "DATABASE_URL", "PREVIEW_ROLE_PASSWORD", "EXPECTED_TENANTS"}
+        <= asked
     )
     assert {"INFISICAL_SITE_URL", "INFISICAL_PROJECT_ID", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET"} <= asked
 
@@ -187,6 +194,23 @@ def test_the_runbook_bootstraps_prod_from_a_fresh_clone(bootstrap: Bootstrap) ->
     )
     printed += preview.stdout + preview.stderr
     assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr[-3000:]
+
+    # ... a new stack in buckets: the count the runbook set, and per store one resource per non-empty bucket,
+    # none per tenant (the platform folder keeps its own) ...
+    assert setting(committed["tenant-secrets:buckets"]) == "3"
+    exported = bootstrap.shell("source scripts/env.sh && pulumi stack export --stack prod")
+    assert exported.returncode == 0, exported.stderr
+    holders = {
+        resource["urn"].rsplit("::", 1)[-1]
+        for resource in json.loads(exported.stdout)["deployment"]["resources"]
+        if resource["type"].rsplit(":", 1)[-1] in {*KINDS, "InfisicalFolder", "DatabaseTenant"}
+    }
+    assert holders == {
+        "hono-api-infisical",
+        resource_name(bucket_of("codewiser", 3), "infisical"),
+        resource_name(bucket_of("codewiser", 3), "database"),
+        resource_name(bucket_of("acmecorp", 3), "database"),
+    }
 
     # ... each prod tenant's rows in the database (acmecorp: database, codewiser: both) ...
     with bootstrap.db() as conn:

@@ -1,5 +1,6 @@
 """The README's local path, pasted into a shell at the root of a fresh clone: `make demo`, then the
-commands the README lists after it. None of them may edit a tracked file (issue 17 #4).
+commands the README lists after it. None of them may edit a tracked file (issue 17 #4). The demo's stack is
+a new one, so its tenants are in buckets (docs/decisions/0053, slice 5).
 
 Then every ```sh block of the guides (docs/guides/*.md), pasted into `make shell` on the demo's stack,
 except the blocks marked `<!-- not run: <why> -->` on the line before their fence (they need real
@@ -13,6 +14,7 @@ own `.state/`, and are stopped at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tenant_secrets.engine.buckets import KINDS
 from tests.e2e.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
@@ -84,6 +87,17 @@ def test_the_readme_local_commands_work_from_the_root_of_a_fresh_clone(clone: Pa
 
     demo = shell(clone, "make demo")
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+
+    # The demo's stack is new, so it holds its tenants in buckets (Pulumi.dev.yaml's `buckets: 1`): per store
+    # one resource for every tenant; only the platform folder keeps its own.
+    exported = shell(clone, "bash scripts/local.sh pulumi stack export")
+    assert exported.returncode == 0, exported.stderr
+    holders = sorted(
+        resource["urn"].rsplit("::", 1)[-1]
+        for resource in json.loads(exported.stdout)["deployment"]["resources"]
+        if resource["type"].rsplit(":", 1)[-1] in {*KINDS, "InfisicalFolder", "DatabaseTenant"}
+    )
+    assert holders == ["bucket-0000-database", "bucket-0000-infisical", "hono-api-infisical"]
 
     commands = readme_local_commands()
     assert commands == ["make validate", "make plan", "make shell"]

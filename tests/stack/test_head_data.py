@@ -68,6 +68,23 @@ def test_a_tenants_change_in_the_stack_file_is_taken() -> None:
     assert stack_file_problems("prod", BASE, changed) == []
 
 
+@pytest.mark.parametrize("count", [None, 1, 16])
+def test_a_bucket_count_is_pull_request_data(count: int | None) -> None:
+    """Set at `stack init`, changed or removed later by a reviewed move: each previews as one."""
+    with_buckets = head(**{"tenant-secrets:buckets": 4})
+    changed = head(**({"tenant-secrets:buckets": count} if count else {}))
+    assert stack_file_problems("prod", with_buckets, changed) == []
+    assert stack_file_problems("prod", BASE, changed) == []
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_the_repositorys_own_stack_files_can_be_previewed(name: str) -> None:
+    """Every setting the committed stack files hold is one a pull request that leaves them as they are can
+    carry to the trusted preview (`buckets` in Pulumi.dev.yaml among them)."""
+    committed = yaml.safe_load((Path(__file__).parents[2] / f"Pulumi.{name}.yaml").read_text())
+    assert stack_file_problems(name, committed, committed) == []
+
+
 @pytest.mark.parametrize("key", ["secretsprovider", "encryptedkey", "encryptionsalt", "environment"])
 def test_how_secrets_are_decrypted_comes_from_the_base(key: str) -> None:
     changed = head()

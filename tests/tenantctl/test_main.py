@@ -167,6 +167,38 @@ def test_validate_checks_the_stack_settings_the_file_shows(project: Path, capsys
     ]
 
 
+def test_validate_points_a_large_stack_without_buckets_at_the_move(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stack made before buckets were the default keeps one resource per tenant; past 200 tenants validate
+    says, on one line, how to move it. Not at 200, and not once the stack has the setting."""
+
+    def tenants(count: int) -> str:
+        rows = "".join(f"  - subdomain: tenant-{i:04d}\n    name: Tenant {i}\n" for i in range(count))
+        return f"version: 1\ndefaults:\n  storage: infisical\n  environments: [dev]\ntenants:\n{rows}"
+
+    (project / "tenants.yaml").write_text(tenants(201))
+    assert main(["validate", "--stack", "ci"]) == 0
+    summary, note = capsys.readouterr().out.splitlines()
+    assert "; stack ci (dev): 201 tenant(s)" in summary
+    assert note.startswith(
+        "note: stack ci declares one resource per tenant and store for its 201 tenants; "
+        "`pulumi config set tenant-secrets:buckets 4 --stack ci` (64 tenants per resource) and one `pulumi up`, "
+        "which writes nothing, move it to buckets"
+    )
+    assert note.endswith('(docs/guides/operations.md, "Buckets")')
+
+    (project / "tenants.yaml").write_text(tenants(200))
+    assert main(["validate", "--stack", "ci"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+    (project / "tenants.yaml").write_text(tenants(201))
+    stack = project / "Pulumi.ci.yaml"
+    stack.write_text(stack.read_text().replace("config:\n", "config:\n  tenant-secrets:buckets: 4\n", 1))
+    assert main(["validate", "--stack", "ci"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
 def _git(project: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
 
