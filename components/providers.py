@@ -67,7 +67,7 @@ _stack_configs_lock = threading.Lock()
 _secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
 """The stack's `secrets` config, parsed once per provider process rather than once per resource."""
 _literals = functools.lru_cache(maxsize=2)(TenantsFileLiterals)
-"""tenants.yaml's literals, one reader per file and environment in the provider process."""
+"""tenants.yaml's literals, one reader per file, environment and region in the provider process."""
 
 
 class ProviderError(Exception):
@@ -267,7 +267,7 @@ class StackConfigured(ResourceProvider):
     def _values(self, props: Mapping[str, Any]) -> dict[str, str]:
         """The owner's values, resolved from their sources now and checked against the plan's fingerprints."""
         stack, config = self._stack, self._settings_config
-        literals = _literals(stack.tenants_file, stack.environment)
+        literals = _literals(stack.tenants_file, stack.environment, stack.region)
         resolver = Resolver(
             environment=stack.environment,
             derivation_key=stack.derivation_key,

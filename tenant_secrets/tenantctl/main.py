@@ -60,6 +60,7 @@ from tenant_secrets.tenants_file.model import (
     issue_at,
     more_problems,
     plan_environment,
+    region_issue,
 )
 from tenant_secrets.tenants_file.validation import check_sources
 
@@ -85,7 +86,7 @@ def _print_issues(issues: Sequence[Issue], output_format: str) -> None:
 
 def _counts(tenants: TenantsFile) -> str:
     doc = tenants.document
-    gone = sum(t.decommission for t in doc.tenants)
+    gone = sum(t.decommissioned for t in doc.tenants)
     text = f"{len(doc.tenants)} tenant(s)" + (f" ({gone} decommissioned)" if gone else "")
     return f"{text}, {len(doc.platform)} platform folder(s), environments {', '.join(doc.defaults.environments)}"
 
@@ -119,18 +120,26 @@ def _base_file(ref: str, file: str) -> TenantsFile:
 
 
 def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments: Sequence[str]) -> list[Issue]:
-    """What disappeared since ``base`` without its decommission marker, per environment: what the preview's
-    removal guards refuse (tenant_secrets/engine/reconcile.py words them), found before any preview."""
+    """What disappeared since ``base`` without its decommission marker, per environment (and region: a region
+    dropped from a tenant's `regions` needs `decommission: [region]`): what the preview's removal guards refuse
+    (tenant_secrets/engine/reconcile.py words them), found before any preview."""
     issues: list[Issue] = []
     where: dict[str, Loc] = {t.subdomain: ("tenants", i, "secrets") for i, t in enumerate(head.document.tenants)}
     where |= {name: ("platform", name, "secrets") for name in head.document.platform}
-    for environment in environments:
-        old, new = plan_environment(base, environment), plan_environment(head, environment)
+    before = base.document.regions
+    regions: list[str | None] = [*head.document.regions] if head.document.regions else [None]
+    for environment, region in [(e, r) for e in environments for r in regions]:
+        if before is not None and region not in before:
+            continue  # a region new in head: nothing of it can disappear
+        old = plan_environment(base, environment, region if before is not None else None)
+        new = plan_environment(head, environment, region)
+        place = f"{environment}, region {region}" if region else environment
         owners = [t.subdomain for t in old.tenants if not t.decommission] + [f.name for f in old.platform]
         kept = [t.subdomain for t in new.tenants if not t.decommission] + [f.name for f in new.platform]
         gone = [t.subdomain for t in new.tenants if t.decommission]
+        only_here = f"; to delete them in region {region} only, `decommission: [{region}]`" if region else ""
         for failure in reconcile.removed_tenant_failures(owners, kept, gone):
-            issues.append(Issue(file, 1, 1, "tenants", f"{environment}: {failure.reason}"))
+            issues.append(Issue(file, 1, 1, "tenants", f"{place}: {failure.reason}{only_here}"))
         declared = {t.subdomain: set(t.secrets) for t in old.tenants} | {f.name: set(f.secrets) for f in old.platform}
         entries: list[tuple[str, Mapping[str, Any], frozenset[str]]] = [
             (t.subdomain, t.secrets, t.decommissioned_keys) for t in new.tenants if not t.decommission
@@ -143,8 +152,18 @@ def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments
                 name, dict.fromkeys(declared[name]), dict.fromkeys(secrets), marked
             )
             for failure in failures:
-                issues.append(issue_at(file, head.positions, where[name], f"{environment}: {failure.reason}"))
+                issues.append(issue_at(file, head.positions, where[name], f"{place}: {failure.reason}"))
     return list(dict.fromkeys(issues))
+
+
+def _stack_region(stack: StackFile, tenants: TenantsFile) -> str | None:
+    """The stack's region, checked against the file's `regions`; TenantsFileError at the setting otherwise."""
+    region, issues = stack.region()
+    if not issues and (wrong := region_issue(tenants, region)) is not None:
+        issues.append(stack.region_setting(wrong))
+    if issues:
+        raise TenantsFileError(issues)
+    return region
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -158,7 +177,8 @@ def validate(args: argparse.Namespace) -> int:
             stack = StackFile.read(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
             environment = stack.environment(args.stack)
             shard, shard_issues = stack.shard()
-            plan = select(plan_environment(tenants, environment), shard)
+            region = _stack_region(stack, tenants)
+            plan = select(plan_environment(tenants, environment, region), shard)
             issues += shard_issues
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
@@ -168,7 +188,8 @@ def validate(args: argparse.Namespace) -> int:
                 plan, file, config_has=stack.has_secret, environ=os.environ, policy=policy, stack=args.stack
             )
             issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
-            where = f"{environment}, shard {shard}" if shard else environment
+            where = f"{environment}, region {region}" if region else environment
+            where += f", shard {shard}" if shard else ""
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
         if args.base:
             environments = [environment] if args.stack else list(tenants.document.defaults.environments)
