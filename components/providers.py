@@ -304,9 +304,9 @@ class StackConfigured(ResourceProvider):
 
 
 _FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
-_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS)
-"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal, and
-what the sources may read (the stack's envAllow and sharedFolders)."""
+_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile", "region", ENV_ALLOW, SHARED_FOLDERS)
+"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal (planned
+for the stack's region), and what the sources may read (the stack's envAllow and sharedFolders)."""
 _MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
 _STORE = (
     *_MASTER_KEYS,
@@ -548,7 +548,7 @@ class DatabaseTenantProvider(StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
-    NEEDS = (*_STORE, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS, "retainOnDelete")
+    NEEDS = (*_STORE, "secrets", "tenantsFile", "region", ENV_ALLOW, SHARED_FOLDERS, "retainOnDelete")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker."""
