@@ -153,13 +153,7 @@ def _regions(
             )
             continue
         _unique_names(report, loc, names)
-        for position, name in enumerate(names):
-            if name not in regions:
-                report.add(
-                    (*loc, position),
-                    f"'{name}' is not one of the regions in `regions`",
-                    did_you_mean(name, regions) + f"declared: {', '.join(dict.fromkeys(regions))}",
-                )
+        _declared(report, loc, names, list(dict.fromkeys(regions)), what="regions in `regions`")
     if regions is None:
         return
     default = defaults.regions if defaults is not None else None
@@ -222,12 +216,19 @@ def _unique_names(report: _Report, loc: Loc, names: Sequence[str]) -> None:
             report.add((*loc, len(names) - 1 - names[::-1].index(name)), f"'{name}' is listed twice", "keep one")
 
 
-def _declared(report: _Report, loc: Loc, names: Sequence[str], declared: Sequence[str]) -> None:
+def _declared(
+    report: _Report,
+    loc: Loc,
+    names: Sequence[str],
+    declared: Sequence[str],
+    *,
+    what: str = "environments in defaults.environments",
+) -> None:
     for position, name in enumerate(names):
         if name not in declared:
             report.add(
                 (*loc, position),
-                f"'{name}' is not one of the environments in defaults.environments",
+                f"'{name}' is not one of the {what}",
                 did_you_mean(name, declared) + f"Declared: {', '.join(declared)}",
             )
 
