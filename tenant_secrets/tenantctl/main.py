@@ -153,7 +153,35 @@ def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments
             )
             for failure in failures:
                 issues.append(issue_at(file, head.positions, where[name], f"{place}: {failure.reason}"))
-    return list(dict.fromkeys(issues))
+    return list(dict.fromkeys(issues + move_issues(base, head, file)))
+
+
+def move_issues(base: TenantsFile, head: TenantsFile, file: str) -> list[Issue]:
+    """A tenant that gains a region and is decommissioned in another in one change: the regions' stacks run
+    apart, so the old region could delete before the new one holds the values (docs/decisions/0054-regions.md)."""
+    if base.document.regions is None or head.document.regions is None:
+        return []
+    before = {t.subdomain: t for t in base.document.tenants}
+    issues = []
+    for index, tenant in enumerate(head.document.tenants):
+        old = before.get(tenant.subdomain)
+        if old is None or not isinstance(tenant.decommission, list):
+            continue
+        leaving = [r for r in tenant.decommission if not old.leaves(r)]
+        gaining = [r for r in head.document.regions_of(tenant) or [] if r not in (base.document.regions_of(old) or [])]
+        if leaving and gaining:
+            issues.append(
+                issue_at(
+                    file,
+                    head.positions,
+                    ("tenants", index, "decommission"),
+                    f"{tenant.subdomain} gains {', '.join(gaining)} and leaves {', '.join(leaving)} in one change: "
+                    f"{', '.join(leaving)} could delete its secrets before {', '.join(gaining)} holds them",
+                    f"move it in two changes: add {', '.join(gaining)} to its regions and apply it, then "
+                    f"decommission {', '.join(leaving)}",
+                )
+            )
+    return issues
 
 
 def _stack_region(stack: StackFile, tenants: TenantsFile) -> str | None:
