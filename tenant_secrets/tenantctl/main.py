@@ -248,11 +248,23 @@ def schema_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _environment_stacks(environment: str) -> list[str]:
-    """The stacks of an environment, as the Pulumi.<stack>.yaml files here declare them (all its shards)."""
+def _environment_stacks(environment: str, region: str | None = None) -> list[str]:
+    """The stacks of an environment (of one of its regions), as the Pulumi.<stack>.yaml files here declare them
+    (all its shards). An environment in regions needs ``region``: each region's stacks run with that region's
+    own DATABASE_URL and INFISICAL_* (docs/decisions/0054-regions.md)."""
     from tenant_secrets.stack import files as stacks  # noqa: PLC0415
 
-    return [s.name for s in stacks.of_environment(stacks.discover(Path.cwd()), environment)]
+    chosen = stacks.of_environment(stacks.discover(Path.cwd()), environment)
+    regions = sorted({s.region for s in chosen if s.region is not None})
+    if region is None and regions:
+        raise stacks.StackFileError(
+            f"environment {environment} is in regions ({', '.join(regions)}): pass --region, with that region's "
+            "DATABASE_URL and INFISICAL_* in the environment"
+        )
+    if region is not None and region not in regions:
+        found = f"its regions are {', '.join(regions)}" if regions else "it has no regions"
+        raise stacks.StackFileError(f"environment {environment} has no stack of region {region}: {found}")
+    return [s.name for s in chosen if s.region == region]
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -272,7 +284,7 @@ def plan_command(args: argparse.Namespace) -> int:
     from tenant_secrets.stack.files import StackFileError  # noqa: PLC0415
 
     try:
-        names = _environment_stacks(args.environment)
+        names = _environment_stacks(args.environment, args.region)
     except StackFileError as err:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
@@ -383,7 +395,7 @@ def verify_command(args: argparse.Namespace) -> int:
     from tenant_secrets.tenantctl import drift, verify  # noqa: PLC0415
 
     try:
-        names = [args.stack] if args.stack else _environment_stacks(args.environment)
+        names = [args.stack] if args.stack else _environment_stacks(args.environment, args.region)
     except StackFileError as err:
         print(f"tenantctl verify: {err}", file=sys.stderr)
         return 2
@@ -543,6 +555,7 @@ def parser() -> argparse.ArgumentParser:
     plan_which = plan.add_mutually_exclusive_group(required=True)
     plan_which.add_argument("--stack")
     plan_which.add_argument("--environment", help="every stack (shard) of this environment, one plan each")
+    plan.add_argument("--region", help="with --environment: that region's stacks (an environment in regions)")
     plan.add_argument("--format", choices=["markdown", "json"], default="markdown")
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
@@ -594,6 +607,7 @@ def parser() -> argparse.ArgumentParser:
     ver_which.add_argument(
         "--environment", help="every stack (shard) of this environment, with one Infisical listing for all"
     )
+    ver.add_argument("--region", help="with --environment: that region's stacks (an environment in regions)")
     ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
     ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")

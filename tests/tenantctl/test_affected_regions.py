@@ -1,5 +1,6 @@
 """`tenantctl affected` with regions (docs/decisions/0054-regions.md): a tenant's change touches the stacks of
-the regions it lives in (or leaves), each region's shards split its own tenants."""
+the regions it lives in (or leaves), each region's shards split its own tenants; `verify` and `plan` take an
+environment in regions one region at a time."""
 
 from __future__ import annotations
 
@@ -70,3 +71,16 @@ def test_a_region_added_or_left_touches_that_region(repo: Path, capsys: pytest.C
     left = tenants_yaml(REGIONS | {"bravo": "[eu]\n    decommission: [us]"})
     (repo / "tenants.yaml").write_text(left)
     assert affected(capsys) == ["prod-us"]
+
+
+def test_an_environment_in_regions_is_verified_and_planned_one_region_at_a_time(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("verify", "plan"):
+        assert main([command, "--environment", "prod"]) == 2
+        assert capsys.readouterr().err == (
+            f"tenantctl {command}: environment prod is in regions (eu, us): pass --region, with that region's "
+            "DATABASE_URL and INFISICAL_* in the environment\n"
+        )
+        assert main([command, "--environment", "prod", "--region", "ap"]) == 2
+        assert "environment prod has no stack of region ap: its regions are eu, us" in capsys.readouterr().err
