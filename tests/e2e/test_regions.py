@@ -2,9 +2,10 @@
 Infisical server and master key, applied by the stacks `dev-eu` and `dev-us` from one tenants.yaml.
 
 A tenant pinned to eu is written only there; adding us writes it there too, under us's key, which cannot read
-eu's rows (and the reverse); dropping us without `decommission: [us]` is refused and deletes nothing, with the
-marker only us loses it; a rotation of us's master key leaves every eu row as it was; and `tenantctl verify`
-on dev-us reports a folder and rows of an eu tenant planted there by hand."""
+eu's rows (and the reverse: the Python reader, and the seed's Node.js application with its region's key folder);
+dropping us without `decommission: [us]` is refused and deletes nothing, with the marker only us loses it; a
+rotation of us's master key leaves every eu row as it was; and `tenantctl verify` on dev-us reports a folder and
+rows of an eu tenant planted there by hand."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, ensure_companies, find_companies
 from tests.e2e.conftest import Infisical, Project, configure, sdk_listing, start_infisical
 from tests.e2e.steps import tenantctl
+from tests.e2e.test_keyring import seed_app
 
 pytestmark = pytest.mark.e2e
 
@@ -165,6 +167,10 @@ def test_residency_under_adding_moving_and_removing_regions(
     with pytest.raises(UndecryptableSecretError):
         eu.read(us.dsn, "alpha", "STRIPE_SECRET_KEY")
     assert eu.rows("alpha") == eu_rows  # replication never touches the other region
+    # the seed's own Node.js application, reading MASTER_ENCRYPTION_KEY from its region's Infisical /hono-api
+    rows = [eu_rows["STRIPE_SECRET_KEY"], us.rows("alpha")["STRIPE_SECRET_KEY"]]
+    assert [r.get("value") for r in seed_app(eu.infisical, rows, "seed")] == ["fake-stripe-alpha-0001", None]
+    assert [r.get("value") for r in seed_app(us.infisical, rows, "seed")] == [None, "fake-stripe-alpha-0001"]
 
     # a rotation of us's master key re-encrypts us's rows only
     us.keys[2] = os.urandom(32).hex()
