@@ -104,13 +104,15 @@ def _infisical_lookup(environment: str, path: str, key: str) -> str | None:
 
 
 def load_plan(settings: StackSettings) -> EnvironmentPlan:
-    """tenants.yaml for this stack's environment (its shard's tenants, and the platform folders on the owner
+    """tenants.yaml for this stack's environment and region (the tenants that may live there, and those
+    decommissioned there: docs/decisions/0054-regions.md; its shard's tenants, and the platform folders on the owner
     shard: tenant_secrets/stack/shards.py), with every value source checked, and none reading what the run
     deletes (tenant_secrets/tenants_file/deleted_reads.py)."""
     file = str(settings.tenants_file)
     try:
         plan = shards.select(
-            plan_environment(load_tenants_file(settings.tenants_file), settings.environment), settings.shard
+            plan_environment(load_tenants_file(settings.tenants_file), settings.environment, settings.region),
+            settings.shard,
         )
     except TenantsFileError as err:
         raise _fail(f"{file} is not valid:\n{err}") from None
@@ -249,7 +251,7 @@ def check_published(settings: StackSettings, keyring: Keyring) -> None:
     key folder's current key (masterKeySource stack): otherwise the application could not read them."""
     if settings.owns_environment or settings.master_key_source != "stack":
         return
-    owner = shards.stack_name(settings.environment, 1)
+    owner = shards.stack_name(settings.environment, 1, settings.region)
     from tenant_secrets.infisical import InfisicalError  # noqa: PLC0415 - see _infisical_client
 
     try:
@@ -529,6 +531,8 @@ def run() -> None:
     # as deleted (`-`) when that resource fails, and a per-tenant map prints thousands of lines on every
     # `up`. Each resource's own outputs hold its fingerprints (`pulumi stack export`).
     pulumi.export("environment", settings.environment)
+    if settings.region is not None:
+        pulumi.export("region", settings.region)
     if settings.shard is not None:
         pulumi.export("shard", str(settings.shard))
     pulumi.export(

@@ -67,7 +67,7 @@ _stack_configs_lock = threading.Lock()
 _secrets_lookup = functools.lru_cache(maxsize=2)(config_lookup)
 """The stack's `secrets` config, parsed once per provider process rather than once per resource."""
 _literals = functools.lru_cache(maxsize=2)(TenantsFileLiterals)
-"""tenants.yaml's literals, one reader per file and environment in the provider process."""
+"""tenants.yaml's literals, one reader per file, environment and region in the provider process."""
 
 
 class ProviderError(Exception):
@@ -267,7 +267,7 @@ class StackConfigured(ResourceProvider):
     def _values(self, props: Mapping[str, Any]) -> dict[str, str]:
         """The owner's values, resolved from their sources now and checked against the plan's fingerprints."""
         stack, config = self._stack, self._settings_config
-        literals = _literals(stack.tenants_file, stack.environment)
+        literals = _literals(stack.tenants_file, stack.environment, stack.region)
         resolver = Resolver(
             environment=stack.environment,
             derivation_key=stack.derivation_key,
@@ -304,9 +304,9 @@ class StackConfigured(ResourceProvider):
 
 
 _FINGERPRINTS = ("environment", "masterKeySource", "keyFolder", "derivationKey", "fingerprintKey")
-_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS)
-"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal, and
-what the sources may read (the stack's envAllow and sharedFolders)."""
+_VALUES = (*_FINGERPRINTS, "secrets", "tenantsFile", "region", ENV_ALLOW, SHARED_FOLDERS)
+"""What resolving a value at write time reads: the `secrets` config object, tenants.yaml for a literal (planned
+for the stack's region), and what the sources may read (the stack's envAllow and sharedFolders)."""
 _MASTER_KEYS = (*_FINGERPRINTS, "masterKeys", "activeKeyVersion")
 _STORE = (
     *_MASTER_KEYS,
@@ -548,7 +548,7 @@ class DatabaseTenantProvider(StackConfigured):
     key rotation is not this resource's work: the schema resource re-encrypts every row.
     """
 
-    NEEDS = (*_STORE, "secrets", "tenantsFile", ENV_ALLOW, SHARED_FOLDERS, "retainOnDelete")
+    NEEDS = (*_STORE, "secrets", "tenantsFile", "region", ENV_ALLOW, SHARED_FOLDERS, "retainOnDelete")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Before any diff, in preview too: refuse to drop a key without its decommission marker."""

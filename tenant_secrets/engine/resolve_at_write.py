@@ -40,10 +40,11 @@ def config_lookup(secrets_json: str | None) -> Callable[[tuple[str, ...]], str |
 
 @dataclass
 class TenantsFileLiterals:
-    """The literals of tenants.yaml in one environment, read once per process, on first use."""
+    """The literals of tenants.yaml in one environment (and region), read once per process, on first use."""
 
     path: Path
     environment: str
+    region: str | None = None
     _literals: dict[tuple[str, str], str] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -58,7 +59,7 @@ class TenantsFileLiterals:
         from tenant_secrets.tenants_file.loader import load_tenants_file  # noqa: PLC0415
         from tenant_secrets.tenants_file.model import plan_environment  # noqa: PLC0415
 
-        plan = plan_environment(load_tenants_file(self.path), self.environment)
+        plan = plan_environment(load_tenants_file(self.path), self.environment, self.region)
         owners = [(t.subdomain, t.secrets) for t in plan.tenants] + [(f.name, f.secrets) for f in plan.platform]
         return {
             (owner, key): source.value

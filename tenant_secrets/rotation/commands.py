@@ -69,7 +69,8 @@ def _records(stack: Stack, environ: Mapping[str, str]) -> Records:
     from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
     from tenant_secrets.rotation.last_written import gather  # noqa: PLC0415
 
-    plan = select(plan_environment(stack.tenants, stack.settings.environment), stack.settings.shard)
+    settings = stack.settings
+    plan = select(plan_environment(stack.tenants, settings.environment, settings.region), settings.shard)
     needs_infisical = bool(plan.platform) or any("infisical" in t.storage for t in plan.tenants)
     needs_database = any("database" in t.storage for t in plan.tenants)
     dsn = environ.get("DATABASE_URL")
@@ -101,7 +102,7 @@ def _report(stack: Stack, records: Records, as_of: datetime | None = None) -> St
     # a shard reports its own tenants; the owner shard also the platform folders and the master key
     found = [
         p
-        for p in policies(stack.tenants, settings.environment)
+        for p in policies(stack.tenants, settings.environment, settings.region)
         if (settings.owns_environment if p.platform else settings.applies(p.owner))
     ]
     period = period if settings.owns_environment else None

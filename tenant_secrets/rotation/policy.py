@@ -113,9 +113,14 @@ def _policy(
     return None
 
 
-def policies(tf: TenantsFile, environment: str) -> list[SecretPolicy]:
-    """Every policy-bearing secret of the environment's live tenants and platform folders, in file order."""
-    plan = plan_environment(tf, environment)  # raises TenantsFileError for an undeclared environment
+def policies(tf: TenantsFile, environment: str, region: str | None = None) -> list[SecretPolicy]:
+    """Every policy-bearing secret of the environment's live tenants and platform folders, in file order: in
+    ``region``, or (None) in every region the file declares, each tenant once."""
+    regions: list[str | None] = [region] if region or not tf.document.regions else [*tf.document.regions]
+    # raises TenantsFileError for an undeclared environment
+    planned = {
+        t.subdomain: t for r in regions for t in plan_environment(tf, environment, r).tenants if not t.decommission
+    }
     doc = tf.document
     found: list[SecretPolicy] = []
     index = {t.subdomain: i for i, t in enumerate(doc.tenants)}
@@ -131,9 +136,7 @@ def policies(tf: TenantsFile, environment: str) -> list[SecretPolicy]:
             )
             if policy:
                 found.append(policy)
-    for tenant_plan in plan.tenants:
-        if tenant_plan.decommission:
-            continue
+    for tenant_plan in sorted(planned.values(), key=lambda t: index[t.subdomain]):
         i = index[tenant_plan.subdomain]
         tenant = doc.tenants[i]
         layers = [(doc.defaults.secrets, ("defaults", "secrets")), (tenant.secrets, ("tenants", i, "secrets"))]

@@ -1,11 +1,11 @@
-"""The project's stacks as its stack files describe them: Pulumi.<stack>.yaml, their environment and shard.
+"""The project's stacks as its stack files describe them: Pulumi.<stack>.yaml, their environment, region and shard.
 
 `tenantctl affected`, `plan --environment`, `verify --environment` and `reshard` find an environment's
 stacks here, so the set of stacks is what the repository declares (decision 0035), not a naming rule.
 
 :class:`StackFile` is the one reading of a stack file, with positions: what `tenantctl validate --stack`
 checks (a secret in the clear, the settings a run needs, a config too large for the engine to hand the
-program: `config_size`) and what the discovery above reads (environment, shard). Values stay encrypted
+program: `config_size`) and what the discovery above reads (environment, region, shard). Values stay encrypted
 here; a command that needs them decrypted asks the CLI (`stack/config.py`).
 """
 
@@ -25,6 +25,7 @@ from tenant_secrets.stack.shards import SETTING as SHARD_SETTING
 from tenant_secrets.stack.shards import Shard, ShardError
 from tenant_secrets.tenants_file.loader import read_yaml
 from tenant_secrets.tenants_file.model import EnvironmentPlan, Issue, Loc, Positions, TenantsFileError, dotted, issue_at
+from tenant_secrets.tenants_file.names import region_problem
 from tenant_secrets.tenants_file.periods import period_problem
 from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, SourcePolicy
 
@@ -32,6 +33,7 @@ SECRETS_KEY = f"{NAMESPACE}:secrets"
 ENVIRONMENT_KEY = f"{NAMESPACE}:environment"
 MASTER_KEY_PERIOD_KEY = f"{NAMESPACE}:{MASTER_KEY_SETTING}"
 SHARD_KEY = f"{NAMESPACE}:{SHARD_SETTING}"
+REGION_KEY = f"{NAMESPACE}:region"
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>[A-Za-z0-9][A-Za-z0-9_.-]*)\.yaml")
 
 
@@ -41,12 +43,14 @@ class StackFileError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class StackInfo:
-    """One stack: its name, the environment it applies, and its shard (None: the whole environment)."""
+    """One stack: its name, the environment it applies, and its shard (None: the whole environment, or the
+    whole region when ``region`` is set: docs/decisions/0054-regions.md)."""
 
     environment: str
     index: int
     name: str
     shard: Shard | None
+    region: str | None = None
 
     @property
     def owner(self) -> bool:
@@ -65,7 +69,10 @@ def from_text(name: str, text: str | None) -> StackInfo:
         shard = Shard.parse(str(raw), field=f"{file}: {SHARD_KEY}") if raw else None
     except ShardError as err:
         raise StackFileError(str(err)) from None
-    return StackInfo(stack_file.environment(name), shard.index if shard else 1, name, shard)
+    region, problems = stack_file.region()
+    if problems:
+        raise StackFileError(f"{file}: {REGION_KEY}: {problems[0].message}")
+    return StackInfo(stack_file.environment(name), shard.index if shard else 1, name, shard, region)
 
 
 def discover(root: Path) -> list[StackInfo]:
@@ -79,16 +86,28 @@ def discover(root: Path) -> list[StackInfo]:
 
 
 def of_environment(stacks: Iterable[StackInfo], environment: str) -> list[StackInfo]:
-    """The stacks of one environment; StackFileError when they do not form one whole set of shards."""
+    """The stacks of one environment, every region's; StackFileError when those of one region (or of the
+    environment, without regions) do not form one whole set of shards."""
     chosen = sorted(s for s in stacks if s.environment == environment)
     if not chosen:
         raise StackFileError(f"no Pulumi.<stack>.yaml applies environment {environment}")
-    check_complete(chosen, environment)
+    regions = {s.region for s in chosen}
+    if None in regions and len(regions) > 1:
+        plain = ", ".join(s.name for s in chosen if s.region is None)
+        raise StackFileError(
+            f"environment {environment}: the stacks {plain} set no {REGION_KEY} while others do; in a project with "
+            "regions every stack writes one region's stores (docs/decisions/0054-regions.md)"
+        )
+    named: list[str | None] = [r for r in sorted(r for r in regions if r is not None)]
+    for region in named or [None]:
+        where = f"{environment}, region {region}" if region else environment
+        check_complete([s for s in chosen if s.region == region], where)
     return chosen
 
 
 def check_complete(stacks: Sequence[StackInfo], environment: str) -> None:
-    """An environment is applied by one unsharded stack, or by shards 1..N of one N, each once."""
+    """An environment (or one region of it) is applied by one unsharded stack, or by shards 1..N of one N,
+    each once."""
     counts = {s.shard.count if s.shard else 1 for s in stacks}
     indexes = sorted(s.index for s in stacks)
     names = ", ".join(s.name for s in stacks)
@@ -160,6 +179,23 @@ class StackFile:
         except ShardError as err:
             hint = 'write it as k/N, e.g. "3/16"; `tenantctl reshard` changes it'
             return None, [issue_at(self.path, self.positions, ("config", SHARD_KEY), str(err), hint, at_key=True)]
+
+    def region(self) -> tuple[str | None, list[Issue]]:
+        """The stack's region (None: a project without regions), or the issue with its setting."""
+        raw = self.config.get(REGION_KEY)
+        if raw is None or raw == "":
+            return None, []
+        problem = region_problem(str(raw))
+        if problem is None:
+            return str(raw), []
+        return None, [issue_at(self.path, self.positions, ("config", REGION_KEY), problem.message, problem.hint)]
+
+    def region_setting(self, issue: Issue) -> Issue:
+        """``issue`` (the stack's region does not match tenants.yaml) at the stack file's region setting, when
+        the file sets one; as it is otherwise (tenants.yaml's `regions`)."""
+        if REGION_KEY not in self.config:
+            return issue
+        return issue_at(self.path, self.positions, ("config", REGION_KEY), issue.message, issue.hint)
 
     def settings_issues(self, plan: EnvironmentPlan, stack: str) -> list[Issue]:
         """The stack settings the run needs, as far as the file shows them (values stay encrypted): the

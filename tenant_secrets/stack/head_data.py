@@ -68,14 +68,15 @@ application's companies table (docs/decisions/0042-role-settings-are-not-pull-re
 SOURCE_SETTINGS = frozenset({"envAllow", "sharedFolders"})
 """What value sources may read (tenant_secrets/tenants_file/source_policy.py, docs/decisions/0041)."""
 FIXED_SETTINGS = (
-    frozenset({"tenantsFile", "environment", "masterKeySource", "keyFolder", "shard", "webhookAllowHosts"})
+    frozenset({"tenantsFile", "environment", "region", "masterKeySource", "keyFolder", "shard", "webhookAllowHosts"})
     | RIGHTS_SETTINGS
     | SOURCE_SETTINGS
 )
 """Settings that say what the stack is (which file it reads, which Infisical environment its credentials
-serve, where its master keys live, which shard it applies: `tenantctl reshard` changes that; which hosts
-its webhook may reach beyond public addresses; :data:`RIGHTS_SETTINGS` and :data:`SOURCE_SETTINGS`):
-taken from the base; a pull request that changes them is previewed only after approval or merge."""
+serve, which region's stores it writes, where its master keys live, which shard it applies: `tenantctl
+reshard` changes that; which hosts its webhook may reach beyond public addresses; :data:`RIGHTS_SETTINGS`
+and :data:`SOURCE_SETTINGS`): taken from the base; a pull request that changes them is previewed only after
+approval or merge."""
 
 DOCUMENTATION = re.compile(r"docs/.+|.+\.md|LICENSE")
 """Files a preview neither runs nor reads."""

@@ -23,7 +23,7 @@ from tenant_secrets.secret.keyfolder import DEFAULT_FOLDER, KeyFolderError, keyr
 from tenant_secrets.secret.values import fingerprint_key
 from tenant_secrets.stack.shards import Shard, ShardError
 from tenant_secrets.store.settings import StoreSettings
-from tenant_secrets.tenants_file.names import TENANTS_FOLDER, infisical_path_problem
+from tenant_secrets.tenants_file.names import TENANTS_FOLDER, infisical_path_problem, region_problem
 from tenant_secrets.tenants_file.source_policy import ENV_ALLOW, SHARED_FOLDERS, SourcePolicy
 
 NAMESPACE = "tenant-secrets"
@@ -199,6 +199,9 @@ class StackSettings:
     """The role the application writes as (`appWriterRole`, docs/decisions/0052); None: no writer managed."""
     shard: Shard | None = None
     """The shard of the environment's tenants this stack applies (`shard: "k/N"`); None: all of them."""
+    region: str | None = None
+    """The region whose stores this stack writes (`region`, docs/decisions/0054-regions.md): it declares only the
+    tenants that may live there; None in a project without regions."""
     buckets: int | None = None
     """The number of buckets per store (`buckets`): each store's tenants are declared as one resource per
     non-empty bucket, several tenants each (tenant_secrets/engine/buckets.py); None: one resource per tenant
@@ -315,6 +318,9 @@ class StackSettings:
             shard = Shard.parse(raw) if (raw := get("shard")) else None
         except ShardError as err:
             raise StackConfigError(str(err)) from None
+        region = get("region") or None
+        if region is not None and (problem := region_problem(region)) is not None:
+            raise StackConfigError(f"{NAMESPACE}:region: {problem.message}; {problem.hint}")
         settings = cls(
             environment=get("environment") or stack,
             tenants_file=Path(get("tenantsFile") or "tenants.yaml"),
@@ -333,6 +339,7 @@ class StackSettings:
             rotation_batch_size=batch_size or 500,
             writer_role=writer_role,
             shard=shard,
+            region=region,
             buckets=buckets,
             sources=_source_policy(get, key_folder),
         )

@@ -90,18 +90,21 @@ def assign(subdomains: Iterable[str], count: int) -> dict[str, int]:
     return {subdomain: shard_of(subdomain, count) for subdomain in subdomains}
 
 
-def stack_name(environment: str, index: int) -> str:
+def stack_name(environment: str, index: int, region: str | None = None) -> str:
     """The documented name of shard ``index``'s stack: shard 1 is the environment's own stack (`prod`, which
     keeps the platform folders, schema and key publication it already has), shard k >= 2 is
-    `<environment>-<k, two digits>` (`prod-03`, `prod-100`)."""
-    return environment if index == 1 else f"{environment}-{index:02d}"
+    `<environment>-<k, two digits>` (`prod-03`, `prod-100`). A region's stacks are named the same way after
+    `<environment>-<region>` (`prod-eu`, `prod-eu-02`: docs/decisions/0054-regions.md)."""
+    base = f"{environment}-{region}" if region else environment
+    return base if index == 1 else f"{base}-{index:02d}"
 
 
 def select(plan: EnvironmentPlan, shard: Shard | None) -> EnvironmentPlan:
     """The part of an environment's plan a stack declares: its shard's tenants, and the platform folders
     on the owner shard only, which also keeps the schema and master-key publication while any shard's tenant
     uses the database (an owner shard left without database tenants by a reshard must not drop them).
-    ``None``: the whole environment."""
+    In a region, the shards split the region's tenants, and each checks the residency of the tenants living
+    elsewhere that would be its own. ``None``: the whole environment (or region)."""
     if shard is None:
         return plan
     return EnvironmentPlan(
@@ -110,6 +113,8 @@ def select(plan: EnvironmentPlan, shard: Shard | None) -> EnvironmentPlan:
         plan.platform if shard.owner else (),
         others_use_database=shard.owner
         and any("database" in t.storage for t in plan.tenants if not shard.holds(t.subdomain)),
+        region=plan.region,
+        elsewhere=tuple(e for e in plan.elsewhere if shard.holds(e.subdomain)),
     )
 
 

@@ -33,6 +33,7 @@ from tenant_secrets.store.secrets import (
     read_rows,
     read_tenant,
     read_tenants,
+    row_counts,
     stored_keys,
 )
 from tenant_secrets.store.settings import StoreSettings
@@ -71,5 +72,6 @@ __all__ = [
     "redact_dsn",
     "require_companies",
     "rotate",
+    "row_counts",
     "stored_keys",
 ]

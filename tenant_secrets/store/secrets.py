@@ -155,6 +155,25 @@ def stored_keys(conn: psycopg.Connection[Any], settings: StoreSettings, company:
     return [str(row[0]) for row in rows]
 
 
+def row_counts(conn: psycopg.Connection[Any], settings: StoreSettings, companies: Collection[str]) -> dict[str, int]:
+    """How many rows each of these companies has (those with none left out), in one query; nothing is
+    decrypted, and no table yet reads as no rows."""
+    ids = [company_id(c, label=c) for c in companies]
+    if not ids:
+        return {}
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT company_id::text, count(*) FROM {} WHERE company_id = ANY(%s::uuid[]) GROUP BY 1"
+                ).format(settings.table(SECRETS)),
+                [ids],
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return {}
+    return {str(cid): int(count) for cid, count in rows}
+
+
 @dataclass(frozen=True)
 class RowReading:
     """One stored row as a reader finds it: its value, or why it cannot be read. The repr hides the value."""

@@ -129,8 +129,11 @@ def _owners(plan: EnvironmentPlan) -> tuple[dict[str, TenantPlan], dict[str, Fol
     return tenants, folders
 
 
-def changed_owners(base: TenantsFile, head: TenantsFile, environment: str) -> tuple[set[str], bool]:
-    """The tenants whose entry differs in ``environment``, and whether a platform folder does.
+def changed_owners(
+    base: TenantsFile, head: TenantsFile, environment: str, region: str | None = None
+) -> tuple[set[str], bool]:
+    """The tenants whose entry differs in ``environment`` (and ``region``: a region the base does not declare
+    held nothing), and whether a platform folder does.
 
     A tenant's entry is made of its own part of the file and the defaults alone: when the defaults are
     the same at both ends, the tenants written the same are left out before planning (a pull request
@@ -138,8 +141,13 @@ def changed_owners(base: TenantsFile, head: TenantsFile, environment: str) -> tu
     with gc_paused():
         if base.document.defaults == head.document.defaults:
             base, head = _differing_tenants(base, head)
-        old_tenants, old_folders = _owners(plan_environment(base, environment))
-        new_tenants, new_folders = _owners(plan_environment(head, environment))
+        before = base.document.regions
+        if before is not None and region not in before:
+            old_tenants: dict[str, TenantPlan] = {}
+            old_folders: dict[str, FolderPlan] = {}
+        else:
+            old_tenants, old_folders = _owners(plan_environment(base, environment, region if before else None))
+        new_tenants, new_folders = _owners(plan_environment(head, environment, region))
         tenants = {s for s in old_tenants.keys() | new_tenants.keys() if old_tenants.get(s) != new_tenants.get(s)}
         return tenants, old_folders != new_folders
 
@@ -188,13 +196,15 @@ def affected(root: Path, base: str, stacks: Sequence[StackInfo] | None = None) -
             touch(stacks, f"{TENANTS_FILE} does not load at {base if base_file is None else 'the working tree'}")
         else:
             for environment in sorted({s.environment for s in stacks}):
-                shard_stacks = of_environment(stacks, environment)
-                count = len(shard_stacks)
-                tenants, platform = changed_owners(base_file, head_file, environment)
-                if platform:
-                    touch((s for s in shard_stacks if s.owner), "a platform folder changed")
-                for subdomain in sorted(tenants):
-                    touch([shard_stacks[shard_of(subdomain, count) - 1]], f"tenant {subdomain} changed")
+                in_environment = of_environment(stacks, environment)
+                for region in sorted({s.region for s in in_environment}, key=lambda r: r or ""):
+                    shard_stacks = sorted((s for s in in_environment if s.region == region), key=lambda s: s.index)
+                    count = len(shard_stacks)
+                    tenants, platform = changed_owners(base_file, head_file, environment, region)
+                    if platform:
+                        touch((s for s in shard_stacks if s.owner), "a platform folder changed")
+                    for subdomain in sorted(tenants):
+                        touch([shard_stacks[shard_of(subdomain, count) - 1]], f"tenant {subdomain} changed")
     chosen = tuple(s for s in stacks if s.name in reasons)
     untouched = tuple(s.name for s in stacks if s.name not in reasons)
     return Affected(chosen, reasons, untouched)

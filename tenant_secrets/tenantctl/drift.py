@@ -17,6 +17,7 @@ the stack's fingerprint key), so nothing here ever holds a value. What a finding
 | stores-disagree | the tenant is in both stores and they hold different values |
 | application-owned | a tenant's row that tenants.yaml does not declare: the application's own key (listed, not drift) |
 | role-rights | a role the stack names (`appRole`, `appWriterRole`) can do more than its job: the owner is the role |
+| out-of-region | a tenant's folder or rows in a region its `regions` exclude (docs/decisions/0054-regions.md) |
 
 An application-owned row is the application's, not drift (docs/decisions/0049-keyless-writes.md): no `up`,
 refresh, rotation or destroy changes or deletes it, so verify lists it and still reports no drift.
@@ -41,11 +42,14 @@ KINDS = (
     "key-version",
     "stores-disagree",
     "role-rights",
+    "out-of-region",
     "application-owned",
 )
 APPLICATION_OWNED = "application-owned"
 """The one kind that is not drift: listed, never counted against the stores."""
 ROLE_RIGHTS = "role-rights"
+OUT_OF_REGION = "out-of-region"
+"""A tenant held in a region its `regions` exclude: residency broken, whatever the values."""
 """A finding about a database role, not a tenant: its owner is the role's name."""
 WHOLE_OWNER = "*"
 NAMED = 5  # owners named in a summary; the rest are counted
@@ -63,6 +67,7 @@ NOTES = {
         "the application's role can do more than its job (granted by hand, or through PUBLIC or a role it is a "
         "member of): revoke it; the next `up` fails while it holds it"
     ),
+    OUT_OF_REGION: "a tenant's folder or rows in a region its `regions` exclude: residency broken; delete them there",
     APPLICATION_OWNED: "a tenant's row tenants.yaml does not declare: the application's own key, not drift",
 }
 

@@ -60,6 +60,7 @@ from tenant_secrets.tenants_file.model import (
     issue_at,
     more_problems,
     plan_environment,
+    region_issue,
 )
 from tenant_secrets.tenants_file.validation import check_sources
 
@@ -85,7 +86,7 @@ def _print_issues(issues: Sequence[Issue], output_format: str) -> None:
 
 def _counts(tenants: TenantsFile) -> str:
     doc = tenants.document
-    gone = sum(t.decommission for t in doc.tenants)
+    gone = sum(t.decommissioned for t in doc.tenants)
     text = f"{len(doc.tenants)} tenant(s)" + (f" ({gone} decommissioned)" if gone else "")
     return f"{text}, {len(doc.platform)} platform folder(s), environments {', '.join(doc.defaults.environments)}"
 
@@ -119,18 +120,26 @@ def _base_file(ref: str, file: str) -> TenantsFile:
 
 
 def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments: Sequence[str]) -> list[Issue]:
-    """What disappeared since ``base`` without its decommission marker, per environment: what the preview's
-    removal guards refuse (tenant_secrets/engine/reconcile.py words them), found before any preview."""
+    """What disappeared since ``base`` without its decommission marker, per environment (and region: a region
+    dropped from a tenant's `regions` needs `decommission: [region]`): what the preview's removal guards refuse
+    (tenant_secrets/engine/reconcile.py words them), found before any preview."""
     issues: list[Issue] = []
     where: dict[str, Loc] = {t.subdomain: ("tenants", i, "secrets") for i, t in enumerate(head.document.tenants)}
     where |= {name: ("platform", name, "secrets") for name in head.document.platform}
-    for environment in environments:
-        old, new = plan_environment(base, environment), plan_environment(head, environment)
+    before = base.document.regions
+    regions: list[str | None] = [*head.document.regions] if head.document.regions else [None]
+    for environment, region in [(e, r) for e in environments for r in regions]:
+        if before is not None and region not in before:
+            continue  # a region new in head: nothing of it can disappear
+        old = plan_environment(base, environment, region if before is not None else None)
+        new = plan_environment(head, environment, region)
+        place = f"{environment}, region {region}" if region else environment
         owners = [t.subdomain for t in old.tenants if not t.decommission] + [f.name for f in old.platform]
         kept = [t.subdomain for t in new.tenants if not t.decommission] + [f.name for f in new.platform]
         gone = [t.subdomain for t in new.tenants if t.decommission]
+        only_here = f"; to delete them in region {region} only, `decommission: [{region}]`" if region else ""
         for failure in reconcile.removed_tenant_failures(owners, kept, gone):
-            issues.append(Issue(file, 1, 1, "tenants", f"{environment}: {failure.reason}"))
+            issues.append(Issue(file, 1, 1, "tenants", f"{place}: {failure.reason}{only_here}"))
         declared = {t.subdomain: set(t.secrets) for t in old.tenants} | {f.name: set(f.secrets) for f in old.platform}
         entries: list[tuple[str, Mapping[str, Any], frozenset[str]]] = [
             (t.subdomain, t.secrets, t.decommissioned_keys) for t in new.tenants if not t.decommission
@@ -143,8 +152,46 @@ def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments
                 name, dict.fromkeys(declared[name]), dict.fromkeys(secrets), marked
             )
             for failure in failures:
-                issues.append(issue_at(file, head.positions, where[name], f"{environment}: {failure.reason}"))
-    return list(dict.fromkeys(issues))
+                issues.append(issue_at(file, head.positions, where[name], f"{place}: {failure.reason}"))
+    return list(dict.fromkeys(issues + move_issues(base, head, file)))
+
+
+def move_issues(base: TenantsFile, head: TenantsFile, file: str) -> list[Issue]:
+    """A tenant that gains a region and is decommissioned in another in one change: the regions' stacks run
+    apart, so the old region could delete before the new one holds the values (docs/decisions/0054-regions.md)."""
+    if base.document.regions is None or head.document.regions is None:
+        return []
+    before = {t.subdomain: t for t in base.document.tenants}
+    issues = []
+    for index, tenant in enumerate(head.document.tenants):
+        old = before.get(tenant.subdomain)
+        if old is None or not isinstance(tenant.decommission, list):
+            continue
+        leaving = [r for r in tenant.decommission if not old.leaves(r)]
+        gaining = [r for r in head.document.regions_of(tenant) or [] if r not in (base.document.regions_of(old) or [])]
+        if leaving and gaining:
+            issues.append(
+                issue_at(
+                    file,
+                    head.positions,
+                    ("tenants", index, "decommission"),
+                    f"{tenant.subdomain} gains {', '.join(gaining)} and leaves {', '.join(leaving)} in one change: "
+                    f"{', '.join(leaving)} could delete its secrets before {', '.join(gaining)} holds them",
+                    f"move it in two changes: add {', '.join(gaining)} to its regions and apply it, then "
+                    f"decommission {', '.join(leaving)}",
+                )
+            )
+    return issues
+
+
+def _stack_region(stack: StackFile, tenants: TenantsFile) -> str | None:
+    """The stack's region, checked against the file's `regions`; TenantsFileError at the setting otherwise."""
+    region, issues = stack.region()
+    if not issues and (wrong := region_issue(tenants, region)) is not None:
+        issues.append(stack.region_setting(wrong))
+    if issues:
+        raise TenantsFileError(issues)
+    return region
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -158,7 +205,8 @@ def validate(args: argparse.Namespace) -> int:
             stack = StackFile.read(Path(args.config_file or f"Pulumi.{args.stack}.yaml"))
             environment = stack.environment(args.stack)
             shard, shard_issues = stack.shard()
-            plan = select(plan_environment(tenants, environment), shard)
+            region = _stack_region(stack, tenants)
+            plan = select(plan_environment(tenants, environment, region), shard)
             issues += shard_issues
             issues += stack.issues
             issues += stack.settings_issues(plan, args.stack)
@@ -168,7 +216,8 @@ def validate(args: argparse.Namespace) -> int:
                 plan, file, config_has=stack.has_secret, environ=os.environ, policy=policy, stack=args.stack
             )
             issues += deleted_reads(plan, file, retain_on_delete=stack.retains_on_delete())
-            where = f"{environment}, shard {shard}" if shard else environment
+            where = f"{environment}, region {region}" if region else environment
+            where += f", shard {shard}" if shard else ""
             summary += f"; stack {args.stack} ({where}): {_plan_counts(plan)}, every value source set"
             if note := stack.buckets_note(plan, args.stack):
                 summary += f"\n{note}"
@@ -201,11 +250,23 @@ def schema_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _environment_stacks(environment: str) -> list[str]:
-    """The stacks of an environment, as the Pulumi.<stack>.yaml files here declare them (all its shards)."""
+def _environment_stacks(environment: str, region: str | None = None) -> list[str]:
+    """The stacks of an environment (of one of its regions), as the Pulumi.<stack>.yaml files here declare them
+    (all its shards). An environment in regions needs ``region``: each region's stacks run with that region's
+    own DATABASE_URL and INFISICAL_* (docs/decisions/0054-regions.md)."""
     from tenant_secrets.stack import files as stacks  # noqa: PLC0415
 
-    return [s.name for s in stacks.of_environment(stacks.discover(Path.cwd()), environment)]
+    chosen = stacks.of_environment(stacks.discover(Path.cwd()), environment)
+    regions = sorted({s.region for s in chosen if s.region is not None})
+    if region is None and regions:
+        raise stacks.StackFileError(
+            f"environment {environment} is in regions ({', '.join(regions)}): pass --region, with that region's "
+            "DATABASE_URL and INFISICAL_* in the environment"
+        )
+    if region is not None and region not in regions:
+        found = f"its regions are {', '.join(regions)}" if regions else "it has no regions"
+        raise stacks.StackFileError(f"environment {environment} has no stack of region {region}: {found}")
+    return [s.name for s in chosen if s.region == region]
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -225,7 +286,7 @@ def plan_command(args: argparse.Namespace) -> int:
     from tenant_secrets.stack.files import StackFileError  # noqa: PLC0415
 
     try:
-        names = _environment_stacks(args.environment)
+        names = _environment_stacks(args.environment, args.region)
     except StackFileError as err:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
@@ -336,7 +397,7 @@ def verify_command(args: argparse.Namespace) -> int:
     from tenant_secrets.tenantctl import drift, verify  # noqa: PLC0415
 
     try:
-        names = [args.stack] if args.stack else _environment_stacks(args.environment)
+        names = [args.stack] if args.stack else _environment_stacks(args.environment, args.region)
     except StackFileError as err:
         print(f"tenantctl verify: {err}", file=sys.stderr)
         return 2
@@ -496,6 +557,7 @@ def parser() -> argparse.ArgumentParser:
     plan_which = plan.add_mutually_exclusive_group(required=True)
     plan_which.add_argument("--stack")
     plan_which.add_argument("--environment", help="every stack (shard) of this environment, one plan each")
+    plan.add_argument("--region", help="with --environment: that region's stacks (an environment in regions)")
     plan.add_argument("--format", choices=["markdown", "json"], default="markdown")
     plan.add_argument("--preview-json", help="read `pulumi preview --json` output instead of running it")
     plan.add_argument("--config-file", help="the stack's config file, passed to pulumi preview")
@@ -547,6 +609,7 @@ def parser() -> argparse.ArgumentParser:
     ver_which.add_argument(
         "--environment", help="every stack (shard) of this environment, with one Infisical listing for all"
     )
+    ver.add_argument("--region", help="with --environment: that region's stacks (an environment in regions)")
     ver.add_argument("--tenants", help="comma-separated tenants (or platform folders) to check; default: all")
     ver.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     ver.add_argument("--config-file", help="the stack's config file, passed to pulumi config")

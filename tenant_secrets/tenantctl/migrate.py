@@ -73,7 +73,7 @@ def _storage(tf: TenantsFile, tenant: Tenant) -> str:
 def candidates(tf: TenantsFile, target: str) -> list[str]:
     """Tenants, in file order, that are only in the store the migration leaves."""
     source = DIRECTIONS[target]
-    return [t.subdomain for t in tf.document.tenants if not t.decommission and _storage(tf, t) == source]
+    return [t.subdomain for t in tf.document.tenants if not t.decommissioned and _storage(tf, t) == source]
 
 
 def choose(tf: TenantsFile, target: str, names: Sequence[str], batch: int | None) -> list[str]:

@@ -13,6 +13,10 @@ fingerprinted at once), and the database in three queries (the companies, every 
 companies, and their history entries, whose bindings show a ciphertext moved by hand), then, when the
 stack names the application's roles, the catalog's view of their rights (`role-rights`: what `up` would
 refuse, granted since). A row that does not decrypt is a finding, not a failure: every such row is listed.
+
+On a region's stack, residency too (docs/decisions/0054-regions.md): a folder, or rows (with a database
+connection), of a tenant whose `regions` exclude the stack's region is an `out-of-region` finding, read from
+the same listing and one more query.
 """
 
 from __future__ import annotations
@@ -33,9 +37,18 @@ from tenant_secrets.secret.values import Resolver, UnresolvedValueError, fingerp
 from tenant_secrets.stack.settings import NAMESPACE, StackConfigError, StackSettings
 from tenant_secrets.store.companies import company_id
 from tenant_secrets.store.roles import app_role_problems, writer_role_problems
-from tenant_secrets.store.settings import COMPANIES
-from tenant_secrets.tenantctl.drift import ROLE_RIGHTS, Expected, Finding, Held, Report, compare
-from tenant_secrets.tenants_file.model import EnvironmentPlan, TenantsFileError, plan_environment
+from tenant_secrets.store.settings import COMPANIES, SECRETS
+from tenant_secrets.tenantctl.drift import (
+    OUT_OF_REGION,
+    ROLE_RIGHTS,
+    WHOLE_OWNER,
+    Expected,
+    Finding,
+    Held,
+    Report,
+    compare,
+)
+from tenant_secrets.tenants_file.model import Elsewhere, EnvironmentPlan, TenantsFileError, plan_environment
 from tenant_secrets.tenants_file.names import TENANTS_FOLDER, few
 from tenant_secrets.tenants_file.sources import InfisicalSource, ValueSource
 
@@ -127,8 +140,11 @@ def check(
             "(its environment variables), or check `tenantctl validate --stack`"
         )
     held: dict[tuple[str, str], Held] = {}
-    if any("infisical" in e.stores or not e.stores for e in expected):
-        held.update(_infisical_held(expected, listings.tree(plan.environment), fp_key))
+    residency: list[Finding] = []
+    if any("infisical" in e.stores or not e.stores for e in expected) or plan.elsewhere:
+        tree = listings.tree(plan.environment)
+        held.update(_infisical_held(expected, tree, fp_key))
+        residency += _folders_elsewhere(plan, tree)
     if any("database" in t.storage for t in plan.tenants):
         if database is None:
             raise CannotCheckError(
@@ -136,8 +152,10 @@ def check(
                 "export DATABASE_URL=postgresql://<role>:<password>@<host>:<port>/<database>"
             )
         held.update(_database_held(plan, settings, database, fp_key, progress, ring=keyring(settings, listings)))
+    if plan.elsewhere and database is not None:
+        residency += _rows_elsewhere(plan, settings, database)
     progress(f"comparing {len(expected)} tenant(s) or folder(s)")
-    findings = compare(expected, held)
+    findings = compare(expected, held) + residency
     if database is not None:
         findings = sorted([*findings, *_role_findings(database, settings)])
     counts = {
@@ -194,6 +212,58 @@ def _infisical_held(
     return held
 
 
+def _where_allowed(tenant: Elsewhere, region: str | None) -> str:
+    return (
+        f"tenant {tenant.subdomain} may live in {', '.join(tenant.regions)} only, and this stack writes region {region}"
+    )
+
+
+def _folders_elsewhere(plan: EnvironmentPlan, tree: Mapping[str, Mapping[str, str]]) -> list[Finding]:
+    """The Infisical folder of each tenant whose regions exclude the stack's, when this region holds one."""
+    return [
+        Finding(
+            tenant.subdomain,
+            "infisical",
+            WHOLE_OWNER,
+            OUT_OF_REGION,
+            f"{_where_allowed(tenant, plan.region)}: delete {path} ({len(tree[path])} secret(s)) from this region's "
+            "Infisical; no stack of this region declares it",
+        )
+        for tenant in plan.elsewhere
+        if (path := f"/{TENANTS_FOLDER}/{tenant.subdomain}") in tree
+    ]
+
+
+def _rows_elsewhere(plan: EnvironmentPlan, settings: StackSettings, conn: psycopg.Connection[Any]) -> list[Finding]:
+    """The rows of each tenant whose regions exclude the stack's, when this region's database holds any."""
+    given = {t.subdomain: t.company_id for t in plan.elsewhere if t.company_id}
+    try:
+        companies = store.find_companies(
+            conn, settings.store, [t.subdomain for t in plan.elsewhere], list(given.values())
+        )
+    except psycopg.errors.UndefinedTable:
+        return []
+    by_company = {
+        company_id(cid, label=t.subdomain): t
+        for t in plan.elsewhere
+        if (cid := given.get(t.subdomain) or companies.get(t.subdomain))
+    }
+    rows = store.row_counts(conn, settings.store, list(by_company))
+    table = settings.store.name(SECRETS)
+    return [
+        Finding(
+            tenant.subdomain,
+            "database",
+            WHOLE_OWNER,
+            OUT_OF_REGION,
+            f"{_where_allowed(tenant, plan.region)}: delete its {rows[cid]} row(s) of {table} (company {cid}) from "
+            "this region's database; no stack of this region declares them",
+        )
+        for cid, tenant in sorted(by_company.items(), key=lambda item: item[1].subdomain)
+        if rows.get(cid)
+    ]
+
+
 def _database_held(
     plan: EnvironmentPlan,
     settings: StackSettings,
@@ -246,7 +316,9 @@ def _database_held(
 
 def _select(plan: EnvironmentPlan, names: Collection[str]) -> EnvironmentPlan:
     """The plan narrowed to the named tenants or platform folders; CannotCheckError names any unknown one."""
-    known = {t.subdomain for t in plan.tenants} | {f.name for f in plan.platform}
+    known = (
+        {t.subdomain for t in plan.tenants} | {f.name for f in plan.platform} | {e.subdomain for e in plan.elsewhere}
+    )
     unknown = sorted(set(names) - known)
     if unknown:
         raise CannotCheckError(
@@ -257,6 +329,8 @@ def _select(plan: EnvironmentPlan, names: Collection[str]) -> EnvironmentPlan:
         plan.environment,
         tuple(t for t in plan.tenants if t.subdomain in names),
         tuple(f for f in plan.platform if f.name in names),
+        region=plan.region,
+        elsewhere=tuple(e for e in plan.elsewhere if e.subdomain in names),
     )
 
 
@@ -302,7 +376,8 @@ def run_verify(
         config = read_stack_config(stack, config_file=config_file)
         settings = StackSettings.load(config.get, stack=stack)
         environment = settings.environment
-        plan = select(plan_environment(load_tenants_file(Path(settings.tenants_file)), environment), settings.shard)
+        tenants_file = load_tenants_file(Path(settings.tenants_file))
+        plan = select(plan_environment(tenants_file, environment, settings.region), settings.shard)
         if tenants:
             plan = _select(plan, tenants)
         needs_infisical = bool(plan.platform) or any(
@@ -317,7 +392,8 @@ def run_verify(
         elif needs_infisical:
             client = InfisicalClient(InfisicalCredentials.from_env(environ))
         dsn = environ.get("DATABASE_URL")
-        conn = store.connect(dsn) if dsn and any("database" in t.storage for t in plan.tenants) else None
+        wanted = plan.elsewhere or any("database" in t.storage for t in plan.tenants)
+        conn = store.connect(dsn) if dsn and wanted else None
         try:
             return check(
                 plan,

@@ -634,18 +634,49 @@ def _parse(text: str, file: str) -> TenantsFile:
         errors = err.errors(include_url=False)  # described up to MAX_ISSUES, at some 40 µs each
         located = [(error, _locate(tuple(error["loc"]))) for error in errors[:MAX_ISSUES]]
         located = [(e, at) for e, at in located if not any(at.path[: len(r)] == r for r in yaml_doc.refused)]
-        for error, at in _without_misspelt_missing(located):
+        for error, at in _one_per_shape(_without_misspelt_missing(located)):
             message, hint = _describe(error, at)
             on_key = at.on_key or error["type"] == "extra_forbidden"
             issues.append(issue_at(file, positions, at.path, message, hint.strip(), at_key=on_key))
         issues += _issues_of_valid_parts(data, positions, file)
         raise TenantsFileError(issues, undescribed=len(errors[MAX_ISSUES:])) from None
     issues += validation.document_issues(
-        file, positions, document.defaults, list(enumerate(document.tenants)), list(document.platform.items())
+        file,
+        positions,
+        document.defaults,
+        list(enumerate(document.tenants)),
+        list(document.platform.items()),
+        regions=document.regions,
     )
     if issues:
         raise TenantsFileError(issues)
     return TenantsFile(file, document, positions)
+
+
+def _one_per_shape(located: list[tuple[Any, _Located]]) -> list[tuple[Any, _Located]]:
+    """A field of two shapes (`decommission`: true, or a list of regions) fails once per shape. An error inside
+    one shape (a region of the list) says what is wrong; the other shape's "expected true or false" does not.
+    Two type errors at one place become one naming both shapes."""
+    paths = [at.path for _, at in located]
+    kept: list[tuple[Any, _Located]] = []
+    shapes: dict[Loc, list[Any]] = {}
+    for error, at in located:
+        if error["type"] not in _KINDS:
+            kept.append((error, at))
+        elif not any(len(p) > len(at.path) and p[: len(at.path)] == at.path for p in paths):
+            if at.path not in shapes:
+                kept.append((error, at))
+            shapes.setdefault(at.path, []).append(error)
+    merged = []
+    for error, at in kept:
+        alike = shapes.get(at.path, [])
+        if error["type"] in _KINDS and len(alike) > 1:
+            wanted = ", or ".join(dict.fromkeys(_KINDS[e["type"]] for e in alike))
+            message = f"expected {wanted}, got {_type_name(error.get('input'))}"
+            merged.append(({**error, "type": "shapes", "msg": message}, at))
+        else:
+            merged.append((error, at))
+    return merged
 
 
 def _without_misspelt_missing(located: list[tuple[Any, _Located]]) -> list[tuple[Any, _Located]]:
@@ -679,7 +710,20 @@ def _issues_of_valid_parts(data: dict[str, Any], positions: Positions, file: str
         for name, raw in (raw_platform or {}).items()
         if (folder := _outline(PlatformFolder, raw, {}, ())) is not None
     ]
-    return validation.document_issues(file, positions, defaults, tenants, platform)
+    placeholder = {"storage": "both", "environments": ["x"]}
+    outline = _valid(TenantsDocument, {"version": 1, "defaults": placeholder, "regions": data.get("regions")})
+    listed = [index for index, raw in enumerate(raw_tenants or []) if isinstance(raw, dict) and "regions" in raw]
+    unsure = frozenset(index for index, tenant in tenants if tenant.regions is None and index in listed)
+    return validation.document_issues(
+        file,
+        positions,
+        defaults,
+        tenants,
+        platform,
+        regions=outline.regions if outline is not None else None,
+        regions_valid=outline is not None,
+        invalid_regions=unsure,
+    )
 
 
 def _outline(model: type[_M], raw: Any, placeholders: dict[str, Any], required: tuple[str, ...]) -> _M | None:

@@ -49,6 +49,7 @@ from tenant_secrets.tenants_file.names import (
     infisical_key_problem,
     infisical_path_problem,
     key_problem,
+    region_problem,
     subdomain_problem,
 )
 from tenant_secrets.tenants_file.periods import DATE_PATTERN, PERIOD_PATTERN, date_problem, period_problem
@@ -107,6 +108,12 @@ Environment = Annotated[
     _checked(environment_problem, "environment"),
     _string(r"^[a-z0-9]+(-[a-z0-9]+)*$", "An environment's slug, as in Infisical (dev, staging, prod)"),
 ]
+Region = Annotated[
+    str,
+    _checked(region_problem, "region"),
+    _string(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", "A region's name, e.g. eu or us-east", maxLength=32),
+]
+Regions = Annotated[list[Region], Field(min_length=1)]
 FolderName = Annotated[
     str,
     _checked(folder_problem, "folder"),
@@ -347,9 +354,25 @@ class Tenant(_Strict):
     overrides: dict[Environment, Override] = Field(
         default_factory=dict, description="Per environment: {dev: {secrets: {...}}}"
     )
-    decommission: Annotated[bool, Strict()] = Field(
-        False, description="True deletes this tenant's secrets in every environment on the next up"
+    regions: Regions | None = Field(
+        None, description="The regions its secrets may live in (a subset of `regions`); default: defaults.regions"
     )
+    decommission: Annotated[bool, Strict()] | Regions = Field(
+        False,
+        description="True deletes this tenant's secrets in every environment on the next up; a list of regions "
+        "([us]) deletes them in those regions only (docs/decisions/0054-regions.md)",
+    )
+
+    @property
+    def decommissioned(self) -> bool:
+        """Decommissioned everywhere (`decommission: true`); a list of regions decommissions it there only."""
+        return self.decommission is True
+
+    def leaves(self, region: str | None) -> bool:
+        """Whether it is decommissioned in the stack's ``region``: everywhere, or that region listed."""
+        return self.decommission is True or (
+            region is not None and isinstance(self.decommission, list) and region in self.decommission
+        )
 
 
 class PlatformFolder(_Strict):
@@ -375,6 +398,9 @@ class Defaults(_Strict):
     rotate_every: Period | None = Field(
         None, description="The rotation period of every tenant's generated secrets (90d); a secret's own wins"
     )
+    regions: Regions | None = Field(
+        None, description="The regions of a tenant that lists none; unset: every tenant lists its own"
+    )
 
 
 class TenantsDocument(_Strict):
@@ -386,10 +412,22 @@ class TenantsDocument(_Strict):
     defaults: Defaults = Field(
         description="What every tenant starts from, e.g. {storage: both, environments: [dev, staging, prod]}"
     )
+    regions: Regions | None = Field(
+        None,
+        description="Every region of the project (each its own stacks, stores and master keys); unset: no regions",
+    )
     platform: dict[FolderName, PlatformFolder] = Field(
         default_factory=dict, description="The application's own folders, Infisical only: hono-api -> /hono-api"
     )
     tenants: list[Tenant] = Field(default_factory=list)
+
+    def regions_of(self, tenant: Tenant) -> list[str] | None:
+        """Where the tenant's secrets may live: its own `regions`, else defaults.regions; None in a file
+        without regions (and for a tenant that lists none where the file sets no default: the validator
+        refuses that)."""
+        if self.regions is None:
+            return None
+        return tenant.regions or self.defaults.regions
 
 
 # --- positions and issues --------------------------------------------------------------------------
@@ -537,8 +575,18 @@ class FolderPlan:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """A tenant whose regions exclude the stack's region: nothing of it may be in this region's stores."""
+
+    subdomain: str
+    company_id: str | None
+    regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EnvironmentPlan:
-    """Everything one stack applies: the tenants that exist in its environment, and the platform folders."""
+    """Everything one stack applies: the tenants that exist in its environment (and region), and the platform
+    folders."""
 
     environment: str
     tenants: tuple[TenantPlan, ...]
@@ -546,6 +594,10 @@ class EnvironmentPlan:
     others_use_database: bool = False
     """On an environment's owner shard: a tenant of another shard keeps rows in the database, so this stack
     keeps the schema and the master-key publication even when none of its own tenants does."""
+    region: str | None = None
+    """The stack's region (docs/decisions/0054-regions.md); None in a file without regions."""
+    elsewhere: tuple[Elsewhere, ...] = ()
+    """The tenants of the file whose regions exclude this region (`tenantctl verify` checks none is here)."""
 
 
 def flatten(secrets: Mapping[str, Any], loc: Loc) -> dict[str, tuple[Any, Loc]]:
@@ -610,19 +662,57 @@ def _layers(
     return layers
 
 
-def plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
-    """The tenants and platform folders of one environment, defaults, overrides and groups applied.
+def plan_environment(tf: TenantsFile, environment: str, region: str | None = None) -> EnvironmentPlan:
+    """The tenants and platform folders of one environment (in one region), defaults, overrides and groups
+    applied.
 
     Tenants that do not exist in the environment are left out, except decommissioned ones: they are
-    there (with no secrets) in every environment, so each stack deletes what it holds of them.
-    Raises TenantsFileError for an environment the file does not declare, rather than planning nothing.
+    there (with no secrets) in every environment, so each stack deletes what it holds of them. In a file
+    with regions, so are the tenants whose regions exclude ``region`` (listed in `elsewhere`), except those
+    decommissioned there (`decommission: [region]`): they are planned as decommissioned.
+    Raises TenantsFileError for an environment the file does not declare, rather than planning nothing, and
+    for a region that does not match the file's (a stack without one in a file with regions, or the reverse).
     """
     with gc_paused():
-        return _plan_environment(tf, environment)
+        return _plan_environment(tf, environment, region)
 
 
-def _plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
+def region_issue(tf: TenantsFile, region: str | None) -> Issue | None:
+    """Why a stack with ``region`` (None: the stack sets none) cannot apply this file, or None."""
+    declared = tf.document.regions
+    setting = "tenant-secrets:region"
+    if declared is None and region is not None:
+        return issue_at(
+            tf.path,
+            tf.positions,
+            ("regions",),
+            f"the stack's region '{region}' is not declared: the file has no `regions`",
+            f"add `regions: [{region}]` at the top of the file, or remove the stack's {setting}",
+        )
+    if declared is not None and region is None:
+        return issue_at(
+            tf.path,
+            tf.positions,
+            ("regions",),
+            "the file declares regions, and the stack sets none: it would write every tenant, wherever it may live",
+            f"set the stack's {setting} to one of {', '.join(declared)} (`pulumi config set {setting} <region>`)",
+        )
+    if declared is not None and region not in declared:
+        return issue_at(
+            tf.path,
+            tf.positions,
+            ("regions",),
+            f"the stack's region '{region}' is not declared",
+            did_you_mean(str(region), declared) + f"declared: {', '.join(declared)}; add it here, or set the "
+            f"stack's {setting} to one of them",
+        )
+    return None
+
+
+def _plan_environment(tf: TenantsFile, environment: str, region: str | None) -> EnvironmentPlan:
     doc = tf.document
+    if (wrong_region := region_issue(tf, region)) is not None:
+        raise TenantsFileError([wrong_region])
     if environment not in doc.defaults.environments:
         raise TenantsFileError(
             [
@@ -637,9 +727,15 @@ def _plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
             ]
         )
     tenants: list[TenantPlan] = []
+    elsewhere: list[Elsewhere] = []
     for index, tenant in enumerate(doc.tenants):
         environments = tenant.environments or doc.defaults.environments
-        if tenant.decommission:
+        regions = doc.regions_of(tenant)
+        if not tenant.leaves(region) and regions is not None and region not in regions:
+            company = str(tenant.company_id) if tenant.company_id else None
+            elsewhere.append(Elsewhere(tenant.subdomain, company, tuple(regions)))
+            continue
+        if tenant.leaves(region):
             tenants.append(
                 TenantPlan(
                     subdomain=tenant.subdomain,
@@ -685,7 +781,7 @@ def _plan_environment(tf: TenantsFile, environment: str) -> EnvironmentPlan:
                 fields=resolved.fields,
             )
         )
-    return EnvironmentPlan(environment, tuple(tenants), tuple(platform))
+    return EnvironmentPlan(environment, tuple(tenants), tuple(platform), region=region, elsewhere=tuple(elsewhere))
 
 
 def _stores(storage: str) -> frozenset[str]:

@@ -34,6 +34,8 @@ _SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]*")
 _ENVIRONMENT_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_REGION_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+REGION_MAX = 32
 _FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG_PATH_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
@@ -155,6 +157,16 @@ group_field_problem = _pattern_problem(
 environment_problem = _pattern_problem(
     _ENVIRONMENT_RE, "environment name", "environment names are Infisical slugs: lowercase letters, digits, hyphens"
 )
+
+
+def region_problem(value: str) -> Problem | None:
+    """None for a valid region name: a lowercase letter, then lowercase letters, digits and single hyphens."""
+    rule = "a region is a lowercase name such as eu or us-east (a letter, then letters, digits, hyphens)"
+    if len(value) > REGION_MAX:
+        return Problem(f"the region name is {len(value)} characters", f"at most {REGION_MAX}; {rule}")
+    return None if _REGION_RE.fullmatch(value) else Problem(f"'{value}' is not a valid region name", rule)
+
+
 env_var_problem = _pattern_problem(
     _ENV_VAR_RE, "environment variable name", "a letter or underscore, then letters, digits and underscores"
 )

@@ -1,7 +1,8 @@
 """The checks beyond one field's type.
 
 `document_issues`: rules across the file that a schema cannot say (unique subdomains, overrides
-only for environments a tenant is in, group keys that collide, a tenant reading another's config or
+only for environments a tenant is in, regions that the file declares and a tenant that says where it
+lives (docs/decisions/0054-regions.md), group keys that collide, a tenant reading another's config or
 another owner's Infisical folder, no encoded (xn--) subdomain but on a decommissioned tenant).
 
 `check_sources`: needs a stack. May every source read what it names on this stack (an environment
@@ -75,19 +76,27 @@ def document_issues(
     defaults: Defaults | None,
     tenants: Sequence[tuple[int, Tenant]],
     platform: Sequence[tuple[str, PlatformFolder]],
+    *,
+    regions: Sequence[str] | None = None,
+    regions_valid: bool = True,
+    invalid_regions: frozenset[int] = frozenset(),
 ) -> list[Issue]:
-    """Cross-field rules over the parts of a file that are valid on their own (defaults None if invalid)."""
+    """Cross-field rules over the parts of a file that are valid on their own (defaults None if invalid;
+    ``regions``: the file's top-level list, not checked against when ``regions_valid`` is false;
+    ``invalid_regions``: the tenants whose own `regions` are reported invalid already)."""
     report = _Report(file, positions)
     declared = list(defaults.environments) if defaults else None
     owners = {t.subdomain for _, t in tenants} | {name for name, _ in platform}
     if defaults:
         _unique_names(report, ("defaults", "environments"), defaults.environments)
         _layer(report, defaults.secrets, ("defaults", "secrets"), owner=None, owners=owners)
+    if regions_valid:
+        _regions(report, regions, defaults, [(i, t) for i, t in tenants if i not in invalid_regions])
     _unique_tenants(report, tenants)
     for index, tenant in tenants:
         where: Loc = ("tenants", index)
         # a decommissioned tenant keeps its name, so that one made before these rules can go
-        for rule in () if tenant.decommission else (encoded_label_problem, uuid_label_problem):
+        for rule in () if tenant.decommissioned else (encoded_label_problem, uuid_label_problem):
             if problem := rule(tenant.subdomain):
                 report.add((*where, "subdomain"), problem.message, problem.hint)
         environments = tenant.environments or declared
@@ -114,6 +123,68 @@ def document_issues(
         )
         _secrets(report, where, folder.secrets, folder.overrides, owner=name, owners=owners)
     return report.issues
+
+
+_REGIONS_DECISION = "docs/decisions/0054-regions.md"
+
+
+def _regions(
+    report: _Report, regions: Sequence[str] | None, defaults: Defaults | None, tenants: Sequence[tuple[int, Tenant]]
+) -> None:
+    """Every region named is one the top-level `regions` declares, and every tenant says where it may live."""
+    if regions is not None:
+        _unique_names(report, ("regions",), regions)
+    lists: list[tuple[Loc, Sequence[str]]] = []
+    if defaults is not None and defaults.regions is not None:
+        lists.append((("defaults", "regions"), defaults.regions))
+    for index, tenant in tenants:
+        if tenant.regions is not None:
+            lists.append((("tenants", index, "regions"), tenant.regions))
+        if isinstance(tenant.decommission, list):
+            lists.append((("tenants", index, "decommission"), tenant.decommission))
+    for loc, names in lists:
+        if regions is None:
+            report.add(
+                loc,
+                f"names regions ({', '.join(names)}), but the file declares none",
+                f"declare every region at the top: `regions: [{', '.join(dict.fromkeys(names))}]` "
+                f"({_REGIONS_DECISION})",
+                at_key=True,
+            )
+            continue
+        _unique_names(report, loc, names)
+        _declared(report, loc, names, list(dict.fromkeys(regions)), what="regions in `regions`")
+    if regions is None:
+        return
+    default = defaults.regions if defaults is not None else None
+    for index, tenant in tenants:
+        where: Loc = ("tenants", index)
+        if tenant.decommission is True:
+            continue
+        own = tenant.regions or default
+        if own is None:
+            if defaults is not None:
+                report.add(
+                    (*where, "regions"),
+                    f"tenant {tenant.subdomain} does not say where its secrets may live",
+                    f"add `regions: [...]` (declared: {', '.join(regions)}), or set defaults.regions",
+                )
+            continue
+        if isinstance(tenant.decommission, list):
+            for position, name in enumerate(tenant.decommission):
+                if name in own:
+                    origin = "its regions" if tenant.regions else "defaults.regions, its regions"
+                    staying = [r for r in own if r not in tenant.decommission]
+                    fix = (
+                        f"list the regions it stays in (`regions: [{', '.join(staying)}]`)"
+                        if staying
+                        else "a tenant that leaves every region takes `decommission: true`"
+                    )
+                    report.add(
+                        (*where, "decommission", position),
+                        f"'{name}' is both decommissioned and in {origin}",
+                        f"{fix}, or drop '{name}' from decommission",
+                    )
 
 
 def _unique_tenants(report: _Report, tenants: Sequence[tuple[int, Tenant]]) -> None:
@@ -145,12 +216,19 @@ def _unique_names(report: _Report, loc: Loc, names: Sequence[str]) -> None:
             report.add((*loc, len(names) - 1 - names[::-1].index(name)), f"'{name}' is listed twice", "keep one")
 
 
-def _declared(report: _Report, loc: Loc, names: Sequence[str], declared: Sequence[str]) -> None:
+def _declared(
+    report: _Report,
+    loc: Loc,
+    names: Sequence[str],
+    declared: Sequence[str],
+    *,
+    what: str = "environments in defaults.environments",
+) -> None:
     for position, name in enumerate(names):
         if name not in declared:
             report.add(
                 (*loc, position),
-                f"'{name}' is not one of the environments in defaults.environments",
+                f"'{name}' is not one of the {what}",
                 did_you_mean(name, declared) + f"Declared: {', '.join(declared)}",
             )
 

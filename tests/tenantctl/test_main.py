@@ -111,7 +111,7 @@ def test_github_format_annotates_the_lines(capsys: pytest.CaptureFixture[str]) -
     assert first.startswith(f"::error file={FIXTURES}/broken-tenants.yaml,line=8,col=5,title=tenants[0].storge::")
     assert first.endswith(
         "unknown field 'storge'. did you mean 'storage'? Allowed here: subdomain, name, company_id, "
-        "storage, environments, secrets, overrides, decommission"
+        "storage, environments, secrets, overrides, regions, decommission"
     )
 
 

@@ -122,7 +122,7 @@ def test_wrong_types() -> None:
     assert [(i.line, i.column, i.field, i.message) for i in found] == [
         (6, 16, "tenants[0].subdomain", "expected text, got a number"),
         (7, 11, "tenants[0].name", "expected text, got a list"),
-        (8, 19, "tenants[0].decommission", "expected true or false, got text"),
+        (8, 19, "tenants[0].decommission", "expected true or false, or a list, got text"),
         (10, 21, "tenants[0].secrets.PORT.value", "expected text, got a number"),
         (11, 33, "tenants[0].secrets.BYTES.generate.bytes", "expected a whole number, got text"),
     ]
