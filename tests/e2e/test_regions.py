@@ -84,9 +84,9 @@ class Region:
 
 
 @pytest.fixture
-def second_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """us's own PostgreSQL: a second private cluster."""
-    cluster = Cluster(tmp_path / "pg-us")
+def second_cluster(cluster_root: Path) -> Iterator[Cluster]:
+    """us's own PostgreSQL: a second private cluster (beside the session's, outside pytest's temp root)."""
+    cluster = Cluster(cluster_root / "pg-us")
     cluster.ensure_started()
     yield cluster
     cluster.stop()
@@ -112,6 +112,7 @@ def region_stack(project: Project, region: Region) -> auto.Stack:
         master_keys={f"v{v}": key for v, key in region.keys.items()},
         environment="dev",
         region=region.name,
+        buckets="2",  # a new stack, as the runbook makes it (docs/guides/production.md)
     )
     return stack
 
