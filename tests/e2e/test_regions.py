@@ -190,7 +190,7 @@ def test_residency_under_adding_moving_and_removing_regions(
     # dropping us without the marker: the run refuses, and nothing is deleted
     project.write_tenants(tenants("    regions: [eu]\n"))
     message = failed_up(project, us_stack)
-    assert "alpha" in message and "decommission" in message, message
+    assert "alpha is no longer declared in region us" in message and "`decommission: [us]`" in message, message
     assert us.folder("alpha") is not None and us.rows("alpha") != {}
 
     # with `decommission: [us]`: us deletes alpha's folder and rows; eu keeps them
