@@ -5,7 +5,8 @@
 #
 #   scripts/pr-comment.sh --matrix "$(tenantctl affected --base <ref> --json)" --plans DIR --prefix plan-base > body.md
 #
-# DIR holds one folder per previewed stack, <prefix>-<stack>/plan.md; a stack without one failed.
+# DIR holds one folder per previewed stack, <prefix>-<stack>/plan.md; a stack without one failed. Stacks with
+# regions (the matrix entries' `region`) are grouped by region, then stack (docs/decisions/0054-regions.md).
 set -euo pipefail
 matrix='' plans='' prefix=''
 while [ $# -gt 0 ]; do
@@ -32,10 +33,18 @@ body=$(
   if [ -n "$untouched" ]; then
     echo "Not previewed: ${untouched}. This change touches none of their tenants or settings (\`tenantctl affected\`), so their plans are unchanged."
   fi
-  for stack in $(jq -r '.stacks[].stack' <<< "$matrix"); do
+  region=''
+  # "region<TAB>stack", sorted by region then stack; "-" for a stack without a region (listed as is, in order)
+  while IFS=$'\t' read -r in stack; do
+    if [ "$in" != - ] && [ "$in" != "$region" ]; then
+      region=$in
+      echo
+      echo "## Region \`${region}\`: $(jq -r --arg r "$region" '[.stacks[] | select(.region == $r)] | length' <<< "$matrix") stack(s)"
+    fi
     echo
     cat "${plans}/${prefix}-${stack}/plan.md" 2>/dev/null || echo "The preview of ${stack} failed; see the job log."
-  done
+  done < <(jq -r 'if any(.stacks[]; .region) then (.stacks | sort_by(.region // "", .stack)) else .stacks end
+                  | .[] | "\(.region // "-")\t\(.stack)"' <<< "$matrix")
 )
 if [ "${#body}" -gt "$limit" ]; then
   body="${body:0:$limit}

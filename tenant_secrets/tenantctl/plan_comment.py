@@ -66,6 +66,7 @@ from tenant_secrets.tenants_file.names import few
 from tenant_secrets.tenants_file.sources import FROM, LITERAL_IN_FILE, DescriptorError, where
 
 ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
+REGION_CONFIG = f"{c.PACKAGE}:region"
 # Deletions first: they are what a reviewer must not miss.
 APPLICATION = "application"
 """The source shown for a key tenants.yaml never declared: the application's own (decision 0049)."""
@@ -151,6 +152,8 @@ class ReviewPlan:
     refreshed: bool | None = None
     """Whether the preview read the stores first (`--refresh`), so that drift shows as `restore`; None for a
     saved preview, whose options are unknown."""
+    region: str | None = None
+    """The stack's region (tenant-secrets:region), or None for a stack of a file without regions."""
 
     @property
     def ok(self) -> bool:
@@ -415,16 +418,20 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     config = document.get("config")
     configured = config.get(ENVIRONMENT_CONFIG) if isinstance(config, Mapping) else None
     environment = str(configured or stack)
+    region = config.get(REGION_CONFIG) if isinstance(config, Mapping) else None
+    region = str(region) if region else None
     summary = document.get("changeSummary")
     counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
     errors = preview_errors(document)
     warnings = tuple(preview_warnings(document))
     if errors:
-        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings, region=region)
     rows = tuple(rows_from_preview(document, environment))
     rights = tuple(rights_changes(document))
     sources = tuple(sources_from_preview(document, environment))
-    return ReviewPlan(stack, environment, rows, summary=counts, warnings=warnings, rights=rights, sources=sources)
+    return ReviewPlan(
+        stack, environment, rows, summary=counts, warnings=warnings, rights=rights, sources=sources, region=region
+    )
 
 
 def _unpacked(kind: b.BucketKind, step: Mapping[str, Any], side: str, part: str) -> dict[str, dict[str, Any]]:
@@ -660,7 +667,8 @@ def _fenced(text: str) -> str:
 
 def render_markdown(plan: ReviewPlan) -> str:
     """The pull-request comment: errors or deletions first, then one table; values never appear."""
-    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`"
+    region = f", region `{plan.region}`" if plan.region else ""
+    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`{region}"
     if not plan.ok:
         lines = [
             f"### tenant-secrets plan: stack `{plan.stack}`: the preview failed",
@@ -768,12 +776,28 @@ def render_json(plan: ReviewPlan) -> str:
         "sources": [asdict(s) for s in plan.sources],
         "resources": dict(plan.summary),
         "refreshed": plan.refreshed,
+        **({"region": plan.region} if plan.region else {}),
     }
     return json.dumps(document, indent=2) + "\n"
 
 
 def render(plan: ReviewPlan, fmt: str) -> str:
     return render_json(plan) if fmt == "json" else render_markdown(plan)
+
+
+def render_plans(plans: Sequence[ReviewPlan], fmt: str) -> str:
+    """Several stacks' plans: a JSON list, or the markdown plans one after the other; stacks with regions are
+    grouped by region (then stack), each region under its own heading (docs/decisions/0054-regions.md)."""
+    if fmt == "json":
+        return "[\n" + ",\n".join(render(plan, fmt).rstrip() for plan in plans) + "\n]\n"
+    if not any(plan.region for plan in plans):
+        return "\n".join(render(plan, fmt) for plan in plans)
+    parts: list[str] = []
+    for region in sorted({plan.region or "" for plan in plans}):
+        mine = sorted((plan for plan in plans if (plan.region or "") == region), key=lambda plan: plan.stack)
+        heading = f"## Region `{region}`: {len(mine)} stack(s)" if region else "## Stacks without a region"
+        parts += [heading + "\n", *(render(plan, fmt) for plan in mine)]
+    return "\n".join(parts)
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -863,10 +887,7 @@ def run_environment_plan(
 ) -> int:
     """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
     plans = [(stack, run_preview(stack, refresh=refresh)) for stack in stacks]
-    if fmt == "json":
-        sys.stdout.write("[\n" + ",\n".join(render(plan, fmt).rstrip() for _, plan in plans) + "\n]\n")
-    else:
-        sys.stdout.write("\n".join(render(plan, fmt) for _, plan in plans))
+    sys.stdout.write(render_plans([plan for _, plan in plans], fmt))
     return max(plan_status(plan, stack, allow_unchecked=allow_unchecked) for stack, plan in plans)
 
 

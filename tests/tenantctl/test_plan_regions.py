@@ -1,0 +1,83 @@
+"""The plan comment with regions (docs/decisions/0054-regions.md): a region's stack says its region, and several
+stacks' plans are grouped by region, then stack; without regions the comment is as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tenant_secrets.tenantctl.plan_comment import parse_preview, render_json, render_markdown, render_plans
+
+PREVIEWS = Path(__file__).parents[1] / "fixtures" / "previews"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def preview(stack: str, region: str | None) -> dict[str, Any]:
+    """The recorded first preview, as the stack ``stack`` (of ``region``) of prod would print it."""
+    document: dict[str, Any] = json.loads((PREVIEWS / "initial.json").read_text())
+    config = {k: v for k, v in document["config"].items() if k != "tenant-secrets:region"}
+    config["tenant-secrets:environment"] = "prod"
+    if region:
+        config["tenant-secrets:region"] = region
+    return document | {"config": config}
+
+
+def test_a_regions_stack_says_its_region_and_a_plain_one_does_not() -> None:
+    eu = parse_preview(preview("prod-eu", "eu"), "prod-eu")
+    assert eu.region == "eu"
+    assert render_markdown(eu).startswith("### tenant-secrets plan: stack `prod-eu`, environment `prod`, region `eu`\n")
+    assert json.loads(render_json(eu))["region"] == "eu"
+    plain = parse_preview(preview("prod", None), "prod")
+    assert render_markdown(plain).startswith("### tenant-secrets plan: stack `prod`, environment `prod`\n")
+    assert "region" not in json.loads(render_json(plain))
+
+
+def test_plans_are_grouped_by_region_then_stack() -> None:
+    plans = [parse_preview(preview(s, r), s) for s, r in (("prod-us", "us"), ("prod-eu-02", "eu"), ("prod-eu", "eu"))]
+    text = render_plans(plans, "markdown")
+    order = [line for line in text.splitlines() if line.startswith(("## Region", "### tenant-secrets plan"))]
+    assert order == [
+        "## Region `eu`: 2 stack(s)",
+        "### tenant-secrets plan: stack `prod-eu`, environment `prod`, region `eu`",
+        "### tenant-secrets plan: stack `prod-eu-02`, environment `prod`, region `eu`",
+        "## Region `us`: 1 stack(s)",
+        "### tenant-secrets plan: stack `prod-us`, environment `prod`, region `us`",
+    ]
+    plain = [parse_preview(preview(s, None), s) for s in ("prod-02", "prod")]
+    assert render_plans(plain, "markdown") == "\n".join(render_markdown(p) for p in plain)
+
+
+def test_the_pull_requests_comment_groups_its_stacks_by_region(tmp_path: Path) -> None:
+    entries = [
+        {"stack": "prod-us", "environment": "prod", "shard": "1/1", "owner": True, "region": "us"},
+        {"stack": "prod-eu-02", "environment": "prod", "shard": "2/2", "owner": False, "region": "eu"},
+        {"stack": "prod-eu", "environment": "prod", "shard": "1/2", "owner": True, "region": "eu"},
+    ]
+    matrix = json.dumps({"stacks": entries, "untouched": []})
+    for entry in entries[:2]:
+        (tmp_path / f"plan-base-{entry['stack']}").mkdir()
+        (tmp_path / f"plan-base-{entry['stack']}" / "plan.md").write_text(f"### plan of {entry['stack']}\n")
+    body = subprocess.run(
+        [
+            str(ROOT / "scripts" / "pr-comment.sh"),
+            "--matrix",
+            matrix,
+            "--plans",
+            str(tmp_path),
+            "--prefix",
+            "plan-base",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    order = [line for line in body.splitlines() if line.startswith(("## ", "### plan", "The preview"))]
+    assert order == [
+        "## Region `eu`: 2 stack(s)",
+        "The preview of prod-eu failed; see the job log.",
+        "### plan of prod-eu-02",
+        "## Region `us`: 1 stack(s)",
+        "### plan of prod-us",
+    ]
