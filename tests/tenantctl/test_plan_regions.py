@@ -4,6 +4,7 @@ stacks' plans are grouped by region, then stack; without regions the comment is 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,43 @@ def test_the_pull_requests_comment_groups_its_stacks_by_region(tmp_path: Path) -
         "## Region `us`: 1 stack(s)",
         "### plan of prod-us",
     ]
+
+
+def test_a_move_refused_against_the_base_heads_the_comment(tmp_path: Path) -> None:
+    """What the pull request's check runs (pull-request.yml, `changes`): `tenantctl validate --base` on the head's
+    file; its refusal, at file, line and field, is the first thing the comment shows."""
+    head = tmp_path / "head"
+    head.mkdir()
+    base_file = "version: 1\nregions: [eu, us]\ndefaults: {storage: infisical, environments: [prod]}\ntenants:\n"
+    base_file += "  - subdomain: alpha\n    regions: [us]\n    secrets:\n      PLAN: {value: fake-plan}\n"
+    (head / "tenants.yaml").write_text(base_file)
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "base"]):
+        subprocess.run(
+            ["git", "-C", str(head), "-c", "user.email=t@example.test", "-c", "user.name=t", *args], check=True
+        )
+    moved = base_file.replace("regions: [us]\n", "regions: [eu]\n    decommission: [us]\n")
+    (head / "tenants.yaml").write_text(moved)
+    checked = subprocess.run(
+        ["python", "-m", "tenant_secrets.tenantctl", "validate", str(head / "tenants.yaml"), "--base", "main"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 1
+    refused = tmp_path / "refused.txt"
+    refused.write_text((checked.stdout + checked.stderr).replace(f"{head}/", ""))
+    matrix = json.dumps({"stacks": [], "untouched": []})
+    script = str(ROOT / "scripts" / "pr-comment.sh")
+    body = subprocess.run(
+        [script, "--matrix", matrix, "--plans", str(tmp_path), "--prefix", "plan-base", "--refused", str(refused)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "**tenants.yaml is refused against the base branch (`tenantctl validate --base`)" in body, body
+    line = next(line for line in body.splitlines() if line.startswith("tenants.yaml:"))
+    assert line.startswith("tenants.yaml:7:19: tenants[0].decommission: alpha gains eu and leaves us in one change"), (
+        body
+    )
+    assert "fake-plan" not in body
