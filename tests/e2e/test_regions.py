@@ -199,9 +199,9 @@ def test_residency_under_adding_moving_and_removing_regions(
     assert [r.get("value") for r in seed_app(us.infisical, rows, "seed")] == [None, "fake-stripe-alpha-0001"]
     # the Node.js reader package, configured with eu's Infisical and key folder: eu's row, and a refusal of us's
     assert node_reader(eu, eu.dsn, "alpha", "STRIPE_SECRET_KEY") == {"ok": True, "value": "fake-stripe-alpha-0001"}
-    refused = node_reader(eu, us.dsn, "alpha", "STRIPE_SECRET_KEY")
-    assert refused["ok"] is False and refused["error"] == "UndecryptableSecretError", refused
-    assert "fake-stripe-alpha-0001" not in refused["message"]
+    other = node_reader(eu, us.dsn, "alpha", "STRIPE_SECRET_KEY")
+    assert other["ok"] is False and other["error"] == "UndecryptableSecretError", other
+    assert "fake-stripe-alpha-0001" not in other["message"]
 
     # a rotation of us's master key re-encrypts us's rows only
     us.keys[2] = os.urandom(32).hex()
