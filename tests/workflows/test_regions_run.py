@@ -10,7 +10,6 @@ runs when another region's owner failed: deploy.yml's `dev-shards` condition) ar
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 from pulumi import automation as auto
@@ -93,14 +92,7 @@ def test_one_regions_failure_leaves_the_other_regions_owner_applied_and_the_summ
     assert listed is not None and {s.secretKey: s.secretValue for s in listed} == {"PLAN": EU["echo"]}
     assert sdk_listing(origin.infisical, "dev", "/tenants/hotel") is None
     # what is left to apply: eu's other shard (the next jobs), and region us
-    left = subprocess.run(
-        ["tenantctl", "affected", "--since-applied", "--environment", "dev"],
-        cwd=origin.root,
-        env={**os.environ, **origin.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    left = origin.run("tenantctl", "affected", "--since-applied", "--environment", "dev")
     assert left.returncode == 0 and sorted(left.stdout.split()) == ["dev-eu-02", "dev-us"], left.stdout + left.stderr
 
 
