@@ -289,7 +289,7 @@ def plan_command(args: argparse.Namespace) -> int:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
     return plan_comment.run_environment_plan(
-        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh
+        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh, region=args.region
     )
 
 

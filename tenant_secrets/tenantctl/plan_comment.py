@@ -883,10 +883,17 @@ def run_plan(
 
 
 def run_environment_plan(
-    stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False, refresh: bool = True
+    stacks: Sequence[str],
+    fmt: str,
+    *,
+    allow_unchecked: bool = False,
+    refresh: bool = True,
+    region: str | None = None,
 ) -> int:
-    """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
+    """Each stack's plan in turn (an environment's shards, of ``region`` when in regions: a failed preview
+    says no region of its own); a JSON list with --format json. The worst status."""
     plans = [(stack, run_preview(stack, refresh=refresh)) for stack in stacks]
+    plans = [(stack, replace(plan, region=plan.region or region)) for stack, plan in plans]
     sys.stdout.write(render_plans([plan for _, plan in plans], fmt))
     return max(plan_status(plan, stack, allow_unchecked=allow_unchecked) for stack, plan in plans)
 

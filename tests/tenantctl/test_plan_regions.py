@@ -9,7 +9,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tenant_secrets.tenantctl.plan_comment import parse_preview, render_json, render_markdown, render_plans
+import pytest
+
+from tenant_secrets.tenantctl.plan_comment import (
+    parse_preview,
+    render_json,
+    render_markdown,
+    render_plans,
+    run_environment_plan,
+)
 
 PREVIEWS = Path(__file__).parents[1] / "fixtures" / "previews"
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +56,18 @@ def test_plans_are_grouped_by_region_then_stack() -> None:
     ]
     plain = [parse_preview(preview(s, None), s) for s in ("prod-02", "prod")]
     assert render_plans(plain, "markdown") == "\n".join(render_markdown(p) for p in plain)
+
+
+def test_a_regions_failed_preview_stays_under_its_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tenantctl plan --environment prod --region eu`: a preview that failed (here: no project at all) has no
+    stack config to say its region, and is shown under the region asked for."""
+    monkeypatch.chdir(tmp_path)
+    assert run_environment_plan(["prod-eu"], "markdown", region="eu") == 1
+    out = capsys.readouterr().out
+    assert out.startswith("## Region `eu`: 1 stack(s)\n"), out
+    assert "### tenant-secrets plan: stack `prod-eu`: the preview failed" in out, out
 
 
 def test_the_pull_requests_comment_groups_its_stacks_by_region(tmp_path: Path) -> None:
