@@ -468,6 +468,7 @@ def run() -> None:
         "registry",
         owners=[t.subdomain for t in plan.tenants if not t.decommission] + [f.name for f in plan.platform],
         decommissioned=[t.subdomain for t in plan.tenants if t.decommission],
+        region=settings.region,
         opts=pulumi.ResourceOptions(provider=provider),
     )
     fp_key = settings.fingerprint_key

@@ -262,9 +262,10 @@ class Registry(PluginResource):
         *,
         owners: Sequence[str],
         decommissioned: Sequence[str],
+        region: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        inputs = c.RegistryInputs(owners=owners, decommissioned=decommissioned)
+        inputs = c.RegistryInputs(owners=owners, decommissioned=decommissioned, region=region)
         self._register(name, inputs.props(), opts)
 
 

@@ -130,6 +130,8 @@ TENANTS: Final = "tenants"
 """A bucket's tenants: subdomain -> its entry (tenant_secrets/engine/buckets.py), inputs and outputs alike."""
 OWNERS: Final = "owners"
 """The registry's owners (tenants and platform folders) this stack manages."""
+REGION: Final = "region"
+"""The registry's stack region (tenant-secrets:region), or None: its refusals name the region's marker."""
 
 SCHEMA_VERSION: Final = "schema_version"
 CREATE_COMPANIES: Final = "create_companies"
@@ -257,7 +259,7 @@ SCHEMA_MIGRATES: Final = (SCHEMA_VERSION, TABLE_PREFIX)
 """The schema inputs whose change is a migration (the plan's ``migrate``)."""
 REGISTRY_SCHEMA = Schema(
     REGISTRY,
-    inputs=(OWNERS, DECOMMISSIONED),
+    inputs=(OWNERS, DECOMMISSIONED, REGION),
     outputs=(OWNERS, DECOMMISSIONED),
     watched=(OWNERS, DECOMMISSIONED),
 )
@@ -418,6 +420,8 @@ class RegistryInputs:
 
     owners: Sequence[str]
     decommissioned: Sequence[str]
+    region: str | None = None
 
     def props(self) -> dict[str, Any]:
-        return {OWNERS: sorted(self.owners), DECOMMISSIONED: sorted(self.decommissioned)}
+        """None for the region is no input at all (the engine drops it): a stack without regions keeps its state."""
+        return {OWNERS: sorted(self.owners), DECOMMISSIONED: sorted(self.decommissioned), REGION: self.region}

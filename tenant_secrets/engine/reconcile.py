@@ -28,6 +28,7 @@ from tenant_secrets.engine.contract import (
     PATH,
     PUBLICATION,
     RECORDED_FINGERPRINTS,
+    REGION,
     SOURCES,
     STORED_KEYS,
     TENANT_ROWS,
@@ -85,18 +86,27 @@ def removed_key_failures(
 
 
 def removed_tenant_failures(
-    olds: Iterable[str], news: Iterable[str], decommissioned: Iterable[str]
+    olds: Iterable[str], news: Iterable[str], decommissioned: Iterable[str], region: str | None = None
 ) -> list[RemovalFailure]:
-    """Owners (tenants, platform folders) that disappeared from tenants.yaml without the marker."""
+    """Owners (tenants, platform folders) that disappeared from tenants.yaml without the marker; on a region's
+    stack (``region``), from that region: the marker that deletes there only is `decommission: [region]`."""
+    if region is None:
+        where, marker = "in tenants.yaml", "keep the entry with `decommission: true`"
+    else:
+        where = f"in region {region} (tenants.yaml)"
+        marker = (
+            f"add `decommission: [{region}]` to the entry to delete them in {region} only "
+            "(`decommission: true`: in every region)"
+        )
     return _removal_failures(
         sorted(set(olds) - set(news) - set(decommissioned)),
         lambda owner: (
-            f"{owner} is no longer declared in tenants.yaml, and deleting its secrets needs an explicit "
-            f"marker; to delete them, keep the entry with `decommission: true` (or restore it)"
+            f"{owner} is no longer declared {where}, and deleting its secrets needs an explicit "
+            f"marker; to delete them, {marker} (or restore it)"
         ),
         lambda rest: (
-            f"{len(rest)} more tenant(s) or folder(s) are no longer declared in tenants.yaml ({few(rest)}); "
-            "keep each entry with `decommission: true` to delete its secrets, or restore it"
+            f"{len(rest)} more tenant(s) or folder(s) are no longer declared {where} ({few(rest)}); "
+            f"to delete their secrets, {marker.replace('the entry', 'each entry')}, or restore them"
         ),
     )
 
@@ -287,4 +297,6 @@ def withdrawn(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
 
 def registry_check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[RemovalFailure]:
     """The registry's `check`: no owner gone from tenants.yaml without its decommission marker."""
-    return removed_tenant_failures(olds.get(OWNERS, []), news.get(OWNERS, []), news.get(DECOMMISSIONED, []))
+    return removed_tenant_failures(
+        olds.get(OWNERS, []), news.get(OWNERS, []), news.get(DECOMMISSIONED, []), news.get(REGION)
+    )

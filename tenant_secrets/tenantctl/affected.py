@@ -56,10 +56,12 @@ class MatrixEntry:
     """k/N, or 1/1 for an unsharded stack."""
     owner: bool
     """Whether the stack owns the environment (its schema and key folder): owners are applied first."""
+    region: str | None = None
+    """The stack's region; the entry has no `region` field without one (docs/decisions/0054-regions.md)."""
 
     @classmethod
     def of(cls, s: StackInfo) -> MatrixEntry:
-        return cls(s.name, s.environment, str(s.shard or "1/1"), s.owner)
+        return cls(s.name, s.environment, str(s.shard or "1/1"), s.owner, s.region)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Affected:
         (the deploy applies owners first)."""
 
         def entry(s: StackInfo) -> dict[str, str | bool]:
-            return asdict(MatrixEntry.of(s))
+            return {k: v for k, v in asdict(MatrixEntry.of(s)).items() if v is not None}
 
         return json.dumps(
             {

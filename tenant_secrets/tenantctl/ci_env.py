@@ -63,8 +63,11 @@ def read_secrets(raw: str | None) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
-def policies(repo: Path, *, stack: str | None, environment: str | None) -> list[SourcePolicy]:
-    """The allow-lists of one stack, or of every stack (shard) of an environment, from ``repo``'s stack files.
+def policies(
+    repo: Path, *, stack: str | None, environment: str | None, region: str | None = None
+) -> list[SourcePolicy]:
+    """The allow-lists of one stack, or of every stack (shard) of an environment (of its ``region`` only, when
+    given: a region's job holds that region's secrets), from ``repo``'s stack files.
 
     A refused entry fails the command: CI should not run on a stack file `tenantctl validate --stack` refuses.
     """
@@ -72,7 +75,8 @@ def policies(repo: Path, *, stack: str | None, environment: str | None) -> list[
         names = [stack]
     else:
         try:
-            names = [s.name for s in files.of_environment(files.discover(repo), environment or "")]
+            chosen = files.of_environment(files.discover(repo), environment or "")
+            names = [s.name for s in chosen if region is None or s.region == region]
         except files.StackFileError as err:
             raise CiEnvError(str(err)) from None
     found = []
@@ -135,6 +139,7 @@ def run(
     environment: str | None,
     env_file: str | None,
     suffix: str | None = None,
+    region: str | None = None,
 ) -> int:
     """The command: exit 0 with the names passed on (stderr), 1 with one line that names no value."""
     target = env_file or environ.get("GITHUB_ENV")
@@ -144,7 +149,7 @@ def run(
         return 1
     try:
         available = unsuffixed(read_secrets(environ.get(SECRETS_VARIABLE)), suffix)
-        chosen = choose(available, policies(repo, stack=stack, environment=environment))
+        chosen = choose(available, policies(repo, stack=stack, environment=environment, region=region))
         with open(target, "a", encoding="utf-8") as handle:
             write(available, chosen, handle, sys.stdout)
     except (CiEnvError, OSError) as err:

@@ -291,7 +291,7 @@ def plan_command(args: argparse.Namespace) -> int:
         print(f"tenantctl plan: {err}", file=sys.stderr)
         return 2
     return plan_comment.run_environment_plan(
-        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh
+        names, args.format, allow_unchecked=args.allow_unchecked, refresh=args.refresh, region=args.region
     )
 
 
@@ -678,6 +678,7 @@ def parser() -> argparse.ArgumentParser:
     cienv_which = cienv.add_mutually_exclusive_group(required=True)
     cienv_which.add_argument("--stack")
     cienv_which.add_argument("--environment", help="every stack (shard) of this environment: the union of their lists")
+    cienv.add_argument("--region", help="with --environment: that region's stacks only (an environment in regions)")
     cienv.add_argument("--repo", default=".", help="the trusted checkout whose stack files are read, default .")
     cienv.add_argument("--env-file", help="the file to append to (default: $GITHUB_ENV)")
     cienv.add_argument(
@@ -720,6 +721,7 @@ def ci_env_command(args: argparse.Namespace) -> int:
         environment=args.environment,
         env_file=args.env_file,
         suffix=args.suffix,
+        region=args.region,
     )
 
 

@@ -73,6 +73,7 @@ from tenant_secrets.tenants_file.names import few
 from tenant_secrets.tenants_file.sources import FROM, LITERAL_IN_FILE, DescriptorError, where
 
 ENVIRONMENT_CONFIG = f"{c.PACKAGE}:environment"
+REGION_CONFIG = f"{c.PACKAGE}:region"
 # Deletions first: they are what a reviewer must not miss.
 APPLICATION = "application"
 """The source shown for a key tenants.yaml never declared: the application's own (decision 0049)."""
@@ -162,6 +163,8 @@ class ReviewPlan:
     between_stacks: tuple[tuple[str, str], ...] = ()
     """(tenant, "from <stack>" or "to <stack>") of each tenant `tenantctl reshard` moves into or out of this
     stack (its rows say `move`)."""
+    region: str | None = None
+    """The stack's region (tenant-secrets:region), or None for a stack of a file without regions."""
 
     @property
     def ok(self) -> bool:
@@ -426,12 +429,14 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
     config = document.get("config")
     configured = config.get(ENVIRONMENT_CONFIG) if isinstance(config, Mapping) else None
     environment = str(configured or stack)
+    region = config.get(REGION_CONFIG) if isinstance(config, Mapping) else None
+    region = str(region) if region else None
     summary = document.get("changeSummary")
     counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, Mapping) else {}
     errors = preview_errors(document)
     warnings = tuple(preview_warnings(document))
     if errors:
-        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings)
+        return ReviewPlan(stack, environment, errors=tuple(errors), summary=counts, warnings=warnings, region=region)
     rows = tuple(rows_from_preview(document, environment))
     rights = tuple(rights_changes(document))
     sources = tuple(sources_from_preview(document, environment))
@@ -447,6 +452,7 @@ def parse_preview(document: Mapping[str, Any], stack: str) -> ReviewPlan:
         rights=rights,
         sources=sources,
         between_stacks=between,
+        region=region,
     )
 
 
@@ -730,7 +736,8 @@ def _fenced(text: str) -> str:
 
 def render_markdown(plan: ReviewPlan) -> str:
     """The pull-request comment: errors or deletions first, then one table; values never appear."""
-    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`"
+    region = f", region `{plan.region}`" if plan.region else ""
+    title = f"### tenant-secrets plan: stack `{plan.stack}`, environment `{plan.environment}`{region}"
     if not plan.ok:
         lines = [
             f"### tenant-secrets plan: stack `{plan.stack}`: the preview failed",
@@ -848,12 +855,28 @@ def render_json(plan: ReviewPlan) -> str:
         "resources": dict(plan.summary),
         "refreshed": plan.refreshed,
         "between_stacks": [{"owner": owner, "move": way} for owner, way in plan.between_stacks],
+        **({"region": plan.region} if plan.region else {}),
     }
     return json.dumps(document, indent=2) + "\n"
 
 
 def render(plan: ReviewPlan, fmt: str) -> str:
     return render_json(plan) if fmt == "json" else render_markdown(plan)
+
+
+def render_plans(plans: Sequence[ReviewPlan], fmt: str) -> str:
+    """Several stacks' plans: a JSON list, or the markdown plans one after the other; stacks with regions are
+    grouped by region (then stack), each region under its own heading (docs/decisions/0054-regions.md)."""
+    if fmt == "json":
+        return "[\n" + ",\n".join(render(plan, fmt).rstrip() for plan in plans) + "\n]\n"
+    if not any(plan.region for plan in plans):
+        return "\n".join(render(plan, fmt) for plan in plans)
+    parts: list[str] = []
+    for region in sorted({plan.region or "" for plan in plans}):
+        mine = sorted((plan for plan in plans if (plan.region or "") == region), key=lambda plan: plan.stack)
+        heading = f"## Region `{region}`: {len(mine)} stack(s)" if region else "## Stacks without a region"
+        parts += [heading + "\n", *(render(plan, fmt) for plan in mine)]
+    return "\n".join(parts)
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -939,14 +962,18 @@ def run_plan(
 
 
 def run_environment_plan(
-    stacks: Sequence[str], fmt: str, *, allow_unchecked: bool = False, refresh: bool = True
+    stacks: Sequence[str],
+    fmt: str,
+    *,
+    allow_unchecked: bool = False,
+    refresh: bool = True,
+    region: str | None = None,
 ) -> int:
-    """Each stack's plan in turn (an environment's shards); a JSON list with --format json. The worst status."""
+    """Each stack's plan in turn (an environment's shards, of ``region`` when in regions: a failed preview
+    says no region of its own); a JSON list with --format json. The worst status."""
     plans = [(stack, run_preview(stack, refresh=refresh)) for stack in stacks]
-    if fmt == "json":
-        sys.stdout.write("[\n" + ",\n".join(render(plan, fmt).rstrip() for _, plan in plans) + "\n]\n")
-    else:
-        sys.stdout.write("\n".join(render(plan, fmt) for _, plan in plans))
+    plans = [(stack, replace(plan, region=plan.region or region)) for stack, plan in plans]
+    sys.stdout.write(render_plans([plan for _, plan in plans], fmt))
     return max(plan_status(plan, stack, allow_unchecked=allow_unchecked) for stack, plan in plans)
 
 

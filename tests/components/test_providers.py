@@ -267,6 +267,12 @@ def test_registry_check_refuses_an_owner_gone_without_its_marker() -> None:
     assert reason.startswith("globex is no longer declared in tenants.yaml")
 
 
+def test_registry_check_on_a_regions_stack_names_the_regions_marker() -> None:
+    gone = c.RegistryInputs(["acme"], [], region="eu").props()
+    [(_, reason)] = failures(providers.RegistryProvider().check(registry(["acme", "globex"]), gone))
+    assert reason.startswith("globex is no longer declared in region eu") and "`decommission: [eu]`" in reason
+
+
 def test_registry_check_accepts_a_decommissioned_owner_and_a_first_run() -> None:
     provider = providers.RegistryProvider()
     assert failures(provider.check(registry(["acme", "globex"]), registry(["acme"], ["globex"]))) == []

@@ -2,17 +2,21 @@
 Infisical server and master key, applied by the stacks `dev-eu` and `dev-us` from one tenants.yaml.
 
 A tenant pinned to eu is written only there; adding us writes it there too, under us's key, which cannot read
-eu's rows (and the reverse: the Python reader, and the seed's Node.js application with its region's key folder);
+eu's rows (and the reverse: the Python reader, the seed's Node.js application with its region's key folder, and
+the Node.js reader package configured with eu's Infisical and key folder);
 dropping us without `decommission: [us]` is refused and deletes nothing, with the marker only us loses it; a
 rotation of us's master key leaves every eu row as it was; and `tenantctl verify` on dev-us reports a folder and
 rows of an eu tenant planted there by hand."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,6 +34,7 @@ from tests.e2e.test_keyring import seed_app
 pytestmark = pytest.mark.e2e
 
 PLATFORM = "platform:\n  hono-api:\n    secrets:\n      EMAIL_FROM: {value: regions@example.test}\n"
+NODE_READER = Path(__file__).resolve().parents[1] / "node" / "region_reader.mjs"
 ALPHA_SECRETS = "    secrets:\n      STRIPE_SECRET_KEY: {value: fake-stripe-alpha-0001}\n"
 
 
@@ -117,6 +122,27 @@ def region_stack(project: Project, region: Region) -> auto.Stack:
     return stack
 
 
+def node_reader(region: Region, dsn: str, subdomain: str, key: str) -> dict[str, Any]:
+    """The Node.js reader package as ``region``'s application configures it (its Infisical and key folder, no
+    region setting: there is none), reading the database at ``dsn``; tests/node/region_reader.mjs."""
+    request = {
+        "siteUrl": region.infisical.server.url,
+        "clientId": region.infisical.client_id,
+        "clientSecret": region.infisical.client_secret,
+        "projectId": region.infisical.project_id,
+        "environment": "dev",
+        "databaseUrl": dsn,
+        "tenant": subdomain,
+        "key": key,
+    }
+    done = subprocess.run(
+        ["node", str(NODE_READER)], input=json.dumps(request), capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def up(project: Project, stack: auto.Stack) -> auto.UpResult:
     return project.up(stack)
 
@@ -172,6 +198,11 @@ def test_residency_under_adding_moving_and_removing_regions(
     rows = [eu_rows["STRIPE_SECRET_KEY"], us.rows("alpha")["STRIPE_SECRET_KEY"]]
     assert [r.get("value") for r in seed_app(eu.infisical, rows, "seed")] == ["fake-stripe-alpha-0001", None]
     assert [r.get("value") for r in seed_app(us.infisical, rows, "seed")] == [None, "fake-stripe-alpha-0001"]
+    # the Node.js reader package, configured with eu's Infisical and key folder: eu's row, and a refusal of us's
+    assert node_reader(eu, eu.dsn, "alpha", "STRIPE_SECRET_KEY") == {"ok": True, "value": "fake-stripe-alpha-0001"}
+    other = node_reader(eu, us.dsn, "alpha", "STRIPE_SECRET_KEY")
+    assert other["ok"] is False and other["error"] == "UndecryptableSecretError", other
+    assert "fake-stripe-alpha-0001" not in other["message"]
 
     # a rotation of us's master key re-encrypts us's rows only
     us.keys[2] = os.urandom(32).hex()
@@ -191,7 +222,7 @@ def test_residency_under_adding_moving_and_removing_regions(
     # dropping us without the marker: the run refuses, and nothing is deleted
     project.write_tenants(tenants("    regions: [eu]\n"))
     message = failed_up(project, us_stack)
-    assert "alpha" in message and "decommission" in message, message
+    assert "alpha is no longer declared in region us" in message and "`decommission: [us]`" in message, message
     assert us.folder("alpha") is not None and us.rows("alpha") != {}
 
     # with `decommission: [us]`: us deletes alpha's folder and rows; eu keeps them

@@ -87,6 +87,16 @@ def test_removals_at_fleet_size_stay_short() -> None:
     assert all(len(f.reason) < 300 for f in failures)
 
 
+def test_an_owner_removed_from_a_region_is_told_the_regions_marker() -> None:
+    [failure] = reconcile.removed_tenant_failures(["acme", "codewiser"], ["acme"], [], region="us")
+    assert failure.reason.startswith("codewiser is no longer declared in region us (tenants.yaml)")
+    assert "add `decommission: [us]` to the entry to delete them in us only" in failure.reason
+    fleet = [f"kill-{n}" for n in range(5)]
+    rest = reconcile.removed_tenant_failures(fleet, [], [], region="us")[-1].reason
+    assert rest.startswith("2 more tenant(s) or folder(s) are no longer declared in region us")
+    assert "add `decommission: [us]` to each entry" in rest
+
+
 def test_a_decommissioned_owner_may_go() -> None:
     assert reconcile.removed_tenant_failures(["acme", "codewiser"], ["acme"], ["codewiser"]) == []
 

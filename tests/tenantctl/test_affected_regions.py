@@ -4,6 +4,7 @@ environment in regions one region at a time."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -63,6 +64,19 @@ def test_a_tenant_touches_the_stacks_of_its_regions_only(repo: Path, capsys: pyt
     assert affected(capsys) == [eu_stack("alpha")]
     (repo / "tenants.yaml").write_text(tenants_yaml(REGIONS).replace("one-bravo", "two-bravo"))
     assert sorted(affected(capsys)) == sorted([eu_stack("bravo"), "prod-us"])
+
+
+def test_the_deploys_matrix_carries_each_stacks_region(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "tenants.yaml").write_text(tenants_yaml(REGIONS).replace("one-bravo", "two-bravo"))
+    assert main(["affected", "--base", "main", "--json"]) == 0
+    matrix = json.loads(capsys.readouterr().out)
+    owners = [{"stack": "prod-us", "environment": "prod", "shard": "1/1", "owner": True, "region": "us"}]
+    if eu_stack("bravo") == "prod-eu":
+        owners.insert(0, {"stack": "prod-eu", "environment": "prod", "shard": "1/2", "owner": True, "region": "eu"})
+    assert matrix["owners"] == owners
+    assert [(e["stack"], e["region"]) for e in matrix["others"]] == (
+        [] if eu_stack("bravo") == "prod-eu" else [("prod-eu-02", "eu")]
+    )
 
 
 def test_a_region_added_or_left_touches_that_region(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -170,3 +170,16 @@ def test_a_suffix_picks_one_environment_of_a_shared_github_environment(
     monkeypatch.setenv("TENANT_SECRETS_CI_SECRETS", json.dumps(secrets))
     assert _run(repo, "--stack", "prod", "--suffix", "prod") == 0
     assert _parse_env_file((repo / "github_env").read_text()) == {"RESEND_API_KEY": "fake-prod-value"}
+
+
+def test_a_region_takes_its_own_stacks_lists_only(repo: Path) -> None:
+    """verify of one region (docs/decisions/0054-regions.md): the job holds that region's secrets, so only that
+    region's stacks' lists are passed on."""
+    for name, region, listed in (("prod-eu", "eu", "RESEND_API_KEY"), ("prod-us", "us", "UNLISTED_API_KEY")):
+        (repo / f"Pulumi.{name}.yaml").write_text(
+            f"config:\n  tenant-secrets:environment: prod\n  tenant-secrets:region: {region}\n"
+            f"  tenant-secrets:envAllow:\n    - {listed}\n"
+        )
+    (repo / "Pulumi.prod.yaml").unlink()
+    assert _run(repo, "--environment", "prod", "--region", "eu") == 0
+    assert sorted(_parse_env_file((repo / "github_env").read_text())) == ["RESEND_API_KEY"]

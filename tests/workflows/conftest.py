@@ -89,6 +89,12 @@ class Origin:
     variables: dict[str, str]
     infisical: Infisical
 
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """``command`` in the origin's main checkout, with the services' credentials (not a workflow's)."""
+        return subprocess.run(
+            list(command), cwd=self.root, env={**os.environ, **self.env}, capture_output=True, text=True, check=False
+        )
+
     def act(
         self,
         event: str,

@@ -75,14 +75,7 @@ def test_the_deploy_of_a_merge_applies_the_owner_shard_first_then_the_others(ori
     shards_up = [i for i, line in enumerate(lines) if "dev-shards" in line and "Run Main pulumi up" in line]
     assert owner_up and shards_up and owner_up[-1] < shards_up[0], run.explain()
     # both stacks recorded this commit: nothing is left to apply
-    left = subprocess.run(
-        ["tenantctl", "affected", "--since-applied", "--environment", "dev"],
-        cwd=origin.root,
-        env={**os.environ, **origin.env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    left = origin.run("tenantctl", "affected", "--since-applied", "--environment", "dev")
     assert left.returncode == 0 and left.stdout == "", left.stdout + left.stderr
 
 
