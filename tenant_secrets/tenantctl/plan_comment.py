@@ -35,7 +35,8 @@ in the preview's provider step, tenant_secrets/stack/reshard_marker.py). Such a 
 `move` row too, never a delete or a create, and the plan names the other stack above the table. An arrival's
 keys are compared from the source's recorded entry to the destination's inputs, as a move within the stack's
 are, so a key declared differently since the source wrote it has its own row (the destination's `up` writes
-it); an arrival recorded without its entry shows the `move` row alone.
+it; in a store the source held nothing of, every key is a `create`); an arrival recorded without its entries
+(a state written before they were) shows the `move` row alone.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
@@ -668,7 +669,9 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
     recorded = reshard_marker.arrival_entries(_provider_inputs(document))
     for index, store, owner, _ in between:
         op, _, step = tenant_steps[index]
-        arrival = _arrival_update(step, recorded.get(owner, {}).get(store)) if op in CREATE_OPS else None
+        # an arrival recorded with entries but none in this store: its old stack wrote nothing there
+        entry = recorded[owner].get(store, "{}") if owner in recorded else None
+        arrival = _arrival_update(step, entry) if op in CREATE_OPS else None
         if arrival is not None:
             rows.update(_move_rows(arrival, store, default_environment))
         else:

@@ -288,3 +288,10 @@ def test_a_tenant_a_reshard_moves_in_shows_each_key_declared_otherwise_than_its_
         ("delta", "-", "move"),
         ("foxtrot", "-", "move"),
     ]
+    # its old stack held nothing of delta in this store (a storage changed in the same change): each key written
+    del unchanged["oldState"]["inputs"]["reshardArrivals"]["delta"]["entries"]["database"]
+    assert [(r.owner, r.key, r.action) for r in parse_preview({"steps": [unchanged, created]}, "prod-02").rows] == [
+        ("delta", "PLAN", "create"),
+        ("delta", "-", "move"),
+        ("foxtrot", "-", "move"),
+    ]
