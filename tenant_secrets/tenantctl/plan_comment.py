@@ -30,9 +30,13 @@ resource's state to the new one's inputs, as an update, and the tenant shows one
 
 A tenant that `tenantctl reshard` moves between stacks with buckets moves with no state move (decision
 0053): the source stack's bucket entry records the stack it moves to (``moved_to``), and the destination's
-provider the tenants that arrive and where from (its old inputs in the preview's provider step,
-tenant_secrets/stack/reshard_marker.py). Such a removed or added entry is a `move` row too, never a
-delete or a create, and the plan names the other stack above the table.
+provider the tenants that arrive, where from, and each one's entry as the source recorded it (its old inputs
+in the preview's provider step, tenant_secrets/stack/reshard_marker.py). Such a removed or added entry is a
+`move` row too, never a delete or a create, and the plan names the other stack above the table. An arrival's
+keys are compared from the source's recorded entry to the destination's inputs, as a move within the stack's
+are, so a key declared differently since the source wrote it has its own row (the destination's `up` writes
+it; in a store the source held nothing of, every key is a `create`); an arrival recorded without its entries
+(a state written before they were) shows the `move` row alone.
 
 What is read from a step: its op, URN, `retainOnDelete`, `diffReasons`/`detailedDiff` names, the
 plain bookkeeping inputs (owner, environment, path, decommission, key_version), property *names*, and
@@ -620,14 +624,19 @@ def _all_tenant_steps(document: Mapping[str, Any]) -> list[tuple[str, str, Mappi
     return [tenant for _, step in _changed_steps(document) for tenant in _tenant_steps(step)]
 
 
-def _arrivals(document: Mapping[str, Any]) -> dict[str, str]:
-    """The tenants `tenantctl reshard` moved into this stack, with the stack each left: the stack's provider's
-    recorded inputs, which its step in the preview carries as its old state (the `up` drops them)."""
+def _provider_inputs(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The stack's provider's recorded inputs, which its step in the preview carries as its old state: where
+    `tenantctl reshard` records the tenants it moved into this stack (the `up` drops them)."""
     for step in document.get("steps") or []:
         urn = str(step.get("urn", "")) if isinstance(step, Mapping) else ""
         if urn.count("::") >= 3 and urn.split("::")[2] == reshard_marker.PROVIDER_TYPE:
-            return reshard_marker.arrivals(_inputs(step, "oldState"))
+            return _inputs(step, "oldState")
     return {}
+
+
+def _arrivals(document: Mapping[str, Any]) -> dict[str, str]:
+    """The tenants `tenantctl reshard` moved into this stack, with the stack each left."""
+    return reshard_marker.arrivals(_provider_inputs(document))
 
 
 def _between_stacks(
@@ -654,7 +663,8 @@ def _between_stacks(
 def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> list[Row]:
     """One row per changed key of every tenant and platform-folder resource, deletions first; a tenant whose
     entry moves between resources of the stack, or between stacks by `tenantctl reshard`, one `move` row per
-    store (and, within the stack, its keys that change)."""
+    store and one per key that also changes (for a tenant leaving the stack, none: its destination's plan shows
+    them)."""
     rows: set[Row] = set()
     tenant_steps: list[tuple[str, str, Mapping[str, Any]]] = []
     for op, step in _changed_steps(document):
@@ -662,21 +672,56 @@ def rows_from_preview(document: Mapping[str, Any], default_environment: str) -> 
             rows.update(_schema_rows(step, op, default_environment))
         tenant_steps += _tenant_steps(step)
     between = _between_stacks(tenant_steps, document)
-    for index, store, _, _ in between:
+    recorded = reshard_marker.arrival_entries(_provider_inputs(document))
+    for index, store, owner, _ in between:
         op, _, step = tenant_steps[index]
-        first = _owner_rows(step, op, store, default_environment)[0]
-        rows.add(replace(first, key="-", action="move", source=""))
+        # an arrival recorded with entries but none in this store: its old stack wrote nothing there
+        entry = recorded[owner].get(store, "{}") if owner in recorded else None
+        arrival = _arrival_update(step, entry) if op in CREATE_OPS else None
+        if arrival is not None:
+            rows.update(_move_rows(arrival, store, default_environment))
+        else:
+            first = _owner_rows(step, op, store, default_environment)[0]
+            rows.add(replace(first, key="-", action="move", source=""))
     crossing = {index for index, _, _, _ in between}
     tenant_steps = [step for index, step in enumerate(tenant_steps) if index not in crossing]
     kept, moves = _moves(tenant_steps, _holders(document))
     for own, store, tenant in kept:
         rows.update(_owner_rows(tenant, own, store, default_environment))
     for store, update in moves:
-        changed = _owner_rows(update, "update", store, default_environment)
-        first = changed[0]
-        rows.add(replace(first, key="-", action="move", source=""))
-        rows.update(r for r in changed if not (r.key == "-" and r.action == "update"))
+        rows.update(_move_rows(update, store, default_environment))
     return sorted(rows, key=_order)
+
+
+def _move_rows(update: Mapping[str, Any], store: str, environment: str) -> list[Row]:
+    """A moving entry's rows: its `move` row and one per key that also changes, from the update that stands for
+    the move (the old holder's state to the new holder's inputs)."""
+    changed = _owner_rows(update, "update", store, environment)
+    move = replace(changed[0], key="-", action="move", source="")
+    return [move, *(r for r in changed if not (r.key == "-" and r.action == "update"))]
+
+
+def _arrival_update(step: Mapping[str, Any], entry: str | None) -> dict[str, Any] | None:
+    """The update that stands for a tenant's arrival by `tenantctl reshard` (the destination bucket's create of
+    its entry, ``step``): from the entry the source stack recorded to the destination's inputs; None without a
+    readable entry. The recorded entry is the source's outputs, whose fingerprints are what the store holds; it
+    does not record the master key version, which is taken as the destination's, so an arrival unchanged reads
+    as no change."""
+    kind = b.KINDS.get(_type_name({"urn": _base_urn(step)}))
+    if kind is None or entry is None:
+        return None
+    new = _inputs(step, "newState")
+    try:
+        old = b.unpack(kind, _step_owner(step), entry, b.shared_of(kind, new))
+    except b.BucketError:
+        return None
+    old = {**old, c.KEY_VERSION: new.get(c.KEY_VERSION)} if c.KEY_VERSION in new else old
+    return {
+        "op": "update",
+        "urn": step.get("urn"),
+        "oldState": {"inputs": old, "outputs": old},
+        "newState": step.get("newState"),
+    }
 
 
 def sources_from_preview(document: Mapping[str, Any], default_environment: str) -> list[SourceChange]:
@@ -776,7 +821,8 @@ def render_markdown(plan: ReviewPlan) -> str:
     if plan.between_stacks:
         lines += [
             f"**{len(crossing)} tenant(s) move between stacks (`tenantctl reshard`): this stack adopts those that "
-            "arrive and forgets those that leave; nothing is written or deleted for them:**",
+            "arrive and forgets those that leave; nothing is written or deleted for them (a key of an arriving "
+            "tenant that changed since its old stack wrote it has its own row):**",
             "",
         ]
         lines += [f"- {owner}: {way}" for owner, way in plan.between_stacks]

@@ -14,9 +14,10 @@ targeting only its registry. Each stack's `tenant-secrets:shard` becomes k/M.
 Stacks with buckets (`tenant-secrets:buckets`) hold several tenants in one resource, so no state moves
 (docs/decisions/0053-tenants-per-resource.md, slice 3): each source stack's recorded bucket entry of a leaving
 tenant names its destination (``moved_to``) and its registry drops it, each destination's provider records the
-tenants that arrive, and the shard settings change. Then each stack's next `pulumi up`, in any order, does the
-move: the destination's adopts the arrivals (read, nothing written: the entries are in the stores), the
-source's forgets the departures (nothing deleted, tenant_secrets/engine/deletes.py).
+tenants that arrive with their recorded entries (for `tenantctl plan`), and the shard settings change. Then each
+stack's next `pulumi up`, in any order, does the move: the destination's adopts the arrivals (read; written only
+where a declared value changed since the source wrote it: the entries are in the stores), the source's forgets
+the departures (nothing deleted, tenant_secrets/engine/deletes.py).
 
 While it runs, every stack involved holds the unfinished-reshard marker in its state
 (tenant_secrets/stack/reshard_marker.py): from before the first state move until the last stack is settled,
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.stack import reshard_marker
 from tenant_secrets.stack.files import StackFile, StackFileError, StackInfo, discover, of_environment
@@ -149,6 +151,28 @@ def mark_departures(deployment: dict[str, Any], departures: Mapping[str, str]) -
             changed |= kept != list(props.get(name) or ())
             props[name] = kept
     return changed
+
+
+def recorded_entries(deployment: Mapping[str, Any], owners: Collection[str]) -> dict[str, dict[str, str]]:
+    """Subdomain -> store -> the recorded entry (the packed JSON string of its bucket's outputs: fingerprints of
+    what the store holds and bookkeeping, never a value) of each of ``owners`` in a source stack's buckets,
+    without the reshard's own ``moved_to``: what the destination's plan compares the declared keys with."""
+    found: dict[str, dict[str, str]] = {}
+    for res in deployment.get("resources") or []:
+        kind = b.KINDS.get(_kind(str(res.get("urn", ""))))
+        tenants = (res.get("outputs") or {}).get(c.TENANTS)
+        if kind is None or not isinstance(tenants, Mapping):
+            continue
+        for owner in set(owners) & tenants.keys():
+            packed = tenants[owner]
+            if not isinstance(packed, str):
+                raise ReshardError(
+                    f"{res['urn']}: the entry of {owner} is not a plain JSON string in the state; nothing was changed"
+                )
+            entry = json.loads(packed)
+            entry.pop(c.MOVED_TO, None)
+            found.setdefault(owner, {})[kind.store] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    return found
 
 
 def held_tenants(deployment: Mapping[str, Any]) -> set[str]:
@@ -442,24 +466,27 @@ def _reshard_buckets(
 ) -> dict[tuple[str, str], int]:
     """The reshard of stacks with buckets, which moves no state (docs/decisions/0053-tenants-per-resource.md):
     under the unfinished-reshard marker, each source stack's state marks the tenants that leave it
-    (:func:`mark_departures`) and each destination's provider the tenants that arrive
-    (`reshard_marker.mark_arrivals`); then each stack's `shard` setting becomes k/M and the markers come off.
-    The next `up` of a destination adopts its arrivals (they are in the stores: nothing is written), the next
+    (:func:`mark_departures`) and each destination's provider the tenants that arrive, with their recorded
+    entries (`reshard_marker.mark_arrivals`, :func:`recorded_entries`); then each stack's `shard` setting becomes
+    k/M and the markers come off. The next `up` of a destination adopts its arrivals (they are in the stores:
+    only a value declared differently since the source wrote it is written), the next
     `up` of a source forgets its departures (nothing is deleted), in any order. Every step is derived from the
     arguments, so a run killed at any point is finished by the same command. Returns the tenants marked per
     (source, destination) pair."""
     departures: dict[int, dict[str, str]] = {k: {} for k in names.keys() | before.keys()}
     arrivals: dict[int, dict[str, str]] = {k: {} for k in names.keys() | before.keys()}
+    entries: dict[int, dict[str, dict[str, str]]] = {k: {} for k in names.keys() | before.keys()}
     for (src_k, dst_k), owners in planned.items():
         for owner in owners:
             departures[src_k][owner] = names[dst_k]
             arrivals[dst_k][owner] = before[src_k]
+        entries[dst_k].update(recorded_entries(exports[src_k].get("deployment") or {}, owners))
     for index, name in sorted(before.items()):
         checkpoint = json.loads(json.dumps(exports[index]))
         deployment = checkpoint.setdefault("deployment", {})
         changed = reshard_marker.mark(deployment, command)
         changed |= mark_departures(deployment, departures[index])
-        if reshard_marker.mark_arrivals(deployment, arrivals[index]) | changed:
+        if reshard_marker.mark_arrivals(deployment, arrivals[index], entries[index]) | changed:
             _import(run, name, checkpoint)
     for index, name in sorted(names.items()):
         if index in before:
@@ -468,7 +495,8 @@ def _reshard_buckets(
             bootstrap(run, name, _rename(registry_urn, name))
         checkpoint = _export(run, name)
         deployment = checkpoint.setdefault("deployment", {})
-        if reshard_marker.mark(deployment, command) | reshard_marker.mark_arrivals(deployment, arrivals[index]):
+        arrived = reshard_marker.mark_arrivals(deployment, arrivals[index], entries[index])
+        if reshard_marker.mark(deployment, command) | arrived:
             _import(run, name, checkpoint)
     for index, name in sorted(names.items()):
         run(["config", "set", "--stack", name, f"{NAMESPACE}:shard", str(Shard(index, len(names)))])

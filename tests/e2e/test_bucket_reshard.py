@@ -8,8 +8,11 @@ go from one stack to two: the reshard is first stopped after its marks (as a kil
 both stacks refused) and finished by the same command; the plan of each stack shows `move` rows, never a create
 or a delete; a tenant dropped from tenants.yaml without its marker, in the same change, is still refused; each
 `up` sends Infisical no write request, its audit records nothing, and no row's ciphertext, version,
-`updated_at` or `xmin` (any write of a row changes it) changes; each stack's buckets then hold exactly its
-shard's tenants, the next preview of each shows no change, and `tenantctl verify --environment` is clean.
+`updated_at` or `xmin` (any write of a row changes it) changes, but for one moving tenant's key whose declared
+value a change merged between the reshard and the destination's `up` changed: the destination's plan shows that
+key's update beside the moves, and its `up` writes that key alone, one Infisical write and one row; each stack's
+buckets then hold exactly its shard's tenants, the next preview of each shows no change, and `tenantctl verify
+--environment` is clean.
 (Long) two stacks into one, the destination first: its existing buckets adopt the arrivals, and the emptied
 stack's state is removed while the stores keep every entry."""
 
@@ -36,12 +39,16 @@ pytestmark = pytest.mark.e2e
 SUBDOMAINS = ("alpha", "bravo", "charlie", "delta", "echo", "hotel")
 MOVING = sorted(s for s in SUBDOMAINS if shard_of(s, 2) == 2)
 STAYING = sorted(s for s in SUBDOMAINS if shard_of(s, 2) == 1)
+CHANGED = MOVING[0]
+"""The moving tenant whose PLAN changes between the reshard and its new stack's `up`."""
 
 
-def tenants_file(subdomains: Sequence[str] = SUBDOMAINS) -> str:
+def tenants_file(subdomains: Sequence[str] = SUBDOMAINS, changed: str = "") -> str:
+    """Every tenant in both stores; ``changed``'s PLAN declared anew."""
     lines = ["version: 1", "defaults: {storage: both, environments: [prod]}", "tenants:"]
     for name in subdomains:
-        lines += [f"  - subdomain: {name}", "    secrets:", f"      PLAN: {{value: plan-{name}}}"]
+        plan = f"plan-{name}-2" if name == changed else f"plan-{name}"
+        lines += [f"  - subdomain: {name}", "    secrets:", f"      PLAN: {{value: {plan}}}"]
         lines.append("      WEBHOOK_SECRET: {generate: {bytes: 16, encoding: hex}}")
     return "\n".join(lines) + "\n"
 
@@ -129,14 +136,42 @@ def test_a_bucketed_environment_resharded_from_one_stack_to_two_writes_neither_s
             comment = render_markdown(plan)
             assert "move between stacks (`tenantctl reshard`)" in comment and "**delete**" not in comment, comment
 
-    def holds(index: int) -> Any:
-        def check(project: Project, stack: auto.Stack) -> None:
-            state = owners_in_state(project, stack.name)
-            assert state["buckets"] and state["tenants"] == [s for s in SUBDOMAINS if shard_of(s, 2) == index]
-            assert marks(project, stack.name) == {}
-            unchanged(project, stack)
+    def holds_its_shard(project: Project, stack: auto.Stack) -> None:
+        state = owners_in_state(project, stack.name)
+        assert state["buckets"] and state["tenants"] == STAYING
+        assert marks(project, stack.name) == {}
+        unchanged(project, stack)
 
-        return check
+    def plan_names_the_changed_key(project: Project, stack: auto.Stack) -> None:
+        status, document, output = project.preview_json(stack)
+        assert status == 0 and document is not None, output[-2000:]
+        plan = parse_preview(document, stack.name)
+        updates = [Row(CHANGED, "prod", store, "PLAN", "update") for store in ("database", "infisical")]
+        assert list(plan.rows) == updates + moves(MOVING)
+        assert plan.between_stacks == tuple((owner, "from prod") for owner in MOVING)
+        comment = render_markdown(plan)
+        assert f"| {CHANGED} | prod | infisical | `PLAN` | literal | update |" in comment, comment
+        assert f"plan-{CHANGED}" not in comment, comment
+
+    def only_the_changed_key_written(project: Project, stack: auto.Stack) -> None:
+        state = owners_in_state(project, stack.name)
+        assert state["buckets"] and state["tenants"] == MOVING
+        assert marks(project, stack.name) == {}
+        before, now = seen["stores"], stores(project)
+        folders = {
+            (name, key)
+            for name in SUBDOMAINS
+            for key in {*before["folders"][name], *now["folders"][name]}
+            if before["folders"][name].get(key) != now["folders"][name].get(key)
+        }
+        assert folders == {(CHANGED, "PLAN")}, folders
+        _, version = before["folders"][CHANGED]["PLAN"]
+        assert now["folders"][CHANGED]["PLAN"] == (f"plan-{CHANGED}-2", version + 1)
+        assert now["rows"].keys() == before["rows"].keys()
+        rows = {row for row, written in now["rows"].items() if before["rows"][row] != written}
+        assert rows == {(CHANGED, "PLAN")}, rows
+        assert now["rows"][(CHANGED, "PLAN")][1] == before["rows"][(CHANGED, "PLAN")][1] + 1
+        assert now["audited"] == before["audited"] + 1
 
     def verified(project: Project, stack: auto.Stack) -> None:
         done = tenantctl(project, "verify", "--environment", "prod")
@@ -171,13 +206,16 @@ def test_a_bucketed_environment_resharded_from_one_stack_to_two_writes_neither_s
                 for owner in MOVING
                 for what in ("Infisical folder", "database rows")
             ],
-            check=holds(1),
+            check=holds_its_shard,
         ),
         Step(
-            "the destination's up adopts them, writing nothing",
+            f"a change merged since declares {CHANGED}'s PLAN anew: the destination's plan shows that key's update "
+            "beside the moves, and its up adopts them, writing that key alone",
             stack="prod-02",
-            writes=0,
-            check=holds(2),
+            tenants=tenants_file(changed=CHANGED),
+            before=plan_names_the_changed_key,
+            writes=1,
+            check=only_the_changed_key_written,
         ),
         Step("then the source's preview shows no change", preview={}, up=False),
         Step("and the destination's", stack="prod-02", preview={}, up=False),

@@ -243,3 +243,55 @@ def test_tenants_a_reshard_moves_between_stacks_are_move_rows_naming_the_other_s
         Row("delta", "prod-02", "database", "-", "move"),
     )
     assert plan.between_stacks == (("delta", "from prod"),)
+
+
+def arrived_from(source: str, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The destination's provider step after `tenantctl reshard`: its recorded inputs name each arriving tenant's
+    old stack and the entry (the packed outputs) the old stack's bucket recorded for it."""
+    arrivals = {
+        owner: {"from": source, "entries": {"database": b.pack(b.DATABASE, recorded(owner, fps))}}
+        for owner, fps in entries.items()
+    }
+    return {
+        "op": "update",
+        "urn": PROVIDER_URN,
+        "oldState": {"inputs": {"reshardArrivals": arrivals, c.PROVIDER_STACK: "prod-02"}},
+        "newState": {"inputs": {c.PROVIDER_STACK: "prod-02"}},
+    }
+
+
+def test_a_tenant_a_reshard_moves_in_shows_each_key_declared_otherwise_than_its_old_stack_recorded() -> None:
+    """delta arrives as its old stack wrote it: one `move` row. foxtrot's PLAN changed and API_KEY was added since
+    (a pull request merged between the reshard and this stack's `up`): the `up` writes both, so the plan says
+    so, as it does for a move within the stack; never a fingerprint."""
+    declared = {"delta": {"PLAN": "fp-9"}, "foxtrot": {"PLAN": "fp-8b", "API_KEY": "fp-7"}}
+    created = {
+        "op": "create",
+        "urn": URN + "bucket-0000-database",
+        "newState": {"inputs": bucket({t: rows(t, fps) | {c.KEY_VERSION: "v2"} for t, fps in declared.items()})},
+    }
+    provider = arrived_from("prod", {"delta": {"PLAN": "fp-9"}, "foxtrot": {"PLAN": "fp-8"}})
+    plan = parse_preview({"steps": [provider, created]}, "prod-02")
+    assert plan.rows == (
+        Row("foxtrot", "prod-02", "database", "PLAN", "update", source="literal"),
+        Row("foxtrot", "prod-02", "database", "API_KEY", "create", source="literal"),
+        Row("delta", "prod-02", "database", "-", "move"),
+        Row("foxtrot", "prod-02", "database", "-", "move"),
+    )
+    assert plan.between_stacks == (("delta", "from prod"), ("foxtrot", "from prod"))
+    comment = render_markdown(plan)
+    assert "| foxtrot | prod-02 | database | `PLAN` | literal | update |" in comment
+    assert "fp-" not in comment and "**delete**" not in comment
+
+    unchanged = arrived_from("prod", declared)
+    assert [(r.owner, r.key, r.action) for r in parse_preview({"steps": [unchanged, created]}, "prod-02").rows] == [
+        ("delta", "-", "move"),
+        ("foxtrot", "-", "move"),
+    ]
+    # its old stack held nothing of delta in this store (a storage changed in the same change): each key written
+    del unchanged["oldState"]["inputs"]["reshardArrivals"]["delta"]["entries"]["database"]
+    assert [(r.owner, r.key, r.action) for r in parse_preview({"steps": [unchanged, created]}, "prod-02").rows] == [
+        ("delta", "PLAN", "create"),
+        ("delta", "-", "move"),
+        ("foxtrot", "-", "move"),
+    ]

@@ -226,6 +226,22 @@ def test_a_source_stack_marks_the_tenants_that_leave_and_only_those() -> None:
     assert not mark_departures(deployment, {"bravo": "prod-02"})
 
 
+def test_arrivals_recorded_before_their_entries_were_still_read_and_marking_again_records_the_entries() -> None:
+    """A destination's provider marked by a reshard that recorded the source stack alone: read as arrivals with
+    no entry (their plan shows the `move` row alone); the reshard run again rewrites it with the entries."""
+    deployment = bucketed("prod-02", [])
+    provider = deployment["resources"][1]
+    provider["inputs"][reshard_marker.ARRIVALS] = {"bravo": "prod"}
+    assert reshard_marker.arrivals(provider["inputs"]) == {"bravo": "prod"}
+    assert reshard_marker.arrival_entries(provider["inputs"]) == {}
+    assert reshard_marker.mark_arrivals(deployment, {"bravo": "prod"}, {"bravo": {"infisical": entry()}})
+    assert provider["inputs"][reshard_marker.ARRIVALS] == {"bravo": {"from": "prod", "entries": {"infisical": entry()}}}
+    assert reshard_marker.arrival_entries(provider["outputs"]) == {"bravo": {"infisical": entry()}}
+    assert not reshard_marker.mark_arrivals(deployment, {"bravo": "prod"}, {"bravo": {"infisical": entry()}})
+    assert reshard_marker.mark_arrivals(deployment, {})
+    assert reshard_marker.ARRIVALS not in provider["inputs"]
+
+
 def test_a_bucket_whose_entries_are_not_plain_json_is_not_marked() -> None:
     deployment = bucketed("prod", ["alpha"])
     deployment["resources"][3]["outputs"][c.TENANTS]["alpha"] = {"ciphertext": "v1:ZmFrZQ=="}
@@ -307,6 +323,9 @@ def test_a_reshard_of_buckets_stopped_after_its_marks_is_finished_by_the_same_co
     )
     provider = next(r for r in destination["resources"] if r["type"] == reshard_marker.PROVIDER_TYPE)
     assert reshard_marker.arrivals(provider["inputs"]) == dict.fromkeys(leaving, "prod")
+    # each arrival's entry as the source recorded it, for the destination's plan; the source's mark left out
+    packed = json.dumps(json.loads(entry()), sort_keys=True, separators=(",", ":"))
+    assert reshard_marker.arrival_entries(provider["inputs"]) == {o: {"infisical": packed} for o in leaving}
     assert summary.moved == {("prod", "prod-02"): len(leaving)}
     assert "run `pulumi up` on each stack, in any order" in summary.lines()
 
