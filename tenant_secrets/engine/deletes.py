@@ -24,7 +24,9 @@ or a tenant's rows by what it was told:
   drops the old resource from the state, and neither store loses anything;
 - anything else is refused with one line, and nothing is deleted: an owner the program still declares
   under another per-tenant resource (a reshard interrupted), an owner that vanished unmarked, a delete
-  outside both kinds of run.
+  outside both kinds of run. The line names the marker that deletes: `decommission: true`, or on a region's
+  stack (the registry declares its region) `decommission: [<region>]`, which deletes in that region only
+  (docs/decisions/0054-regions.md).
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ class RunDeclarations:
     """(type name, owner) -> the URNs of the resources that declare it: its own resource's, or its bucket's."""
     owners: set[str] | None = None
     """The owners the registry declares (kept or decommissioned); None until the registry is checked."""
+    region: str | None = None
+    """The stack's region, as its registry declares it (None: a stack without regions, or no registry seen)."""
 
     def saw(self, urn: str, type_name: str, news: Mapping[str, Any]) -> None:
         """Record one `Check` of the program's resources."""
         self.checked.add(urn)
         if type_name == c.REGISTRY:
             self.owners = {*map(str, news.get(c.OWNERS) or ()), *map(str, news.get(c.DECOMMISSIONED) or ())}
+            self.region = str(news[c.REGION]) if news.get(c.REGION) else None
         elif type_name in b.KINDS:  # a bucket declares each of its tenants' store entries
             member = b.KINDS[type_name].member_type
             for owner in b.entries(news):
@@ -124,7 +129,8 @@ def judge(urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclaratio
         return Verdict(
             "refuse",
             f"{refused}: the engine asked for a delete outside an `up` of this stack's program and outside "
-            "`pulumi destroy`; decommission the owner in tenants.yaml (`decommission: true`) and run `pulumi up`",
+            "`pulumi destroy`; decommission the owner in tenants.yaml (`decommission: true`, or on a region's stack "
+            "`decommission: [<region>]`) and run `pulumi up`",
         )
     if urn in run.checked:
         return DELETE  # the plan replaces this very resource
@@ -144,6 +150,13 @@ def judge(urn: str, type_name: str, props: Mapping[str, Any], run: RunDeclaratio
             f"{refused}: this stack still declares it under another resource name ({_resource_name(urn)} "
             "lost its parent: a reshard was interrupted?); run the reshard again "
             "(docs/guides/operations.md, 'Shards: past one stack'), or `pulumi state delete` the stray resource",
+        )
+    if run.region is not None:
+        return Verdict(
+            "refuse",
+            f"{refused}: it is gone from region {run.region} in tenants.yaml without its decommission marker; give "
+            f"its entry `decommission: [{run.region}]` (it deletes in {run.region} only; `decommission: true`: in "
+            "every region) and run `pulumi up`",
         )
     return Verdict(
         "refuse",

@@ -105,6 +105,21 @@ def of_environment(stacks: Iterable[StackInfo], environment: str) -> list[StackI
     return chosen
 
 
+def of_region(stacks: Iterable[StackInfo], environment: str, region: str | None, hint: str = "") -> list[StackInfo]:
+    """The stacks of one environment in ``region`` (None: an environment without regions), complete or not (a
+    reshard sees two sets of shards). StackFileError, one line, when the environment is in regions and no
+    region is given (``hint`` says what else the command needs), when it has no stack of the region given, or
+    when it has no regions and one is given."""
+    chosen = sorted(s for s in stacks if s.environment == environment)
+    regions = sorted({s.region for s in chosen if s.region is not None})
+    if region is None and regions:
+        raise StackFileError(f"environment {environment} is in regions ({', '.join(regions)}): pass --region{hint}")
+    if region is not None and region not in regions:
+        found = f"its regions are {', '.join(regions)}" if regions else "it has no regions: leave out --region"
+        raise StackFileError(f"environment {environment} has no stack of region {region}: {found}")
+    return [s for s in chosen if s.region == region]
+
+
 def check_complete(stacks: Sequence[StackInfo], environment: str) -> None:
     """An environment (or one region of it) is applied by one unsharded stack, or by shards 1..N of one N,
     each once."""

@@ -38,9 +38,10 @@ ARRIVAL_ENTRIES = "entries"
 PROVIDER_TYPE = f"pulumi:providers:{c.PROVIDER_PACKAGE}"
 
 
-def finish_command(environment: str, old: int, new: int) -> str:
-    """The one command that finishes (or, run again, completes) the reshard."""
-    return f"tenantctl reshard --environment {environment} --from {old} --to {new}"
+def finish_command(environment: str, old: int, new: int, region: str | None = None) -> str:
+    """The one command that finishes (or, run again, completes) the reshard (of one region's stacks)."""
+    flag = f" --region {region}" if region else ""
+    return f"tenantctl reshard --environment {environment}{flag} --from {old} --to {new}"
 
 
 def refusal(stack: str, inputs: Mapping[str, Any]) -> str | None:

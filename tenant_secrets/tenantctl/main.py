@@ -12,9 +12,9 @@
     tenantctl affected (--base GIT_REF | --since-applied) [--environment ENV] [--json] [--repo DIR]
                                                                                     (affected.py)
     tenantctl record-applied --stack NAME [--commit REV] [--repo DIR]            (stack/applied.py)
-    tenantctl shards init --environment ENV --count N                              (reshard.py)
-    tenantctl shards which --environment ENV SUBDOMAIN...
-    tenantctl reshard --environment ENV --from N --to M
+    tenantctl shards init --environment ENV [--region R] --count N                 (reshard.py)
+    tenantctl shards which --environment ENV [--region R] SUBDOMAIN...
+    tenantctl reshard --environment ENV [--region R] --from N --to M
     tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (rotation/commands.py)
     tenantctl recover --stack NAME [--exclusive]                                   (recover.py)
@@ -257,16 +257,8 @@ def _environment_stacks(environment: str, region: str | None = None) -> list[str
     from tenant_secrets.stack import files as stacks  # noqa: PLC0415
 
     chosen = stacks.of_environment(stacks.discover(Path.cwd()), environment)
-    regions = sorted({s.region for s in chosen if s.region is not None})
-    if region is None and regions:
-        raise stacks.StackFileError(
-            f"environment {environment} is in regions ({', '.join(regions)}): pass --region, with that region's "
-            "DATABASE_URL and INFISICAL_* in the environment"
-        )
-    if region is not None and region not in regions:
-        found = f"its regions are {', '.join(regions)}" if regions else "it has no regions"
-        raise stacks.StackFileError(f"environment {environment} has no stack of region {region}: {found}")
-    return [s.name for s in chosen if s.region == region]
+    hint = ", with that region's DATABASE_URL and INFISICAL_* in the environment"
+    return [s.name for s in stacks.of_region(chosen, environment, region, hint)]
 
 
 def plan_command(args: argparse.Namespace) -> int:

@@ -3,6 +3,10 @@
     tenantctl shards init --environment prod --count 16   create the missing stacks prod-02 .. prod-16
     tenantctl reshard --environment prod --from 2 --to 3  move each tenant whose shard changes
 
+In an environment in regions (docs/decisions/0054-regions.md) each takes `--region`: a region's stacks
+(`prod-eu`, `prod-eu-02` ..) are sharded apart from every other region's, among that region's tenants only;
+another region's stacks and stores are not read or written.
+
 A reshard moves state, never data (docs/decisions/0036): for each pair of stacks, `pulumi state move`
 takes the moved tenants' InfisicalFolder and DatabaseTenant resources (their secret inputs re-encrypted
 by the destination's secrets provider), then one `pulumi stack export`/`import` per stack puts the
@@ -43,7 +47,7 @@ from typing import Any
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
 from tenant_secrets.stack import reshard_marker
-from tenant_secrets.stack.files import StackFile, StackFileError, StackInfo, discover, of_environment
+from tenant_secrets.stack.files import StackFile, StackFileError, StackInfo, discover, of_environment, of_region
 from tenant_secrets.stack.settings import NAMESPACE
 from tenant_secrets.stack.shards import MAX_SHARDS, Shard, shard_of, stack_name
 from tenant_secrets.tenants_file.loader import load_tenants_file
@@ -58,6 +62,12 @@ state (:func:`mark_departures`)."""
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 URNS_PER_MOVE = 1000
 """URNs per `pulumi state move` call, to stay well under the command line's limit."""
+
+
+REGION_HELP = (
+    "an environment in regions: that region's stacks only (<environment>-<region>, <environment>-<region>-02 ..), "
+    "sharded among its own tenants; required there, refused in an environment without regions"
+)
 
 
 class ReshardError(Exception):
@@ -305,10 +315,8 @@ def _import(run: Runner, stack: str, checkpoint: Mapping[str, Any]) -> None:
         run(["stack", "import", "--stack", stack, "--file", str(path)])
 
 
-def _stacks_by_index(stacks: Sequence[StackInfo], environment: str, count: int) -> dict[int, str]:
-    return {
-        s.index: s.name for s in stacks if s.environment == environment and (s.shard.count if s.shard else 1) == count
-    }
+def _stacks_by_index(stacks: Sequence[StackInfo], count: int) -> dict[int, str]:
+    return {s.index: s.name for s in stacks if (s.shard.count if s.shard else 1) == count}
 
 
 def check_config(root: Path, plan: EnvironmentPlan, arriving: Mapping[str, Sequence[str]]) -> None:
@@ -334,22 +342,31 @@ def check_config(root: Path, plan: EnvironmentPlan, arriving: Mapping[str, Seque
         )
 
 
-def init_shards(root: Path, environment: str, count: int, run: Runner, secrets_provider: str | None) -> list[str]:
+def init_shards(
+    root: Path,
+    environment: str,
+    count: int,
+    run: Runner,
+    secrets_provider: str | None,
+    region: str | None = None,
+) -> list[str]:
     """Create the stacks of shards 2..count that do not exist yet, each with shard 1's config (secrets copied
-    by the CLI) and `shard: k/count`. Shard 1 is the environment's existing stack."""
+    by the CLI, and so its `region` and `buckets`) and `shard: k/count`. Shard 1 is the environment's (the
+    region's) existing stack."""
     if not 1 <= count <= MAX_SHARDS:
         raise ReshardError(f"--count: a whole number from 1 to {MAX_SHARDS}")
     known = discover(root)
-    owners = [s for s in known if s.environment == environment and s.index == 1]
+    owners = [s for s in of_region(known, environment, region) if s.index == 1]
+    where = f"environment {environment}, region {region}," if region else f"environment {environment}"
     if len(owners) != 1:
         raise ReshardError(
-            f"environment {environment} needs exactly one stack of shard 1 (its own stack) to copy from; found "
+            f"{where} needs exactly one stack of shard 1 (its own stack) to copy from; found "
             f"{', '.join(s.name for s in owners) or 'none'}"
         )
     names = {s.name for s in known}
     created = []
     for index in range(2, count + 1):
-        name = stack_name(environment, index)
+        name = stack_name(environment, index, region)
         if name in names:
             continue
         command = ["stack", "init", name, "--copy-config-from", owners[0].name, "--no-select"]
@@ -394,13 +411,14 @@ class ReshardSummary:
         return text
 
 
-def _before(known: Sequence[StackInfo], environment: str, old: int, new: int) -> dict[int, str]:
-    """The stacks of shards 1..old: each says k/old, or k/new already when an interrupted reshard set it (a
-    run again finishes the job); an unsharded stack is shard 1 of 1."""
+def _before(known: Sequence[StackInfo], old: int, new: int) -> dict[int, str]:
+    """The stacks of shards 1..old among ``known`` (one environment's, or one region's): each says k/old, or k/new
+    already when an interrupted reshard set it (a run again finishes the job); an unsharded stack is shard 1 of
+    1."""
     return {
         s.index: s.name
         for s in known
-        if s.environment == environment and s.index <= old and ((s.shard.count in (old, new)) if s.shard else old == 1)
+        if s.index <= old and ((s.shard.count in (old, new)) if s.shard else old == 1)
     }
 
 
@@ -507,28 +525,40 @@ def _reshard_buckets(
     return {(before[src], names[dst]): len(owners) for (src, dst), owners in planned.items()}
 
 
-def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, tenants_file: str) -> ReshardSummary:
-    """Move each tenant whose shard changes from ``old`` to ``new`` shards, state only (see the module)."""
+def reshard(
+    root: Path,
+    environment: str,
+    old: int,
+    new: int,
+    *,
+    run: Runner,
+    tenants_file: str,
+    region: str | None = None,
+) -> ReshardSummary:
+    """Move each tenant whose shard changes from ``old`` to ``new`` shards, state only (see the module). In an
+    environment in regions, ``region``'s stacks and tenants only."""
     started = time.monotonic()
     if not (1 <= old <= MAX_SHARDS and 1 <= new <= MAX_SHARDS) or old == new:
         raise ReshardError(f"--from and --to: two different whole numbers from 1 to {MAX_SHARDS}")
-    known = discover(root)
-    before = _before(known, environment, old, new)
+    known = of_region(discover(root), environment, region)
+    before = _before(known, old, new)
+    where = f"environment {environment}, region {region}," if region else f"environment {environment}"
     if sorted(before) != list(range(1, old + 1)):
         raise ReshardError(
-            f"environment {environment} is not in {old} shard(s) now: its stack files name shard(s) "
+            f"{where} is not in {old} shard(s) now: its stack files name shard(s) "
             f"{', '.join(map(str, sorted(before))) or 'none'} of {old}"
         )
-    after = {k: before.get(k) or _stacks_by_index(known, environment, new).get(k) for k in range(1, new + 1)}
-    missing = [stack_name(environment, k) for k, name in after.items() if name is None]
+    after = {k: before.get(k) or _stacks_by_index(known, new).get(k) for k in range(1, new + 1)}
+    missing = [stack_name(environment, k, region) for k, name in after.items() if name is None]
     if missing:
+        flag = f" --region {region}" if region else ""
         raise ReshardError(
             f"no stack for shard(s) {', '.join(missing)}: create them with "
-            f"`tenantctl shards init --environment {environment} --count {new}`, then run this again"
+            f"`tenantctl shards init --environment {environment}{flag} --count {new}`, then run this again"
         )
     names: dict[int, str] = {k: str(name) for k, name in after.items()}
     try:
-        plan = plan_environment(load_tenants_file(Path(root, tenants_file)), environment)
+        plan = plan_environment(load_tenants_file(Path(root, tenants_file)), environment, region)
     except TenantsFileError as err:
         raise ReshardError(f"{tenants_file} is not valid ({err.issues[0]}): run `tenantctl validate`") from None
     decommissioned = {t.subdomain: t.decommission for t in plan.tenants}
@@ -539,7 +569,7 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
     registry = _registry((exports[1].get("deployment") or {}).get("resources") or [])
     if registry is None:
         raise ReshardError(f"stack {before[1]} has never been applied: run `pulumi up` on every shard first")
-    command = reshard_marker.finish_command(environment, old, new)
+    command = reshard_marker.finish_command(environment, old, new, region)
     bucketed = [before[k] for k, checkpoint in sorted(exports.items()) if holds_buckets(checkpoint)]
     if bucketed:
         per_tenant = [
@@ -596,7 +626,7 @@ def reshard(root: Path, environment: str, old: int, new: int, *, run: Runner, te
 def init_command(args: argparse.Namespace) -> int:
     try:
         created = init_shards(
-            Path.cwd(), args.environment, args.count, pulumi_runner(Path.cwd()), args.secrets_provider
+            Path.cwd(), args.environment, args.count, pulumi_runner(Path.cwd()), args.secrets_provider, args.region
         )
     except (ReshardError, StackFileError) as err:
         print(f"tenantctl shards init: {err}", file=sys.stderr)
@@ -606,9 +636,9 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 def which_command(args: argparse.Namespace) -> int:
-    """The stack that applies each named tenant in an environment."""
+    """The stack that applies each named tenant in an environment (in one of its regions)."""
     try:
-        stacks = of_environment(discover(Path.cwd()), args.environment)
+        stacks = of_region(of_environment(discover(Path.cwd()), args.environment), args.environment, args.region)
     except StackFileError as err:
         print(f"tenantctl shards which: {err}", file=sys.stderr)
         return 1
@@ -620,7 +650,13 @@ def which_command(args: argparse.Namespace) -> int:
 def reshard_command(args: argparse.Namespace) -> int:
     try:
         summary = reshard(
-            Path.cwd(), args.environment, args.old, args.new, run=pulumi_runner(Path.cwd()), tenants_file=args.file
+            Path.cwd(),
+            args.environment,
+            args.old,
+            args.new,
+            run=pulumi_runner(Path.cwd()),
+            tenants_file=args.file,
+            region=args.region,
         )
     except (ReshardError, StackFileError) as err:
         print(f"tenantctl reshard: {err}", file=sys.stderr)
@@ -631,25 +667,29 @@ def reshard_command(args: argparse.Namespace) -> int:
 
 def add_parsers(commands: Any) -> None:
     """`tenantctl shards init` and `tenantctl reshard`."""
-    group = commands.add_parser("shards", help="shard stacks of an environment")
+    group = commands.add_parser("shards", help="shard stacks of an environment (of one of its regions)")
     sub = group.add_subparsers(dest="shards_command", required=True)
     init = sub.add_parser("init", help="create the missing stacks of shards 2..N, config copied from shard 1's")
     init.add_argument("--environment", required=True)
-    init.add_argument("--count", type=int, required=True, help="N, the number of shards")
+    init.add_argument("--region", help=REGION_HELP)
+    init.add_argument("--count", type=int, required=True, help="N, the number of shards (of the region's stacks)")
     init.add_argument("--secrets-provider", help="passed to `pulumi stack init` (default: the backend's)")
     init.set_defaults(run=init_command)
     which = sub.add_parser("which", help="the stack that applies each tenant")
     which.add_argument("--environment", required=True)
+    which.add_argument("--region", help=REGION_HELP)
     which.add_argument("tenants", nargs="+", help="subdomains")
     which.set_defaults(run=which_command)
 
     move = commands.add_parser(
         "reshard",
-        help="change an environment's number of shards: moves state only, never a secret (with buckets: marks the "
+        help="change an environment's (a region's) number of shards: moves state only, never a secret (with buckets: "
+        "marks the "
         "moving tenants in the stacks' state; each stack's next `pulumi up`, in any order, adopts or forgets them, "
         "writing and deleting nothing)",
     )
     move.add_argument("--environment", required=True)
+    move.add_argument("--region", help=REGION_HELP)
     move.add_argument("--from", dest="old", type=int, required=True, help="the number of shards now")
     move.add_argument("--to", dest="new", type=int, required=True, help="the number of shards wanted")
     move.add_argument("--file", default="tenants.yaml", help="the tenants file (default: tenants.yaml)")

@@ -57,6 +57,24 @@ def test_an_owner_gone_without_its_marker_is_not_deleted_and_a_decommissioned_on
     assert refusal(ORPHAN, c.DATABASE_TENANT, rows(decommission=True), an_up("bravo"), destroying=False) is None
 
 
+def test_on_a_regions_stack_an_owner_gone_without_its_marker_is_refused_naming_the_regions_marker() -> None:
+    """The registry declares the stack's region: the line names the marker that deletes there only, and a
+    bucket's tenant gone from the region is refused the same way."""
+    run = RunDeclarations()
+    run.saw(REGISTRY, c.REGISTRY, {c.OWNERS: ["bravo"], c.DECOMMISSIONED: [], c.REGION: "eu"})
+    refused = refusal(ORPHAN, c.DATABASE_TENANT, rows(), run, destroying=False)
+    assert refused == (
+        "alpha, database rows: not deleted: it is gone from region eu in tenants.yaml without its decommission "
+        "marker; give its entry `decommission: [eu]` (it deletes in eu only; `decommission: true`: in every "
+        "region) and run `pulumi up`"
+    )
+    in_bucket = refusal(f"{ROWS_BUCKET}/alpha", c.DATABASE_TENANT, rows(), run, destroying=False)
+    assert in_bucket is not None and "`decommission: [eu]`" in in_bucket
+    without_regions = refusal(ORPHAN, c.DATABASE_TENANT, rows(), an_up("bravo"), destroying=False)
+    assert without_regions is not None and "decommission: [" not in without_regions
+    assert "`decommission: true` and run `pulumi up`, then remove it" in without_regions
+
+
 def test_a_replacement_and_a_store_dropped_from_a_declared_owner_are_deleted() -> None:
     assert refusal(DECLARED, c.DATABASE_TENANT, rows(), an_up("alpha"), destroying=False) is None
     dropped = an_up("alpha", folders=False)  # storage: both -> database, reviewed in tenants.yaml
