@@ -347,7 +347,8 @@ def init_shards(
     environment: str,
     count: int,
     run: Runner,
-    secrets_provider: str | None,
+    *,
+    secrets_provider: str | None = None,
     region: str | None = None,
 ) -> list[str]:
     """Create the stacks of shards 2..count that do not exist yet, each with shard 1's config (secrets copied
@@ -416,9 +417,7 @@ def _before(known: Sequence[StackInfo], old: int, new: int) -> dict[int, str]:
     already when an interrupted reshard set it (a run again finishes the job); an unsharded stack is shard 1 of
     1."""
     return {
-        s.index: s.name
-        for s in known
-        if s.index <= old and ((s.shard.count in (old, new)) if s.shard else old == 1)
+        s.index: s.name for s in known if s.index <= old and ((s.shard.count in (old, new)) if s.shard else old == 1)
     }
 
 
@@ -626,7 +625,12 @@ def reshard(
 def init_command(args: argparse.Namespace) -> int:
     try:
         created = init_shards(
-            Path.cwd(), args.environment, args.count, pulumi_runner(Path.cwd()), args.secrets_provider, args.region
+            Path.cwd(),
+            args.environment,
+            args.count,
+            pulumi_runner(Path.cwd()),
+            secrets_provider=args.secrets_provider,
+            region=args.region,
         )
     except (ReshardError, StackFileError) as err:
         print(f"tenantctl shards init: {err}", file=sys.stderr)

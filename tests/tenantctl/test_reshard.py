@@ -3,6 +3,7 @@ run: tests/e2e/test_shards.py)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Sequence
@@ -16,17 +17,20 @@ from tenant_secrets.engine import contract as c
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.secret.keyfolder import published_values
 from tenant_secrets.stack import reshard_marker
+from tenant_secrets.stack.files import StackFileError
 from tenant_secrets.stack.shards import publication_problem, shard_of
 from tenant_secrets.tenantctl.reshard import (
     ReshardError,
     align_provider,
     check_config,
     holds_buckets,
+    init_shards,
     mark_departures,
     moves,
     registry_provider,
     reshard,
     settle,
+    which_command,
 )
 from tenant_secrets.tenants_file.loader import parse_tenants
 from tenant_secrets.tenants_file.model import plan_environment
@@ -253,11 +257,17 @@ class FakeStacks:
     """The `pulumi` commands a reshard of stacks with buckets runs, on checkpoints held in memory; ``stop_at``:
     the first command that fails (a kill there)."""
 
-    def __init__(self, root: Path, tenants: Sequence[str], stop_at: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tenants: Sequence[str],
+        stop_at: str | None = None,
+        stacks: Sequence[str] = ("prod", "prod-02"),
+    ) -> None:
         self.root = root
         self.states: dict[str, dict[str, Any]] = {
-            "prod": {"deployment": bucketed("prod", tenants)},
-            "prod-02": {"deployment": {}},
+            stacks[0]: {"deployment": bucketed(stacks[0], tenants)},
+            stacks[1]: {"deployment": {}},
         }
         self.settings: dict[str, str] = {}
         self.stop_at = stop_at
@@ -355,3 +365,124 @@ def test_a_reshard_refuses_stacks_with_buckets_beside_one_holding_tenants_in_res
     with pytest.raises(ReshardError, match="stack\\(s\\) prod-02 hold one resource per tenant and prod hold buckets"):
         reshard(tmp_path, "prod", 2, 1, run=stacks, tenants_file="tenants.yaml")
     assert set(stacks.commands) == {"stack export"}
+
+
+# --- a region's stacks (docs/decisions/0054-regions.md) ---------------------------------------------------------
+
+REGIONS_YAML = """version: 1
+regions: [eu, us]
+defaults: {storage: infisical, environments: [prod]}
+tenants:
+  - {subdomain: alpha, regions: [eu], secrets: {PLAN: {value: pro}}}
+  - {subdomain: bravo, regions: [eu, us], secrets: {PLAN: {value: pro}}}
+  - {subdomain: charlie, regions: [eu], secrets: {PLAN: {value: pro}}}
+  - {subdomain: delta, regions: [us], secrets: {PLAN: {value: pro}}}
+  - {subdomain: echo, regions: [us], secrets: {PLAN: {value: pro}}}
+"""
+
+
+def stack_file(root: Path, name: str, region: str | None, shard: str | None = None) -> None:
+    config = {"tenant-secrets:environment": "prod", "tenant-secrets:buckets": 1}
+    config |= {"tenant-secrets:region": region} if region else {}
+    config |= {"tenant-secrets:shard": shard} if shard else {}
+    (root / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def two_regions(root: Path) -> None:
+    """prod in eu (one stack, and prod-eu-02 made by `shards init`) and in us (one stack)."""
+    (root / "tenants.yaml").write_text(REGIONS_YAML)
+    stack_file(root, "prod-eu", "eu")
+    stack_file(root, "prod-eu-02", "eu", "2/2")
+    stack_file(root, "prod-us", "us")
+
+
+def test_a_regions_reshard_moves_that_regions_tenants_among_its_stacks_and_touches_no_other_region(
+    tmp_path: Path,
+) -> None:
+    """eu's shard 2 receives the eu tenants whose shard changes (bravo, who lives in us too, and charlie), never a
+    tenant of us alone (delta, whose shard among two is 2 as well); us's stack is not read or written, and the
+    marker's command, which finishes the job, names the region."""
+    two_regions(tmp_path)
+    assert (shard_of("bravo", 2), shard_of("charlie", 2), shard_of("delta", 2), shard_of("alpha", 2)) == (2, 2, 2, 1)
+    stacks = FakeStacks(tmp_path, ["alpha", "bravo", "charlie"], "config set", ("prod-eu", "prod-eu-02"))
+    stacks.states["prod-us"] = {"deployment": bucketed("prod-us", ["bravo", "delta", "echo"])}
+    us_before = json.dumps(stacks.states["prod-us"])
+    touched: list[str] = []
+    record = stacks.__call__
+
+    def run(args: Sequence[str]) -> str:
+        touched.append(args[list(args).index("--stack") + 1])
+        return record(args)
+
+    with pytest.raises(ReshardError, match="stopped here"):  # killed before the settings: the markers are on
+        reshard(tmp_path, "prod", 1, 2, run=run, tenants_file="tenants.yaml", region="eu")
+    provider = next(
+        r for r in stacks.states["prod-eu-02"]["deployment"]["resources"] if r["type"] == reshard_marker.PROVIDER_TYPE
+    )
+    refused = reshard_marker.refusal("prod-eu-02", provider["inputs"])
+    assert refused is not None
+    assert refused.endswith("Finish it first: `tenantctl reshard --environment prod --region eu --from 1 --to 2`")
+    stacks.stop_at = None
+    summary = reshard(tmp_path, "prod", 1, 2, run=run, tenants_file="tenants.yaml", region="eu")
+    assert set(touched) == {"prod-eu", "prod-eu-02"}
+    assert json.dumps(stacks.states["prod-us"]) == us_before
+    assert stacks.settings == {"prod-eu": "1/2", "prod-eu-02": "2/2"}
+    source = stacks.states["prod-eu"]["deployment"]
+    assert {o: e.get(c.MOVED_TO) for o, e in recorded(source).items()} == {
+        "alpha": None,
+        "bravo": "prod-eu-02",
+        "charlie": "prod-eu-02",
+    }
+    assert summary.moved == {("prod-eu", "prod-eu-02"): 2}
+
+
+def test_a_reshard_needs_the_region_in_an_environment_in_regions_and_refuses_one_without(tmp_path: Path) -> None:
+    two_regions(tmp_path)
+    stacks = FakeStacks(tmp_path, ["alpha"], stacks=("prod-eu", "prod-eu-02"))
+    with pytest.raises(StackFileError, match=r"^environment prod is in regions \(eu, us\): pass --region$"):
+        reshard(tmp_path, "prod", 1, 2, run=stacks, tenants_file="tenants.yaml")
+    with pytest.raises(StackFileError, match=r"^environment prod has no stack of region ap: its regions are eu, us$"):
+        reshard(tmp_path, "prod", 1, 2, run=stacks, tenants_file="tenants.yaml", region="ap")
+    with pytest.raises(
+        ReshardError,
+        match="no stack for shard\\(s\\) prod-us-02: create them with `tenantctl shards "
+        "init --environment prod --region us --count 2`",
+    ):
+        reshard(tmp_path, "prod", 1, 2, run=stacks, tenants_file="tenants.yaml", region="us")
+    (tmp_path / "plain").mkdir()
+    environment(tmp_path / "plain", tenants_yaml())
+    with pytest.raises(StackFileError, match="has no stack of region eu: it has no regions: leave out --region"):
+        reshard(tmp_path / "plain", "prod", 1, 2, run=stacks, tenants_file="tenants.yaml", region="eu")
+    assert stacks.commands == []
+
+
+def test_shards_init_makes_a_regions_stacks_from_its_own_shard_1(tmp_path: Path) -> None:
+    """`shards init --region us` copies prod-us's config (its region and buckets with it) into prod-us-02 ..;
+    eu's stacks are neither copied from nor made."""
+    two_regions(tmp_path)
+    commands: list[list[str]] = []
+
+    def run(args: Sequence[str]) -> str:
+        commands.append(list(args))
+        return ""
+
+    assert init_shards(tmp_path, "prod", 3, run, region="us") == ["prod-us-02", "prod-us-03"]
+    assert commands[0] == ["stack", "init", "prod-us-02", "--copy-config-from", "prod-us", "--no-select"]
+    assert commands[2] == ["config", "set", "--stack", "prod-us-02", "tenant-secrets:shard", "2/3"]
+    assert {args[args.index("--stack") + 1] if "--stack" in args else args[2] for args in commands} == {
+        "prod-us-02",
+        "prod-us-03",
+    }
+    assert init_shards(tmp_path, "prod", 2, run, region="eu") == []  # prod-eu-02 exists
+    with pytest.raises(StackFileError, match="pass --region"):
+        init_shards(tmp_path, "prod", 2, run)
+
+
+def test_shards_which_names_a_regions_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    two_regions(tmp_path)
+    stack_file(tmp_path, "prod-eu", "eu", "1/2")
+    monkeypatch.chdir(tmp_path)
+    assert which_command(argparse.Namespace(environment="prod", region="eu", tenants=["alpha", "charlie"])) == 0
+    assert capsys.readouterr().out == "alpha: prod-eu\ncharlie: prod-eu-02\n"
+    assert which_command(argparse.Namespace(environment="prod", region=None, tenants=["alpha"])) == 1
+    assert "tenantctl shards which: environment prod is in regions (eu, us): pass --region" in capsys.readouterr().err
