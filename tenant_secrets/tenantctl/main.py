@@ -15,7 +15,7 @@
     tenantctl shards init --environment ENV [--region R] --count N                 (reshard.py)
     tenantctl shards which --environment ENV [--region R] SUBDOMAIN...
     tenantctl reshard --environment ENV [--region R] --from N --to M
-    tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [FILE]   (migrate.py)
+    tenantctl migrate --to database|infisical (--tenants a,b,c | --batch N) [--region R] [FILE]   (migrate.py)
     tenantctl rotation status|bump|master-key|snapshot|notify ...                 (rotation/commands.py)
     tenantctl recover --stack NAME [--exclusive]                                   (recover.py)
     tenantctl ci-env (--stack NAME | --environment ENV) [--repo DIR] [--suffix ENV]     (ci_env.py)
@@ -498,9 +498,9 @@ def migrate_command(args: argparse.Namespace) -> int:
     try:
         text = path.read_text(encoding="utf-8")
         tenants = load_tenants_file(path)
-        chosen = migrate.choose(tenants, args.to, _names(args.tenants), args.batch)
+        chosen = migrate.choose(tenants, args.to, _names(args.tenants), args.batch, args.region)
         held = _held_keys(migrate.environments_of(tenants, chosen)) if args.to == "database" else {}
-        migration = migrate.plan_migration(tenants, args.to, chosen, held)
+        migration = migrate.plan_migration(tenants, args.to, chosen, held, args.region)
         path.write_text(migrate.rewrite(text, migration, str(path)), encoding="utf-8")
     except TenantsFileError as err:
         _print_issues(err.issues, "text")
@@ -621,6 +621,11 @@ def parser() -> argparse.ArgumentParser:
     which = mig.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenants", help="comma-separated subdomains")
     which.add_argument("--batch", type=int, help="the next N tenants still only in the other store, in file order")
+    mig.add_argument(
+        "--region",
+        help="a file with regions, --to database: the tenants that live in this region alone, their folders' keys "
+        "listed in its Infisical (its INFISICAL_* in the environment); required there, refused otherwise",
+    )
     mig.set_defaults(run=migrate_command)
     rotation_commands.add_parser(commands)
 

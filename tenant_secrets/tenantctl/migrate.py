@@ -14,6 +14,13 @@ through this command.
 To Infisical (the reverse): a tenant only in the database gets `storage: both`. Its values come from
 its declared sources (config, env, generate, value, infisical), never from the table, so nothing is
 added; rows that tenants.yaml does not declare are not copied, and `tenantctl verify` lists them.
+
+In a file with regions (docs/decisions/0054-regions.md) a tenant's `storage` holds in every region it lives
+in, and each region's folders are in that region's Infisical, listed with that region's credentials only. So
+the move to the database takes one region at a time (`--region`, its INFISICAL_* in the environment) and the
+tenants that live in that region alone: a `{from: infisical}` key added from one region's folder would be read
+from the other regions' folders too, which may not hold it. The move to Infisical reads no store and takes no
+region.
 """
 
 from __future__ import annotations
@@ -70,20 +77,54 @@ def _storage(tf: TenantsFile, tenant: Tenant) -> str:
     return tenant.storage or tf.document.defaults.storage
 
 
-def candidates(tf: TenantsFile, target: str) -> list[str]:
-    """Tenants, in file order, that are only in the store the migration leaves."""
+def check_region(tf: TenantsFile, target: str, region: str | None) -> None:
+    """MigrationError, one line, unless ``region`` fits the file and the direction: required for the move to the
+    database in a file with regions, refused in a file without, and for the move to Infisical."""
+    declared = tf.document.regions
+    if region is not None and declared is None:
+        raise MigrationError(f"--region {region}: {tf.path} declares no regions; leave --region out")
+    if region is not None and target == "infisical":
+        raise MigrationError(
+            "--region: only with --to database (the move to Infisical reads no store, and a tenant's storage holds in "
+            "every region it lives in)"
+        )
+    if declared is not None and target == "database" and region is None:
+        raise MigrationError(
+            f"{tf.path} declares regions ({', '.join(declared)}): pass --region, with that region's INFISICAL_* in "
+            "the environment (its folders' keys are listed there)"
+        )
+    if declared is not None and region is not None and region not in declared:
+        raise MigrationError(f"--region {region}: not declared in {tf.path} (regions: {', '.join(declared)})")
+
+
+def _lives_in(tf: TenantsFile, tenant: Tenant, region: str | None) -> bool:
+    """Whether the tenant lives in ``region`` alone (None: a file without regions, where every tenant does)."""
+    return region is None or tf.document.regions_of(tenant) == [region]
+
+
+def candidates(tf: TenantsFile, target: str, region: str | None = None) -> list[str]:
+    """Tenants, in file order, that are only in the store the migration leaves (and live in ``region`` alone)."""
     source = DIRECTIONS[target]
-    return [t.subdomain for t in tf.document.tenants if not t.decommissioned and _storage(tf, t) == source]
+    return [
+        t.subdomain
+        for t in tf.document.tenants
+        if not t.decommissioned and _storage(tf, t) == source and _lives_in(tf, t, region)
+    ]
 
 
-def choose(tf: TenantsFile, target: str, names: Sequence[str], batch: int | None) -> list[str]:
-    """The named tenants (each must be only in the other store), or the next ``batch`` of them."""
-    movable = candidates(tf, target)
+def choose(
+    tf: TenantsFile, target: str, names: Sequence[str], batch: int | None, region: str | None = None
+) -> list[str]:
+    """The named tenants (each must be only in the other store, and live in ``region`` alone), or the next
+    ``batch`` of them."""
+    check_region(tf, target, region)
+    movable = candidates(tf, target, region)
     if batch is not None:
         if batch < 1:
             raise MigrationError("--batch: a whole number >= 1 of tenants")
         if not movable:
-            raise MigrationError(f"no tenant is only in {DIRECTIONS[target]}: nothing to migrate")
+            alone = f" and lives in {region} alone" if region else ""
+            raise MigrationError(f"no tenant is only in {DIRECTIONS[target]}{alone}: nothing to migrate")
         return movable[:batch]
     if not names:
         raise MigrationError("name the tenants (--tenants a,b,c) or how many to take (--batch N)")
@@ -91,6 +132,17 @@ def choose(tf: TenantsFile, target: str, names: Sequence[str], batch: int | None
     unknown = [n for n in names if n not in known]
     if unknown:
         raise MigrationError(f"not in {tf.path}: {few(unknown)}")
+    elsewhere = [
+        f"{n} (regions: {', '.join(tf.document.regions_of(known[n]) or ())})"
+        for n in names
+        if not _lives_in(tf, known[n], region)
+    ]
+    if elsewhere:
+        raise MigrationError(
+            f"only a tenant that lives in {region} alone moves with --region {region}: {few(elsewhere)}; a tenant of "
+            "several regions needs each undeclared key of its folders declared by hand (`tenantctl verify --region` "
+            "in each region lists them), then `storage: both`"
+        )
     wrong = [f"{n} (storage: {_storage(tf, known[n])})" for n in names if n not in movable]
     if wrong:
         raise MigrationError(
@@ -111,14 +163,19 @@ def _environments(tf: TenantsFile, tenant: Tenant) -> list[str]:
 
 
 def plan_migration(
-    tf: TenantsFile, target: str, subdomains: Sequence[str], held: Mapping[str, Mapping[str, Collection[str]]]
+    tf: TenantsFile,
+    target: str,
+    subdomains: Sequence[str],
+    held: Mapping[str, Mapping[str, Collection[str]]],
+    region: str | None = None,
 ) -> Migration:
     """What each tenant gains. ``held``: environment -> folder path -> key names (keys only matter to the
-    move to the database; the reverse adds none)."""
+    move to the database; the reverse adds none), in ``region``'s Infisical in a file with regions (the
+    tenants chosen live there alone: :func:`choose`)."""
     index = {t.subdomain: i for i, t in enumerate(tf.document.tenants)}
     if target == "infisical":
         return Migration(target, tuple(Move(s, index[s]) for s in subdomains))
-    plans = {env: plan_environment(tf, env) for env in environments_of(tf, subdomains)}
+    plans = {env: plan_environment(tf, env, region) for env in environments_of(tf, subdomains)}
     moves: list[Move] = []
     skipped: list[str] = []
     for subdomain in subdomains:

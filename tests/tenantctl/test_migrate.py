@@ -201,3 +201,54 @@ def test_the_command_rewrites_the_file_with_one_listing_per_environment(
     assert cli.main(["migrate", str(path), "--to", "database", "--tenants", "alpha"]) == 1
     assert "moves to database: alpha (storage: both)" in capsys.readouterr().err
     assert path.read_text() == before
+
+
+REGIONS_FILE = """\
+version: 1
+regions: [eu, us]
+defaults: {storage: infisical, environments: [dev, prod]}
+tenants:
+  - {subdomain: alpha, regions: [eu, us], secrets: {}}
+  - {subdomain: bravo, regions: [eu], secrets: {}}
+  - {subdomain: charlie, regions: [us], secrets: {}}
+  - {subdomain: delta, regions: [eu], decommission: [us], secrets: {}}
+"""
+
+
+def test_in_regions_the_move_to_the_database_takes_one_region_and_the_tenants_living_there_alone() -> None:
+    """A `{from: infisical}` key added from eu's folder would be read from us's folder too: alpha, of both
+    regions, is refused; bravo and delta (which left us) move with their folder's keys as eu lists them."""
+    tf = parse_tenants(REGIONS_FILE)
+    assert choose(tf, "database", [], 10, "eu") == ["bravo", "delta"]
+    assert choose(tf, "database", [], 10, "us") == ["charlie"]
+    with pytest.raises(MigrationError, match=r"^tenants\.yaml declares regions \(eu, us\): pass --region, with"):
+        choose(tf, "database", ["bravo"], None)
+    with pytest.raises(MigrationError, match=r"lives in eu alone moves with --region eu: alpha \(regions: eu, us\)"):
+        choose(tf, "database", ["bravo", "alpha"], None, "eu")
+    with pytest.raises(MigrationError, match=r"--region ap: not declared in tenants\.yaml \(regions: eu, us\)"):
+        choose(tf, "database", [], 1, "ap")
+    with pytest.raises(MigrationError, match=r"^--region: only with --to database"):
+        choose(tf, "infisical", ["bravo"], None, "eu")
+    with pytest.raises(MigrationError, match="declares no regions; leave --region out"):
+        choose(parse_tenants(FILE), "database", [], 1, "eu")
+    held = {"dev": {"/tenants/bravo": ["SENDGRID_API_KEY"]}, "prod": {"/tenants/bravo": ["SENDGRID_API_KEY"]}}
+    migration = plan_migration(tf, "database", ["bravo"], held, "eu")
+    migrated = parse_tenants(rewrite(REGIONS_FILE, migration))
+    bravo = next(t for t in plan_environment(migrated, "prod", "eu").tenants if t.subdomain == "bravo")
+    assert bravo.storage == {"infisical", "database"}
+    assert bravo.secrets["SENDGRID_API_KEY"] == InfisicalSource("/tenants/bravo", "SENDGRID_API_KEY", None)
+    assert "bravo" not in {t.subdomain for t in plan_environment(migrated, "prod", "us").tenants}
+
+
+def test_the_command_takes_the_region_and_lists_that_regions_folders_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeKeys({"dev": {"/tenants/charlie": ["TOKEN"]}, "prod": {"/tenants/charlie": ["TOKEN"]}})
+    monkeypatch.setattr(cli, "_held_keys", lambda envs: {env: fake.list_tree_keys(env, "/tenants") for env in envs})
+    path = tmp_path / "tenants.yaml"
+    path.write_text(REGIONS_FILE)
+    assert cli.main(["migrate", str(path), "--to", "database", "--batch", "5"]) == 1
+    assert "pass --region" in capsys.readouterr().err
+    assert fake.asked == [] and path.read_text() == REGIONS_FILE
+    assert cli.main(["migrate", str(path), "--to", "database", "--region", "us", "--batch", "5"]) == 0
+    assert "1 tenant(s) now storage: both (charlie); 1 key(s) now read {from: infisical}" in capsys.readouterr().err
