@@ -30,6 +30,7 @@ from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, ens
 from tests.e2e.conftest import Infisical, Project, configure, sdk_listing, start_infisical
 from tests.e2e.steps import tenantctl
 from tests.e2e.test_keyring import seed_app
+from tests.e2e.test_shards import owners_in_state
 
 pytestmark = pytest.mark.e2e
 
@@ -262,3 +263,100 @@ def plant(region: Region, subdomain: str) -> None:
         company = find_companies(conn, settings, [subdomain], [])[subdomain]
         change = TenantChange({"PLAN": "fake-planted-0001"})
         apply_tenants(conn, settings, {company: change}, region.keyring())
+
+
+RESHARDED = {"eu": ("alpha", "bravo", "charlie", "hotel"), "us": ("delta", "echo")}
+"""The tenants of each region in the reshard below: bravo and charlie change shard in eu (1 of 1 -> 2 of 2), and
+so would delta if us were resharded."""
+
+
+def resharded_file() -> str:
+    lines = ["version: 1", "regions: [eu, us]", "defaults: {storage: both, environments: [dev]}", PLATFORM + "tenants:"]
+    for region, names in RESHARDED.items():
+        for name in names:
+            lines.append(
+                f"  - {{subdomain: {name}, regions: [{region}], secrets: {{PLAN: {{value: fake-plan-{name}}}}}}}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def snapshot(region: Region, project: Project) -> dict[str, Any]:
+    """What any write to a region's stores changes: each folder's keys with value and version, each row's
+    ciphertext, version, updated_at and xmin, and how many changes its Infisical server audited; and its stacks'
+    state (resources as exported) and stack files."""
+    with psycopg.connect(region.dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT c.subdomain, s.secret_key, s.secret_value_encrypted, s.version, s.updated_at::text, s.xmin::text"
+            " FROM company_secrets s JOIN companies c ON c.id = s.company_id ORDER BY 1, 2"
+        ).fetchall()
+    folders = {}
+    for name in (*RESHARDED["eu"], *RESHARDED["us"]):
+        listed = sdk_listing(region.infisical, "dev", f"/tenants/{name}")
+        folders[name] = None if listed is None else {s.secretKey: (s.secretValue, s.version) for s in listed}
+    stacks = {}
+    for path in sorted(project.root.glob(f"Pulumi.dev-{region.name}*.yaml")):
+        name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        exported = subprocess.run(
+            ["pulumi", "stack", "export", "--stack", name],
+            cwd=project.root,
+            env={**os.environ, **project.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        stacks[name] = (path.read_text(), json.loads(exported)["deployment"]["resources"])
+    return {"rows": rows, "folders": folders, "audited": len(region.infisical.server.audit()), "stacks": stacks}
+
+
+def test_a_regions_stacks_resharded_one_to_two_with_buckets_write_nothing_and_leave_the_other_region_alone(
+    project: Project, second_cluster: Cluster, second_infisical: Infisical
+) -> None:
+    """eu's stack, with buckets (a new stack's default), split into dev-eu and dev-eu-02 by `tenantctl shards init
+    --region eu` and `tenantctl reshard --region eu`: each eu stack's `up` then forgets or adopts its tenants,
+    writing nothing in either region, and us's stack, state and stores stay as they were (delta, of us, would
+    change shard too: it is not eu's to move)."""
+    eu = Region("eu", project.dsn, project.infisical, {1: os.urandom(32).hex()})
+    us = Region("us", second_cluster.dsn(), second_infisical, {1: os.urandom(32).hex()})
+    project.write_tenants(resharded_file())
+    eu_stack, us_stack = region_stack(project, eu), region_stack(project, us)
+    up(project, eu_stack)
+    up(project, us_stack)
+    assert eu.folder("bravo") == {"PLAN": "fake-plan-bravo"} and us.folder("bravo") is None
+    assert us.folder("delta") == {"PLAN": "fake-plan-delta"}
+    before = {"eu": snapshot(eu, project), "us": snapshot(us, project)}
+
+    refused = tenantctl(project, "shards", "init", "--environment", "dev", "--count", "2")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "tenantctl shards init: environment dev is in regions (eu, us): pass --region"
+    made = tenantctl(project, "shards", "init", "--environment", "dev", "--region", "eu", "--count", "2")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("created dev-eu-02;"), made.stdout
+    copied = (project.root / "Pulumi.dev-eu-02.yaml").read_text()
+    assert "tenant-secrets:region: eu" in copied and "tenant-secrets:buckets:" in copied, copied
+    done = tenantctl(project, "reshard", "--environment", "dev", "--region", "eu", "--from", "1", "--to", "2")
+    assert done.returncode == 0, done.stderr
+    assert "marked 2 tenant(s) to move" in done.stdout and "(dev-eu -> dev-eu-02: 2 tenant(s))" in done.stdout
+
+    eu.infisical.reset_counts()
+    us.infisical.reset_counts()
+    destination = auto.select_stack(
+        stack_name="dev-eu-02",
+        work_dir=str(project.root),
+        opts=auto.LocalWorkspaceOptions(env_vars=eu.env(project), secrets_provider="passphrase"),
+    )
+    for stack in (eu_stack, destination):
+        assert project.preview(stack).change_summary.get("delete", 0) == 0
+        up(project, stack)
+    assert eu.infisical.writes() == 0 and us.infisical.writes() == 0
+    for stack in (eu_stack, destination, us_stack):
+        assert set(project.preview(stack).change_summary) == {"same"}, stack.name
+    assert owners_in_state(project, "dev-eu")["tenants"] == ["alpha", "hotel"]
+    assert owners_in_state(project, "dev-eu-02")["tenants"] == ["bravo", "charlie"]
+
+    after = {"eu": snapshot(eu, project), "us": snapshot(us, project)}
+    assert after["us"] == before["us"], "us's stack, state or stores changed"
+    assert {k: v for k, v in after["eu"].items() if k != "stacks"} == {
+        k: v for k, v in before["eu"].items() if k != "stacks"
+    }, "a value, ciphertext, version, updated_at or xmin was rewritten in eu"
+    verified = tenantctl(project, "verify", "--environment", "dev", "--region", "eu", env=eu.env(project))
+    assert verified.returncode == 0 and verified.stdout.count("no drift on stack") == 2, verified.stdout
