@@ -6,7 +6,9 @@ eu's rows (and the reverse: the Python reader, the seed's Node.js application wi
 the Node.js reader package configured with eu's Infisical and key folder);
 dropping us without `decommission: [us]` is refused and deletes nothing, with the marker only us loses it; a
 rotation of us's master key leaves every eu row as it was; and `tenantctl verify` on dev-us reports a folder and
-rows of an eu tenant planted there by hand."""
+rows of an eu tenant planted there by hand. A second test splits eu's stack (with buckets) into two shards
+(`shards init` and `reshard` with `--region eu`): nothing is written in either region, and us's stack, state and
+stores stay as they were."""
 
 from __future__ import annotations
 
