@@ -347,11 +347,11 @@ def test_a_regions_stacks_resharded_one_to_two_with_buckets_write_nothing_and_le
         opts=auto.LocalWorkspaceOptions(env_vars=eu.env(project), secrets_provider="passphrase"),
     )
     for stack in (eu_stack, destination):
-        assert project.preview(stack).change_summary.get("delete", 0) == 0
+        assert project.preview(stack).change_summary.get(auto.OpType.DELETE, 0) == 0
         up(project, stack)
     assert eu.infisical.writes() == 0 and us.infisical.writes() == 0
     for stack in (eu_stack, destination, us_stack):
-        assert set(project.preview(stack).change_summary) == {"same"}, stack.name
+        assert set(project.preview(stack).change_summary) == {auto.OpType.SAME}, stack.name
     assert owners_in_state(project, "dev-eu")["tenants"] == ["alpha", "hotel"]
     assert owners_in_state(project, "dev-eu-02")["tenants"] == ["bravo", "charlie"]
 
