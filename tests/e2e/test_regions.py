@@ -91,13 +91,24 @@ class Region:
             reader.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def second_cluster(cluster_root: Path) -> Iterator[Cluster]:
     """us's own PostgreSQL: a second private cluster (beside the session's, outside pytest's temp root)."""
     cluster = Cluster(cluster_root / "pg-us")
     cluster.ensure_started()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def us_dsn(second_cluster: Cluster) -> Iterator[str]:
+    """A fresh, empty database of us's cluster for one test (as the session's `pg_dsn` is of eu's)."""
+    name = f"us_{abs(hash(object())) % 10**12}"
+    with psycopg.connect(second_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    yield second_cluster.dsn(dbname=name)
+    with psycopg.connect(second_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -157,10 +168,10 @@ def failed_up(project: Project, stack: auto.Stack) -> str:
 
 
 def test_residency_under_adding_moving_and_removing_regions(
-    project: Project, second_cluster: Cluster, second_infisical: Infisical
+    project: Project, us_dsn: str, second_infisical: Infisical
 ) -> None:
     eu = Region("eu", project.dsn, project.infisical, {1: os.urandom(32).hex()})
-    us = Region("us", second_cluster.dsn(), second_infisical, {1: os.urandom(32).hex()})
+    us = Region("us", us_dsn, second_infisical, {1: os.urandom(32).hex()})
 
     # a stack without a region cannot apply a file with regions: validate names the setting
     project.write_tenants(tenants("    regions: [eu]\n"))
@@ -311,14 +322,14 @@ def snapshot(region: Region, project: Project) -> dict[str, Any]:
 
 
 def test_a_regions_stacks_resharded_one_to_two_with_buckets_write_nothing_and_leave_the_other_region_alone(
-    project: Project, second_cluster: Cluster, second_infisical: Infisical
+    project: Project, us_dsn: str, second_infisical: Infisical
 ) -> None:
     """eu's stack, with buckets (a new stack's default), split into dev-eu and dev-eu-02 by `tenantctl shards init
     --region eu` and `tenantctl reshard --region eu`: each eu stack's `up` then forgets or adopts its tenants,
     writing nothing in either region, and us's stack, state and stores stay as they were (delta, of us, would
     change shard too: it is not eu's to move)."""
     eu = Region("eu", project.dsn, project.infisical, {1: os.urandom(32).hex()})
-    us = Region("us", second_cluster.dsn(), second_infisical, {1: os.urandom(32).hex()})
+    us = Region("us", us_dsn, second_infisical, {1: os.urandom(32).hex()})
     project.write_tenants(resharded_file())
     eu_stack, us_stack = region_stack(project, eu), region_stack(project, us)
     up(project, eu_stack)
