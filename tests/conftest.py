@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,18 @@ def pg_cluster(cluster_root: Path) -> Iterator[Cluster]:
 @pytest.fixture
 def pg_dsn(pg_cluster: Cluster) -> Iterator[str]:
     """A fresh, empty database for one test (created from template0, dropped afterwards)."""
+    with fresh_database(pg_cluster) as dsn:
+        yield dsn
+
+
+@contextmanager
+def fresh_database(cluster: Cluster) -> Iterator[str]:
+    """The DSN of a new, empty database of ``cluster`` (created from template0), dropped on leaving."""
     name = f"t_{abs(hash(object())) % 10**12}"
-    with psycopg.connect(pg_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
+    with psycopg.connect(cluster.dsn(dbname="postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    yield pg_cluster.dsn(dbname=name)
-    with psycopg.connect(pg_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
+    yield cluster.dsn(dbname=name)
+    with psycopg.connect(cluster.dsn(dbname="postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -29,8 +29,9 @@ from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.reader import DsnConnections, SecretReader, UndecryptableSecretError
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, ensure_companies, find_companies
+from tests.conftest import fresh_database
 from tests.e2e.conftest import Infisical, Project, configure, sdk_listing, start_infisical
-from tests.e2e.steps import tenantctl
+from tests.e2e.steps import pulumi, tenantctl
 from tests.e2e.test_keyring import seed_app
 from tests.e2e.test_shards import owners_in_state
 
@@ -103,12 +104,8 @@ def second_cluster(cluster_root: Path) -> Iterator[Cluster]:
 @pytest.fixture
 def us_dsn(second_cluster: Cluster) -> Iterator[str]:
     """A fresh, empty database of us's cluster for one test (as the session's `pg_dsn` is of eu's)."""
-    name = f"us_{abs(hash(object())) % 10**12}"
-    with psycopg.connect(second_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    yield second_cluster.dsn(dbname=name)
-    with psycopg.connect(second_cluster.dsn(dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(second_cluster) as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -309,15 +306,9 @@ def snapshot(region: Region, project: Project) -> dict[str, Any]:
     stacks = {}
     for path in sorted(project.root.glob(f"Pulumi.dev-{region.name}*.yaml")):
         name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        exported = subprocess.run(
-            ["pulumi", "stack", "export", "--stack", name],
-            cwd=project.root,
-            env={**os.environ, **project.env},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        stacks[name] = (path.read_text(), json.loads(exported)["deployment"]["resources"])
+        exported = pulumi(project, "stack", "export", "--stack", name)
+        assert exported.returncode == 0, exported.stderr
+        stacks[name] = (path.read_text(), json.loads(exported.stdout)["deployment"]["resources"])
     return {"rows": rows, "folders": folders, "audited": len(region.infisical.server.audit()), "stacks": stacks}
 
 
