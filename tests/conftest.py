@@ -29,13 +29,22 @@ def cluster_root() -> Iterator[Path]:
     shutil.rmtree(root)
 
 
+@contextmanager
+def running_cluster(root: Path) -> Iterator[Cluster]:
+    """A real PostgreSQL server with its data under ``root``, stopped on leaving."""
+    cluster = Cluster(root)
+    cluster.ensure_started()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_cluster(cluster_root: Path) -> Iterator[Cluster]:
     """A real PostgreSQL server in a temp directory, started once per session and stopped after."""
-    cluster = Cluster(cluster_root / "pg")
-    cluster.ensure_started()
-    yield cluster
-    cluster.stop()
+    with running_cluster(cluster_root / "pg") as cluster:
+        yield cluster
 
 
 @pytest.fixture

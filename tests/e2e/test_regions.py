@@ -29,7 +29,7 @@ from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.reader import DsnConnections, SecretReader, UndecryptableSecretError
 from tenant_secrets.secret.envelope import Keyring
 from tenant_secrets.store import StoreSettings, TenantChange, apply_tenants, ensure_companies, find_companies
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, running_cluster
 from tests.e2e.conftest import Infisical, Project, configure, sdk_listing, start_infisical
 from tests.e2e.steps import pulumi, tenantctl
 from tests.e2e.test_keyring import seed_app
@@ -95,10 +95,8 @@ class Region:
 @pytest.fixture(scope="module")
 def second_cluster(cluster_root: Path) -> Iterator[Cluster]:
     """us's own PostgreSQL: a second private cluster (beside the session's, outside pytest's temp root)."""
-    cluster = Cluster(cluster_root / "pg-us")
-    cluster.ensure_started()
-    yield cluster
-    cluster.stop()
+    with running_cluster(cluster_root / "pg-us") as cluster:
+        yield cluster
 
 
 @pytest.fixture
