@@ -18,6 +18,7 @@ from tenant_secrets.stack.handover import handovers, refusals
 from tenant_secrets.stack.shards import shard_of
 from tenant_secrets.tenantctl.main import main
 from tenant_secrets.tenants_file.loader import parse_tenants
+from tests.e2e.conftest import git
 
 US_ONLY = "regions: [us]"
 BOTH = "regions: [us, eu]"
@@ -64,7 +65,7 @@ class Backend:
         return subprocess.CompletedProcess(args, 0, json.dumps(tags), "")
 
 
-def git(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+def git_show(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """`git show <commit>:tenants.yaml` of the commits above; any other commit is not in the checkout."""
     commit = args[1].split(":")[0]
     if commit in COMMITS:
@@ -73,7 +74,7 @@ def git(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 
 def check(head: str, applied_commits: dict[str, str], stack: StackInfo = US) -> list[str]:
-    return refusals(parse_tenants(head), stack, STACKS, Backend(applied_commits).run, git)
+    return refusals(parse_tenants(head), stack, STACKS, Backend(applied_commits).run, git_show)
 
 
 def test_refused_while_the_new_region_applied_a_commit_before_it_held_the_tenant() -> None:
@@ -104,7 +105,7 @@ def test_an_applied_commit_missing_from_the_checkout_refuses_and_says_why() -> N
 def test_decommissioned_everywhere_is_not_a_handover_and_reads_no_tag() -> None:
     backend = Backend({})
     assert handovers(parse_tenants(tenants_yaml(GONE)), US) == []
-    assert refusals(parse_tenants(tenants_yaml(GONE)), US, STACKS, backend.run, git) == []
+    assert refusals(parse_tenants(tenants_yaml(GONE)), US, STACKS, backend.run, git_show) == []
     assert backend.asked == []
 
 
@@ -118,16 +119,6 @@ def test_a_delete_the_stack_already_applied_is_not_checked_again() -> None:
     assert check(tenants_yaml(MOVED), {"prod-us": V3}) == []
 
 
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), "-c", "user.email=t@example.test", "-c", "user.name=t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def test_tenantctl_handover_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,13 +127,13 @@ def test_tenantctl_handover_check(
     for stack in STACKS:
         shard = f"{stack.shard}" if stack.shard else None
         (tmp_path / f"Pulumi.{stack.name}.yaml").write_text(stack_file(stack.region or "", shard))
-    _git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "init", "-q", "-b", "main")
     made = []
     for acme in (US_ONLY, BOTH, MOVED):
         (tmp_path / "tenants.yaml").write_text(tenants_yaml(acme))
-        _git(tmp_path, "add", ".")
-        _git(tmp_path, "commit", "-qm", acme)
-        made.append(_git(tmp_path, "rev-parse", "HEAD"))
+        git(tmp_path, "add", ".")
+        git(tmp_path, "commit", "-qm", acme)
+        made.append(git(tmp_path, "rev-parse", "HEAD"))
     backend = Backend({"prod-us": made[1], EU_HOLDER.name: made[0]})
     monkeypatch.setattr(applied, "pulumi_runner", lambda cwd: backend.run)
     monkeypatch.chdir(tmp_path)
