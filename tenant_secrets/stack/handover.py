@@ -132,6 +132,8 @@ def refusals(
             except StackFileError as err:
                 waiting.append(f"{region} ({err})")
                 continue
+            if not holders:
+                waiting.append(f"{region} (no stack of region {region} holds it: its shards are incomplete)")
             for holder in holders:
                 commit = applied.commit(holder.name)
                 if commit is None:

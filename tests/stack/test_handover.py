@@ -147,3 +147,9 @@ def test_tenantctl_handover_check(
     assert capsys.readouterr().out.startswith("stack prod-us: 1 tenant(s)")
     assert main(["handover-check", "--stack", EU_HOLDER.name]) == 0
     assert capsys.readouterr().out == f"stack {EU_HOLDER.name}: no tenant moves away\n"
+
+
+def test_a_region_whose_shards_leave_the_tenant_without_a_stack_does_not_hold_it() -> None:
+    stacks = [s for s in STACKS if s != EU_HOLDER]
+    lines = refusals(parse_tenants(tenants_yaml(MOVED)), US, stacks, Backend({"prod-us": V2}).run, git_show)
+    assert len(lines) == 1 and "eu (no stack of region eu holds it: its shards are incomplete)" in lines[0]
