@@ -12,6 +12,7 @@
     tenantctl affected (--base GIT_REF | --since-applied) [--environment ENV] [--json] [--repo DIR]
                                                                                     (affected.py)
     tenantctl record-applied --stack NAME [--commit REV] [--repo DIR]            (stack/applied.py)
+    tenantctl handover-check --stack NAME [--repo DIR] [FILE]                     (stack/handover.py)
     tenantctl shards init --environment ENV [--region R] --count N                 (reshard.py)
     tenantctl shards which --environment ENV [--region R] SUBDOMAIN...
     tenantctl reshard --environment ENV [--region R] --from N --to M
@@ -478,6 +479,40 @@ def record_applied_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def handover_check_command(args: argparse.Namespace) -> int:
+    """Before a region's `pulumi up`: refuse when the stack would delete a tenant that moves to other regions
+    before each of them applied it (one line per tenant), 0 otherwise."""
+    from tenant_secrets.stack import applied, handover  # noqa: PLC0415
+    from tenant_secrets.stack.files import StackFileError, discover  # noqa: PLC0415
+
+    root = Path(args.repo)
+    try:
+        head = load_tenants_file(args.file or root / handover.TENANTS_FILE)
+        stacks = discover(root)
+        stack = next((s for s in stacks if s.name == args.stack), None)
+        lines = (
+            []
+            if stack is None
+            else handover.refusals(head, stack, stacks, applied.pulumi_runner(Path.cwd()), handover.git_runner(root))
+        )
+    except TenantsFileError as err:
+        _print_issues(err.issues, "text")
+        return 1
+    except (StackFileError, applied.AppliedError) as err:
+        print(f"tenantctl handover-check: {err}", file=sys.stderr)
+        return 2
+    if stack is None:
+        print(f"tenantctl handover-check: no Pulumi.{args.stack}.yaml in {root}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line, file=sys.stderr)
+    if not lines:
+        moving = len(handover.handovers(head, stack))
+        said = f"{moving} tenant(s) leaving for other regions, each held there" if moving else "no tenant moves away"
+        print(f"stack {stack.name}: {said}")
+    return 1 if lines else 0
+
+
 def _held_keys(environments: Sequence[str]) -> dict[str, dict[str, list[str]]]:
     """Key names under /tenants in each environment, one recursive listing each, values never sent."""
     from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials, InfisicalError  # noqa: PLC0415
@@ -651,6 +686,15 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--commit", default="HEAD", help="the commit the up ran from (default: HEAD)")
     rec.add_argument("--repo", default=".", help="the checkout the commit is read from, default .")
     rec.set_defaults(run=record_applied_command)
+
+    hand = commands.add_parser(
+        "handover-check",
+        help="before a region's `pulumi up`: refuse to delete a tenant moving to other regions before they applied it",
+    )
+    hand.add_argument("file", nargs="?", help="the tenants file, default tenants.yaml in --repo")
+    hand.add_argument("--stack", required=True)
+    hand.add_argument("--repo", default=".", help="the checkout whose stack files and history are read, default .")
+    hand.set_defaults(run=handover_check_command)
     reshard.add_parsers(commands)
 
     rescue = commands.add_parser(

@@ -1,6 +1,7 @@
 """The workflows of an environment in regions, run by act (docs/decisions/0054-regions.md). The deploy: each
 region's stacks are rows of its matrices, each in its region's GitHub environment; one region's failure leaves the
-other region's rows to run, and each row's summary line names its region and stack, applied or behind. The pull
+other region's rows to run, and each row's summary line names its region and stack, applied or behind; a tenant
+moving away from a region is not deleted there before the region it moves to applied it (the handover guard). The pull
 request: a tenant moved between regions in one change is refused at the top of the plan comment (file, line and
 field) and fails the check; the plans are grouped by region.
 
@@ -41,20 +42,16 @@ def regions_file(us: str = "[us]") -> str:
     )
 
 
-@pytest.mark.long
-def test_one_regions_failure_leaves_the_other_regions_owner_applied_and_the_summary_names_it(origin: Origin) -> None:
-    assert [shard_of(s, 2) for s in EU] == [1, 2]
-    # dev in regions: eu in two shards, us in one whose stack the deploy's passphrase cannot open (a region whose
-    # GitHub environment holds a wrong credential); the unsharded stacks of the fixture are no longer this file's
+def deploy_in_regions(origin: Origin, stacks: dict[str, tuple[str, str]], broken: str) -> None:
+    """dev in regions eu and us, on ``stacks`` (name: region and shard), committed; the deploy's secrets are the
+    services', and its passphrase cannot open the stack ``broken`` (its region's GitHub environment holds a
+    wrong credential). The unsharded stacks of the fixture are no longer this file's."""
     for name in ("dev", "dev-02"):
         (origin.root / f"Pulumi.{name}.yaml").unlink()
     (origin.root / "tenants.yaml").write_text(regions_file())
     key = os.urandom(32).hex()
-    for name, region, shard, passphrase in (
-        ("dev-eu", "eu", "1/2", PASSPHRASE),
-        ("dev-eu-02", "eu", "2/2", PASSPHRASE),
-        ("dev-us", "us", "", "fake-another-regions-passphrase"),
-    ):
+    for name, (region, shard) in stacks.items():
+        passphrase = "fake-another-regions-passphrase" if name == broken else PASSPHRASE
         env = {**origin.env, "PULUMI_CONFIG_PASSPHRASE": passphrase}
         options = auto.LocalWorkspaceOptions(env_vars=env, secrets_provider="passphrase")
         stack = auto.create_stack(name, work_dir=str(origin.root), opts=options)
@@ -77,6 +74,24 @@ def test_one_regions_failure_leaves_the_other_regions_owner_applied_and_the_summ
         "INFISICAL_CLIENT_ID": origin.env["INFISICAL_CLIENT_ID"],
         "INFISICAL_CLIENT_SECRET": origin.env["INFISICAL_CLIENT_SECRET"],
     }
+
+
+def deploy(origin: Origin, message: str, tenants: str) -> tuple[str, list[str]]:
+    """Commit ``tenants`` as tenants.yaml and run the deploy's owners (act stops at their failure): the commit
+    and the run's log lines, the run having failed."""
+    (origin.root / "tenants.yaml").write_text(tenants)
+    git(origin.root, "commit", "-qam", message)
+    head = git(origin.root, "rev-parse", "HEAD")
+    run = origin.act("push", "deploy.yml", {"ref": "refs/heads/main", "after": head}, job="dev-owner")
+    assert run.status != 0, run.explain()
+    return head, run.log.splitlines()
+
+
+@pytest.mark.long
+def test_one_regions_failure_leaves_the_other_regions_owner_applied_and_the_summary_names_it(origin: Origin) -> None:
+    assert [shard_of(s, 2) for s in EU] == [1, 2]
+    # dev in regions: eu in two shards, us in one whose stack the deploy's passphrase cannot open
+    deploy_in_regions(origin, {"dev-eu": ("eu", "1/2"), "dev-eu-02": ("eu", "2/2"), "dev-us": ("us", "")}, "dev-us")
     head = git(origin.root, "rev-parse", "HEAD")
     run = origin.act("push", "deploy.yml", {"ref": "refs/heads/main", "after": head}, job="dev-owner")
     assert run.status != 0, run.explain()  # us failed
@@ -122,3 +137,18 @@ def test_a_pull_request_that_moves_a_tenant_between_regions_in_one_change_is_ref
     assert refusal[0].split(":")[1].isdigit() and "decommission" in refusal[0], body  # file, line and field
     assert body.index("## Region `eu`") < body.index("## Region `us`"), body
     assert "fake-plan-hotel" not in body
+
+
+@pytest.mark.long
+def test_a_tenant_moving_away_is_not_deleted_before_its_new_region_applied_it(origin: Origin) -> None:
+    """hotel moves from us to eu in the two changes tenantctl validate --base asks for, but eu's deploy of the
+    first failed: the second's us job refuses before its up, and hotel's folder in us keeps its value."""
+    deploy_in_regions(origin, {"dev-eu": ("eu", ""), "dev-us": ("us", "")}, "dev-eu")
+    first, lines = deploy(origin, "hotel gains eu", regions_file("[us, eu]"))
+    assert any(f"region us: stack dev-us applied {first[:12]}" in line for line in lines), "\n".join(lines)
+    second, lines = deploy(origin, "hotel leaves us", regions_file("[eu]\n    decommission: [us]"))
+    refusal = [line for line in lines if "tenant hotel: stack dev-us would delete it in region us" in line]
+    assert refusal and "eu (stack dev-eu has applied no commit)" in refusal[0], "\n".join(lines)
+    assert any(f"region us: stack dev-us is behind {second[:12]}" in line for line in lines)
+    listed = sdk_listing(origin.infisical, "dev", "/tenants/hotel")
+    assert listed is not None and {s.secretKey: s.secretValue for s in listed} == {"PLAN": US["hotel"]}
