@@ -640,14 +640,30 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 def which_command(args: argparse.Namespace) -> int:
-    """The stack that applies each named tenant in an environment (in one of its regions)."""
+    """The stack that applies each named tenant in an environment (in one of its regions: a tenant the tenants
+    file keeps out of that region is named with the regions it lives in instead, as no stack of it applies it)."""
+    elsewhere: dict[str, tuple[str, ...]] = {}
     try:
         stacks = of_region(of_environment(discover(Path.cwd()), args.environment), args.environment, args.region)
+        if args.region is not None:
+            plan = plan_environment(load_tenants_file(Path.cwd() / args.file), args.environment, args.region)
+            elsewhere = {t.subdomain: t.regions for t in plan.elsewhere}
     except StackFileError as err:
         print(f"tenantctl shards which: {err}", file=sys.stderr)
         return 1
+    except TenantsFileError as err:
+        print(
+            f"tenantctl shards which: {args.file} is not valid ({err.issues[0]}): run `tenantctl validate`",
+            file=sys.stderr,
+        )
+        return 1
     for subdomain in args.tenants:
-        print(f"{subdomain}: {stacks[shard_of(subdomain, len(stacks)) - 1].name}")
+        if subdomain in elsewhere:
+            print(
+                f"{subdomain}: no stack in {args.region}; its regions in {args.file}: {', '.join(elsewhere[subdomain])}"
+            )
+        else:
+            print(f"{subdomain}: {stacks[shard_of(subdomain, len(stacks)) - 1].name}")
     return 0
 
 
@@ -682,6 +698,7 @@ def add_parsers(commands: Any) -> None:
     which = sub.add_parser("which", help="the stack that applies each tenant")
     which.add_argument("--environment", required=True)
     which.add_argument("--region", help=REGION_HELP)
+    which.add_argument("--file", default="tenants.yaml", help="the tenants file (default: tenants.yaml)")
     which.add_argument("tenants", nargs="+", help="subdomains")
     which.set_defaults(run=which_command)
 

@@ -482,7 +482,14 @@ def test_shards_which_names_a_regions_stack(tmp_path: Path, monkeypatch: pytest.
     two_regions(tmp_path)
     stack_file(tmp_path, "prod-eu", "eu", "1/2")
     monkeypatch.chdir(tmp_path)
-    assert which_command(argparse.Namespace(environment="prod", region="eu", tenants=["alpha", "charlie"])) == 0
-    assert capsys.readouterr().out == "alpha: prod-eu\ncharlie: prod-eu-02\n"
-    assert which_command(argparse.Namespace(environment="prod", region=None, tenants=["alpha"])) == 1
+    asked = argparse.Namespace(
+        environment="prod", region="eu", file="tenants.yaml", tenants=["alpha", "charlie", "delta"]
+    )
+    assert which_command(asked) == 0
+    assert capsys.readouterr().out == (
+        "alpha: prod-eu\ncharlie: prod-eu-02\ndelta: no stack in eu; its regions in tenants.yaml: us\n"
+    )
+    assert (
+        which_command(argparse.Namespace(environment="prod", region=None, file="tenants.yaml", tenants=["alpha"])) == 1
+    )
     assert "tenantctl shards which: environment prod is in regions (eu, us): pass --region" in capsys.readouterr().err
