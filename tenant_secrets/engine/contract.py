@@ -2,8 +2,9 @@
 
 Every resource's type token and property name is spelled here and nowhere else; the program
 (`components/resources.py`), the providers (`components/providers.py`, deciding in
-`tenant_secrets/engine/reconcile.py`) and the reviewer's plan (`tenant_secrets/tenantctl/plan_comment.py`)
-import them, and `tests/engine/test_contract.py` fails when one of them drifts from it (docs/decisions/0033).
+`tenant_secrets/engine/reconcile.py`) and the reviewer's plan (`tenant_secrets/tenantctl/plan_rows.py`,
+`tenant_secrets/tenantctl/plan_moves.py`, `tenant_secrets/tenantctl/plan_preview.py`) import them, and
+`tests/engine/test_contract.py` fails when one of them drifts from it (docs/decisions/0033).
 
 The names below are the wire names already in every stack's state: renaming an input would show every
 resource as updated on the next preview, so the constants give them clear names instead. One wire name

@@ -23,7 +23,8 @@ from pulumi import automation as auto
 from dev.project import lay_out
 from infisical_server.testing import RunningServer, sample_config, start_server
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
-from tenant_secrets.tenantctl.plan_comment import Row, rows_from_preview
+from tenant_secrets.tenantctl.plan_preview import rows_from_preview
+from tenant_secrets.tenantctl.plan_rows import Row
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-test-passphrase-not-a-secret"

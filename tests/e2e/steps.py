@@ -20,7 +20,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import Project, sdk, sdk_listing
 
 ENVIRONMENT = "dev"

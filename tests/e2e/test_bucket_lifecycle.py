@@ -21,7 +21,7 @@ from pulumi import automation as auto
 from tenant_secrets import store
 from tenant_secrets.engine.buckets import INFISICAL, assign, split
 from tenant_secrets.secret.envelope import Keyring
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import Project, configure, sdk
 from tests.e2e.steps import Step, assert_nothing_persisted, hand_made, resources, run_steps, tenantctl
 

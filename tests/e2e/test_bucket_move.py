@@ -18,7 +18,9 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets.engine.buckets import assign
-from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown
+from tenant_secrets.tenantctl.plan_comment import render_markdown
+from tenant_secrets.tenantctl.plan_preview import parse_preview
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import Project, configure
 from tests.e2e.steps import BATCH, Step, resources, run_steps, with_error, written
 

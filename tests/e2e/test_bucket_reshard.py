@@ -28,7 +28,9 @@ from pulumi import automation as auto
 
 from tenant_secrets.engine import contract as c
 from tenant_secrets.stack.shards import shard_of
-from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown
+from tenant_secrets.tenantctl.plan_comment import render_markdown
+from tenant_secrets.tenantctl.plan_preview import parse_preview
+from tenant_secrets.tenantctl.plan_rows import Row
 from tenant_secrets.tenantctl.reshard import ReshardError, reshard
 from tests.e2e.conftest import Project, configure
 from tests.e2e.steps import Step, pulumi, run_steps, tenantctl, written

@@ -18,7 +18,7 @@ from pulumi import automation as auto
 from tenant_secrets import store
 from tenant_secrets.engine.buckets import assign
 from tenant_secrets.secret.envelope import decrypt
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import Project, configure, sdk
 from tests.e2e.steps import (
     BATCH,

@@ -18,7 +18,7 @@ import requests
 from pulumi import automation as auto
 
 from tenant_secrets.secret.keyfolder import keyring_from_folder
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import REPO, Infisical, Project, configure, sdk, sdk_listing
 from tests.e2e.steps import Check, Step, run_steps
 

@@ -18,7 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from tenant_secrets.secret.envelope import decrypt
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import Infisical, Project, configure, sdk, start_infisical
 from tests.e2e.steps import (
     BATCH,

@@ -26,7 +26,7 @@ from pulumi import automation as auto
 
 from tenant_secrets.infisical import InfisicalClient, InfisicalCredentials
 from tenant_secrets.tenantctl import plan_comment
-from tenant_secrets.tenantctl.plan_comment import Row
+from tenant_secrets.tenantctl.plan_rows import Row
 from tests.e2e.conftest import PASSPHRASE, Project, configure, sdk
 from tests.e2e.steps import Check, Step, run_steps
 

@@ -21,14 +21,17 @@ WIRE_NAMES = {
     value for name, value in vars(c).items() if name.isupper() and isinstance(value, str) and name != "PACKAGE"
 }
 # The modules that read (subscripts, ``.get``) or build (dict keys) resource properties or plan entries:
-# none may spell a property name or type token itself. plan_comment.py builds its JSON output with its own
-# keys, and program.py its stack outputs: neither is a resource's property.
+# none may spell a property name or type token itself. The plan's modules build their steps and JSON output with
+# their own keys, and program.py its stack outputs: none is a resource's property.
 READERS = {
     "components/program.py": (True, False),
     "components/providers.py": (True, True),
     "components/resources.py": (True, True),
     "tenant_secrets/engine/reconcile.py": (True, True),
     "tenant_secrets/tenantctl/plan_comment.py": (True, False),
+    "tenant_secrets/tenantctl/plan_moves.py": (True, False),
+    "tenant_secrets/tenantctl/plan_preview.py": (True, False),
+    "tenant_secrets/tenantctl/plan_rows.py": (True, False),
 }
 
 RESOURCES: dict[type[resources.PluginResource], c.Schema] = {

@@ -8,7 +8,9 @@ from typing import Any
 
 from tenant_secrets.engine import buckets as b
 from tenant_secrets.engine import contract as c
-from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_markdown, rows_from_preview
+from tenant_secrets.tenantctl.plan_comment import render_markdown
+from tenant_secrets.tenantctl.plan_preview import parse_preview, rows_from_preview
+from tenant_secrets.tenantctl.plan_rows import Row
 
 URN = "urn:pulumi:dev::tenant-secrets::tenant-secrets:index:DatabaseSecrets$tenant-secrets:index:DatabaseBucket::"
 FOLDER_URN = (

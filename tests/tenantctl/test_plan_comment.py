@@ -25,7 +25,9 @@ from tenant_secrets.store.roles import role_rights
 from tenant_secrets.store.settings import StoreSettings
 from tenant_secrets.tenantctl import plan_comment
 from tenant_secrets.tenantctl.main import main
-from tenant_secrets.tenantctl.plan_comment import Row, parse_preview, render_json, render_markdown, rows_from_preview
+from tenant_secrets.tenantctl.plan_comment import render_json, render_markdown
+from tenant_secrets.tenantctl.plan_preview import ReviewPlan, parse_preview, rows_from_preview
+from tenant_secrets.tenantctl.plan_rows import Row
 
 PREVIEWS = Path(__file__).parents[1] / "fixtures" / "previews"
 KEY = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -465,7 +467,7 @@ def step_source(rows: Sequence[Row], key: str) -> str:
 
 
 def test_a_table_cell_cannot_be_split() -> None:
-    plan = plan_comment.ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
+    plan = ReviewPlan("dev", "dev", (Row("a|b", "dev", "infisical", "K", "create"),))
     assert "| a\\|b | dev | infisical | `K` | - | create |" in render_markdown(plan)
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from tenant_secrets.tenantctl.plan_comment import (
-    parse_preview,
     render_json,
     render_markdown,
     render_plans,
     run_environment_plan,
 )
+from tenant_secrets.tenantctl.plan_preview import parse_preview
 
 PREVIEWS = Path(__file__).parents[1] / "fixtures" / "previews"
 ROOT = Path(__file__).resolve().parents[2]

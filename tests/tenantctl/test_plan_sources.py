@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tenant_secrets.tenantctl.plan_comment import parse_preview, render_json, render_markdown
+from tenant_secrets.tenantctl.plan_comment import render_json, render_markdown
+from tenant_secrets.tenantctl.plan_preview import parse_preview
 from tenant_secrets.tenants_file.sources import (
     ConfigSource,
     EnvSource,
