@@ -76,12 +76,9 @@ class SourceChange:
 
 
 def type_name(step: Mapping[str, Any]) -> str:
-    """'InfisicalFolder' from a URN ...$pulumi-python:dynamic/tenants:InfisicalFolder::codewiser-infisical."""
+    """A step's resource type name ('InfisicalFolder'); "" for a step without a whole URN."""
     urn = str(step.get("urn", ""))
-    parts = urn.split("::")
-    if len(parts) < 4:
-        return ""
-    return parts[-2].rsplit("$", 1)[-1].rsplit(":", 1)[-1]
+    return c.urn_type_name(urn) if urn.count("::") >= 3 else ""
 
 
 def step_inputs(step: Mapping[str, Any], side: str) -> Mapping[str, Any]:
