@@ -125,6 +125,27 @@ def holds_buckets(checkpoint: Mapping[str, Any]) -> bool:
     return any(_kind(str(r.get("urn", ""))) in BUCKET_TYPES for r in resources)
 
 
+def _bucket_tenants(res: Mapping[str, Any]) -> tuple[b.BucketKind, dict[str, dict[str, Any]]] | None:
+    """A bucket resource's kind and its recorded tenants (its outputs' entries, unpacked); None for any other
+    resource or a bucket with no entries recorded."""
+    kind = b.KINDS.get(_kind(str(res.get("urn", ""))))
+    outputs = res.get("outputs") or {}
+    if kind is None or not isinstance(outputs.get(c.TENANTS), Mapping):
+        return None
+    shared = b.shared_of(kind, outputs)
+    tenants = {}
+    for owner, packed in b.entries(outputs).items():
+        if not isinstance(packed, str):
+            raise ReshardError(
+                f"{res['urn']}: the entry of {owner} is not a plain JSON string in the state; nothing was changed"
+            )
+        try:
+            tenants[owner] = b.unpack(kind, owner, packed, shared)
+        except b.BucketError as err:
+            raise ReshardError(f"{res['urn']}: {err}; nothing was changed") from None
+    return kind, tenants
+
+
 def mark_departures(deployment: dict[str, Any], departures: Mapping[str, str]) -> bool:
     """A source stack of a reshard with buckets, which moves no state: each bucket's recorded entry of a tenant
     that leaves names the stack it moves to (``moved_to``; any other entry's mark is taken off), and the
@@ -134,23 +155,18 @@ def mark_departures(deployment: dict[str, Any], departures: Mapping[str, str]) -
     whether anything changed."""
     changed = False
     for res in deployment.get("resources") or []:
-        if _kind(str(res.get("urn", ""))) in BUCKET_TYPES:
-            tenants = (res.get("outputs") or {}).get(c.TENANTS)
-            if not isinstance(tenants, dict):
-                continue
-            for owner, packed in tenants.items():
-                if not isinstance(packed, str):
-                    raise ReshardError(
-                        f"{res['urn']}: the entry of {owner} is not a plain JSON string in the state; nothing was "
-                        "changed"
-                    )
-                entry = json.loads(packed)
-                entry.pop(c.MOVED_TO, None)
-                if owner in departures:
-                    entry[c.MOVED_TO] = departures[owner]
-                marked = json.dumps(entry, sort_keys=True, separators=(",", ":"))
-                changed |= marked != packed
-                tenants[owner] = marked
+        found = _bucket_tenants(res)
+        if found is None:
+            continue
+        kind, tenants = found
+        for owner, entry in tenants.items():
+            entry.pop(c.MOVED_TO, None)
+            if owner in departures:
+                entry[c.MOVED_TO] = departures[owner]
+        outputs = res["outputs"]
+        marked = b.join(kind, tenants, b.shared_of(kind, outputs))[c.TENANTS]
+        changed |= marked != outputs[c.TENANTS]
+        outputs[c.TENANTS] = marked
     registry = _registry(deployment.get("resources") or [])
     if registry is None:
         return changed
@@ -169,19 +185,14 @@ def recorded_entries(deployment: Mapping[str, Any], owners: Collection[str]) -> 
     without the reshard's own ``moved_to``: what the destination's plan compares the declared keys with."""
     found: dict[str, dict[str, str]] = {}
     for res in deployment.get("resources") or []:
-        kind = b.KINDS.get(_kind(str(res.get("urn", ""))))
-        tenants = (res.get("outputs") or {}).get(c.TENANTS)
-        if kind is None or not isinstance(tenants, Mapping):
+        bucket = _bucket_tenants(res)
+        if bucket is None:
             continue
+        kind, tenants = bucket
         for owner in set(owners) & tenants.keys():
-            packed = tenants[owner]
-            if not isinstance(packed, str):
-                raise ReshardError(
-                    f"{res['urn']}: the entry of {owner} is not a plain JSON string in the state; nothing was changed"
-                )
-            entry = json.loads(packed)
+            entry = tenants[owner]
             entry.pop(c.MOVED_TO, None)
-            found.setdefault(owner, {})[kind.store] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+            found.setdefault(owner, {})[kind.store] = b.pack(kind, entry)
     return found
 
 
