@@ -35,6 +35,7 @@ from tenant_secrets.tenants_file.model import (
     TenantPlan,
     TenantsFile,
     TenantsFileError,
+    plan_before,
     plan_environment,
 )
 
@@ -143,12 +144,8 @@ def changed_owners(
     with gc_paused():
         if base.document.defaults == head.document.defaults:
             base, head = _differing_tenants(base, head)
-        before = base.document.regions
-        if before is not None and region not in before:
-            old_tenants: dict[str, TenantPlan] = {}
-            old_folders: dict[str, FolderPlan] = {}
-        else:
-            old_tenants, old_folders = _owners(plan_environment(base, environment, region if before else None))
+        old_plan = plan_before(base, environment, region)
+        old_tenants, old_folders = _owners(old_plan) if old_plan is not None else ({}, {})
         new_tenants, new_folders = _owners(plan_environment(head, environment, region))
         tenants = {s for s in old_tenants.keys() | new_tenants.keys() if old_tenants.get(s) != new_tenants.get(s)}
         return tenants, old_folders != new_folders

@@ -60,6 +60,7 @@ from tenant_secrets.tenants_file.model import (
     TenantsFileError,
     issue_at,
     more_problems,
+    plan_before,
     plan_environment,
     region_issue,
 )
@@ -127,12 +128,11 @@ def removal_issues(base: TenantsFile, head: TenantsFile, file: str, environments
     issues: list[Issue] = []
     where: dict[str, Loc] = {t.subdomain: ("tenants", i, "secrets") for i, t in enumerate(head.document.tenants)}
     where |= {name: ("platform", name, "secrets") for name in head.document.platform}
-    before = base.document.regions
     regions: list[str | None] = [*head.document.regions] if head.document.regions else [None]
     for environment, region in [(e, r) for e in environments for r in regions]:
-        if before is not None and region not in before:
+        old = plan_before(base, environment, region)
+        if old is None:
             continue  # a region new in head: nothing of it can disappear
-        old = plan_environment(base, environment, region if before is not None else None)
         new = plan_environment(head, environment, region)
         place = f"{environment}, region {region}" if region else environment
         owners = [t.subdomain for t in old.tenants if not t.decommission] + [f.name for f in old.platform]

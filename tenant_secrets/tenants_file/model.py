@@ -677,6 +677,18 @@ def plan_environment(tf: TenantsFile, environment: str, region: str | None = Non
         return _plan_environment(tf, environment, region)
 
 
+def plan_before(tf: TenantsFile, environment: str, region: str | None) -> EnvironmentPlan | None:
+    """An earlier file's plan of ``environment`` in ``region``, to compare a later file's with: a file from before
+    regions plans without one (its tenants lived everywhere); None when it declares regions but not this one
+    (nothing was planned in that region)."""
+    declared = tf.document.regions
+    if declared is None:
+        return plan_environment(tf, environment)
+    if region not in declared:
+        return None
+    return plan_environment(tf, environment, region)
+
+
 def region_issue(tf: TenantsFile, region: str | None) -> Issue | None:
     """Why a stack with ``region`` (None: the stack sets none) cannot apply this file, or None."""
     declared = tf.document.regions
